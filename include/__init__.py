@@ -1,0 +1,1 @@
+"""Innen domain code: no Airflow imports below this package."""

@@ -1,0 +1,40 @@
+"""Where Innen keeps its files and how it reaches its database.
+
+Everything is taken from the environment so that Airflow workers, the demo and
+tests agree without a config file:
+
+``INNEN_DB_URL``
+    SQLAlchemy URL of the application database. Default: a SQLite file
+    ``var/innen.sqlite`` in the project.
+``INNEN_VAR_DIR``
+    Root of the files Innen writes (outbox, reports). Default: ``var/`` in the
+    project.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DB_URL_SETTING = "INNEN_DB_URL"
+
+
+def var_dir() -> Path:
+    """Root folder for everything Innen writes at run time."""
+    return Path(os.environ.get("INNEN_VAR_DIR") or PROJECT_ROOT / "var")
+
+
+def outbox_dir() -> Path:
+    """Released bank files: only validated, complete files ever appear here."""
+    return var_dir() / "outbox"
+
+
+def reports_dir() -> Path:
+    """CSV and HTML reports for finance."""
+    return var_dir() / "reports"
+
+
+def database_url() -> str:
+    """The application database URL (``INNEN_DB_URL``), defaulting to SQLite under var/."""
+    return os.environ.get(DB_URL_SETTING) or f"sqlite:///{var_dir() / 'innen.sqlite'}"

@@ -1,0 +1,318 @@
+"""The demo institution: a Leuven library network and an arts academy, with their patrons and pupils.
+
+Deterministic (one seeded random generator) and built relative to the run
+date, so that the demo's direct-debit run always yields FRST, RCUR, FNAL and
+OOFF collections and every outcome of the mandate check.
+
+* financial systems ``BIB`` (Bibliotheeknetwerk Regio Leuven) and ``SKA``
+  (Stedelijke Kunstacademie Leuven);
+* hubs ``KBC-BIB`` (SEPA, pain.008.001.02, lead 2 days) and ``BELFIUS-SKA``
+  (SAFESEPA, pain.008.001.08, lead 1 day), plus ``BNP-OUD``, an old hub whose
+  creditor identifier is wrong: its mandates land on active-err and it never
+  gets a file;
+* 520 end users with Belgian names (accents, apostrophes), addresses and
+  e-mail contacts; 380 mandates over daily, monthly and yearly frequencies;
+  debt lines under several transaction codes.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+
+from schwifty import IBAN
+from sqlalchemy.orm import Session
+from stdnum.eu import at_02
+
+from include.finance.counters import reserve
+from include.finance.models import (
+    Address,
+    BankHub,
+    Contact,
+    DebtLine,
+    EndUser,
+    FinancialSystem,
+    Frequency,
+    Mandate,
+    MandateTransactionCode,
+    PaymentReferenceType,
+)
+from include.finance.reference_numbers import make_reference
+from include.sepa.schedule import slot
+
+SEED = 20261122
+USERS = 520
+
+FIRST_NAMES = (
+    "Jan", "Marie", "Lucas", "Zoë", "Noémie", "Chloé", "Anaïs", "Thiébaut", "Renée", "Hélène", "Maëlle",
+    "Jérôme", "François", "Gaëtan", "Lotte", "Wout", "Febe", "Seppe", "Elif", "Mohamed", "Yasmine", "Ines",
+    "Arthur", "Louise", "Noah", "Olivia", "Finn", "Julie", "Bart", "Griet", "Luc", "Nathalie", "Kobe", "Aïcha",
+    "Björn", "Léa", "Siebe", "Emiel", "Fien", "Jef",
+)
+LAST_NAMES = (
+    "Peeters", "Janssens", "Maes", "Jacobs", "Mertens", "Willems", "Claes", "Goossens", "Wouters", "De Smet",
+    "D'Hondt", "Van den Broeck", "Dubois", "Lambert", "Dupont", "Vandenbroucke", "D'Haese", "Van Damme",
+    "Lefèvre", "Noël", "D'Hooghe", "Verhaeghe", "Deprez", "Bogaert", "Coppens", "Vermeulen", "Van Acker",
+    "Desmet", "Lemaître", "Geeraerts", "Van Gestel", "Çelik", "El Amrani", "Vanhoutte", "D'Ursel", "Stroobants",
+    "Crèvecœur", "Gevaert", "Van Ransbeeck", "De Wolf",
+)
+STREETS = (
+    ("Bondgenotenlaan", "3000", "Leuven"), ("Naamsestraat", "3000", "Leuven"), ("Tiensestraat", "3000", "Leuven"),
+    ("Diestsesteenweg", "3010", "Kessel-Lo"), ("Naamsesteenweg", "3001", "Heverlee"),
+    ("Aarschotsesteenweg", "3012", "Wilsele"), ("Sint-Maartenstraat", "3000", "Leuven"),
+    ("Rue de l'Étuve", "1000", "Brussel"), ("Chaussée de Wavre", "1050", "Elsene"),
+    ("Place de l'Université", "1348", "Louvain-la-Neuve"), ("Kapucijnenvoer", "3000", "Leuven"),
+    ("Tervuursesteenweg", "3001", "Heverlee"), ("Brusselsesteenweg", "3020", "Herent"),
+)
+# Belgian bank codes (first three BBAN digits) of banks in schwifty's registry.
+BANK_CODES = ("734", "001", "068", "363", "751", "063", "310", "103", "973", "096")
+BIB_CODES = ("LIDGELD", "BOETE-LAAT", "BOETE-BESCHADIGD", "RESERVATIE", "PRINT")
+SKA_CODES = ("INSCHRIJVING", "MATERIAAL", "UITSTAP-BRUGGE", "UITSTAP-GENT")
+
+
+def _enterprise_number(base: int) -> str:
+    """A Belgian enterprise (KBO) number: eight digits then 97 minus their remainder mod 97."""
+    digits = f"{base:08d}"
+    return digits + f"{97 - int(digits) % 97:02d}"
+
+
+def creditor_id(country: str, national_id: str) -> str:
+    """A SEPA creditor identifier (AT-02) with business code ZZZ."""
+    return country + at_02.calc_check_digits(f"{country}00ZZZ{national_id}") + "ZZZ" + national_id
+
+
+@dataclass
+class DemoInstitution:
+    run_date: date
+    users: int
+    mandates: int
+    debt_lines: int
+
+
+class _Builder:
+    def __init__(self, session: Session, run_date: date) -> None:
+        self.session = session
+        self.run_date = run_date
+        self.rng = random.Random(SEED)
+        self.created_at = datetime.combine(run_date - timedelta(days=400), time(9), tzinfo=timezone.utc)
+
+    def iban(self) -> IBAN:
+        return IBAN.generate("BE", self.rng.choice(BANK_CODES), f"{self.rng.randrange(10**7):07d}")
+
+    def amount(self, low: int, high: int) -> Decimal:
+        return Decimal(self.rng.randrange(low * 100, high * 100)) / 100
+
+    def metadata(self) -> None:
+        s = self.session
+        self.bib = FinancialSystem(code="BIB", name="Bibliotheeknetwerk Regio Leuven", merchant_name="Bibliotheek Leuven")
+        self.ska = FinancialSystem(code="SKA", name="Stedelijke Kunstacademie Leuven", merchant_name="Kunstacademie Leuven",
+                                   partial_payment_strategy="matching_amount")
+        s.add_all([self.bib, self.ska])
+        s.flush()
+        self.daily = Frequency(code="daily", name="Dagelijks", unit="day")
+        self.monthly = Frequency(code="monthly", name="Maandelijks", unit="month")
+        self.yearly = Frequency(code="yearly", name="Jaarlijks", unit="year")
+        s.add_all([self.daily, self.monthly, self.yearly])
+        common = {"access_read": "fin-lezen", "access_write": "fin-schrijven", "access_admin": "fin-admin",
+                  "address_types": "thuis;emailonly"}
+        self.type_bib = PaymentReferenceType(
+            code="DOM-BIB", name="Domiciliëring bibliotheek", reference_format="OGM", reference_counter="ogm-bib",
+            reference_prefix="062", invoice_counter="fact-bib", invoice_prefix="BIB-", print_state="FAC-DOM",
+            transaction_cost_code="KOST-DOM", **common,
+        )
+        self.type_ska = PaymentReferenceType(
+            code="DOM-SKA", name="Domiciliëring schoolgeld", reference_format="RF", reference_counter="rf-ska",
+            reference_prefix="71", invoice_counter="fact-ska", invoice_prefix="SKA-", direct_print=True, **common,
+        )
+        self.type_once = PaymentReferenceType(
+            code="EENMALIG-SKA", name="Eenmalige inning (uitstap)", default_sequence_type="OOFF",
+            invoice_counter="fact-ska", invoice_prefix="SKA-", **common,
+        )
+        self.type_online = PaymentReferenceType(
+            code="ONLINE", name="Online betaling", lifetime_seconds=7 * 86400, allowed_online=True,
+            address_types="emailonly",
+        )
+        s.add_all([self.type_bib, self.type_ska, self.type_once, self.type_online])
+        address = {"creditor_street": "Rijschoolstraat", "creditor_house_number": "4", "creditor_postal_code": "3000",
+                   "creditor_city": "Leuven", "creditor_country": "BE"}
+        bib_iban = IBAN.generate("BE", "734", "0190012")
+        ska_iban = IBAN.generate("BE", "068", "2402190")
+        self.hub_bib = BankHub(
+            code="KBC-BIB", name="KBC Bank — bibliotheek", financial_system_id=self.bib.id,
+            creditor_iban=str(bib_iban), creditor_bic=str(bib_iban.bic), cash_register="KAS-BIB-01",
+            initiator_name="Bibliotheeknetwerk Regio Leuven", initiator_id=_enterprise_number(20746253),
+            creditor_name="Bibliotheeknetwerk Regio Leuven", creditor_id=creditor_id("BE", _enterprise_number(20746253)),
+            export_format="SEPA", pain008_version="pain.008.001.02", lead_days=2, batch_booking=True,
+            proposal_generators="dom-maandelijks", **address,
+        )
+        self.hub_ska = BankHub(
+            code="BELFIUS-SKA", name="Belfius — kunstacademie", financial_system_id=self.ska.id,
+            creditor_iban=str(ska_iban), creditor_bic=str(ska_iban.bic), cash_register="KAS-SKA-01",
+            initiator_name="Stedelijke Kunstacademie Leuven", creditor_name="Stedelijke Kunstacademie Leuven — Dienst Financiën",
+            creditor_id=creditor_id("BE", _enterprise_number(20746254)), export_format="SAFESEPA",
+            pain008_version="pain.008.001.08", lead_days=1, batch_booking=False,
+            **{**address, "creditor_street": "Vlamingenstraat", "creditor_house_number": "86"},
+        )
+        self.hub_broken = BankHub(
+            code="BNP-OUD", name="BNP Paribas Fortis (oud contract)", financial_system_id=self.bib.id,
+            creditor_iban=str(IBAN.generate("BE", "001", "4413312")), creditor_bic="GEBABEBB",
+            creditor_name="Bibliotheek Leuven", creditor_id="BE00ZZZ0123456789", export_format="SEPA",
+        )
+        s.add_all([self.hub_bib, self.hub_ska, self.hub_broken])
+        s.flush()
+
+    def users(self) -> list[EndUser]:
+        users = []
+        for n in range(1, USERS + 1):
+            first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
+            user = EndUser(eloi=f"e:LEU:{10000 + n}", first_name=first, last_name=last, language="nl")
+            street, postal_code, city = self.rng.choice(STREETS)
+            user.addresses.append(Address(position=1, address_type="thuis", street=street,
+                                          house_number=str(self.rng.randrange(1, 250)), postal_code=postal_code, city=city))
+            mail = f"{first}.{last}".lower().replace(" ", "").replace("'", "")
+            user.contacts.append(Contact(kind="email", value=f"{mail}{n}@example.be"))
+            users.append(user)
+        self.session.add_all(users)
+        self.session.flush()
+        return users
+
+    def debts(self, user: EndUser, system: FinancialSystem, codes: tuple[str, ...], count: int) -> list[DebtLine]:
+        lines = []
+        for _ in range(count):
+            code = self.rng.choice(codes)
+            amount = self.amount(1, 15) if code.startswith(("BOETE", "PRINT", "RESERV")) else self.amount(20, 180)
+            lines.append(DebtLine(financial_system_id=system.id, end_user_id=user.id, transaction_code=code,
+                                  description=code.replace("-", " ").capitalize(), amount=amount, open_amount=amount,
+                                  created_on=self.run_date - timedelta(days=self.rng.randrange(1, 60))))
+        self.session.add_all(lines)
+        return lines
+
+    def mandate(self, owner: EndUser, debtor: EndUser | None, hub: BankHub | None, type_: PaymentReferenceType | None,
+                patterns: tuple[str, ...], frequency: Frequency | None, first: date, *, last: date | None = None,
+                end: date | None = None, active: bool = True, iban: str | None = None, bic: str | None = None,
+                signed: date | None = None) -> Mandate:
+        system = self.bib if hub is None or hub.financial_system_id == self.bib.id else self.ska
+        number = reserve(self.session, f"fm:{system.code}")
+        account = self.iban()
+        mandate = Mandate(
+            loi=f"fm:{system.code}:{number}", financial_system_id=system.id,
+            reference=make_reference("OGM", "", number) if system is self.bib else f"SKA-M-{number:05d}",
+            active=active, type_id=type_.id if type_ else None,
+            signature_date=signed or first - timedelta(days=self.rng.randrange(20, 700)),
+            first_collection_date=first, last_collection_date=last, end_date=end,
+            frequency_id=frequency.id if frequency else None, hub_id=hub.id if hub else None,
+            end_user_id=owner.id, debtor_id=debtor.id if debtor else None,
+            debtor_iban=iban if iban is not None else str(account),
+            debtor_bic=bic if bic is not None else (str(account.bic) if account.bic else None),
+            created_at=self.created_at,
+            transaction_codes=[MandateTransactionCode(pattern=p) for p in patterns],
+        )
+        self.session.add(mandate)
+        return mandate
+
+
+def _month(day: date, months: int) -> date:
+    return slot(day, "month", 1, months)
+
+
+def load_demo(session: Session, run_date: date) -> DemoInstitution:
+    """Fill an empty schema with the demo institution, dated around ``run_date``."""
+    b = _Builder(session, run_date)
+    b.metadata()
+    users = b.users()
+    rng = b.rng
+    bib_patterns, ska_patterns = ("LIDGELD", "BOETE*"), ("INSCHRIJVING", "MATERIAAL")
+    soon = run_date + timedelta(days=1)  # within every hub's lead time: due today
+    later = run_date + timedelta(days=15)  # not yet due
+    mandates = 0
+    debts = 0
+    pool = iter(users)
+
+    def person() -> EndUser:
+        return next(pool)
+
+    def with_debt(user: EndUser, system: FinancialSystem, codes: tuple[str, ...], n: int = 2) -> None:
+        nonlocal debts
+        debts += len(b.debts(user, system, codes, n))
+
+    # (count, hub, type, patterns, frequency, dates...) for mandates that are active-ok.
+    plans = []
+    for _ in range(70):  # monthly library mandates carried over from the old system: RCUR
+        plans.append(("RCUR", b.hub_bib, b.type_bib, bib_patterns, b.monthly, soon, _month(soon, -1), None))
+    for _ in range(40):  # new mandates, first collection now: FRST
+        plans.append(("FRST", b.hub_bib, b.type_bib, bib_patterns, b.monthly, soon, None, None))
+    for _ in range(25):  # school fees, yearly, collected last year: RCUR
+        plans.append(("RCUR", b.hub_ska, b.type_ska, ska_patterns, b.yearly, soon, slot(soon, "year", 1, -1), None))
+    for _ in range(20):  # school fees, monthly, ending before the next slot: FNAL
+        plans.append(("FNAL", b.hub_ska, b.type_ska, ska_patterns, b.monthly, soon, _month(soon, -1), soon + timedelta(days=12)))
+    for _ in range(15):  # first monthly school collection: FRST
+        plans.append(("FRST", b.hub_ska, b.type_ska, ska_patterns, b.monthly, soon, None, None))
+    for _ in range(25):  # school trips, one-off: OOFF
+        plans.append(("OOFF", b.hub_ska, b.type_once, ("UITSTAP*",), None, soon, None, None))
+    for _ in range(10):  # daily fines collection (a pilot): RCUR
+        plans.append(("RCUR", b.hub_bib, b.type_bib, ("BOETE*",), b.daily, run_date - timedelta(days=30), run_date, None))
+    for _ in range(40):  # not due yet
+        plans.append(("later", b.hub_bib, b.type_bib, bib_patterns, b.monthly, later, _month(later, -1), None))
+    for _ in range(15):  # due, but nothing to collect
+        plans.append(("nodebt", b.hub_bib, b.type_bib, bib_patterns, b.monthly, soon, _month(soon, -1), None))
+    for _ in range(10):  # ended: end date passed, still flagged active
+        plans.append(("ended", b.hub_bib, b.type_bib, bib_patterns, b.monthly, _month(run_date, -12), _month(run_date, -2),
+                      _month(run_date, -1)))
+
+    for kind, hub, type_, patterns, frequency, first, last, end in plans:
+        owner = person()
+        debtor = owner if rng.random() < 0.7 else users[rng.randrange(len(users))]  # a parent pays for a child
+        b.mandate(owner, debtor, hub, type_, patterns, frequency, first, last=last, end=end)
+        mandates += 1
+        if kind == "nodebt":
+            continue
+        if hub is b.hub_bib:
+            with_debt(owner, b.bib, ("LIDGELD", "BOETE-LAAT", "BOETE-BESCHADIGD", "RESERVATIE"), rng.randrange(1, 4))
+        elif type_ is b.type_once:
+            with_debt(owner, b.ska, ("UITSTAP-BRUGGE", "UITSTAP-GENT"), 1)
+        else:
+            with_debt(owner, b.ska, ("INSCHRIJVING", "MATERIAAL"), rng.randrange(1, 3))
+
+    # Active mandates with errors: each reason of the check at least five times.
+    def broken(**kwargs) -> None:  # type: ignore[no-untyped-def]
+        nonlocal mandates
+        owner = person()
+        defaults = {"debtor": owner, "hub": b.hub_bib, "type_": b.type_bib, "patterns": bib_patterns,
+                    "frequency": b.monthly, "first": soon}
+        defaults.update(kwargs)
+        b.mandate(owner, defaults.pop("debtor"), defaults.pop("hub"), defaults.pop("type_"), defaults.pop("patterns"),
+                  defaults.pop("frequency"), defaults.pop("first"), **defaults)
+        with_debt(owner, b.bib, BIB_CODES, 2)
+        mandates += 1
+
+    for _ in range(5):
+        good = str(b.iban())
+        broken(iban=good[:-1] + str((int(good[-1]) + 1) % 10))  # one digit off: check digits fail
+        broken(bic="KREDBEB")  # seven characters
+        broken(signed=soon + timedelta(days=3))  # signed after the first collection
+        broken(first=soon, end=soon - timedelta(days=10))  # first collection after the end date
+        broken(hub=None)
+        broken(hub=b.hub_broken)  # creditor identifier fails its check digits
+        broken(debtor=None)
+        broken(type_=None)
+        broken(patterns=())
+    # Inactive mandates: cancelled ones (fine) and abandoned drafts (with errors).
+    for n in range(30):
+        owner = person()
+        b.mandate(owner, owner, b.hub_bib if n % 2 else b.hub_ska, b.type_bib if n % 2 else b.type_ska,
+                  bib_patterns if n % 2 else ska_patterns, b.monthly, _month(run_date, -8), end=_month(run_date, -2),
+                  active=False)
+        mandates += 1
+    for n in range(10):
+        owner = person()
+        b.mandate(owner, None if n % 2 else owner, b.hub_bib, b.type_bib, bib_patterns, b.monthly,
+                  _month(run_date, 1), active=False, iban="BE00 0000 0000 0000" if n % 2 == 0 else None)
+        mandates += 1
+    # Patrons without a mandate who owe something (they pay by transfer or online).
+    for user in users[len(plans) + 45 + 40 :]:
+        if rng.random() < 0.5:
+            with_debt(user, b.bib, BIB_CODES, rng.randrange(1, 3))
+    session.flush()
+    return DemoInstitution(run_date, len(users), mandates, debts)

@@ -1,0 +1,54 @@
+"""Writing files so that a reader never sees half of one.
+
+Every file goes to a hidden temporary name in its final folder, is flushed to
+disk, and only then renamed into place (``os.replace`` is atomic on POSIX).
+If the writer raises, the temporary file is removed and nothing appears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file object that becomes ``path`` when the block ends without error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    with atomic_writer(path) as handle:
+        handle.write(data)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksum(path: Path, sha256: str) -> Path:
+    """``<file>.sha256`` beside ``path``, in the format ``sha256sum -c`` reads."""
+    checksum = path.with_name(path.name + ".sha256")
+    atomic_write(checksum, f"{sha256}  {path.name}\n".encode())
+    return checksum

@@ -1,0 +1,1 @@
+"""Money, reference numbers, debts, payment references and the shared database."""

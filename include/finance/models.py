@@ -1,0 +1,439 @@
+"""The shared database: one schema for SQLite (embedded) and PostgreSQL (production).
+
+Finance queries these tables directly, so table and column names are a
+contract (see the README). Money columns are ``NUMERIC(12,2)`` read and written
+as :class:`~decimal.Decimal` through :class:`Money`. Statuses are lower-case
+strings guarded by CHECK constraints, so a typo can never be stored.
+
+``sql/schema.sqlite.sql`` and ``sql/schema.postgresql.sql`` are generated from
+these models (``python -m include.finance.schema``); a test keeps them current.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from include.finance.money import CENT, money
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Money(TypeDecorator[Decimal]):
+    """NUMERIC(12,2) that only ever holds a two-place Decimal.
+
+    SQLite has no decimal storage class: a NUMERIC column keeps a non-integral
+    value as an IEEE double, which preserves 15 significant digits, so every
+    NUMERIC(12,2) value reads back exactly. We bind it as text (no Python float
+    is ever made on the way in) and turn what SQLite returns into a Decimal
+    through its shortest repr, which gives back the stored digits.
+    """
+
+    impl = Numeric(12, 2, asdecimal=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        amount = money(value)
+        return str(amount) if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        # A float only comes from SQLite; an aggregate of such values (SUM) may
+        # carry binary noise far below a cent, which the quantize removes.
+        return (Decimal(repr(value)) if isinstance(value, float) else Decimal(value)).quantize(CENT)
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            # Plain NUMERIC on SQLite: SQLAlchemy's own Numeric would convert via float.
+            return dialect.type_descriptor(_SqliteNumeric(12, 2))
+        return dialect.type_descriptor(Numeric(12, 2, asdecimal=True))
+
+
+class _SqliteNumeric(Numeric):
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> None:
+        return None
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+REFERENCE_STATUSES = ("draft", "sealed", "paid", "deleted", "expired")
+OPEN_REFERENCE_STATUSES = ("draft", "sealed")
+SEQUENCE_TYPES = ("FRST", "RCUR", "FNAL", "OOFF")
+EXPORT_FORMATS = ("SEPA", "SAFESEPA", "CSV", "BXML")
+PAIN008_VERSIONS = ("pain.008.001.02", "pain.008.001.08")
+FREQUENCY_UNITS = ("day", "month", "year")
+RUN_STATUSES = ("ready", "exported", "failed")
+COLLECTION_STATUSES = ("pending", "exported", "paid", "returned")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Counter(Base):
+    """Named counters: identifiers (``fp:SYS``), reference and invoice number series."""
+
+    __tablename__ = "counter"
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class FinancialSystem(Base):
+    """Seed 2.4.1/2.5.1: a group of debts and payments handled by one set of rules."""
+
+    __tablename__ = "financial_system"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    merchant_name: Mapped[str | None] = mapped_column(String(200))
+    partial_payment_strategy: Mapped[str] = mapped_column(String(30), default="first_transaction")
+    __table_args__ = (
+        CheckConstraint(
+            _in("partial_payment_strategy", ("first_transaction", "matching_amount")),
+            name="strategy",
+        ),
+    )
+
+
+class EndUser(Base):
+    """A patron, parent or citizen: who owes debts and who pays them."""
+
+    __tablename__ = "end_user"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    eloi: Mapped[str] = mapped_column(String(40), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(2), default="nl")
+    addresses: Mapped[list[Address]] = relationship(order_by="Address.position")
+    contacts: Mapped[list[Contact]] = relationship()
+
+    @property
+    def name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+class Address(Base):
+    __tablename__ = "address"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=1)
+    address_type: Mapped[str] = mapped_column(String(30), default="thuis")
+    street: Mapped[str | None] = mapped_column(String(140))
+    house_number: Mapped[str | None] = mapped_column(String(16))
+    postal_code: Mapped[str | None] = mapped_column(String(16))
+    city: Mapped[str | None] = mapped_column(String(140))
+    country: Mapped[str] = mapped_column(String(2), default="BE")
+    copy_per_address: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table_args__ = (UniqueConstraint("end_user_id", "position"),)
+
+
+class Contact(Base):
+    __tablename__ = "contact"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"), index=True)
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("address.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(254))
+    email_recipient: Mapped[bool] = mapped_column(Boolean, default=True)
+    __table_args__ = (CheckConstraint(_in("kind", ("email", "phone")), name="kind"),)
+
+
+class DebtLine(Base):
+    """One debt of an end user within a financial system (a cash-register transaction).
+
+    ``payment_reference_id`` points at the *open* payment reference holding the
+    line, so a line can never sit in two open references; deleting or expiring
+    that reference clears it and the debt is open again.
+    """
+
+    __tablename__ = "debt_line"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    financial_system_id: Mapped[int] = mapped_column(ForeignKey("financial_system.id"))
+    end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"))
+    transaction_code: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str | None] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    open_amount: Mapped[Decimal] = mapped_column(Money)
+    created_on: Mapped[date] = mapped_column(Date)
+    payment_reference_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reference.id"))
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("open_amount >= 0 AND open_amount <= amount", name="open_amount_range"),
+        Index(None, "end_user_id", "financial_system_id"),
+        Index(None, "payment_reference_id"),
+    )
+
+
+class PaymentReferenceType(Base):
+    """Seed 2.5.2: how references of this type are numbered, printed, guarded and aged."""
+
+    __tablename__ = "payment_reference_type"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # gen: structured communication generator; empty = OGM over the fp number
+    reference_format: Mapped[str | None] = mapped_column(String(3))
+    reference_counter: Mapped[str | None] = mapped_column(String(60))
+    reference_prefix: Mapped[str] = mapped_column(String(9), default="")
+    # geninv: invoice numbers from a named counter; empty = no invoice number
+    invoice_counter: Mapped[str | None] = mapped_column(String(60))
+    invoice_prefix: Mapped[str] = mapped_column(String(20), default="")
+    # genmnd: mandate reference generator; empty = OGM over the fm number
+    mandate_reference_format: Mapped[str | None] = mapped_column(String(3))
+    mandate_reference_counter: Mapped[str | None] = mapped_column(String(60))
+    mandate_reference_prefix: Mapped[str] = mapped_column(String(9), default="")
+    access_read: Mapped[str | None] = mapped_column(String(60))  # accread
+    access_write: Mapped[str | None] = mapped_column(String(60))  # accwrite
+    access_admin: Mapped[str | None] = mapped_column(String(60))  # accadmin
+    print_state: Mapped[str | None] = mapped_column(String(60))  # lnstate
+    direct_print: Mapped[bool] = mapped_column(Boolean, default=False)  # direct
+    address_types: Mapped[str | None] = mapped_column(String(200))  # message, ';'-separated, in order
+    lifetime_seconds: Mapped[int | None] = mapped_column(BigInteger)  # dies
+    default_sequence_type: Mapped[str | None] = mapped_column(String(4))  # defsqty
+    transaction_cost_code: Mapped[str | None] = mapped_column(String(40))  # transcost
+    allowed_online: Mapped[bool] = mapped_column(Boolean, default=False)  # allowedonline
+    __table_args__ = (
+        CheckConstraint(
+            "reference_format IS NULL OR " + _in("reference_format", ("OGM", "RF")), name="ref_format"
+        ),
+        CheckConstraint(
+            "mandate_reference_format IS NULL OR " + _in("mandate_reference_format", ("OGM", "RF")),
+            name="mandate_ref_format",
+        ),
+        CheckConstraint(
+            "default_sequence_type IS NULL OR " + _in("default_sequence_type", SEQUENCE_TYPES),
+            name="sequence_type",
+        ),
+        CheckConstraint("lifetime_seconds IS NULL OR lifetime_seconds > 0", name="lifetime"),
+    )
+
+
+class BankHub(Base):
+    """Seed 2.5.3: the bank that collects for the institution, plus our export settings."""
+
+    __tablename__ = "bank_hub"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    financial_system_id: Mapped[int] = mapped_column(ForeignKey("financial_system.id"))  # finsys
+    account_number_type: Mapped[str] = mapped_column(String(10), default="IBAN")  # banknrtype
+    bank_id_type: Mapped[str] = mapped_column(String(10), default="BIC")  # bankidtype
+    creditor_iban: Mapped[str | None] = mapped_column(String(34))  # banknr
+    creditor_bic: Mapped[str | None] = mapped_column(String(11))  # bankid
+    cash_register: Mapped[str | None] = mapped_column(String(40))  # kas
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")  # cur
+    keep_days: Mapped[int] = mapped_column(Integer, default=365)  # keepdays
+    initiator_name: Mapped[str | None] = mapped_column(String(140))  # initname
+    initiator_id: Mapped[str | None] = mapped_column(String(35))  # initid
+    creditor_name: Mapped[str | None] = mapped_column(String(140))  # cdtrname
+    creditor_street: Mapped[str | None] = mapped_column(String(70))  # cdtrstreet
+    creditor_house_number: Mapped[str | None] = mapped_column(String(16))  # cdtrnr
+    creditor_postal_code: Mapped[str | None] = mapped_column(String(16))  # cdtrzip
+    creditor_city: Mapped[str | None] = mapped_column(String(35))  # cdtrcity
+    creditor_country: Mapped[str | None] = mapped_column(String(2))  # cdtrcountry
+    creditor_id: Mapped[str | None] = mapped_column(String(35))  # cdtrid (SEPA creditor identifier)
+    export_format: Mapped[str | None] = mapped_column(String(10))  # fmty; empty = no automatic file
+    proposal_generators: Mapped[str | None] = mapped_column(String(200))  # prop, ';'-separated
+    pain008_version: Mapped[str] = mapped_column(String(20), default="pain.008.001.02")
+    rcur_only: Mapped[bool] = mapped_column(Boolean, default=False)  # RCUR instead of FRST
+    lead_days: Mapped[int] = mapped_column(Integer, default=1)
+    batch_booking: Mapped[bool] = mapped_column(Boolean, default=True)
+    local_instrument: Mapped[str] = mapped_column(String(4), default="CORE")
+    __table_args__ = (
+        CheckConstraint("export_format IS NULL OR " + _in("export_format", EXPORT_FORMATS), name="format"),
+        CheckConstraint(_in("pain008_version", PAIN008_VERSIONS), name="pain008_version"),
+        CheckConstraint(_in("local_instrument", ("CORE", "B2B")), name="local_instrument"),
+        CheckConstraint("lead_days >= 0", name="lead_days"),
+    )
+
+
+class Frequency(Base):
+    """Seed 2.4.7/2.5.7: how often a mandate collects (every ``every`` days, months or years)."""
+
+    __tablename__ = "frequency"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    unit: Mapped[str] = mapped_column(String(5))
+    every: Mapped[int] = mapped_column(Integer, default=1)
+    __table_args__ = (
+        CheckConstraint(_in("unit", FREQUENCY_UNITS), name="unit"),
+        CheckConstraint("every >= 1", name="every"),
+    )
+
+
+class Mandate(Base):
+    """Seed 2.3.2: a SEPA direct-debit mandate (``fm:SYS:n``)."""
+
+    __tablename__ = "mandate"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loi: Mapped[str] = mapped_column(String(40), unique=True)
+    financial_system_id: Mapped[int] = mapped_column(ForeignKey("financial_system.id"))
+    reference: Mapped[str] = mapped_column(String(35))  # Mandaat ID (UMR), MndtId in pain.008
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    information: Mapped[str | None] = mapped_column(Text)
+    type_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reference_type.id"))
+    signature_date: Mapped[date | None] = mapped_column(Date)
+    first_collection_date: Mapped[date | None] = mapped_column(Date)
+    last_collection_date: Mapped[date | None] = mapped_column(Date)  # conversions: last one elsewhere
+    end_date: Mapped[date | None] = mapped_column(Date)
+    frequency_id: Mapped[int | None] = mapped_column(ForeignKey("frequency.id"))
+    hub_id: Mapped[int | None] = mapped_column(ForeignKey("bank_hub.id"))
+    end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"), index=True)  # debt owner
+    debtor_id: Mapped[int | None] = mapped_column(ForeignKey("end_user.id"))  # who pays
+    debtor_iban: Mapped[str | None] = mapped_column(String(34))
+    debtor_bic: Mapped[str | None] = mapped_column(String(11))
+    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    transaction_codes: Mapped[list[MandateTransactionCode]] = relationship(
+        order_by="MandateTransactionCode.pattern", cascade="all, delete-orphan"
+    )
+    __table_args__ = (UniqueConstraint("financial_system_id", "reference"),)
+
+
+class MandateTransactionCode(Base):
+    """A cash-transaction code, or a prefix pattern ending in ``*``, a mandate may collect."""
+
+    __tablename__ = "mandate_transaction_code"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mandate_id: Mapped[int] = mapped_column(ForeignKey("mandate.id"), index=True)
+    pattern: Mapped[str] = mapped_column(String(40))
+    __table_args__ = (UniqueConstraint("mandate_id", "pattern"),)
+
+
+class PaymentReference(Base):
+    """Seed 2.3.1: a sealed group of one end user's debt lines (``fp:SYS:n``)."""
+
+    __tablename__ = "payment_reference"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loi: Mapped[str] = mapped_column(String(40), unique=True)
+    financial_system_id: Mapped[int] = mapped_column(ForeignKey("financial_system.id"))
+    type_id: Mapped[int] = mapped_column(ForeignKey("payment_reference_type.id"))
+    end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"), index=True)
+    mandate_id: Mapped[int | None] = mapped_column(ForeignKey("mandate.id"))
+    hub_id: Mapped[int | None] = mapped_column(ForeignKey("bank_hub.id"))
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    amount: Mapped[Decimal] = mapped_column(Money)
+    open_amount: Mapped[Decimal] = mapped_column(Money)
+    reference_number: Mapped[str | None] = mapped_column(String(25))
+    invoice_number: Mapped[str | None] = mapped_column(String(40))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sealed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lines: Mapped[list[PaymentReferenceLine]] = relationship()
+    __table_args__ = (
+        CheckConstraint(_in("status", REFERENCE_STATUSES), name="status"),
+        CheckConstraint("open_amount >= 0 AND open_amount <= amount", name="open_amount_range"),
+        UniqueConstraint("financial_system_id", "reference_number"),
+        UniqueConstraint("financial_system_id", "invoice_number"),
+    )
+
+
+class PaymentReferenceLine(Base):
+    """A debt line as it was put into a payment reference (kept after deletion, for history)."""
+
+    __tablename__ = "payment_reference_line"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_reference_id: Mapped[int] = mapped_column(ForeignKey("payment_reference.id"))
+    debt_line_id: Mapped[int] = mapped_column(ForeignKey("debt_line.id"), index=True)
+    transaction_code: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    __table_args__ = (UniqueConstraint("payment_reference_id", "debt_line_id"),)
+
+
+class CollectionRun(Base):
+    """Seed 2.3.3.2: one hub's collections for one collection date, and its bank file (``fj:SYS:n``)."""
+
+    __tablename__ = "collection_run"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loi: Mapped[str] = mapped_column(String(40), unique=True)
+    hub_id: Mapped[int] = mapped_column(ForeignKey("bank_hub.id"))
+    collection_date: Mapped[date] = mapped_column(Date)
+    run_date: Mapped[date] = mapped_column(Date)  # the logical date of the execution that made it
+    status: Mapped[str] = mapped_column(String(10), default="ready")
+    export_format: Mapped[str | None] = mapped_column(String(10))
+    file_path: Mapped[str | None] = mapped_column(String(500))
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    transaction_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str | None] = mapped_column(String(250))
+    exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    collections: Mapped[list[Collection]] = relationship(order_by="Collection.id")
+    __table_args__ = (
+        CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        Index(None, "hub_id", "collection_date", "status"),
+    )
+
+
+class Collection(Base):
+    """One direct debit: a mandate collecting one payment reference on one due date."""
+
+    __tablename__ = "collection"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("collection_run.id"), index=True)
+    mandate_id: Mapped[int] = mapped_column(ForeignKey("mandate.id"))
+    payment_reference_id: Mapped[int] = mapped_column(ForeignKey("payment_reference.id"), unique=True)
+    sequence_type: Mapped[str] = mapped_column(String(4))
+    due_date: Mapped[date] = mapped_column(Date)  # the mandate's schedule slot
+    amount: Mapped[Decimal] = mapped_column(Money)
+    end_to_end_id: Mapped[str] = mapped_column(String(35), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    return_reason: Mapped[str | None] = mapped_column(String(10))
+    __table_args__ = (
+        CheckConstraint(_in("sequence_type", SEQUENCE_TYPES), name="sequence_type"),
+        CheckConstraint(_in("status", COLLECTION_STATUSES), name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        UniqueConstraint("mandate_id", "due_date"),
+    )
+
+
+class AuditLog(Base):
+    """Every state change: what, before, after, who (DAG run and task, or user), when."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(40))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(250))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index(None, "entity", "entity_id"),)

@@ -1,0 +1,1 @@
+"""SEPA direct debit: mandates, collection runs, bank files."""

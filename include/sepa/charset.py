@@ -1,0 +1,55 @@
+"""Text for bank files: the EPC basic Latin set (SAFESEPA) or escaped UTF-8 (SEPA).
+
+The EPC basic Latin set is ``a-z A-Z 0-9 / - ? : ( ) . , ' +`` and space. For
+SAFESEPA every other character is first transliterated (é → e, ß → ss,
+Ø → O) and only what still falls outside becomes ``?``, as the seed says.
+
+>>> basic_latin("Zoë D'Hondt-Vandenbroucke & Søn")
+"Zoe D'Hondt-Vandenbroucke ? Son"
+>>> basic_latin("Straße 12\\n3000 Leuven")
+'Strasse 12 3000 Leuven'
+>>> xml_text("Zoë & <Co>")
+'Zoë &amp; &lt;Co&gt;'
+"""
+
+from __future__ import annotations
+
+import re
+
+from anyascii import anyascii
+
+BASIC_LATIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-?:().,'+ ")
+_WHITESPACE = re.compile(r"\s+")
+# Characters XML 1.0 does not allow at all (C0 controls but tab, newline, return; surrogates; U+FFFE/F).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def basic_latin(text: str) -> str:
+    """``text`` reduced to the EPC basic Latin set: transliterated, then ``?`` for the rest."""
+    if all(char in BASIC_LATIN for char in text):
+        return text
+    text = _WHITESPACE.sub(" ", text)
+    out = []
+    for char in text:
+        if char in BASIC_LATIN:
+            out.append(char)
+            continue
+        for replacement in anyascii(char) or "?":
+            out.append(replacement if replacement in BASIC_LATIN else "?")
+    return "".join(out)
+
+
+def xml_text(text: str) -> str:
+    """``text`` as XML character data: escaped, whitespace runs collapsed, forbidden characters dropped."""
+    text = _NOT_XML.sub("", _WHITESPACE.sub(" ", text))
+    return text.translate(_ESCAPE)
+
+
+def bank_text(text: str | None, max_length: int, *, safe: bool) -> str:
+    """A text field for a bank file: reduced (``safe``) or kept in UTF-8, trimmed to ``max_length``, escaped."""
+    value = (text or "").strip()
+    if safe:
+        value = basic_latin(value)
+    value = _WHITESPACE.sub(" ", value).strip()[:max_length].rstrip()
+    return xml_text(value)

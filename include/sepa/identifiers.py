@@ -1,0 +1,76 @@
+"""Bank identifiers: IBAN and BIC (schwifty), SEPA creditor identifier (python-stdnum).
+
+Each ``*_problem`` function returns None for a valid value, or a short reason
+a finance officer can act on.
+
+>>> iban_problem("BE68539007547034") is None
+True
+>>> iban_problem("BE68539007547035")
+'IBAN BE68 **** **** 7035 is invalid: invalid checksum digits'
+>>> creditor_id_problem("BE69ZZZ050D000000008") is None
+True
+>>> mask_iban("BE68 5390 0754 7034")
+'BE68 **** **** 7034'
+"""
+
+from __future__ import annotations
+
+import re
+
+from schwifty import BIC, IBAN
+from schwifty.exceptions import SchwiftyException
+from stdnum.eu import at_02
+from stdnum.exceptions import ValidationError
+
+_SPACES = re.compile(r"\s+")
+
+
+def compact(value: str) -> str:
+    """Upper case, without spaces."""
+    return _SPACES.sub("", value).upper()
+
+
+def mask_iban(value: str | None) -> str:
+    """Country and check digits and the last four characters; the rest hidden (for logs and reports)."""
+    if not value:
+        return ""
+    iban = compact(value)
+    if len(iban) <= 8:
+        return iban[:2] + "*" * (len(iban) - 2)
+    return f"{iban[:4]} **** **** {iban[-4:]}"
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().rstrip(".")
+    return text[:1].lower() + text[1:]
+
+
+def iban_problem(value: str | None) -> str | None:
+    if not value or not value.strip():
+        return "IBAN missing"
+    try:
+        IBAN(value)
+    except SchwiftyException as exc:
+        return f"IBAN {mask_iban(value)} is invalid: {_reason(exc)}"
+    return None
+
+
+def bic_problem(value: str | None, *, required: bool = False) -> str | None:
+    if not value or not value.strip():
+        return "BIC missing" if required else None
+    try:
+        BIC(value)
+    except SchwiftyException as exc:
+        return f"BIC {compact(value)} is invalid: {_reason(exc)}"
+    return None
+
+
+def creditor_id_problem(value: str | None) -> str | None:
+    """Reason why ``value`` is not a SEPA creditor identifier (AT-02), or None."""
+    if not value or not value.strip():
+        return "creditor identifier missing"
+    try:
+        at_02.validate(value)
+    except ValidationError as exc:
+        return f"creditor identifier {compact(value)} is invalid: {_reason(exc)}"
+    return None

@@ -1,0 +1,342 @@
+"""Mandate execution (seed 2.3.3.2): due mandates become sealed payment references and collections.
+
+For each due ``active-ok`` mandate we gather the debt owner's open debt lines
+that match the mandate's transaction-code patterns, lie in the hub's
+financial system and are in no open payment reference. None: nothing happens.
+Otherwise one sealed payment reference of the mandate's type and one
+collection with its sequence type; collections are grouped per hub and
+collection date into collection runs (``fj:SYS:n``), appended to a run of the
+same hub and date that is still ``ready``.
+
+Everything happens in the caller's transaction and in bulk statements: a
+crash leaves the database as it was, and a rerun for the same date finds the
+mandates no longer due (their slot is collected), backed by the unique
+constraint on (mandate, due date).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm import Session
+
+from include.finance.audit import audit_row, record_many
+from include.finance.counters import reserve
+from include.finance.money import ZERO
+from include.finance.models import (
+    BankHub,
+    Collection,
+    CollectionRun,
+    DebtLine,
+    FinancialSystem,
+    PaymentReference,
+    PaymentReferenceLine,
+    PaymentReferenceType,
+)
+from include.finance.reference_numbers import make_reference
+from include.sepa.mandate_check import MandateList, MandateStatus, check_mandates
+from include.sepa.schedule import is_final
+from include.sepa.sequence_type import sequence_type
+from include.sepa.transaction_codes import matcher
+
+USER_BATCH = 500
+
+
+@dataclass(slots=True)
+class _Debt:
+    id: int
+    code: str
+    open_amount: Decimal
+
+
+@dataclass(slots=True)
+class _Plan:
+    mandate: MandateStatus
+    hub: BankHub
+    lines: list[_Debt]
+    amount: Decimal
+    sequence_type: str
+    collection_date: date
+
+
+@dataclass
+class ExecutionResult:
+    """What one execution did, small enough for XCom and the demo summary."""
+
+    run_date: str
+    due: int = 0
+    without_debt: int = 0
+    collections: int = 0
+    total: str = "0.00"
+    by_sequence_type: dict[str, int] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ready_runs(self) -> list[str]:
+        return [run["loi"] for run in self.runs]
+
+
+def _open_debts(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int, int], list[_Debt]]:
+    """Open debt lines in no open reference, per (end user, financial system), oldest first."""
+    pool: dict[tuple[int, int], list[_Debt]] = defaultdict(list)
+    users = sorted({user for user, _ in keys})
+    for start in range(0, len(users), USER_BATCH):
+        rows = session.execute(
+            select(
+                DebtLine.id,
+                DebtLine.end_user_id,
+                DebtLine.financial_system_id,
+                DebtLine.transaction_code,
+                DebtLine.open_amount,
+            )
+            .where(
+                DebtLine.end_user_id.in_(users[start : start + USER_BATCH]),
+                DebtLine.payment_reference_id.is_(None),
+                DebtLine.open_amount > 0,
+            )
+            .order_by(DebtLine.id)
+        )
+        for line_id, user, system, code, open_amount in rows:
+            if (user, system) in keys:
+                pool[(user, system)].append(_Debt(line_id, code, open_amount))
+    return pool
+
+
+def _claim(pool: list[_Debt], patterns: Iterable[str]) -> list[_Debt]:
+    """Take the lines matching ``patterns`` out of ``pool`` (so no other mandate takes them)."""
+    matches = matcher(patterns)
+    claimed = [line for line in pool if matches(line.code)]
+    if claimed:
+        pool[:] = [line for line in pool if not matches(line.code)]
+    return claimed
+
+
+def _plan(session: Session, run_date: date, result: ExecutionResult) -> list[_Plan]:
+    hubs = {hub.id: hub for hub in session.scalars(select(BankHub))}
+    due = [m for m in check_mandates(session, run_date) if m.list is MandateList.ACTIVE_OK and m.due]
+    result.due = len(due)
+    pool = _open_debts(session, {(m.end_user_id, hubs[m.hub_id].financial_system_id) for m in due})  # type: ignore[index]
+    plans = []
+    for m in due:
+        hub = hubs[m.hub_id]  # type: ignore[index]
+        lines = _claim(pool.get((m.end_user_id, hub.financial_system_id), []), m.patterns)
+        if not lines:
+            result.without_debt += 1
+            continue
+        seq = sequence_type(
+            one_off=m.one_off,
+            has_prior=m.has_prior,
+            final=is_final(m.first_collection_date, m.next_due_date, m.schedule, m.end_date),  # type: ignore[arg-type]
+            rcur_only=hub.rcur_only,
+        )
+        amount = sum((line.open_amount for line in lines), ZERO)
+        plans.append(_Plan(m, hub, lines, amount, seq, m.next_collection_date))  # type: ignore[arg-type]
+    return plans
+
+
+def _numbering(session: Session, plans: list[_Plan]) -> list[dict[str, Any]]:
+    """Identifiers, reference numbers and invoice numbers, one counter statement per series."""
+    systems = {s.id: s.code for s in session.scalars(select(FinancialSystem))}
+    types = {t.id: t for t in session.scalars(select(PaymentReferenceType))}
+    per_system: dict[int, int] = defaultdict(int)
+    per_counter: dict[str, int] = defaultdict(int)
+    per_invoice_counter: dict[str, int] = defaultdict(int)
+    for plan in plans:
+        type_ = types[plan.mandate.type_id]  # type: ignore[index]
+        per_system[plan.hub.financial_system_id] += 1
+        if type_.reference_counter:
+            per_counter[type_.reference_counter] += 1
+        if type_.invoice_counter:
+            per_invoice_counter[type_.invoice_counter] += 1
+    next_loi = {sid: reserve(session, f"fp:{systems[sid]}", n) for sid, n in per_system.items()}
+    next_ref = {name: reserve(session, name, n) for name, n in per_counter.items()}
+    next_invoice = {name: reserve(session, name, n) for name, n in per_invoice_counter.items()}
+
+    numbers = []
+    for plan in plans:
+        type_ = types[plan.mandate.type_id]  # type: ignore[index]
+        system = plan.hub.financial_system_id
+        number = next_loi[system]
+        next_loi[system] += 1
+        if type_.reference_counter:
+            counter = next_ref[type_.reference_counter]
+            next_ref[type_.reference_counter] += 1
+            reference = make_reference(type_.reference_format or "OGM", type_.reference_prefix, counter)
+        else:  # seed 2.5.2: by default a structured communication over the fp number
+            reference = make_reference("OGM", "", number)
+        invoice = None
+        if type_.invoice_counter:
+            invoice = f"{type_.invoice_prefix}{next_invoice[type_.invoice_counter]}"
+            next_invoice[type_.invoice_counter] += 1
+        numbers.append({"loi": f"fp:{systems[system]}:{number}", "reference_number": reference, "invoice_number": invoice})
+    return numbers
+
+
+def _lock(session: Session) -> None:
+    """One execution at a time. SQLite already holds its write lock (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('innen.mandate_execution'))"))
+
+
+def execute_mandates(session: Session, run_date: date, actor: str, now: datetime | None = None) -> ExecutionResult:
+    """Create the references, collections and collection runs due on ``run_date``."""
+    now = now or datetime.now(timezone.utc)
+    _lock(session)
+    result = ExecutionResult(run_date=run_date.isoformat())
+    plans = _plan(session, run_date, result)
+    if not plans:
+        return result
+    numbers = _numbering(session, plans)
+
+    reference_rows = [
+        {
+            **number,
+            "financial_system_id": plan.hub.financial_system_id,
+            "type_id": plan.mandate.type_id,
+            "end_user_id": plan.mandate.end_user_id,
+            "mandate_id": plan.mandate.id,
+            "hub_id": plan.hub.id,
+            "status": "sealed",
+            "amount": plan.amount,
+            "open_amount": plan.amount,
+            "due_date": plan.collection_date,
+            "description": f"Direct debit {plan.mandate.loi} ({plan.mandate.reference}) due {plan.mandate.next_due_date}",
+            "created_at": now,
+            "sealed_at": now,
+        }
+        for plan, number in zip(plans, numbers, strict=True)
+    ]
+    reference_ids = session.scalars(
+        insert(PaymentReference).returning(PaymentReference.id, sort_by_parameter_order=True), reference_rows
+    ).all()
+    session.execute(
+        insert(PaymentReferenceLine),
+        [
+            {"payment_reference_id": ref_id, "debt_line_id": line.id, "transaction_code": line.code, "amount": line.open_amount}
+            for plan, ref_id in zip(plans, reference_ids, strict=True)
+            for line in plan.lines
+        ],
+    )
+    session.execute(
+        update(DebtLine),
+        [{"id": line.id, "payment_reference_id": ref_id} for plan, ref_id in zip(plans, reference_ids, strict=True) for line in plan.lines],
+    )
+
+    run_ids, audits = _runs_for(session, plans, run_date, actor, now)
+    collection_rows = [
+        {
+            "run_id": run_ids[(plan.hub.id, plan.collection_date)],
+            "mandate_id": plan.mandate.id,
+            "payment_reference_id": ref_id,
+            "sequence_type": plan.sequence_type,
+            "due_date": plan.mandate.next_due_date,
+            "amount": plan.amount,
+            "end_to_end_id": ref_row["loi"],
+            "status": "pending",
+        }
+        for plan, ref_id, ref_row in zip(plans, reference_ids, reference_rows, strict=True)
+    ]
+    collection_ids = session.scalars(
+        insert(Collection).returning(Collection.id, sort_by_parameter_order=True), collection_rows
+    ).all()
+
+    for plan, ref_id, ref_row, coll_id, coll_row in zip(
+        plans, reference_ids, reference_rows, collection_ids, collection_rows, strict=True
+    ):
+        audits.append(
+            audit_row(
+                "payment_reference", ref_id, "created", actor,
+                after={
+                    "loi": ref_row["loi"], "status": "sealed", "amount": plan.amount,
+                    "reference_number": ref_row["reference_number"], "mandate": plan.mandate.loi,
+                    "debt_line_ids": [line.id for line in plan.lines],
+                },
+                at=now,
+            )
+        )
+        audits.append(
+            audit_row(
+                "collection", coll_id, "created", actor,
+                after={
+                    "status": "pending", "sequence_type": plan.sequence_type, "amount": plan.amount,
+                    "due_date": coll_row["due_date"], "end_to_end_id": coll_row["end_to_end_id"],
+                },
+                at=now,
+            )
+        )
+    audits.extend(_refresh_run_totals(session, set(run_ids.values()), actor, now))
+    record_many(session, audits)
+
+    by_seq: dict[str, int] = defaultdict(int)
+    for plan in plans:
+        by_seq[plan.sequence_type] += 1
+    result.collections = len(plans)
+    result.total = str(sum((plan.amount for plan in plans), ZERO))
+    result.by_sequence_type = dict(sorted(by_seq.items()))
+    result.runs = [
+        {
+            "loi": run.loi, "hub": run.hub_id, "collection_date": run.collection_date.isoformat(),
+            "transactions": run.transaction_count, "total": str(run.total_amount),
+        }
+        for run in session.scalars(select(CollectionRun).where(CollectionRun.id.in_(run_ids.values())).order_by(CollectionRun.id))
+    ]
+    return result
+
+
+def _runs_for(
+    session: Session, plans: list[_Plan], run_date: date, actor: str, now: datetime
+) -> tuple[dict[tuple[int, date], int], list[dict[str, Any]]]:
+    """The run of each (hub, collection date): a ``ready`` one of that day, or a new one."""
+    systems = {s.id: s.code for s in session.scalars(select(FinancialSystem))}
+    run_ids: dict[tuple[int, date], int] = {}
+    audits = []
+    for hub_id, collection_date in sorted({(p.hub.id, p.collection_date) for p in plans}):
+        existing = session.scalars(
+            select(CollectionRun.id)
+            .where(
+                CollectionRun.hub_id == hub_id,
+                CollectionRun.collection_date == collection_date,
+                CollectionRun.status == "ready",
+            )
+            .order_by(CollectionRun.id)
+        ).first()
+        if existing is not None:
+            run_ids[(hub_id, collection_date)] = existing
+            continue
+        hub = session.get(BankHub, hub_id)
+        assert hub is not None
+        system = systems[hub.financial_system_id]
+        loi = f"fj:{system}:{reserve(session, f'fj:{system}')}"
+        run = CollectionRun(
+            loi=loi, hub_id=hub_id, collection_date=collection_date, run_date=run_date, status="ready",
+            export_format=hub.export_format, created_at=now, created_by=actor,
+        )
+        session.add(run)
+        session.flush()
+        run_ids[(hub_id, collection_date)] = run.id
+        audits.append(
+            audit_row("collection_run", run.id, "created", actor,
+                      after={"loi": loi, "status": "ready", "collection_date": collection_date}, at=now)
+        )
+    return run_ids, audits
+
+
+def _refresh_run_totals(session: Session, run_ids: set[int], actor: str, now: datetime) -> list[dict[str, Any]]:
+    """Transaction count and total of each run, summed as Decimals from its collections."""
+    audits = []
+    for run in session.scalars(select(CollectionRun).where(CollectionRun.id.in_(run_ids))):
+        amounts = session.scalars(select(Collection.amount).where(Collection.run_id == run.id)).all()
+        before = {"transactions": run.transaction_count, "total": run.total_amount}
+        run.transaction_count = len(amounts)
+        run.total_amount = sum(amounts, ZERO)
+        after = {"transactions": run.transaction_count, "total": run.total_amount}
+        if before != after:
+            audits.append(audit_row("collection_run", run.id, "collections_added", actor, before=before, after=after, at=now))
+    session.flush()
+    return audits

@@ -1,0 +1,72 @@
+"""The four mandate lists of one check, as CSV (``;``) and one HTML page.
+
+Written to ``var/reports/mandate_check/<run date>/``: ``active-ok.csv``,
+``active-err.csv``, ``nonactive-ok.csv``, ``nonactive-err.csv`` and
+``index.html``. Debtor IBANs are masked (last four characters shown): the
+mandate identifier is what finance looks a mandate up by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from include.config import reports_dir
+from include.reports import CsvReport, Table, write_html
+from include.sepa.identifiers import mask_iban
+from include.sepa.mandate_check import MandateList, MandateStatus
+
+HEADER = (
+    "mandate", "mandate_reference", "active", "end_user", "debtor", "debtor_iban", "hub", "type",
+    "frequency", "first_collection_date", "last_collection_date", "end_date", "next_due_date",
+    "next_collection_date", "due_now", "eligible_amount", "reasons", "note",
+)
+ORDER = (MandateList.ACTIVE_ERR, MandateList.NONACTIVE_ERR, MandateList.ACTIVE_OK, MandateList.NONACTIVE_OK)
+
+
+def _row(m: MandateStatus) -> list[object]:
+    return [
+        m.loi, m.reference, m.active, m.owner_eloi, m.debtor_name, mask_iban(m.debtor_iban), m.hub_code,
+        m.type_code, m.frequency_code, m.first_collection_date, m.last_collected, m.end_date,
+        m.next_due_date, m.next_collection_date, m.due if m.list is MandateList.ACTIVE_OK else None,
+        m.eligible_amount, " | ".join(m.reasons), m.note,
+    ]
+
+
+@dataclass
+class MandateLists:
+    """Where one check's lists went, and how many mandates each holds."""
+
+    folder: str
+    counts: dict[str, int]
+
+    @property
+    def html(self) -> str:
+        return str(Path(self.folder) / "index.html")
+
+
+def write_mandate_lists(statuses: Iterable[MandateStatus], run_date: date, folder: Path | None = None) -> MandateLists:
+    folder = folder or reports_dir() / "mandate_check" / run_date.isoformat()
+    csvs = {name: CsvReport(folder / f"{name}.csv", HEADER) for name in MandateList}
+    tables = {name: Table(name.value, HEADER, csv_name=f"{name.value}.csv") for name in MandateList}
+    try:
+        for status in statuses:
+            row = _row(status)
+            csvs[status.list].write(row)
+            tables[status.list].add(row)
+    except BaseException as exc:
+        for report in csvs.values():
+            report.close(exc)
+        raise
+    for report in csvs.values():
+        report.close()
+    counts = {name.value: csvs[name].rows for name in MandateList}
+    write_html(
+        folder / "index.html",
+        f"Mandate check {run_date.isoformat()}",
+        [tables[name] for name in ORDER],
+        summary=[("run date", run_date.isoformat()), *counts.items()],
+    )
+    return MandateLists(str(folder), counts)

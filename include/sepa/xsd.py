@@ -1,0 +1,25 @@
+"""The official pain.008 schemas, loaded once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from lxml import etree
+
+from include.xml_safety import safe_parser
+
+XSD_DIR = Path(__file__).with_name("xsd")
+
+
+def namespace(version: str) -> str:
+    return f"urn:iso:std:iso:20022:tech:xsd:{version}"
+
+
+@lru_cache(maxsize=None)
+def schema(version: str) -> etree.XMLSchema:
+    """The compiled XSD of ``version`` (e.g. ``pain.008.001.02``)."""
+    path = XSD_DIR / f"{version}.xsd"
+    if not path.is_file():
+        raise ValueError(f"no schema for {version}")
+    return etree.XMLSchema(etree.parse(str(path), safe_parser()))

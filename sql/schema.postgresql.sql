@@ -1,0 +1,315 @@
+-- Innen shared database, postgresql dialect.
+-- Generated from include/finance/models.py by `python -m include.finance.schema`; do not edit.
+
+CREATE TABLE audit_log (
+	id BIGSERIAL NOT NULL, 
+	entity VARCHAR(40) NOT NULL, 
+	entity_id BIGINT NOT NULL, 
+	action VARCHAR(40) NOT NULL, 
+	before JSON, 
+	after JSON, 
+	actor VARCHAR(250) NOT NULL, 
+	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	CONSTRAINT pk_audit_log PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_audit_log_entity_entity_id ON audit_log (entity, entity_id);
+
+CREATE TABLE counter (
+	name VARCHAR(80) NOT NULL, 
+	value BIGINT NOT NULL, 
+	CONSTRAINT pk_counter PRIMARY KEY (name)
+);
+
+CREATE TABLE end_user (
+	id SERIAL NOT NULL, 
+	eloi VARCHAR(40) NOT NULL, 
+	first_name VARCHAR(100), 
+	last_name VARCHAR(100) NOT NULL, 
+	language VARCHAR(2) NOT NULL, 
+	CONSTRAINT pk_end_user PRIMARY KEY (id), 
+	CONSTRAINT uq_end_user_eloi UNIQUE (eloi)
+);
+
+CREATE TABLE financial_system (
+	id SERIAL NOT NULL, 
+	code VARCHAR(20) NOT NULL, 
+	name VARCHAR(200) NOT NULL, 
+	merchant_name VARCHAR(200), 
+	partial_payment_strategy VARCHAR(30) NOT NULL, 
+	CONSTRAINT pk_financial_system PRIMARY KEY (id), 
+	CONSTRAINT ck_financial_system_strategy CHECK (partial_payment_strategy IN ('first_transaction', 'matching_amount')), 
+	CONSTRAINT uq_financial_system_code UNIQUE (code)
+);
+
+CREATE TABLE frequency (
+	id SERIAL NOT NULL, 
+	code VARCHAR(20) NOT NULL, 
+	name VARCHAR(100) NOT NULL, 
+	unit VARCHAR(5) NOT NULL, 
+	every INTEGER NOT NULL, 
+	CONSTRAINT pk_frequency PRIMARY KEY (id), 
+	CONSTRAINT ck_frequency_unit CHECK (unit IN ('day', 'month', 'year')), 
+	CONSTRAINT ck_frequency_every CHECK (every >= 1), 
+	CONSTRAINT uq_frequency_code UNIQUE (code)
+);
+
+CREATE TABLE payment_reference_type (
+	id SERIAL NOT NULL, 
+	code VARCHAR(40) NOT NULL, 
+	name VARCHAR(200) NOT NULL, 
+	reference_format VARCHAR(3), 
+	reference_counter VARCHAR(60), 
+	reference_prefix VARCHAR(9) NOT NULL, 
+	invoice_counter VARCHAR(60), 
+	invoice_prefix VARCHAR(20) NOT NULL, 
+	mandate_reference_format VARCHAR(3), 
+	mandate_reference_counter VARCHAR(60), 
+	mandate_reference_prefix VARCHAR(9) NOT NULL, 
+	access_read VARCHAR(60), 
+	access_write VARCHAR(60), 
+	access_admin VARCHAR(60), 
+	print_state VARCHAR(60), 
+	direct_print BOOLEAN NOT NULL, 
+	address_types VARCHAR(200), 
+	lifetime_seconds BIGINT, 
+	default_sequence_type VARCHAR(4), 
+	transaction_cost_code VARCHAR(40), 
+	allowed_online BOOLEAN NOT NULL, 
+	CONSTRAINT pk_payment_reference_type PRIMARY KEY (id), 
+	CONSTRAINT ck_payment_reference_type_ref_format CHECK (reference_format IS NULL OR reference_format IN ('OGM', 'RF')), 
+	CONSTRAINT ck_payment_reference_type_mandate_ref_format CHECK (mandate_reference_format IS NULL OR mandate_reference_format IN ('OGM', 'RF')), 
+	CONSTRAINT ck_payment_reference_type_sequence_type CHECK (default_sequence_type IS NULL OR default_sequence_type IN ('FRST', 'RCUR', 'FNAL', 'OOFF')), 
+	CONSTRAINT ck_payment_reference_type_lifetime CHECK (lifetime_seconds IS NULL OR lifetime_seconds > 0), 
+	CONSTRAINT uq_payment_reference_type_code UNIQUE (code)
+);
+
+CREATE TABLE address (
+	id SERIAL NOT NULL, 
+	end_user_id INTEGER NOT NULL, 
+	position INTEGER NOT NULL, 
+	address_type VARCHAR(30) NOT NULL, 
+	street VARCHAR(140), 
+	house_number VARCHAR(16), 
+	postal_code VARCHAR(16), 
+	city VARCHAR(140), 
+	country VARCHAR(2) NOT NULL, 
+	copy_per_address BOOLEAN NOT NULL, 
+	CONSTRAINT pk_address PRIMARY KEY (id), 
+	CONSTRAINT uq_address_end_user_id_position UNIQUE (end_user_id, position), 
+	CONSTRAINT fk_address_end_user_id_end_user FOREIGN KEY(end_user_id) REFERENCES end_user (id)
+);
+
+CREATE INDEX ix_address_end_user_id ON address (end_user_id);
+
+CREATE TABLE bank_hub (
+	id SERIAL NOT NULL, 
+	code VARCHAR(40) NOT NULL, 
+	name VARCHAR(200) NOT NULL, 
+	financial_system_id INTEGER NOT NULL, 
+	account_number_type VARCHAR(10) NOT NULL, 
+	bank_id_type VARCHAR(10) NOT NULL, 
+	creditor_iban VARCHAR(34), 
+	creditor_bic VARCHAR(11), 
+	cash_register VARCHAR(40), 
+	currency VARCHAR(3) NOT NULL, 
+	keep_days INTEGER NOT NULL, 
+	initiator_name VARCHAR(140), 
+	initiator_id VARCHAR(35), 
+	creditor_name VARCHAR(140), 
+	creditor_street VARCHAR(70), 
+	creditor_house_number VARCHAR(16), 
+	creditor_postal_code VARCHAR(16), 
+	creditor_city VARCHAR(35), 
+	creditor_country VARCHAR(2), 
+	creditor_id VARCHAR(35), 
+	export_format VARCHAR(10), 
+	proposal_generators VARCHAR(200), 
+	pain008_version VARCHAR(20) NOT NULL, 
+	rcur_only BOOLEAN NOT NULL, 
+	lead_days INTEGER NOT NULL, 
+	batch_booking BOOLEAN NOT NULL, 
+	local_instrument VARCHAR(4) NOT NULL, 
+	CONSTRAINT pk_bank_hub PRIMARY KEY (id), 
+	CONSTRAINT ck_bank_hub_format CHECK (export_format IS NULL OR export_format IN ('SEPA', 'SAFESEPA', 'CSV', 'BXML')), 
+	CONSTRAINT ck_bank_hub_pain008_version CHECK (pain008_version IN ('pain.008.001.02', 'pain.008.001.08')), 
+	CONSTRAINT ck_bank_hub_local_instrument CHECK (local_instrument IN ('CORE', 'B2B')), 
+	CONSTRAINT ck_bank_hub_lead_days CHECK (lead_days >= 0), 
+	CONSTRAINT uq_bank_hub_code UNIQUE (code), 
+	CONSTRAINT fk_bank_hub_financial_system_id_financial_system FOREIGN KEY(financial_system_id) REFERENCES financial_system (id)
+);
+
+CREATE TABLE collection_run (
+	id SERIAL NOT NULL, 
+	loi VARCHAR(40) NOT NULL, 
+	hub_id INTEGER NOT NULL, 
+	collection_date DATE NOT NULL, 
+	run_date DATE NOT NULL, 
+	status VARCHAR(10) NOT NULL, 
+	export_format VARCHAR(10), 
+	file_path VARCHAR(500), 
+	file_sha256 VARCHAR(64), 
+	transaction_count INTEGER NOT NULL, 
+	total_amount NUMERIC(12, 2) NOT NULL, 
+	error TEXT, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	created_by VARCHAR(250), 
+	exported_at TIMESTAMP WITH TIME ZONE, 
+	CONSTRAINT pk_collection_run PRIMARY KEY (id), 
+	CONSTRAINT ck_collection_run_status CHECK (status IN ('ready', 'exported', 'failed')), 
+	CONSTRAINT uq_collection_run_loi UNIQUE (loi), 
+	CONSTRAINT fk_collection_run_hub_id_bank_hub FOREIGN KEY(hub_id) REFERENCES bank_hub (id)
+);
+
+CREATE INDEX ix_collection_run_hub_id_collection_date_status ON collection_run (hub_id, collection_date, status);
+
+CREATE TABLE contact (
+	id SERIAL NOT NULL, 
+	end_user_id INTEGER NOT NULL, 
+	address_id INTEGER, 
+	kind VARCHAR(10) NOT NULL, 
+	value VARCHAR(254) NOT NULL, 
+	email_recipient BOOLEAN NOT NULL, 
+	CONSTRAINT pk_contact PRIMARY KEY (id), 
+	CONSTRAINT ck_contact_kind CHECK (kind IN ('email', 'phone')), 
+	CONSTRAINT fk_contact_end_user_id_end_user FOREIGN KEY(end_user_id) REFERENCES end_user (id), 
+	CONSTRAINT fk_contact_address_id_address FOREIGN KEY(address_id) REFERENCES address (id)
+);
+
+CREATE INDEX ix_contact_end_user_id ON contact (end_user_id);
+
+CREATE TABLE mandate (
+	id SERIAL NOT NULL, 
+	loi VARCHAR(40) NOT NULL, 
+	financial_system_id INTEGER NOT NULL, 
+	reference VARCHAR(35) NOT NULL, 
+	active BOOLEAN NOT NULL, 
+	information TEXT, 
+	type_id INTEGER, 
+	signature_date DATE, 
+	first_collection_date DATE, 
+	last_collection_date DATE, 
+	end_date DATE, 
+	frequency_id INTEGER, 
+	hub_id INTEGER, 
+	end_user_id INTEGER NOT NULL, 
+	debtor_id INTEGER, 
+	debtor_iban VARCHAR(34), 
+	debtor_bic VARCHAR(11), 
+	created_at TIMESTAMP WITH TIME ZONE, 
+	CONSTRAINT pk_mandate PRIMARY KEY (id), 
+	CONSTRAINT uq_mandate_financial_system_id_reference UNIQUE (financial_system_id, reference), 
+	CONSTRAINT uq_mandate_loi UNIQUE (loi), 
+	CONSTRAINT fk_mandate_financial_system_id_financial_system FOREIGN KEY(financial_system_id) REFERENCES financial_system (id), 
+	CONSTRAINT fk_mandate_type_id_payment_reference_type FOREIGN KEY(type_id) REFERENCES payment_reference_type (id), 
+	CONSTRAINT fk_mandate_frequency_id_frequency FOREIGN KEY(frequency_id) REFERENCES frequency (id), 
+	CONSTRAINT fk_mandate_hub_id_bank_hub FOREIGN KEY(hub_id) REFERENCES bank_hub (id), 
+	CONSTRAINT fk_mandate_end_user_id_end_user FOREIGN KEY(end_user_id) REFERENCES end_user (id), 
+	CONSTRAINT fk_mandate_debtor_id_end_user FOREIGN KEY(debtor_id) REFERENCES end_user (id)
+);
+
+CREATE INDEX ix_mandate_end_user_id ON mandate (end_user_id);
+
+CREATE TABLE mandate_transaction_code (
+	id SERIAL NOT NULL, 
+	mandate_id INTEGER NOT NULL, 
+	pattern VARCHAR(40) NOT NULL, 
+	CONSTRAINT pk_mandate_transaction_code PRIMARY KEY (id), 
+	CONSTRAINT uq_mandate_transaction_code_mandate_id_pattern UNIQUE (mandate_id, pattern), 
+	CONSTRAINT fk_mandate_transaction_code_mandate_id_mandate FOREIGN KEY(mandate_id) REFERENCES mandate (id)
+);
+
+CREATE INDEX ix_mandate_transaction_code_mandate_id ON mandate_transaction_code (mandate_id);
+
+CREATE TABLE payment_reference (
+	id SERIAL NOT NULL, 
+	loi VARCHAR(40) NOT NULL, 
+	financial_system_id INTEGER NOT NULL, 
+	type_id INTEGER NOT NULL, 
+	end_user_id INTEGER NOT NULL, 
+	mandate_id INTEGER, 
+	hub_id INTEGER, 
+	status VARCHAR(10) NOT NULL, 
+	amount NUMERIC(12, 2) NOT NULL, 
+	open_amount NUMERIC(12, 2) NOT NULL, 
+	reference_number VARCHAR(25), 
+	invoice_number VARCHAR(40), 
+	due_date DATE, 
+	description TEXT, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	sealed_at TIMESTAMP WITH TIME ZONE, 
+	CONSTRAINT pk_payment_reference PRIMARY KEY (id), 
+	CONSTRAINT ck_payment_reference_status CHECK (status IN ('draft', 'sealed', 'paid', 'deleted', 'expired')), 
+	CONSTRAINT ck_payment_reference_open_amount_range CHECK (open_amount >= 0 AND open_amount <= amount), 
+	CONSTRAINT uq_payment_reference_financial_system_id_reference_number UNIQUE (financial_system_id, reference_number), 
+	CONSTRAINT uq_payment_reference_financial_system_id_invoice_number UNIQUE (financial_system_id, invoice_number), 
+	CONSTRAINT uq_payment_reference_loi UNIQUE (loi), 
+	CONSTRAINT fk_payment_reference_financial_system_id_financial_system FOREIGN KEY(financial_system_id) REFERENCES financial_system (id), 
+	CONSTRAINT fk_payment_reference_type_id_payment_reference_type FOREIGN KEY(type_id) REFERENCES payment_reference_type (id), 
+	CONSTRAINT fk_payment_reference_end_user_id_end_user FOREIGN KEY(end_user_id) REFERENCES end_user (id), 
+	CONSTRAINT fk_payment_reference_mandate_id_mandate FOREIGN KEY(mandate_id) REFERENCES mandate (id), 
+	CONSTRAINT fk_payment_reference_hub_id_bank_hub FOREIGN KEY(hub_id) REFERENCES bank_hub (id)
+);
+
+CREATE INDEX ix_payment_reference_end_user_id ON payment_reference (end_user_id);
+
+CREATE TABLE collection (
+	id SERIAL NOT NULL, 
+	run_id INTEGER NOT NULL, 
+	mandate_id INTEGER NOT NULL, 
+	payment_reference_id INTEGER NOT NULL, 
+	sequence_type VARCHAR(4) NOT NULL, 
+	due_date DATE NOT NULL, 
+	amount NUMERIC(12, 2) NOT NULL, 
+	end_to_end_id VARCHAR(35) NOT NULL, 
+	status VARCHAR(10) NOT NULL, 
+	return_reason VARCHAR(10), 
+	CONSTRAINT pk_collection PRIMARY KEY (id), 
+	CONSTRAINT ck_collection_sequence_type CHECK (sequence_type IN ('FRST', 'RCUR', 'FNAL', 'OOFF')), 
+	CONSTRAINT ck_collection_status CHECK (status IN ('pending', 'exported', 'paid', 'returned')), 
+	CONSTRAINT ck_collection_amount_positive CHECK (amount > 0), 
+	CONSTRAINT uq_collection_mandate_id_due_date UNIQUE (mandate_id, due_date), 
+	CONSTRAINT fk_collection_run_id_collection_run FOREIGN KEY(run_id) REFERENCES collection_run (id), 
+	CONSTRAINT fk_collection_mandate_id_mandate FOREIGN KEY(mandate_id) REFERENCES mandate (id), 
+	CONSTRAINT uq_collection_payment_reference_id UNIQUE (payment_reference_id), 
+	CONSTRAINT fk_collection_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
+	CONSTRAINT uq_collection_end_to_end_id UNIQUE (end_to_end_id)
+);
+
+CREATE INDEX ix_collection_run_id ON collection (run_id);
+
+CREATE TABLE debt_line (
+	id SERIAL NOT NULL, 
+	financial_system_id INTEGER NOT NULL, 
+	end_user_id INTEGER NOT NULL, 
+	transaction_code VARCHAR(40) NOT NULL, 
+	description VARCHAR(200), 
+	amount NUMERIC(12, 2) NOT NULL, 
+	open_amount NUMERIC(12, 2) NOT NULL, 
+	created_on DATE NOT NULL, 
+	payment_reference_id INTEGER, 
+	CONSTRAINT pk_debt_line PRIMARY KEY (id), 
+	CONSTRAINT ck_debt_line_amount_positive CHECK (amount > 0), 
+	CONSTRAINT ck_debt_line_open_amount_range CHECK (open_amount >= 0 AND open_amount <= amount), 
+	CONSTRAINT fk_debt_line_financial_system_id_financial_system FOREIGN KEY(financial_system_id) REFERENCES financial_system (id), 
+	CONSTRAINT fk_debt_line_end_user_id_end_user FOREIGN KEY(end_user_id) REFERENCES end_user (id), 
+	CONSTRAINT fk_debt_line_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id)
+);
+
+CREATE INDEX ix_debt_line_end_user_id_financial_system_id ON debt_line (end_user_id, financial_system_id);
+
+CREATE INDEX ix_debt_line_payment_reference_id ON debt_line (payment_reference_id);
+
+CREATE TABLE payment_reference_line (
+	id SERIAL NOT NULL, 
+	payment_reference_id INTEGER NOT NULL, 
+	debt_line_id INTEGER NOT NULL, 
+	transaction_code VARCHAR(40) NOT NULL, 
+	amount NUMERIC(12, 2) NOT NULL, 
+	CONSTRAINT pk_payment_reference_line PRIMARY KEY (id), 
+	CONSTRAINT uq_payment_reference_line_payment_reference_id_debt_line_id UNIQUE (payment_reference_id, debt_line_id), 
+	CONSTRAINT fk_payment_reference_line_payment_reference_id_payment__8a05 FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
+	CONSTRAINT fk_payment_reference_line_debt_line_id_debt_line FOREIGN KEY(debt_line_id) REFERENCES debt_line (id)
+);
+
+CREATE INDEX ix_payment_reference_line_debt_line_id ON payment_reference_line (debt_line_id);
