@@ -1,0 +1,105 @@
+"""
+### Mandate execution (daily)
+
+Checks every SEPA direct-debit mandate and collects what is due.
+
+1. **check_mandates** writes the four lists of the seed's mandate check to
+   `var/reports/mandate_check/<run date>/` (CSV `;` and `index.html`):
+   *active-ok* (with next due date, next collection date and the eligible open
+   debt), *active-err*, *nonactive-ok*, *nonactive-err* (each error with its
+   reason).
+2. **execute_mandates** turns every due active-ok mandate with eligible open
+   debt into a sealed payment reference and a collection (FRST, RCUR, FNAL or
+   OOFF), grouped per bank hub and collection date into collection runs
+   (`fj:SYS:n`). One transaction: all or nothing. Rerunning the same date
+   creates nothing new.
+3. **announce_ready_runs** updates the asset `innen_collection_runs_ready`,
+   which schedules `pain_export`; skipped when no run was made.
+
+**Run date**: the logical date in Europe/Brussels, or the `run_date` param of a
+manual run. A mandate is due when its next slot falls within its hub's lead
+days; the collection date is the first TARGET2 business day on or after the
+later of that slot and the run date plus the lead days.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from include.assets import COLLECTION_RUNS_READY as READY
+
+log = logging.getLogger(__name__)
+COLLECTION_RUNS_READY = Asset(**READY)
+
+
+@dag(
+    dag_id="mandate_execution",
+    schedule="0 5 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Brussels"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "owner": "finance"},
+    tags=["innen", "sepa", "direct-debit"],
+    params={
+        "run_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Run date",
+            description="Business date to execute for (YYYY-MM-DD). Empty: the run's logical date.",
+        ),
+    },
+    doc_md=__doc__,
+)
+def mandate_execution() -> None:
+    @task
+    def check_mandates() -> dict:
+        from dataclasses import asdict
+
+        from include.finance.db import transaction
+        from include.runtime import run_date
+        from include.sepa.mandate_check import check_mandates as check
+        from include.sepa.mandate_reports import write_mandate_lists
+
+        day = run_date(get_current_context())
+        with transaction(readonly=True) as session:
+            lists = write_mandate_lists(check(session, day, with_amounts=True), day)
+        log.info("mandate check %s: %s; lists in %s", day, lists.counts, lists.html)
+        return asdict(lists)
+
+    @task
+    def execute_mandates(lists: dict) -> dict:
+        from dataclasses import asdict
+
+        from include.finance.db import transaction
+        from include.runtime import actor, run_date
+        from include.sepa.mandate_execution import execute_mandates as execute
+
+        context = get_current_context()
+        with transaction() as session:
+            result = execute(session, run_date(context), actor(context))
+        log.info(
+            "%d mandates due, %d without eligible debt; %d collections for EUR %s %s; runs %s",
+            result.due, result.without_debt, result.collections, result.total, result.by_sequence_type,
+            result.ready_runs,
+        )
+        return asdict(result)
+
+    @task(outlets=[COLLECTION_RUNS_READY])
+    def announce_ready_runs(result: dict) -> list[str]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        runs = [run["loi"] for run in result["runs"]]
+        if not runs:
+            raise AirflowSkipException("no collection run was made")
+        get_current_context()["outlet_events"][COLLECTION_RUNS_READY].extra = {"runs": runs}
+        return runs
+
+    announce_ready_runs(execute_mandates(check_mandates()))
+
+
+mandate_execution()

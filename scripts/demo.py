@@ -1,0 +1,168 @@
+"""`make demo`: build the demo institution and run the direct-debit cycle through Airflow.
+
+1. (Re)builds the demo database ``var/innen.sqlite`` and clears the demo's
+   outbox and reports (a second ``make demo`` starts over, and says so).
+2. Loads the demo institution (``include/demo.py``) dated around today.
+3. Runs the DAGs ``mandate_execution`` then ``pain_export`` with
+   ``dag.test()`` (a real Airflow run, in this process, against the metadata
+   database under ``var/airflow``); their task logs go to ``var/demo/airflow.log``.
+4. Prints what came out of it, all read back from the database.
+
+``INNEN_DEMO_DATE=YYYY-MM-DD`` runs the demo for another date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from datetime import date, datetime, time as clock
+from pathlib import Path
+from typing import Iterator, TextIO
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from include.config import DB_URL_SETTING, outbox_dir, reports_dir, var_dir  # noqa: E402
+from include.runtime import LOCAL_ZONE  # noqa: E402
+
+
+def _today() -> date:
+    if os.environ.get("INNEN_DEMO_DATE"):
+        return date.fromisoformat(os.environ["INNEN_DEMO_DATE"])
+    return datetime.now(LOCAL_ZONE).date()
+
+
+def _fresh_database() -> str:
+    if os.environ.get(DB_URL_SETTING):
+        print(f"Using {DB_URL_SETTING} from the environment; the demo loads only into an empty database.")
+        return os.environ[DB_URL_SETTING]
+    database = var_dir() / "innen.sqlite"
+    if database.exists():
+        print(f"Rebuilding the demo database {database.relative_to(ROOT)} (the previous demo's data, outbox and reports are removed).")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    for folder in (outbox_dir(), reports_dir()):
+        shutil.rmtree(folder, ignore_errors=True)
+    url = f"sqlite:///{database}"
+    os.environ[DB_URL_SETTING] = url
+    return url
+
+
+@contextlib.contextmanager
+def _output_to(log: TextIO) -> Iterator[None]:
+    """Send file descriptors 1 and 2 to ``log`` (Airflow's loggers hold on to the real stdout)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _run_dag(dag_id: str, logical_date: datetime | None, log: TextIO) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    started = time.perf_counter()
+    with _output_to(log):
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+        if bag.import_errors:
+            raise SystemExit(f"DAG import errors: {bag.import_errors}")
+        run = bag.get_dag(dag_id).test(logical_date=logical_date)
+    state = str(getattr(run, "state", "unknown"))
+    print(f"  {dag_id}: {state} in {time.perf_counter() - started:.1f} s")
+    if not state.endswith("success"):
+        raise SystemExit(f"{dag_id} ended {state}; see {log.name}")
+
+
+def _summary(url: str, run_date: date) -> None:
+    from sqlalchemy import func, select
+
+    from include.finance.db import get_engine, transaction
+    from include.finance.models import BankHub, Collection, CollectionRun
+    from include.finance.money import ZERO
+
+    folder = reports_dir() / "mandate_check" / run_date.isoformat()
+    print(f"\nMandate check {run_date} ({folder.relative_to(ROOT)}/index.html):")
+    for name in ("active-ok", "active-err", "nonactive-ok", "nonactive-err"):
+        rows = sum(1 for _ in (folder / f"{name}.csv").open(encoding="utf-8-sig")) - 1
+        print(f"  {name:<14}{rows:>5}")
+    with transaction(get_engine(url), readonly=True) as session:
+        runs = session.execute(
+            select(CollectionRun, BankHub.code).join(BankHub, BankHub.id == CollectionRun.hub_id).order_by(CollectionRun.id)
+        ).all()
+        print("\nCollection runs:")
+        for run, hub in runs:
+            by_type = dict(
+                session.execute(
+                    select(Collection.sequence_type, func.count())
+                    .where(Collection.run_id == run.id)
+                    .group_by(Collection.sequence_type)
+                ).all()
+            )
+            kinds = " ".join(f"{k} {by_type[k]}" for k in ("FRST", "RCUR", "FNAL", "OOFF") if k in by_type)
+            print(
+                f"  {run.loi:<10} {hub:<12} collect {run.collection_date}  {run.status:<8} "
+                f"{run.transaction_count:>4} collections  EUR {run.total_amount:>10}   {kinds}"
+            )
+        print("\nBank files in the outbox:")
+        total = ZERO
+        for run, _hub in runs:
+            if run.file_path:
+                total += run.total_amount
+                print(f"  {Path(run.file_path).relative_to(ROOT)}")
+                print(f"    sha256 {run.file_sha256}  {run.transaction_count} transactions  EUR {run.total_amount}")
+            elif run.error:
+                print(f"  {run.loi}: no file: {run.error}")
+        print(f"  total EUR {total}")
+        from include.sepa.hubs import hub_problems
+
+        for hub in session.scalars(select(BankHub).order_by(BankHub.id)):
+            if problems := hub_problems(hub):
+                print(f"  hub {hub.code}: no file: " + "; ".join(problems) + " (its mandates are on active-err)")
+
+
+def main() -> None:
+    started = time.perf_counter()
+    run_date = _today()
+    url = _fresh_database()
+
+    from include.demo import load_demo
+    from include.finance.db import create_schema, get_engine, transaction
+
+    from sqlalchemy import func, select
+
+    from include.finance.models import FinancialSystem
+
+    engine = get_engine(url)
+    create_schema(engine)
+    with transaction(engine) as session:
+        if session.scalar(select(func.count()).select_from(FinancialSystem)):
+            raise SystemExit(f"{DB_URL_SETTING} points at a database that already holds data; the demo needs an empty one.")
+        demo = load_demo(session, run_date)
+    print(f"Demo institution loaded for {run_date}: {demo.users} end users, {demo.mandates} mandates, {demo.debt_lines} debt lines.")
+
+    log_path = var_dir() / "demo" / "airflow.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Running the direct-debit cycle through Airflow (task logs: {log_path.relative_to(ROOT)}):")
+    logical = datetime.combine(run_date, clock(5, 0), tzinfo=LOCAL_ZONE)
+    log = log_path.open("w", encoding="utf-8")
+    _run_dag("mandate_execution", logical, log)
+    _run_dag("pain_export", None, log)
+    _summary(url, run_date)
+    print(f"\nDone in {time.perf_counter() - started:.0f} s. Reports: {reports_dir().relative_to(ROOT)}/, "
+          f"bank files: {outbox_dir().relative_to(ROOT)}/. `make ui` shows the runs in Airflow.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Shared fixtures: a fresh application database per test on SQLite and on PostgreSQL.
+
+PostgreSQL is a real throwaway cluster from Debian's binaries, started once
+per test session as the ``postgres`` user (PostgreSQL refuses to run as root)
+and removed at the end; each test gets its own database cloned from a template
+holding the schema. Airflow is pointed at a temporary home before anything
+imports it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="innen-airflow-")
+os.environ.update(
+    {
+        "AIRFLOW_HOME": _AIRFLOW_HOME,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+    }
+)
+
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
+
+from include.finance.db import create_schema, get_engine  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PostgresCluster:
+    """A PostgreSQL server in a temporary directory, on a free loopback port."""
+
+    def __init__(self) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
+        if not found:
+            raise RuntimeError("Debian's PostgreSQL binaries are missing: run `make postgres` (apt-get install postgresql)")
+        self.bin = Path(found[-1]).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="innen-pg-"))
+        self.dir.chmod(0o755)
+        self.port = _free_port()
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, cwd=self.dir)
+
+    def start(self) -> None:
+        data = self.dir / "data"
+        self._run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    cluster.start()
+    admin = create_engine(cluster.url("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("CREATE DATABASE innen_template"))
+    template = create_engine(cluster.url("innen_template"))
+    create_schema(template)
+    template.dispose()
+    cluster.admin = admin  # type: ignore[attr-defined]
+    yield cluster
+    admin.dispose()
+    cluster.stop()
+
+
+_counter = iter(range(1, 10**9))
+
+
+def _postgres_database(cluster: PostgresCluster) -> str:
+    name = f"innen_test_{next(_counter)}_{int(time.time() * 1000) % 100000}"
+    with cluster.admin.connect() as connection:  # type: ignore[attr-defined]
+        connection.execute(text(f"CREATE DATABASE {name} TEMPLATE innen_template"))
+    return cluster.url(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of an empty, current schema: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'innen.sqlite'}"
+        create_schema(get_engine(url))
+        return url
+    return _postgres_database(request.getfixturevalue("postgres"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'innen.sqlite'}"
+    create_schema(get_engine(url))
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = get_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ``var/`` (outbox, reports) for one test."""
+    folder = tmp_path / "var"
+    monkeypatch.setenv("INNEN_VAR_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh Airflow metadata database in the temporary AIRFLOW_HOME."""
+    from airflow.utils import db
+
+    db.resetdb()
