@@ -29,6 +29,12 @@ from include.config import DB_URL_SETTING, outbox_dir, reports_dir, var_dir  # n
 from include.runtime import LOCAL_ZONE  # noqa: E402
 
 
+def _show(path: Path | str) -> str:
+    """A path as the reader can use it: relative to the project when inside it."""
+    path = Path(path)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _today() -> date:
     if os.environ.get("INNEN_DEMO_DATE"):
         return date.fromisoformat(os.environ["INNEN_DEMO_DATE"])
@@ -41,7 +47,7 @@ def _fresh_database() -> str:
         return os.environ[DB_URL_SETTING]
     database = var_dir() / "innen.sqlite"
     if database.exists():
-        print(f"Rebuilding the demo database {database.relative_to(ROOT)} (the previous demo's data, outbox and reports are removed).")
+        print(f"Rebuilding the demo database {_show(database)} (the previous demo's data, outbox and reports are removed).")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     for folder in (outbox_dir(), reports_dir()):
@@ -93,7 +99,7 @@ def _summary(url: str, run_date: date) -> None:
     from include.finance.money import ZERO
 
     folder = reports_dir() / "mandate_check" / run_date.isoformat()
-    print(f"\nMandate check {run_date} ({folder.relative_to(ROOT)}/index.html):")
+    print(f"\nMandate check {run_date} ({_show(folder)}/index.html):")
     for name in ("active-ok", "active-err", "nonactive-ok", "nonactive-err"):
         rows = sum(1 for _ in (folder / f"{name}.csv").open(encoding="utf-8-sig")) - 1
         print(f"  {name:<14}{rows:>5}")
@@ -120,7 +126,7 @@ def _summary(url: str, run_date: date) -> None:
         for run, _hub in runs:
             if run.file_path:
                 total += run.total_amount
-                print(f"  {Path(run.file_path).relative_to(ROOT)}")
+                print(f"  {_show(Path(run.file_path))}")
                 print(f"    sha256 {run.file_sha256}  {run.transaction_count} transactions  EUR {run.total_amount}")
             elif run.error:
                 print(f"  {run.loi}: no file: {run.error}")
@@ -154,15 +160,20 @@ def main() -> None:
 
     log_path = var_dir() / "demo" / "airflow.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"Running the direct-debit cycle through Airflow (task logs: {log_path.relative_to(ROOT)}):")
+    print(f"Running the direct-debit cycle through Airflow (task logs: {_show(log_path)}):")
     logical = datetime.combine(run_date, clock(5, 0), tzinfo=LOCAL_ZONE)
     log = log_path.open("w", encoding="utf-8")
     _run_dag("mandate_execution", logical, log)
     _run_dag("pain_export", None, log)
     _summary(url, run_date)
-    print(f"\nDone in {time.perf_counter() - started:.0f} s. Reports: {reports_dir().relative_to(ROOT)}/, "
-          f"bank files: {outbox_dir().relative_to(ROOT)}/. `make ui` shows the runs in Airflow.")
+    print(f"\nDone in {time.perf_counter() - started:.0f} s. Reports: {_show(reports_dir())}/, "
+          f"bank files: {_show(outbox_dir())}/. `make ui` shows the runs in Airflow.")
 
 
 if __name__ == "__main__":
-    main()
+    from include.errors import InnenError
+
+    try:
+        main()
+    except InnenError as exc:
+        raise SystemExit(f"demo stopped: {exc}") from None

@@ -30,7 +30,10 @@ def money(value: Decimal | int | str) -> Decimal:
         raise ValueError(f"not an amount: {value!r}") from None
     if not amount.is_finite():
         raise ValueError(f"not an amount: {value!r}")
-    quantized = amount.quantize(CENT)
+    try:
+        quantized = amount.quantize(CENT)
+    except InvalidOperation:
+        raise ValueError(f"amount {value!r} is too large") from None
     if quantized != amount:
         raise ValueError(f"amount {value!r} has fractions of a cent")
     return quantized

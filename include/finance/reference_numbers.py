@@ -4,20 +4,21 @@ An OGM is ten digits followed by a two-digit check: the ten digits modulo 97,
 or 97 when that is 0. We store the twelve digits and show them the Belgian way.
 
 >>> ogm("062", 1)
-'062000000159'
+'062000000157'
 >>> format_ogm("123456789002")
 '+++123/4567/89002+++'
 >>> parse_ogm("***123/4567/89002***")
 '123456789002'
 >>> rf("062", 1)
-'RF730620000001'
->>> format_rf("RF730620000001")
-'RF73 0620 0000 01'
+'RF170620000001'
+>>> format_rf("RF170620000001")
+'RF17 0620 0000 01'
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from enum import StrEnum
 
 from stdnum import iso11649
@@ -38,7 +39,7 @@ class ReferenceFormat(StrEnum):
 
 def ogm_base(prefix: str, counter: int) -> str:
     """The ten base digits: the prefix, then the counter zero-padded to fill the rest."""
-    if not prefix.isdigit() and prefix != "":
+    if prefix and not (prefix.isascii() and prefix.isdigit()):
         raise ReferenceNumberError(f"OGM prefix must be digits, got {prefix!r}")
     width = OGM_BASE_DIGITS - len(prefix)
     digits = str(counter)
@@ -68,10 +69,10 @@ def parse_ogm(text: str) -> str:
 
     Raises :class:`ReferenceNumberError` when the text is no valid OGM.
     """
-    stripped = text.strip()
+    stripped = unicodedata.normalize("NFKC", text).strip()
     match = _OGM_TEXT.match(stripped)
     digits = "".join(match.groups()) if match else re.sub(r"[\s/]", "", stripped)
-    if not ogm_vcs.is_valid(digits):
+    if not (digits.isascii() and ogm_vcs.is_valid(digits)):
         raise ReferenceNumberError(f"not a valid structured communication: {text!r}")
     return digits
 

@@ -15,6 +15,7 @@ SAFESEPA every other character is first transliterated (é → e, ß → ss,
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from anyascii import anyascii
 
@@ -29,26 +30,28 @@ def basic_latin(text: str) -> str:
     """``text`` reduced to the EPC basic Latin set: transliterated, then ``?`` for the rest."""
     if all(char in BASIC_LATIN for char in text):
         return text
-    text = _WHITESPACE.sub(" ", text)
+    # Composed first, so "e" + combining diaeresis is one "ë"; an accent left on its own is dropped.
+    text = unicodedata.normalize("NFC", _WHITESPACE.sub(" ", _NOT_XML.sub("", text)))
     out = []
     for char in text:
         if char in BASIC_LATIN:
             out.append(char)
+        elif unicodedata.combining(char):
             continue
-        for replacement in anyascii(char) or "?":
-            out.append(replacement if replacement in BASIC_LATIN else "?")
+        else:
+            out.extend(c if c in BASIC_LATIN else "?" for c in anyascii(char) or "?")
     return "".join(out)
 
 
 def xml_text(text: str) -> str:
     """``text`` as XML character data: escaped, whitespace runs collapsed, forbidden characters dropped."""
-    text = _NOT_XML.sub("", _WHITESPACE.sub(" ", text))
+    text = _WHITESPACE.sub(" ", _NOT_XML.sub("", text))
     return text.translate(_ESCAPE)
 
 
 def bank_text(text: str | None, max_length: int, *, safe: bool) -> str:
     """A text field for a bank file: reduced (``safe``) or kept in UTF-8, trimmed to ``max_length``, escaped."""
-    value = (text or "").strip()
+    value = _NOT_XML.sub("", text or "").strip()
     if safe:
         value = basic_latin(value)
     value = _WHITESPACE.sub(" ", value).strip()[:max_length].rstrip()

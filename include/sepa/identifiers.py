@@ -41,8 +41,9 @@ def mask_iban(value: str | None) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc).strip().rstrip(".")
-    return text[:1].lower() + text[1:]
+    """The kind of error in words, from its class: schwifty's own messages repeat the whole number."""
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", type(exc).__name__)
+    return words.lower().replace("bban", "BBAN")
 
 
 def iban_problem(value: str | None) -> str | None:
@@ -72,5 +73,5 @@ def creditor_id_problem(value: str | None) -> str | None:
     try:
         at_02.validate(value)
     except ValidationError as exc:
-        return f"creditor identifier {compact(value)} is invalid: {_reason(exc)}"
+        return f"creditor identifier {compact(value)} is invalid: {str(exc).strip().rstrip('.').lower()}"
     return None

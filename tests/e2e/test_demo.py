@@ -1,0 +1,54 @@
+"""`make demo` end to end: the script a newcomer runs, in a private var/ and Airflow home."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from lxml import etree
+
+from include.sepa.xsd import schema
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _demo(var: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INNEN_VAR_DIR": str(var), "PYTHONPATH": str(ROOT), "INNEN_DEMO_DATE": "2026-11-20"}
+    env.pop("INNEN_DB_URL", None)
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py")], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+
+
+def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, airflow_db: None) -> None:
+    var = tmp_path / "var"
+    first = _demo(var)
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = first.stdout
+    counts = dict(re.findall(r"^\s+(active-ok|active-err|nonactive-ok|nonactive-err)\s+(\d+)$", out, re.M))
+    assert set(counts) == {"active-ok", "active-err", "nonactive-ok", "nonactive-err"}
+    assert all(int(n) > 0 for n in counts.values())
+    assert sum(int(n) for n in counts.values()) >= 300
+    for kind in ("FRST", "RCUR", "FNAL", "OOFF"):
+        assert re.search(rf"\b{kind} \d+", out), kind
+    files = re.findall(r"^\s+(\S+\.xml)\n\s+sha256 ([0-9a-f]{64})\s+(\d+) transactions\s+EUR ([\d.]+)$", out, re.M)
+    assert len(files) == 2
+    for relative, sha, count, _total in files:
+        path = Path(relative)
+        assert path.parent == var / "outbox"
+        data = path.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == sha
+        tree = etree.fromstring(data)
+        version = etree.QName(tree).namespace.rsplit(":", 1)[1]
+        assert schema(version).validate(tree), relative
+        assert len([n for n in tree.iter() if etree.QName(n).localname == "DrctDbtTxInf"]) == int(count)
+    assert "BNP-OUD: no file: creditor identifier" in out
+    assert (var / "reports" / "mandate_check" / "2026-11-20" / "index.html").is_file()
+
+    second = _demo(var)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Rebuilding the demo database" in second.stdout
+    assert re.findall(r"collect \S+\s+exported\s+(\d+)", second.stdout) == re.findall(r"collect \S+\s+exported\s+(\d+)", out)

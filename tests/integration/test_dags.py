@@ -1,0 +1,88 @@
+"""The DAGs run for real with ``dag.test()``: Airflow's own runner, our database, our files."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from sqlalchemy import func, select
+
+from include.finance.db import create_schema, get_engine, transaction
+from include.finance.models import BankHub, Collection, CollectionRun, Mandate, PaymentReference
+from include.runtime import LOCAL_ZONE
+from include.sepa.xsd import schema
+
+RUN = date(2026, 11, 20)
+LOGICAL = datetime.combine(RUN, time(5), tzinfo=LOCAL_ZONE)
+
+
+@pytest.fixture
+def app(db_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None):  # type: ignore[no-untyped-def]
+    from include.demo import load_demo
+
+    monkeypatch.setenv("INNEN_DB_URL", db_url)
+    engine = get_engine(db_url)
+    create_schema(engine)
+    with transaction(engine) as session:
+        load_demo(session, RUN)
+    return engine
+
+
+def _dag(dag_id: str):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags[dag_id]
+
+
+def _counts(engine) -> list[int]:  # type: ignore[no-untyped-def]
+    with transaction(engine, readonly=True) as session:
+        return [session.scalar(select(func.count()).select_from(t)) for t in (PaymentReference, Collection, CollectionRun)]
+
+
+def _task_states(run) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def test_the_direct_debit_cycle_through_airflow(app, var_dir: Path) -> None:
+    run = _dag("mandate_execution").test(logical_date=LOGICAL)
+    assert str(run.state).endswith("success"), _task_states(run)
+    assert (var_dir / "reports" / "mandate_check" / RUN.isoformat() / "index.html").is_file()
+    counts = _counts(app)
+    assert counts[1] > 100 and counts[2] == 2
+    with transaction(app, readonly=True) as session:
+        kinds = set(session.scalars(select(Collection.sequence_type)))
+    assert kinds == {"FRST", "RCUR", "FNAL", "OOFF"}
+
+    export = _dag("pain_export").test()
+    assert str(export.state).endswith("success"), _task_states(export)
+    with transaction(app, readonly=True) as session:
+        runs = session.execute(select(CollectionRun, BankHub).join(BankHub, BankHub.id == CollectionRun.hub_id)).all()
+    for collection_run, hub in runs:
+        assert collection_run.status == "exported"
+        tree = etree.parse(collection_run.file_path)
+        assert schema(hub.pain008_version).validate(tree)
+        assert Path(collection_run.file_path).parent == var_dir / "outbox"
+
+    again = _dag("mandate_execution").test(logical_date=LOGICAL)
+    assert str(again.state).endswith("success")
+    assert _counts(app) == counts, "a rerun of the same date must create nothing"
+    assert _task_states(again)["announce_ready_runs"].endswith("skipped")
+
+
+def test_a_refused_export_fails_the_task_and_marks_the_run(app, var_dir: Path) -> None:
+    assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
+    with transaction(app) as session:
+        run = session.scalars(select(CollectionRun).order_by(CollectionRun.id)).first()
+        mandate = session.scalars(
+            select(Mandate).join(Collection, Collection.mandate_id == Mandate.id).where(Collection.run_id == run.id)
+        ).first()
+        mandate.debtor_iban = "XX00"
+        loi = run.loi
+    export = _dag("pain_export").test(run_conf={"collection_run": loi})
+    assert str(export.state).endswith("failed")
+    with transaction(app, readonly=True) as session:
+        failed = session.scalars(select(CollectionRun).where(CollectionRun.loi == loi)).one()
+    assert failed.status == "failed" and "XSD validation failed" in failed.error and failed.file_path is None
+    assert not any(p.suffix == ".xml" for p in (var_dir / "outbox").glob("*")) if (var_dir / "outbox").exists() else True

@@ -1,0 +1,129 @@
+"""Exporting collection runs from the database: formats, checksums, determinism, refusals, audit."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from sqlalchemy import select
+
+from include.errors import ExportRejected
+from include.finance.db import transaction
+from include.finance.models import AuditLog, BankHub, Collection, CollectionRun, Mandate
+from include.sepa.export import export_collection_run, runs_to_export
+from include.sepa.mandate_execution import execute_mandates
+from include.sepa.xsd import XSD_DIR
+from tests.factories import add_debt, make_institution, make_mandate, make_user
+
+RUN = date(2026, 11, 20)
+
+
+def _prepare(engine, **hub_settings) -> str:  # type: ignore[no-untyped-def]
+    """Three collections (FRST, RCUR, OOFF) in one ready run; returns the run's identifier."""
+    with transaction(engine) as session:
+        inst = make_institution(session, **hub_settings)
+        for n, fields in enumerate(({}, {"last_collection_date": date(2026, 10, 21)}, {"one_off": True})):
+            owner = make_user(session, "Noémie", f"Vandenbroucke-{n}")
+            make_mandate(session, inst, owner, first=date(2026, 11, 21), **fields)
+            add_debt(session, inst, owner, "LID", f"{10 + n}.25")
+        execute_mandates(session, RUN, "test")
+        return session.scalars(select(CollectionRun.loi)).one()
+
+
+def _run(engine, loi):  # type: ignore[no-untyped-def]
+    with transaction(engine, readonly=True) as session:
+        return session.scalars(select(CollectionRun).where(CollectionRun.loi == loi)).one()
+
+
+@pytest.mark.parametrize(("export_format", "version"), [("SEPA", "pain.008.001.02"), ("SAFESEPA", "pain.008.001.08")])
+def test_sepa_export_is_valid_recorded_and_checksummed(engine, tmp_path, export_format, version) -> None:
+    loi = _prepare(engine, export_format=export_format, pain008_version=version)
+    result = export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    path = Path(result["file_path"])
+    assert path.parent == tmp_path and path.name == "HUB-BIB_fj-BIB-1.xml"
+    data = path.read_bytes()
+    assert result["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "HUB-BIB_fj-BIB-1.xml.sha256").read_text() == f"{result['sha256']}  {path.name}\n"
+    tree = etree.fromstring(data)
+    etree.XMLSchema(etree.parse(str(XSD_DIR / f"{version}.xsd"))).assertValid(tree)
+    seq_types = [n.text for n in tree.iter() if etree.QName(n).localname == "SeqTp"]
+    assert seq_types == ["FRST", "RCUR", "OOFF"]
+    assert (result["transactions"], result["total"]) == (3, "33.75")
+    run = _run(engine, loi)
+    assert (run.status, run.file_path, run.file_sha256, run.export_format) == ("exported", str(path), result["sha256"], export_format)
+    with transaction(engine, readonly=True) as session:
+        assert set(session.scalars(select(Collection.status))) == {"exported"}
+        actions = [(a.entity, a.action) for a in session.scalars(select(AuditLog).where(AuditLog.action == "exported"))]
+        assert actions.count(("collection", "exported")) == 3 and ("collection_run", "exported") in actions
+
+
+def test_exporting_the_same_run_twice_gives_identical_bytes(engine, tmp_path) -> None:
+    loi = _prepare(engine)
+    first = export_collection_run(loi, "test", engine=engine, outbox=tmp_path / "a")
+    second = export_collection_run(loi, "test", engine=engine, outbox=tmp_path / "b")
+    assert first["sha256"] == second["sha256"]
+    assert Path(first["file_path"]).read_bytes() == Path(second["file_path"]).read_bytes()
+
+
+def test_csv_and_bxml_formats(engine, tmp_path) -> None:
+    loi = _prepare(engine, export_format="CSV")
+    result = export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    with Path(result["file_path"]).open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter=";"))
+    assert [r["sequence_type"] for r in rows] == ["FRST", "RCUR", "OOFF"]
+    assert sum(Decimal(r["amount"]) for r in rows) == Decimal("33.75")
+    assert rows[0]["structured_communication"].startswith("+++062/") and rows[0]["debtor_name"] == "Noémie Vandenbroucke-0"
+    bxml = export_collection_run(loi, "test", engine=engine, outbox=tmp_path, export_format="BXML")
+    root = etree.parse(bxml["file_path"]).getroot()
+    assert root.tag == "collectionRun" and root.get("loi") == loi and root.get("total") == "33.75"
+    assert [c.get("sequenceType") for c in root.iter("collection")] == ["FRST", "RCUR", "OOFF"]
+
+
+def test_a_hub_without_a_valid_creditor_id_gets_no_file_and_says_why(engine, tmp_path) -> None:
+    tmp_path = tmp_path / "outbox"
+    loi = _prepare(engine)
+    with transaction(engine) as session:
+        session.scalars(select(BankHub)).one().creditor_id = "BE00ZZZ0123456789"
+    with pytest.raises(ExportRejected, match="creditor identifier BE00ZZZ0123456789 is invalid"):
+        export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+    run = _run(engine, loi)
+    assert run.status == "failed" and "creditor identifier" in run.error and run.file_path is None
+
+
+def test_a_file_failing_the_xsd_is_never_released(engine, tmp_path) -> None:
+    tmp_path = tmp_path / "outbox"
+    loi = _prepare(engine)
+    with transaction(engine) as session:
+        # The mandate was edited after execution: its IBAN no longer fits the schema.
+        session.scalars(select(Mandate).order_by(Mandate.id)).first().debtor_iban = "XX00"
+    with pytest.raises(ExportRejected) as refused:
+        export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    assert "HUB-BIB_fj-BIB-1.xml" in str(refused.value) and "IBAN" in str(refused.value)
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary file
+    run = _run(engine, loi)
+    assert run.status == "failed" and "XSD validation failed" in run.error
+    with transaction(engine, readonly=True) as session:
+        assert set(session.scalars(select(Collection.status))) == {"pending"}
+        assert session.scalars(select(AuditLog.action).where(AuditLog.entity == "collection_run").order_by(AuditLog.id.desc())).first() == "failed"
+
+
+def test_runs_to_export_lists_ready_runs_of_hubs_with_a_format(engine, tmp_path) -> None:
+    loi = _prepare(engine)
+    with transaction(engine, readonly=True) as session:
+        assert runs_to_export(session) == [loi]
+    export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    with transaction(engine, readonly=True) as session:
+        assert runs_to_export(session) == []
+
+
+def test_a_hub_without_export_format_makes_no_file(engine, tmp_path) -> None:
+    loi = _prepare(engine, export_format=None)
+    result = export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    assert result["file_path"] is None and "no export format" in result["message"]
+    assert _run(engine, loi).status == "ready"

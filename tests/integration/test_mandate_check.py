@@ -1,0 +1,135 @@
+"""The mandate check on a real database: four lists, every error with its reason, next dates."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from include.finance.db import transaction
+from include.finance.models import BankHub
+from include.sepa.mandate_check import MandateList, check_mandates
+from include.sepa.mandate_reports import write_mandate_lists
+from tests.factories import add_debt, iban, make_institution, make_mandate, make_user
+
+RUN = date(2026, 11, 20)  # a Friday; with 2 lead days the earliest collection is Monday 23rd
+
+
+def _by_loi(engine, **kwargs):  # type: ignore[no-untyped-def]
+    with transaction(engine, readonly=True) as session:
+        return {m.loi: m for m in check_mandates(session, RUN, **kwargs)}
+
+
+ERROR_CASES = [
+    ("bad IBAN", {"debtor_iban": iban(1)[:-1] + str((int(iban(1)[-1]) + 1) % 10)}, "debtor IBAN"),
+    ("missing IBAN", {"debtor_iban": None}, "debtor IBAN missing"),
+    ("bad BIC", {"debtor_bic": "KREDBEB"}, "debtor BIC KREDBEB is invalid"),
+    ("signed after first", {"signature_date": date(2026, 12, 1)}, "after the first collection date"),
+    ("signed after end", {"signature_date": date(2026, 12, 1), "end_date": date(2026, 11, 30)}, "after the end date"),
+    ("first after end", {"end_date": date(2026, 11, 1)}, "first collection date 2026-11-21 is after the end date"),
+    ("no hub", {"hub_id": None}, "no bank hub"),
+    ("no debtor", {"debtor_id": None}, "no debtor"),
+    ("no type", {"type_id": None}, "no payment reference type"),
+    ("no frequency", {"frequency_id": None}, "no frequency"),
+    ("no signature date", {"signature_date": None}, "signature date missing"),
+]
+
+
+@pytest.mark.parametrize(("case", "fields", "reason"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_each_error_puts_an_active_mandate_on_active_err_with_its_reason(engine, case, fields, reason) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        good = make_mandate(session, inst, make_user(session), first=date(2026, 11, 21))
+        bad = make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), **fields)
+        good_loi, bad_loi = good.loi, bad.loi
+    checked = _by_loi(engine)
+    assert checked[good_loi].list is MandateList.ACTIVE_OK
+    assert checked[bad_loi].list is MandateList.ACTIVE_ERR
+    assert any(reason in text for text in checked[bad_loi].reasons), checked[bad_loi].reasons
+    assert checked[bad_loi].next_due_date is None
+
+
+def test_no_transaction_code_pattern_and_hub_without_creditor_id(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        broken_hub = BankHub(code="OLD", name="old", financial_system_id=inst.system.id, creditor_iban=iban(9),
+                             creditor_name="Bib", creditor_id="BE00ZZZ0123456789")
+        session.add(broken_hub)
+        session.flush()
+        no_pattern = make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), patterns=())
+        on_broken = make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), hub_id=broken_hub.id)
+        lois = no_pattern.loi, on_broken.loi
+    checked = _by_loi(engine)
+    assert checked[lois[0]].reasons == ["no transaction-code pattern"]
+    assert len(checked[lois[1]].reasons) == 1
+    assert checked[lois[1]].reasons[0].startswith("bank hub OLD incomplete: creditor identifier BE00ZZZ0123456789 is invalid")
+
+
+def test_inactive_mandates_go_to_the_nonactive_lists(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        fine = make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), active=False)
+        broken = make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), active=False, debtor_id=None)
+        lois = fine.loi, broken.loi
+    checked = _by_loi(engine)
+    assert checked[lois[0]].list is MandateList.NONACTIVE_OK
+    assert checked[lois[1]].list is MandateList.NONACTIVE_ERR
+    assert checked[lois[0]].next_due_date is None  # inactive mandates are never scheduled
+
+
+def test_next_dates_of_active_ok_mandates(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        user = make_user(session)
+        due_now = make_mandate(session, inst, user, first=date(2026, 11, 21))
+        later = make_mandate(session, inst, user, first=date(2026, 12, 15))
+        converted = make_mandate(session, inst, user, first=date(2025, 1, 31), last_collection_date=date(2026, 10, 31))
+        ended = make_mandate(session, inst, user, first=date(2025, 1, 10), end_date=date(2026, 10, 1),
+                             last_collection_date=date(2026, 9, 10))
+        lois = due_now.loi, later.loi, converted.loi, ended.loi
+    checked = _by_loi(engine)
+    now, future, conv, done = (checked[loi] for loi in lois)
+    assert (now.next_due_date, now.next_collection_date, now.due) == (date(2026, 11, 21), date(2026, 11, 23), True)
+    assert (future.next_due_date, future.next_collection_date, future.due) == (date(2026, 12, 15), date(2026, 12, 15), False)
+    # Converted: last collected 31 October on a 31st-of-the-month schedule: next 30 November.
+    assert (conv.next_due_date, conv.due, conv.has_prior) == (date(2026, 11, 30), False, True)
+    assert done.list is MandateList.ACTIVE_OK and done.next_due_date is None and "ended" in done.note
+
+
+def test_eligible_amount_counts_matching_open_debt_of_the_hub_system_only(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        other = make_institution(session, code="SKA")
+        user = make_user(session)
+        mandate = make_mandate(session, inst, user, first=date(2026, 11, 21), patterns=("LID", "BOETE*"))
+        add_debt(session, inst, user, "LID", "25.00")
+        add_debt(session, inst, user, "BOETE-LAAT", "1.50")
+        add_debt(session, inst, user, "LIDGELD", "9.99")  # not matched: "LID" is exact
+        add_debt(session, inst, user, "BOETE-LAAT", "7.00", system=other.system)  # other financial system
+        paid = add_debt(session, inst, user, "LID", "4.00")
+        paid.open_amount = Decimal("0.00")
+        loi = mandate.loi
+    assert _by_loi(engine, with_amounts=True)[loi].eligible_amount == Decimal("26.50")
+
+
+def test_lists_are_written_as_csv_and_html(engine, tmp_path) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        make_mandate(session, inst, make_user(session, "Renée", "Lefèvre"), first=date(2026, 11, 21))
+        make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), debtor_id=None)
+        make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), active=False)
+    with transaction(engine, readonly=True) as session:
+        lists = write_mandate_lists(check_mandates(session, RUN, with_amounts=True), RUN, folder=tmp_path)
+    assert lists.counts == {"active-ok": 1, "active-err": 1, "nonactive-ok": 1, "nonactive-err": 0}
+    with (tmp_path / "active-ok.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter=";"))
+    assert len(rows) == 1
+    assert rows[0]["debtor"] == "Renée Lefèvre"
+    assert rows[0]["next_collection_date"] == "2026-11-23"
+    assert "*" in rows[0]["debtor_iban"]  # masked
+    with (tmp_path / "active-err.csv").open(encoding="utf-8-sig", newline="") as handle:
+        assert next(csv.DictReader(handle, delimiter=";"))["reasons"] == "no debtor"
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "Renée Lefèvre" in page and "active-err (1)" in page and "D&#39;Hondt" in page

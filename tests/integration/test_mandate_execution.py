@@ -1,0 +1,266 @@
+"""Mandate execution on a real database: eligibility, sequence types, dates, runs, idempotence, atomicity."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+from stdnum.be import ogm_vcs
+
+from include.finance.db import transaction
+from include.finance.models import (
+    AuditLog,
+    Collection,
+    CollectionRun,
+    DebtLine,
+    PaymentReference,
+    PaymentReferenceLine,
+)
+from include.sepa import mandate_execution
+from include.sepa.mandate_execution import execute_mandates
+from tests.factories import add_debt, make_institution, make_mandate, make_user
+
+RUN = date(2026, 11, 20)  # Friday; lead 2 days -> Sunday 22nd -> first business day Monday 23rd
+
+
+def _execute(engine, run_date=RUN):  # type: ignore[no-untyped-def]
+    with transaction(engine) as session:
+        return execute_mandates(session, run_date, "test")
+
+
+def _collections(engine) -> dict[int, Collection]:  # type: ignore[no-untyped-def]
+    with transaction(engine, readonly=True) as session:
+        return {c.mandate_id: c for c in session.scalars(select(Collection))}
+
+
+def test_eligible_debt_becomes_one_sealed_reference_and_collection(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        other = make_institution(session, code="SKA")
+        owner, payer = make_user(session, "Arthur", "Peeters"), make_user(session, "Griet", "Peeters")
+        mandate = make_mandate(session, inst, owner, first=date(2026, 11, 21), debtor_id=payer.id)
+        lid = add_debt(session, inst, owner, "LID", "25.00")
+        fine = add_debt(session, inst, owner, "BOETE-LAAT", "1.20")
+        add_debt(session, inst, owner, "PRINT", "0.40")  # no pattern matches
+        add_debt(session, inst, owner, "BOETE-LAAT", "3.00", system=other.system)  # other financial system
+        add_debt(session, inst, payer, "LID", "30.00")  # the payer's own debt is not the owner's
+        ids = mandate.id, {lid.id, fine.id}
+    result = _execute(engine)
+    assert (result.due, result.collections, result.total) == (1, 1, "26.20")
+    with transaction(engine, readonly=True) as session:
+        reference = session.scalars(select(PaymentReference)).one()
+        assert reference.status == "sealed" and reference.sealed_at is not None
+        assert reference.amount == reference.open_amount == Decimal("26.20")
+        assert reference.mandate_id == ids[0] and reference.end_user_id != payer.id
+        assert reference.loi == "fp:BIB:1" and reference.invoice_number == "BIB-1"
+        assert ogm_vcs.is_valid(reference.reference_number) and reference.reference_number.startswith("062")
+        assert reference.due_date == date(2026, 11, 23)
+        lines = session.scalars(select(PaymentReferenceLine.debt_line_id)).all()
+        assert set(lines) == ids[1]
+        held = session.scalars(select(DebtLine.id).where(DebtLine.payment_reference_id == reference.id)).all()
+        assert set(held) == ids[1]
+        collection = session.scalars(select(Collection)).one()
+        assert (collection.sequence_type, collection.amount, collection.status) == ("FRST", Decimal("26.20"), "pending")
+        assert collection.end_to_end_id == reference.loi and collection.due_date == date(2026, 11, 21)
+        run = session.get(CollectionRun, collection.run_id)
+        assert (run.loi, run.status, run.collection_date, run.transaction_count, run.total_amount) == (
+            "fj:BIB:1", "ready", date(2026, 11, 23), 1, Decimal("26.20"))
+
+
+def test_no_eligible_debt_creates_nothing(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        owner = make_user(session)
+        make_mandate(session, inst, owner, first=date(2026, 11, 21))
+        add_debt(session, inst, owner, "PRINT", "0.40")
+    result = _execute(engine)
+    assert (result.due, result.without_debt, result.collections, result.runs) == (1, 1, 0, [])
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(PaymentReference)) == 0
+
+
+def test_debt_in_an_open_reference_is_not_collected_twice(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        owner = make_user(session)
+        make_mandate(session, inst, owner, first=date(2026, 11, 21), patterns=("LID",))
+        make_mandate(session, inst, owner, first=date(2026, 11, 21), patterns=("*",))  # would take the same lines
+        add_debt(session, inst, owner, "LID", "25.00")
+    result = _execute(engine)
+    assert result.collections == 1 and result.without_debt == 1
+
+
+@pytest.mark.parametrize(
+    ("mandate_fields", "hub_fields", "expected"),
+    [
+        ({}, {}, "FRST"),
+        ({}, {"rcur_only": True}, "RCUR"),
+        ({"last_collection_date": date(2026, 10, 21)}, {}, "RCUR"),
+        ({"last_collection_date": date(2026, 10, 21), "end_date": date(2026, 12, 1)}, {}, "FNAL"),
+        ({"end_date": date(2026, 12, 1)}, {}, "FRST"),  # first and last: a series opens with FRST
+        ({"one_off": True}, {}, "OOFF"),
+    ],
+    ids=["first", "rcur-only hub", "converted", "final", "first-and-final", "one-off"],
+)
+def test_sequence_types(engine, mandate_fields, hub_fields, expected) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session, **hub_fields)
+        owner = make_user(session)
+        mandate = make_mandate(session, inst, owner, first=date(2026, 11, 21), **mandate_fields)
+        add_debt(session, inst, owner, "LID", "10.00")
+        mandate_id = mandate.id
+    _execute(engine)
+    assert _collections(engine)[mandate_id].sequence_type == expected
+
+
+def test_after_a_returned_first_collection_the_next_is_first_again(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        owner = make_user(session)
+        mandate = make_mandate(session, inst, owner, first=date(2026, 10, 21))
+        add_debt(session, inst, owner, "LID", "10.00")
+        mandate_id = mandate.id
+    _execute(engine, date(2026, 10, 19))
+    with transaction(engine) as session:
+        collection = session.scalars(select(Collection)).one()
+        assert collection.sequence_type == "FRST"
+        collection.status = "returned"
+        add_debt(session, inst, owner, "LID", "12.00")
+    _execute(engine)
+    with transaction(engine, readonly=True) as session:
+        latest = session.scalars(select(Collection).where(Collection.mandate_id == mandate_id).order_by(Collection.id.desc())).first()
+        assert (latest.sequence_type, latest.due_date) == ("FRST", date(2026, 11, 21))
+
+
+@pytest.mark.parametrize(
+    ("run_date", "first", "lead_days", "collection_date"),
+    [
+        (date(2026, 11, 20), date(2026, 11, 21), 2, date(2026, 11, 23)),  # weekend rolled to Monday
+        (date(2026, 12, 23), date(2026, 12, 24), 2, date(2026, 12, 28)),  # 25 Dec (Fri) closed -> Monday 28th
+        (date(2027, 3, 26), date(2027, 3, 26), 0, date(2027, 3, 30)),  # Good Friday 2027 to Easter Monday closed
+        (date(2026, 3, 31), date(2026, 4, 3), 3, date(2026, 4, 7)),  # Good Friday + Easter Monday closed
+        (date(2026, 11, 2), date(2026, 10, 15), 1, date(2026, 11, 3)),  # overdue slot: run date + lead days
+    ],
+)
+def test_collection_date_is_a_target2_business_day(engine, run_date, first, lead_days, collection_date) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session, lead_days=lead_days)
+        owner = make_user(session)
+        mandate = make_mandate(session, inst, owner, first=first, signature_date=date(2026, 1, 1))
+        add_debt(session, inst, owner, "LID", "10.00")
+        mandate_id = mandate.id
+    _execute(engine, run_date)
+    with transaction(engine, readonly=True) as session:
+        run = session.scalars(select(CollectionRun)).one()
+        assert run.collection_date == collection_date
+        assert session.scalars(select(PaymentReference.due_date)).one() == collection_date
+    assert _collections(engine)[mandate_id].due_date == first
+
+
+def test_collections_are_grouped_per_hub_and_collection_date(engine) -> None:
+    with transaction(engine) as session:
+        bib = make_institution(session)
+        ska = make_institution(session, code="SKA", lead_days=0)
+        for inst, first in ((bib, date(2026, 11, 21)), (bib, date(2026, 11, 22)), (ska, date(2026, 11, 20)),
+                            (ska, date(2026, 11, 23))):
+            owner = make_user(session)
+            make_mandate(session, inst, owner, first=first, signature_date=date(2026, 1, 1))
+            add_debt(session, inst, owner, "LID", "10.00")
+    result = _execute(engine)
+    # BIB: both due slots land on Monday 23rd (one run). SKA (no lead): Friday 20th; the 23rd is not due yet.
+    assert sorted((r["loi"], r["collection_date"], r["transactions"]) for r in result.runs) == [
+        ("fj:BIB:1", "2026-11-23", 2), ("fj:SKA:1", "2026-11-20", 1)]
+
+
+def test_rerunning_the_same_date_creates_nothing_new(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        for _ in range(3):
+            owner = make_user(session)
+            make_mandate(session, inst, owner, first=date(2026, 11, 21))
+            add_debt(session, inst, owner, "LID", "10.00")
+    first = _execute(engine)
+    with transaction(engine, readonly=True) as session:
+        counts = [session.scalar(select(func.count()).select_from(t)) for t in (PaymentReference, Collection, CollectionRun, AuditLog)]
+    second = _execute(engine)
+    with transaction(engine, readonly=True) as session:
+        again = [session.scalar(select(func.count()).select_from(t)) for t in (PaymentReference, Collection, CollectionRun, AuditLog)]
+    assert first.collections == 3 and second.collections == 0 and second.due == 0
+    assert again == counts
+
+
+def test_new_collections_join_the_ready_run_of_their_hub_and_date(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        owner = make_user(session)
+        make_mandate(session, inst, owner, first=date(2026, 11, 21))
+        add_debt(session, inst, owner, "LID", "10.00")
+    _execute(engine)
+    with transaction(engine) as session:
+        owner = make_user(session)
+        make_mandate(session, inst, owner, first=date(2026, 11, 21))
+        add_debt(session, inst, owner, "LID", "5.55")
+    result = _execute(engine)
+    assert [(r["loi"], r["transactions"], r["total"]) for r in result.runs] == [("fj:BIB:1", 2, "15.55")]
+
+
+def test_a_crash_mid_execution_leaves_the_database_as_before(engine, monkeypatch) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        for _ in range(4):
+            owner = make_user(session)
+            make_mandate(session, inst, owner, first=date(2026, 11, 21))
+            add_debt(session, inst, owner, "LID", "10.00")
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(mandate_execution, "_refresh_run_totals", crash)
+    with pytest.raises(RuntimeError):
+        _execute(engine)
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(PaymentReference)) == 0
+        assert session.scalar(select(func.count()).select_from(Collection)) == 0
+        assert session.scalar(select(func.count()).select_from(AuditLog)) == 0
+        assert session.scalar(select(func.count()).select_from(DebtLine).where(DebtLine.payment_reference_id.is_not(None))) == 0
+    monkeypatch.undo()
+    assert _execute(engine).collections == 4
+
+
+def test_every_change_is_audited(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        owner = make_user(session)
+        make_mandate(session, inst, owner, first=date(2026, 11, 21))
+        add_debt(session, inst, owner, "LID", "10.00")
+    _execute(engine)
+    with transaction(engine, readonly=True) as session:
+        rows = session.scalars(select(AuditLog)).all()
+        actions = sorted((row.entity, row.action) for row in rows)
+        assert actions == [("collection", "created"), ("collection_run", "collections_added"),
+                           ("collection_run", "created"), ("payment_reference", "created")]
+        reference = next(r for r in rows if r.entity == "payment_reference")
+        assert reference.actor == "test" and reference.after["amount"] == "10.00" and reference.after["status"] == "sealed"
+
+
+def test_monthly_mandate_collects_once_per_period_over_months(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session, lead_days=0)
+        owner = make_user(session)
+        mandate = make_mandate(session, inst, owner, first=date(2026, 1, 31), signature_date=date(2026, 1, 1))
+        mandate_id = mandate.id
+    day, seen = date(2026, 1, 25), []
+    while day <= date(2026, 5, 5):
+        with transaction(engine) as session:
+            add_debt(session, inst, owner, "LID", "1.00")
+        result = _execute(engine, day)
+        if result.collections:
+            seen.append(day)
+        day += timedelta(days=1)
+    with transaction(engine, readonly=True) as session:
+        dues = session.scalars(select(Collection.due_date).where(Collection.mandate_id == mandate_id).order_by(Collection.due_date)).all()
+    assert dues == [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 30)]
+    # Due on the slot itself, or the next run after a weekend slot: 31 Jan 2026 is a Saturday.
+    assert seen == [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 30)]

@@ -1,0 +1,133 @@
+"""The pain.008 writer on its own: valid files (checked whole, by two validators), refusals, determinism."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import xmlschema
+from lxml import etree
+
+from include.errors import ExportRejected
+from include.finance.reference_numbers import ogm, rf
+from include.sepa import pain008
+from include.sepa.pain008 import Creditor, Message, PaymentBatch, Transaction, write_pain008
+from include.sepa.xsd import XSD_DIR
+from tests.factories import iban
+
+VERSIONS = ("pain.008.001.02", "pain.008.001.08")
+
+
+def _tx(n: int, **overrides: object) -> Transaction:
+    values = {
+        "end_to_end_id": f"fp:BIB:{n}", "amount": Decimal(n) / 100 + Decimal("1.00"), "mandate_id": f"MND-{n}",
+        "signature_date": date(2024, 3, 1), "debtor_name": "Zoë D'Hondt & Søn", "debtor_iban": iban(n),
+        "debtor_bic": "KREDBEBB" if n % 3 else None, "reference": ogm("062", n) if n % 2 else rf("71", n),
+    }
+    values.update(overrides)
+    return Transaction(**values)  # type: ignore[arg-type]
+
+
+def _message(version: str, batches: list[tuple[str, list[Transaction]]], safe: bool = False) -> Message:
+    return Message(
+        version=version, message_id="fj:BIB:7", created_at=datetime(2026, 11, 20, 5, 0, 3),
+        initiator_name="Bibliothèque de Liège", initiator_id="0207462536",
+        creditor=Creditor(name="Bibliothèque de Liège — Financiën", iban="BE19068240219012", bic="GKCCBEBB",
+                          creditor_id="BE69ZZZ050D000000008", street="Rue de l'Étuve", house_number="12",
+                          postal_code="4000", city="Liège", country="BE"),
+        batch_booking=True, local_instrument="CORE", safe=safe,
+        batches=[
+            PaymentBatch(f"fj:BIB:7/{seq}", seq, date(2026, 11, 23), len(txs), sum((t.amount for t in txs), Decimal("0.00")), iter(txs))
+            for seq, txs in batches
+        ],
+    )
+
+
+def _local(tree: etree._Element, path: str) -> list[str]:
+    return [node.text for node in tree.iter() if etree.QName(node).localname == path]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_file_spanning_several_chunks_is_valid_whole_for_lxml_and_xmlschema(tmp_path, monkeypatch, version) -> None:
+    monkeypatch.setattr(pain008, "CHUNK", 7)  # many chunks, uneven last one
+    frst = [_tx(n) for n in range(1, 23)]
+    rcur = [_tx(n) for n in range(100, 105)]
+    written = write_pain008(_message(version, [("FRST", frst), ("RCUR", rcur)]), tmp_path / "out.xml")
+    data = (tmp_path / "out.xml").read_bytes()
+    tree = etree.fromstring(data)
+    etree.XMLSchema(etree.parse(str(XSD_DIR / f"{version}.xsd"))).assertValid(tree)
+    assert xmlschema.XMLSchema(str(XSD_DIR / f"{version}.xsd")).is_valid(str(tmp_path / "out.xml"))
+    assert written.transactions == 27
+    assert len([n for n in tree.iter() if etree.QName(n).localname == "DrctDbtTxInf"]) == 27
+    expected_total = sum((t.amount for t in frst + rcur), Decimal("0.00"))
+    assert written.total == expected_total
+    assert _local(tree, "CtrlSum")[0] == f"{expected_total:.2f}"
+    assert _local(tree, "NbOfTxs") == ["27", "22", "5"]
+    assert _local(tree, "SeqTp") == ["FRST", "RCUR"]
+    assert _local(tree, "EndToEndId") == [t.end_to_end_id for t in frst + rcur]
+    # Structured communication: BBA for an OGM, ISO for an RF reference.
+    issuers = _local(tree, "Issr")
+    refs = _local(tree, "Ref")
+    assert refs[0] == ogm("062", 1) and issuers[0] == "BBA"
+    assert refs[1] == rf("71", 2) and issuers[1] == "ISO"
+    # IBAN-only debtors carry NOTPROVIDED; others their BIC.
+    assert "NOTPROVIDED" in _local(tree, "Id")
+    assert written.sha256 == __import__("hashlib").sha256(data).hexdigest()
+
+
+def test_sepa_keeps_utf8_and_escapes_while_safesepa_reduces_to_basic_latin(tmp_path) -> None:
+    txs = [_tx(1)]
+    write_pain008(_message("pain.008.001.02", [("FRST", txs)]), tmp_path / "sepa.xml")
+    write_pain008(_message("pain.008.001.02", [("FRST", [_tx(1)])], safe=True), tmp_path / "safe.xml")
+    sepa, safe = (etree.parse(str(tmp_path / name)).getroot() for name in ("sepa.xml", "safe.xml"))
+    assert "Zoë D'Hondt & Søn" in _local(sepa, "Nm")
+    assert "Zoe D'Hondt ? Son" in _local(safe, "Nm")
+    assert "Bibliotheque de Liege - Financien" in _local(safe, "Nm")
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-?:().,'+ ")
+    for node in safe.iter():
+        assert set(node.text.strip() if node.text else "") <= allowed, node.text
+
+
+def test_same_message_gives_the_same_bytes(tmp_path) -> None:
+    first = write_pain008(_message("pain.008.001.08", [("RCUR", [_tx(n) for n in range(1, 40)])]), tmp_path / "a.xml")
+    second = write_pain008(_message("pain.008.001.08", [("RCUR", [_tx(n) for n in range(1, 40)])]), tmp_path / "b.xml")
+    assert first.sha256 == second.sha256
+    assert (tmp_path / "a.xml").read_bytes() == (tmp_path / "b.xml").read_bytes()
+
+
+def test_an_invalid_transaction_is_refused_naming_file_element_and_transaction(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(pain008, "CHUNK", 5)
+    txs = [_tx(n) for n in range(1, 13)]
+    txs[8] = _tx(9, debtor_iban="XX00")  # in the second chunk
+    txs[11] = _tx(12, amount=Decimal("-1.00"))  # later: never the first error reported
+    with pytest.raises(ExportRejected) as refused:
+        write_pain008(_message("pain.008.001.02", [("FRST", txs)]), tmp_path / "bad.xml")
+    message = str(refused.value)
+    assert "bad.xml" in message and "IBAN" in message and "fp:BIB:9" in message and "XX00" in message
+    assert list(tmp_path.iterdir()) == []  # nothing released, no temporary file left
+
+
+def test_an_invalid_header_is_refused(tmp_path) -> None:
+    message = _message("pain.008.001.08", [("FRST", [_tx(1)])])
+    message.creditor = Creditor(name="Bib", iban="BE19068240219012", bic="NOT A BIC", creditor_id="BE69ZZZ050D000000008")
+    with pytest.raises(ExportRejected, match="BICFI"):
+        write_pain008(message, tmp_path / "bad.xml")
+    assert not (tmp_path / "bad.xml").exists()
+
+
+def test_declared_totals_must_match_the_streamed_transactions(tmp_path) -> None:
+    message = _message("pain.008.001.02", [("FRST", [_tx(1), _tx(2)])])
+    message.batches[0].count = 3
+    with pytest.raises(ExportRejected, match="declares 3 transactions"):
+        write_pain008(message, tmp_path / "count.xml")
+    assert not (tmp_path / "count.xml").exists()
+
+
+def test_golden_file(tmp_path) -> None:
+    """A small file reviewed by hand, byte for byte (tests/golden/pain008_small.xml)."""
+    golden = Path(__file__).resolve().parent.parent / "golden" / "pain008_small.xml"
+    message = _message("pain.008.001.02", [("FRST", [_tx(1)]), ("RCUR", [_tx(2), _tx(3)])])
+    write_pain008(message, tmp_path / "small.xml")
+    assert (tmp_path / "small.xml").read_bytes() == golden.read_bytes()
