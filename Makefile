@@ -51,9 +51,10 @@ demo: airflow-db
 test: $(STAMP) postgres
 	@$(VPY) -m pytest
 
+# standalone starts its components as `airflow …` subprocesses: the venv goes first on PATH.
 ui: airflow-db
 	@echo "Airflow UI: http://localhost:$(AIRFLOW__API__PORT)  (user admin; password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
-	@$(VENV)/bin/airflow standalone
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/airflow standalone
 
 bench: $(STAMP)
 	@$(VPY) bench/pain008.py
