@@ -40,6 +40,18 @@ def mask_iban(value: str | None) -> str:
     return f"{iban[:4]} **** **** {iban[-4:]}"
 
 
+_IBAN_LIKE = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){8,30}\b")
+
+
+def mask_ibans_in(text: str) -> str:
+    """``text`` with everything that looks like an IBAN masked (for messages that end up in logs).
+
+    >>> mask_ibans_in("The value 'be68539007547034' is not accepted")
+    "The value 'BE68 **** **** 7034' is not accepted"
+    """
+    return _IBAN_LIKE.sub(lambda match: mask_iban(match.group(0)), text)
+
+
 def _reason(exc: Exception) -> str:
     """The kind of error in words, from its class: schwifty's own messages repeat the whole number."""
     words = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", type(exc).__name__)

@@ -40,6 +40,7 @@ from include.files import atomic_writer
 from include.finance.money import ZERO, format_amount
 from include.finance.reference_numbers import issuer
 from include.sepa.charset import bank_text
+from include.sepa.identifiers import mask_ibans_in
 from include.sepa.xsd import namespace, schema
 from include.xml_safety import safe_parser
 
@@ -266,7 +267,7 @@ class _ChunkValidator:
             if tx is not None:
                 e2e = tx.findtext(f"{{{etree.QName(tx).namespace}}}PmtId/{{{etree.QName(tx).namespace}}}EndToEndId")
                 where = f" (transaction {e2e})"
-        message = re.sub(r"\{[^}]*\}", "", error.message)
+        message = mask_ibans_in(re.sub(r"\{[^}]*\}", "", error.message))
         return f"{self._file_name}: {message}{where}"
 
     def submit(self, document: str) -> None:

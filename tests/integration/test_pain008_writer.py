@@ -125,9 +125,13 @@ def test_declared_totals_must_match_the_streamed_transactions(tmp_path) -> None:
     assert not (tmp_path / "count.xml").exists()
 
 
-def test_golden_file(tmp_path) -> None:
-    """A small file reviewed by hand, byte for byte (tests/golden/pain008_small.xml)."""
-    golden = Path(__file__).resolve().parent.parent / "golden" / "pain008_small.xml"
-    message = _message("pain.008.001.02", [("FRST", [_tx(1)]), ("RCUR", [_tx(2), _tx(3)])])
+@pytest.mark.parametrize(
+    ("golden_name", "version", "safe"),
+    [("pain008_small.xml", "pain.008.001.02", False), ("pain008_small_safesepa_v08.xml", "pain.008.001.08", True)],
+)
+def test_golden_file(tmp_path, golden_name, version, safe) -> None:
+    """Small files reviewed by hand, byte for byte (tests/golden/)."""
+    golden = Path(__file__).resolve().parent.parent / "golden" / golden_name
+    message = _message(version, [("FRST", [_tx(1)]), ("RCUR", [_tx(2), _tx(3)])], safe=safe)
     write_pain008(message, tmp_path / "small.xml")
     assert (tmp_path / "small.xml").read_bytes() == golden.read_bytes()
