@@ -8,8 +8,8 @@ Checks every SEPA direct-debit mandate and collects what is due.
    *active-ok* (with next due date, next collection date and the eligible open
    debt), *active-err*, *nonactive-ok*, *nonactive-err* (each error with its
    reason).
-2. **execute_mandates** turns every due active-ok mandate with eligible open
-   debt into a sealed payment reference and a collection (FRST, RCUR, FNAL or
+2. **execute_mandates** checks the due active-ok mandates again, inside its
+   transaction, and turns each one with eligible open debt into a sealed payment reference and a collection (FRST, RCUR, FNAL or
    OOFF), grouped per bank hub and collection date into collection runs
    (`fj:SYS:n`). One transaction: all or nothing. Rerunning the same date
    creates nothing new.
@@ -78,10 +78,11 @@ def mandate_execution() -> None:
         from include.finance.db import transaction
         from include.runtime import actor, run_date
         from include.sepa.mandate_execution import execute_mandates as execute
+        from include.sepa.mandate_reports import read_due_ids
 
         context = get_current_context()
         with transaction() as session:
-            result = execute(session, run_date(context), actor(context))
+            result = execute(session, run_date(context), actor(context), mandate_ids=read_due_ids(lists["folder"]))
         log.info(
             "%d mandates due, %d without eligible debt; %d collections for EUR %s %s; runs %s",
             result.due, result.without_debt, result.collections, result.total, result.by_sequence_type,

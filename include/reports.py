@@ -42,7 +42,8 @@ class CsvReport:
         self.rows = 0
 
     def write(self, row: Iterable[Any]) -> None:
-        self._writer.writerow([_cell(value) for value in row])
+        """One row; None is written empty, everything else as ``str()`` (booleans: convert first)."""
+        self._writer.writerow(row)
         self.rows += 1
 
     def close(self, error: BaseException | None = None) -> None:
@@ -59,7 +60,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Iterable[Any]], 
     report = CsvReport(path, header, bom=bom)
     try:
         for row in rows:
-            report.write(row)
+            report.write([_cell(value) for value in row])
     except BaseException as exc:
         report.close(exc)
         raise

@@ -7,9 +7,9 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from include.finance.bulk import insert_many
 from include.finance.models import AuditLog
 
 
@@ -51,6 +51,4 @@ def record(session: Session, *args: Any, **kwargs: Any) -> None:
 
 def record_many(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """Write many audit rows in one statement."""
-    batch = list(rows)
-    if batch:
-        session.execute(insert(AuditLog), batch)
+    insert_many(session, AuditLog.__table__, list(rows))

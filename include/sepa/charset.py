@@ -24,6 +24,8 @@ _WHITESPACE = re.compile(r"\s+")
 # Characters XML 1.0 does not allow at all (C0 controls but tab, newline, return; surrogates; U+FFFE/F).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# Text made of basic Latin words separated by single spaces needs no work at all (the common case).
+_PLAIN = re.compile(r"[A-Za-z0-9/\-?:().,'+]+(?: [A-Za-z0-9/\-?:().,'+]+)*")
 
 
 def basic_latin(text: str) -> str:
@@ -51,6 +53,8 @@ def xml_text(text: str) -> str:
 
 def bank_text(text: str | None, max_length: int, *, safe: bool) -> str:
     """A text field for a bank file: reduced (``safe``) or kept in UTF-8, trimmed to ``max_length``, escaped."""
+    if text is not None and len(text) <= max_length and _PLAIN.fullmatch(text):
+        return text
     value = _NOT_XML.sub("", text or "").strip()
     if safe:
         value = basic_latin(value)

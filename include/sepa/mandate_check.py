@@ -12,20 +12,22 @@ Mandates are streamed in id order, so a million of them never sit in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select, text, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from include.finance.business_days import roll_forward
 from include.finance.models import (
     BankHub,
     Collection,
-    DebtLine,
     EndUser,
     Frequency,
     Mandate,
@@ -36,9 +38,10 @@ from include.sepa.hubs import hub_problems
 from include.sepa.identifiers import bic_problem, iban_problem
 from include.sepa.schedule import Frequency as Schedule
 from include.sepa.schedule import next_due_date
-from include.sepa.transaction_codes import matcher
+from include.sepa.transaction_codes import cached_matcher
 
 STREAM_BATCH = 10_000
+ID_BATCH = 5_000
 
 
 class MandateList(StrEnum):
@@ -58,43 +61,42 @@ class HubFacts:
     problems: list[str]
 
 
-@dataclass(slots=True)
 class MandateStatus:
     """One mandate as the check sees it: its facts, its list and why."""
 
-    id: int
-    loi: str
-    reference: str
-    active: bool
-    end_user_id: int
-    debtor_id: int | None
-    hub_id: int | None
-    type_id: int | None
-    first_collection_date: date | None
-    end_date: date | None
-    schedule: Schedule | None
-    one_off: bool
-    last_collected: date | None
-    has_prior: bool
-    patterns: tuple[str, ...]
-    owner_eloi: str = ""
-    debtor_name: str = ""
-    debtor_iban: str | None = None
-    hub_code: str = ""
-    type_code: str = ""
-    frequency_code: str = ""
-    eligible_amount: Decimal | None = None
-    reasons: list[str] = field(default_factory=list)
-    next_due_date: date | None = None
-    next_collection_date: date | None = None
-    due: bool = False  # the next due date lies within the hub's lead time: execute today
-    note: str = ""
+    __slots__ = (
+        "id", "loi", "reference", "active", "end_user_id", "debtor_id", "hub_id", "type_id",
+        "first_collection_date", "end_date", "schedule", "one_off", "last_collected", "has_prior", "patterns",
+        "owner_eloi", "debtor_name", "debtor_iban", "hub_code", "type_code", "frequency_code", "eligible_amount",
+        "reasons", "next_due_date", "next_collection_date", "due", "note", "list",
+    )
 
-    @property
-    def list(self) -> MandateList:
+    def __init__(
+        self, id: int, loi: str, reference: str, active: bool, end_user_id: int, debtor_id: int | None,
+        hub_id: int | None, type_id: int | None, first_collection_date: date | None, end_date: date | None,
+        schedule: Schedule | None, one_off: bool, last_collected: date | None, patterns: tuple[str, ...],
+        owner_eloi: str = "", debtor_name: str = "", debtor_iban: str | None = None, type_code: str = "",
+        frequency_code: str = "",
+    ) -> None:
+        self.id, self.loi, self.reference, self.active = id, loi, reference, active
+        self.end_user_id, self.debtor_id, self.hub_id, self.type_id = end_user_id, debtor_id, hub_id, type_id
+        self.first_collection_date, self.end_date, self.schedule = first_collection_date, end_date, schedule
+        self.one_off, self.last_collected, self.has_prior = one_off, last_collected, last_collected is not None
+        self.patterns, self.owner_eloi, self.debtor_name, self.debtor_iban = patterns, owner_eloi, debtor_name, debtor_iban
+        self.type_code, self.frequency_code, self.hub_code = type_code, frequency_code, ""
+        self.eligible_amount: Decimal | None = None
+        self.reasons: list[str] = []
+        self.next_due_date: date | None = None
+        self.next_collection_date: date | None = None
+        self.due = False  # the next due date lies within the hub's lead time: execute today
+        self.note = ""
+        self.list = MandateList.ACTIVE_OK
+
+    def classify(self) -> None:
         if self.active:
-            return MandateList.ACTIVE_ERR if self.reasons else MandateList.ACTIVE_OK
-        return MandateList.NONACTIVE_ERR if self.reasons else MandateList.NONACTIVE_OK
+            self.list = MandateList.ACTIVE_ERR if self.reasons else MandateList.ACTIVE_OK
+        else:
+            self.list = MandateList.NONACTIVE_ERR if self.reasons else MandateList.NONACTIVE_OK
 
 
 class _Lookups:
@@ -142,150 +144,143 @@ def _date_reasons(m: MandateStatus, signature: date | None) -> list[str]:
     return reasons
 
 
-def _stream_patterns(session: Session) -> Iterator[tuple[int, tuple[str, ...]]]:
-    rows = session.execute(
-        select(MandateTransactionCode.mandate_id, MandateTransactionCode.pattern).order_by(
-            MandateTransactionCode.mandate_id, MandateTransactionCode.pattern
+def _day(value: date | str | None) -> date | None:
+    """Dates arrive as ``date`` (PostgreSQL) or ISO text (SQLite, read raw: much faster than SQLAlchemy's parser)."""
+    return value if value is None or isinstance(value, date) else date.fromisoformat(value)
+
+
+def _raw(column):  # type: ignore[no-untyped-def]
+    return type_coerce(column, String)
+
+
+def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Sequence[Any]]:
+    owner, debtor = aliased(EndUser), aliased(EndUser)
+    collected = (
+        select(Collection.mandate_id, func.max(_raw(Collection.due_date)).label("last_due"))
+        .where(Collection.status != "returned")
+        .group_by(Collection.mandate_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            Mandate.id, Mandate.loi, Mandate.reference, Mandate.active, Mandate.end_user_id, Mandate.debtor_id,
+            Mandate.hub_id, Mandate.type_id, _raw(Mandate.signature_date), _raw(Mandate.first_collection_date),
+            _raw(Mandate.last_collection_date), _raw(Mandate.end_date), Mandate.frequency_id, Mandate.debtor_iban,
+            Mandate.debtor_bic, collected.c.last_due, owner.eloi, debtor.first_name, debtor.last_name,
+        )
+        .join(owner, owner.id == Mandate.end_user_id)
+        .outerjoin(debtor, debtor.id == Mandate.debtor_id)
+        .outerjoin(collected, collected.c.mandate_id == Mandate.id)
+        .order_by(Mandate.id)
+    )
+    connection = session.connection()
+    if ids is None:
+        yield from connection.execute(statement, execution_options={"yield_per": STREAM_BATCH})
+        return
+    for start in range(0, len(ids), ID_BATCH):
+        yield from connection.execute(statement.where(Mandate.id.in_(ids[start : start + ID_BATCH])))
+
+
+def _pattern_rows(session: Session, ids: Sequence[int] | None) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """(mandate id, its patterns), in mandate id order."""
+    statement = select(MandateTransactionCode.mandate_id, MandateTransactionCode.pattern).order_by(
+        MandateTransactionCode.mandate_id, MandateTransactionCode.pattern
+    )
+    connection = session.connection()
+    if ids is None:
+        rows: Iterable[Sequence[Any]] = connection.execute(statement, execution_options={"yield_per": STREAM_BATCH})
+    else:
+        rows = (
+            row
+            for start in range(0, len(ids), ID_BATCH)
+            for row in connection.execute(statement.where(MandateTransactionCode.mandate_id.in_(ids[start : start + ID_BATCH])))
+        )
+    for mandate_id, group in groupby(rows, key=itemgetter(0)):
+        yield mandate_id, tuple(row[1] for row in group)
+
+
+def eligible_debt_cents(session: Session) -> dict[tuple[int, int], list[tuple[str, int]]]:
+    """Open debt in no open reference, per (end user, financial system): (transaction code, cents) pairs.
+
+    Summed in SQL as integer cents, which is exact on both databases.
+    """
+    totals: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    rows = session.connection().execute(
+        text(
+            "SELECT end_user_id, financial_system_id, transaction_code, SUM(CAST(ROUND(open_amount * 100) AS BIGINT))"
+            " FROM debt_line WHERE payment_reference_id IS NULL AND open_amount > 0"
+            " GROUP BY end_user_id, financial_system_id, transaction_code"
         ),
         execution_options={"yield_per": STREAM_BATCH},
     )
-    current, patterns = None, []
-    for mandate_id, pattern in rows:
-        if mandate_id != current:
-            if current is not None:
-                yield current, tuple(patterns)
-            current, patterns = mandate_id, []
-        patterns.append(pattern)
-    if current is not None:
-        yield current, tuple(patterns)
-
-
-def _eligible_debt(session: Session) -> dict[tuple[int, int], list[tuple[str, Decimal]]]:
-    """Open debt in no open reference, per (end user, financial system), summed per transaction code."""
-    totals: dict[tuple[int, int], list[tuple[str, Decimal]]] = {}
-    rows = session.execute(
-        select(DebtLine.end_user_id, DebtLine.financial_system_id, DebtLine.transaction_code, func.sum(DebtLine.open_amount))
-        .where(DebtLine.payment_reference_id.is_(None), DebtLine.open_amount > 0)
-        .group_by(DebtLine.end_user_id, DebtLine.financial_system_id, DebtLine.transaction_code),
-        execution_options={"yield_per": STREAM_BATCH},
-    )
-    for user, system, code, amount in rows:
-        totals.setdefault((user, system), []).append((code, amount))
+    for user, system, code, cents in rows:
+        totals.setdefault((user, system), []).append((code, int(cents)))
     return totals
 
 
-def check_mandates(session: Session, run_date: date, *, with_amounts: bool = False) -> Iterator[MandateStatus]:
-    """Every mandate, in id order, with its list, reasons and (active-ok) next dates.
+def check_mandates(
+    session: Session, run_date: date, *, with_amounts: bool = False, mandate_ids: Iterable[int] | None = None
+) -> Iterator[MandateStatus]:
+    """Every mandate (or those in ``mandate_ids``), in id order, with its list, reasons and next dates.
 
     ``with_amounts`` also computes each active-ok mandate's eligible open debt
     (what it would collect now), as the seed's check does for its lists.
     """
     lookups = _Lookups(session)
-    debts = _eligible_debt(session) if with_amounts else None
-    owner, debtor = aliased(EndUser), aliased(EndUser)
-    collected = (
-        select(Collection.mandate_id, func.max(Collection.due_date).label("last_due"))
-        .where(Collection.status != "returned")
-        .group_by(Collection.mandate_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            Mandate.id,
-            Mandate.loi,
-            Mandate.reference,
-            Mandate.active,
-            Mandate.end_user_id,
-            Mandate.debtor_id,
-            Mandate.hub_id,
-            Mandate.type_id,
-            Mandate.signature_date,
-            Mandate.first_collection_date,
-            Mandate.last_collection_date,
-            Mandate.end_date,
-            Mandate.frequency_id,
-            Mandate.debtor_iban,
-            Mandate.debtor_bic,
-            collected.c.last_due,
-            owner.eloi.label("owner_eloi"),
-            debtor.first_name.label("debtor_first_name"),
-            debtor.last_name.label("debtor_last_name"),
-        )
-        .join(owner, owner.id == Mandate.end_user_id)
-        .outerjoin(debtor, debtor.id == Mandate.debtor_id)
-        .outerjoin(collected, collected.c.mandate_id == Mandate.id)
-        .order_by(Mandate.id),
-        execution_options={"yield_per": STREAM_BATCH},
-    )
-    patterns = _stream_patterns(session)
+    debts = eligible_debt_cents(session) if with_amounts else None
+    ids = None if mandate_ids is None else sorted(set(mandate_ids))
+    patterns = _pattern_rows(session, ids)
     pending = next(patterns, None)
-    for row in rows:
-        while pending is not None and pending[0] < row.id:
+    for row in _mandate_rows(session, ids):
+        mandate_id = row[0]
+        while pending is not None and pending[0] < mandate_id:
             pending = next(patterns, None)
         row_patterns: tuple[str, ...] = ()
-        if pending is not None and pending[0] == row.id:
+        if pending is not None and pending[0] == mandate_id:
             row_patterns = pending[1]
         status = _check_one(row, row_patterns, lookups, run_date)
         if debts is not None and status.list is MandateList.ACTIVE_OK:
             hub = lookups.hubs[status.hub_id]  # type: ignore[index]
-            matches = matcher(status.patterns)
-            status.eligible_amount = sum(
-                (amount for code, amount in debts.get((status.end_user_id, hub.financial_system_id), ()) if matches(code)),
-                Decimal("0.00"),
-            )
+            matches = cached_matcher(status.patterns)
+            cents = sum(c for code, c in debts.get((status.end_user_id, hub.financial_system_id), ()) if matches(code))
+            status.eligible_amount = Decimal(cents).scaleb(-2)
         yield status
 
 
-def _check_one(row, patterns: tuple[str, ...], lookups: _Lookups, run_date: date) -> MandateStatus:  # type: ignore[no-untyped-def]
-    type_code, one_off = lookups.types.get(row.type_id, ("", False))
-    frequency_code, schedule = lookups.frequencies.get(row.frequency_id, ("", None))
-    if one_off:
-        schedule = None
-    last_collected = row.last_due or row.last_collection_date
+def _check_one(row: Sequence[Any], patterns: tuple[str, ...], lookups: _Lookups, run_date: date) -> MandateStatus:
+    (mandate_id, loi, reference, active, owner_id, debtor_id, hub_id, type_id, signed, first, converted_last, end,
+     frequency_id, iban, bic, last_due, owner_eloi, debtor_first, debtor_last) = row
+    type_code, one_off = lookups.types.get(type_id, ("", False))
+    frequency_code, schedule = lookups.frequencies.get(frequency_id, ("", None))
+    last_collected = _day(last_due) or _day(converted_last)
     m = MandateStatus(
-        id=row.id,
-        loi=row.loi,
-        reference=row.reference,
-        active=row.active,
-        end_user_id=row.end_user_id,
-        debtor_id=row.debtor_id,
-        hub_id=row.hub_id,
-        type_id=row.type_id,
-        first_collection_date=row.first_collection_date,
-        end_date=row.end_date,
-        schedule=schedule,
-        one_off=one_off,
-        last_collected=last_collected,
-        has_prior=last_collected is not None,
-        patterns=patterns,
-        owner_eloi=row.owner_eloi,
-        debtor_name=" ".join(p for p in (row.debtor_first_name, row.debtor_last_name) if p),
-        debtor_iban=row.debtor_iban,
-        type_code=type_code,
-        frequency_code=frequency_code,
+        mandate_id, loi, reference, bool(active), owner_id, debtor_id, hub_id, type_id, _day(first), _day(end),
+        None if one_off else schedule, one_off, last_collected, patterns, owner_eloi,
+        f"{debtor_first} {debtor_last}" if debtor_first else (debtor_last or ""), iban, type_code, frequency_code,
     )
     reasons = m.reasons
-    if (problem := lookups.iban_problem(row.debtor_iban)) is not None:
+    if (problem := lookups.iban_problem(iban)) is not None:
         reasons.append("debtor " + problem)
-    if (problem := lookups.bic_problem(row.debtor_bic)) is not None:
+    if (problem := lookups.bic_problem(bic)) is not None:
         reasons.append("debtor " + problem)
-    reasons.extend(_date_reasons(m, row.signature_date))
-    hub = lookups.hubs.get(row.hub_id) if row.hub_id is not None else None
-    if hub is not None:
-        m.hub_code = hub.code
+    reasons.extend(_date_reasons(m, _day(signed)))
+    hub = lookups.hubs.get(hub_id) if hub_id is not None else None
     if hub is None:
         reasons.append("no bank hub")
-    elif hub.problems:
-        reasons.append(f"bank hub {hub.code} incomplete: " + "; ".join(hub.problems))
-    if row.debtor_id is None:
+    else:
+        m.hub_code = hub.code
+        if hub.problems:
+            reasons.append(f"bank hub {hub.code} incomplete: " + "; ".join(hub.problems))
+    if debtor_id is None:
         reasons.append("no debtor")
-    if row.type_id is None:
+    if type_id is None:
         reasons.append("no payment reference type")
-    elif not one_off and row.frequency_id is None:
+    elif not one_off and frequency_id is None:
         reasons.append("no frequency (the type is not one-off)")
     if not patterns:
         reasons.append("no transaction-code pattern")
-    if m.active and not reasons and hub is not None and m.first_collection_date is not None:
+    m.classify()
+    if m.list is MandateList.ACTIVE_OK and hub is not None and m.first_collection_date is not None:
         _schedule_next(m, hub, run_date)
     return m
 

@@ -23,10 +23,11 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import BigInteger, Numeric, cast, func, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
+from include.finance.bulk import insert_many, reserve_ids, update_by_id
 from include.finance.counters import reserve
 from include.finance.money import ZERO
 from include.finance.models import (
@@ -43,9 +44,9 @@ from include.finance.reference_numbers import make_reference
 from include.sepa.mandate_check import MandateList, MandateStatus, check_mandates
 from include.sepa.schedule import is_final
 from include.sepa.sequence_type import sequence_type
-from include.sepa.transaction_codes import matcher
+from include.sepa.transaction_codes import cached_matcher
 
-USER_BATCH = 500
+USER_BATCH = 5_000
 
 
 @dataclass(slots=True)
@@ -86,15 +87,11 @@ def _open_debts(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int,
     """Open debt lines in no open reference, per (end user, financial system), oldest first."""
     pool: dict[tuple[int, int], list[_Debt]] = defaultdict(list)
     users = sorted({user for user, _ in keys})
+    cents = cast(func.round(type_coerce(DebtLine.open_amount, Numeric) * 100), BigInteger)
+    connection = session.connection()
     for start in range(0, len(users), USER_BATCH):
-        rows = session.execute(
-            select(
-                DebtLine.id,
-                DebtLine.end_user_id,
-                DebtLine.financial_system_id,
-                DebtLine.transaction_code,
-                DebtLine.open_amount,
-            )
+        rows = connection.execute(
+            select(DebtLine.id, DebtLine.end_user_id, DebtLine.financial_system_id, DebtLine.transaction_code, cents)
             .where(
                 DebtLine.end_user_id.in_(users[start : start + USER_BATCH]),
                 DebtLine.payment_reference_id.is_(None),
@@ -102,24 +99,25 @@ def _open_debts(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int,
             )
             .order_by(DebtLine.id)
         )
-        for line_id, user, system, code, open_amount in rows:
+        for line_id, user, system, code, open_cents in rows:
             if (user, system) in keys:
-                pool[(user, system)].append(_Debt(line_id, code, open_amount))
+                pool[(user, system)].append(_Debt(line_id, code, Decimal(open_cents).scaleb(-2)))
     return pool
 
 
-def _claim(pool: list[_Debt], patterns: Iterable[str]) -> list[_Debt]:
+def _claim(pool: list[_Debt], patterns: tuple[str, ...]) -> list[_Debt]:
     """Take the lines matching ``patterns`` out of ``pool`` (so no other mandate takes them)."""
-    matches = matcher(patterns)
+    matches = cached_matcher(patterns)
     claimed = [line for line in pool if matches(line.code)]
     if claimed:
         pool[:] = [line for line in pool if not matches(line.code)]
     return claimed
 
 
-def _plan(session: Session, run_date: date, result: ExecutionResult) -> list[_Plan]:
+def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids: Iterable[int] | None) -> list[_Plan]:
     hubs = {hub.id: hub for hub in session.scalars(select(BankHub))}
-    due = [m for m in check_mandates(session, run_date) if m.list is MandateList.ACTIVE_OK and m.due]
+    checked = check_mandates(session, run_date, mandate_ids=mandate_ids)
+    due = [m for m in checked if m.list is MandateList.ACTIVE_OK and m.due]
     result.due = len(due)
     pool = _open_debts(session, {(m.end_user_id, hubs[m.hub_id].financial_system_id) for m in due})  # type: ignore[index]
     plans = []
@@ -184,12 +182,18 @@ def _lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext('innen.mandate_execution'))"))
 
 
-def execute_mandates(session: Session, run_date: date, actor: str, now: datetime | None = None) -> ExecutionResult:
-    """Create the references, collections and collection runs due on ``run_date``."""
+def execute_mandates(
+    session: Session, run_date: date, actor: str, now: datetime | None = None, *, mandate_ids: Iterable[int] | None = None
+) -> ExecutionResult:
+    """Create the references, collections and collection runs due on ``run_date``.
+
+    ``mandate_ids`` limits the work to those mandates (the due ones of a check
+    made just before); each is checked again here, inside the transaction.
+    """
     now = now or datetime.now(timezone.utc)
     _lock(session)
     result = ExecutionResult(run_date=run_date.isoformat())
-    plans = _plan(session, run_date, result)
+    plans = _plan(session, run_date, result, mandate_ids)
     if not plans:
         return result
     numbers = _numbering(session, plans)
@@ -212,25 +216,30 @@ def execute_mandates(session: Session, run_date: date, actor: str, now: datetime
         }
         for plan, number in zip(plans, numbers, strict=True)
     ]
-    reference_ids = session.scalars(
-        insert(PaymentReference).returning(PaymentReference.id, sort_by_parameter_order=True), reference_rows
-    ).all()
-    session.execute(
-        insert(PaymentReferenceLine),
+    reference_ids = reserve_ids(session, PaymentReference.__table__, len(plans))
+    for row, ref_id in zip(reference_rows, reference_ids, strict=True):
+        row["id"] = ref_id
+    insert_many(session, PaymentReference.__table__, reference_rows)
+    insert_many(
+        session,
+        PaymentReferenceLine.__table__,
         [
             {"payment_reference_id": ref_id, "debt_line_id": line.id, "transaction_code": line.code, "amount": line.open_amount}
             for plan, ref_id in zip(plans, reference_ids, strict=True)
             for line in plan.lines
         ],
     )
-    session.execute(
-        update(DebtLine),
+    update_by_id(
+        session,
+        DebtLine.__table__,
         [{"id": line.id, "payment_reference_id": ref_id} for plan, ref_id in zip(plans, reference_ids, strict=True) for line in plan.lines],
     )
 
     run_ids, audits = _runs_for(session, plans, run_date, actor, now)
+    collection_ids = reserve_ids(session, Collection.__table__, len(plans))
     collection_rows = [
         {
+            "id": coll_id,
             "run_id": run_ids[(plan.hub.id, plan.collection_date)],
             "mandate_id": plan.mandate.id,
             "payment_reference_id": ref_id,
@@ -239,19 +248,16 @@ def execute_mandates(session: Session, run_date: date, actor: str, now: datetime
             "amount": plan.amount,
             "end_to_end_id": ref_row["loi"],
             "status": "pending",
+            "return_reason": None,
         }
-        for plan, ref_id, ref_row in zip(plans, reference_ids, reference_rows, strict=True)
+        for plan, ref_id, ref_row, coll_id in zip(plans, reference_ids, reference_rows, collection_ids, strict=True)
     ]
-    collection_ids = session.scalars(
-        insert(Collection).returning(Collection.id, sort_by_parameter_order=True), collection_rows
-    ).all()
+    insert_many(session, Collection.__table__, collection_rows)
 
-    for plan, ref_id, ref_row, coll_id, coll_row in zip(
-        plans, reference_ids, reference_rows, collection_ids, collection_rows, strict=True
-    ):
+    for plan, ref_row, coll_row in zip(plans, reference_rows, collection_rows, strict=True):
         audits.append(
             audit_row(
-                "payment_reference", ref_id, "created", actor,
+                "payment_reference", ref_row["id"], "created", actor,
                 after={
                     "loi": ref_row["loi"], "status": "sealed", "amount": plan.amount,
                     "reference_number": ref_row["reference_number"], "mandate": plan.mandate.loi,
@@ -262,7 +268,7 @@ def execute_mandates(session: Session, run_date: date, actor: str, now: datetime
         )
         audits.append(
             audit_row(
-                "collection", coll_id, "created", actor,
+                "collection", coll_row["id"], "created", actor,
                 after={
                     "status": "pending", "sequence_type": plan.sequence_type, "amount": plan.amount,
                     "due_date": coll_row["due_date"], "end_to_end_id": coll_row["end_to_end_id"],

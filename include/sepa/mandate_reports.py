@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from include.config import reports_dir
+from include.files import atomic_write
 from include.reports import CsvReport, Table, write_html
 from include.sepa.identifiers import mask_iban
 from include.sepa.mandate_check import MandateList, MandateStatus
@@ -23,39 +24,54 @@ HEADER = (
     "frequency", "first_collection_date", "last_collection_date", "end_date", "next_due_date",
     "next_collection_date", "due_now", "eligible_amount", "reasons", "note",
 )
+DUE_IDS = "due-mandate-ids.txt"
 ORDER = (MandateList.ACTIVE_ERR, MandateList.NONACTIVE_ERR, MandateList.ACTIVE_OK, MandateList.NONACTIVE_OK)
 
 
 def _row(m: MandateStatus) -> list[object]:
+    """One line of a list; csv writes None as empty and dates in ISO form."""
     return [
-        m.loi, m.reference, m.active, m.owner_eloi, m.debtor_name, mask_iban(m.debtor_iban), m.hub_code,
-        m.type_code, m.frequency_code, m.first_collection_date, m.last_collected, m.end_date,
-        m.next_due_date, m.next_collection_date, m.due if m.list is MandateList.ACTIVE_OK else None,
+        m.loi, m.reference, "yes" if m.active else "no", m.owner_eloi, m.debtor_name, mask_iban(m.debtor_iban),
+        m.hub_code, m.type_code, m.frequency_code, m.first_collection_date, m.last_collected, m.end_date,
+        m.next_due_date, m.next_collection_date, ("yes" if m.due else "no") if m.list is MandateList.ACTIVE_OK else None,
         m.eligible_amount, " | ".join(m.reasons), m.note,
     ]
 
 
 @dataclass
 class MandateLists:
-    """Where one check's lists went, and how many mandates each holds."""
+    """Where one check's lists went, how many mandates each holds, and which are due now."""
 
     folder: str
     counts: dict[str, int]
+    due: int = 0
 
     @property
     def html(self) -> str:
         return str(Path(self.folder) / "index.html")
+
+    @property
+    def due_ids_file(self) -> Path:
+        """Ids of the active-ok mandates due now, one per line: what mandate execution works through."""
+        return Path(self.folder) / DUE_IDS
+
+
+def read_due_ids(folder: str | Path) -> list[int]:
+    return [int(line) for line in (Path(folder) / DUE_IDS).read_text().split()]
 
 
 def write_mandate_lists(statuses: Iterable[MandateStatus], run_date: date, folder: Path | None = None) -> MandateLists:
     folder = folder or reports_dir() / "mandate_check" / run_date.isoformat()
     csvs = {name: CsvReport(folder / f"{name}.csv", HEADER) for name in MandateList}
     tables = {name: Table(name.value, HEADER, csv_name=f"{name.value}.csv") for name in MandateList}
+    due: list[int] = []
     try:
         for status in statuses:
             row = _row(status)
             csvs[status.list].write(row)
             tables[status.list].add(row)
+            if status.due:
+                due.append(status.id)
     except BaseException as exc:
         for report in csvs.values():
             report.close(exc)
@@ -63,10 +79,11 @@ def write_mandate_lists(statuses: Iterable[MandateStatus], run_date: date, folde
     for report in csvs.values():
         report.close()
     counts = {name.value: csvs[name].rows for name in MandateList}
+    atomic_write(folder / DUE_IDS, "".join(f"{mandate_id}\n" for mandate_id in due).encode())
     write_html(
         folder / "index.html",
         f"Mandate check {run_date.isoformat()}",
         [tables[name] for name in ORDER],
         summary=[("run date", run_date.isoformat()), *counts.items()],
     )
-    return MandateLists(str(folder), counts)
+    return MandateLists(str(folder), counts, len(due))

@@ -25,11 +25,16 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 def _add_months(anchor: date, months: int) -> date:
-    index = anchor.year * 12 + anchor.month - 1 + months
-    year, month = divmod(index, 12)
-    last_day = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(anchor.day, last_day))
+    year, month = divmod(anchor.year * 12 + anchor.month - 1 + months, 12)
+    day = anchor.day
+    if day > 28:
+        last_day = 29 if month == 1 and calendar.isleap(year) else _MONTH_DAYS[month]
+        day = min(day, last_day)
+    return date(year, month + 1, day)
 
 
 def slot(anchor: date, unit: str, interval: int, k: int) -> date:

@@ -11,6 +11,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 
 def matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
@@ -25,3 +26,9 @@ def matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
             exact.add(pattern)
     prefix_tuple = tuple(prefixes)
     return lambda code: code in exact or code.startswith(prefix_tuple)
+
+
+@lru_cache(maxsize=4096)
+def cached_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """:func:`matcher` for a tuple of patterns, kept for reuse: mandates share a few pattern sets."""
+    return matcher(patterns)

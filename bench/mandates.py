@@ -1,0 +1,272 @@
+"""Benchmark: the daily mandate check and mandate execution over a million mandates.
+
+A fresh SQLite database in a temp dir is bulk-loaded (untimed) with one
+library network: one financial system, one hub, one payment reference type,
+a monthly frequency, ``--mandates`` end users each with a mandate and one
+transaction-code pattern, and open debt. ``--due`` mandates fall due on the
+run date with eligible debt; the others first collect later (and, unless
+``--no-idle-debt``, already owe one line each, as debt accrues between
+collections). Then, timed, what the ``mandate_execution`` DAG does:
+
+1. check: the four mandate lists (CSV and HTML) in a read-only transaction;
+2. execution: sealed payment references, collections and a collection run.
+
+The last line is ``seconds=<check + execution>``.
+
+    .venv/bin/python bench/mandates.py                            # 1 000 000 mandates, 200 000 due
+    .venv/bin/python bench/mandates.py --mandates 20000 --due 4000 # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from schwifty import IBAN  # noqa: E402
+from sqlalchemy import Connection, Table, insert  # noqa: E402
+
+from include.demo import BANK_CODES, FIRST_NAMES, LAST_NAMES, _enterprise_number, creditor_id  # noqa: E402
+from include.finance.db import create_schema, get_engine, transaction  # noqa: E402
+from include.finance.models import (  # noqa: E402
+    BankHub,
+    Counter,
+    DebtLine,
+    EndUser,
+    FinancialSystem,
+    Frequency,
+    Mandate,
+    MandateTransactionCode,
+    PaymentReferenceType,
+)
+from include.sepa.mandate_check import check_mandates  # noqa: E402
+from include.sepa.mandate_execution import execute_mandates  # noqa: E402
+from include.sepa.mandate_reports import write_mandate_lists  # noqa: E402
+
+try:  # where the DAG hands execution the due mandates of the check, do the same
+    from include.sepa.mandate_reports import read_due_ids  # noqa: E402
+except ImportError:
+    read_due_ids = None
+from include.sepa.schedule import slot  # noqa: E402
+
+SEED = 20260302
+RUN_DATE = date(2026, 3, 2)  # a Monday; the hub's lead time of 2 days makes 4 March the collection date
+CREATED_AT = datetime(2024, 1, 15, 9, 0, tzinfo=timezone.utc)
+INSERT_BATCH = 20_000
+TARGET_SECONDS = 60.0
+# Patterns and the debt codes they collect; PRINT matches neither and stays open.
+PATTERNS = (("LIDGELD", ("LIDGELD",)), ("BOETE*", ("BOETE-LAAT", "BOETE-BESCHADIGD")))
+
+
+def ibans(count: int, rng: random.Random) -> list[tuple[str, str | None]]:
+    """``count`` distinct valid Belgian debtor accounts (IBAN, BIC); mandates share them like families do."""
+    accounts: dict[str, str | None] = {}
+    while len(accounts) < count:
+        iban = IBAN.generate("BE", rng.choice(BANK_CODES), f"{rng.randrange(10**7):07d}")
+        accounts[str(iban)] = str(iban.bic) if iban.bic else None
+    return list(accounts.items())
+
+
+def insert_all(connection: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> int:
+    """Core executemany in batches, so that a million rows never sit in memory at once."""
+    batch: list[dict[str, Any]] = []
+    count = 0
+    for row in rows:
+        batch.append(row)
+        if len(batch) == INSERT_BATCH:
+            connection.execute(insert(table), batch)
+            count += len(batch)
+            batch = []
+    if batch:
+        connection.execute(insert(table), batch)
+        count += len(batch)
+    return count
+
+
+def metadata_rows() -> list[tuple[Table, list[dict[str, Any]]]]:
+    creditor_iban = IBAN.generate("BE", "734", "0190012")
+    return [
+        (FinancialSystem.__table__, [{"id": 1, "code": "BIB", "name": "Bibliotheeknetwerk Regio Leuven",
+                                      "merchant_name": "Bibliotheek Leuven"}]),
+        (Frequency.__table__, [{"id": 1, "code": "monthly", "name": "Maandelijks", "unit": "month", "every": 1}]),
+        (PaymentReferenceType.__table__, [{
+            "id": 1, "code": "DOM-BIB", "name": "Domiciliëring bibliotheek", "reference_format": "OGM",
+            "reference_counter": "ogm-bib", "reference_prefix": "062", "invoice_counter": "fact-bib",
+            "invoice_prefix": "BIB-",
+        }]),
+        (BankHub.__table__, [{
+            "id": 1, "code": "KBC-BIB", "name": "KBC Bank — bibliotheek", "financial_system_id": 1,
+            "creditor_iban": str(creditor_iban), "creditor_bic": str(creditor_iban.bic), "cash_register": "KAS-BIB-01",
+            "initiator_name": "Bibliotheeknetwerk Regio Leuven", "initiator_id": _enterprise_number(20746253),
+            "creditor_name": "Bibliotheeknetwerk Regio Leuven",
+            "creditor_id": creditor_id("BE", _enterprise_number(20746253)), "creditor_street": "Rijschoolstraat",
+            "creditor_house_number": "4", "creditor_postal_code": "3000", "creditor_city": "Leuven",
+            "creditor_country": "BE", "export_format": "SEPA", "pain008_version": "pain.008.001.02", "lead_days": 2,
+        }]),
+    ]
+
+
+class Population:
+    """End users, mandates, patterns and debt, generated row by row from one seeded generator per table."""
+
+    def __init__(self, mandates: int, due: int, accounts: int, idle_debt: bool) -> None:
+        rng = random.Random(SEED)
+        self.mandates = mandates
+        self.idle_debt = idle_debt
+        self.accounts = ibans(accounts, rng)
+        self.due = set(rng.sample(range(1, mandates + 1), due))
+
+    def users(self) -> Iterator[dict[str, Any]]:
+        rng = random.Random(f"{SEED}/users")
+        for n in range(1, self.mandates + 1):
+            yield {"id": n, "eloi": f"e:LEU:{n}", "first_name": rng.choice(FIRST_NAMES),
+                   "last_name": rng.choice(LAST_NAMES), "language": "nl"}
+
+    def mandate_rows(self) -> Iterator[dict[str, Any]]:
+        rng = random.Random(f"{SEED}/mandates")
+        for n in range(1, self.mandates + 1):
+            if n in self.due:
+                if rng.random() < 0.7:  # carried over, collected monthly since last year: RCUR
+                    first = date(2025, 3, rng.randint(1, 4))
+                    last = slot(first, "month", 1, 11)
+                else:  # first collection now: FRST
+                    first, last = RUN_DATE + timedelta(days=rng.randint(1, 2)), None
+            else:
+                first, last = RUN_DATE + timedelta(days=rng.randrange(10, 60)), None
+            iban, bic = rng.choice(self.accounts)
+            # Most pay for themselves; a parent pays for a child.
+            debtor = n if rng.random() < 0.7 else rng.randint(1, self.mandates)
+            yield {
+                "id": n, "loi": f"fm:BIB:{n}", "financial_system_id": 1, "reference": f"BIB-M-{n:07d}",
+                "active": True, "type_id": 1, "signature_date": first - timedelta(days=rng.randrange(20, 700)),
+                "first_collection_date": first, "last_collection_date": last, "end_date": None, "frequency_id": 1,
+                "hub_id": 1, "end_user_id": n, "debtor_id": debtor, "debtor_iban": iban, "debtor_bic": bic,
+                "created_at": CREATED_AT,
+            }
+
+    def pattern(self, n: int) -> tuple[str, tuple[str, ...]]:
+        return PATTERNS[0] if n % 5 < 3 else PATTERNS[1]
+
+    def pattern_rows(self) -> Iterator[dict[str, Any]]:
+        for n in range(1, self.mandates + 1):
+            yield {"id": n, "mandate_id": n, "pattern": self.pattern(n)[0]}
+
+    def debt_rows(self) -> Iterator[dict[str, Any]]:
+        rng = random.Random(f"{SEED}/debt")
+        line = 0
+        for n in range(1, self.mandates + 1):
+            if n in self.due:
+                lines = rng.randint(1, 3)
+            elif self.idle_debt:
+                lines = 1
+            else:
+                continue
+            codes = [rng.choice(self.pattern(n)[1]) for _ in range(lines)]
+            if rng.random() < 0.2:
+                codes.append("PRINT")
+            for code in codes:
+                line += 1
+                amount = Decimal(rng.randrange(100, 1_500) if code != "LIDGELD" else rng.randrange(2_000, 18_000))
+                amount = amount.scaleb(-2)
+                yield {
+                    "id": line, "financial_system_id": 1, "end_user_id": n, "transaction_code": code,
+                    "description": code.replace("-", " ").capitalize(), "amount": amount, "open_amount": amount,
+                    "created_on": RUN_DATE - timedelta(days=rng.randrange(1, 60)),
+                }
+
+
+def load(url: str, population: Population) -> dict[str, int]:
+    engine = get_engine(url)
+    create_schema(engine)
+    counts = {}
+    with engine.begin() as connection:
+        for table, rows in metadata_rows():
+            insert_all(connection, table, rows)
+        insert_all(connection, Counter.__table__, [{"name": "fm:BIB", "value": population.mandates}])
+    for table, rows in (
+        (EndUser.__table__, population.users()),
+        (Mandate.__table__, population.mandate_rows()),
+        (MandateTransactionCode.__table__, population.pattern_rows()),
+        (DebtLine.__table__, population.debt_rows()),
+    ):
+        with engine.begin() as connection:
+            counts[table.name] = insert_all(connection, table, rows)
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mandates", type=int, default=1_000_000, help="end users and mandates (default 1000000)")
+    parser.add_argument("--due", type=int, default=200_000, help="mandates due on the run date (default 200000)")
+    parser.add_argument("--ibans", type=int, default=5_000, help="distinct debtor accounts (default 5000)")
+    parser.add_argument("--no-idle-debt", action="store_true", help="give mandates that are not due no open debt")
+    parser.add_argument("--profile", action="store_true", help="cProfile the timed phases (slower)")
+    args = parser.parse_args()
+    if not 0 < args.due <= args.mandates:
+        parser.error("--due must lie between 1 and --mandates")
+
+    with tempfile.TemporaryDirectory(prefix="innen-bench-mandates-") as tmp:
+        folder = Path(tmp)
+        started = time.perf_counter()
+        counts = load(f"sqlite:///{folder / 'innen.sqlite'}", Population(
+            args.mandates, args.due, args.ibans, idle_debt=not args.no_idle_debt
+        ))
+        engine = get_engine(f"sqlite:///{folder / 'innen.sqlite'}")
+        print(
+            f"loaded in {time.perf_counter() - started:.1f} s (untimed): "
+            + ", ".join(f"{count} {name}" for name, count in counts.items())
+            + f"; {args.ibans} distinct debtor IBANs; run date {RUN_DATE}"
+        )
+
+        profile = None
+        if args.profile:
+            import cProfile
+
+            profile = cProfile.Profile()
+            profile.enable()
+        started = time.perf_counter()
+        with transaction(engine, readonly=True) as session:
+            lists = write_mandate_lists(
+                check_mandates(session, RUN_DATE, with_amounts=True), RUN_DATE, folder=folder / "lists"
+            )
+        check_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        with transaction(engine) as session:
+            if read_due_ids is None:
+                result = execute_mandates(session, RUN_DATE, actor="bench")
+            else:
+                result = execute_mandates(session, RUN_DATE, actor="bench", mandate_ids=read_due_ids(lists.folder))
+        execution_seconds = time.perf_counter() - started
+        if profile is not None:
+            import pstats
+
+            profile.disable()
+            print("--- cProfile of check + execution (top 15 cumulative) ---")
+            pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(15)
+
+    print(f"check:     {check_seconds:7.1f} s  lists {lists.counts}")
+    handed = "the check's due mandate ids" if read_due_ids else "no mandate ids (it checks every mandate again)"
+    print(
+        f"execution: {execution_seconds:7.1f} s  given {handed}; {result.due} due, {result.without_debt} without debt, "
+        f"{result.collections} collections for EUR {result.total} {result.by_sequence_type}, "
+        f"runs {[(run['loi'], run['collection_date'], run['transactions']) for run in result.runs]}"
+    )
+    assert result.collections == args.due, f"{result.collections} collections, expected {args.due}"
+    total = check_seconds + execution_seconds
+    print(f"target: {total:.1f} s {'<=' if total <= TARGET_SECONDS else '>'} {TARGET_SECONDS:.0f} s: "
+          f"{'met' if total <= TARGET_SECONDS else 'MISSED'}")
+    print(f"seconds={total:.1f}")
+
+
+if __name__ == "__main__":
+    main()
