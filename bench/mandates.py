@@ -51,12 +51,7 @@ from include.finance.models import (  # noqa: E402
 )
 from include.sepa.mandate_check import check_mandates  # noqa: E402
 from include.sepa.mandate_execution import execute_mandates  # noqa: E402
-from include.sepa.mandate_reports import write_mandate_lists  # noqa: E402
-
-try:  # where the DAG hands execution the due mandates of the check, do the same
-    from include.sepa.mandate_reports import read_due_ids  # noqa: E402
-except ImportError:
-    read_due_ids = None
+from include.sepa.mandate_reports import read_due_ids, write_mandate_lists  # noqa: E402
 from include.sepa.schedule import slot  # noqa: E402
 
 SEED = 20260302
@@ -242,10 +237,8 @@ def main() -> None:
         check_seconds = time.perf_counter() - started
         started = time.perf_counter()
         with transaction(engine) as session:
-            if read_due_ids is None:
-                result = execute_mandates(session, RUN_DATE, actor="bench")
-            else:
-                result = execute_mandates(session, RUN_DATE, actor="bench", mandate_ids=read_due_ids(lists.folder))
+            # As the DAG does: execution works through the due mandates the check found.
+            result = execute_mandates(session, RUN_DATE, actor="bench", mandate_ids=read_due_ids(lists.folder))
         execution_seconds = time.perf_counter() - started
         if profile is not None:
             import pstats
@@ -255,9 +248,8 @@ def main() -> None:
             pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(15)
 
     print(f"check:     {check_seconds:7.1f} s  lists {lists.counts}")
-    handed = "the check's due mandate ids" if read_due_ids else "no mandate ids (it checks every mandate again)"
     print(
-        f"execution: {execution_seconds:7.1f} s  given {handed}; {result.due} due, {result.without_debt} without debt, "
+        f"execution: {execution_seconds:7.1f} s  {result.due} due, {result.without_debt} without debt, "
         f"{result.collections} collections for EUR {result.total} {result.by_sequence_type}, "
         f"runs {[(run['loi'], run['collection_date'], run['transactions']) for run in result.runs]}"
     )

@@ -296,9 +296,7 @@ CREATE TABLE debt_line (
 	CONSTRAINT fk_debt_line_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id)
 );
 
-CREATE INDEX ix_debt_line_end_user_id_financial_system_id ON debt_line (end_user_id, financial_system_id);
-
-CREATE INDEX ix_debt_line_payment_reference_id ON debt_line (payment_reference_id);
+CREATE INDEX ix_debt_line_end_user_id_financial_system_id_payment_re_1aa0 ON debt_line (end_user_id, financial_system_id, payment_reference_id);
 
 CREATE TABLE payment_reference_line (
 	id SERIAL NOT NULL, 

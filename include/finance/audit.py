@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timezone
-from decimal import Decimal
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from include.finance.bulk import insert_many
 from include.finance.models import AuditLog
-
-
-def _plain(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """JSON-safe copy: amounts and dates as their exact text."""
-    if values is None:
-        return None
-    return {
-        key: str(value) if isinstance(value, (Decimal, date, datetime)) else value
-        for key, value in values.items()
-    }
 
 
 def audit_row(
@@ -32,13 +21,17 @@ def audit_row(
     after: Mapping[str, Any] | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """An audit_log row as a dict, for :func:`record_many`."""
+    """An audit_log row as a dict, for :func:`record_many`.
+
+    ``before`` and ``after`` may hold Decimals and dates: the database's JSON
+    serializer writes them as their exact text.
+    """
     return {
         "entity": entity,
         "entity_id": entity_id,
         "action": action,
-        "before": _plain(before),
-        "after": _plain(after),
+        "before": before,
+        "after": after,
         "actor": actor,
         "at": at or datetime.now(timezone.utc),
     }

@@ -30,6 +30,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    cast,
+    func,
+    type_coerce,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -85,6 +88,11 @@ class _SqliteNumeric(Numeric):
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> None:
         return None
+
+
+def in_cents(column: Any) -> Any:
+    """SQL for a Money column as whole cents: sums of these are exact on SQLite as on PostgreSQL."""
+    return cast(func.round(type_coerce(column, Numeric) * 100), BigInteger)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -194,8 +202,10 @@ class DebtLine(Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("open_amount >= 0 AND open_amount <= amount", name="open_amount_range"),
-        Index(None, "end_user_id", "financial_system_id"),
-        Index(None, "payment_reference_id"),
+        # Open debt of a user in a system. No index on payment_reference_id alone: without statistics
+        # SQLite would pick it for "IS NULL" and scan every open line; a reference's lines are found
+        # through payment_reference_line.
+        Index(None, "end_user_id", "financial_system_id", "payment_reference_id"),
     )
 
 

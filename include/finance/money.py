@@ -22,6 +22,8 @@ ZERO = Decimal("0.00")
 
 def money(value: Decimal | int | str) -> Decimal:
     """The amount as a two-place Decimal; refuses floats and fractions of a cent."""
+    if type(value) is Decimal and value.as_tuple().exponent == -2:  # already two places: the common case
+        return value
     if isinstance(value, float) or isinstance(value, bool):
         raise TypeError(f"money must be Decimal, int or str, not {type(value).__name__} ({value!r})")
     try:
@@ -42,3 +44,12 @@ def money(value: Decimal | int | str) -> Decimal:
 def format_amount(amount: Decimal) -> str:
     """Plain decimal notation with two places and a dot, as banks and CSV readers expect."""
     return f"{amount.quantize(CENT):f}"
+
+
+def from_cents(cents: int) -> Decimal:
+    """The amount of a whole number of cents.
+
+    >>> from_cents(1250)
+    Decimal('12.50')
+    """
+    return Decimal(cents).scaleb(-2)

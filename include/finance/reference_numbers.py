@@ -51,9 +51,9 @@ def ogm_base(prefix: str, counter: int) -> str:
 
 
 def ogm(prefix: str, counter: int) -> str:
-    """Twelve-digit OGM/VCS from a prefix and a counter value."""
+    """Twelve-digit OGM/VCS from a prefix and a counter value (check: base mod 97, 97 for 0)."""
     base = ogm_base(prefix, counter)
-    return base + ogm_vcs.calc_check_digits(base)
+    return f"{base}{int(base) % 97 or 97:02d}"
 
 
 def format_ogm(number: str) -> str:

@@ -24,8 +24,10 @@ _WHITESPACE = re.compile(r"\s+")
 # Characters XML 1.0 does not allow at all (C0 controls but tab, newline, return; surrogates; U+FFFE/F).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-# Text made of basic Latin words separated by single spaces needs no work at all (the common case).
+# Text made of basic Latin words separated by single spaces needs no work at all (the common case);
+# in UTF-8 mode (SEPA) any words do, as long as they hold nothing to escape or drop.
 _PLAIN = re.compile(r"[A-Za-z0-9/\-?:().,'+]+(?: [A-Za-z0-9/\-?:().,'+]+)*")
+_PLAIN_UTF8 = re.compile(r"[^\s&<>\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]+(?: [^\s&<>\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]+)*")
 
 
 def basic_latin(text: str) -> str:
@@ -53,7 +55,7 @@ def xml_text(text: str) -> str:
 
 def bank_text(text: str | None, max_length: int, *, safe: bool) -> str:
     """A text field for a bank file: reduced (``safe``) or kept in UTF-8, trimmed to ``max_length``, escaped."""
-    if text is not None and len(text) <= max_length and _PLAIN.fullmatch(text):
+    if text is not None and len(text) <= max_length and (_PLAIN if safe else _PLAIN_UTF8).fullmatch(text):
         return text
     value = _NOT_XML.sub("", text or "").strip()
     if safe:

@@ -34,7 +34,7 @@ def mask_iban(value: str | None) -> str:
     """Country and check digits and the last four characters; the rest hidden (for logs and reports)."""
     if not value:
         return ""
-    iban = compact(value)
+    iban = value if value.isalnum() and value.isupper() else compact(value)
     if len(iban) <= 8:
         return iban[:2] + "*" * (len(iban) - 2)
     return f"{iban[:4]} **** **** {iban[-4:]}"

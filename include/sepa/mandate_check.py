@@ -21,18 +21,22 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import String, func, select, text, type_coerce
+from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
+from include.finance.bulk import stream_rows
 from include.finance.business_days import roll_forward
+from include.finance.money import from_cents
 from include.finance.models import (
     BankHub,
     Collection,
+    DebtLine,
     EndUser,
     Frequency,
     Mandate,
     MandateTransactionCode,
     PaymentReferenceType,
+    in_cents,
 )
 from include.sepa.hubs import hub_problems
 from include.sepa.identifiers import bic_problem, iban_problem
@@ -99,14 +103,19 @@ class MandateStatus:
             self.list = MandateList.NONACTIVE_ERR if self.reasons else MandateList.NONACTIVE_OK
 
 
+def hub_facts(session: Session) -> dict[int, HubFacts]:
+    """Every hub as plain values, with what it lacks for collecting."""
+    return {
+        hub.id: HubFacts(hub.id, hub.code, hub.financial_system_id, hub.lead_days, hub.rcur_only, hub_problems(hub))
+        for hub in session.scalars(select(BankHub))
+    }
+
+
 class _Lookups:
     """Small metadata tables, read once per check."""
 
     def __init__(self, session: Session) -> None:
-        self.hubs = {
-            hub.id: HubFacts(hub.id, hub.code, hub.financial_system_id, hub.lead_days, hub.rcur_only, hub_problems(hub))
-            for hub in session.scalars(select(BankHub))
-        }
+        self.hubs = hub_facts(session)
         self.types = {
             type_.id: (type_.code, type_.default_sequence_type == "OOFF")
             for type_ in session.scalars(select(PaymentReferenceType))
@@ -173,12 +182,11 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Seque
         .outerjoin(collected, collected.c.mandate_id == Mandate.id)
         .order_by(Mandate.id)
     )
-    connection = session.connection()
     if ids is None:
-        yield from connection.execute(statement, execution_options={"yield_per": STREAM_BATCH})
+        yield from stream_rows(session, statement, STREAM_BATCH)
         return
     for start in range(0, len(ids), ID_BATCH):
-        yield from connection.execute(statement.where(Mandate.id.in_(ids[start : start + ID_BATCH])))
+        yield from stream_rows(session, statement.where(Mandate.id.in_(ids[start : start + ID_BATCH])), STREAM_BATCH)
 
 
 def _pattern_rows(session: Session, ids: Sequence[int] | None) -> Iterator[tuple[int, tuple[str, ...]]]:
@@ -186,14 +194,15 @@ def _pattern_rows(session: Session, ids: Sequence[int] | None) -> Iterator[tuple
     statement = select(MandateTransactionCode.mandate_id, MandateTransactionCode.pattern).order_by(
         MandateTransactionCode.mandate_id, MandateTransactionCode.pattern
     )
-    connection = session.connection()
     if ids is None:
-        rows: Iterable[Sequence[Any]] = connection.execute(statement, execution_options={"yield_per": STREAM_BATCH})
+        rows: Iterable[Sequence[Any]] = stream_rows(session, statement, STREAM_BATCH)
     else:
         rows = (
             row
             for start in range(0, len(ids), ID_BATCH)
-            for row in connection.execute(statement.where(MandateTransactionCode.mandate_id.in_(ids[start : start + ID_BATCH])))
+            for row in stream_rows(
+                session, statement.where(MandateTransactionCode.mandate_id.in_(ids[start : start + ID_BATCH]))
+            )
         )
     for mandate_id, group in groupby(rows, key=itemgetter(0)):
         yield mandate_id, tuple(row[1] for row in group)
@@ -205,13 +214,12 @@ def eligible_debt_cents(session: Session) -> dict[tuple[int, int], list[tuple[st
     Summed in SQL as integer cents, which is exact on both databases.
     """
     totals: dict[tuple[int, int], list[tuple[str, int]]] = {}
-    rows = session.connection().execute(
-        text(
-            "SELECT end_user_id, financial_system_id, transaction_code, SUM(CAST(ROUND(open_amount * 100) AS BIGINT))"
-            " FROM debt_line WHERE payment_reference_id IS NULL AND open_amount > 0"
-            " GROUP BY end_user_id, financial_system_id, transaction_code"
-        ),
-        execution_options={"yield_per": STREAM_BATCH},
+    rows = stream_rows(
+        session,
+        select(DebtLine.end_user_id, DebtLine.financial_system_id, DebtLine.transaction_code, func.sum(in_cents(DebtLine.open_amount)))
+        .where(DebtLine.payment_reference_id.is_(None), DebtLine.open_amount > 0)
+        .group_by(DebtLine.end_user_id, DebtLine.financial_system_id, DebtLine.transaction_code),
+        STREAM_BATCH,
     )
     for user, system, code, cents in rows:
         totals.setdefault((user, system), []).append((code, int(cents)))
@@ -243,7 +251,7 @@ def check_mandates(
             hub = lookups.hubs[status.hub_id]  # type: ignore[index]
             matches = cached_matcher(status.patterns)
             cents = sum(c for code, c in debts.get((status.end_user_id, hub.financial_system_id), ()) if matches(code))
-            status.eligible_amount = Decimal(cents).scaleb(-2)
+            status.eligible_amount = from_cents(cents)
         yield status
 
 

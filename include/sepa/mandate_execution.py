@@ -23,13 +23,13 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Numeric, cast, func, select, text, type_coerce
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
-from include.finance.bulk import insert_many, reserve_ids, update_by_id
+from include.finance.bulk import insert_many, reserve_ids, stream_rows, update_by_id
 from include.finance.counters import reserve
-from include.finance.money import ZERO
+from include.finance.money import ZERO, from_cents
 from include.finance.models import (
     BankHub,
     Collection,
@@ -39,9 +39,10 @@ from include.finance.models import (
     PaymentReference,
     PaymentReferenceLine,
     PaymentReferenceType,
+    in_cents,
 )
 from include.finance.reference_numbers import make_reference
-from include.sepa.mandate_check import MandateList, MandateStatus, check_mandates
+from include.sepa.mandate_check import HubFacts, MandateList, MandateStatus, check_mandates, hub_facts
 from include.sepa.schedule import is_final
 from include.sepa.sequence_type import sequence_type
 from include.sepa.transaction_codes import cached_matcher
@@ -59,7 +60,7 @@ class _Debt:
 @dataclass(slots=True)
 class _Plan:
     mandate: MandateStatus
-    hub: BankHub
+    hub: HubFacts
     lines: list[_Debt]
     amount: Decimal
     sequence_type: str
@@ -87,35 +88,40 @@ def _open_debts(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int,
     """Open debt lines in no open reference, per (end user, financial system), oldest first."""
     pool: dict[tuple[int, int], list[_Debt]] = defaultdict(list)
     users = sorted({user for user, _ in keys})
-    cents = cast(func.round(type_coerce(DebtLine.open_amount, Numeric) * 100), BigInteger)
-    connection = session.connection()
+    systems = sorted({system for _, system in keys})
     for start in range(0, len(users), USER_BATCH):
-        rows = connection.execute(
-            select(DebtLine.id, DebtLine.end_user_id, DebtLine.financial_system_id, DebtLine.transaction_code, cents)
+        rows = stream_rows(
+            session,
+            select(
+                DebtLine.id, DebtLine.end_user_id, DebtLine.financial_system_id, DebtLine.transaction_code,
+                in_cents(DebtLine.open_amount),
+            )
             .where(
                 DebtLine.end_user_id.in_(users[start : start + USER_BATCH]),
+                DebtLine.financial_system_id.in_(systems),
                 DebtLine.payment_reference_id.is_(None),
                 DebtLine.open_amount > 0,
             )
-            .order_by(DebtLine.id)
+            .order_by(DebtLine.id),
         )
         for line_id, user, system, code, open_cents in rows:
             if (user, system) in keys:
-                pool[(user, system)].append(_Debt(line_id, code, Decimal(open_cents).scaleb(-2)))
+                pool[(user, system)].append(_Debt(line_id, code, from_cents(open_cents)))
     return pool
 
 
 def _claim(pool: list[_Debt], patterns: tuple[str, ...]) -> list[_Debt]:
     """Take the lines matching ``patterns`` out of ``pool`` (so no other mandate takes them)."""
     matches = cached_matcher(patterns)
-    claimed = [line for line in pool if matches(line.code)]
-    if claimed:
-        pool[:] = [line for line in pool if not matches(line.code)]
+    claimed, kept = [], []
+    for line in pool:
+        (claimed if matches(line.code) else kept).append(line)
+    pool[:] = kept
     return claimed
 
 
 def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids: Iterable[int] | None) -> list[_Plan]:
-    hubs = {hub.id: hub for hub in session.scalars(select(BankHub))}
+    hubs = hub_facts(session)
     checked = check_mandates(session, run_date, mandate_ids=mandate_ids)
     due = [m for m in checked if m.list is MandateList.ACTIVE_OK and m.due]
     result.due = len(due)
@@ -138,10 +144,22 @@ def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids
     return plans
 
 
+@dataclass(frozen=True, slots=True)
+class _TypeNumbering:
+    reference_format: str | None
+    reference_counter: str | None
+    reference_prefix: str
+    invoice_counter: str | None
+    invoice_prefix: str
+
+
 def _numbering(session: Session, plans: list[_Plan]) -> list[dict[str, Any]]:
     """Identifiers, reference numbers and invoice numbers, one counter statement per series."""
     systems = {s.id: s.code for s in session.scalars(select(FinancialSystem))}
-    types = {t.id: t for t in session.scalars(select(PaymentReferenceType))}
+    types = {
+        t.id: _TypeNumbering(t.reference_format, t.reference_counter, t.reference_prefix, t.invoice_counter, t.invoice_prefix)
+        for t in session.scalars(select(PaymentReferenceType))
+    }
     per_system: dict[int, int] = defaultdict(int)
     per_counter: dict[str, int] = defaultdict(int)
     per_invoice_counter: dict[str, int] = defaultdict(int)
@@ -334,13 +352,15 @@ def _runs_for(
 
 
 def _refresh_run_totals(session: Session, run_ids: set[int], actor: str, now: datetime) -> list[dict[str, Any]]:
-    """Transaction count and total of each run, summed as Decimals from its collections."""
+    """Transaction count and total of each run, from its collections (summed in exact cents)."""
     audits = []
     for run in session.scalars(select(CollectionRun).where(CollectionRun.id.in_(run_ids))):
-        amounts = session.scalars(select(Collection.amount).where(Collection.run_id == run.id)).all()
+        count, cents = session.execute(
+            select(func.count(), func.coalesce(func.sum(in_cents(Collection.amount)), 0)).where(Collection.run_id == run.id)
+        ).one()
         before = {"transactions": run.transaction_count, "total": run.total_amount}
-        run.transaction_count = len(amounts)
-        run.total_amount = sum(amounts, ZERO)
+        run.transaction_count = count
+        run.total_amount = from_cents(int(cents))
         after = {"transactions": run.transaction_count, "total": run.total_amount}
         if before != after:
             audits.append(audit_row("collection_run", run.id, "collections_added", actor, before=before, after=after, at=now))
