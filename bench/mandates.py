@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from schwifty import IBAN  # noqa: E402
 from sqlalchemy import Connection, Table, insert  # noqa: E402
 
-from include.demo import BANK_CODES, FIRST_NAMES, LAST_NAMES, _enterprise_number, creditor_id  # noqa: E402
+from include.demo import BANK_CODES, FIRST_NAMES, LAST_NAMES  # noqa: E402
+from include.sepa.identifiers import creditor_id, enterprise_number  # noqa: E402
 from include.finance.db import create_schema, get_engine, transaction  # noqa: E402
 from include.finance.models import (  # noqa: E402
     BankHub,
@@ -102,9 +103,9 @@ def metadata_rows() -> list[tuple[Table, list[dict[str, Any]]]]:
         (BankHub.__table__, [{
             "id": 1, "code": "KBC-BIB", "name": "KBC Bank — bibliotheek", "financial_system_id": 1,
             "creditor_iban": str(creditor_iban), "creditor_bic": str(creditor_iban.bic), "cash_register": "KAS-BIB-01",
-            "initiator_name": "Bibliotheeknetwerk Regio Leuven", "initiator_id": _enterprise_number(20746253),
+            "initiator_name": "Bibliotheeknetwerk Regio Leuven", "initiator_id": enterprise_number(2074625),
             "creditor_name": "Bibliotheeknetwerk Regio Leuven",
-            "creditor_id": creditor_id("BE", _enterprise_number(20746253)), "creditor_street": "Rijschoolstraat",
+            "creditor_id": creditor_id("BE", enterprise_number(2074625)), "creditor_street": "Rijschoolstraat",
             "creditor_house_number": "4", "creditor_postal_code": "3000", "creditor_city": "Leuven",
             "creditor_country": "BE", "export_format": "SEPA", "pain008_version": "pain.008.001.02", "lead_days": 2,
         }]),

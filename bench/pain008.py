@@ -57,7 +57,8 @@ def make_data() -> dict[str, Any]:
     """Debtor accounts (IBAN, BIC), the demo's accented names, and the demo library's hub."""
     from schwifty import IBAN
 
-    from include.demo import BANK_CODES, FIRST_NAMES, LAST_NAMES, _enterprise_number, creditor_id
+    from include.demo import BANK_CODES, FIRST_NAMES, LAST_NAMES
+    from include.sepa.identifiers import creditor_id, enterprise_number
 
     rng = random.Random(SEED)
     accounts: dict[str, str | None] = {}
@@ -73,7 +74,7 @@ def make_data() -> dict[str, Any]:
             "name": "Bibliotheeknetwerk Regio Leuven",
             "iban": creditor_iban.compact,
             "bic": str(creditor_iban.bic),
-            "creditor_id": creditor_id("BE", _enterprise_number(20746253)),
+            "creditor_id": creditor_id("BE", enterprise_number(2074625)),
         },
     }
 

@@ -24,7 +24,6 @@ from decimal import Decimal
 
 from schwifty import IBAN
 from sqlalchemy.orm import Session
-from stdnum.eu import at_02
 
 from include.finance.counters import reserve
 from include.finance.models import (
@@ -40,6 +39,7 @@ from include.finance.models import (
     PaymentReferenceType,
 )
 from include.finance.reference_numbers import make_reference
+from include.sepa.identifiers import creditor_id, enterprise_number
 from include.sepa.schedule import slot
 
 SEED = 20261122
@@ -70,17 +70,6 @@ STREETS = (
 BANK_CODES = ("734", "001", "068", "363", "751", "063", "310", "103", "973", "096")
 BIB_CODES = ("LIDGELD", "BOETE-LAAT", "BOETE-BESCHADIGD", "RESERVATIE", "PRINT")
 SKA_CODES = ("INSCHRIJVING", "MATERIAAL", "UITSTAP-BRUGGE", "UITSTAP-GENT")
-
-
-def _enterprise_number(base: int) -> str:
-    """A Belgian enterprise (KBO) number: eight digits then 97 minus their remainder mod 97."""
-    digits = f"{base:08d}"
-    return digits + f"{97 - int(digits) % 97:02d}"
-
-
-def creditor_id(country: str, national_id: str) -> str:
-    """A SEPA creditor identifier (AT-02) with business code ZZZ."""
-    return country + at_02.calc_check_digits(f"{country}00ZZZ{national_id}") + "ZZZ" + national_id
 
 
 @dataclass
@@ -142,8 +131,8 @@ class _Builder:
         self.hub_bib = BankHub(
             code="KBC-BIB", name="KBC Bank — bibliotheek", financial_system_id=self.bib.id,
             creditor_iban=str(bib_iban), creditor_bic=str(bib_iban.bic), cash_register="KAS-BIB-01",
-            initiator_name="Bibliotheeknetwerk Regio Leuven", initiator_id=_enterprise_number(20746253),
-            creditor_name="Bibliotheeknetwerk Regio Leuven", creditor_id=creditor_id("BE", _enterprise_number(20746253)),
+            initiator_name="Bibliotheeknetwerk Regio Leuven", initiator_id=enterprise_number(2074625),
+            creditor_name="Bibliotheeknetwerk Regio Leuven", creditor_id=creditor_id("BE", enterprise_number(2074625)),
             export_format="SEPA", pain008_version="pain.008.001.02", lead_days=2, batch_booking=True,
             proposal_generators="dom-maandelijks", **address,
         )
@@ -151,7 +140,7 @@ class _Builder:
             code="BELFIUS-SKA", name="Belfius — kunstacademie", financial_system_id=self.ska.id,
             creditor_iban=str(ska_iban), creditor_bic=str(ska_iban.bic), cash_register="KAS-SKA-01",
             initiator_name="Stedelijke Kunstacademie Leuven", creditor_name="Stedelijke Kunstacademie Leuven — Dienst Financiën",
-            creditor_id=creditor_id("BE", _enterprise_number(20746254)), export_format="SAFESEPA",
+            creditor_id=creditor_id("BE", enterprise_number(2074626)), export_format="SAFESEPA",
             pain008_version="pain.008.001.08", lead_days=1, batch_booking=False,
             **{**address, "creditor_street": "Vlamingenstraat", "creditor_house_number": "86"},
         )

@@ -10,7 +10,7 @@ from itertools import count
 from schwifty import IBAN
 from sqlalchemy.orm import Session
 
-from include.demo import _enterprise_number, creditor_id
+from include.sepa.identifiers import creditor_id, enterprise_number
 from include.finance.models import (
     BankHub,
     DebtLine,
@@ -48,7 +48,7 @@ def make_institution(session: Session, code: str = "BIB", **hub_settings: object
     hub = BankHub(
         code=f"HUB-{code}", name=f"Hub {code}", financial_system_id=system.id, creditor_iban=str(account),
         creditor_bic=str(account.bic), creditor_name=f"Bibliothèque d'{code}", initiator_name=f"Bibliothèque d'{code}",
-        creditor_id=creditor_id("BE", _enterprise_number(20746000 + next(_serial))), creditor_country="BE",
+        creditor_id=creditor_id("BE", enterprise_number(2074600 + next(_serial))), creditor_country="BE",
         creditor_street="Naamsestraat", creditor_house_number="1", creditor_postal_code="3000", creditor_city="Leuven",
         export_format="SEPA", lead_days=2,
     )

@@ -87,3 +87,24 @@ def creditor_id_problem(value: str | None) -> str | None:
     except ValidationError as exc:
         return f"creditor identifier {compact(value)} is invalid: {str(exc).strip().rstrip('.').lower()}"
     return None
+
+
+def enterprise_number(base: int) -> str:
+    """A Belgian enterprise (KBO) number: eight digits (0 or 1 first), then 97 minus their remainder mod 97.
+
+    >>> enterprise_number(2074625)  # 02074625 mod 97 = 86
+    '0207462511'
+    """
+    if not 0 <= base < 20_000_000:
+        raise ValueError("an enterprise number has eight digits starting with 0 or 1")
+    digits = f"{base:08d}"
+    return digits + f"{97 - int(digits) % 97:02d}"
+
+
+def creditor_id(country: str, national_id: str) -> str:
+    """A SEPA creditor identifier (AT-02) with business code ZZZ over a national identifier.
+
+    >>> creditor_id("BE", "0207462511")
+    'BE66ZZZ0207462511'
+    """
+    return country + at_02.calc_check_digits(f"{country}00ZZZ{national_id}") + "ZZZ" + national_id

@@ -30,6 +30,17 @@ def _execute(engine, run_date=RUN):  # type: ignore[no-untyped-def]
         return execute_mandates(session, run_date, "test")
 
 
+def _due_mandates(engine, count: int, amount: str = "10.00", **hub_settings):  # type: ignore[no-untyped-def]
+    """An institution with ``count`` monthly mandates due on RUN, each owing one matching line."""
+    with transaction(engine) as session:
+        inst = make_institution(session, **hub_settings)
+        for _ in range(count):
+            owner = make_user(session)
+            make_mandate(session, inst, owner, first=date(2026, 11, 21))
+            add_debt(session, inst, owner, "LID", amount)
+    return inst
+
+
 def _collections(engine) -> dict[int, Collection]:  # type: ignore[no-untyped-def]
     with transaction(engine, readonly=True) as session:
         return {c.mandate_id: c for c in session.scalars(select(Collection))}
@@ -175,12 +186,7 @@ def test_collections_are_grouped_per_hub_and_collection_date(engine) -> None:
 
 
 def test_rerunning_the_same_date_creates_nothing_new(engine) -> None:
-    with transaction(engine) as session:
-        inst = make_institution(session)
-        for _ in range(3):
-            owner = make_user(session)
-            make_mandate(session, inst, owner, first=date(2026, 11, 21))
-            add_debt(session, inst, owner, "LID", "10.00")
+    _due_mandates(engine, 3)
     first = _execute(engine)
     with transaction(engine, readonly=True) as session:
         counts = [session.scalar(select(func.count()).select_from(t)) for t in (PaymentReference, Collection, CollectionRun, AuditLog)]
@@ -192,11 +198,7 @@ def test_rerunning_the_same_date_creates_nothing_new(engine) -> None:
 
 
 def test_new_collections_join_the_ready_run_of_their_hub_and_date(engine) -> None:
-    with transaction(engine) as session:
-        inst = make_institution(session)
-        owner = make_user(session)
-        make_mandate(session, inst, owner, first=date(2026, 11, 21))
-        add_debt(session, inst, owner, "LID", "10.00")
+    inst = _due_mandates(engine, 1)
     _execute(engine)
     with transaction(engine) as session:
         owner = make_user(session)
@@ -207,12 +209,7 @@ def test_new_collections_join_the_ready_run_of_their_hub_and_date(engine) -> Non
 
 
 def test_a_crash_mid_execution_leaves_the_database_as_before(engine, monkeypatch) -> None:
-    with transaction(engine) as session:
-        inst = make_institution(session)
-        for _ in range(4):
-            owner = make_user(session)
-            make_mandate(session, inst, owner, first=date(2026, 11, 21))
-            add_debt(session, inst, owner, "LID", "10.00")
+    _due_mandates(engine, 4)
 
     def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("worker killed")
@@ -230,11 +227,7 @@ def test_a_crash_mid_execution_leaves_the_database_as_before(engine, monkeypatch
 
 
 def test_every_change_is_audited(engine) -> None:
-    with transaction(engine) as session:
-        inst = make_institution(session)
-        owner = make_user(session)
-        make_mandate(session, inst, owner, first=date(2026, 11, 21))
-        add_debt(session, inst, owner, "LID", "10.00")
+    _due_mandates(engine, 1)
     _execute(engine)
     with transaction(engine, readonly=True) as session:
         rows = session.scalars(select(AuditLog)).all()
