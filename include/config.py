@@ -35,6 +35,21 @@ def reports_dir() -> Path:
     return var_dir() / "reports"
 
 
+def inbox_dir(kind: str) -> Path:
+    """Where files to import arrive, e.g. ``var/inbox/camt053``."""
+    return var_dir() / "inbox" / kind
+
+
+def archive_dir() -> Path:
+    """Imported files, kept as they came."""
+    return var_dir() / "archive"
+
+
+def quarantine_dir() -> Path:
+    """Refused files, each with ``<name>.reason.txt`` beside it."""
+    return var_dir() / "quarantine"
+
+
 def database_url() -> str:
     """The application database URL (``INNEN_DB_URL``), defaulting to SQLite under var/."""
     return os.environ.get(DB_URL_SETTING) or f"sqlite:///{var_dir() / 'innen.sqlite'}"

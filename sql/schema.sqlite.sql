@@ -130,6 +130,7 @@ CREATE TABLE bank_hub (
 	lead_days INTEGER NOT NULL, 
 	batch_booking BOOLEAN NOT NULL, 
 	local_instrument VARCHAR(4) NOT NULL, 
+	fatal_return_reasons VARCHAR(200) NOT NULL, 
 	CONSTRAINT pk_bank_hub PRIMARY KEY (id), 
 	CONSTRAINT ck_bank_hub_format CHECK (export_format IS NULL OR export_format IN ('SEPA', 'SAFESEPA', 'CSV', 'BXML')), 
 	CONSTRAINT ck_bank_hub_pain008_version CHECK (pain008_version IN ('pain.008.001.02', 'pain.008.001.08')), 
@@ -138,6 +139,38 @@ CREATE TABLE bank_hub (
 	CONSTRAINT uq_bank_hub_code UNIQUE (code), 
 	CONSTRAINT fk_bank_hub_financial_system_id_financial_system FOREIGN KEY(financial_system_id) REFERENCES financial_system (id)
 );
+
+CREATE TABLE bank_statement (
+	id INTEGER NOT NULL, 
+	identity VARCHAR(250) NOT NULL, 
+	kind VARCHAR(8) NOT NULL, 
+	version VARCHAR(20) NOT NULL, 
+	account VARCHAR(40) NOT NULL, 
+	statement_id VARCHAR(100) NOT NULL, 
+	electronic_seq BIGINT, 
+	legal_seq BIGINT, 
+	message_id VARCHAR(100), 
+	created_on_bank DATETIME, 
+	from_date DATE, 
+	to_date DATE, 
+	copy_indicator VARCHAR(4), 
+	currency VARCHAR(3), 
+	opening_balance NUMERIC(12, 2), 
+	closing_balance NUMERIC(12, 2), 
+	hub_id INTEGER, 
+	file_name VARCHAR(255) NOT NULL, 
+	file_sha256 VARCHAR(64) NOT NULL, 
+	entries INTEGER NOT NULL, 
+	new_lines INTEGER NOT NULL, 
+	imported_at DATETIME NOT NULL, 
+	imported_by VARCHAR(250) NOT NULL, 
+	CONSTRAINT pk_bank_statement PRIMARY KEY (id), 
+	CONSTRAINT ck_bank_statement_kind CHECK (kind IN ('camt.053', 'camt.054')), 
+	CONSTRAINT uq_bank_statement_identity UNIQUE (identity), 
+	CONSTRAINT fk_bank_statement_hub_id_bank_hub FOREIGN KEY(hub_id) REFERENCES bank_hub (id)
+);
+
+CREATE INDEX ix_bank_statement_account_electronic_seq ON bank_statement (account, electronic_seq);
 
 CREATE TABLE collection_run (
 	id INTEGER NOT NULL, 
@@ -156,7 +189,7 @@ CREATE TABLE collection_run (
 	created_by VARCHAR(250), 
 	exported_at DATETIME, 
 	CONSTRAINT pk_collection_run PRIMARY KEY (id), 
-	CONSTRAINT ck_collection_run_status CHECK (status IN ('ready', 'exported', 'failed')), 
+	CONSTRAINT ck_collection_run_status CHECK (status IN ('ready', 'exported', 'failed', 'confirmed', 'deleted')), 
 	CONSTRAINT uq_collection_run_loi UNIQUE (loi), 
 	CONSTRAINT fk_collection_run_hub_id_bank_hub FOREIGN KEY(hub_id) REFERENCES bank_hub (id)
 );
@@ -197,6 +230,7 @@ CREATE TABLE mandate (
 	debtor_iban VARCHAR(34), 
 	debtor_bic VARCHAR(11), 
 	created_at DATETIME, 
+	blocked_reason VARCHAR(200), 
 	CONSTRAINT pk_mandate PRIMARY KEY (id), 
 	CONSTRAINT uq_mandate_financial_system_id_reference UNIQUE (financial_system_id, reference), 
 	CONSTRAINT uq_mandate_loi UNIQUE (loi), 
@@ -266,9 +300,8 @@ CREATE TABLE collection (
 	return_reason VARCHAR(10), 
 	CONSTRAINT pk_collection PRIMARY KEY (id), 
 	CONSTRAINT ck_collection_sequence_type CHECK (sequence_type IN ('FRST', 'RCUR', 'FNAL', 'OOFF')), 
-	CONSTRAINT ck_collection_status CHECK (status IN ('pending', 'exported', 'paid', 'returned')), 
+	CONSTRAINT ck_collection_status CHECK (status IN ('pending', 'exported', 'paid', 'returned', 'cancelled')), 
 	CONSTRAINT ck_collection_amount_positive CHECK (amount > 0), 
-	CONSTRAINT uq_collection_mandate_id_due_date UNIQUE (mandate_id, due_date), 
 	CONSTRAINT fk_collection_run_id_collection_run FOREIGN KEY(run_id) REFERENCES collection_run (id), 
 	CONSTRAINT fk_collection_mandate_id_mandate FOREIGN KEY(mandate_id) REFERENCES mandate (id), 
 	CONSTRAINT uq_collection_payment_reference_id UNIQUE (payment_reference_id), 
@@ -277,6 +310,8 @@ CREATE TABLE collection (
 );
 
 CREATE INDEX ix_collection_run_id ON collection (run_id);
+
+CREATE UNIQUE INDEX uq_collection_live_mandate_due_date ON collection (mandate_id, due_date) WHERE status NOT IN ('returned', 'cancelled');
 
 CREATE TABLE debt_line (
 	id INTEGER NOT NULL, 
@@ -298,6 +333,46 @@ CREATE TABLE debt_line (
 
 CREATE INDEX ix_debt_line_end_user_id_financial_system_id_payment_reference_id ON debt_line (end_user_id, financial_system_id, payment_reference_id);
 
+CREATE TABLE bank_entry (
+	id INTEGER NOT NULL, 
+	statement_id INTEGER NOT NULL, 
+	account VARCHAR(40) NOT NULL, 
+	entry_key VARCHAR(200) NOT NULL, 
+	entry_index INTEGER NOT NULL, 
+	tx_index INTEGER NOT NULL, 
+	amount NUMERIC(12, 2) NOT NULL, 
+	credit BOOLEAN NOT NULL, 
+	reversal BOOLEAN NOT NULL, 
+	status VARCHAR(4) NOT NULL, 
+	booking_date DATE, 
+	value_date DATE, 
+	entry_ref VARCHAR(100), 
+	account_servicer_ref VARCHAR(100), 
+	end_to_end_id VARCHAR(100), 
+	bank_tx_code VARCHAR(60), 
+	counterparty_name VARCHAR(140), 
+	counterparty_iban VARCHAR(40), 
+	counterparty_bic VARCHAR(11), 
+	reference VARCHAR(40), 
+	remittance TEXT, 
+	return_reason VARCHAR(10), 
+	outcome VARCHAR(20) NOT NULL, 
+	payment_reference_id INTEGER, 
+	collection_id INTEGER, 
+	booked_amount NUMERIC(12, 2), 
+	CONSTRAINT pk_bank_entry PRIMARY KEY (id), 
+	CONSTRAINT uq_bank_entry_account_entry_key UNIQUE (account, entry_key), 
+	CONSTRAINT ck_bank_entry_outcome CHECK (outcome IN ('paid', 'partial', 'overpaid', 'closed_reference', 'unmatched', 'returned', 'unknown_return', 'unsplit', 'not_booked', 'other_debit', 'unknown_account')), 
+	CONSTRAINT ck_bank_entry_amount_positive CHECK (amount >= 0), 
+	CONSTRAINT fk_bank_entry_statement_id_bank_statement FOREIGN KEY(statement_id) REFERENCES bank_statement (id), 
+	CONSTRAINT fk_bank_entry_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
+	CONSTRAINT fk_bank_entry_collection_id_collection FOREIGN KEY(collection_id) REFERENCES collection (id)
+);
+
+CREATE INDEX ix_bank_entry_payment_reference_id ON bank_entry (payment_reference_id);
+
+CREATE INDEX ix_bank_entry_statement_id ON bank_entry (statement_id);
+
 CREATE TABLE payment_reference_line (
 	id INTEGER NOT NULL, 
 	payment_reference_id INTEGER NOT NULL, 
@@ -311,3 +386,57 @@ CREATE TABLE payment_reference_line (
 );
 
 CREATE INDEX ix_payment_reference_line_debt_line_id ON payment_reference_line (debt_line_id);
+
+CREATE TABLE control_list_item (
+	id INTEGER NOT NULL, 
+	statement_id INTEGER NOT NULL, 
+	bank_entry_id INTEGER, 
+	kind VARCHAR(30) NOT NULL, 
+	reason TEXT NOT NULL, 
+	action TEXT NOT NULL, 
+	amount NUMERIC(12, 2), 
+	details JSON, 
+	CONSTRAINT pk_control_list_item PRIMARY KEY (id), 
+	CONSTRAINT fk_control_list_item_statement_id_bank_statement FOREIGN KEY(statement_id) REFERENCES bank_statement (id), 
+	CONSTRAINT fk_control_list_item_bank_entry_id_bank_entry FOREIGN KEY(bank_entry_id) REFERENCES bank_entry (id)
+);
+
+CREATE INDEX ix_control_list_item_statement_id ON control_list_item (statement_id);
+
+CREATE TABLE payment (
+	id INTEGER NOT NULL, 
+	payment_reference_id INTEGER NOT NULL, 
+	amount NUMERIC(12, 2) NOT NULL, 
+	source VARCHAR(20) NOT NULL, 
+	bank_entry_id INTEGER, 
+	reverses_payment_id INTEGER, 
+	booked_at DATETIME NOT NULL, 
+	booked_by VARCHAR(250) NOT NULL, 
+	note VARCHAR(250), 
+	CONSTRAINT pk_payment PRIMARY KEY (id), 
+	CONSTRAINT ck_payment_source CHECK (source IN ('bank_statement', 'collection_confirm', 'pom', 'manual')), 
+	CONSTRAINT ck_payment_amount_not_zero CHECK (amount <> 0), 
+	CONSTRAINT uq_payment_bank_entry_id_payment_reference_id UNIQUE (bank_entry_id, payment_reference_id), 
+	CONSTRAINT fk_payment_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
+	CONSTRAINT fk_payment_bank_entry_id_bank_entry FOREIGN KEY(bank_entry_id) REFERENCES bank_entry (id), 
+	CONSTRAINT uq_payment_reverses_payment_id UNIQUE (reverses_payment_id), 
+	CONSTRAINT fk_payment_reverses_payment_id_payment FOREIGN KEY(reverses_payment_id) REFERENCES payment (id)
+);
+
+CREATE INDEX ix_payment_bank_entry_id ON payment (bank_entry_id);
+
+CREATE INDEX ix_payment_payment_reference_id ON payment (payment_reference_id);
+
+CREATE TABLE payment_allocation (
+	id INTEGER NOT NULL, 
+	payment_id INTEGER NOT NULL, 
+	debt_line_id INTEGER NOT NULL, 
+	amount NUMERIC(12, 2) NOT NULL, 
+	CONSTRAINT pk_payment_allocation PRIMARY KEY (id), 
+	CONSTRAINT fk_payment_allocation_payment_id_payment FOREIGN KEY(payment_id) REFERENCES payment (id), 
+	CONSTRAINT fk_payment_allocation_debt_line_id_debt_line FOREIGN KEY(debt_line_id) REFERENCES debt_line (id)
+);
+
+CREATE INDEX ix_payment_allocation_debt_line_id ON payment_allocation (debt_line_id);
+
+CREATE INDEX ix_payment_allocation_payment_id ON payment_allocation (payment_id);

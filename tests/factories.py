@@ -19,8 +19,11 @@ from include.finance.models import (
     Frequency,
     Mandate,
     MandateTransactionCode,
+    PaymentReference,
+    PaymentReferenceLine,
     PaymentReferenceType,
 )
+from include.finance.reference_numbers import ogm
 
 _serial = count(1)
 
@@ -108,3 +111,25 @@ def add_debt(session: Session, inst: Institution, user: EndUser, code: str, amou
     session.add(line)
     session.flush()
     return line
+
+
+def make_reference(
+    session: Session, inst: Institution, user: EndUser, amounts: tuple[str, ...], *, number: int,
+    status: str = "sealed", loi: str | None = None,
+) -> PaymentReference:
+    """A sealed payment reference over new debt lines of ``amounts``, with OGM ``062`` + ``number``."""
+    lines = [add_debt(session, inst, user, "LID", amount) for amount in amounts]
+    total = sum((line.amount for line in lines), Decimal("0.00"))
+    reference = PaymentReference(
+        loi=loi or f"fp:{inst.system.code}:{number}", financial_system_id=inst.system.id, type_id=inst.recurring.id,
+        end_user_id=user.id, status=status, amount=total, open_amount=total, reference_number=ogm("062", number),
+        created_at=datetime(2026, 11, 1, tzinfo=timezone.utc), sealed_at=datetime(2026, 11, 1, tzinfo=timezone.utc),
+    )
+    session.add(reference)
+    session.flush()
+    for line in lines:
+        line.payment_reference_id = reference.id
+        session.add(PaymentReferenceLine(payment_reference_id=reference.id, debt_line_id=line.id,
+                                         transaction_code=line.transaction_code, amount=line.amount))
+    session.flush()
+    return reference

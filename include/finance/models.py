@@ -32,6 +32,7 @@ from sqlalchemy import (
     UniqueConstraint,
     cast,
     func,
+    text,
     type_coerce,
 )
 from sqlalchemy.engine import Dialect
@@ -105,8 +106,8 @@ SEQUENCE_TYPES = ("FRST", "RCUR", "FNAL", "OOFF")
 EXPORT_FORMATS = ("SEPA", "SAFESEPA", "CSV", "BXML")
 PAIN008_VERSIONS = ("pain.008.001.02", "pain.008.001.08")
 FREQUENCY_UNITS = ("day", "month", "year")
-RUN_STATUSES = ("ready", "exported", "failed")
-COLLECTION_STATUSES = ("pending", "exported", "paid", "returned")
+RUN_STATUSES = ("ready", "exported", "failed", "confirmed", "deleted")
+COLLECTION_STATUSES = ("pending", "exported", "paid", "returned", "cancelled")
 
 
 class Base(DeclarativeBase):
@@ -284,6 +285,8 @@ class BankHub(Base):
     lead_days: Mapped[int] = mapped_column(Integer, default=1)
     batch_booking: Mapped[bool] = mapped_column(Boolean, default=True)
     local_instrument: Mapped[str] = mapped_column(String(4), default="CORE")
+    # Return reasons after which a mandate may not be used again (space-separated ISO codes).
+    fatal_return_reasons: Mapped[str] = mapped_column(String(200), default="AC04 AC06 MD01 MS02")
     __table_args__ = (
         CheckConstraint("export_format IS NULL OR " + _in("export_format", EXPORT_FORMATS), name="format"),
         CheckConstraint(_in("pain008_version", PAIN008_VERSIONS), name="pain008_version"),
@@ -329,6 +332,8 @@ class Mandate(Base):
     debtor_iban: Mapped[str | None] = mapped_column(String(34))
     debtor_bic: Mapped[str | None] = mapped_column(String(11))
     created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when a collection came back with a reason that ends the mandate (MD01 ...): active-err until cleared.
+    blocked_reason: Mapped[str | None] = mapped_column(String(200))
     transaction_codes: Mapped[list[MandateTransactionCode]] = relationship(
         order_by="MandateTransactionCode.pattern", cascade="all, delete-orphan"
     )
@@ -430,7 +435,12 @@ class Collection(Base):
         CheckConstraint(_in("sequence_type", SEQUENCE_TYPES), name="sequence_type"),
         CheckConstraint(_in("status", COLLECTION_STATUSES), name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
-        UniqueConstraint("mandate_id", "due_date"),
+        # One live collection per mandate and due date; a returned or cancelled one may be made again.
+        Index(
+            "uq_collection_live_mandate_due_date", "mandate_id", "due_date", unique=True,
+            sqlite_where=text("status NOT IN ('returned', 'cancelled')"),
+            postgresql_where=text("status NOT IN ('returned', 'cancelled')"),
+        ),
     )
 
 
@@ -447,3 +457,134 @@ class AuditLog(Base):
     actor: Mapped[str] = mapped_column(String(250))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     __table_args__ = (Index(None, "entity", "entity_id"),)
+
+
+STATEMENT_KINDS = ("camt.053", "camt.054")
+ENTRY_OUTCOMES = (
+    "paid",  # credit paying a reference's open amount exactly
+    "partial",  # credit lower than the open amount
+    "overpaid",  # credit above the open amount: open amount booked, the rest on the control list
+    "closed_reference",  # the reference is paid, deleted or expired: control list
+    "unmatched",  # no reference found: control list, with candidates
+    "returned",  # a collection came back (return or reversal)
+    "unknown_return",  # a return or reversal we cannot tie to a collection: control list
+    "unsplit",  # a batch entry without transaction amounts: control list
+    "not_booked",  # pending or information-only entry
+    "other_debit",  # a debit that is none of ours (fees, transfers out)
+    "unknown_account",  # the statement's account belongs to no bank hub
+)
+PAYMENT_SOURCES = ("bank_statement", "collection_confirm", "pom", "manual")
+
+
+class BankStatement(Base):
+    """One imported statement (camt.053) or notification (camt.054): account + id + electronic sequence."""
+
+    __tablename__ = "bank_statement"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identity: Mapped[str] = mapped_column(String(250), unique=True)  # account|statement id|electronic sequence
+    kind: Mapped[str] = mapped_column(String(8))
+    version: Mapped[str] = mapped_column(String(20))
+    account: Mapped[str] = mapped_column(String(40))
+    statement_id: Mapped[str] = mapped_column(String(100))
+    electronic_seq: Mapped[int | None] = mapped_column(BigInteger)
+    legal_seq: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(100))
+    created_on_bank: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    from_date: Mapped[date | None] = mapped_column(Date)
+    to_date: Mapped[date | None] = mapped_column(Date)
+    copy_indicator: Mapped[str | None] = mapped_column(String(4))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    opening_balance: Mapped[Decimal | None] = mapped_column(Money)
+    closing_balance: Mapped[Decimal | None] = mapped_column(Money)
+    hub_id: Mapped[int | None] = mapped_column(ForeignKey("bank_hub.id"))
+    file_name: Mapped[str] = mapped_column(String(255))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    new_lines: Mapped[int] = mapped_column(Integer, default=0)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    imported_by: Mapped[str] = mapped_column(String(250))
+    __table_args__ = (
+        CheckConstraint(_in("kind", STATEMENT_KINDS), name="kind"),
+        Index(None, "account", "electronic_seq"),
+    )
+
+
+class BankEntry(Base):
+    """One movement of a statement (a batch entry gives one row per transaction), and what we made of it."""
+
+    __tablename__ = "bank_entry"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("bank_statement.id"), index=True)
+    account: Mapped[str] = mapped_column(String(40))
+    entry_key: Mapped[str] = mapped_column(String(200))  # the bank's reference, or a fingerprint (see camt_import)
+    entry_index: Mapped[int] = mapped_column(Integer)
+    tx_index: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    credit: Mapped[bool] = mapped_column(Boolean)
+    reversal: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(4))
+    booking_date: Mapped[date | None] = mapped_column(Date)
+    value_date: Mapped[date | None] = mapped_column(Date)
+    entry_ref: Mapped[str | None] = mapped_column(String(100))
+    account_servicer_ref: Mapped[str | None] = mapped_column(String(100))
+    end_to_end_id: Mapped[str | None] = mapped_column(String(100))
+    bank_tx_code: Mapped[str | None] = mapped_column(String(60))
+    counterparty_name: Mapped[str | None] = mapped_column(String(140))
+    counterparty_iban: Mapped[str | None] = mapped_column(String(40))
+    counterparty_bic: Mapped[str | None] = mapped_column(String(11))
+    reference: Mapped[str | None] = mapped_column(String(40))  # the structured communication we read
+    remittance: Mapped[str | None] = mapped_column(Text)
+    return_reason: Mapped[str | None] = mapped_column(String(10))
+    outcome: Mapped[str] = mapped_column(String(20))
+    payment_reference_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reference.id"), index=True)
+    collection_id: Mapped[int | None] = mapped_column(ForeignKey("collection.id"))
+    booked_amount: Mapped[Decimal | None] = mapped_column(Money)
+    __table_args__ = (
+        UniqueConstraint("account", "entry_key"),
+        CheckConstraint(_in("outcome", ENTRY_OUTCOMES), name="outcome"),
+        CheckConstraint("amount >= 0", name="amount_positive"),
+    )
+
+
+class Payment(Base):
+    """One booking on a payment reference; a reversal is a negative payment pointing at the one it undoes."""
+
+    __tablename__ = "payment"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_reference_id: Mapped[int] = mapped_column(ForeignKey("payment_reference.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    source: Mapped[str] = mapped_column(String(20))
+    bank_entry_id: Mapped[int | None] = mapped_column(ForeignKey("bank_entry.id"), index=True)
+    reverses_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payment.id"), unique=True)
+    booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    booked_by: Mapped[str] = mapped_column(String(250))
+    note: Mapped[str | None] = mapped_column(String(250))
+    __table_args__ = (
+        CheckConstraint(_in("source", PAYMENT_SOURCES), name="source"),
+        CheckConstraint("amount <> 0", name="amount_not_zero"),
+        UniqueConstraint("bank_entry_id", "payment_reference_id"),
+    )
+
+
+class PaymentAllocation(Base):
+    """How much of a payment went to which debt line (so it can be undone line by line)."""
+
+    __tablename__ = "payment_allocation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payment.id"), index=True)
+    debt_line_id: Mapped[int] = mapped_column(ForeignKey("debt_line.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+
+
+class ControlListItem(Base):
+    """An irregular bank entry (or statement) for finance to handle: why, and what to do."""
+
+    __tablename__ = "control_list_item"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("bank_statement.id"), index=True)
+    bank_entry_id: Mapped[int | None] = mapped_column(ForeignKey("bank_entry.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -166,7 +166,7 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Seque
     owner, debtor = aliased(EndUser), aliased(EndUser)
     collected = (
         select(Collection.mandate_id, func.max(_raw(Collection.due_date)).label("last_due"))
-        .where(Collection.status != "returned")
+        .where(Collection.status.not_in(("returned", "cancelled")))
         .group_by(Collection.mandate_id)
         .subquery()
     )
@@ -176,6 +176,7 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Seque
             Mandate.hub_id, Mandate.type_id, _raw(Mandate.signature_date), _raw(Mandate.first_collection_date),
             _raw(Mandate.last_collection_date), _raw(Mandate.end_date), Mandate.frequency_id, Mandate.debtor_iban,
             Mandate.debtor_bic, collected.c.last_due, owner.eloi, debtor.first_name, debtor.last_name,
+            Mandate.blocked_reason,
         )
         .join(owner, owner.id == Mandate.end_user_id)
         .outerjoin(debtor, debtor.id == Mandate.debtor_id)
@@ -257,7 +258,7 @@ def check_mandates(
 
 def _check_one(row: Sequence[Any], patterns: tuple[str, ...], lookups: _Lookups, run_date: date) -> MandateStatus:
     (mandate_id, loi, reference, active, owner_id, debtor_id, hub_id, type_id, signed, first, converted_last, end,
-     frequency_id, iban, bic, last_due, owner_eloi, debtor_first, debtor_last) = row
+     frequency_id, iban, bic, last_due, owner_eloi, debtor_first, debtor_last, blocked) = row
     type_code, one_off = lookups.types.get(type_id, ("", False))
     frequency_code, schedule = lookups.frequencies.get(frequency_id, ("", None))
     last_collected = _day(last_due) or _day(converted_last)
@@ -287,6 +288,8 @@ def _check_one(row: Sequence[Any], patterns: tuple[str, ...], lookups: _Lookups,
         reasons.append("no frequency (the type is not one-off)")
     if not patterns:
         reasons.append("no transaction-code pattern")
+    if blocked:
+        reasons.append(f"blocked: {blocked}; a new mandate is needed")
     m.classify()
     if m.list is MandateList.ACTIVE_OK and hub is not None and m.first_collection_date is not None:
         _schedule_next(m, hub, run_date)

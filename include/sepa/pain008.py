@@ -43,7 +43,7 @@ from include.finance.money import ZERO, format_amount
 from include.finance.reference_numbers import issuer
 from include.sepa.charset import bank_text
 from include.sepa.identifiers import mask_ibans_in
-from include.sepa.xsd import namespace, schema
+from include.sepa.xsd import namespace, thread_schema
 from include.xml_safety import safe_parser
 
 CHUNK = 1_000
@@ -246,16 +246,17 @@ class _ChunkValidator:
     """Validates chunk documents on worker threads; reports the first failure in file order."""
 
     def __init__(self, version: str, file_name: str) -> None:
-        self._schema = schema(version)
+        self._version = version
         self._file_name = file_name
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pain008-xsd")
         self._pending: deque[Future[str | None]] = deque()
 
     def _check(self, document: bytes) -> str | None:
         tree = etree.fromstring(document, safe_parser(collect_ids=False))
-        if self._schema.validate(tree):
+        schema = thread_schema(self._version)
+        if schema.validate(tree):
             return None
-        error = self._schema.error_log[0]
+        error = schema.error_log[0]
         where = ""
         nodes = tree.xpath(error.path) if error.path else []
         if nodes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,3 +24,18 @@ def schema(version: str) -> etree.XMLSchema:
     if not path.is_file():
         raise ValueError(f"no schema for {version}")
     return etree.XMLSchema(etree.parse(str(path), safe_parser()))
+
+
+_per_thread = threading.local()
+
+
+def thread_schema(version: str) -> etree.XMLSchema:
+    """A compiled XSD of this thread's own: a schema object keeps the error log of its last
+    validation, so two threads validating with one object would read each other's errors."""
+    cache = getattr(_per_thread, "schemas", None)
+    if cache is None:
+        cache = _per_thread.schemas = {}
+    if version not in cache:
+        path = XSD_DIR / f"{version}.xsd"
+        cache[version] = etree.XMLSchema(etree.parse(str(path), safe_parser()))
+    return cache[version]

@@ -1,0 +1,83 @@
+"""
+### Bank statements in (camt.053 / camt.054)
+
+Every 15 minutes, and by hand: imports the files waiting in
+`var/inbox/camt053/` (or the file or folder named in the `path` param).
+
+Per file (one mapped task each, one at a time): read safely and streamed
+(entities, DTDs and network off; size limit `INNEN_CAMT_MAX_BYTES`, default
+160 MiB); opening balance + booked entries must equal the closing balance;
+then, in one transaction, every new entry is stored and matched:
+
+* credits to open payment references by the end-to-end id of our collection,
+  the structured communication (OGM or RF), or an OGM/RF in the free text:
+  paid, partly paid, or over-paid (the rest on the control list);
+* returns and reversals of our collections: payments reversed, debt open
+  again, the mandate blocked for reasons such as MD01;
+* everything else a person must look at goes to the statement's control list
+  in `var/reports/camt053/<account>_<statement>/` (CSV `;` and HTML).
+
+The same statement twice adds nothing ("already imported"); overlapping
+statements add only their new entries. A refused file moves to
+`var/quarantine/` with `<file>.reason.txt` naming file, statement and element,
+nothing from it is booked, and its task fails; imported files move to
+`var/archive/`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+log = logging.getLogger(__name__)
+
+
+@dag(
+    dag_id="camt053_import",
+    schedule="*/15 * * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Brussels"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=2), "owner": "finance"},
+    tags=["innen", "bank-statement", "reconciliation"],
+    params={
+        "path": Param(
+            None, type=["null", "string"], title="File or folder",
+            description="A camt.053/camt.054 file, or a folder of them. Empty: the inbox var/inbox/camt053.",
+        ),
+    },
+    doc_md=__doc__,
+)
+def camt053_import() -> None:
+    @task
+    def files_to_import() -> list[str]:
+        from include.sepa.statement_files import pending_files
+
+        files = [str(path) for path in pending_files(get_current_context()["params"].get("path"))]
+        log.info("files to import: %s", files or "none")
+        return files
+
+    @task(max_active_tis_per_dagrun=1)
+    def import_file(path: str) -> dict:
+        from pathlib import Path
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.runtime import actor
+        from include.sepa.camt import CamtRefused
+        from include.sepa.statement_files import import_statement_file, max_bytes_setting
+
+        try:
+            result = import_statement_file(Path(path), actor(get_current_context()), max_bytes=max_bytes_setting())
+        except CamtRefused as refusal:
+            raise AirflowFailException(f"refused and quarantined: {refusal}") from None
+        log.info("%s; outcomes %s; control lists %s", result["message"], result["outcomes"], result["control_lists"])
+        return result
+
+    import_file.expand(path=files_to_import())
+
+
+camt053_import()

@@ -1,0 +1,67 @@
+"""
+### Delete payment references (by hand)
+
+Seed 2.3.3.4: when a bank file was lost or refused by the bank. Give a
+collection run (`fj:SYS:n`) or payment references (`fp:SYS:n`, comma
+separated), and leave `dry_run` on first. Deleted references free their debt
+lines (open debt again, collected by the next mandate execution); payments
+already booked stay. A paid reference is refused with its reason. The
+collections of deleted references are cancelled; a run left without
+collections is marked deleted. The report lands in
+`var/reports/payment_reference_delete/`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+log = logging.getLogger(__name__)
+
+
+@dag(
+    dag_id="payment_reference_delete",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Brussels"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=1), "owner": "finance"},
+    tags=["innen", "finance", "payment-reference"],
+    params={
+        "collection_run": Param(None, type=["null", "string"], title="Collection run", description="e.g. fj:BIB:12"),
+        "references": Param(
+            None, type=["null", "string"], title="Payment references", description="e.g. fp:BIB:30, fp:BIB:31"
+        ),
+        "dry_run": Param(True, type="boolean", title="Dry run", description="Only report; delete nothing."),
+    },
+    doc_md=__doc__,
+)
+def payment_reference_delete() -> None:
+    @task
+    def delete() -> dict:
+        from dataclasses import asdict
+
+        from include.finance.db import transaction
+        from include.finance.reference_deletion import delete_references
+        from include.runtime import actor
+        from include.sepa.manual_reports import write_deletion
+
+        context = get_current_context()
+        params = context["params"]
+        lois = [loi.strip() for loi in (params.get("references") or "").split(",") if loi.strip()]
+        with transaction() as session:
+            result = delete_references(
+                session, actor(context), run_loi=(params.get("collection_run") or "").strip() or None,
+                reference_lois=lois or None, dry_run=bool(params["dry_run"]),
+            )
+        report = write_deletion(result, params.get("collection_run") or "references")
+        log.info("%s (report %s)", result.message, report)
+        return {**asdict(result), "report": report}
+
+    delete()
+
+
+payment_reference_delete()

@@ -1,0 +1,278 @@
+"""Booking payments on payment references, and undoing them.
+
+A payment lowers its reference's open amount and, through allocations, the
+open amounts of the reference's debt lines. How a partial payment is spread
+over the lines is the financial system's choice (seed 2.4.9):
+
+* ``first_transaction``: the oldest line first, then the next;
+* ``matching_amount``: a line whose open amount equals the payment, if there
+  is one; otherwise as ``first_transaction``.
+
+:class:`Ledger` keeps the references it touches in memory while a whole
+statement (or run) is booked, so that two payments on one reference in one
+file see each other, and writes everything in bulk at the end, audited.
+Amounts are Decimals throughout.
+
+>>> lines = [OpenLine(1, Decimal("5.00")), OpenLine(2, Decimal("7.50")), OpenLine(3, Decimal("2.00"))]
+>>> allocate(lines, Decimal("7.50"), "first_transaction")
+[(1, Decimal('5.00')), (2, Decimal('2.50'))]
+>>> allocate(lines, Decimal("7.50"), "matching_amount")
+[(2, Decimal('7.50'))]
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from include.finance.audit import audit_row, record_many
+from include.finance.bulk import insert_many, reserve_ids, update_by_id
+from include.finance.models import (
+    DebtLine,
+    FinancialSystem,
+    Payment,
+    PaymentAllocation,
+    PaymentReference,
+    PaymentReferenceLine,
+)
+from include.finance.money import ZERO
+
+OPEN = ("draft", "sealed")
+ID_BATCH = 5_000
+
+
+@dataclass(slots=True)
+class OpenLine:
+    id: int
+    open_amount: Decimal
+
+
+@dataclass(slots=True)
+class OpenReference:
+    """A payment reference as a booking sees it, with the changes made so far."""
+
+    id: int
+    loi: str
+    status: str
+    amount: Decimal
+    open_amount: Decimal
+    financial_system_id: int
+    mandate_id: int | None
+    end_user_id: int
+    reference_number: str | None
+    strategy: str = "first_transaction"
+    lines: list[OpenLine] = field(default_factory=list)
+    original: tuple[str, Decimal] | None = None  # (status, open amount) before this booking
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN and self.open_amount > 0
+
+
+def allocate(lines: Sequence[OpenLine], amount: Decimal, strategy: str) -> list[tuple[int, Decimal]]:
+    """How ``amount`` (at most the lines' open total) is spread over ``lines``."""
+    if strategy == "matching_amount":
+        for line in lines:
+            if line.open_amount == amount:
+                return [(line.id, amount)]
+    allocations = []
+    left = amount
+    for line in lines:
+        if left <= 0:
+            break
+        share = min(line.open_amount, left)
+        if share > 0:
+            allocations.append((line.id, share))
+            left -= share
+    return allocations
+
+
+class Ledger:
+    """Payments, reversals and deletions of one unit of work, written together by :meth:`flush`."""
+
+    def __init__(self, session: Session, actor: str, now: datetime) -> None:
+        self.session, self.actor, self.now = session, actor, now
+        self.references: dict[int, OpenReference] = {}
+        self._line_open: dict[int, Decimal] = {}
+        self._line_before: dict[int, Decimal] = {}
+        self._released: set[int] = set()
+        self._payments: list[dict[str, Any]] = []
+        self._allocations: list[dict[str, Any]] = []
+        self._audits: list[dict[str, Any]] = []
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self, reference_ids: Iterable[int]) -> dict[int, OpenReference]:
+        """Read the references (and their debt lines) not yet held; returns all held ones."""
+        wanted = sorted(set(reference_ids) - self.references.keys())
+        strategies = dict(self.session.execute(select(FinancialSystem.id, FinancialSystem.partial_payment_strategy)).all())
+        for start in range(0, len(wanted), ID_BATCH):
+            chunk = wanted[start : start + ID_BATCH]
+            for row in self.session.execute(
+                select(
+                    PaymentReference.id, PaymentReference.loi, PaymentReference.status, PaymentReference.amount,
+                    PaymentReference.open_amount, PaymentReference.financial_system_id, PaymentReference.mandate_id,
+                    PaymentReference.end_user_id, PaymentReference.reference_number,
+                ).where(PaymentReference.id.in_(chunk))
+            ):
+                self.references[row.id] = OpenReference(
+                    row.id, row.loi, row.status, row.amount, row.open_amount, row.financial_system_id,
+                    row.mandate_id, row.end_user_id, row.reference_number, strategies.get(row.financial_system_id, "first_transaction"),
+                )
+            for ref_id, line_id, open_amount in self.session.execute(
+                select(PaymentReferenceLine.payment_reference_id, DebtLine.id, DebtLine.open_amount)
+                .join(DebtLine, DebtLine.id == PaymentReferenceLine.debt_line_id)
+                .where(PaymentReferenceLine.payment_reference_id.in_(chunk))
+                .order_by(PaymentReferenceLine.payment_reference_id, DebtLine.id)
+            ):
+                self._line_open.setdefault(line_id, open_amount)
+                self.references[ref_id].lines.append(OpenLine(line_id, self._line_open[line_id]))
+        return self.references
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def _touch(self, ref: OpenReference) -> None:
+        if ref.original is None:
+            ref.original = (ref.status, ref.open_amount)
+
+    def _set_line(self, line: OpenLine, open_amount: Decimal) -> None:
+        self._line_before.setdefault(line.id, line.open_amount)
+        line.open_amount = open_amount
+        self._line_open[line.id] = open_amount
+
+    def pay(
+        self, ref: OpenReference, amount: Decimal, *, source: str, bank_entry_id: int | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """Book ``amount`` (at most the open amount) on ``ref``; returns the payment row."""
+        if not 0 < amount <= ref.open_amount:
+            raise ValueError(f"{ref.loi}: cannot book {amount} on an open amount of {ref.open_amount}")
+        self._touch(ref)
+        payment = {
+            "id": None, "payment_reference_id": ref.id, "amount": amount, "source": source,
+            "bank_entry_id": bank_entry_id, "reverses_payment_id": None, "booked_at": self.now,
+            "booked_by": self.actor, "note": note,
+        }
+        allocations = allocate(ref.lines, amount, ref.strategy)
+        lines = {line.id: line for line in ref.lines}
+        for line_id, share in allocations:
+            self._set_line(lines[line_id], lines[line_id].open_amount - share)
+            self._allocations.append({"payment_id": None, "debt_line_id": line_id, "amount": share, "_payment": payment})
+        # Lines may hold less than the reference (debt paid elsewhere meanwhile): the reference follows the payment.
+        ref.open_amount -= amount
+        if ref.open_amount == 0:
+            ref.status = "paid"
+        self._payments.append(payment)
+        return payment
+
+    def reverse(self, ref: OpenReference, note: str, source: str = "bank_statement") -> Decimal:
+        """Undo every payment still standing on ``ref`` (booked before, or earlier in this unit of work)."""
+        self._touch(ref)
+        standing: list[tuple[dict[str, Any] | int, Decimal, list[tuple[int, Decimal]]]] = []
+        for payment in self._payments:
+            if payment["payment_reference_id"] == ref.id and payment["amount"] > 0 and not payment.get("_reversed"):
+                payment["_reversed"] = True
+                shares = [(a["debt_line_id"], a["amount"]) for a in self._allocations if a["_payment"] is payment]
+                standing.append((payment, payment["amount"], shares))
+        for payment_id, amount in self.session.execute(
+            select(Payment.id, Payment.amount)
+            .where(
+                Payment.payment_reference_id == ref.id,
+                Payment.amount > 0,
+                ~Payment.id.in_(select(Payment.reverses_payment_id).where(Payment.reverses_payment_id.is_not(None))),
+            )
+            .order_by(Payment.id)
+        ):
+            shares = self.session.execute(
+                select(PaymentAllocation.debt_line_id, PaymentAllocation.amount).where(PaymentAllocation.payment_id == payment_id)
+            ).all()
+            standing.append((payment_id, amount, list(shares)))
+        total = ZERO
+        lines = {line.id: line for line in ref.lines}
+        for original, amount, shares in standing:
+            reversal = {
+                "id": None, "payment_reference_id": ref.id, "amount": -amount, "source": source,
+                "bank_entry_id": None, "reverses_payment_id": original if isinstance(original, int) else None,
+                "booked_at": self.now, "booked_by": self.actor, "note": note,
+                "_reverses": original if isinstance(original, dict) else None,
+            }
+            for line_id, share in shares:
+                line = lines.get(line_id)
+                if line is not None:
+                    self._set_line(line, line.open_amount + share)
+                self._allocations.append({"payment_id": None, "debt_line_id": line_id, "amount": -share, "_payment": reversal})
+            self._payments.append(reversal)
+            total += amount
+        ref.open_amount += total
+        if total and ref.status == "paid":
+            ref.status = "sealed"
+        return total
+
+    def release(self, ref: OpenReference, status: str) -> None:
+        """Close ``ref`` as ``deleted`` or ``expired``: its debt lines are free (open debt) again."""
+        self._touch(ref)
+        ref.status = status
+        self._released.add(ref.id)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write payments, allocations, reference and debt-line changes and their audit rows."""
+        session = self.session
+        if self._payments:
+            ids = reserve_ids(session, Payment.__table__, len(self._payments))
+            for payment, payment_id in zip(self._payments, ids, strict=True):
+                payment["id"] = payment_id
+            for payment in self._payments:
+                reverses = payment.pop("_reverses", None)
+                payment.pop("_reversed", None)
+                if reverses is not None:
+                    payment["reverses_payment_id"] = reverses["id"]
+            insert_many(session, Payment.__table__, self._payments)
+            for allocation in self._allocations:
+                allocation["payment_id"] = allocation.pop("_payment")["id"]
+            insert_many(session, PaymentAllocation.__table__, self._allocations)
+            for payment in self._payments:
+                self._audits.append(
+                    audit_row("payment", payment["id"], "reversed" if payment["amount"] < 0 else "booked", self.actor,
+                              after={k: payment[k] for k in ("payment_reference_id", "amount", "source", "bank_entry_id",
+                                                             "reverses_payment_id", "note")}, at=self.now)
+                )
+        changed = [ref for ref in self.references.values() if ref.original is not None and ref.original != (ref.status, ref.open_amount)]
+        update_by_id(session, PaymentReference.__table__,
+                     [{"id": ref.id, "status": ref.status, "open_amount": ref.open_amount} for ref in changed])
+        for ref in changed:
+            before_status, before_open = ref.original  # type: ignore[misc]
+            self._audits.append(
+                audit_row("payment_reference", ref.id, ref.status if ref.status != before_status else "open_amount_changed",
+                          self.actor, before={"status": before_status, "open_amount": before_open},
+                          after={"status": ref.status, "open_amount": ref.open_amount}, at=self.now)
+            )
+        lines = [{"id": line_id, "open_amount": self._line_open[line_id]} for line_id in self._line_before
+                 if self._line_before[line_id] != self._line_open[line_id]]
+        update_by_id(session, DebtLine.__table__, lines)
+        released = sorted(self._released)
+        freed = defaultdict(list)
+        for start in range(0, len(released), ID_BATCH):
+            for line_id, ref_id in session.execute(
+                select(DebtLine.id, DebtLine.payment_reference_id).where(DebtLine.payment_reference_id.in_(released[start : start + ID_BATCH]))
+            ):
+                freed[ref_id].append(line_id)
+        update_by_id(session, DebtLine.__table__,
+                     [{"id": line_id, "payment_reference_id": None} for ids in freed.values() for line_id in ids])
+        for ref_id, line_ids in freed.items():
+            self._audits.append(audit_row("payment_reference", ref_id, "debt_released", self.actor,
+                                          after={"debt_line_ids": line_ids}, at=self.now))
+        record_many(session, self._audits)
+        self._payments, self._allocations, self._audits = [], [], []
+        self._line_before.clear()
+        self._released.clear()
+        for ref in self.references.values():
+            ref.original = None

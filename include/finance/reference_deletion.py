@@ -1,0 +1,95 @@
+"""Deleting payment references (seed 2.3.3.4): their debts become open again; payments stay.
+
+Used when a bank file was lost or refused by the bank and the run must be made
+again. A paid reference is refused with its reason; a partly paid one is
+deleted and keeps its payments (the seed: "payments are not rolled back").
+Its collections are cancelled, so the next mandate execution collects the
+debt again (FRST again where that collection was the first). A run whose
+references are all deleted is marked deleted. A dry run (the default) only
+says what would happen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from include.errors import InnenError
+from include.finance.audit import audit_row, record_many
+from include.finance.bulk import update_by_id
+from include.finance.models import Collection, CollectionRun, PaymentReference
+from include.finance.payments import Ledger
+
+
+@dataclass
+class Deletion:
+    dry_run: bool
+    deleted: list[str] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
+    runs_deleted: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+def delete_references(
+    session: Session, actor: str, *, run_loi: str | None = None, reference_lois: list[str] | None = None,
+    dry_run: bool = True, now: datetime | None = None,
+) -> Deletion:
+    now = now or datetime.now(timezone.utc)
+    if not run_loi and not reference_lois:
+        raise InnenError("name a collection run or payment references to delete")
+    query = select(PaymentReference.id, PaymentReference.loi, PaymentReference.status)
+    if run_loi:
+        run = session.scalars(select(CollectionRun).where(CollectionRun.loi == run_loi)).one_or_none()
+        if run is None:
+            raise InnenError(f"collection run {run_loi} does not exist")
+        query = query.join(Collection, Collection.payment_reference_id == PaymentReference.id).where(Collection.run_id == run.id)
+    else:
+        query = query.where(PaymentReference.loi.in_(reference_lois or []))
+    targets = session.execute(query.order_by(PaymentReference.id)).all()
+    result = Deletion(dry_run)
+    if reference_lois:
+        missing = set(reference_lois) - {t.loi for t in targets}
+        result.refused.extend({"reference": loi, "reason": "does not exist"} for loi in sorted(missing))
+    deletable = []
+    for ref_id, loi, status in targets:
+        if status == "paid":
+            result.refused.append({"reference": loi, "reason": "paid: a paid reference cannot be deleted"})
+        elif status in ("deleted", "expired"):
+            result.refused.append({"reference": loi, "reason": f"already {status}"})
+        else:
+            deletable.append(ref_id)
+            result.deleted.append(loi)
+    if dry_run or not deletable:
+        result.message = f"{'dry run: ' if dry_run else ''}{len(result.deleted)} to delete, {len(result.refused)} refused"
+        return result
+    ledger = Ledger(session, actor, now)
+    references = ledger.load(deletable)
+    for ref_id in deletable:
+        ledger.release(references[ref_id], "deleted")
+    ledger.flush()
+    collections = session.execute(
+        select(Collection.id, Collection.status, Collection.run_id).where(
+            Collection.payment_reference_id.in_(deletable), Collection.status.in_(("pending", "exported"))
+        )
+    ).all()
+    update_by_id(session, Collection.__table__, [{"id": c.id, "status": "cancelled"} for c in collections])
+    audits: list[dict[str, Any]] = [
+        audit_row("collection", c.id, "cancelled", actor, before={"status": c.status}, after={"status": "cancelled"}, at=now)
+        for c in collections
+    ]
+    for run in session.scalars(select(CollectionRun).where(CollectionRun.id.in_({c.run_id for c in collections}))):
+        left = session.scalar(
+            select(Collection.id).where(Collection.run_id == run.id, Collection.status.not_in(("cancelled", "returned"))).limit(1)
+        )
+        if left is None and run.status != "deleted":
+            audits.append(audit_row("collection_run", run.id, "deleted", actor, before={"status": run.status},
+                                    after={"status": "deleted"}, at=now))
+            run.status = "deleted"
+            result.runs_deleted.append(run.loi)
+    record_many(session, audits)
+    result.message = f"{len(result.deleted)} deleted, {len(result.refused)} refused"
+    return result

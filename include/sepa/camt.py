@@ -1,0 +1,422 @@
+"""Reading bank statements (camt.053.001.02/.04/.08) and notifications (camt.054.001.02), safely and streamed.
+
+Safety first: a file larger than the limit, empty, not UTF-8, or carrying a
+DTD or entity declaration is refused before the XML parser sees it; the
+parser then runs with entities, DTD loading and network off. The document is
+read with ``iterparse`` and every entry is cleared once read, so memory holds
+one entry of XML at a time (plus the compact values taken from it), whatever
+the file's size.
+
+Every refusal is a :class:`CamtRefused` naming the file, the statement and
+the element, e.g. ``bank.xml: statement 2024-001: Ntry[17]/Amt: not an
+amount: '12,50'``.
+
+What we tolerate (real banks send it): elements we do not use, in any order
+the bank likes; missing balances (then no balance check); a balance without
+its credit/debit indicator (read as credit); an entry without status (read
+as booked); a statement without
+an electronic sequence number; ``NOTPROVIDED`` as an end-to-end id (read as
+none); booking dates given as date-times; a batch entry whose transactions
+carry no amounts (kept as one line for a person to split).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from lxml import etree
+
+from include.errors import BankFileError
+from include.finance.money import ZERO
+
+MAX_BYTES = 160 * 1024 * 1024
+PROLOG_BYTES = 4096
+
+# namespace -> (kind, version, message element, statement element)
+FORMATS = {
+    "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02": ("camt.053", "camt.053.001.02", "BkToCstmrStmt", "Stmt"),
+    "urn:iso:std:iso:20022:tech:xsd:camt.053.001.04": ("camt.053", "camt.053.001.04", "BkToCstmrStmt", "Stmt"),
+    "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08": ("camt.053", "camt.053.001.08", "BkToCstmrStmt", "Stmt"),
+    "urn:iso:std:iso:20022:tech:xsd:camt.054.001.02": ("camt.054", "camt.054.001.02", "BkToCstmrDbtCdtNtfctn", "Ntfctn"),
+}
+NOT_PROVIDED = {"", "NOTPROVIDED", "NOT PROVIDED"}
+
+
+class CamtRefused(BankFileError):
+    """A bank file we will not book from; the message names file, statement and element."""
+
+    def __init__(self, file: str, reason: str, *, statement: str | None = None, element: str | None = None) -> None:
+        self.file, self.reason, self.statement, self.element = file, reason, statement, element
+        where = "".join(
+            [f": statement {statement}" if statement else "", f": element {element}" if element else ""]
+        )
+        super().__init__(f"{file}{where}: {reason}")
+
+
+@dataclass(slots=True)
+class EntryLine:
+    """One booked movement: a transaction of an entry (a batch entry gives several)."""
+
+    entry_index: int  # the entry's position in its statement, from 1
+    tx_index: int  # the transaction's position in its entry, from 1
+    amount: Decimal  # positive
+    credit: bool
+    reversal: bool
+    status: str  # BOOK, PDNG, INFO
+    booking_date: date | None
+    value_date: date | None
+    entry_amount: Decimal
+    entry_ref: str | None = None
+    entry_servicer_ref: str | None = None
+    tx_servicer_ref: str | None = None
+    end_to_end_id: str | None = None
+    bank_tx_code: str | None = None
+    counterparty_name: str | None = None
+    counterparty_iban: str | None = None
+    counterparty_bic: str | None = None
+    structured_refs: tuple[str, ...] = ()
+    unstructured: str | None = None
+    return_reason: str | None = None
+    unsplit_batch: bool = False  # a batch whose transactions carry no (or inconsistent) amounts
+
+
+@dataclass(slots=True)
+class Statement:
+    kind: str
+    version: str
+    statement_id: str
+    electronic_seq: int | None = None
+    legal_seq: int | None = None
+    created_at: datetime | None = None
+    from_date: date | None = None
+    to_date: date | None = None
+    copy: str | None = None  # CpyDplctInd: COPY, DUPL or CODU
+    account_iban: str | None = None
+    account_other: str | None = None
+    currency: str | None = None
+    opening_balance: Decimal | None = None  # signed
+    closing_balance: Decimal | None = None  # signed
+    lines: list[EntryLine] = field(default_factory=list)
+    entries: int = 0
+
+    @property
+    def account(self) -> str:
+        return self.account_iban or self.account_other or ""
+
+    @property
+    def is_copy(self) -> bool:
+        return self.copy in ("DUPL", "CODU")
+
+    def booked_movement(self) -> Decimal:
+        """Credits minus debits of the booked entries (each entry once, batch or not)."""
+        total = ZERO
+        seen: set[int] = set()
+        for line in self.lines:
+            if line.status != "BOOK" or line.entry_index in seen:
+                continue
+            seen.add(line.entry_index)
+            total += line.entry_amount if line.credit else -line.entry_amount
+        return total
+
+
+@dataclass(slots=True)
+class CamtFile:
+    path: str
+    kind: str
+    version: str
+    message_id: str | None
+    created_at: datetime | None
+    statements: list[Statement]
+
+
+_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def _check_prolog(path: Path, max_bytes: int) -> None:
+    name = path.name
+    size = path.stat().st_size
+    if size == 0:
+        raise CamtRefused(name, "the file is empty")
+    if size > max_bytes:
+        raise CamtRefused(name, f"the file is {size} bytes, above the limit of {max_bytes} bytes")
+    with path.open("rb") as handle:
+        head = handle.read(PROLOG_BYTES)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:200]:
+        raise CamtRefused(name, "not UTF-8 (UTF-16 or binary content); ISO 20022 files are UTF-8")
+    body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    match = _ENCODING.match(body)
+    if match and match.group(1).decode("ascii").lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise CamtRefused(name, f"declared encoding {match.group(1).decode()} is not UTF-8")
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+        raise CamtRefused(name, "a DTD or entity declaration is present; bank statements have none")
+
+
+class _Reader:
+    """Pulls values out of one element with namespace-qualified paths."""
+
+    def __init__(self, namespace: str) -> None:
+        self.ns = {"c": namespace}
+        self.q = f"{{{namespace}}}"
+
+    def text(self, element: etree._Element, path: str) -> str | None:
+        value = element.findtext(path, namespaces=self.ns)
+        return value.strip() if value is not None and value.strip() else None
+
+    def texts(self, element: etree._Element, path: str) -> list[str]:
+        return [v.strip() for v in (e.text for e in element.iterfind(path, namespaces=self.ns)) if v and v.strip()]
+
+
+_DECIMAL = re.compile(r"\d{1,18}(\.\d{1,5})?")  # xs:decimal as ISO 20022 amounts allow: no sign, no exponent
+_INTEGER = re.compile(r"\d{1,18}")
+MAX_AMOUNT = Decimal("9999999999.99")  # what NUMERIC(12,2) holds
+
+
+def _amount(value: str | None, where: str, file: str, statement: str | None) -> Decimal:
+    if value is None:
+        raise CamtRefused(file, "amount missing", statement=statement, element=where)
+    if not _DECIMAL.fullmatch(value):
+        raise CamtRefused(file, f"not an amount: {value[:40]!r}", statement=statement, element=where)
+    amount = Decimal(value)
+    if amount > MAX_AMOUNT:
+        raise CamtRefused(file, f"amount {value} is above {MAX_AMOUNT}", statement=statement, element=where)
+    if amount != amount.quantize(Decimal("0.01")):
+        raise CamtRefused(file, f"not an amount in cents: {value!r}", statement=statement, element=where)
+    return amount.quantize(Decimal("0.01"))
+
+
+def _day(value: str | None, where: str, file: str, statement: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        raise CamtRefused(file, f"not a date: {value!r}", statement=statement, element=where) from None
+
+
+def _moment(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _integer(value: str | None, where: str, file: str, statement: str | None) -> int | None:
+    if value is None:
+        return None
+    if not _INTEGER.fullmatch(value):
+        raise CamtRefused(file, f"not a sequence number: {value[:40]!r}", statement=statement, element=where)
+    return int(value)
+
+
+def _credit_debit(value: str | None, where: str, file: str, statement: str | None) -> bool:
+    if value not in ("CRDT", "DBIT"):
+        raise CamtRefused(file, f"credit/debit indicator {value!r} is neither CRDT nor DBIT", statement=statement, element=where)
+    return value == "CRDT"
+
+
+class _StatementReader:
+    def __init__(self, r: _Reader, file: str) -> None:
+        self.r, self.file = r, file
+
+    def header_element(self, st: Statement, el: etree._Element, local: str) -> None:
+        r, file = self.r, self.file
+        if local == "Id":
+            st.statement_id = (el.text or "").strip()
+        elif local == "ElctrncSeqNb":
+            st.electronic_seq = _integer((el.text or "").strip() or None, "ElctrncSeqNb", file, st.statement_id)
+        elif local == "LglSeqNb":
+            st.legal_seq = _integer((el.text or "").strip() or None, "LglSeqNb", file, st.statement_id)
+        elif local == "CreDtTm":
+            st.created_at = _moment((el.text or "").strip())
+        elif local == "FrToDt":
+            st.from_date = _day(r.text(el, "c:FrDtTm"), "FrToDt/FrDtTm", file, st.statement_id)
+            st.to_date = _day(r.text(el, "c:ToDtTm"), "FrToDt/ToDtTm", file, st.statement_id)
+        elif local == "CpyDplctInd":
+            st.copy = (el.text or "").strip() or None
+        elif local == "Acct":
+            st.account_iban = (r.text(el, "c:Id/c:IBAN") or "").replace(" ", "").upper() or None
+            st.account_other = r.text(el, "c:Id/c:Othr/c:Id")
+            st.currency = r.text(el, "c:Ccy")
+        elif local == "Bal":
+            self._balance(st, el)
+
+    def _balance(self, st: Statement, el: etree._Element) -> None:
+        r = self.r
+        code = r.text(el, "c:Tp/c:CdOrPrtry/c:Cd") or r.text(el, "c:Tp/c:CdOrPrtry/c:Prtry")
+        if code not in ("OPBD", "PRCD", "CLBD"):
+            return
+        amount = _amount(r.text(el, "c:Amt"), f"Bal[{code}]/Amt", self.file, st.statement_id)
+        indicator = r.text(el, "c:CdtDbtInd") or "CRDT"  # tolerated: some banks leave it out of positive balances
+        signed = amount if _credit_debit(indicator, f"Bal[{code}]/CdtDbtInd", self.file, st.statement_id) else -amount
+        if code == "CLBD":
+            st.closing_balance = signed
+        elif code == "OPBD" or st.opening_balance is None:
+            st.opening_balance = signed
+
+    def entry(self, st: Statement, ntry: etree._Element) -> None:
+        r, file, sid = self.r, self.file, st.statement_id
+        st.entries += 1
+        index = st.entries
+        where = f"Ntry[{index}]"
+        amount = _amount(r.text(ntry, "c:Amt"), f"{where}/Amt", file, sid)
+        credit = _credit_debit(r.text(ntry, "c:CdtDbtInd"), f"{where}/CdtDbtInd", file, sid)
+        status = r.text(ntry, "c:Sts/c:Cd") or r.text(ntry, "c:Sts") or "BOOK"
+        reversal = (r.text(ntry, "c:RvslInd") or "").lower() == "true"
+        booking = _day(r.text(ntry, "c:BookgDt/c:Dt") or r.text(ntry, "c:BookgDt/c:DtTm"), f"{where}/BookgDt", file, sid)
+        value = _day(r.text(ntry, "c:ValDt/c:Dt") or r.text(ntry, "c:ValDt/c:DtTm"), f"{where}/ValDt", file, sid)
+        domain = r.text(ntry, "c:BkTxCd/c:Domn/c:Cd")
+        tx_code = (
+            "/".join(p for p in (domain, r.text(ntry, "c:BkTxCd/c:Domn/c:Fmly/c:Cd"),
+                                 r.text(ntry, "c:BkTxCd/c:Domn/c:Fmly/c:SubFmlyCd")) if p)
+            if domain
+            else r.text(ntry, "c:BkTxCd/c:Prtry/c:Cd")
+        )
+        common = {
+            "entry_index": index, "credit": credit, "reversal": reversal, "status": status, "booking_date": booking,
+            "value_date": value, "entry_amount": amount, "entry_ref": r.text(ntry, "c:NtryRef"),
+            "entry_servicer_ref": r.text(ntry, "c:AcctSvcrRef"), "bank_tx_code": tx_code,
+        }
+        details = list(ntry.iterfind("c:NtryDtls/c:TxDtls", namespaces=r.ns))
+        if not details:
+            st.lines.append(EntryLine(tx_index=1, amount=amount, **common))
+            return
+        amounts = [self._tx_amount(tx, f"{where}/NtryDtls/TxDtls[{n}]", sid) for n, tx in enumerate(details, 1)]
+        if len(details) == 1:
+            amounts = [amount]
+        unsplit = any(a is None for a in amounts) or sum((a or ZERO for a in amounts), ZERO) != amount
+        if unsplit:
+            # We cannot split the entry: keep it whole, with the first transaction's details, for a person.
+            st.lines.append(EntryLine(tx_index=1, amount=amount, unsplit_batch=True, **common, **self._tx(details[0], credit)))
+            return
+        for n, (tx, tx_amount) in enumerate(zip(details, amounts, strict=True), 1):
+            st.lines.append(EntryLine(tx_index=n, amount=tx_amount, **common, **self._tx(tx, credit)))  # type: ignore[arg-type]
+
+    def _tx_amount(self, tx: etree._Element, where: str, sid: str) -> Decimal | None:
+        r = self.r
+        for path in ("c:Amt", "c:AmtDtls/c:TxAmt/c:Amt", "c:AmtDtls/c:InstdAmt/c:Amt"):
+            value = r.text(tx, path)
+            if value is not None:
+                return _amount(value, f"{where}/{path.replace('c:', '')}", self.file, sid)
+        return None
+
+    def _tx(self, tx: etree._Element, credit: bool) -> dict[str, object]:
+        r = self.r
+        party, agent = ("Dbtr", "DbtrAgt") if credit else ("Cdtr", "CdtrAgt")
+        e2e = r.text(tx, "c:Refs/c:EndToEndId")
+        iban = r.text(tx, f"c:RltdPties/c:{party}Acct/c:Id/c:IBAN")
+        return {
+            "tx_servicer_ref": r.text(tx, "c:Refs/c:AcctSvcrRef"),
+            "end_to_end_id": None if e2e is None or e2e.upper() in NOT_PROVIDED else e2e,
+            "counterparty_name": r.text(tx, f"c:RltdPties/c:{party}/c:Nm") or r.text(tx, f"c:RltdPties/c:{party}/c:Pty/c:Nm"),
+            "counterparty_iban": iban.replace(" ", "").upper() if iban else None,
+            "counterparty_bic": r.text(tx, f"c:RltdAgts/c:{agent}/c:FinInstnId/c:BIC")
+            or r.text(tx, f"c:RltdAgts/c:{agent}/c:FinInstnId/c:BICFI"),
+            "structured_refs": tuple(r.texts(tx, "c:RmtInf/c:Strd/c:CdtrRefInf/c:Ref")),
+            "unstructured": " ".join(r.texts(tx, "c:RmtInf/c:Ustrd")) or None,
+            "return_reason": r.text(tx, "c:RtrInf/c:Rsn/c:Cd") or r.text(tx, "c:RtrInf/c:Rsn/c:Prtry"),
+        }
+
+
+def read_camt(path: Path, *, max_bytes: int = MAX_BYTES) -> CamtFile:
+    """Every statement of ``path`` with its entry lines; raises :class:`CamtRefused` for anything unsafe or malformed."""
+    path = Path(path)
+    name = path.name
+    _check_prolog(path, max_bytes)
+    statements: list[Statement] = []
+    current: Statement | None = None
+    kind = version = ""
+    message_id: str | None = None
+    created: datetime | None = None
+    reader: _StatementReader | None = None
+    depth = 0
+    try:
+        events = etree.iterparse(
+            str(path), events=("start", "end"), resolve_entities=False, load_dtd=False, no_network=True,
+            huge_tree=False, remove_comments=True, remove_pis=True,
+        )
+        for event, element in _guarded(events, name, lambda: current):
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    kind, version, reader = _root(element, name)
+                elif depth == 3 and reader is not None and etree.QName(element).localname == _statement_tag(version):
+                    current = Statement(kind=kind, version=version, statement_id="")
+                continue
+            depth -= 1
+            local = etree.QName(element).localname
+            if depth == 2 and local == "GrpHdr" and reader is not None:
+                message_id = reader.r.text(element, "c:MsgId")
+                created = _moment(reader.r.text(element, "c:CreDtTm"))
+                element.clear()
+            elif depth == 3 and current is not None and reader is not None and local == "Ntry":
+                reader.entry(current, element)
+                _forget(element)
+            elif depth == 3 and reader is not None and current is None:
+                _forget(element)  # GrpHdr's siblings outside a statement: nothing we use
+            elif depth == 3 and current is not None and reader is not None:
+                reader.header_element(current, element, local)
+                _forget(element)
+            elif depth == 2 and current is not None and local == _statement_tag(version):
+                if not current.statement_id:
+                    raise CamtRefused(name, "statement without Id", element=local)
+                statements.append(current)
+                current = None
+                _forget(element)
+    except CamtRefused:
+        raise
+    if not statements:
+        raise CamtRefused(name, f"no {_statement_tag(version) or 'statement'} element in the file", element=_message_tag(version))
+    return CamtFile(str(path), kind, version, message_id, created, statements)
+
+
+def _guarded(events: Iterator[tuple[str, etree._Element]], name: str, statement) -> Iterator[tuple[str, etree._Element]]:  # type: ignore[no-untyped-def]
+    """The parser's events, with its errors turned into a refusal that says where."""
+    try:
+        yield from events
+    except etree.XMLSyntaxError as exc:
+        current = statement()
+        line = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        raise CamtRefused(
+            name, f"not well-formed XML{line}: {exc.msg}", statement=current.statement_id if current else None
+        ) from None
+
+
+def _root(element: etree._Element, name: str) -> tuple[str, str, _StatementReader]:
+    docinfo = element.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise CamtRefused(name, "a DTD is present; bank statements have none", element="DOCTYPE")
+    qname = etree.QName(element)
+    if qname.localname != "Document":
+        raise CamtRefused(name, f"root element is {qname.localname}, not Document", element=qname.localname)
+    if qname.namespace not in FORMATS:
+        raise CamtRefused(
+            name,
+            f"namespace {qname.namespace or '(none)'} is not camt.053.001.02/.04/.08 or camt.054.001.02",
+            element="Document",
+        )
+    kind, version, _message, _statement = FORMATS[qname.namespace]
+    return kind, version, _StatementReader(_Reader(qname.namespace), name)
+
+
+def _statement_tag(version: str) -> str:
+    return "Ntfctn" if version.startswith("camt.054") else "Stmt"
+
+
+def _message_tag(version: str) -> str:
+    return "BkToCstmrDbtCdtNtfctn" if version.startswith("camt.054") else "BkToCstmrStmt"
+
+
+def _forget(element: etree._Element) -> None:
+    """Free what was read: the element, and its earlier siblings still held by the parent."""
+    element.clear()
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]

@@ -1,0 +1,105 @@
+"""The control list of a statement, for finance: every irregular entry with its reason and what to do.
+
+Written to ``var/reports/camt053/<account>_<statement>/`` as ``control-list.csv``
+(``;``) and ``index.html`` with the statement's summary. Everything is read
+back from the database, so writing it again (a rerun) replaces the files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from include.config import reports_dir
+from include.finance.models import BankEntry, BankStatement, ControlListItem, PaymentReference
+from include.finance.money import ZERO
+from include.finance.reference_numbers import display_reference
+from include.reports import Table, write_csv, write_html
+from include.sepa.identifiers import mask_iban
+
+HEADER = ("kind", "booking_date", "amount", "direction", "counterparty", "counterparty_iban", "communication",
+          "reference", "reason", "action", "candidates")
+SUMMARY_OUTCOMES = (
+    ("paid", "matched, paid in full"), ("partial", "partial payments"), ("overpaid", "over-paid"),
+    ("unmatched", "unmatched"), ("closed_reference", "on a paid, deleted or expired reference"),
+    ("returned", "returns"), ("unknown_return", "returns we cannot place"), ("unsplit", "batches to split"),
+    ("other_debit", "other debits"), ("not_booked", "pending or information only"),
+    ("unknown_account", "on an account of no hub"),
+)
+
+
+@dataclass
+class ControlList:
+    folder: str
+    items: int
+    summary: dict[str, str]
+
+    @property
+    def html(self) -> str:
+        return str(Path(self.folder) / "index.html")
+
+
+def folder_for(statement: BankStatement) -> Path:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{statement.account}_{statement.statement_id}")
+    return reports_dir() / "camt053" / name
+
+
+def write_control_list(session: Session, statement_id: int, folder: Path | None = None) -> ControlList:
+    statement = session.get(BankStatement, statement_id)
+    assert statement is not None
+    folder = folder or folder_for(statement)
+    outcomes = dict(
+        session.execute(
+            select(BankEntry.outcome, func.count()).where(BankEntry.statement_id == statement_id).group_by(BankEntry.outcome)
+        ).all()
+    )
+    booked = sum(
+        session.scalars(
+            select(BankEntry.booked_amount).where(BankEntry.statement_id == statement_id, BankEntry.booked_amount.is_not(None))
+        ),
+        ZERO,
+    )
+    if statement.opening_balance is not None and statement.closing_balance is not None:
+        balance = f"opening {statement.opening_balance} + entries = closing {statement.closing_balance}: checked"
+    else:
+        balance = "no opening and closing balance given: not checked"
+    summary = {
+        "statement": statement.statement_id, "account": statement.account,
+        "electronic sequence": str(statement.electronic_seq or "-"), "file": statement.file_name,
+        "copy": statement.copy_indicator or "-", "entries in the statement": str(statement.entries),
+        "new lines booked here": str(statement.new_lines),
+        **{label: str(outcomes.get(outcome, 0)) for outcome, label in SUMMARY_OUTCOMES},
+        "total booked": f"{booked:.2f}", "balance": balance,
+    }
+    rows = []
+    query = (
+        select(ControlListItem, BankEntry, PaymentReference.loi)
+        .outerjoin(BankEntry, BankEntry.id == ControlListItem.bank_entry_id)
+        .outerjoin(PaymentReference, PaymentReference.id == BankEntry.payment_reference_id)
+        .where(ControlListItem.statement_id == statement_id)
+        .order_by(ControlListItem.kind, ControlListItem.id)
+    )
+    for item, entry, loi in session.execute(query):
+        candidates = "; ".join(
+            f"{c['reference']} {c['communication']} open {c['open_amount']} ({c['why']})"
+            for c in (item.details or {}).get("candidates", [])
+        )
+        rows.append([
+            item.kind, entry.booking_date if entry else "", item.amount if item.amount is not None else "",
+            ("credit" if entry.credit else "debit") if entry else "", entry.counterparty_name if entry else "",
+            mask_iban(entry.counterparty_iban) if entry else "",
+            display_reference(entry.reference) if entry and entry.reference else (entry.remittance or "" if entry else ""),
+            loi or (item.details or {}).get("reference", ""), item.reason, item.action, candidates,
+        ])
+    write_csv(folder / "control-list.csv", HEADER, rows)
+    table = Table("Control list", HEADER, csv_name="control-list.csv")
+    for row in rows:
+        table.add(row)
+    write_html(folder / "index.html", f"Control list — statement {statement.statement_id} ({statement.account})", [table],
+               summary=list(summary.items()))
+    return ControlList(str(folder), len(rows), summary)
+

@@ -1,0 +1,91 @@
+"""Statement files from the inbox: imported and archived, or refused and quarantined.
+
+``var/inbox/camt053/`` receives the bank's files. Each file is read (safely,
+streamed), its balances checked, and booked in one transaction; only then is
+it moved to ``var/archive/``. A refused file goes to ``var/quarantine/`` with
+``<name>.reason.txt`` saying why (file, statement, element), and nothing from
+it is booked. A crash between booking and moving leaves the file in the
+inbox, where the next run finds it "already imported" and archives it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from include.config import archive_dir, inbox_dir, quarantine_dir
+from include.files import atomic_write, sha256_of
+from include.finance.db import transaction
+from include.sepa.camt import MAX_BYTES, CamtRefused, read_camt
+from include.sepa.camt_import import check_balances, import_statements, outcome_counts
+from include.sepa.control_list import write_control_list
+
+SUFFIXES = (".xml", ".camt", ".053", ".054")
+
+
+def pending_files(source: Path | None = None) -> list[Path]:
+    """Files to import: ``source`` (a file or a folder), or the camt053 inbox; hidden and partial files skipped."""
+    source = Path(source) if source else inbox_dir("camt053")
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        return []
+    return sorted(
+        path for path in source.iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in SUFFIXES
+    )
+
+
+def _move(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder``; a name already taken gets the file's checksum added."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    if target.exists():
+        target = folder / f"{path.stem}.{sha256_of(path)[:12]}{path.suffix}"
+    if target.exists():
+        path.unlink()  # the very same file was archived before
+        return target
+    shutil.move(str(path), target)
+    return target
+
+
+def quarantine(path: Path, reason: str) -> Path:
+    target = _move(path, quarantine_dir())
+    atomic_write(target.with_name(target.name + ".reason.txt"), (reason + "\n").encode("utf-8"))
+    return target
+
+
+def import_statement_file(
+    path: Path, actor: str, *, engine: Engine | None = None, max_bytes: int = MAX_BYTES
+) -> dict[str, Any]:
+    """Import one file; returns a summary. Raises :class:`CamtRefused` after quarantining a refused file."""
+    path = Path(path)
+    try:
+        camt = read_camt(path, max_bytes=max_bytes)
+        check_balances(camt)
+        with transaction(engine) as session:
+            result = import_statements(session, camt, actor)
+    except CamtRefused as refusal:
+        quarantine(path, str(refusal))
+        raise
+    reports = []
+    with transaction(engine, readonly=True) as session:
+        for statement in result.statements:
+            if statement.statement_db_id is not None:
+                reports.append(write_control_list(session, statement.statement_db_id).html)
+    archived = _move(path, archive_dir())
+    return {
+        "file": path.name, "status": result.status, "message": result.message, "archived": str(archived),
+        "sha256": result.sha256, "statements": [asdict(s) for s in result.statements],
+        "outcomes": outcome_counts(result.statements), "control_lists": reports,
+    }
+
+
+def max_bytes_setting() -> int:
+    """``INNEN_CAMT_MAX_BYTES`` or the default limit."""
+    return int(os.environ.get("INNEN_CAMT_MAX_BYTES") or MAX_BYTES)

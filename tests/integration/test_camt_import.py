@@ -1,0 +1,326 @@
+"""Importing statements into a real database: matching, partial and over-payments, returns, no entry twice."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from include.finance.db import transaction
+from include.finance.models import (
+    AuditLog,
+    BankEntry,
+    BankStatement,
+    Collection,
+    ControlListItem,
+    DebtLine,
+    Mandate,
+    Payment,
+    PaymentAllocation,
+    PaymentReference,
+)
+from include.finance.reference_numbers import format_ogm, ogm, rf
+from include.sepa import camt_import
+from include.sepa.camt import CamtRefused
+from include.sepa.camt_import import references_in
+from include.sepa.camt_writer import SDD_COLLECTED, SDD_RETURNED, Entry, Tx, write_camt053
+from include.sepa.export import export_collection_run
+from include.sepa.mandate_execution import execute_mandates
+from include.sepa.statement_files import import_statement_file
+from tests.factories import add_debt, make_institution, make_mandate, make_reference, make_user
+
+DAY = date(2026, 11, 24)
+
+
+def _statement(var_dir: Path, account: str, entries: list[Entry], *, statement_id: str = "2026-330", seq: int | None = 330,
+               opening: str = "1000.00", name: str = "statement.xml", **kwargs) -> Path:  # type: ignore[no-untyped-def]
+    path = var_dir / "inbox" / "camt053" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_camt053(path, account_iban=account, statement_id=statement_id, electronic_seq=seq,
+                  created_at=datetime(2026, 11, 25, 6, tzinfo=timezone.utc), from_date=DAY, to_date=DAY,
+                  opening_balance=Decimal(opening), entries=entries, **kwargs)
+    return path
+
+
+def _credit(amount: str, ref: str | None = None, text: str | None = None, asr: str | None = None, **tx) -> Entry:  # type: ignore[no-untyped-def]
+    return Entry(True, DAY, (Tx(Decimal(amount), structured_reference=ref, unstructured=text, account_servicer_ref=asr, **tx),))
+
+
+def _rows(engine, model, *where):  # type: ignore[no-untyped-def]
+    with transaction(engine, readonly=True) as session:
+        return session.scalars(select(model).where(*where)).all()
+
+
+def _count(engine, model) -> int:  # type: ignore[no-untyped-def]
+    with transaction(engine, readonly=True) as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.fixture
+def bib(engine):  # type: ignore[no-untyped-def]
+    """An institution with three sealed references: 30.00 (10+20), 15.50, 40.00 (25+15)."""
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        user = make_user(session, "Renée", "Lefèvre")
+        refs = [make_reference(session, inst, user, amounts, number=n)
+                for n, amounts in ((1, ("10.00", "20.00")), (2, ("15.50",)), (3, ("25.00", "15.00")))]
+        return inst.hub.creditor_iban, [r.id for r in refs]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ({"structured_refs": (ogm("062", 1),)}, [ogm("062", 1)]),
+        ({"structured_refs": (rf("71", 5),)}, [rf("71", 5)]),
+        ({"unstructured": f"lidgeld {format_ogm(ogm('062', 2))} dank u"}, [ogm("062", 2)]),
+        ({"unstructured": "***062/0000/00258***"}, [ogm("062", 2)]),
+        ({"unstructured": f"ref {ogm('062', 3)}"}, [ogm("062", 3)]),
+        ({"unstructured": "062000000158 is wrong"}, []),  # check digits off by one
+        ({"unstructured": f"betaling {rf('71', 9)}"}, [rf("71", 9)]),
+        ({"unstructured": "no reference at all 12345"}, []),
+        ({"structured_refs": (ogm("062", 1),), "unstructured": f"+++{ogm('062', 2)[:3]}/{ogm('062', 2)[3:7]}/{ogm('062', 2)[7:]}+++"},
+         [ogm("062", 1), ogm("062", 2)]),
+    ],
+)
+def test_references_found_in_a_credit(line, expected) -> None:
+    from include.sepa.camt import EntryLine
+
+    entry = EntryLine(entry_index=1, tx_index=1, amount=Decimal("1.00"), credit=True, reversal=False, status="BOOK",
+                      booking_date=DAY, value_date=DAY, entry_amount=Decimal("1.00"), **line)
+    assert references_in(entry) == expected
+
+
+def test_full_partial_over_and_unmatched_credits(engine, var_dir, bib) -> None:
+    account, (r1, r2, r3) = bib
+    path = _statement(var_dir, account, [
+        _credit("30.00", ref=ogm("062", 1), asr="A1"),
+        _credit("5.50", text=f"betaling {format_ogm(ogm('062', 2))}", asr="A2"),
+        _credit("45.00", text=ogm("062", 3), asr="A3", counterparty_iban="BE68539007547034"),
+        _credit("12.34", text="lidgeld", asr="A4", counterparty_name="Renée Lefèvre"),
+    ])
+    result = import_statement_file(path, "test", engine=engine)
+    assert result["status"] == "imported"
+    assert result["outcomes"] == {"paid": 1, "partial": 1, "overpaid": 1, "unmatched": 1}
+    assert Path(result["archived"]).parent == var_dir / "archive" and not path.exists()
+    refs = {r.id: r for r in _rows(engine, PaymentReference)}
+    assert (refs[r1].status, refs[r1].open_amount) == ("paid", Decimal("0.00"))
+    assert (refs[r2].status, refs[r2].open_amount) == ("sealed", Decimal("10.00"))
+    assert (refs[r3].status, refs[r3].open_amount) == ("paid", Decimal("0.00"))
+    payments = {p.payment_reference_id: p.amount for p in _rows(engine, Payment)}
+    assert payments == {r1: Decimal("30.00"), r2: Decimal("5.50"), r3: Decimal("40.00")}  # only the open amount of r3
+    # The debt lines follow: r1's two lines paid, r2's line lowered to 10.00.
+    with transaction(engine, readonly=True) as session:
+        open_by_line = dict(session.execute(select(DebtLine.amount, DebtLine.open_amount).order_by(DebtLine.id)).all())
+    assert open_by_line[Decimal("15.50")] == Decimal("10.00")
+    assert open_by_line[Decimal("10.00")] == Decimal("0.00") and open_by_line[Decimal("20.00")] == Decimal("0.00")
+    kinds = sorted(item.kind for item in _rows(engine, ControlListItem))
+    assert kinds == ["overpaid", "partial", "unmatched"]
+    over = next(i for i in _rows(engine, ControlListItem) if i.kind == "overpaid")
+    assert over.amount == Decimal("5.00") and "BE68 **** **** 7034" in over.action
+    unmatched = next(i for i in _rows(engine, ControlListItem) if i.kind == "unmatched")
+    assert {c["why"] for c in unmatched.details["candidates"]} == {"name of the payer"}
+    folder = Path(result["control_lists"][0]).parent
+    with (folder / "control-list.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter=";"))
+    assert sorted(r["kind"] for r in rows) == ["overpaid", "partial", "unmatched"]
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert "total booked" in page and "75.50" in page
+
+
+def test_partial_payment_strategies(engine, var_dir) -> None:
+    with transaction(engine) as session:
+        first = make_institution(session, code="BIB")
+        matching = make_institution(session, code="SKA")
+        matching.system.partial_payment_strategy = "matching_amount"
+        user = make_user(session)
+        make_reference(session, first, user, ("10.00", "20.00"), number=1)
+        make_reference(session, matching, user, ("10.00", "20.00"), number=1, loi="fp:SKA:1")
+        accounts = first.hub.creditor_iban, matching.hub.creditor_iban
+    for n, account in enumerate(accounts):
+        import_statement_file(_statement(var_dir, account, [_credit("20.00", ref=ogm("062", 1), asr=f"S{n}")],
+                                         statement_id=f"S{n}", name=f"s{n}.xml"), "test", engine=engine)
+    with transaction(engine, readonly=True) as session:
+        allocations = session.execute(
+            select(PaymentReference.loi, DebtLine.amount, PaymentAllocation.amount)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .join(PaymentReference, PaymentReference.id == Payment.payment_reference_id)
+            .join(DebtLine, DebtLine.id == PaymentAllocation.debt_line_id)
+            .order_by(PaymentReference.loi, DebtLine.id)
+        ).all()
+    assert allocations == [
+        ("fp:BIB:1", Decimal("10.00"), Decimal("10.00")), ("fp:BIB:1", Decimal("20.00"), Decimal("10.00")),
+        ("fp:SKA:1", Decimal("20.00"), Decimal("20.00")),
+    ]
+
+
+def test_a_paid_reference_paid_again_goes_to_the_control_list(engine, var_dir, bib) -> None:
+    account, (r1, *_ ) = bib
+    import_statement_file(_statement(var_dir, account, [_credit("30.00", ref=ogm("062", 1), asr="A1")]), "test", engine=engine)
+    result = import_statement_file(_statement(var_dir, account, [_credit("30.00", ref=ogm("062", 1), asr="A9")],
+                                              statement_id="2026-331", seq=331, opening="1030.00", name="next.xml"), "test", engine=engine)
+    assert result["outcomes"] == {"closed_reference": 1}
+    assert [p.amount for p in _rows(engine, Payment)] == [Decimal("30.00")]
+
+
+def test_the_same_statement_twice_adds_nothing(engine, var_dir, bib) -> None:
+    account, _ = bib
+    entries = [_credit("30.00", ref=ogm("062", 1), asr="A1"), _credit("1.00", text="?", asr="A2")]
+    import_statement_file(_statement(var_dir, account, entries), "test", engine=engine)
+    counts = [_count(engine, m) for m in (BankStatement, BankEntry, Payment, ControlListItem, AuditLog)]
+    again = import_statement_file(_statement(var_dir, account, entries, name="again.xml"), "test", engine=engine)
+    assert again["status"] == "already_imported" and "already imported" in again["message"]
+    assert [_count(engine, m) for m in (BankStatement, BankEntry, Payment, ControlListItem, AuditLog)] == counts
+    assert (var_dir / "archive" / "again.xml").exists()
+
+
+@pytest.mark.parametrize("with_servicer_refs", [True, False], ids=["bank references", "fingerprints"])
+def test_overlapping_statements_book_only_new_entries(engine, var_dir, bib, with_servicer_refs) -> None:
+    account, (r1, r2, r3) = bib
+    asr = (lambda v: v) if with_servicer_refs else (lambda v: None)
+    first = [_credit("30.00", ref=ogm("062", 1), asr=asr("A1")), _credit("5.00", ref=ogm("062", 2), asr=asr("A2"))]
+    second = [*first, _credit("40.00", ref=ogm("062", 3), asr=asr("A3"))]
+    import_statement_file(_statement(var_dir, account, first, statement_id="day-1", seq=1), "test", engine=engine)
+    result = import_statement_file(_statement(var_dir, account, second, statement_id="day-1b", seq=2, name="b.xml"), "test", engine=engine)
+    assert result["statements"][0]["new_lines"] == 1 and result["outcomes"] == {"paid": 1}
+    assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("5.00"), Decimal("30.00"), Decimal("40.00")]
+
+
+def test_a_copy_of_a_statement_books_nothing_new(engine, var_dir, bib) -> None:
+    account, _ = bib
+    entries = [_credit("30.00", ref=ogm("062", 1), asr="A1")]
+    import_statement_file(_statement(var_dir, account, entries), "test", engine=engine)
+    result = import_statement_file(_statement(var_dir, account, entries, statement_id="2026-330-DUPL", copy="DUPL",
+                                              name="copy.xml"), "test", engine=engine)
+    assert result["statements"][0]["new_lines"] == 0 and _count(engine, Payment) == 1
+
+
+def test_a_gap_in_electronic_sequence_numbers_is_on_the_control_list(engine, var_dir, bib) -> None:
+    account, _ = bib
+    import_statement_file(_statement(var_dir, account, [_credit("1.00", text="a", asr="A1")], statement_id="s1", seq=1), "test", engine=engine)
+    import_statement_file(_statement(var_dir, account, [_credit("1.00", text="b", asr="A2")], statement_id="s4", seq=4,
+                                     opening="1001.00", name="s4.xml"), "test", engine=engine)
+    gaps = [i for i in _rows(engine, ControlListItem) if i.kind == "sequence_gap"]
+    assert len(gaps) == 1 and "2..3 are missing" in gaps[0].reason
+
+
+def test_a_crash_after_some_entries_leaves_nothing_and_the_rerun_books_each_once(engine, var_dir, bib, monkeypatch) -> None:
+    account, _ = bib
+    entries = [_credit("30.00", ref=ogm("062", 1), asr="A1"), _credit("15.50", ref=ogm("062", 2), asr="A2"),
+               _credit("40.00", ref=ogm("062", 3), asr="A3")]
+    path = _statement(var_dir, account, entries)
+    original = camt_import._Importer._credit
+    calls = {"n": 0}
+
+    def crash_on_third(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("worker killed")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(camt_import._Importer, "_credit", crash_on_third)
+    with pytest.raises(RuntimeError):
+        import_statement_file(path, "test", engine=engine)
+    assert path.exists(), "the file stays in the inbox for the rerun"
+    for model in (BankStatement, BankEntry, Payment, PaymentAllocation, ControlListItem, AuditLog):
+        assert _count(engine, model) == 0, model
+    assert {r.status for r in _rows(engine, PaymentReference)} == {"sealed"}
+    monkeypatch.setattr(camt_import._Importer, "_credit", original)
+    assert import_statement_file(path, "test", engine=engine)["outcomes"] == {"paid": 3}
+    assert _count(engine, Payment) == 3
+
+
+def test_an_account_of_no_hub_books_nothing(engine, var_dir, bib) -> None:
+    result = import_statement_file(_statement(var_dir, "BE68539007547034", [_credit("30.00", ref=ogm("062", 1), asr="A1")]), "test", engine=engine)
+    assert result["outcomes"] == {"unknown_account": 1} and _count(engine, Payment) == 0
+
+
+def test_pending_entries_are_not_booked(engine, var_dir, bib) -> None:
+    account, _ = bib
+    pending = Entry(True, DAY, (Tx(Decimal("30.00"), structured_reference=ogm("062", 1), account_servicer_ref="P1"),), status="PDNG")
+    result = import_statement_file(_statement(var_dir, account, [pending]), "test", engine=engine)
+    assert result["outcomes"] == {"not_booked": 1} and _count(engine, Payment) == 0
+
+
+# -- direct debits: collections paid by the bank, returned, reversed -------------------------------------------
+
+
+@pytest.fixture
+def collected(engine, var_dir):  # type: ignore[no-untyped-def]
+    """Two exported collections (FRST) of one run: 25.00 and 17.50."""
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        for amount in ("25.00", "17.50"):
+            owner = make_user(session)
+            make_mandate(session, inst, owner, first=date(2026, 11, 21))
+            add_debt(session, inst, owner, "LID", amount)
+        execute_mandates(session, date(2026, 11, 20), "test")
+        account = inst.hub.creditor_iban
+    with transaction(engine, readonly=True) as session:
+        run = session.scalar(select(Collection.run_id))
+        from include.finance.models import CollectionRun
+
+        loi = session.get(CollectionRun, run).loi
+    export_collection_run(loi, "test", engine=engine, outbox=var_dir / "outbox")
+    with transaction(engine, readonly=True) as session:
+        collections = session.execute(select(Collection.end_to_end_id, Collection.amount).order_by(Collection.id)).all()
+    return account, collections
+
+
+def test_a_direct_debit_batch_credit_pays_each_collection(engine, var_dir, collected) -> None:
+    account, collections = collected
+    batch = Entry(True, DAY, tuple(Tx(amount, end_to_end_id=e2e, account_servicer_ref=f"B{n}") for n, (e2e, amount) in enumerate(collections)),
+                  bank_tx_code=SDD_COLLECTED, account_servicer_ref="BATCH1")
+    result = import_statement_file(_statement(var_dir, account, [batch]), "test", engine=engine)
+    assert result["outcomes"] == {"paid": 2}
+    assert {c.status for c in _rows(engine, Collection)} == {"paid"}
+    assert {r.status for r in _rows(engine, PaymentReference)} == {"paid"}
+
+
+@pytest.mark.parametrize(("reason", "blocked"), [("AM04", False), ("MD01", True)])
+def test_a_returned_collection_reopens_the_debt(engine, var_dir, collected, reason, blocked) -> None:
+    account, collections = collected
+    (e2e, amount), (other, other_amount) = collections
+    paid = Entry(True, DAY, (Tx(amount, end_to_end_id=e2e, account_servicer_ref="C1"),
+                             Tx(other_amount, end_to_end_id=other, account_servicer_ref="C2")), bank_tx_code=SDD_COLLECTED)
+    import_statement_file(_statement(var_dir, account, [paid]), "test", engine=engine)
+    returned = Entry(False, date(2026, 11, 27), (Tx(amount, end_to_end_id=e2e, return_reason=reason, account_servicer_ref="R1"),),
+                     bank_tx_code=SDD_RETURNED)
+    result = import_statement_file(_statement(var_dir, account, [returned], statement_id="2026-331", seq=331,
+                                              opening=str(Decimal("1000.00") + amount + other_amount), name="r.xml"), "test", engine=engine)
+    assert result["outcomes"] == {"returned": 1}
+    collection = next(c for c in _rows(engine, Collection) if c.end_to_end_id == e2e)
+    assert (collection.status, collection.return_reason) == ("returned", reason)
+    reference = _rows(engine, PaymentReference, PaymentReference.id == collection.payment_reference_id)[0]
+    assert (reference.status, reference.open_amount) == ("deleted", amount)
+    payments = _rows(engine, Payment, Payment.payment_reference_id == reference.id)
+    assert sorted(p.amount for p in payments) == [-amount, amount]
+    assert next(p for p in payments if p.amount < 0).reverses_payment_id == next(p for p in payments if p.amount > 0).id
+    lines = _rows(engine, DebtLine, DebtLine.end_user_id == reference.end_user_id)
+    assert [(line.open_amount, line.payment_reference_id) for line in lines] == [(amount, None)]
+    mandate = _rows(engine, Mandate, Mandate.id == collection.mandate_id)[0]
+    assert (mandate.blocked_reason is not None) == blocked
+    # The open debt is collected again by the next run (FRST again after a returned first collection),
+    # unless the mandate is blocked; the other mandate owes nothing new.
+    with transaction(engine) as session:
+        again = execute_mandates(session, date(2026, 12, 19), "test")
+    assert again.by_sequence_type == ({} if blocked else {"FRST": 1})
+
+
+def test_a_return_we_cannot_place_goes_to_the_control_list(engine, var_dir, collected) -> None:
+    account, _ = collected
+    stray = Entry(False, DAY, (Tx(Decimal("9.99"), end_to_end_id="SOMEONE-ELSE", return_reason="AC04", account_servicer_ref="X"),))
+    result = import_statement_file(_statement(var_dir, account, [stray]), "test", engine=engine)
+    assert result["outcomes"] == {"unknown_return": 1}
+    assert [i.kind for i in _rows(engine, ControlListItem)] == ["unknown_return"]
+
+
+def test_refused_balance_books_nothing(engine, var_dir, bib) -> None:
+    account, _ = bib
+    path = _statement(var_dir, account, [_credit("30.00", ref=ogm("062", 1), asr="A1")], closing_balance=Decimal("999.00"))
+    with pytest.raises(CamtRefused, match="closing balance"):
+        import_statement_file(path, "test", engine=engine)
+    assert _count(engine, Payment) == 0 and (var_dir / "quarantine" / "statement.xml.reason.txt").exists()
