@@ -21,14 +21,18 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 from schwifty import IBAN
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.finance.counters import reserve
 from include.finance.models import (
     Address,
     BankHub,
+    Collection,
+    CollectionRun,
     Contact,
     DebtLine,
     EndUser,
@@ -36,9 +40,12 @@ from include.finance.models import (
     Frequency,
     Mandate,
     MandateTransactionCode,
+    PaymentReference,
+    PaymentReferenceLine,
     PaymentReferenceType,
 )
-from include.finance.reference_numbers import make_reference
+from include.finance.reference_numbers import format_ogm, make_reference
+from include.sepa.camt_writer import SDD_COLLECTED, SDD_RETURNED, Entry, Tx, write_camt053
 from include.sepa.identifiers import creditor_id, enterprise_number
 from include.sepa.schedule import slot
 
@@ -119,11 +126,16 @@ class _Builder:
             code="EENMALIG-SKA", name="Eenmalige inning (uitstap)", default_sequence_type="OOFF",
             invoice_counter="fact-ska", invoice_prefix="SKA-", **common,
         )
+        self.type_invoice = PaymentReferenceType(
+            code="FACTUUR-BIB", name="Factuur (overschrijving)", reference_format="OGM", reference_counter="ogm-fact-bib",
+            reference_prefix="063", invoice_counter="fact-bib", invoice_prefix="BIB-", print_state="FAC",
+            **common,
+        )
         self.type_online = PaymentReferenceType(
             code="ONLINE", name="Online betaling", lifetime_seconds=7 * 86400, allowed_online=True,
             address_types="emailonly",
         )
-        s.add_all([self.type_bib, self.type_ska, self.type_once, self.type_online])
+        s.add_all([self.type_bib, self.type_ska, self.type_once, self.type_invoice, self.type_online])
         address = {"creditor_street": "Rijschoolstraat", "creditor_house_number": "4", "creditor_postal_code": "3000",
                    "creditor_city": "Leuven", "creditor_country": "BE"}
         bib_iban = IBAN.generate("BE", "734", "0190012")
@@ -200,6 +212,29 @@ class _Builder:
         )
         self.session.add(mandate)
         return mandate
+
+    def invoice(self, user: EndUser, run_date: date) -> PaymentReference:
+        """A sealed invoice over the user's open library debt, payable by transfer with its OGM."""
+        lines = self.session.scalars(
+            select(DebtLine).where(DebtLine.end_user_id == user.id, DebtLine.payment_reference_id.is_(None))
+        ).all()
+        number = reserve(self.session, "fp:BIB")
+        counter = reserve(self.session, "ogm-fact-bib")
+        total = sum((line.open_amount for line in lines), Decimal("0.00"))
+        moment = datetime.combine(run_date - timedelta(days=20), time(9), tzinfo=timezone.utc)
+        reference = PaymentReference(
+            loi=f"fp:BIB:{number}", financial_system_id=self.bib.id, type_id=self.type_invoice.id, end_user_id=user.id,
+            status="sealed", amount=total, open_amount=total, reference_number=make_reference("OGM", "063", counter),
+            invoice_number=f"BIB-{reserve(self.session, 'fact-bib')}", due_date=run_date + timedelta(days=10),
+            description="Factuur bibliotheek", created_at=moment, sealed_at=moment,
+        )
+        self.session.add(reference)
+        self.session.flush()
+        for line in lines:
+            line.payment_reference_id = reference.id
+            self.session.add(PaymentReferenceLine(payment_reference_id=reference.id, debt_line_id=line.id,
+                                                  transaction_code=line.transaction_code, amount=line.open_amount))
+        return reference
 
 
 def _month(day: date, months: int) -> date:
@@ -299,9 +334,74 @@ def load_demo(session: Session, run_date: date) -> DemoInstitution:
         b.mandate(owner, None if n % 2 else owner, b.hub_bib, b.type_bib, bib_patterns, b.monthly,
                   _month(run_date, 1), active=False, iban="BE00 0000 0000 0000" if n % 2 == 0 else None)
         mandates += 1
-    # Patrons without a mandate who owe something (they pay by transfer or online).
-    for user in users[len(plans) + 45 + 40 :]:
+    # Patrons without a mandate who owe something: every other one got an invoice to pay by transfer.
+    for n, user in enumerate(users[len(plans) + 45 + 40 :]):
         if rng.random() < 0.5:
             with_debt(user, b.bib, BIB_CODES, rng.randrange(1, 3))
+            if n % 2 == 0:
+                session.flush()
+                b.invoice(user, run_date)
     session.flush()
     return DemoInstitution(run_date, len(users), mandates, debts)
+
+
+def write_demo_statement(session: Session, folder: Path, statement_day: date) -> Path:
+    """The library's bank statement after its direct-debit run: the batch credited, two returns, transfers.
+
+    Full, partial and over-paid invoices, a transfer without a usable
+    communication, a return (AM04) and a return that ends its mandate (MD01),
+    and the bank's fee: every kind of line the control list knows.
+    """
+    hub = session.scalars(select(BankHub).where(BankHub.code == "KBC-BIB")).one()
+    collections = session.execute(
+        select(Collection.end_to_end_id, Collection.amount, Mandate.debtor_iban)
+        .join(CollectionRun, CollectionRun.id == Collection.run_id)
+        .join(Mandate, Mandate.id == Collection.mandate_id)
+        .where(CollectionRun.hub_id == hub.id)
+        .order_by(Collection.id)
+    ).all()
+    invoices = session.execute(
+        select(PaymentReference.reference_number, PaymentReference.open_amount, EndUser.first_name, EndUser.last_name)
+        .join(EndUser, EndUser.id == PaymentReference.end_user_id)
+        .where(PaymentReference.reference_number.like("063%"))
+        .order_by(PaymentReference.id)
+    ).all()
+    rng = random.Random(SEED + 1)
+    credited = Entry(
+        credit=True, booking_date=statement_day, bank_tx_code=SDD_COLLECTED, account_servicer_ref="KBC-SDD-0001",
+        transactions=tuple(Tx(amount, end_to_end_id=e2e, account_servicer_ref=f"KBC-SDD-0001-{n}")
+                           for n, (e2e, amount, _iban) in enumerate(collections, 1)),
+    )
+    later = statement_day + timedelta(days=1)
+    entries = [credited]
+    for n, reason in enumerate(("AM04", "MD01")):
+        e2e, amount, _iban = collections[n]
+        entries.append(Entry(False, later, (Tx(amount, end_to_end_id=e2e, return_reason=reason,
+                                                account_servicer_ref=f"KBC-RTR-{n}"),), bank_tx_code=SDD_RETURNED))
+
+    def transfer(n: int, amount: Decimal, name: tuple[str | None, str], **tx: object) -> Entry:
+        payer = " ".join(part for part in name if part)
+        account = str(IBAN.generate("BE", rng.choice(BANK_CODES), f"{rng.randrange(10**7):07d}"))
+        return Entry(True, later, (Tx(amount, counterparty_name=payer, counterparty_iban=account,
+                                      account_servicer_ref=f"KBC-SCT-{n}", **tx),))  # type: ignore[arg-type]
+
+    for n, (reference, open_amount, first, last) in enumerate(invoices[:12]):
+        if n % 4 == 1:  # partly paid, the structured communication typed into the free text
+            entries.append(transfer(n, (open_amount / 2).quantize(Decimal("0.01")), (first, last),
+                                    unstructured=f"factuur {format_ogm(reference)}"))
+        elif n % 4 == 2:  # over-paid, the twelve digits alone
+            entries.append(transfer(n, open_amount + Decimal("5.00"), (first, last), unstructured=reference))
+        else:
+            entries.append(transfer(n, open_amount, (first, last), structured_reference=reference))
+    entries.append(transfer(90, Decimal("25.00"), ("Noël", "Crèvecœur"), unstructured="lidgeld voor mijn dochter"))
+    entries.append(transfer(91, Decimal("12.40"), ("Lotte", "Maes"), unstructured="+++063/0000/00099+++"))  # check digits wrong
+    entries.append(Entry(False, later, (Tx(Decimal("7.50"), counterparty_name="KBC Bank", unstructured="Kosten SEPA-incasso",
+                                           account_servicer_ref="KBC-FEE-1"),), bank_tx_code=("ACMT", "MDOP", "CHRG")))
+    path = folder / f"KBC-BIB_{statement_day.isoformat()}.xml"
+    write_camt053(
+        path, account_iban=str(hub.creditor_iban), statement_id=f"{statement_day.year}-{statement_day.timetuple().tm_yday:03d}",
+        electronic_seq=statement_day.timetuple().tm_yday, created_at=datetime.combine(later, time(6), tzinfo=timezone.utc),
+        from_date=statement_day, to_date=later, opening_balance=Decimal("12345.67"), entries=entries,
+        account_bic=hub.creditor_bic, owner_name=hub.creditor_name, message_id=f"KBC-{statement_day.isoformat()}",
+    )
+    return path

@@ -6,7 +6,10 @@
 3. Runs the DAGs ``mandate_execution`` then ``pain_export`` with
    ``dag.test()`` (a real Airflow run, in this process, against the metadata
    database under ``var/airflow``); their task logs go to ``var/demo/airflow.log``.
-4. Prints what came out of it, all read back from the database.
+4. Writes the library's bank statement for the collection date into the
+   inbox (the run credited, two returns, invoices paid in full, in part and
+   too much, an unknown transfer, a fee) and runs ``camt053_import``.
+5. Prints what came out of it, all read back from the database.
 
 ``INNEN_DEMO_DATE=YYYY-MM-DD`` runs the demo for another date.
 """
@@ -25,7 +28,7 @@ from typing import Iterator, TextIO
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include.config import DB_URL_SETTING, outbox_dir, reports_dir, var_dir  # noqa: E402
+from include.config import DB_URL_SETTING, archive_dir, inbox_dir, outbox_dir, reports_dir, var_dir  # noqa: E402
 from include.runtime import LOCAL_ZONE  # noqa: E402
 
 
@@ -50,7 +53,7 @@ def _fresh_database() -> str:
         print(f"Rebuilding the demo database {_show(database)} (the previous demo's data, outbox and reports are removed).")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    for folder in (outbox_dir(), reports_dir()):
+    for folder in (outbox_dir(), reports_dir(), var_dir() / "inbox", archive_dir(), var_dir() / "quarantine"):
         shutil.rmtree(folder, ignore_errors=True)
     url = f"sqlite:///{database}"
     os.environ[DB_URL_SETTING] = url
@@ -166,8 +169,50 @@ def main() -> None:
     _run_dag("mandate_execution", logical, log)
     _run_dag("pain_export", None, log)
     _summary(url, run_date)
+
+    statement = _write_statement(engine)
+    print(f"\nThe bank's statement arrives: {_show(statement)}; importing it through Airflow:")
+    _run_dag("camt053_import", None, log)
+    _statement_summary(engine)
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Reports: {_show(reports_dir())}/, "
-          f"bank files: {_show(outbox_dir())}/. `make ui` shows the runs in Airflow.")
+          f"bank files: {_show(outbox_dir())}/, statements: {_show(archive_dir())}/. "
+          "`make ui` shows the runs in Airflow.")
+
+
+def _write_statement(engine) -> Path:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from include.demo import write_demo_statement
+    from include.finance.db import transaction
+    from include.finance.models import BankHub, CollectionRun
+
+    with transaction(engine, readonly=True) as session:
+        day = session.scalars(
+            select(CollectionRun.collection_date).join(BankHub, BankHub.id == CollectionRun.hub_id).where(BankHub.code == "KBC-BIB")
+        ).first()
+        return write_demo_statement(session, inbox_dir("camt053"), day)
+
+
+def _statement_summary(engine) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from include.finance.db import transaction
+    from include.finance.models import BankEntry, BankStatement, Collection, ControlListItem, Mandate, Payment
+    from include.sepa.control_list import folder_for
+
+    with transaction(engine, readonly=True) as session:
+        for statement in session.scalars(select(BankStatement).order_by(BankStatement.id)):
+            outcomes = dict(session.execute(
+                select(BankEntry.outcome, func.count()).where(BankEntry.statement_id == statement.id).group_by(BankEntry.outcome)
+            ).all())
+            items = session.scalar(select(func.count()).select_from(ControlListItem).where(ControlListItem.statement_id == statement.id))
+            print(f"  statement {statement.statement_id} of {statement.account}: {statement.new_lines} lines: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+            print(f"  control list ({items} items): {_show(folder_for(statement) / 'index.html')}")
+        booked = session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.amount > 0))
+        returned = session.scalar(select(func.count()).select_from(Collection).where(Collection.status == "returned"))
+        blocked = session.scalar(select(func.count()).select_from(Mandate).where(Mandate.blocked_reason.is_not(None)))
+        print(f"  payments booked EUR {booked}; collections returned {returned}; mandates blocked {blocked}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,15 @@ def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, ai
         assert len([n for n in tree.iter() if etree.QName(n).localname == "DrctDbtTxInf"]) == int(count)
     assert "BNP-OUD: no file: creditor identifier" in out
     assert (var / "reports" / "mandate_check" / "2026-11-20" / "index.html").is_file()
+    # The bank's statement: every kind of line, and where the control list is.
+    line = re.search(r"statement \S+ of \S+: (\d+) lines: (.*)$", out, re.M)
+    assert line, out
+    outcomes = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", line.group(2)))
+    assert {"paid", "partial", "overpaid", "unmatched", "returned"} <= set(outcomes)
+    assert sum(outcomes.values()) == int(line.group(1))
+    control_list = re.search(r"control list \((\d+) items\): (\S+)", out)
+    assert control_list and Path(control_list.group(2)).is_file() and int(control_list.group(1)) > 0
+    assert list((var / "archive").glob("*.xml")) and not list((var / "inbox" / "camt053").glob("*.xml"))
 
     second = _demo(var)
     assert second.returncode == 0, second.stdout + second.stderr

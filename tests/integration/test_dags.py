@@ -86,3 +86,47 @@ def test_a_refused_export_fails_the_task_and_marks_the_run(app, var_dir: Path) -
         failed = session.scalars(select(CollectionRun).where(CollectionRun.loi == loi)).one()
     assert failed.status == "failed" and "XSD validation failed" in failed.error and failed.file_path is None
     assert not any(p.suffix == ".xml" for p in (var_dir / "outbox").glob("*")) if (var_dir / "outbox").exists() else True
+
+
+def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir: Path) -> None:
+    from include.demo import write_demo_statement
+    from include.finance.models import BankStatement, ControlListItem, Payment
+
+    assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
+    assert str(_dag("pain_export").test().state).endswith("success")
+    with transaction(app, readonly=True) as session:
+        runs = {hub: (loi, day) for loi, day, hub in session.execute(
+            select(CollectionRun.loi, CollectionRun.collection_date, BankHub.code).join(BankHub, BankHub.id == CollectionRun.hub_id))}
+        statement = write_demo_statement(session, var_dir / "inbox" / "camt053", runs["KBC-BIB"][1])
+    (var_dir / "inbox" / "camt053" / "broken.xml").write_text("<Document>")  # refused, the run fails
+
+    imported = _dag("camt053_import").test()
+    assert str(imported.state).endswith("failed")  # one mapped import failed; the other went through
+    states = sorted(str(ti.state) for ti in imported.get_task_instances() if ti.task_id == "import_file")
+    assert states[0].endswith("failed") and states[1].endswith("success")
+    assert (var_dir / "archive" / statement.name).exists() and (var_dir / "quarantine" / "broken.xml.reason.txt").exists()
+    with transaction(app, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(BankStatement)) == 1
+        assert session.scalar(select(func.count()).select_from(ControlListItem)) > 0
+        payments = session.scalar(select(func.count()).select_from(Payment))
+
+    ska_run = runs["BELFIUS-SKA"][0]
+    dry = _dag("collection_confirm").test(run_conf={"collection_run": ska_run, "received_amount": "1.00", "dry_run": True})
+    assert str(dry.state).endswith("success")
+    assert (var_dir / "reports" / "collection_confirm" / ska_run.replace(":", "-") / "dry-run.html").exists()
+    with transaction(app, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(Payment)) == payments
+        open_total = sum(session.scalars(
+            select(PaymentReference.open_amount).join(Collection, Collection.payment_reference_id == PaymentReference.id)
+            .join(CollectionRun, CollectionRun.id == Collection.run_id).where(CollectionRun.loi == ska_run)
+        ))
+    booked = _dag("collection_confirm").test(
+        run_conf={"collection_run": ska_run, "received_amount": str(open_total), "dry_run": False})
+    assert str(booked.state).endswith("success")
+    with transaction(app, readonly=True) as session:
+        assert session.scalars(select(CollectionRun.status).where(CollectionRun.loi == ska_run)).one() == "confirmed"
+
+    bib_run = runs["KBC-BIB"][0]
+    deletion = _dag("payment_reference_delete").test(run_conf={"collection_run": bib_run, "dry_run": True})
+    assert str(deletion.state).endswith("success")
+    assert (var_dir / "reports" / "payment_reference_delete" / bib_run.replace(":", "-") / "dry-run.csv").exists()
