@@ -358,8 +358,6 @@ def read_camt(path: Path, *, max_bytes: int = MAX_BYTES) -> CamtFile:
             elif depth == 3 and current is not None and reader is not None and local == "Ntry":
                 reader.entry(current, element)
                 _forget(element)
-            elif depth == 3 and reader is not None and current is None:
-                _forget(element)  # GrpHdr's siblings outside a statement: nothing we use
             elif depth == 3 and current is not None and reader is not None:
                 reader.header_element(current, element, local)
                 _forget(element)

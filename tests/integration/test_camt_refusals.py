@@ -35,7 +35,7 @@ from tests.factories import make_institution
 ACTOR = "test"
 BOOKING_TABLES = [t.__table__ for t in (BankStatement, BankEntry, Payment, ControlListItem, AuditLog)]
 NOTHING_BOOKED = {table.name: 0 for table in BOOKING_TABLES}
-SAMPLES = Path("/work/shared/iso20022/samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "iso20022"
 CAMT053 = b"urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 DAY = date(2026, 11, 20)
