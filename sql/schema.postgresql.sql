@@ -26,10 +26,13 @@ CREATE TABLE end_user (
 	eloi VARCHAR(40) NOT NULL, 
 	first_name VARCHAR(100), 
 	last_name VARCHAR(100) NOT NULL, 
+	name_key VARCHAR(210) NOT NULL, 
 	language VARCHAR(2) NOT NULL, 
 	CONSTRAINT pk_end_user PRIMARY KEY (id), 
 	CONSTRAINT uq_end_user_eloi UNIQUE (eloi)
 );
+
+CREATE INDEX ix_end_user_name_key ON end_user (name_key);
 
 CREATE TABLE financial_system (
 	id SERIAL NOT NULL, 
@@ -242,6 +245,8 @@ CREATE TABLE mandate (
 	CONSTRAINT fk_mandate_debtor_id_end_user FOREIGN KEY(debtor_id) REFERENCES end_user (id)
 );
 
+CREATE INDEX ix_mandate_debtor_iban ON mandate (debtor_iban);
+
 CREATE INDEX ix_mandate_end_user_id ON mandate (end_user_id);
 
 CREATE TABLE mandate_transaction_code (
@@ -286,6 +291,8 @@ CREATE TABLE payment_reference (
 );
 
 CREATE INDEX ix_payment_reference_end_user_id ON payment_reference (end_user_id);
+
+CREATE INDEX ix_payment_reference_financial_system_id_open_amount ON payment_reference (financial_system_id, open_amount);
 
 CREATE TABLE collection (
 	id SERIAL NOT NULL, 
@@ -368,6 +375,8 @@ CREATE TABLE bank_entry (
 	CONSTRAINT fk_bank_entry_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
 	CONSTRAINT fk_bank_entry_collection_id_collection FOREIGN KEY(collection_id) REFERENCES collection (id)
 );
+
+CREATE INDEX ix_bank_entry_counterparty_iban ON bank_entry (counterparty_iban);
 
 CREATE INDEX ix_bank_entry_payment_reference_id ON bank_entry (payment_reference_id);
 

@@ -40,6 +40,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from include.finance.money import CENT, money
+from include.finance.names import end_user_key
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -147,6 +148,8 @@ class EndUser(Base):
     eloi: Mapped[str] = mapped_column(String(40), unique=True)
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
+    # The name as banks write it, for finding a payer by name: see include/finance/names.py.
+    name_key: Mapped[str] = mapped_column(String(210), default=end_user_key, onupdate=end_user_key, index=True)
     language: Mapped[str] = mapped_column(String(2), default="nl")
     addresses: Mapped[list[Address]] = relationship(order_by="Address.position")
     contacts: Mapped[list[Contact]] = relationship()
@@ -329,7 +332,7 @@ class Mandate(Base):
     hub_id: Mapped[int | None] = mapped_column(ForeignKey("bank_hub.id"))
     end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"), index=True)  # debt owner
     debtor_id: Mapped[int | None] = mapped_column(ForeignKey("end_user.id"))  # who pays
-    debtor_iban: Mapped[str | None] = mapped_column(String(34))
+    debtor_iban: Mapped[str | None] = mapped_column(String(34), index=True)
     debtor_bic: Mapped[str | None] = mapped_column(String(11))
     created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when a collection came back with a reason that ends the mandate (MD01 ...): active-err until cleared.
@@ -376,6 +379,7 @@ class PaymentReference(Base):
         CheckConstraint("open_amount >= 0 AND open_amount <= amount", name="open_amount_range"),
         UniqueConstraint("financial_system_id", "reference_number"),
         UniqueConstraint("financial_system_id", "invoice_number"),
+        Index(None, "financial_system_id", "open_amount"),  # "same amount" candidates for an unmatched credit
     )
 
 
@@ -530,7 +534,7 @@ class BankEntry(Base):
     end_to_end_id: Mapped[str | None] = mapped_column(String(100))
     bank_tx_code: Mapped[str | None] = mapped_column(String(60))
     counterparty_name: Mapped[str | None] = mapped_column(String(140))
-    counterparty_iban: Mapped[str | None] = mapped_column(String(40))
+    counterparty_iban: Mapped[str | None] = mapped_column(String(40), index=True)
     counterparty_bic: Mapped[str | None] = mapped_column(String(11))
     reference: Mapped[str | None] = mapped_column(String(40))  # the structured communication we read
     remittance: Mapped[str | None] = mapped_column(Text)

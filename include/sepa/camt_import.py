@@ -51,6 +51,7 @@ from include.finance.models import (
     PaymentReference,
 )
 from include.finance.money import ZERO
+from include.finance.names import orderings
 from include.finance.payments import Ledger, OpenReference
 from include.finance.reference_numbers import display_reference, parse_ogm, parse_rf
 from include.sepa.camt import CamtFile, CamtRefused, EntryLine, Statement
@@ -455,10 +456,9 @@ class _Importer:
             found.setdefault(ref_id, "account of the payer")
         for ref_id in session.scalars(open_refs.where(PaymentReference.open_amount == line.amount).limit(CANDIDATES)):
             found.setdefault(ref_id, "same amount")
-        name = (line.counterparty_name or "").strip().lower()
-        if name and len(found) < CANDIDATES:
-            full_name = func.lower(func.coalesce(EndUser.first_name + " ", "") + EndUser.last_name)
-            named = session.scalars(select(EndUser.id).where(full_name == name).limit(CANDIDATES)).all()
+        keys = orderings(line.counterparty_name)
+        if keys and len(found) < CANDIDATES:
+            named = session.scalars(select(EndUser.id).where(EndUser.name_key.in_(keys)).limit(CANDIDATES)).all()
             if named:
                 for ref_id in session.scalars(open_refs.where(PaymentReference.end_user_id.in_(named)).limit(CANDIDATES)):
                     found.setdefault(ref_id, "name of the payer")

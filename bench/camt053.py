@@ -1,0 +1,453 @@
+"""Benchmark: importing a 100 000-entry camt.053 statement against a million open references.
+
+A fresh SQLite database in a temp dir is bulk-loaded (untimed) with one
+library network: one financial system, one bank hub whose account the
+statement is for, one OGM payment reference type and ``--references`` end
+users, each owing one debt line held by one sealed payment reference with its
+OGM. A camt.053.001.02 statement of ``--entries`` credit transfers is written
+(untimed) with ``include.sepa.camt_writer``: ~90% pay a reference's open
+amount exactly, ~4% pay part of it, ~3% pay too much, ~3% carry an OGM we
+never issued or only free text. Then, each in a forked child of its own:
+
+* ours: ``import_statement_file``, the whole path (safe streamed read,
+  balance check, booking in one transaction, control list, archive move);
+* anchor: ``lxml.etree.iterparse`` over the same file's ``Ntry`` elements,
+  clearing each one and reading nothing: the floor of streaming the file.
+
+The last line is ``ratio=<ours/iterparse seconds> peak_mb=<our peak MB>``.
+
+    .venv/bin/python bench/camt053.py                                    # 1 000 000 references, 100 000 entries
+    .venv/bin/python bench/camt053.py --references 100000 --entries 20000  # quick
+    .venv/bin/python bench/camt053.py --profile                          # cProfile our side
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Nothing from include/ here: whatever the parent holds is resident in every child too.
+
+SEED = 20260316
+VERSION = "camt.053.001.02"
+NTRY = "{urn:iso:std:iso:20022:tech:xsd:camt.053.001.02}Ntry"
+INSERT_BATCH = 20_000
+ACCOUNTS = 20_000  # distinct payer accounts; schwifty makes ~25 000 IBANs a second
+SHARES = (("partial", 0.04), ("overpaid", 0.03), ("unmatched", 0.03))  # the rest pays exactly
+TARGET_RATIO = 3.0
+TARGET_PEAK_MB = 500
+MB = 1024 * 1024
+
+
+# --- synthetic data --------------------------------------------------------------------------
+
+
+def _spread(number: int) -> int:
+    """A well-mixed deterministic integer per reference (Knuth's multiplicative hash).
+
+    The load and the statement both need each reference's amount and payer;
+    deriving them from the number spares drawing a million random values
+    twice, and spares the statement writer a read of the database.
+    """
+    return (number * 2654435761) % 4294967296
+
+
+def amount_cents(number: int) -> int:
+    """Open amount of reference ``number``: mostly fees and fines, one in ten a yearly membership."""
+    k = _spread(number)
+    return 150 + k % 4_850 if k % 10 else 2_000 + k % 16_000
+
+
+_NAMES: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+
+
+def demo_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The demo's accented first and last names (imported on first use: the parent never needs them)."""
+    global _NAMES
+    if _NAMES is None:
+        from include.demo import FIRST_NAMES, LAST_NAMES
+
+        _NAMES = FIRST_NAMES, LAST_NAMES
+    return _NAMES
+
+
+def user_name(number: int) -> tuple[str, str]:
+    """(first, last) name of end user ``number``."""
+    first, last = demo_names()
+    k = _spread(number)
+    return first[k % len(first)], last[(k >> 8) % len(last)]
+
+
+def hub_account() -> tuple[str, str]:
+    """The library's account (IBAN, BIC): the statement's and the hub's."""
+    from schwifty import IBAN
+
+    iban = IBAN.generate("BE", "734", "0190012")
+    return iban.compact, str(iban.bic)
+
+
+def insert_all(connection: Any, table: Any, rows: Iterable[dict[str, Any]]) -> int:
+    """Core executemany in batches, so that a million rows never sit in memory at once."""
+    from sqlalchemy import insert
+
+    batch: list[dict[str, Any]] = []
+    count = 0
+    for row in rows:
+        batch.append(row)
+        if len(batch) == INSERT_BATCH:
+            connection.execute(insert(table), batch)
+            count += len(batch)
+            batch = []
+    if batch:
+        connection.execute(insert(table), batch)
+        count += len(batch)
+    return count
+
+
+def load(url: str, references: int) -> dict[str, int]:
+    """The database: metadata, then per table a generator of rows (users, references, debt, links)."""
+    from datetime import date, datetime, timezone
+    from decimal import Decimal
+
+    from include.finance.db import create_schema, get_engine
+    from include.finance.models import (
+        BankHub,
+        Counter,
+        DebtLine,
+        EndUser,
+        FinancialSystem,
+        PaymentReference,
+        PaymentReferenceLine,
+        PaymentReferenceType,
+    )
+    from include.finance.reference_numbers import ogm
+    from include.sepa.identifiers import creditor_id, enterprise_number
+
+    iban, bic = hub_account()
+    sealed = datetime(2026, 2, 2, 9, 0, tzinfo=timezone.utc)
+    due, created_on = date(2026, 3, 4), date(2026, 1, 20)
+    metadata = [
+        (FinancialSystem.__table__, [{"id": 1, "code": "BIB", "name": "Bibliotheeknetwerk Regio Leuven",
+                                      "merchant_name": "Bibliotheek Leuven"}]),
+        (PaymentReferenceType.__table__, [{
+            "id": 1, "code": "FACT-BIB", "name": "Factuur bibliotheek", "reference_format": "OGM",
+            "reference_counter": "ogm-bib", "reference_prefix": "062", "invoice_counter": "fact-bib",
+            "invoice_prefix": "BIB-",
+        }]),
+        (BankHub.__table__, [{
+            "id": 1, "code": "KBC-BIB", "name": "KBC Bank — bibliotheek", "financial_system_id": 1,
+            "creditor_iban": iban, "creditor_bic": bic, "cash_register": "KAS-BIB-01",
+            "initiator_name": "Bibliotheeknetwerk Regio Leuven", "initiator_id": enterprise_number(2074625),
+            "creditor_name": "Bibliotheeknetwerk Regio Leuven",
+            "creditor_id": creditor_id("BE", enterprise_number(2074625)), "creditor_street": "Rijschoolstraat",
+            "creditor_house_number": "4", "creditor_postal_code": "3000", "creditor_city": "Leuven",
+            "creditor_country": "BE", "export_format": "SEPA", "pain008_version": "pain.008.001.02", "lead_days": 2,
+        }]),
+        (Counter.__table__, [{"name": "fp:BIB", "value": references}, {"name": "ogm-bib", "value": references}]),
+    ]
+
+    def users() -> Iterator[dict[str, Any]]:
+        # The name key (for finding a payer by name) is the column's Python default; computed here once per
+        # distinct name instead of once per row.
+        keyed = "name_key" in EndUser.__table__.c
+        if keyed:
+            from include.finance.names import name_key
+
+            keys = {(first, last): name_key(f"{first} {last}") for first in demo_names()[0] for last in demo_names()[1]}
+        for n in range(1, references + 1):
+            first, last = user_name(n)
+            row = {"id": n, "eloi": f"e:LEU:{n}", "first_name": first, "last_name": last, "language": "nl"}
+            if keyed:
+                row["name_key"] = keys[first, last]
+            yield row
+
+    def payment_references() -> Iterator[dict[str, Any]]:
+        for n in range(1, references + 1):
+            amount = Decimal(amount_cents(n)).scaleb(-2)
+            yield {
+                "id": n, "loi": f"fp:BIB:{n}", "financial_system_id": 1, "type_id": 1, "end_user_id": n,
+                "mandate_id": None, "hub_id": None, "status": "sealed", "amount": amount, "open_amount": amount,
+                "reference_number": ogm("062", n), "due_date": due, "created_at": sealed, "sealed_at": sealed,
+            }
+
+    def debt_lines() -> Iterator[dict[str, Any]]:
+        for n in range(1, references + 1):
+            amount = Decimal(amount_cents(n)).scaleb(-2)
+            code = "LIDGELD" if amount >= 20 else "BOETE-LAAT"
+            yield {
+                "id": n, "financial_system_id": 1, "end_user_id": n, "transaction_code": code,
+                "description": "Lidgeld" if code == "LIDGELD" else "Boete laat", "amount": amount,
+                "open_amount": amount, "created_on": created_on, "payment_reference_id": n,
+            }
+
+    def reference_lines() -> Iterator[dict[str, Any]]:
+        for n in range(1, references + 1):
+            amount = Decimal(amount_cents(n)).scaleb(-2)
+            yield {"id": n, "payment_reference_id": n, "debt_line_id": n,
+                   "transaction_code": "LIDGELD" if amount >= 20 else "BOETE-LAAT", "amount": amount}
+
+    engine = get_engine(url)
+    create_schema(engine)
+    counts: dict[str, int] = {}
+    with engine.begin() as connection:
+        for table, rows in metadata:
+            insert_all(connection, table, rows)
+    # Foreign keys are on: references before the debt lines pointing at them, links last.
+    for table, rows in (
+        (EndUser.__table__, users()),
+        (PaymentReference.__table__, payment_references()),
+        (DebtLine.__table__, debt_lines()),
+        (PaymentReferenceLine.__table__, reference_lines()),
+    ):
+        with engine.begin() as connection:
+            counts[table.name] = insert_all(connection, table, rows)
+    engine.dispose()  # the last connection closes: the WAL is checkpointed into the database file
+    return counts
+
+
+def plan(references: int, entries: int, seed: int) -> list[tuple[str, int]]:
+    """(kind, reference number) of each entry, in statement order; unmatched ones get 0 or -1."""
+    import random
+
+    rng = random.Random(seed)
+    counts = {kind: round(entries * share) for kind, share in SHARES}
+    counts["paid"] = entries - sum(counts.values())
+    kinds = [kind for kind, count in counts.items() for _ in range(count)]
+    rng.shuffle(kinds)
+    matched = sum(1 for kind in kinds if kind != "unmatched")
+    if matched > references:
+        raise SystemExit(f"{matched} entries pay a reference each, but there are only {references} references")
+    picked = iter(rng.sample(range(1, references + 1), matched))
+    # Half the unmatched carry a valid OGM we never issued (0), half only free text (-1).
+    return [(kind, next(picked) if kind != "unmatched" else -(n % 2)) for n, kind in enumerate(kinds)]
+
+
+def write_statement(path: Path, references: int, entries: int, seed: int) -> dict[str, Any]:
+    """The bank's camt.053.001.02 statement of ``entries`` credit transfers, and the outcomes it should give."""
+    import random
+    from collections import Counter
+    from datetime import date, datetime, timezone
+    from decimal import Decimal
+
+    from schwifty import IBAN
+
+    from include.demo import BANK_CODES
+    from include.finance.reference_numbers import ogm
+    from include.sepa.camt_writer import Entry, Tx, write_camt053
+
+    rng = random.Random(f"{seed}/statement")
+    payers: dict[str, None] = {}
+    while len(payers) < ACCOUNTS:
+        payers[IBAN.generate("BE", rng.choice(BANK_CODES), f"{rng.randrange(10**7):07d}").compact] = None
+    accounts = list(payers)
+    day = date(2026, 3, 16)
+    cent = Decimal("0.01")
+    written: list[Entry] = []
+    expected: Counter[str] = Counter()
+    for n, (kind, number) in enumerate(plan(references, entries, seed), 1):
+        tx: dict[str, Any] = {"account_servicer_ref": f"KBC-SCT-20260316-{n:07d}"}
+        if number > 0:
+            first, last = user_name(number)
+            open_amount = Decimal(amount_cents(number)).scaleb(-2)
+            if kind == "partial":
+                amount = max(cent, (open_amount * Decimal(rng.randrange(10, 90)) / 100).quantize(cent))
+            elif kind == "overpaid":
+                amount = open_amount + Decimal(rng.randrange(1, 2_000)).scaleb(-2)
+            else:
+                amount = open_amount
+            tx["structured_reference"] = ogm("062", number)
+            account = accounts[_spread(number) % len(accounts)]
+        else:
+            first, last = rng.choice(demo_names()[0]), rng.choice(demo_names()[1])
+            amount = Decimal(rng.randrange(500, 10_000)).scaleb(-2)
+            if number == 0:  # another creditor's OGM, or a number we never issued
+                tx["structured_reference"] = ogm("099", rng.randrange(1, 10**7))
+            else:
+                tx["unstructured"] = f"lidgeld {first} {last} voorschot"
+            account = rng.choice(accounts)
+        expected[kind] += 1
+        written.append(Entry(True, day, (Tx(amount, counterparty_name=f"{first} {last}", counterparty_iban=account,
+                                            **tx),)))
+    iban, bic = hub_account()
+    statement = write_camt053(
+        path, account_iban=iban, statement_id="2026-075", electronic_seq=1,
+        created_at=datetime(2026, 3, 17, 6, 0, tzinfo=timezone.utc), from_date=day, to_date=day,
+        opening_balance=Decimal("125000.00"), entries=written, account_bic=bic,
+        owner_name="Bibliotheeknetwerk Regio Leuven", message_id="KBC-2026-03-16",
+    )
+    return {"size": statement.size, "entries": statement.entries, "closing": statement.closing_balance,
+            "expected": dict(expected)}
+
+
+def setup(folder: Path, references: int, entries: int, seed: int) -> dict[str, Any]:
+    """Untimed: the database, the statement in the inbox, and its copy for the anchor."""
+    import shutil
+
+    started = time.perf_counter()
+    counts = load(f"sqlite:///{folder / 'innen.sqlite'}", references)
+    loaded = time.perf_counter()
+    inbox = folder / "var" / "inbox" / "camt053"
+    inbox.mkdir(parents=True)
+    path = inbox / "KBC-BIB_2026-03-16.xml"
+    statement = write_statement(path, references, entries, seed)
+    copy = folder / "anchor.xml"
+    shutil.copyfile(path, copy)  # the import moves the inbox file to the archive
+    written = time.perf_counter()
+    return {"counts": counts, "load_seconds": loaded - started, "statement_seconds": written - loaded,
+            "path": str(path), "copy": str(copy), **statement}
+
+
+# --- the measured sides, each run in a child ---------------------------------------------------
+
+
+def run_ours(folder: Path, path: str) -> dict[str, Any]:
+    os.environ["INNEN_VAR_DIR"] = str(folder / "var")  # control list and archive land in the temp dir
+    from include.finance.db import get_engine
+    from include.sepa.statement_files import import_statement_file
+
+    engine = get_engine(f"sqlite:///{folder / 'innen.sqlite'}")
+    started = time.perf_counter()
+    summary = import_statement_file(Path(path), actor="bench", engine=engine)
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    (statement,) = summary["statements"]
+    return {"seconds": seconds, "status": summary["status"], "outcomes": summary["outcomes"],
+            "booked": statement["booked"], "control_items": statement["control_items"],
+            "new_lines": statement["new_lines"], "archived": summary["archived"],
+            "control_list": summary["control_lists"][0] if summary["control_lists"] else None}
+
+
+def run_iterparse(path: str) -> dict[str, Any]:
+    """Every ``Ntry`` streamed, cleared, and its earlier siblings dropped; nothing read from it."""
+    from lxml import etree
+
+    started = time.perf_counter()
+    count = 0
+    # The parser options of include.sepa.camt.read_camt.
+    for _, element in etree.iterparse(
+        path, events=("end",), tag=NTRY, resolve_entities=False, load_dtd=False, no_network=True,
+        huge_tree=False, remove_comments=True, remove_pis=True,
+    ):
+        count += 1
+        element.clear()
+        parent = element.getparent()
+        while element.getprevious() is not None:
+            del parent[0]
+    return {"seconds": time.perf_counter() - started, "entries": count}
+
+
+def idle() -> None:
+    """Nothing: its peak is what every child starts with."""
+
+
+def profiled(side: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """``side`` under cProfile, printing the top 25 by own time and by cumulative time."""
+
+    def run(*args: Any) -> dict[str, Any]:
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile()
+        result = profile.runcall(side, *args)
+        for order, label in (("tottime", "own time"), ("cumulative", "cumulative")):
+            print(f"\n--- cProfile of {side.__name__} (top 25 by {label}) ---")
+            pstats.Stats(profile, stream=sys.stdout).sort_stats(order).print_stats(25)
+        sys.stdout.flush()
+        return result
+
+    return run
+
+
+def in_child(function: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """``function(*args)`` in a forked child: its result and the child's peak RSS in MB."""
+    sys.stdout.flush()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            payload, status = ("ok", function(*args)), 0
+        except BaseException:
+            payload, status = ("error", traceback.format_exc()), 1
+        with os.fdopen(write, "wb") as pipe:
+            pickle.dump(payload, pipe)
+        sys.stdout.flush()
+        os._exit(status)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    _, status, usage = os.wait4(pid, 0)
+    name = getattr(function, "__name__", "child")
+    if not answer:
+        raise SystemExit(f"{name} died without an answer (wait status {status}; killed for memory?)")
+    kind, value = pickle.loads(answer)
+    if kind != "ok":
+        raise SystemExit(f"{name} failed in its child:\n{value}")
+    return value, usage.ru_maxrss * 1024 / MB  # Linux reports ru_maxrss in KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--references", type=int, default=1_000_000, help="open payment references (default 1000000)")
+    parser.add_argument("--entries", type=int, default=100_000, help="credit entries in the statement (default 100000)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the statement's draws (default {SEED})")
+    parser.add_argument("--profile", action="store_true", help="cProfile our side (its time then includes the overhead)")
+    args = parser.parse_args()
+    if args.references < 1 or args.entries < 1:
+        parser.error("--references and --entries must be at least 1")
+
+    with tempfile.TemporaryDirectory(prefix="innen-bench-camt053-") as tmp:
+        folder = Path(tmp)
+        print(f"{VERSION}, {args.entries} credit entries against {args.references} open references, seed {args.seed}")
+        made, _ = in_child(setup, folder, args.references, args.entries, args.seed)
+        expected = made["expected"]
+        print(
+            f"setup (untimed): load {made['load_seconds']:.1f} s {made['counts']}, "
+            f"statement {made['statement_seconds']:.1f} s"
+        )
+        print(
+            f"statement file: {made['size'] / MB:.1f} MB ({made['size']} bytes), {made['entries']} entries "
+            f"{dict(sorted(expected.items()))}, closing balance EUR {made['closing']}"
+        )
+        _, baseline = in_child(idle)
+        print(f"peak of an idle child: {baseline:6.0f} MB  (part of both peaks below)")
+
+        ours, our_peak = in_child(profiled(run_ours) if args.profile else run_ours, folder, made["path"])
+        outcomes = dict(sorted(ours["outcomes"].items()))
+        print(
+            f"ours:      {ours['seconds']:8.2f} s  peak {our_peak:6.0f} MB  import_statement_file: "
+            f"{ours['status']}, outcomes {outcomes}, booked EUR {ours['booked']}, "
+            f"{ours['control_items']} control-list items"
+        )
+        anchor, anchor_peak = in_child(run_iterparse, made["copy"])
+        print(f"iterparse: {anchor['seconds']:8.2f} s  peak {anchor_peak:6.0f} MB  {anchor['entries']} Ntry, cleared")
+
+        total = sum(ours["outcomes"].values())
+        assert total == args.entries, f"outcomes add up to {total}, expected {args.entries}"
+        assert outcomes == dict(sorted(expected.items())), f"outcomes {outcomes}, expected {expected}"
+        assert anchor["entries"] == args.entries, f"iterparse saw {anchor['entries']} entries"
+        assert Path(ours["archived"]).is_file() and not Path(made["path"]).exists(), "the file was not archived"
+        assert ours["control_list"] and Path(ours["control_list"]).is_file(), "no control list"
+
+    ratio = ours["seconds"] / anchor["seconds"]
+    if args.references == 1_000_000 and args.entries == 100_000:
+        checks = [(f"ratio {ratio:.3f} (target <= {TARGET_RATIO:g})", ratio <= TARGET_RATIO),
+                  (f"peak {our_peak:.0f} MB (target <= {TARGET_PEAK_MB} MB)", our_peak <= TARGET_PEAK_MB)]
+        verdict = "met" if all(met for _, met in checks) else "MISSED"
+        print(f"targets at the defaults: {'; '.join(text for text, _ in checks)}: {verdict}")
+    print(f"ratio={ratio:.3f} peak_mb={round(our_peak)}")
+
+
+if __name__ == "__main__":
+    main()
