@@ -311,15 +311,24 @@ def setup(folder: Path, references: int, entries: int, seed: int) -> dict[str, A
 # --- the measured sides, each run in a child ---------------------------------------------------
 
 
-def run_ours(folder: Path, path: str) -> dict[str, Any]:
+def run_ours(folder: Path, path: str, profile: bool = False) -> dict[str, Any]:
     os.environ["INNEN_VAR_DIR"] = str(folder / "var")  # control list and archive land in the temp dir
     from include.finance.db import get_engine
     from include.sepa.statement_files import import_statement_file
 
     engine = get_engine(f"sqlite:///{folder / 'innen.sqlite'}")
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started = time.perf_counter()
     summary = import_statement_file(Path(path), actor="bench", engine=engine)
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        print_profile(profiler, "import_statement_file")
     engine.dispose()
     (statement,) = summary["statements"]
     return {"seconds": seconds, "status": summary["status"], "outcomes": summary["outcomes"],
@@ -351,22 +360,14 @@ def idle() -> None:
     """Nothing: its peak is what every child starts with."""
 
 
-def profiled(side: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-    """``side`` under cProfile, printing the top 25 by own time and by cumulative time."""
+def print_profile(profiler: Any, what: str) -> None:
+    """The top 25 functions by own time, then by cumulative time."""
+    import pstats
 
-    def run(*args: Any) -> dict[str, Any]:
-        import cProfile
-        import pstats
-
-        profile = cProfile.Profile()
-        result = profile.runcall(side, *args)
-        for order, label in (("tottime", "own time"), ("cumulative", "cumulative")):
-            print(f"\n--- cProfile of {side.__name__} (top 25 by {label}) ---")
-            pstats.Stats(profile, stream=sys.stdout).sort_stats(order).print_stats(25)
-        sys.stdout.flush()
-        return result
-
-    return run
+    for order, label in (("tottime", "own time"), ("cumulative", "cumulative time")):
+        print(f"\n--- cProfile of {what} (top 25 by {label}) ---")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats(order).print_stats(25)
+    sys.stdout.flush()
 
 
 def in_child(function: Callable[..., Any], *args: Any) -> tuple[Any, float]:
@@ -402,7 +403,7 @@ def main() -> None:
     parser.add_argument("--references", type=int, default=1_000_000, help="open payment references (default 1000000)")
     parser.add_argument("--entries", type=int, default=100_000, help="credit entries in the statement (default 100000)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the statement's draws (default {SEED})")
-    parser.add_argument("--profile", action="store_true", help="cProfile our side (its time then includes the overhead)")
+    parser.add_argument("--profile", action="store_true", help="cProfile our side (timed with the overhead)")
     args = parser.parse_args()
     if args.references < 1 or args.entries < 1:
         parser.error("--references and --entries must be at least 1")
@@ -423,7 +424,7 @@ def main() -> None:
         _, baseline = in_child(idle)
         print(f"peak of an idle child: {baseline:6.0f} MB  (part of both peaks below)")
 
-        ours, our_peak = in_child(profiled(run_ours) if args.profile else run_ours, folder, made["path"])
+        ours, our_peak = in_child(run_ours, folder, made["path"], args.profile)
         outcomes = dict(sorted(ours["outcomes"].items()))
         print(
             f"ours:      {ours['seconds']:8.2f} s  peak {our_peak:6.0f} MB  import_statement_file: "

@@ -290,7 +290,7 @@ CREATE TABLE payment_reference (
 	CONSTRAINT fk_payment_reference_hub_id_bank_hub FOREIGN KEY(hub_id) REFERENCES bank_hub (id)
 );
 
-CREATE INDEX ix_payment_reference_end_user_id ON payment_reference (end_user_id);
+CREATE INDEX ix_payment_reference_end_user_id_financial_system_id ON payment_reference (end_user_id, financial_system_id);
 
 CREATE INDEX ix_payment_reference_financial_system_id_open_amount ON payment_reference (financial_system_id, open_amount);
 

@@ -43,5 +43,5 @@ def record(session: Session, *args: Any, **kwargs: Any) -> None:
 
 
 def record_many(session: Session, rows: Iterable[dict[str, Any]]) -> None:
-    """Write many audit rows in one statement."""
-    insert_many(session, AuditLog.__table__, list(rows))
+    """Write many audit rows with executemany; ``rows`` may be a generator (held a chunk at a time)."""
+    insert_many(session, AuditLog.__table__, rows)

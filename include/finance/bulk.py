@@ -10,12 +10,15 @@ still runs every value through the column's SQLAlchemy type (Money, JSON).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Dialect, Executable, Table, text
 from sqlalchemy.orm import Session
+
+
+CHUNK = 10_000  # rows converted and sent per executemany: the converted copy stays small
 
 
 def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
@@ -38,24 +41,34 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
     return list(range(start, start + count))
 
 
-def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT every row in one DBAPI executemany (rows share the same keys).
+def insert_many(session: Session, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
+    """INSERT every row with DBAPI executemany, :data:`CHUNK` rows at a time (rows share the same keys).
 
     Each value still passes through its column type's bind processor for this
     dialect (Money, JSON, dates), exactly as SQLAlchemy would bind it; only
-    the per-row statement bookkeeping is skipped.
+    the per-row statement bookkeeping is skipped. ``rows`` may be a generator:
+    only one chunk of them is held at a time.
     """
-    if not rows:
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
         return
     connection = session.connection()
     dialect = connection.dialect
-    columns = list(rows[0])
+    columns = list(first)
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = (
         f"INSERT INTO {table.name} ({', '.join(dialect.identifier_preparer.quote(c) for c in columns)}) "
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
-    connection.exec_driver_sql(sql, _converted(table, dialect, columns, rows))
+    chunk = [first]
+    for row in iterator:
+        chunk.append(row)
+        if len(chunk) == CHUNK:
+            connection.exec_driver_sql(sql, _converted(table, dialect, columns, chunk))
+            chunk = []
+    if chunk:
+        connection.exec_driver_sql(sql, _converted(table, dialect, columns, chunk))
 
 
 def _converted(table: Table, dialect: Dialect, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
@@ -84,7 +97,7 @@ def _converted(table: Table, dialect: Dialect, columns: list[str], rows: Sequenc
 
 
 def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """UPDATE rows by primary key in one DBAPI executemany: each mapping holds ``id`` and the columns to set."""
+    """UPDATE rows by primary key with DBAPI executemany: each mapping holds ``id`` and the columns to set."""
     if not rows:
         return
     connection = session.connection()
@@ -93,7 +106,8 @@ def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     quote = dialect.identifier_preparer.quote
     sql = f"UPDATE {table.name} SET {', '.join(f'{quote(c)} = {marker}' for c in columns)} WHERE id = {marker}"
-    connection.exec_driver_sql(sql, _converted(table, dialect, [*columns, "id"], rows))
+    for start in range(0, len(rows), CHUNK):
+        connection.exec_driver_sql(sql, _converted(table, dialect, [*columns, "id"], rows[start : start + CHUNK]))
 
 
 def stream_rows(session: Session, statement: Executable, batch: int = 10_000) -> Iterator[tuple[Any, ...]]:

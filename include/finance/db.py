@@ -24,7 +24,7 @@ from include.finance.models import Base
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 READONLY = "innen_readonly"
-SQLITE_CACHE_KB = 256 * 1024
+SQLITE_CACHE_KB = 64 * 1024
 
 
 def _masked(url: str) -> str:

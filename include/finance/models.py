@@ -361,7 +361,7 @@ class PaymentReference(Base):
     loi: Mapped[str] = mapped_column(String(40), unique=True)
     financial_system_id: Mapped[int] = mapped_column(ForeignKey("financial_system.id"))
     type_id: Mapped[int] = mapped_column(ForeignKey("payment_reference_type.id"))
-    end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"), index=True)
+    end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"))
     mandate_id: Mapped[int | None] = mapped_column(ForeignKey("mandate.id"))
     hub_id: Mapped[int | None] = mapped_column(ForeignKey("bank_hub.id"))
     status: Mapped[str] = mapped_column(String(10), default="draft")
@@ -380,6 +380,8 @@ class PaymentReference(Base):
         UniqueConstraint("financial_system_id", "reference_number"),
         UniqueConstraint("financial_system_id", "invoice_number"),
         Index(None, "financial_system_id", "open_amount"),  # "same amount" candidates for an unmatched credit
+        # Two equalities, so that SQLite prefers it to the index above when looking up a payer's references.
+        Index(None, "end_user_id", "financial_system_id"),
     )
 
 

@@ -239,22 +239,22 @@ class Ledger:
             for allocation in self._allocations:
                 allocation["payment_id"] = allocation.pop("_payment")["id"]
             insert_many(session, PaymentAllocation.__table__, self._allocations)
-            for payment in self._payments:
-                self._audits.append(
-                    audit_row("payment", payment["id"], "reversed" if payment["amount"] < 0 else "booked", self.actor,
-                              after={k: payment[k] for k in ("payment_reference_id", "amount", "source", "bank_entry_id",
-                                                             "reverses_payment_id", "note")}, at=self.now)
-                )
+            record_many(session, (
+                audit_row("payment", payment["id"], "reversed" if payment["amount"] < 0 else "booked", self.actor,
+                          after={k: payment[k] for k in ("payment_reference_id", "amount", "source", "bank_entry_id",
+                                                         "reverses_payment_id", "note")}, at=self.now)
+                for payment in self._payments
+            ))
+            self._payments, self._allocations = [], []
         changed = [ref for ref in self.references.values() if ref.original is not None and ref.original != (ref.status, ref.open_amount)]
         update_by_id(session, PaymentReference.__table__,
                      [{"id": ref.id, "status": ref.status, "open_amount": ref.open_amount} for ref in changed])
-        for ref in changed:
-            before_status, before_open = ref.original  # type: ignore[misc]
-            self._audits.append(
-                audit_row("payment_reference", ref.id, ref.status if ref.status != before_status else "open_amount_changed",
-                          self.actor, before={"status": before_status, "open_amount": before_open},
-                          after={"status": ref.status, "open_amount": ref.open_amount}, at=self.now)
-            )
+        record_many(session, (
+            audit_row("payment_reference", ref.id, ref.status if ref.status != ref.original[0] else "open_amount_changed",  # type: ignore[index]
+                      self.actor, before={"status": ref.original[0], "open_amount": ref.original[1]},  # type: ignore[index]
+                      after={"status": ref.status, "open_amount": ref.open_amount}, at=self.now)
+            for ref in changed
+        ))
         lines = [{"id": line_id, "open_amount": self._line_open[line_id]} for line_id in self._line_before
                  if self._line_before[line_id] != self._line_open[line_id]]
         update_by_id(session, DebtLine.__table__, lines)

@@ -261,67 +261,107 @@ class _StatementReader:
             st.opening_balance = signed
 
     def entry(self, st: Statement, ntry: etree._Element) -> None:
-        r, file, sid = self.r, self.file, st.statement_id
+        file, sid = self.file, st.statement_id
         st.entries += 1
         index = st.entries
         where = f"Ntry[{index}]"
-        amount = _amount(r.text(ntry, "c:Amt"), f"{where}/Amt", file, sid)
-        credit = _credit_debit(r.text(ntry, "c:CdtDbtInd"), f"{where}/CdtDbtInd", file, sid)
-        status = r.text(ntry, "c:Sts/c:Cd") or r.text(ntry, "c:Sts") or "BOOK"
-        reversal = (r.text(ntry, "c:RvslInd") or "").lower() == "true"
-        booking = _day(r.text(ntry, "c:BookgDt/c:Dt") or r.text(ntry, "c:BookgDt/c:DtTm"), f"{where}/BookgDt", file, sid)
-        value = _day(r.text(ntry, "c:ValDt/c:Dt") or r.text(ntry, "c:ValDt/c:DtTm"), f"{where}/ValDt", file, sid)
-        domain = r.text(ntry, "c:BkTxCd/c:Domn/c:Cd")
+        details: list[etree._Element] = []
+        values = _leaves(ntry, self.r.q, details)
+        first = _first(values)
+        amount = _amount(first("Amt"), f"{where}/Amt", file, sid)
+        credit = _credit_debit(first("CdtDbtInd"), f"{where}/CdtDbtInd", file, sid)
+        status = first("Sts/Cd") or first("Sts") or "BOOK"
+        reversal = (first("RvslInd") or "").lower() == "true"
+        booking = _day(first("BookgDt/Dt") or first("BookgDt/DtTm"), f"{where}/BookgDt", file, sid)
+        value = _day(first("ValDt/Dt") or first("ValDt/DtTm"), f"{where}/ValDt", file, sid)
+        domain = first("BkTxCd/Domn/Cd")
         tx_code = (
-            "/".join(p for p in (domain, r.text(ntry, "c:BkTxCd/c:Domn/c:Fmly/c:Cd"),
-                                 r.text(ntry, "c:BkTxCd/c:Domn/c:Fmly/c:SubFmlyCd")) if p)
+            "/".join(p for p in (domain, first("BkTxCd/Domn/Fmly/Cd"), first("BkTxCd/Domn/Fmly/SubFmlyCd")) if p)
             if domain
-            else r.text(ntry, "c:BkTxCd/c:Prtry/c:Cd")
+            else first("BkTxCd/Prtry/Cd")
         )
         common = {
             "entry_index": index, "credit": credit, "reversal": reversal, "status": status, "booking_date": booking,
-            "value_date": value, "entry_amount": amount, "entry_ref": r.text(ntry, "c:NtryRef"),
-            "entry_servicer_ref": r.text(ntry, "c:AcctSvcrRef"), "bank_tx_code": tx_code,
+            "value_date": value, "entry_amount": amount, "entry_ref": first("NtryRef"),
+            "entry_servicer_ref": first("AcctSvcrRef"), "bank_tx_code": tx_code,
         }
-        details = list(ntry.iterfind("c:NtryDtls/c:TxDtls", namespaces=r.ns))
         if not details:
             st.lines.append(EntryLine(tx_index=1, amount=amount, **common))
             return
-        amounts = [self._tx_amount(tx, f"{where}/NtryDtls/TxDtls[{n}]", sid) for n, tx in enumerate(details, 1)]
-        if len(details) == 1:
+        transactions = [_leaves(tx, self.r.q) for tx in details]
+        amounts = [self._tx_amount(tx, f"{where}/NtryDtls/TxDtls[{n}]", sid) for n, tx in enumerate(transactions, 1)]
+        if len(transactions) == 1:
             amounts = [amount]
         unsplit = any(a is None for a in amounts) or sum((a or ZERO for a in amounts), ZERO) != amount
         if unsplit:
             # We cannot split the entry: keep it whole, with the first transaction's details, for a person.
-            st.lines.append(EntryLine(tx_index=1, amount=amount, unsplit_batch=True, **common, **self._tx(details[0], credit)))
+            st.lines.append(EntryLine(tx_index=1, amount=amount, unsplit_batch=True, **common,
+                                      **self._tx(transactions[0], credit)))
             return
-        for n, (tx, tx_amount) in enumerate(zip(details, amounts, strict=True), 1):
+        for n, (tx, tx_amount) in enumerate(zip(transactions, amounts, strict=True), 1):
             st.lines.append(EntryLine(tx_index=n, amount=tx_amount, **common, **self._tx(tx, credit)))  # type: ignore[arg-type]
 
-    def _tx_amount(self, tx: etree._Element, where: str, sid: str) -> Decimal | None:
-        r = self.r
-        for path in ("c:Amt", "c:AmtDtls/c:TxAmt/c:Amt", "c:AmtDtls/c:InstdAmt/c:Amt"):
-            value = r.text(tx, path)
-            if value is not None:
-                return _amount(value, f"{where}/{path.replace('c:', '')}", self.file, sid)
+    def _tx_amount(self, tx: dict[str, list[str]], where: str, sid: str) -> Decimal | None:
+        for path in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
+            found = tx.get(path)
+            if found:
+                return _amount(found[0], f"{where}/{path}", self.file, sid)
         return None
 
-    def _tx(self, tx: etree._Element, credit: bool) -> dict[str, object]:
-        r = self.r
+    def _tx(self, tx: dict[str, list[str]], credit: bool) -> dict[str, object]:
+        first = _first(tx)
         party, agent = ("Dbtr", "DbtrAgt") if credit else ("Cdtr", "CdtrAgt")
-        e2e = r.text(tx, "c:Refs/c:EndToEndId")
-        iban = r.text(tx, f"c:RltdPties/c:{party}Acct/c:Id/c:IBAN")
+        e2e = first("Refs/EndToEndId")
+        iban = first(f"RltdPties/{party}Acct/Id/IBAN")
         return {
-            "tx_servicer_ref": r.text(tx, "c:Refs/c:AcctSvcrRef"),
+            "tx_servicer_ref": first("Refs/AcctSvcrRef"),
             "end_to_end_id": None if e2e is None or e2e.upper() in NOT_PROVIDED else e2e,
-            "counterparty_name": r.text(tx, f"c:RltdPties/c:{party}/c:Nm") or r.text(tx, f"c:RltdPties/c:{party}/c:Pty/c:Nm"),
+            "counterparty_name": first(f"RltdPties/{party}/Nm") or first(f"RltdPties/{party}/Pty/Nm"),
             "counterparty_iban": iban.replace(" ", "").upper() if iban else None,
-            "counterparty_bic": r.text(tx, f"c:RltdAgts/c:{agent}/c:FinInstnId/c:BIC")
-            or r.text(tx, f"c:RltdAgts/c:{agent}/c:FinInstnId/c:BICFI"),
-            "structured_refs": tuple(r.texts(tx, "c:RmtInf/c:Strd/c:CdtrRefInf/c:Ref")),
-            "unstructured": " ".join(r.texts(tx, "c:RmtInf/c:Ustrd")) or None,
-            "return_reason": r.text(tx, "c:RtrInf/c:Rsn/c:Cd") or r.text(tx, "c:RtrInf/c:Rsn/c:Prtry"),
+            "counterparty_bic": first(f"RltdAgts/{agent}/FinInstnId/BIC") or first(f"RltdAgts/{agent}/FinInstnId/BICFI"),
+            "structured_refs": tuple(tx.get("RmtInf/Strd/CdtrRefInf/Ref", ())),
+            "unstructured": " ".join(tx.get("RmtInf/Ustrd", ())) or None,
+            "return_reason": first("RtrInf/Rsn/Cd") or first("RtrInf/Rsn/Prtry"),
         }
+
+
+def _leaves(element: etree._Element, q: str, details: list[etree._Element] | None = None) -> dict[str, list[str]]:
+    """The non-blank texts below ``element`` by their path (local names joined by ``/``), in document order.
+
+    One walk instead of a path search per field: the entry's fields are then dictionary lookups.
+    With ``details``, the ``NtryDtls/TxDtls`` elements are collected there instead of walked.
+    """
+    values: dict[str, list[str]] = {}
+    q_len = len(q)
+
+    def walk(parent: etree._Element, prefix: str) -> None:
+        for child in parent:
+            tag = child.tag
+            path = prefix + (tag[q_len:] if tag.startswith(q) else tag)
+            if len(child):
+                if details is not None and path == "NtryDtls":
+                    details.extend(tx for tx in child if tx.tag == q + "TxDtls")
+                else:
+                    walk(child, path + "/")
+                continue
+            text = child.text
+            if text and not text.isspace():
+                found = values.get(path)
+                if found is None:
+                    values[path] = [text.strip()]
+                else:
+                    found.append(text.strip())
+
+    walk(element, "")
+    return values
+
+
+def _first(values: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    def first(path: str) -> str | None:
+        found = values.get(path)
+        return found[0] if found else None
+
+    return first
 
 
 def read_camt(path: Path, *, max_bytes: int = MAX_BYTES) -> CamtFile:
@@ -335,43 +375,65 @@ def read_camt(path: Path, *, max_bytes: int = MAX_BYTES) -> CamtFile:
     message_id: str | None = None
     created: datetime | None = None
     reader: _StatementReader | None = None
-    depth = 0
+    root: etree._Element | None = None
     try:
+        # Only the elements we act on come back from the parser (filtered in C); everything else is
+        # read from them, and the header elements before and after the entries from their statement.
         events = etree.iterparse(
-            str(path), events=("start", "end"), resolve_entities=False, load_dtd=False, no_network=True,
-            huge_tree=False, remove_comments=True, remove_pis=True,
+            str(path), events=("start", "end"), tag=_EVENT_TAGS, resolve_entities=False, load_dtd=False,
+            no_network=True, huge_tree=False, remove_comments=True, remove_pis=True,
         )
         for event, element in _guarded(events, name, lambda: current):
-            if event == "start":
-                depth += 1
-                if depth == 1:
-                    kind, version, reader = _root(element, name)
-                elif depth == 3 and reader is not None and etree.QName(element).localname == _statement_tag(version):
-                    current = Statement(kind=kind, version=version, statement_id="")
+            if root is None:
+                root = element.getroottree().getroot()
+                kind, version, reader = _root(root, name)
+            if reader is None or element.tag[len(reader.r.q):] not in _ACTED_ON or not element.tag.startswith(reader.r.q):
                 continue
-            depth -= 1
-            local = etree.QName(element).localname
-            if depth == 2 and local == "GrpHdr" and reader is not None:
-                message_id = reader.r.text(element, "c:MsgId")
-                created = _moment(reader.r.text(element, "c:CreDtTm"))
-                element.clear()
-            elif depth == 3 and current is not None and reader is not None and local == "Ntry":
-                reader.entry(current, element)
-                _forget(element)
-            elif depth == 3 and current is not None and reader is not None:
-                reader.header_element(current, element, local)
-                _forget(element)
-            elif depth == 2 and current is not None and local == _statement_tag(version):
+            local = element.tag[len(reader.r.q):]
+            parent = element.getparent()
+            parent_local = etree.QName(parent).localname if parent is not None else ""
+            if local == _statement_tag(version) and parent_local == _message_tag(version):
+                if event == "start":
+                    current = Statement(kind=kind, version=version, statement_id="")
+                    continue
+                assert current is not None
+                _read_header(reader, current, element)
                 if not current.statement_id:
                     raise CamtRefused(name, "statement without Id", element=local)
                 statements.append(current)
                 current = None
                 _forget(element)
+            elif local == "Ntry" and current is not None and parent_local == _statement_tag(version):
+                if event == "start":
+                    if current.entries == 0:
+                        _read_header(reader, current, parent)  # what came before the entries is complete now
+                else:
+                    reader.entry(current, element)
+                    _forget(element)
+            elif local == "GrpHdr" and event == "end" and parent_local == _message_tag(version):
+                message_id = reader.r.text(element, "c:MsgId")
+                created = _moment(reader.r.text(element, "c:CreDtTm"))
+                element.clear()
+        if root is None:  # no element we act on: let the root say what the file is instead
+            _root(_first_element(path, name), name)
     except CamtRefused:
         raise
     if not statements:
         raise CamtRefused(name, f"no {_statement_tag(version) or 'statement'} element in the file", element=_message_tag(version))
     return CamtFile(str(path), kind, version, message_id, created, statements)
+
+
+_ACTED_ON = frozenset(("Document", "GrpHdr", "Stmt", "Ntfctn", "Ntry"))
+_EVENT_TAGS = tuple(f"{{*}}{local}" for local in sorted(_ACTED_ON))
+
+
+def _read_header(reader: _StatementReader, statement: Statement, element: etree._Element) -> None:
+    """The statement's own elements read so far (all but its entries), then dropped."""
+    for child in list(element):
+        if not isinstance(child.tag, str) or child.tag.endswith("}Ntry"):
+            continue
+        reader.header_element(statement, child, etree.QName(child).localname)
+        element.remove(child)
 
 
 def _guarded(events: Iterator[tuple[str, etree._Element]], name: str, statement) -> Iterator[tuple[str, etree._Element]]:  # type: ignore[no-untyped-def]
@@ -401,6 +463,13 @@ def _root(element: etree._Element, name: str) -> tuple[str, str, _StatementReade
         )
     kind, version, _message, _statement = FORMATS[qname.namespace]
     return kind, version, _StatementReader(_Reader(qname.namespace), name)
+
+
+def _first_element(path: Path, name: str) -> etree._Element:
+    events = etree.iterparse(str(path), events=("start",), resolve_entities=False, load_dtd=False, no_network=True)
+    for _event, element in _guarded(events, name, lambda: None):
+        return element
+    raise CamtRefused(name, "no root element", element="Document")
 
 
 def _statement_tag(version: str) -> str:

@@ -441,10 +441,16 @@ class _Importer:
         self.candidate_searches += 1
         session, system = self.session, hub.financial_system_id
         found: dict[int, str] = {}
+        # Only equality conditions: next to "open_amount > 0" SQLite scans the (system, open amount) index
+        # range instead of looking the payer or the amount up; a still open reference has an amount left.
         open_refs = select(PaymentReference.id).where(
             PaymentReference.financial_system_id == system, PaymentReference.status.in_(("draft", "sealed")),
-            PaymentReference.open_amount > 0,
         )
+
+        def add(refs: Any, why: str) -> None:
+            for ref_id in session.scalars(refs.limit(CANDIDATES)):
+                found.setdefault(ref_id, why)
+
         users: set[int] = set()
         if line.counterparty_iban:
             users.update(session.scalars(select(Mandate.end_user_id).where(Mandate.debtor_iban == line.counterparty_iban)))
@@ -452,24 +458,22 @@ class _Importer:
                 select(PaymentReference.end_user_id).join(BankEntry, BankEntry.payment_reference_id == PaymentReference.id)
                 .where(BankEntry.counterparty_iban == line.counterparty_iban)
             ))
-        for ref_id in session.scalars(open_refs.where(PaymentReference.end_user_id.in_(users)).limit(CANDIDATES)) if users else ():
-            found.setdefault(ref_id, "account of the payer")
-        for ref_id in session.scalars(open_refs.where(PaymentReference.open_amount == line.amount).limit(CANDIDATES)):
-            found.setdefault(ref_id, "same amount")
+        if users:
+            add(open_refs.where(PaymentReference.end_user_id.in_(users)), "account of the payer")
+        add(open_refs.where(PaymentReference.open_amount == line.amount), "same amount")
         keys = orderings(line.counterparty_name)
         if keys and len(found) < CANDIDATES:
             named = session.scalars(select(EndUser.id).where(EndUser.name_key.in_(keys)).limit(CANDIDATES)).all()
             if named:
-                for ref_id in session.scalars(open_refs.where(PaymentReference.end_user_id.in_(named)).limit(CANDIDATES)):
-                    found.setdefault(ref_id, "name of the payer")
+                add(open_refs.where(PaymentReference.end_user_id.in_(named)), "name of the payer")
         rows = session.execute(
             select(PaymentReference.id, PaymentReference.loi, PaymentReference.reference_number, PaymentReference.open_amount)
-            .where(PaymentReference.id.in_(list(found)[:CANDIDATES]))
+            .where(PaymentReference.id.in_(list(found)), PaymentReference.open_amount > 0)
         ).all()
         return [
             {"reference": row.loi, "communication": display_reference(row.reference_number) if row.reference_number else "",
              "open_amount": str(row.open_amount), "why": found[row.id]}
-            for row in rows
+            for row in rows[:CANDIDATES]
         ]
 
 
