@@ -9,6 +9,10 @@ tests agree without a config file:
 ``INNEN_VAR_DIR``
     Root of the files Innen writes (outbox, reports). Default: ``var/`` in the
     project.
+``INNEN_PUBLIC_URL``
+    Where payers' browsers and POM reach Innen's callback and return pages
+    (the ``/pom/...`` routes). Default: ``http://localhost:8080/innen``, the
+    Airflow API server of ``make ui`` with our plugin's app.
 """
 
 from __future__ import annotations
@@ -53,3 +57,11 @@ def quarantine_dir() -> Path:
 def database_url() -> str:
     """The application database URL (``INNEN_DB_URL``), defaulting to SQLite under var/."""
     return os.environ.get(DB_URL_SETTING) or f"sqlite:///{var_dir() / 'innen.sqlite'}"
+
+
+PUBLIC_URL_SETTING = "INNEN_PUBLIC_URL"
+
+
+def public_url() -> str:
+    """Base URL of Innen's callback and return pages, without a trailing slash."""
+    return (os.environ.get(PUBLIC_URL_SETTING) or "http://localhost:8080/innen").rstrip("/")

@@ -129,11 +129,12 @@ class _Builder:
         self.type_invoice = PaymentReferenceType(
             code="FACTUUR-BIB", name="Factuur (overschrijving)", reference_format="OGM", reference_counter="ogm-fact-bib",
             reference_prefix="063", invoice_counter="fact-bib", invoice_prefix="BIB-", print_state="FAC",
-            **common,
+            allowed_online=True, **common,  # the invoice carries a POM QR code beside its OGM
         )
         self.type_online = PaymentReferenceType(
             code="ONLINE", name="Online betaling", lifetime_seconds=7 * 86400, allowed_online=True,
-            address_types="emailonly",
+            address_types="emailonly", reference_format="OGM", reference_counter="ogm-online", reference_prefix="064",
+            pom_auto_cancel=True,  # room and material bookings: unpaid after the due date, the booking lapses
         )
         s.add_all([self.type_bib, self.type_ska, self.type_once, self.type_invoice, self.type_online])
         address = {"creditor_street": "Rijschoolstraat", "creditor_house_number": "4", "creditor_postal_code": "3000",
@@ -234,6 +235,29 @@ class _Builder:
             line.payment_reference_id = reference.id
             self.session.add(PaymentReferenceLine(payment_reference_id=reference.id, debt_line_id=line.id,
                                                   transaction_code=line.transaction_code, amount=line.open_amount))
+        return reference
+
+
+    def online_order(self, user: EndUser, created: datetime, due: date) -> PaymentReference:
+        """A room or material booking at the academy, to be paid online (POM) within the type's lifetime."""
+        code = self.rng.choice(("ZAALHUUR", "MATERIAAL"))
+        amount = self.amount(15, 120)
+        line = DebtLine(financial_system_id=self.ska.id, end_user_id=user.id, transaction_code=code,
+                        description=code.capitalize(), amount=amount, open_amount=amount, created_on=created.date())
+        self.session.add(line)
+        self.session.flush()
+        number = reserve(self.session, "fp:SKA")
+        reference = PaymentReference(
+            loi=f"fp:SKA:{number}", financial_system_id=self.ska.id, type_id=self.type_online.id, end_user_id=user.id,
+            status="sealed", amount=amount, open_amount=amount,
+            reference_number=make_reference("OGM", "064", reserve(self.session, "ogm-online")),
+            due_date=due, description=f"{code.capitalize()} Kunstacademie", created_at=created, sealed_at=created,
+        )
+        self.session.add(reference)
+        self.session.flush()
+        line.payment_reference_id = reference.id
+        self.session.add(PaymentReferenceLine(payment_reference_id=reference.id, debt_line_id=line.id,
+                                              transaction_code=code, amount=amount))
         return reference
 
 
@@ -341,6 +365,15 @@ def load_demo(session: Session, run_date: date) -> DemoInstitution:
             if n % 2 == 0:
                 session.flush()
                 b.invoice(user, run_date)
+    # Bookings at the academy paid online: recent ones, some past the type's 7-day lifetime, some overdue.
+    morning = datetime.combine(run_date, time(9), tzinfo=timezone.utc)
+    for n, user in enumerate(users[:40]):
+        if n < 28:
+            b.online_order(user, morning - timedelta(days=2), run_date + timedelta(days=12))
+        elif n < 34:
+            b.online_order(user, morning - timedelta(days=9), run_date + timedelta(days=5))
+        else:
+            b.online_order(user, morning - timedelta(days=5), run_date - timedelta(days=1))
     session.flush()
     return DemoInstitution(run_date, len(users), mandates, debts)
 

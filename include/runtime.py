@@ -33,3 +33,13 @@ def actor(context: Mapping[str, Any]) -> str:
     if ti is None:
         return "airflow:unknown"
     return f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+
+
+def as_of(context: Mapping[str, Any]) -> datetime:
+    """The moment a run acts as of: the ``as_of`` param (ISO, UTC when no offset), else now."""
+    params = context.get("params") or {}
+    value = params.get("as_of")
+    if not value:
+        return datetime.now(timezone.utc)
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

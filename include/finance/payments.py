@@ -149,7 +149,7 @@ class Ledger:
 
     def pay(
         self, ref: OpenReference, amount: Decimal, *, source: str, bank_entry_id: int | None = None,
-        note: str | None = None,
+        note: str | None = None, pom_payment_request_id: int | None = None,
     ) -> dict[str, Any]:
         """Book ``amount`` (at most the open amount) on ``ref``; returns the payment row."""
         if not 0 < amount <= ref.open_amount:
@@ -158,7 +158,7 @@ class Ledger:
         payment = {
             "id": None, "payment_reference_id": ref.id, "amount": amount, "source": source,
             "bank_entry_id": bank_entry_id, "reverses_payment_id": None, "booked_at": self.now,
-            "booked_by": self.actor, "note": note,
+            "booked_by": self.actor, "note": note, "pom_payment_request_id": pom_payment_request_id,
         }
         allocations = allocate(ref.lines, amount, ref.strategy)
         lines = {line.id: line for line in ref.lines}
@@ -200,7 +200,7 @@ class Ledger:
             reversal = {
                 "id": None, "payment_reference_id": ref.id, "amount": -amount, "source": source,
                 "bank_entry_id": None, "reverses_payment_id": original if isinstance(original, int) else None,
-                "booked_at": self.now, "booked_by": self.actor, "note": note,
+                "booked_at": self.now, "booked_by": self.actor, "note": note, "pom_payment_request_id": None,
                 "_reverses": original if isinstance(original, dict) else None,
             }
             for line_id, share in shares:

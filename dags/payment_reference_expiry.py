@@ -1,0 +1,61 @@
+"""
+### Expiry of unpaid payment references
+
+Hourly: unpaid references (draft or sealed) whose type has a lifetime
+(`dies`, seed 2.5.2) and whose creation + lifetime has passed.
+
+For each: POM is asked first (a payment that came in is booked, and the
+reference is then not expired); its open request is cancelled; then the
+reference is marked **expired** and its debt lines are open again. Payments
+already booked stay. Every change is audited. A reference whose request POM
+could not confirm is left for the next run, and the task fails so the
+operator sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+log = logging.getLogger(__name__)
+
+
+@dag(
+    dag_id="payment_reference_expiry",
+    schedule="@hourly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Brussels"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=5), "owner": "finance"},
+    tags=["innen", "pom", "payment-reference"],
+    params={
+        "as_of": Param(None, type=["null", "string"], format="date-time", title="As of (UTC; empty: now)",
+                       description="For replaying an hour; leave empty."),
+    },
+    doc_md=__doc__,
+)
+def payment_reference_expiry() -> None:
+    @task
+    def expire() -> dict:
+        from airflow.sdk import Connection
+
+        from include.finance.db import get_engine
+        from include.pom.accounts import PomClients, accounts_from_connections, accounts_in_use
+        from include.pom.expiry import expire_references
+        from include.runtime import actor, as_of
+
+        context = get_current_context()
+        engine = get_engine()
+        accounts = accounts_from_connections(accounts_in_use(engine), Connection.get)
+        with PomClients(accounts) as clients:
+            summary = expire_references(engine, clients, actor(context), as_of(context))
+        log.info("expiry: %s", summary.as_dict())
+        return summary.as_dict()
+
+    expire()
+
+
+payment_reference_expiry()

@@ -1,0 +1,63 @@
+"""
+### POM reconciliation (nightly backstop)
+
+Every night, after the callbacks of the day: POM's status of every open
+payment request we hold, read per account at the account's rate limit.
+
+1. **paid** → the payment is booked on its reference, once (a callback that
+   already booked it is recognised); paid more than was open, or paid on a
+   reference that was already closed → on the report, to refund;
+2. cancelled or expired at POM → recorded;
+3. **only then** (seed 000, 4.5: paid before cancelled) the requests still open
+   whose reference is overdue and whose type auto-cancels are cancelled.
+
+Report: `var/reports/pom_reconciliation/<date>/pom_reconciliation.{csv,html}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+log = logging.getLogger(__name__)
+
+
+@dag(
+    dag_id="pom_reconciliation",
+    schedule="0 4 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Brussels"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=10), "owner": "finance"},
+    tags=["innen", "pom", "reconciliation"],
+    params={
+        "as_of": Param(None, type=["null", "string"], format="date-time", title="As of (UTC; empty: now)",
+                       description="For replaying a night; leave empty."),
+    },
+    doc_md=__doc__,
+)
+def pom_reconciliation() -> None:
+    @task
+    def reconcile_requests() -> dict:
+        from airflow.sdk import Connection
+
+        from include.finance.db import get_engine
+        from include.pom.accounts import PomClients, accounts_from_connections, accounts_in_use
+        from include.pom.reconciliation import reconcile
+        from include.runtime import actor, as_of
+
+        context = get_current_context()
+        engine = get_engine()
+        accounts = accounts_from_connections(accounts_in_use(engine), Connection.get)
+        with PomClients(accounts) as clients:
+            report = reconcile(engine, clients, actor(context), as_of(context))
+        log.info("POM reconciliation: %s", report.as_dict())
+        return report.as_dict()
+
+    reconcile_requests()
+
+
+pom_reconciliation()

@@ -1,0 +1,244 @@
+"""POM's transaction feedback and the payer's return page (seed 000, 3.3), as one small FastAPI app.
+
+Where it runs: inside the Airflow API server, mounted by our plugin at
+``/innen`` (``make ui`` serves it on http://localhost:8080/innen/pom/...), so
+an institution runs no extra process and the pages share Airflow's
+deployment and TLS; the same app runs on its own with
+``python -m include.pom.callbacks --port N`` (the demo and the tests do so).
+
+``POST /pom/callback/{account}``: the body must carry a valid signature of
+the account's callback secret over ``<timestamp>.<body>`` with a timestamp
+within five minutes; anything else is answered 4xx and writes nothing. Each
+event id is taken once; a payment is booked once, whether this callback or
+the nightly reconciliation sees it first.
+
+``GET /pom/return/{account}/{loi}?t=…``: where POM sends the payer back; it
+redirects to ``/pom/status/{account}/{loi}?t=…``, a page with the
+reference's status (and its QR code while unpaid). The token ``t`` (an HMAC of
+the reference) keeps strangers from reading references by guessing numbers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, select_autoescape
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from include.finance.audit import audit_row, record_many
+from include.finance.db import get_engine, transaction
+from include.finance.models import LIVE_POM_REQUEST_STATUSES, PaymentReference, PomEvent, PomPaymentRequest
+from include.finance.reference_numbers import display_reference
+from include.pom.accounts import accounts_from_env
+from include.pom.booking import PaidAtPom, book_paid_requests
+from include.pom.client import PomAccount
+from include.pom.payment_requests import return_token
+from include.pom.signing import CallbackRejected, verify
+
+log = logging.getLogger(__name__)
+
+ACTOR = "pom:callback"
+
+_STATUS_PAGE = Environment(autoescape=select_autoescape(default=True, default_for_string=True)).from_string(
+    """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Betaling {{ loi }}</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:40rem}.paid{color:#176b1f}.open{color:#8a5a00}</style>
+</head><body><h1>Betaling {{ communication }}</h1>
+{% if status == "paid" %}<p class="paid">Betaald. Bedankt!</p>
+{% elif status in ("draft", "sealed") %}<p class="open">Nog te betalen: € {{ open_amount }}.</p>
+{% if qr_svg %}<div>{{ qr_svg|safe }}</div>{% endif %}{% if pay_url %}<p><a href="{{ pay_url }}">Online betalen</a></p>{% endif %}
+{% else %}<p>Deze betaalopdracht is niet meer te betalen ({{ status }}).</p>{% endif %}
+<p>Referentie {{ loi }}, bedrag € {{ amount }}.</p></body></html>"""
+)
+
+
+def create_app(
+    *,
+    engine_provider: Callable[[], Engine] = get_engine,
+    accounts_provider: Callable[[], Mapping[str, PomAccount]] = accounts_from_env,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """The app; providers are called per request, so nothing is connected or read at import time."""
+    app = FastAPI(title="Innen POM callbacks", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def secret_of(account: str) -> str | None:
+        found = accounts_provider().get(account)
+        return found.callback_secret if found is not None else None
+
+    @app.post("/pom/callback/{account}")
+    async def callback(account: str, request: Request) -> Response:
+        body = await request.body()
+        secret = secret_of(account)
+        if not secret:
+            return JSONResponse({"error": "unknown_account"}, status_code=404)
+        try:
+            verify(secret, request.headers.get("X-POM-Timestamp"), request.headers.get("X-POM-Signature"), body,
+                   now=clock())
+        except CallbackRejected as rejected:
+            log.warning("POM callback for account %s rejected: %s", account, rejected)
+            return JSONResponse({"error": "invalid_signature", "reason": str(rejected)}, status_code=401)
+        try:
+            event = json.loads(body)
+            if not isinstance(event, dict) or not event.get("event_id") or not event.get("type"):
+                raise ValueError("event_id and type are required")
+        except ValueError as exc:
+            return JSONResponse({"error": "malformed_event", "reason": str(exc)[:200]}, status_code=400)
+        try:
+            outcome = await run_in_threadpool(take_event, engine_provider(), account, event, datetime.now(timezone.utc))
+        except _BadEvent as exc:
+            return JSONResponse({"error": "malformed_event", "reason": str(exc)}, status_code=400)
+        return JSONResponse({"status": "ok", "outcome": outcome})
+
+    @app.get("/pom/return/{account}/{loi}")
+    async def payer_returns(account: str, loi: str, t: str = "") -> Response:
+        if not _token_ok(secret_of(account), loi, t):
+            return HTMLResponse("<p>Onbekende betaalopdracht.</p>", status_code=404)
+        return RedirectResponse(f"../../status/{account}/{loi}?t={t}", status_code=303)
+
+    @app.get("/pom/status/{account}/{loi}")
+    async def status_page(account: str, loi: str, t: str = "") -> Response:
+        if not _token_ok(secret_of(account), loi, t):
+            return HTMLResponse("<p>Onbekende betaalopdracht.</p>", status_code=404)
+        facts = await run_in_threadpool(_reference_facts, engine_provider(), loi)
+        if facts is None:
+            return HTMLResponse("<p>Onbekende betaalopdracht.</p>", status_code=404)
+        return HTMLResponse(_STATUS_PAGE.render(**facts))
+
+    return app
+
+
+class _BadEvent(ValueError):
+    pass
+
+
+def _token_ok(secret: str | None, loi: str, token: str) -> bool:
+    return bool(secret) and hmac.compare_digest(return_token(secret or "", loi), token)
+
+
+def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetime) -> str:
+    """Record one verified event and act on it in one transaction; the outcome says what happened."""
+    event_id = str(event["event_id"])[:100]
+    kind = str(event["type"])[:60]
+    pom_id = str(event.get("request_id") or "")[:60] or None
+    try:
+        with transaction(engine) as session:
+            if session.scalar(select(PomEvent.id).where(PomEvent.account == account, PomEvent.event_id == event_id)):
+                return "duplicate"
+            row = session.scalars(select(PomPaymentRequest).where(
+                PomPaymentRequest.account == account, PomPaymentRequest.pom_id == pom_id)).one_or_none()
+            if row is None:
+                outcome = "unknown_request"
+            elif kind == "payment_request.paid":
+                try:
+                    amount = Decimal(str(event["amount"]))
+                except (KeyError, InvalidOperation):
+                    raise _BadEvent("a paid event needs its amount") from None
+                paid_at = _moment(event.get("paid_at"))
+                (booking,) = book_paid_requests(session, {row.id: PaidAtPom(amount, paid_at, event.get("channel"))},
+                                                ACTOR, now, via="callback")
+                outcome = booking.outcome
+            elif kind in ("payment_request.cancelled", "payment_request.expired"):
+                status = kind.rsplit(".", 1)[1]
+                outcome = "ignored"
+                if row.status in LIVE_POM_REQUEST_STATUSES:
+                    before = {"status": row.status}
+                    row.status, row.cancelled_reason, row.updated_at = status, f"{status} at POM", now
+                    record_many(session, [audit_row("pom_payment_request", row.id, status, ACTOR, before=before,
+                                                    after={"status": status}, at=now)])
+                    outcome = status
+            else:
+                outcome = "ignored"
+            session.add(PomEvent(account=account, event_id=event_id, event_type=kind, pom_id=pom_id, received_at=now,
+                                 outcome=outcome, body=event))
+            session.flush()
+    except IntegrityError:  # the same event, taken by a concurrent delivery
+        return "duplicate"
+    log.info("POM event %s (%s) for %s: %s", event_id, kind, pom_id, outcome)
+    return outcome
+
+
+def _moment(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _reference_facts(engine: Engine, loi: str) -> dict[str, Any] | None:
+    with transaction(engine, readonly=True) as session:
+        ref = session.scalars(select(PaymentReference).where(PaymentReference.loi == loi)).one_or_none()
+        if ref is None:
+            return None
+        request = session.execute(
+            select(PomPaymentRequest.qr_svg, PomPaymentRequest.pay_url).where(
+                PomPaymentRequest.payment_reference_id == ref.id, PomPaymentRequest.status == "open")
+        ).one_or_none()
+        return {
+            "loi": ref.loi, "status": ref.status, "amount": ref.amount, "open_amount": ref.open_amount,
+            "communication": display_reference(ref.reference_number) if ref.reference_number else ref.loi,
+            "qr_svg": request.qr_svg if request else None, "pay_url": request.pay_url if request else None,
+        }
+
+
+class RunningApp:
+    """An ASGI app served on loopback from a background thread (demo and tests)."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        self.base_url = f"http://{host}:{sock.getsockname()[1]}"
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                                     timeout_graceful_shutdown=1))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="innen-callbacks",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the callback app did not start")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> RunningApp:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def main() -> None:  # pragma: no cover - a thin command line around uvicorn
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="Innen's POM callback and return pages on their own")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    args = parser.parse_args()
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

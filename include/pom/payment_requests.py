@@ -1,0 +1,372 @@
+"""Keeping exactly one open POM payment request per sealed, unpaid reference that may be paid online.
+
+Which references want a request: sealed, an open amount left, their type
+allows online payment, not collected by direct debit (a reference with a
+mandate: the bank collects it, a QR code would invite paying twice), and not
+overdue when their type auto-cancels (seed 000, 4.4: those are cancelled,
+not renewed). For each of them, per night:
+
+* no request yet → create one;
+* a request for another amount (the reference was partly paid, or its lines
+  changed) → cancel it at POM ("amount changed") and create a new one (4.4);
+* a QR code older than 90 days, or expiring within ``renew_within_days`` →
+  ask POM for a new QR code on the same request (4.4: POM ends a QR code's
+  life after 90 days);
+* a live request for a reference that no longer wants one (paid another
+  way, deleted, expired, now collected by direct debit) → cancel it; if POM
+  says it was paid meanwhile, the payment is booked (or reported, when the
+  reference was already closed).
+
+Every step is its own small transaction, audited; a create is journalled
+first (``creating``, with its idempotency key) so a crash or retry never
+makes two requests at POM. POM unreachable for some references: the others
+go on, and the run ends in :class:`PomSyncIncomplete` so Airflow retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+
+from include.config import public_url
+from include.errors import InnenError
+from include.finance.audit import audit_row, record_many
+from include.finance.db import transaction
+from include.finance.models import (
+    LIVE_POM_REQUEST_STATUSES,
+    PaymentReference,
+    PaymentReferenceType,
+    PomPaymentRequest,
+)
+from include.finance.reference_numbers import display_reference
+from include.pom.accounts import PomClients
+from include.pom.booking import PaidAtPom, book_paid_requests
+from include.pom.client import PomError, PomRejected, PomRequest, PomUnavailable
+
+log = logging.getLogger(__name__)
+
+QR_LIFETIME = timedelta(days=90)
+DEFAULT_RENEW_WITHIN_DAYS = 14
+
+
+class PomSyncIncomplete(InnenError):
+    """POM could not be reached for some references; what could be done is done, a rerun finishes it."""
+
+
+@dataclass
+class SyncSummary:
+    counts: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"counts": dict(sorted(self.counts.items())), "problems": self.problems}
+
+
+def return_token(secret: str, loi: str) -> str:
+    """The token in a reference's return URL: only POM's redirect (and we) know it.
+
+    >>> return_token("s3cret", "fp:BIB:1") == return_token("s3cret", "fp:BIB:1")
+    True
+    >>> len(return_token("s3cret", "fp:BIB:1"))
+    22
+    """
+    digest = hmac.new(secret.encode(), loi.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:22]
+
+
+def callback_url(account: str) -> str:
+    return f"{public_url()}/pom/callback/{account}"
+
+
+def return_url(account: str, secret: str, loi: str) -> str:
+    return f"{public_url()}/pom/return/{account}/{loi}?t={return_token(secret, loi)}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    reference_id: int
+    loi: str
+    open_amount: Decimal
+    reference_number: str
+    due_date: date | None
+    description: str | None
+    account: str
+    auto_cancel: bool
+
+
+def _wanted(session: Any, today: date) -> dict[int, _Wanted]:
+    rows = session.execute(
+        select(PaymentReference.id, PaymentReference.loi, PaymentReference.open_amount, PaymentReference.reference_number,
+               PaymentReference.due_date, PaymentReference.description, PaymentReferenceType.pom_account,
+               PaymentReferenceType.pom_auto_cancel)
+        .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
+        .where(PaymentReference.status == "sealed", PaymentReference.open_amount > 0,
+               PaymentReferenceType.allowed_online.is_(True), PaymentReference.mandate_id.is_(None),
+               PaymentReference.reference_number.is_not(None))
+    )
+    wanted = {}
+    for ref_id, loi, open_amount, number, due, description, account, auto_cancel in rows:
+        if auto_cancel and due is not None and due < today:
+            continue
+        wanted[ref_id] = _Wanted(ref_id, loi, open_amount, number, due, description, account or "default", auto_cancel)
+    return wanted
+
+
+def sync_payment_requests(
+    engine: Engine, clients: PomClients, actor: str, now: datetime, *,
+    renew_within_days: int = DEFAULT_RENEW_WITHIN_DAYS, reference_ids: set[int] | None = None,
+) -> SyncSummary:
+    """Bring POM in line with the references (see the module docstring); returns what was done."""
+    summary = SyncSummary()
+    with transaction(engine, readonly=True) as session:
+        wanted = _wanted(session, now.date())
+        live = {row.payment_reference_id: row for row in session.scalars(
+            select(PomPaymentRequest).where(PomPaymentRequest.status.in_(LIVE_POM_REQUEST_STATUSES)))}
+        session.expunge_all()
+    if reference_ids is not None:
+        wanted = {k: v for k, v in wanted.items() if k in reference_ids}
+        live = {k: v for k, v in live.items() if k in reference_ids}
+    renew_before = now + timedelta(days=renew_within_days)
+    sync = _Sync(engine, clients, actor, now, summary)
+    for ref_id, request in sorted(live.items()):
+        if ref_id not in wanted:
+            sync.guarded(sync.retire, request, "the reference no longer waits for an online payment")
+    for ref_id, want in sorted(wanted.items()):
+        request = live.get(ref_id)
+        if request is None:
+            sync.guarded(sync.create, want)
+        elif request.status == "creating":
+            sync.guarded(sync.resume, request)
+        elif request.amount != want.open_amount or request.account != want.account:
+            sync.guarded(sync.replace, request, want)
+        elif (request.qr_expires_at is not None and _aware(request.qr_expires_at) <= renew_before) or (
+            request.qr_created_at is not None and _aware(request.qr_created_at) + QR_LIFETIME <= renew_before
+        ):
+            sync.guarded(sync.renew, request)
+        else:
+            summary.counts["unchanged"] += 1
+    failed = summary.counts.get("unavailable", 0)
+    if failed:
+        raise PomSyncIncomplete(
+            f"POM could not be reached for {failed} reference(s); the rest is done: {summary.as_dict()}"
+        )
+    return summary
+
+
+def _aware(moment: datetime) -> datetime:
+    from datetime import timezone
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class _Sync:
+    def __init__(self, engine: Engine, clients: PomClients, actor: str, now: datetime, summary: SyncSummary) -> None:
+        self.engine, self.clients, self.actor, self.now, self.summary = engine, clients, actor, now, summary
+
+    def guarded(self, step: Any, *args: Any) -> None:
+        try:
+            step(*args)
+        except PomUnavailable as exc:
+            self.summary.counts["unavailable"] += 1
+            self.summary.problems.append(f"{_name(args[0])}: POM unavailable: {exc}")
+            log.warning("POM unavailable for %s: %s", _name(args[0]), exc)
+        except PomRejected as exc:
+            self.summary.counts["refused"] += 1
+            self.summary.problems.append(f"{_name(args[0])}: refused by POM: {exc}")
+            log.warning("POM refused a step for %s: %s", _name(args[0]), exc)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def create(self, want: _Wanted) -> None:
+        try:
+            with transaction(self.engine) as session:
+                made = session.scalar(select(func.count()).where(PomPaymentRequest.payment_reference_id == want.reference_id))
+                row = PomPaymentRequest(
+                    payment_reference_id=want.reference_id, account=want.account,
+                    idempotency_key=f"innen:{want.account}:{want.loi}:{made + 1}", amount=want.open_amount,
+                    communication=want.reference_number, due_date=want.due_date, status="creating",
+                    created_at=self.now, updated_at=self.now,
+                )
+                session.add(row)
+                session.flush()
+                record_many(session, [audit_row("pom_payment_request", row.id, "creating", self.actor,
+                                                after={"reference": want.loi, "amount": want.open_amount,
+                                                       "account": want.account}, at=self.now)])
+                session.expunge(row)
+        except IntegrityError:  # another run journalled one for this reference meanwhile
+            self.summary.counts["skipped_concurrent"] += 1
+            return
+        self.resume(row, description=want.description, auto_cancel=want.auto_cancel, loi=want.loi)
+
+    def resume(self, row: PomPaymentRequest, *, description: str | None = None, auto_cancel: bool | None = None,
+               loi: str | None = None) -> None:
+        if loi is None:
+            with transaction(self.engine, readonly=True) as session:
+                ref = session.get(PaymentReference, row.payment_reference_id)
+                assert ref is not None
+                loi, description = ref.loi, ref.description
+                auto_cancel = session.scalar(select(PaymentReferenceType.pom_auto_cancel).where(
+                    PaymentReferenceType.id == ref.type_id))
+        account = self.clients.account(row.account)
+        client = self.clients.client(row.account)
+        try:
+            made = client.create_request(
+                row.amount, display_reference(row.communication), due_date=row.due_date,
+                description=(description or f"Betaling {loi}")[:140], reference=loi,
+                return_url=return_url(row.account, account.callback_secret or "", loi),
+                callback_url=callback_url(row.account), auto_cancel=auto_cancel,
+                idempotency_key=row.idempotency_key,
+            )
+        except PomRejected as exc:
+            self._close(row, "cancelled", f"refused by POM: {exc}"[:200], "refused")
+            raise
+        svg = self._svg(row.account, made)
+        with transaction(self.engine) as session:
+            current = session.get(PomPaymentRequest, row.id)
+            assert current is not None
+            before = {"status": current.status}
+            current.pom_id, current.status, current.updated_at = made.id, "open", self.now
+            _set_qr(current, made, svg)
+            record_many(session, [audit_row("pom_payment_request", current.id, "created", self.actor, before=before,
+                                            after={"status": "open", "pom_id": made.id, "qr_id": current.qr_id,
+                                                   "qr_expires_at": current.qr_expires_at}, at=self.now)])
+        self.summary.counts["created"] += 1
+        if made.status != "open":  # POM knew the key: the request was made before, and has moved on since
+            self._follow(row.id, made)
+
+    def replace(self, row: PomPaymentRequest, want: _Wanted) -> None:
+        reason = (f"amount changed from {row.amount} to {want.open_amount}" if row.amount != want.open_amount
+                  else f"account changed from {row.account} to {want.account}")
+        if self.cancel(row, reason):
+            self.create(want)
+            self.summary.counts["replaced"] += 1
+
+    def renew(self, row: PomPaymentRequest) -> None:
+        client = self.clients.client(row.account)
+        try:
+            renewed = client.renew_qr(row.pom_id or "")
+        except PomRejected as exc:
+            if exc.code != "not_open":
+                raise
+            self._follow(row.id, client.get_request(row.pom_id or ""))
+            return
+        svg = self._svg(row.account, renewed)
+        with transaction(self.engine) as session:
+            current = session.get(PomPaymentRequest, row.id)
+            assert current is not None
+            before = {"qr_id": current.qr_id, "qr_expires_at": current.qr_expires_at}
+            _set_qr(current, renewed, svg)
+            current.updated_at = self.now
+            record_many(session, [audit_row("pom_payment_request", current.id, "qr_renewed", self.actor, before=before,
+                                            after={"qr_id": current.qr_id, "qr_expires_at": current.qr_expires_at},
+                                            at=self.now)])
+        self.summary.counts["renewed"] += 1
+
+    def retire(self, row: PomPaymentRequest, reason: str) -> None:
+        if row.status == "creating":
+            self.resume(row)
+            with transaction(self.engine, readonly=True) as session:
+                row = session.get(PomPaymentRequest, row.id)  # type: ignore[assignment]
+                session.expunge(row)
+            if row.status != "open":
+                return
+        if self.cancel(row, reason):
+            self.summary.counts["cancelled"] += 1
+
+    def cancel(self, row: PomPaymentRequest, reason: str) -> bool:
+        """Cancel at POM, then here; False when POM says it was paid (then booked or reported)."""
+        client = self.clients.client(row.account)
+        try:
+            cancelled = client.cancel_request(row.pom_id or "", reason)
+        except PomRejected as exc:
+            if exc.code != "already_paid":
+                raise
+            self._follow(row.id, client.get_request(row.pom_id or ""))
+            return False
+        if cancelled.status == "paid":
+            self._follow(row.id, cancelled)
+            return False
+        self._close(row, "cancelled", reason, None)
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _svg(self, account: str, request: PomRequest) -> str | None:
+        if request.qr is None:
+            return None
+        try:
+            return self.clients.client(account).qr_image(request.qr.id, "svg").decode("utf-8")
+        except PomError as exc:  # the image can be fetched again later; the request itself is made
+            log.warning("QR image of %s not fetched: %s", request.id, exc)
+            return None
+
+    def _close(self, row: PomPaymentRequest, status: str, reason: str, count: str | None) -> None:
+        with transaction(self.engine) as session:
+            current = session.get(PomPaymentRequest, row.id)
+            assert current is not None
+            if current.status not in LIVE_POM_REQUEST_STATUSES:
+                return
+            before = {"status": current.status}
+            current.status, current.cancelled_reason, current.updated_at = status, reason[:200], self.now
+            record_many(session, [audit_row("pom_payment_request", current.id, status, self.actor, before=before,
+                                            after={"status": status, "reason": reason}, at=self.now)])
+        if count:
+            self.summary.counts[count] += 1
+
+    def _follow(self, request_id: int, request: PomRequest) -> None:
+        """POM's request is no longer open: book a payment, or record the cancellation or expiry."""
+        if request.status == "paid" and request.payment is not None:
+            with transaction(self.engine) as session:
+                (booking,) = book_paid_requests(
+                    session, {request_id: PaidAtPom(request.payment.amount, request.payment.paid_at,
+                                                    request.payment.channel)},
+                    self.actor, self.now, via="pom_payment_requests")
+            self.summary.counts[f"paid_{booking.outcome}"] += 1
+            if booking.outcome in ("reference_closed", "overpaid"):
+                self.summary.problems.append(
+                    f"{booking.reference_loi}: paid at POM {booking.paid}, booked {booking.booked}: refund {booking.excess}")
+        elif request.status in ("cancelled", "expired"):
+            with transaction(self.engine, readonly=True) as session:
+                row = session.get(PomPaymentRequest, request_id)
+                assert row is not None
+                session.expunge(row)
+            self._close(row, request.status, request.cancelled_reason or f"{request.status} at POM", f"found_{request.status}")
+
+
+def _set_qr(row: PomPaymentRequest, request: PomRequest, svg: str | None) -> None:
+    qr = request.qr
+    if qr is None:
+        return
+    row.qr_id, row.qr_payload, row.pay_url = qr.id, qr.payload, qr.pay_url
+    row.qr_created_at, row.qr_expires_at = qr.created_at, qr.expires_at
+    if svg is not None:
+        row.qr_svg = svg
+
+
+def _name(thing: Any) -> str:
+    return getattr(thing, "loi", None) or f"request {getattr(thing, 'id', '?')}"
+
+
+def invoice_qr(engine: Engine, reference_loi: str) -> str:
+    """HTML for an invoice template's ``{invoice_qr}``: the current QR code with its pay link, or nothing."""
+    with transaction(engine, readonly=True) as session:
+        row = session.execute(
+            select(PomPaymentRequest.qr_svg, PomPaymentRequest.pay_url)
+            .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
+            .where(PaymentReference.loi == reference_loi, PomPaymentRequest.status == "open")
+        ).one_or_none()
+    if row is None or not row.qr_svg:
+        return ""
+    image = base64.b64encode(row.qr_svg.encode("utf-8")).decode("ascii")
+    link = f'<a href="{row.pay_url}">Online betalen</a>' if row.pay_url else ""
+    return f'<div class="invoice-qr"><img alt="POM QR code" src="data:image/svg+xml;base64,{image}">{link}</div>'

@@ -1,0 +1,193 @@
+"""The nightly backstop (seed 000, 4.5): ask POM about every open request, book what was paid, then cancel.
+
+Callbacks can be lost (endpoint down, misconfigured at POM). So every night,
+for every open request we hold:
+
+1. POM's status is read (all of an account's requests, paced to its rate
+   limit, a few at a time);
+2. paid → booked, exactly once, in batches (see :mod:`include.pom.booking`);
+   cancelled or expired at POM → recorded here;
+3. only then, requests still open whose reference is overdue and whose type
+   auto-cancels are cancelled at POM (a payer who paid last minute is booked,
+   never cancelled).
+
+The report (``var/reports/pom_reconciliation/<date>/``, CSV ``;`` and HTML)
+lists every request that changed or needs a person, with the action.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from include.config import reports_dir
+from include.finance.db import transaction
+from include.finance.models import PaymentReference, PaymentReferenceType, PomPaymentRequest
+from include.finance.money import ZERO
+from include.pom.accounts import PomClients
+from include.pom.booking import PaidAtPom, book_paid_requests
+from include.pom.client import PomError, PomRejected, PomRequest
+from include.pom.payment_requests import _Sync, SyncSummary
+from include.reports import Table, write_csv, write_html
+
+log = logging.getLogger(__name__)
+
+BOOKING_BATCH = 500
+ACTIONS = {
+    "booked": "none: paid and booked",
+    "partial": "none: part paid and booked; the rest stays open",
+    "overpaid": "refund the payer the excess",
+    "reference_closed": "refund the payer: the reference was already paid, deleted or expired",
+    "already_booked": "none",
+    "cancelled_overdue": "none: overdue, cancelled at POM",
+    "found_cancelled": "none: cancelled at POM; a new request follows if the reference is still open",
+    "found_expired": "none: expired at POM",
+    "error": "look at the message; the next run tries again",
+}
+
+
+@dataclass
+class ReconciliationReport:
+    counts: Counter[str] = field(default_factory=Counter)
+    rows: list[list[Any]] = field(default_factory=list)
+    booked_total: Any = ZERO
+    csv: str | None = None
+    html: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"counts": dict(sorted(self.counts.items())), "booked_total": str(self.booked_total),
+                "csv": self.csv, "html": self.html}
+
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    id: int
+    pom_id: str
+    account: str
+    loi: str
+    overdue: bool
+
+
+def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *, folder: Path | None = None) -> ReconciliationReport:
+    """Steps 1–3 of the module docstring, then the report."""
+    report = ReconciliationReport()
+    today = now.date()
+    with transaction(engine, readonly=True) as session:
+        rows = session.execute(
+            select(PomPaymentRequest.id, PomPaymentRequest.pom_id, PomPaymentRequest.account, PaymentReference.loi,
+                   PaymentReference.due_date, PaymentReferenceType.pom_auto_cancel)
+            .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
+            .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
+            .where(PomPaymentRequest.status == "open", PomPaymentRequest.pom_id.is_not(None))
+            .order_by(PomPaymentRequest.id)
+        ).all()
+    by_account: dict[str, list[_Open]] = {}
+    for request_id, pom_id, account, loi, due, auto_cancel in rows:
+        overdue = bool(auto_cancel and due is not None and due < today)
+        by_account.setdefault(account, []).append(_Open(request_id, pom_id, account, loi, overdue))
+    report.counts["open_requests"] = len(rows)
+    still_open: list[_Open] = []
+    for account, requests in sorted(by_account.items()):
+        still_open.extend(_read_and_book(engine, clients, account, requests, actor, now, report))
+    sync = _Sync(engine, clients, actor, now, SyncSummary())
+    for request in still_open:
+        if not request.overdue:
+            continue
+        with transaction(engine, readonly=True) as session:
+            row = session.get(PomPaymentRequest, request.id)
+            assert row is not None
+            session.expunge(row)
+        try:
+            cancelled = sync.cancel(row, "overdue: due date passed and the type cancels automatically")
+        except PomError as exc:
+            _note(report, request, "error", f"cancel failed: {exc}")
+            continue
+        _note(report, request, "cancelled_overdue" if cancelled else "paid_while_cancelling", "")
+    for outcome, count in sync.summary.counts.items():
+        report.counts[outcome] += count
+    for problem in sync.summary.problems:
+        report.rows.append(["", "", "", "note", "read the note", "", problem])
+    _write(report, folder or reports_dir() / "pom_reconciliation" / now.date().isoformat(), now)
+    return report
+
+
+def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: list[_Open], actor: str,
+                   now: datetime, report: ReconciliationReport) -> list[_Open]:
+    """POM's status of ``requests``; books the paid ones in batches; returns those still open."""
+    by_pom_id = {request.pom_id: request for request in requests}
+    paid: dict[int, PaidAtPom] = {}
+    still_open: list[_Open] = []
+    closed: list[tuple[_Open, PomRequest]] = []
+    for pom_id, answer in clients.client(account).get_many(list(by_pom_id)):
+        request = by_pom_id[pom_id]
+        if isinstance(answer, PomError):
+            _note(report, request, "error", f"status not read: {answer}")
+            continue
+        if answer.status == "paid" and answer.payment is not None:
+            paid[request.id] = PaidAtPom(answer.payment.amount, answer.payment.paid_at, answer.payment.channel)
+            if len(paid) >= BOOKING_BATCH:
+                _book(engine, paid, by_pom_id, actor, now, report)
+                paid = {}
+        elif answer.status in ("cancelled", "expired"):
+            closed.append((request, answer))
+        else:
+            still_open.append(request)
+    _book(engine, paid, by_pom_id, actor, now, report)
+    if closed:
+        sync = _Sync(engine, clients, actor, now, SyncSummary())
+        for request, answer in closed:
+            with transaction(engine, readonly=True) as session:
+                row = session.get(PomPaymentRequest, request.id)
+                assert row is not None
+                session.expunge(row)
+            sync._close(row, answer.status, answer.cancelled_reason or f"{answer.status} at POM", None)
+            _note(report, request, f"found_{answer.status}", answer.cancelled_reason or "")
+    return still_open
+
+
+def _book(engine: Engine, paid: dict[int, PaidAtPom], by_pom_id: dict[str, _Open], actor: str, now: datetime,
+          report: ReconciliationReport) -> None:
+    if not paid:
+        return
+    with transaction(engine) as session:
+        bookings = book_paid_requests(session, paid, actor, now, via="pom_reconciliation")
+    by_id = {request.id: request for request in by_pom_id.values()}
+    for booking in bookings:
+        report.booked_total += booking.booked
+        request = by_id[booking.request_id]
+        detail = f"paid {booking.paid}, booked {booking.booked}"
+        if booking.excess:
+            detail += f", refund {booking.excess}"
+        _note(report, request, booking.outcome, detail)
+
+
+def _note(report: ReconciliationReport, request: _Open, outcome: str, detail: str) -> None:
+    report.counts[outcome] += 1
+    report.rows.append([request.loi, request.account, request.pom_id, outcome, ACTIONS.get(outcome, ""), detail, ""])
+
+
+HEADER = ["reference", "account", "POM request", "outcome", "action", "detail", "note"]
+
+
+def _write(report: ReconciliationReport, folder: Path, now: datetime) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = sorted(report.rows, key=lambda row: (row[3], row[0]))
+    csv_path = folder / "pom_reconciliation.csv"
+    write_csv(csv_path, HEADER, rows)
+    needs_a_person = Table("Needs a person", HEADER, csv_name=csv_path.name)
+    everything = Table("Every change", HEADER, csv_name=csv_path.name)
+    for row in rows:
+        everything.add(row)
+        if row[3] in ("overpaid", "reference_closed", "error") or row[6]:
+            needs_a_person.add(row)
+    html_path = folder / "pom_reconciliation.html"
+    summary = [("run at", now.isoformat(timespec="seconds")), *((k, v) for k, v in sorted(report.counts.items())),
+               ("total booked", f"{report.booked_total:.2f}")]
+    write_html(html_path, "POM reconciliation", [needs_a_person, everything], summary)
+    report.csv, report.html = str(csv_path), str(html_path)

@@ -1,0 +1,71 @@
+"""The POM DAGs run for real with ``dag.test()`` on the demo institution, against the simulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from include.finance.db import create_schema, get_engine, transaction
+from include.finance.models import PaymentReference, PomPaymentRequest
+from include.runtime import LOCAL_ZONE
+from tests.integration.pom_fixtures import *  # noqa: F403
+from tests.integration.pom_fixtures import ACCOUNTS, SimApi
+
+RUN = date(2026, 11, 20)
+
+
+@pytest.fixture
+def demo(db_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None, pom_sim: Any):  # type: ignore[no-untyped-def]
+    from include.demo import load_demo
+
+    account = ACCOUNTS["prod"]
+    monkeypatch.setenv("INNEN_DB_URL", db_url)
+    monkeypatch.setenv("AIRFLOW_CONN_POM_DEFAULT", json.dumps({
+        "conn_type": "http", "host": pom_sim.base_url, "login": account["username"], "password": account["password"],
+        "extra": {"env": "prod", "sender_id": account["sender_id"],
+                  "sender_contract_number": account["sender_contract_number"],
+                  "callback_secret": account["callback_secret"]},
+    }))
+    engine = get_engine(db_url)
+    create_schema(engine)
+    with transaction(engine) as session:
+        load_demo(session, RUN)
+    return engine
+
+
+def _dag(dag_id: str):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags[dag_id]
+
+
+def _ok(run) -> None:  # type: ignore[no-untyped-def]
+    assert str(run.state).endswith("success"), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def test_requests_reconciliation_and_expiry_through_airflow(demo, var_dir: Path, sim_api: SimApi) -> None:
+    as_of = datetime.combine(RUN, time(2), tzinfo=LOCAL_ZONE).isoformat()
+    _ok(_dag("pom_payment_requests").test(run_conf={"as_of": as_of}))
+    with transaction(demo, readonly=True) as session:
+        open_requests = session.scalar(select(func.count()).select_from(PomPaymentRequest).where(PomPaymentRequest.status == "open"))
+        wanted = session.scalar(select(func.count()).select_from(PaymentReference).where(
+            PaymentReference.status == "sealed", PaymentReference.mandate_id.is_(None), PaymentReference.due_date >= RUN))
+    assert open_requests == wanted == sim_api.request_count() > 20
+
+    with transaction(demo, readonly=True) as session:
+        first = session.scalars(select(PomPaymentRequest).order_by(PomPaymentRequest.id)).first()
+    sim_api.control("POST", f"pay/{first.pom_id}", {"channel": "bancontact", "callback": False})
+    _ok(_dag("pom_reconciliation").test(run_conf={"as_of": as_of}))
+    assert (var_dir / "reports" / "pom_reconciliation" / RUN.isoformat() / "pom_reconciliation.html").is_file()
+    with transaction(demo, readonly=True) as session:
+        assert session.get(PaymentReference, first.payment_reference_id).status == "paid"
+
+    _ok(_dag("payment_reference_expiry").test(run_conf={"as_of": as_of}))
+    with transaction(demo, readonly=True) as session:
+        expired = session.scalar(select(func.count()).select_from(PaymentReference).where(PaymentReference.status == "expired"))
+    assert expired == 6  # the demo's academy bookings made nine days before, on a type living seven days

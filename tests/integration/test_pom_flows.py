@@ -1,0 +1,394 @@
+"""Payment requests, callbacks, reconciliation and expiry against the POM simulator over real HTTP.
+
+Each test runs on SQLite and on PostgreSQL (the ``engine`` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from include.finance.db import transaction
+from include.finance.models import (
+    AuditLog,
+    DebtLine,
+    Payment,
+    PaymentReference,
+    PaymentReferenceType,
+    PomEvent,
+    PomPaymentRequest,
+)
+from include.finance.payments import Ledger
+from include.pom.accounts import PomClients
+from include.pom.callbacks import RunningApp, create_app, take_event
+from include.pom.client import PomAccount, PomClient
+from include.pom.expiry import expire_references
+from include.pom.payment_requests import PomSyncIncomplete, invoice_qr, return_token, sync_payment_requests
+from include.pom.reconciliation import reconcile
+from include.pom.signing import sign
+from tests.factories import make_institution, make_mandate, make_reference, make_user
+from tests.integration.pom_fixtures import *  # noqa: F403
+from tests.integration.pom_fixtures import ACCOUNTS, SimApi, eventually
+
+ACTOR = "test"
+PROD = ACCOUNTS["prod"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture
+def accounts(pom_sim: Any) -> dict[str, PomAccount]:
+    return {"default": PomAccount(
+        name="default", base_url=pom_sim.base_url, env="prod", username=PROD["username"], password=PROD["password"],
+        sender_id=PROD["sender_id"], sender_contract_number=PROD["sender_contract_number"],
+        callback_secret=PROD["callback_secret"], rate_limit_per_second=None, timeout_seconds=2,
+    )}
+
+
+@pytest.fixture
+def clients(accounts: dict[str, PomAccount]) -> Iterator[PomClients]:
+    factory = lambda account: PomClient(account, max_attempts=4, sleep=lambda _s: None, jitter=lambda: 0.0)  # noqa: E731
+    with PomClients(accounts, factory=factory) as opened:
+        yield opened
+
+
+@pytest.fixture
+def callbacks(engine: Any, accounts: dict[str, PomAccount], monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningApp]:
+    """Our callback app on a free port; INNEN_PUBLIC_URL points POM at it."""
+    app = create_app(engine_provider=lambda: engine, accounts_provider=lambda: accounts)
+    with RunningApp(app) as running:
+        monkeypatch.setenv("INNEN_PUBLIC_URL", running.base_url)
+        yield running
+
+
+@pytest.fixture
+def books(engine: Any, var_dir: Any) -> dict[str, Any]:
+    """An institution with an online type (lifetime 7 days) and three sealed references on it."""
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        online = PaymentReferenceType(code="ONLINE", name="Online", allowed_online=True, lifetime_seconds=7 * 86400,
+                                      pom_account="default")
+        session.add(online)
+        session.flush()
+        refs = []
+        for n, amounts in enumerate((("20.00",), ("12.50", "7.50"), ("40.00",)), 1):
+            ref = make_reference(session, inst, make_user(session), amounts, number=n)
+            ref.type_id, ref.due_date, ref.created_at = online.id, date.today() + timedelta(days=20), _now() - timedelta(days=1)
+            refs.append(ref.id)
+        return {"inst": inst, "type_id": online.id, "refs": refs}
+
+
+def _requests(engine: Any, **where: Any) -> list[PomPaymentRequest]:
+    with transaction(engine, readonly=True) as session:
+        query = select(PomPaymentRequest).order_by(PomPaymentRequest.id)
+        for key, value in where.items():
+            query = query.where(getattr(PomPaymentRequest, key) == value)
+        return list(session.scalars(query))
+
+
+def _reference(engine: Any, ref_id: int) -> PaymentReference:
+    with transaction(engine, readonly=True) as session:
+        ref = session.get(PaymentReference, ref_id)
+        assert ref is not None
+        return ref
+
+
+def _pom_payments(engine: Any) -> list[tuple[int, Decimal]]:
+    with transaction(engine, readonly=True) as session:
+        return list(session.execute(select(Payment.payment_reference_id, Payment.amount).where(Payment.source == "pom")))
+
+
+# -- creating, replacing, renewing --------------------------------------------------------------
+
+
+def test_one_open_request_per_reference_with_its_qr_code(engine, books, clients, sim_api: SimApi) -> None:
+    summary = sync_payment_requests(engine, clients, ACTOR, _now())
+    assert summary.counts["created"] == 3
+    rows = _requests(engine, status="open")
+    assert sorted(r.payment_reference_id for r in rows) == sorted(books["refs"])
+    assert {r.amount for r in rows} == {Decimal("20.00"), Decimal("20.00"), Decimal("40.00")}
+    assert all(r.qr_svg and "<svg" in r.qr_svg and r.pay_url and r.qr_expires_at for r in rows)
+    assert sim_api.request_count() == 3
+    again = sync_payment_requests(engine, clients, ACTOR, _now())
+    assert again.counts == {"unchanged": 3}
+    assert sim_api.request_count() == 3
+    assert len(_requests(engine)) == 3
+    loi = _reference(engine, books["refs"][0]).loi
+    assert 'src="data:image/svg+xml;base64,' in invoice_qr(engine, loi)
+
+
+def test_references_that_must_not_get_a_request(engine, books, clients, sim_api: SimApi) -> None:
+    with transaction(engine) as session:
+        first, second, third = (session.get(PaymentReference, i) for i in books["refs"])
+        owner = make_user(session)
+        first.mandate_id = make_mandate(session, books["inst"], owner, first=date(2026, 12, 1)).id  # collected by the bank
+        second.status = "draft"
+        third.type_id = books["inst"].recurring.id  # a type that does not allow online payment
+    summary = sync_payment_requests(engine, clients, ACTOR, _now())
+    assert summary.counts.get("created", 0) == 0
+    assert sim_api.request_count() == 0
+
+
+def test_amount_change_cancels_and_recreates(engine, books, clients, sim_api: SimApi) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    ref_id = books["refs"][1]
+    (old,) = _requests(engine, payment_reference_id=ref_id)
+    with transaction(engine) as session:  # 7.50 paid by transfer meanwhile
+        ledger = Ledger(session, ACTOR, _now())
+        ledger.pay(ledger.load([ref_id])[ref_id], Decimal("7.50"), source="manual")
+        ledger.flush()
+    summary = sync_payment_requests(engine, clients, ACTOR, _now())
+    assert summary.counts["replaced"] == 1
+    rows = _requests(engine, payment_reference_id=ref_id)
+    assert [(r.status, r.amount) for r in rows] == [("cancelled", Decimal("20.00")), ("open", Decimal("12.50"))]
+    assert "amount changed from 20.00 to 12.50" in rows[0].cancelled_reason
+    assert sim_api.get(old.pom_id).json()["status"] == "cancelled"
+    assert sim_api.get(rows[1].pom_id).json()["amount"] == "12.50"
+
+
+def test_qr_code_renewed_before_the_90_day_limit(engine, books, clients, sim_api: SimApi) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    before = {r.id: (r.qr_id, r.qr_expires_at) for r in _requests(engine)}
+    sim_api.control("POST", "clock", {"advance_days": 80})
+    later = _now() + timedelta(days=80)
+    summary = sync_payment_requests(engine, clients, ACTOR, later, renew_within_days=14)
+    assert summary.counts["renewed"] == 3
+    for row in _requests(engine):
+        assert row.status == "open" and row.qr_id != before[row.id][0]
+        assert row.qr_expires_at.replace(tzinfo=timezone.utc) > later + timedelta(days=80)
+    assert sim_api.request_count() == 3  # the same requests, new QR codes
+    assert sync_payment_requests(engine, clients, ACTOR, later).counts == {"unchanged": 3}
+
+
+def test_reference_paid_by_transfer_gets_its_request_cancelled(engine, books, clients, sim_api: SimApi) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    ref_id = books["refs"][0]
+    with transaction(engine) as session:
+        ledger = Ledger(session, ACTOR, _now())
+        ledger.pay(ledger.load([ref_id])[ref_id], Decimal("20.00"), source="manual")
+        ledger.flush()
+    summary = sync_payment_requests(engine, clients, ACTOR, _now())
+    assert summary.counts["cancelled"] == 1
+    (row,) = _requests(engine, payment_reference_id=ref_id)
+    assert row.status == "cancelled" and sim_api.get(row.pom_id).json()["status"] == "cancelled"
+
+
+def test_crash_after_pom_answered_does_not_make_a_second_request(engine, books, accounts, sim_api: SimApi) -> None:
+    """The create reached POM but its answer was lost three times: the row stays 'creating'; the rerun finds it."""
+    answered = {"n": 0}
+
+    def losing(request: httpx.Request) -> httpx.Response:
+        with httpx.Client(base_url=accounts["default"].base_url) as real:
+            response = real.send(real.build_request(request.method, request.url, headers=request.headers,
+                                                    content=request.content))
+        if request.method == "POST" and request.url.path.endswith("/payment-requests"):
+            answered["n"] += 1
+            raise httpx.ReadTimeout("answer lost", request=request)
+        return response
+
+    def factory(account: PomAccount) -> PomClient:
+        return PomClient(account, max_attempts=3, sleep=lambda _s: None, jitter=lambda: 0.0,
+                         transport=httpx.MockTransport(losing))
+
+    with PomClients(accounts, factory=factory) as lossy, pytest.raises(PomSyncIncomplete):
+        sync_payment_requests(engine, lossy, ACTOR, _now())
+    assert answered["n"] == 9  # three references, three attempts each
+    assert {r.status for r in _requests(engine)} == {"creating"}
+    assert sim_api.request_count() == 3  # POM made each once, whatever the retries
+    with PomClients(accounts, factory=lambda a: PomClient(a, sleep=lambda _s: None)) as working:
+        summary = sync_payment_requests(engine, working, ACTOR, _now())
+    assert summary.counts["created"] == 3
+    assert sim_api.request_count() == 3
+    assert {r.status for r in _requests(engine)} == {"open"}
+
+
+# -- paying: callback and reconciliation ------------------------------------------------------
+
+
+def test_callback_books_the_payment_once(engine, books, clients, callbacks, sim_api: SimApi) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    sim_api.control("POST", f"pay/{row.pom_id}", {"channel": "bancontact", "callback": True})
+    eventually(lambda: _requests(engine, payment_reference_id=books["refs"][0])[0].status == "paid")
+    assert _reference(engine, books["refs"][0]).status == "paid"
+    assert _pom_payments(engine) == [(books["refs"][0], Decimal("20.00"))]
+    report = reconcile(engine, clients, ACTOR, _now())  # the backstop sees the same payment: nothing more
+    assert report.counts.get("booked", 0) == 0
+    assert _pom_payments(engine) == [(books["refs"][0], Decimal("20.00"))]
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(PomEvent)) == 1
+
+
+def test_reconciliation_books_what_the_callback_missed_then_cancels_overdue(engine, books, clients, sim_api: SimApi) -> None:
+    with transaction(engine) as session:
+        session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
+        overdue = session.get(PaymentReference, books["refs"][2])
+        overdue.due_date = date.today() + timedelta(days=3)
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    sim_api.control("POST", f"pay/{rows[books['refs'][0]].pom_id}", {"channel": "bancontact", "callback": False})
+    later = _now() + timedelta(days=5)  # reference 3 is overdue now; its payer did not pay
+    report = reconcile(engine, clients, ACTOR, later)
+    assert report.counts["booked"] == 1 and report.counts["cancelled_overdue"] == 1
+    assert _reference(engine, books["refs"][0]).status == "paid"
+    statuses = {r.payment_reference_id: r.status for r in _requests(engine)}
+    assert statuses == {books["refs"][0]: "paid", books["refs"][1]: "open", books["refs"][2]: "cancelled"}
+    assert sim_api.get(rows[books["refs"][2]].pom_id).json()["status"] == "cancelled"
+    text = open(report.csv, encoding="utf-8-sig").read()
+    assert _reference(engine, books["refs"][0]).loi in text and "cancelled_overdue" in text
+    assert sync_payment_requests(engine, clients, ACTOR, later).counts.get("created", 0) == 0  # overdue: not renewed
+
+
+def test_paid_before_cancelled_when_the_payer_paid_at_the_last_minute(engine, books, clients, sim_api: SimApi) -> None:
+    with transaction(engine) as session:
+        session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
+        session.get(PaymentReference, books["refs"][0]).due_date = date.today() + timedelta(days=1)
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    sim_api.control("POST", f"pay/{row.pom_id}", {"channel": "bancontact", "callback": False})
+    report = reconcile(engine, clients, ACTOR, _now() + timedelta(days=3))
+    assert report.counts["booked"] == 1 and report.counts.get("cancelled_overdue", 0) == 0
+    assert _reference(engine, books["refs"][0]).status == "paid"
+
+
+def test_paid_twice_is_reported_for_a_refund(engine, books, clients, sim_api: SimApi) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    ref_id = books["refs"][0]
+    (row,) = _requests(engine, payment_reference_id=ref_id)
+    sim_api.control("POST", f"pay/{row.pom_id}", {"channel": "bancontact", "callback": False})
+    with transaction(engine) as session:  # the same debt also paid by transfer
+        ledger = Ledger(session, ACTOR, _now())
+        ledger.pay(ledger.load([ref_id])[ref_id], Decimal("20.00"), source="manual")
+        ledger.flush()
+    report = reconcile(engine, clients, ACTOR, _now())
+    assert report.counts["reference_closed"] == 1
+    assert _pom_payments(engine) == []
+    assert "refund" in open(report.csv, encoding="utf-8-sig").read()
+
+
+# -- callback endpoint ---------------------------------------------------------------------------
+
+
+def _post(url: str, body: bytes, secret: str | None, *, timestamp: int | None = None, signature: str | None = None,
+          headers: dict[str, str] | None = None) -> httpx.Response:
+    stamp = int(time.time()) if timestamp is None else timestamp
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if secret is not None:
+        sent["X-POM-Timestamp"] = str(stamp)
+        sent["X-POM-Signature"] = signature or sign(secret, stamp, body)
+    return httpx.post(url, content=body, headers=sent, timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("tampered", 401),
+        ("wrong_secret", 401),
+        ("missing_header", 401),
+        ("stale", 401),
+        ("future", 401),
+        ("unknown_account", 404),
+        ("not_json", 400),
+    ],
+)
+def test_callback_refusals_write_nothing(engine, books, clients, callbacks, case: str, expected: int) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    event = {"event_id": "ev-1", "type": "payment_request.paid", "request_id": row.pom_id, "amount": "20.00",
+             "paid_at": _now().isoformat(), "channel": "bancontact"}
+    body = json.dumps(event).encode()
+    secret = PROD["callback_secret"]
+    url = f"{callbacks.base_url}/pom/callback/default"
+    if case == "tampered":
+        response = _post(url, body.replace(b"20.00", b"2.00"), secret, signature=sign(secret, int(time.time()), body))
+    elif case == "wrong_secret":
+        response = _post(url, body, "not-the-secret")
+    elif case == "missing_header":
+        response = _post(url, body, None)
+    elif case == "stale":
+        response = _post(url, body, secret, timestamp=int(time.time()) - 3600)
+    elif case == "future":
+        response = _post(url, body, secret, timestamp=int(time.time()) + 3600)
+    elif case == "unknown_account":
+        response = _post(f"{callbacks.base_url}/pom/callback/nobody", body, secret)
+    else:
+        response = _post(url, b"not json", secret)
+    assert response.status_code == expected
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(PomEvent)) == 0
+        assert session.scalar(select(func.count()).select_from(Payment)) == 0
+
+
+def test_same_event_twice_is_taken_once(engine, books, clients, callbacks) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    body = json.dumps({"event_id": "ev-9", "type": "payment_request.paid", "request_id": row.pom_id,
+                       "amount": "20.00", "paid_at": _now().isoformat(), "channel": "bancontact"}).encode()
+    url = f"{callbacks.base_url}/pom/callback/default"
+    first = _post(url, body, PROD["callback_secret"])
+    second = _post(url, body, PROD["callback_secret"])
+    assert (first.status_code, first.json()["outcome"]) == (200, "booked")
+    assert (second.status_code, second.json()["outcome"]) == (200, "duplicate")
+    assert _pom_payments(engine) == [(books["refs"][0], Decimal("20.00"))]
+
+
+def test_return_page_redirects_to_the_reference_status(engine, books, clients, callbacks) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    loi = _reference(engine, books["refs"][0]).loi
+    token = return_token(PROD["callback_secret"], loi)
+    response = httpx.get(f"{callbacks.base_url}/pom/return/default/{loi}", params={"t": token}, follow_redirects=True)
+    assert response.status_code == 200 and "Nog te betalen" in response.text and "20.00" in response.text
+    assert response.history and response.history[0].status_code == 303
+    guessed = httpx.get(f"{callbacks.base_url}/pom/return/default/{loi}", params={"t": "guess"})
+    assert guessed.status_code == 404
+
+
+def test_take_event_for_an_unknown_request_is_recorded_not_booked(engine, books) -> None:
+    outcome = take_event(engine, "default", {"event_id": "ev-x", "type": "payment_request.paid", "request_id": "pr_nope",
+                                             "amount": "5.00"}, _now())
+    assert outcome == "unknown_request"
+    assert _pom_payments(engine) == []
+
+
+# -- expiry --------------------------------------------------------------------------------------
+
+
+def test_expiry_asks_pom_first_then_cancels_and_reopens_the_debt(engine, books, clients, sim_api: SimApi) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    paid_ref, open_ref, young_ref = books["refs"]
+    sim_api.control("POST", f"pay/{rows[paid_ref].pom_id}", {"channel": "bancontact", "callback": False})
+    with transaction(engine) as session:  # the third reference is young: not past its 7 days
+        session.get(PaymentReference, young_ref).created_at = _now() + timedelta(days=5)
+    summary = expire_references(engine, clients, ACTOR, _now() + timedelta(days=7))
+    assert summary.counts["expired"] == 1 and summary.counts["paid_before_expiry"] == 1
+    assert _reference(engine, paid_ref).status == "paid"
+    assert _reference(engine, open_ref).status == "expired"
+    assert _reference(engine, young_ref).status == "sealed"
+    assert sim_api.get(rows[open_ref].pom_id).json()["status"] == "cancelled"
+    with transaction(engine, readonly=True) as session:
+        lines = session.scalars(select(DebtLine.payment_reference_id).where(DebtLine.end_user_id == _reference(engine, open_ref).end_user_id))
+        assert list(lines) == [None, None]
+        actions = set(session.scalars(select(AuditLog.action).where(AuditLog.entity == "payment_reference",
+                                                                    AuditLog.entity_id == open_ref)))
+        assert {"expired", "debt_released"} <= actions
+    again = expire_references(engine, clients, ACTOR, _now() + timedelta(days=7))
+    assert again.counts["expired"] == 0
+
+
+def test_expiry_leaves_a_reference_alone_when_pom_cannot_confirm(engine, books, clients, sim_api: SimApi) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    sim_api.control("POST", "faults", {"path_contains": "/payment-requests/", "times": 50, "kind": "status", "status": 503})
+    with pytest.raises(PomSyncIncomplete):
+        expire_references(engine, clients, ACTOR, _now() + timedelta(days=8))
+    assert {_reference(engine, ref).status for ref in books["refs"]} == {"sealed"}
