@@ -9,7 +9,12 @@
 4. Writes the library's bank statement for the collection date into the
    inbox (the run credited, two returns, invoices paid in full, in part and
    too much, an unknown transfer, a fee) and runs ``camt053_import``.
-5. Prints what came out of it, all read back from the database.
+5. Starts the POM simulator and our callback app on loopback ports, runs
+   ``pom_payment_requests`` (a QR code per open invoice and academy booking),
+   lets payers pay some requests (most with a callback, some without), then
+   ``pom_reconciliation`` (books what the callbacks missed) and
+   ``payment_reference_expiry`` (bookings past their type's 7-day lifetime).
+6. Prints what came out of it, all read back from the database.
 
 ``INNEN_DEMO_DATE=YYYY-MM-DD`` runs the demo for another date.
 """
@@ -23,7 +28,7 @@ import sys
 import time
 from datetime import date, datetime, time as clock
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Any, Iterator, TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -174,9 +179,90 @@ def main() -> None:
     print(f"\nThe bank's statement arrives: {_show(statement)}; importing it through Airflow:")
     _run_dag("camt053_import", None, log)
     _statement_summary(engine)
+
+    with _pom_services() as sim:
+        print(f"\nPOM (simulator on {sim.base_url}, callbacks on {os.environ['INNEN_PUBLIC_URL']}):")
+        _run_dag("pom_payment_requests", None, log)
+        by_callback, silent = _pay_some(engine, sim.base_url)
+        print(f"  payers pay {by_callback} requests with a callback and {silent} without one (lost feedback)")
+        _run_dag("pom_reconciliation", None, log)
+        _run_dag("payment_reference_expiry", None, log)
+        _pom_summary(engine)
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Reports: {_show(reports_dir())}/, "
           f"bank files: {_show(outbox_dir())}/, statements: {_show(archive_dir())}/. "
           "`make ui` shows the runs in Airflow.")
+
+
+@contextlib.contextmanager
+def _pom_services() -> Iterator[Any]:
+    """The POM simulator and our callback app, each on a free loopback port, for the demo's run.
+
+    The demo's POM account gets fresh random credentials, registered with the
+    simulator and handed to Airflow as the Connection ``pom_default``
+    (``AIRFLOW_CONN_POM_DEFAULT``): no secret lives in the code.
+    """
+    import json
+    import secrets
+
+    from include.pom.callbacks import RunningApp, create_app
+    from include.pom.simulator import run_in_thread
+
+    account = {"env": "beta", "username": "bib-leuven", "password": secrets.token_urlsafe(16),
+               "sender_id": "BIB-LEUVEN", "sender_contract_number": "C-2026-0042",
+               "callback_secret": secrets.token_urlsafe(24), "auto_cancel": False}
+    import logging
+
+    logging.getLogger("include.pom.callbacks").setLevel(logging.WARNING)  # one line per callback is for the UI's logs
+    with run_in_thread(accounts=[account]) as sim, RunningApp(create_app()) as callbacks:
+        os.environ["INNEN_PUBLIC_URL"] = callbacks.base_url
+        os.environ["AIRFLOW_CONN_POM_DEFAULT"] = json.dumps({
+            "conn_type": "http", "host": sim.base_url, "login": account["username"], "password": account["password"],
+            "extra": {k: account[k] for k in ("env", "sender_id", "sender_contract_number", "callback_secret")},
+        })
+        yield sim
+
+
+def _pay_some(engine, base_url: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Payers pay: every third open request, one in four of them without a callback reaching us."""
+    import httpx
+    from sqlalchemy import func, select
+
+    from include.finance.db import transaction
+    from include.finance.models import PomEvent, PomPaymentRequest
+
+    with transaction(engine, readonly=True) as session:
+        pom_ids = list(session.scalars(select(PomPaymentRequest.pom_id).where(PomPaymentRequest.status == "open")
+                                       .order_by(PomPaymentRequest.id)))[::3]
+    counts = [0, 0]
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        for n, pom_id in enumerate(pom_ids):
+            callback = n % 4 != 3
+            http.post(f"/_sim/pay/{pom_id}", json={"channel": "bancontact", "callback": callback}).raise_for_status()
+            counts[0 if callback else 1] += 1
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the simulator posts its callbacks from a background thread
+        with transaction(engine, readonly=True) as session:
+            if session.scalar(select(func.count()).select_from(PomEvent)) >= counts[0]:
+                break
+        time.sleep(0.1)
+    return counts[0], counts[1]
+
+
+def _pom_summary(engine) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from include.finance.db import transaction
+    from include.finance.models import PaymentReference, PomEvent, PomPaymentRequest
+
+    with transaction(engine, readonly=True) as session:
+        statuses = dict(session.execute(
+            select(PomPaymentRequest.status, func.count()).group_by(PomPaymentRequest.status)).all())
+        events = dict(session.execute(select(PomEvent.outcome, func.count()).group_by(PomEvent.outcome)).all())
+        expired = session.scalar(select(func.count()).select_from(PaymentReference).where(PaymentReference.status == "expired"))
+    print("  requests: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
+    print("  callbacks taken: " + (", ".join(f"{k} {v}" for k, v in sorted(events.items())) or "none"))
+    print(f"  references expired after their type's lifetime: {expired}")
+    print(f"  reconciliation report: {_show(reports_dir() / 'pom_reconciliation')}/")
 
 
 def _write_statement(engine) -> Path:  # type: ignore[no-untyped-def]

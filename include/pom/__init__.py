@@ -1,0 +1,1 @@
+"""POM: payment requests with QR codes, callbacks and delivery reports (client, simulator, signing)."""
