@@ -58,6 +58,7 @@ from include.sepa.camt import CamtFile, CamtRefused, EntryLine, Statement
 from include.sepa.identifiers import mask_iban
 
 ID_BATCH = 5_000
+ENTRY_CHUNK = 10_000  # entry rows held before they are written: a 100 000-entry statement never sits in memory as rows
 CANDIDATE_SEARCHES = 500  # unmatched entries per file for which we look for likely payers
 CANDIDATES = 5
 
@@ -223,21 +224,11 @@ class _Importer:
                                     "ask the bank for the missing statements and import them", None))
         new = [(line, key) for line, key in zip(st.lines, keys, strict=True) if key not in known]
         record.new_lines = result.new_lines = len(new)
-        rows = self._decide(record, hub, new, items)
-        ids = reserve_ids(session, BankEntry.__table__, len(rows))
-        for row, entry_id in zip(rows, ids, strict=True):
-            row["id"] = entry_id
-            payment = row.pop("_payment", None)
-            if payment is not None:
-                payment["bank_entry_id"] = entry_id
-            for item in row.pop("_items"):
-                item["bank_entry_id"] = entry_id
-        insert_many(session, BankEntry.__table__, rows)
+        outcomes, booked = self._decide(record, hub, new, items)
         if items:
             insert_many(session, ControlListItem.__table__, items)
-        outcomes = Counter(row["outcome"] for row in rows)
         result.outcomes = dict(sorted(outcomes.items()))
-        result.booked = str(sum((row["booked_amount"] or ZERO for row in rows if row["outcome"] in ("paid", "partial", "overpaid")), ZERO))
+        result.booked = str(booked)
         result.control_items = len(items)
         self.audits.append(audit_row("bank_statement", record.id, "imported", self.actor,
                                      after={"identity": identity, "file": self.file_name, "new_lines": len(new),
@@ -255,16 +246,20 @@ class _Importer:
     # -- deciding what each line is ------------------------------------------------------------
 
     def _decide(self, record: BankStatement, hub: BankHub | None, new: list[tuple[EntryLine, str]],
-                items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        rows = []
+                items: list[dict[str, Any]]) -> tuple[Counter[str], Decimal]:
+        """Decide and store every new line (a chunk of entry rows at a time); returns outcome counts and the total booked."""
         numbers = [references_in(line) if line.credit and hub is not None else [] for line, _ in new]
         references = self._references(hub, numbers)
         collections = self._collections([line.end_to_end_id for line, _ in new if line.end_to_end_id])
         self.ledger.load({ref_id for ref_id in references.values()} | {c["payment_reference_id"] for c in collections.values()})
+        ids = iter(reserve_ids(self.session, BankEntry.__table__, len(new)))
+        outcomes: Counter[str] = Counter()
+        booked = ZERO
+        chunk: list[dict[str, Any]] = []
         for (line, key), refs in zip(new, numbers, strict=True):
             row = self._row(record, line, key, refs)
+            row["id"] = next(ids)
             line_items: list[dict[str, Any]] = []
-            row["_items"] = line_items
             if hub is None:
                 row["outcome"] = "unknown_account"
                 line_items.append(self._item(record.id, row, "unknown_account",
@@ -281,9 +276,21 @@ class _Importer:
                 self._credit(record, hub, line, row, refs, references, collections, line_items)
             else:
                 self._debit(record, hub, line, row, collections, line_items)
+            payment = row.pop("_payment", None)
+            if payment is not None:
+                payment["bank_entry_id"] = row["id"]
+            for item in line_items:
+                item["bank_entry_id"] = row["id"]
             items.extend(line_items)
-            rows.append(row)
-        return rows
+            outcomes[row["outcome"]] += 1
+            if row["outcome"] in ("paid", "partial", "overpaid"):
+                booked += row["booked_amount"] or ZERO
+            chunk.append(row)
+            if len(chunk) == ENTRY_CHUNK:
+                insert_many(self.session, BankEntry.__table__, chunk)
+                chunk = []
+        insert_many(self.session, BankEntry.__table__, chunk)
+        return outcomes, booked
 
     def _row(self, record: BankStatement, line: EntryLine, key: str, refs: list[str]) -> dict[str, Any]:
         return {
