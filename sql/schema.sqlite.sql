@@ -21,6 +21,26 @@ CREATE TABLE counter (
 	CONSTRAINT pk_counter PRIMARY KEY (name)
 );
 
+CREATE TABLE delivery_report (
+	id INTEGER NOT NULL, 
+	batch VARCHAR(100) NOT NULL, 
+	source VARCHAR(4) NOT NULL, 
+	file_name VARCHAR(255) NOT NULL, 
+	file_sha256 VARCHAR(64) NOT NULL, 
+	encoding VARCHAR(20) NOT NULL, 
+	lines INTEGER NOT NULL, 
+	recipients INTEGER NOT NULL, 
+	first_attempt_at DATETIME, 
+	last_attempt_at DATETIME, 
+	as_of DATETIME NOT NULL, 
+	analysed_at DATETIME NOT NULL, 
+	analysed_by VARCHAR(250) NOT NULL, 
+	summary JSON NOT NULL, 
+	CONSTRAINT pk_delivery_report PRIMARY KEY (id), 
+	CONSTRAINT ck_delivery_report_source CHECK (source IN ('file', 'pom')), 
+	CONSTRAINT uq_delivery_report_batch UNIQUE (batch)
+);
+
 CREATE TABLE end_user (
 	id INTEGER NOT NULL, 
 	eloi VARCHAR(40) NOT NULL, 
@@ -79,12 +99,27 @@ CREATE TABLE payment_reference_type (
 	default_sequence_type VARCHAR(4), 
 	transaction_cost_code VARCHAR(40), 
 	allowed_online BOOLEAN NOT NULL, 
+	pom_account VARCHAR(60) NOT NULL, 
+	pom_auto_cancel BOOLEAN NOT NULL, 
 	CONSTRAINT pk_payment_reference_type PRIMARY KEY (id), 
 	CONSTRAINT ck_payment_reference_type_ref_format CHECK (reference_format IS NULL OR reference_format IN ('OGM', 'RF')), 
 	CONSTRAINT ck_payment_reference_type_mandate_ref_format CHECK (mandate_reference_format IS NULL OR mandate_reference_format IN ('OGM', 'RF')), 
 	CONSTRAINT ck_payment_reference_type_sequence_type CHECK (default_sequence_type IS NULL OR default_sequence_type IN ('FRST', 'RCUR', 'FNAL', 'OOFF')), 
 	CONSTRAINT ck_payment_reference_type_lifetime CHECK (lifetime_seconds IS NULL OR lifetime_seconds > 0), 
 	CONSTRAINT uq_payment_reference_type_code UNIQUE (code)
+);
+
+CREATE TABLE pom_event (
+	id INTEGER NOT NULL, 
+	account VARCHAR(60) NOT NULL, 
+	event_id VARCHAR(100) NOT NULL, 
+	event_type VARCHAR(60) NOT NULL, 
+	pom_id VARCHAR(60), 
+	received_at DATETIME NOT NULL, 
+	outcome VARCHAR(40) NOT NULL, 
+	body JSON NOT NULL, 
+	CONSTRAINT pk_pom_event PRIMARY KEY (id), 
+	CONSTRAINT uq_pom_event_account_event_id UNIQUE (account, event_id)
 );
 
 CREATE TABLE address (
@@ -141,6 +176,35 @@ CREATE TABLE bank_hub (
 	CONSTRAINT ck_bank_hub_lead_days CHECK (lead_days >= 0), 
 	CONSTRAINT uq_bank_hub_code UNIQUE (code), 
 	CONSTRAINT fk_bank_hub_financial_system_id_financial_system FOREIGN KEY(financial_system_id) REFERENCES financial_system (id)
+);
+
+CREATE TABLE delivery_report_line (
+	id INTEGER NOT NULL, 
+	report_id INTEGER NOT NULL, 
+	line_no INTEGER NOT NULL, 
+	document_id VARCHAR(100) NOT NULL, 
+	recipient_name VARCHAR(200), 
+	email VARCHAR(254) NOT NULL, 
+	status VARCHAR(20) NOT NULL, 
+	message_kind VARCHAR(20) NOT NULL, 
+	description TEXT NOT NULL, 
+	attempted_at DATETIME NOT NULL, 
+	CONSTRAINT pk_delivery_report_line PRIMARY KEY (id), 
+	CONSTRAINT ck_delivery_report_line_message_kind CHECK ((message_kind = 'delivered' OR message_kind = 'temporary' OR message_kind = 'mailbox_full' OR message_kind = 'rejected_blacklisted' OR message_kind = 'blacklisted' OR message_kind = 'unsubscribed' OR message_kind = 'document_id_used' OR message_kind = 'unknown')), 
+	CONSTRAINT uq_delivery_report_line_report_id_line_no UNIQUE (report_id, line_no), 
+	CONSTRAINT fk_delivery_report_line_report_id_delivery_report FOREIGN KEY(report_id) REFERENCES delivery_report (id)
+);
+
+CREATE TABLE sales_journal (
+	id INTEGER NOT NULL, 
+	code VARCHAR(40) NOT NULL, 
+	name VARCHAR(200) NOT NULL, 
+	copy_per_address BOOLEAN NOT NULL, 
+	payment_reference_type_id INTEGER, 
+	CONSTRAINT pk_sales_journal PRIMARY KEY (id), 
+	CONSTRAINT uq_sales_journal_code UNIQUE (code), 
+	CONSTRAINT uq_sales_journal_payment_reference_type_id UNIQUE (payment_reference_type_id), 
+	CONSTRAINT fk_sales_journal_payment_reference_type_id_payment_reference_type FOREIGN KEY(payment_reference_type_id) REFERENCES payment_reference_type (id)
 );
 
 CREATE TABLE bank_statement (
@@ -340,6 +404,61 @@ CREATE TABLE debt_line (
 
 CREATE INDEX ix_debt_line_end_user_id_financial_system_id_payment_reference_id ON debt_line (end_user_id, financial_system_id, payment_reference_id);
 
+CREATE TABLE pom_payment_request (
+	id INTEGER NOT NULL, 
+	payment_reference_id INTEGER NOT NULL, 
+	account VARCHAR(60) NOT NULL, 
+	pom_id VARCHAR(60), 
+	idempotency_key VARCHAR(100) NOT NULL, 
+	amount NUMERIC(12, 2) NOT NULL, 
+	communication VARCHAR(25) NOT NULL, 
+	due_date DATE, 
+	status VARCHAR(10) NOT NULL, 
+	qr_id VARCHAR(60), 
+	qr_payload TEXT, 
+	pay_url TEXT, 
+	qr_svg TEXT, 
+	qr_created_at DATETIME, 
+	qr_expires_at DATETIME, 
+	created_at DATETIME NOT NULL, 
+	updated_at DATETIME NOT NULL, 
+	cancelled_reason VARCHAR(200), 
+	paid_amount NUMERIC(12, 2), 
+	paid_at DATETIME, 
+	channel VARCHAR(20), 
+	CONSTRAINT pk_pom_payment_request PRIMARY KEY (id), 
+	CONSTRAINT ck_pom_payment_request_status CHECK (status IN ('creating', 'open', 'paid', 'cancelled', 'expired')), 
+	CONSTRAINT ck_pom_payment_request_amount_positive CHECK (amount > 0), 
+	CONSTRAINT uq_pom_payment_request_account_pom_id UNIQUE (account, pom_id), 
+	CONSTRAINT fk_pom_payment_request_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
+	CONSTRAINT uq_pom_payment_request_idempotency_key UNIQUE (idempotency_key)
+);
+
+CREATE INDEX ix_pom_payment_request_payment_reference_id ON pom_payment_request (payment_reference_id);
+
+CREATE INDEX ix_pom_payment_request_status_account ON pom_payment_request (status, account);
+
+CREATE UNIQUE INDEX uq_pom_payment_request_live_reference ON pom_payment_request (payment_reference_id) WHERE status IN ('creating', 'open');
+
+CREATE TABLE sent_document (
+	id INTEGER NOT NULL, 
+	batch VARCHAR(100) NOT NULL, 
+	document_id VARCHAR(100) NOT NULL, 
+	payment_reference_id INTEGER, 
+	end_user_id INTEGER NOT NULL, 
+	sales_journal_id INTEGER, 
+	sent_at DATETIME NOT NULL, 
+	CONSTRAINT pk_sent_document PRIMARY KEY (id), 
+	CONSTRAINT uq_sent_document_batch_document_id UNIQUE (batch, document_id), 
+	CONSTRAINT fk_sent_document_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
+	CONSTRAINT fk_sent_document_end_user_id_end_user FOREIGN KEY(end_user_id) REFERENCES end_user (id), 
+	CONSTRAINT fk_sent_document_sales_journal_id_sales_journal FOREIGN KEY(sales_journal_id) REFERENCES sales_journal (id)
+);
+
+CREATE INDEX ix_sent_document_end_user_id ON sent_document (end_user_id);
+
+CREATE INDEX ix_sent_document_payment_reference_id ON sent_document (payment_reference_id);
+
 CREATE TABLE bank_entry (
 	id INTEGER NOT NULL, 
 	statement_id INTEGER NOT NULL, 
@@ -382,6 +501,31 @@ CREATE INDEX ix_bank_entry_payment_reference_id ON bank_entry (payment_reference
 
 CREATE INDEX ix_bank_entry_statement_id ON bank_entry (statement_id);
 
+CREATE TABLE delivery_diagnosis (
+	id INTEGER NOT NULL, 
+	report_id INTEGER NOT NULL, 
+	sent_document_id INTEGER, 
+	document_id VARCHAR(100) NOT NULL, 
+	contact_id INTEGER, 
+	address_id INTEGER, 
+	email VARCHAR(254), 
+	address_label VARCHAR(200), 
+	diagnosis VARCHAR(40) NOT NULL, 
+	action VARCHAR(20) NOT NULL, 
+	detail TEXT, 
+	note VARCHAR(250), 
+	attempts INTEGER NOT NULL, 
+	last_line_no INTEGER, 
+	retry_until DATETIME, 
+	CONSTRAINT pk_delivery_diagnosis PRIMARY KEY (id), 
+	CONSTRAINT ck_delivery_diagnosis_diagnosis CHECK ((diagnosis = 'not_attempted_email_recipient_off' OR diagnosis = 'not_attempted_copy_per_address_off' OR diagnosis = 'not_attempted_no_email_address' OR diagnosis = 'not_attempted_unexplained' OR diagnosis = 'delivered' OR diagnosis = 'retrying' OR diagnosis = 'given_up' OR diagnosis = 'rejected_blacklisted' OR diagnosis = 'blacklisted' OR diagnosis = 'unsubscribed' OR diagnosis = 'document_id_used' OR diagnosis = 'unknown')), 
+	CONSTRAINT ck_delivery_diagnosis_action CHECK ((action = 'fix_customer_record' OR action = 'correct_address' OR action = 'send_another_way' OR action = 'contact_support' OR action = 'wait' OR action = 'none')), 
+	CONSTRAINT fk_delivery_diagnosis_report_id_delivery_report FOREIGN KEY(report_id) REFERENCES delivery_report (id), 
+	CONSTRAINT fk_delivery_diagnosis_sent_document_id_sent_document FOREIGN KEY(sent_document_id) REFERENCES sent_document (id)
+);
+
+CREATE INDEX ix_delivery_diagnosis_report_id_action ON delivery_diagnosis (report_id, action);
+
 CREATE TABLE payment_reference_line (
 	id INTEGER NOT NULL, 
 	payment_reference_id INTEGER NOT NULL, 
@@ -422,6 +566,7 @@ CREATE TABLE payment (
 	booked_at DATETIME NOT NULL, 
 	booked_by VARCHAR(250) NOT NULL, 
 	note VARCHAR(250), 
+	pom_payment_request_id INTEGER, 
 	CONSTRAINT pk_payment PRIMARY KEY (id), 
 	CONSTRAINT ck_payment_source CHECK (source IN ('bank_statement', 'collection_confirm', 'pom', 'manual')), 
 	CONSTRAINT ck_payment_amount_not_zero CHECK (amount <> 0), 
@@ -429,12 +574,15 @@ CREATE TABLE payment (
 	CONSTRAINT fk_payment_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
 	CONSTRAINT fk_payment_bank_entry_id_bank_entry FOREIGN KEY(bank_entry_id) REFERENCES bank_entry (id), 
 	CONSTRAINT uq_payment_reverses_payment_id UNIQUE (reverses_payment_id), 
-	CONSTRAINT fk_payment_reverses_payment_id_payment FOREIGN KEY(reverses_payment_id) REFERENCES payment (id)
+	CONSTRAINT fk_payment_reverses_payment_id_payment FOREIGN KEY(reverses_payment_id) REFERENCES payment (id), 
+	CONSTRAINT fk_payment_pom_payment_request_id_pom_payment_request FOREIGN KEY(pom_payment_request_id) REFERENCES pom_payment_request (id)
 );
 
 CREATE INDEX ix_payment_bank_entry_id ON payment (bank_entry_id);
 
 CREATE INDEX ix_payment_payment_reference_id ON payment (payment_reference_id);
+
+CREATE UNIQUE INDEX uq_payment_pom_booked_once ON payment (pom_payment_request_id) WHERE amount > 0;
 
 CREATE TABLE payment_allocation (
 	id INTEGER NOT NULL, 

@@ -241,6 +241,10 @@ class PaymentReferenceType(Base):
     default_sequence_type: Mapped[str | None] = mapped_column(String(4))  # defsqty
     transaction_cost_code: Mapped[str | None] = mapped_column(String(40))  # transcost
     allowed_online: Mapped[bool] = mapped_column(Boolean, default=False)  # allowedonline
+    # POM (seed 000, 3.2): the account that takes this type's online payments, by name, or "default".
+    pom_account: Mapped[str] = mapped_column(String(60), default="default")
+    # POM (seed 000, 4.4/4.5): unpaid requests are cancelled once their due date has passed.
+    pom_auto_cancel: Mapped[bool] = mapped_column(Boolean, default=False)
     __table_args__ = (
         CheckConstraint(
             "reference_format IS NULL OR " + _in("reference_format", ("OGM", "RF")), name="ref_format"
@@ -450,6 +454,68 @@ class Collection(Base):
     )
 
 
+POM_REQUEST_STATUSES = ("creating", "open", "paid", "cancelled", "expired")
+LIVE_POM_REQUEST_STATUSES = ("creating", "open")
+
+
+class PomPaymentRequest(Base):
+    """A POM payment request (QR code and pay link) for one payment reference.
+
+    ``creating`` is written and committed before POM is asked, with the
+    idempotency key the request is created under: a task that dies between
+    POM's answer and our commit finds the row on its rerun and asks again with
+    the same key, so POM never holds two requests for one reference.
+    """
+
+    __tablename__ = "pom_payment_request"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_reference_id: Mapped[int] = mapped_column(ForeignKey("payment_reference.id"), index=True)
+    account: Mapped[str] = mapped_column(String(60))
+    pom_id: Mapped[str | None] = mapped_column(String(60))
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    communication: Mapped[str] = mapped_column(String(25))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10), default="creating")
+    qr_id: Mapped[str | None] = mapped_column(String(60))
+    qr_payload: Mapped[str | None] = mapped_column(Text)
+    pay_url: Mapped[str | None] = mapped_column(Text)
+    qr_svg: Mapped[str | None] = mapped_column(Text)
+    qr_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    qr_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cancelled_reason: Mapped[str | None] = mapped_column(String(200))
+    paid_amount: Mapped[Decimal | None] = mapped_column(Money)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    channel: Mapped[str | None] = mapped_column(String(20))
+    __table_args__ = (
+        CheckConstraint(_in("status", POM_REQUEST_STATUSES), name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        UniqueConstraint("account", "pom_id"),
+        # Exactly one live request per reference.
+        Index("uq_pom_payment_request_live_reference", "payment_reference_id", unique=True,
+              sqlite_where=text("status IN ('creating', 'open')"),
+              postgresql_where=text("status IN ('creating', 'open')")),
+        Index(None, "status", "account"),
+    )
+
+
+class PomEvent(Base):
+    """A callback POM sent us: each event id is taken once."""
+
+    __tablename__ = "pom_event"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(60))
+    event_id: Mapped[str] = mapped_column(String(100))
+    event_type: Mapped[str] = mapped_column(String(60))
+    pom_id: Mapped[str | None] = mapped_column(String(60))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(40))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    __table_args__ = (UniqueConstraint("account", "event_id"),)
+
+
 class AuditLog(Base):
     """Every state change: what, before, after, who (DAG run and task, or user), when."""
 
@@ -565,10 +631,14 @@ class Payment(Base):
     booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     booked_by: Mapped[str] = mapped_column(String(250))
     note: Mapped[str | None] = mapped_column(String(250))
+    pom_payment_request_id: Mapped[int | None] = mapped_column(ForeignKey("pom_payment_request.id"))
     __table_args__ = (
         CheckConstraint(_in("source", PAYMENT_SOURCES), name="source"),
         CheckConstraint("amount <> 0", name="amount_not_zero"),
         UniqueConstraint("bank_entry_id", "payment_reference_id"),
+        # A POM payment is booked once, whether the callback or the reconciliation sees it first.
+        Index("uq_payment_pom_booked_once", "pom_payment_request_id", unique=True,
+              sqlite_where=text("amount > 0"), postgresql_where=text("amount > 0")),
     )
 
 
@@ -594,3 +664,141 @@ class ControlListItem(Base):
     action: Mapped[str] = mapped_column(Text)
     amount: Mapped[Decimal | None] = mapped_column(Money)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# --- POM delivery reports (seed 003) -------------------------------------------------------------
+
+DELIVERY_MESSAGE_KINDS = (
+    "delivered", "temporary", "mailbox_full", "rejected_blacklisted", "blacklisted", "unsubscribed",
+    "document_id_used", "unknown",
+)
+DELIVERY_DIAGNOSES = (
+    "not_attempted_email_recipient_off", "not_attempted_copy_per_address_off", "not_attempted_no_email_address",
+    "not_attempted_unexplained", "delivered", "retrying", "given_up", "rejected_blacklisted", "blacklisted",
+    "unsubscribed", "document_id_used", "unknown",
+)
+DELIVERY_ACTIONS = ("fix_customer_record", "correct_address", "send_another_way", "contact_support", "wait", "none")
+DELIVERY_REPORT_SOURCES = ("file", "pom")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    """Like ``_in``, written as ``=`` … ``OR``: SQLite builds an ephemeral table for an ``IN`` list on every
+    execution of an INSERT, which costs a few microseconds a row in the million-row executemany of a report."""
+    return "(" + " OR ".join(f"{column} = {value!r}" for value in values) + ")"
+
+
+class SalesJournal(Base):
+    """A sales journal (verkoopdagboek, "detailboek" in seed 003): the series an invoice is booked in.
+
+    Seed 003: a customer's contacts hanging on an address other than the first
+    only get the invoice when *both* the address ("Exemplaar factuur/aanmaning",
+    ``address.copy_per_address``) and the journal holding the invoice
+    ("Exemplaar per adres", this ``copy_per_address``) say so. The flag is the
+    journal's, not the payment reference type's: the seed sets it on the
+    journal's own record (Verkopen – Detailboeken – Fiche), one journal may
+    serve several kinds of debt, and a reference type is about numbering and
+    collecting, not about who receives paper. So it is a table of its own. A
+    journal may stand for one payment reference type (its invoice series):
+    a sent document that names no journal takes the one of its reference's type.
+    """
+
+    __tablename__ = "sales_journal"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    copy_per_address: Mapped[bool] = mapped_column(Boolean, default=False)
+    payment_reference_type_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reference_type.id"), unique=True)
+
+
+class SentDocument(Base):
+    """An invoice we handed to POM to e-mail, in a batch, under a document id (what a delivery report is about)."""
+
+    __tablename__ = "sent_document"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch: Mapped[str] = mapped_column(String(100))
+    document_id: Mapped[str] = mapped_column(String(100))
+    payment_reference_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reference.id"), index=True)
+    end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"), index=True)  # the customer on the invoice
+    sales_journal_id: Mapped[int | None] = mapped_column(ForeignKey("sales_journal.id"))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (UniqueConstraint("batch", "document_id"),)
+
+
+class DeliveryReport(Base):
+    """The latest analysis of one batch's delivery report: analysing the batch again replaces its lines and diagnoses."""
+
+    __tablename__ = "delivery_report"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch: Mapped[str] = mapped_column(String(100), unique=True)
+    source: Mapped[str] = mapped_column(String(4))
+    file_name: Mapped[str] = mapped_column(String(255))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    encoding: Mapped[str] = mapped_column(String(20))
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)  # diagnoses: invoice × recipient
+    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the "now" of the 48-hour rule
+    analysed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    analysed_by: Mapped[str] = mapped_column(String(250))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # diagnosis -> count
+    __table_args__ = (CheckConstraint(_in("source", DELIVERY_REPORT_SOURCES), name="source"),)
+
+
+class DeliveryReportLine(Base):
+    """One line of a delivery report: one attempt to e-mail one recipient, as POM wrote it."""
+
+    __tablename__ = "delivery_report_line"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("delivery_report.id"))
+    line_no: Mapped[int] = mapped_column(Integer)  # in the file, the header being line 1
+    document_id: Mapped[str] = mapped_column(String(100))
+    recipient_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(20))
+    message_kind: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(Text)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint(_one_of("message_kind", DELIVERY_MESSAGE_KINDS), name="message_kind"),
+        UniqueConstraint("report_id", "line_no"),
+    )
+
+
+class DeliveryDiagnosis(Base):
+    """One invoice × intended recipient of a delivery report: one diagnosis and one action (seed 003).
+
+    The invoice is the sent document (its customer and payment reference
+    through ``sent_document``); the attempts are the report's lines for that
+    document and e-mail address, the decisive one being line ``last_line_no``
+    of the report (none when POM did not try). ``contact_id`` and
+    ``address_id`` say which contact and address were meant, without a
+    foreign key: finance may well delete that contact afterwards (replacing
+    a blacklisted address is one of the actions). A report line for an
+    address that is not (or no longer) on the customer record, or for a
+    document we did not send in the batch, also gets a row, with a ``note``.
+    The table is kept narrow on purpose: a report of a million lines writes
+    about as many rows.
+    """
+
+    __tablename__ = "delivery_diagnosis"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("delivery_report.id"))
+    sent_document_id: Mapped[int | None] = mapped_column(ForeignKey("sent_document.id"))
+    document_id: Mapped[str] = mapped_column(String(100))
+    contact_id: Mapped[int | None] = mapped_column(Integer)
+    address_id: Mapped[int | None] = mapped_column(Integer)
+    email: Mapped[str | None] = mapped_column(String(254))
+    address_label: Mapped[str | None] = mapped_column(String(200))  # a contact on a later address: which one
+    diagnosis: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)  # what makes the action specific: flags, raw message
+    note: Mapped[str | None] = mapped_column(String(250))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_line_no: Mapped[int | None] = mapped_column(Integer)  # delivery_report_line (report_id, line_no)
+    retry_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint(_one_of("diagnosis", DELIVERY_DIAGNOSES), name="diagnosis"),
+        CheckConstraint(_one_of("action", DELIVERY_ACTIONS), name="action"),
+        Index(None, "report_id", "action"),  # the action list, group by group
+    )

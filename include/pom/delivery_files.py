@@ -1,0 +1,203 @@
+"""Delivery reports end to end: from the inbox or from POM, to the database and finance's action list.
+
+* :func:`analyse_report_file`: a file finance downloaded from the POM portal
+  and dropped in ``var/inbox/pom_reports/``. Analysed, it moves to
+  ``var/archive/pom_reports/``; refused, to ``var/quarantine/pom_reports/``
+  with ``<name>.reason.txt`` saying why (file, line, column), and nothing of it
+  is stored.
+* :func:`analyse_recent_batches`: the reports of the batches sent since a
+  date, fetched with the POM client (``delivery_report_batches`` and
+  ``delivery_report``); each is kept in the archive as fetched (a refused one
+  in the quarantine, with its reason) and analysed on its own: one refused
+  report does not stop the others.
+* :func:`analyse_report`: the common part, for a path or bytes: check, store
+  and diagnose in one transaction, then write each batch's action list.
+
+The summary every entry point returns says where the action list landed
+(``var/reports/pom_delivery/<batch>/index.html`` and ``action-list.csv``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+
+from include.config import archive_dir, inbox_dir, quarantine_dir
+from include.files import atomic_write, sha256_of
+from include.finance.db import transaction
+from include.pom.delivery_report import DeliveryReportRefused, open_delivery_report
+from include.pom.delivery_store import StoredReport, store_report
+
+log = logging.getLogger(__name__)
+
+INBOX = "pom_reports"
+SUFFIXES = (".csv", ".txt")
+NIGHTLY_HOUR = 3  # the scheduled run in the 03:00-03:14 slot (Brussels) fetches from POM
+NIGHTLY_DAYS = 4  # POM retries for 48 hours: a batch is fetched again until it has settled
+LOCAL_ZONE = ZoneInfo("Europe/Brussels")
+
+
+class DeliveryReportSource(Protocol):
+    """What :func:`analyse_recent_batches` needs of the POM client."""
+
+    def delivery_report_batches(self, sent_since: date) -> list[str]: ...
+
+    def delivery_report(self, batch: str) -> bytes: ...
+
+
+def fetch_window(fetch_days: int | None, run_type: Any, moment: datetime | None) -> date | None:
+    """The ``sent_since`` date of this run's fetch from POM, or ``None``: no fetch on this run.
+
+    ``fetch_days`` given (a manual run): that many days back. Otherwise only
+    the scheduled run in the nightly slot fetches, :data:`NIGHTLY_DAYS` back.
+    """
+    local = (moment or datetime.now(timezone.utc)).astimezone(LOCAL_ZONE)
+    if fetch_days:
+        return local.date() - timedelta(days=int(fetch_days))
+    scheduled = str(getattr(run_type, "value", run_type) or "") == "scheduled"
+    if scheduled and local.hour == NIGHTLY_HOUR and local.minute < 15:
+        return local.date() - timedelta(days=NIGHTLY_DAYS)
+    return None
+
+
+def pending_reports(source: Path | str | None = None) -> list[Path]:
+    """Reports to analyse: ``source`` (a file or a folder), or the inbox; hidden and partial files skipped."""
+    source = Path(source) if source else inbox_dir(INBOX)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        return []
+    return sorted(
+        path for path in source.iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in SUFFIXES
+    )
+
+
+def _move(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder``; a name already taken gets the file's checksum added."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    if target.exists():
+        target = folder / f"{path.stem}.{sha256_of(path)[:12]}{path.suffix}"
+    if target.exists():
+        path.unlink()  # the very same file is there already
+        return target
+    shutil.move(str(path), target)
+    return target
+
+
+def _reason(target: Path, refusal: DeliveryReportRefused) -> None:
+    atomic_write(target.with_name(target.name + ".reason.txt"), (str(refusal) + "\n").encode("utf-8"))
+
+
+def analyse_report(
+    source: Path | str | bytes, actor: str, *, engine: Engine | None = None, now: datetime | None = None,
+    name: str | None = None, batch: str | None = None, source_kind: str = "file",
+) -> dict[str, Any]:
+    """Check, store and diagnose a report, then write its action lists; raises :class:`DeliveryReportRefused`.
+
+    ``now`` is the moment of the 48-hour rule (default: now). ``batch``: the
+    batch the report must be of (the client's fetch).
+    """
+    now = now or datetime.now(timezone.utc)
+    started = time.perf_counter()
+    report = open_delivery_report(source, name=name, batch=batch)
+    log.info("%s: %s bytes checked (%s, %r) in %.1f s", report.name, report.size, report.encoding_label,
+             report.delimiter, time.perf_counter() - started)
+    stored: list[StoredReport] = []
+    try:
+        with transaction(engine) as session:
+            stored = store_report(session, report, actor, now, source_kind=source_kind)
+    except BaseException:
+        for result in stored:  # the commit failed: no action list either
+            if result.action_list is not None:
+                result.action_list.abort()
+        raise
+    log.info("%s: committed after %.1f s", report.name, time.perf_counter() - started)
+    lists = []
+    for result in stored:
+        assert result.action_list is not None
+        action_list = result.action_list.finish(result.report)
+        lists.append({"batch": result.batch, "html": action_list.html, "csv": action_list.csv,
+                      "delivered_csv": action_list.delivered_csv})
+    log.info("%s: action lists written after %.1f s", report.name, time.perf_counter() - started)
+    summary: dict[str, int] = {}
+    for result in stored:
+        for code, count in result.summary.items():
+            summary[code] = summary.get(code, 0) + count
+    return {
+        "file": report.name, "sha256": report.sha256, "encoding": report.encoding_label,
+        "separator": {";": "semicolon", ",": "comma", "\t": "tab"}[report.delimiter],
+        "ignored_columns": report.ignored, "as_of": now.isoformat(),
+        "lines": sum(r.lines for r in stored), "recipients": sum(r.recipients for r in stored),
+        "summary": summary, "action_lists": lists,
+        "batches": [{"report_id": r.report_id, "batch": r.batch, "lines": r.lines, "recipients": r.recipients,
+                     "summary": r.summary, "replaced": r.replaced} for r in stored],
+    }
+
+
+def analyse_report_file(
+    path: Path | str, actor: str, engine: Engine | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Analyse one file from the inbox and archive it; a refused file is quarantined, then the refusal raised."""
+    path = Path(path)
+    try:
+        result = analyse_report(path, actor, engine=engine, now=now)
+    except DeliveryReportRefused as refusal:
+        target = _move(path, quarantine_dir() / INBOX)
+        _reason(target, refusal)
+        raise
+    result["archived"] = str(_move(path, archive_dir() / INBOX))
+    return result
+
+
+def _fetched_name(batch: str, fetched_at: datetime) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", batch).strip("-.") or "batch"
+    return f"{safe}_{fetched_at.strftime('%Y%m%dT%H%M%SZ')}.csv"
+
+
+def analyse_fetched_report(
+    batch: str, data: bytes, actor: str, *, engine: Engine | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Analyse a report the POM client fetched for ``batch``; kept in the archive (or the quarantine) as fetched."""
+    fetched_at = datetime.now(timezone.utc)
+    name = _fetched_name(batch, fetched_at)
+    try:
+        result = analyse_report(data, actor, engine=engine, now=now, name=name, batch=batch, source_kind="pom")
+    except DeliveryReportRefused as refusal:
+        target = quarantine_dir() / INBOX / name
+        atomic_write(target, data)
+        _reason(target, refusal)
+        raise
+    target = archive_dir() / INBOX / name
+    atomic_write(target, data)
+    result["archived"] = str(target)
+    return result
+
+
+def analyse_recent_batches(
+    client: DeliveryReportSource, sent_since: date, actor: str, *, engine: Engine | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Fetch and analyse the report of every batch POM lists as sent since ``sent_since``.
+
+    Returns ``{"analysed": [...summaries], "refused": {batch: message}}``; the
+    caller decides whether a refusal fails the run (the DAG does, after all
+    batches had their turn).
+    """
+    analysed, refused = [], {}
+    for batch in client.delivery_report_batches(sent_since):
+        data = client.delivery_report(batch)
+        try:
+            analysed.append(analyse_fetched_report(batch, data, actor, engine=engine, now=now))
+        except DeliveryReportRefused as refusal:
+            refused[batch] = str(refusal)
+    return {"sent_since": sent_since.isoformat(), "analysed": analysed, "refused": refused}

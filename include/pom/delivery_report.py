@@ -1,0 +1,462 @@
+"""Reading a POM delivery report: one line per attempt to e-mail one recipient (seed 003).
+
+The report comes two ways: finance downloads it from the POM portal (Artikelen
+– POM accounts – the school's POM user – Rapporten – Batch – Ophalen) and drops
+it in the inbox, or the POM client fetches it (``GET …/delivery-reports/{batch}``,
+see ``include/pom/API.md``). Both are CSV, but a download may have passed
+through a spreadsheet, so we accept:
+
+* Dutch or English column titles (:data:`HEADER_SYNONYMS`; case, spaces,
+  ``-``, ``_`` and ``.`` in titles do not matter), in any order; unknown
+  columns are ignored; a date and a time in two columns are joined;
+* ``;``, ``,`` or tab as separator, found from the header line;
+* UTF-8 with or without BOM, else Windows-1252 (what Excel writes on a
+  Belgian Windows);
+* times as ISO 8601 (with ``T`` or a space, with or without offset or ``Z``)
+  or as ``dd/mm/yyyy hh:mm[:ss]``; a time without offset is Brussels time.
+  Every time is returned in UTC.
+
+A file we cannot read completely is refused with a
+:class:`DeliveryReportRefused` naming the file, and the line and column where
+there is one, before anything is stored (the store reads inside its
+transaction, so a bad line 900 000 still stores nothing): empty, binary (NUL
+bytes, an Excel workbook, a PDF), UTF-16, neither UTF-8 nor Windows-1252, a
+mix of UTF-8 and another encoding, no separator, a required column missing, a
+line with too few fields or broken quoting, an empty document id or e-mail
+address, a time we cannot read, or a batch other than the one asked for.
+
+The file is read twice, both times streamed: once to check its bytes
+(encoding, NULs) and take its SHA-256, once to parse it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+from zoneinfo import ZoneInfo
+
+from include.errors import InnenError
+from include.pom.delivery_diagnosis import line_kind, normalise_status
+
+MAX_BYTES = 1024 * 1024 * 1024
+CHUNK = 1 << 20
+LOCAL_ZONE = ZoneInfo("Europe/Brussels")
+
+# field -> (title in messages, accepted titles after normalisation)
+HEADER_SYNONYMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "batch": ("Batch", ("batch", "batchid", "batchnr", "batchnummer", "batchnaam", "batchname", "zending")),
+    "document_id": ("DocumentId", (
+        "documentid", "document", "documentnr", "documentnummer", "docid", "documentreference", "documentreferentie",
+    )),
+    "recipient_name": ("RecipientName", (
+        "recipientname", "recipient", "name", "naam", "ontvanger", "naamontvanger", "ontvangernaam", "ontvangers",
+    )),
+    "email": ("EmailAddress", (
+        "emailaddress", "email", "emailadres", "mailadres", "mailaddress", "mail", "emailontvanger", "recipientemail",
+    )),
+    "status": ("Status", ("status", "state", "toestand")),
+    "description": ("Description", (
+        "description", "omschrijving", "beschrijving", "message", "bericht", "melding", "foutmelding", "reason",
+        "reden", "details", "detail",
+    )),
+    "timestamp": ("Timestamp", (
+        "timestamp", "tijdstip", "datetime", "datumtijd", "datumuur", "sentat", "verzondenop", "attemptedat",
+        "tijdstippoging",
+    )),
+    # A date and a time in two columns (joined when there is no timestamp column).
+    "date": ("Date", ("date", "datum", "verzenddatum")),
+    "time": ("Time", ("time", "tijd", "uur", "hour")),
+}
+DUTCH_TITLES = {
+    "batch": "Batch", "document_id": "Document", "recipient_name": "Ontvanger", "email": "E-mailadres",
+    "status": "Status", "description": "Omschrijving", "timestamp": "Tijdstip",
+}
+REQUIRED = ("batch", "document_id", "email", "status", "description", "timestamp")
+_LOOKUP = {alias: name for name, (_, aliases) in HEADER_SYNONYMS.items() for alias in aliases}
+_TITLE_JUNK = re.compile(r"[\s_\-./()\[\]:#'\"]+")
+_DMY = re.compile(
+    r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?)?$"
+)
+_MAGIC = (
+    (b"PK\x03\x04", "an Excel workbook or ZIP archive, not CSV: save the report as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) workbook, not CSV: save the report as CSV"),
+    (b"%PDF", "a PDF, not CSV: download the report as CSV"),
+    (b"\xff\xfe", "UTF-16 text: save the report as CSV in UTF-8 or Windows-1252"),
+    (b"\xfe\xff", "UTF-16 text: save the report as CSV in UTF-8 or Windows-1252"),
+)
+
+
+class DeliveryReportRefused(InnenError):
+    """A delivery report we will not use; the message names the file, and the line and column where known."""
+
+    def __init__(self, file: str, reason: str, *, line: int | None = None, column: str | None = None) -> None:
+        self.file, self.reason, self.line, self.column = file, reason, line, column
+        where = "".join([f": line {line}" if line else "", f": column {column}" if column else ""])
+        super().__init__(f"{file}{where}: {reason}")
+
+
+class ReportLine(NamedTuple):
+    """One attempt, as read (strings stripped; ``at`` in UTC; ``kind`` from the status and description)."""
+
+    line_no: int
+    batch: str
+    document_id: str
+    recipient_name: str | None
+    email: str
+    status: str
+    description: str
+    at: datetime
+    kind: str
+
+
+def normalise_title(title: str) -> str:
+    """A column title as looked up: lower case, no BOM, spaces, ``-``, ``_`` or ``.``; "e-mail" is "email"."""
+    return _TITLE_JUNK.sub("", title.replace("\ufeff", "").strip().lower())
+
+
+def column_title(name: str) -> str:
+    """How a field is named in messages: English and Dutch titles."""
+    english = HEADER_SYNONYMS[name][0]
+    dutch = DUTCH_TITLES.get(name)
+    return f"{english} (or {dutch})" if dutch and dutch != english else english
+
+
+class _TimeParser:
+    """ISO 8601 or day/month/year times to aware UTC datetimes, each distinct text parsed once."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, datetime] = {}
+
+    def __call__(self, text: str) -> datetime:
+        moment = self.cache.get(text)
+        if moment is None:
+            moment = self._parse(text)
+            if len(self.cache) >= 200_000:
+                self.cache.clear()
+            self.cache[text] = moment
+        return moment
+
+    @staticmethod
+    def _parse(text: str) -> datetime:
+        value = text.strip()
+        try:
+            moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+        except ValueError:
+            match = _DMY.match(value)
+            if not match:
+                raise ValueError(
+                    f"not a time: {text!r} (expected e.g. 2026-03-16T08:15:00+01:00 or 16/03/2026 08:15)") from None
+            day, month, year, hour, minute, second, fraction = match.groups()
+            try:
+                moment = datetime(
+                    int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+                    int((fraction or "0").ljust(6, "0")),
+                )
+            except ValueError as exc:
+                raise ValueError(f"not a time: {text!r} ({exc})") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=LOCAL_ZONE)
+        return moment.astimezone(timezone.utc)
+
+
+@dataclass
+class DeliveryReportFile:
+    """A report whose bytes have been checked: its encoding, separator and columns; :meth:`lines` parses it."""
+
+    name: str
+    size: int
+    sha256: str
+    encoding: str  # "utf-8-sig", "utf-8" or "cp1252"
+    delimiter: str
+    columns: dict[str, int]  # field -> column index
+    ignored: list[str] = field(default_factory=list)  # titles of columns we do not use
+    batch: str | None = None  # the batch asked for (the client's fetch), or None
+    _source: Path | bytes | None = field(default=None, repr=False)
+
+    @property
+    def encoding_label(self) -> str:
+        return {"utf-8-sig": "UTF-8 with BOM", "utf-8": "UTF-8", "cp1252": "Windows-1252"}[self.encoding]
+
+    def _text(self) -> io.TextIOWrapper:
+        source = self._source
+        binary: BinaryIO = open(source, "rb") if isinstance(source, Path) else io.BytesIO(source or b"")
+        return io.TextIOWrapper(binary, encoding=self.encoding, newline="")
+
+    def lines(self) -> Iterator[ReportLine]:
+        """Every attempt line in file order; raises :class:`DeliveryReportRefused` at the first bad line."""
+        return map(ReportLine._make, self.rows())
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """:meth:`lines` as plain tuples in :class:`ReportLine`'s field order (the store's million-line path)."""
+        name = self.name
+        cols = self.columns
+        needed = max(cols.values()) + 1
+        # A field without a column reads index -1, a "" appended to each row when there is such a field. The
+        # time is one column, or a date and a time column.
+        has_name = "recipient_name" in cols
+        split_time = "timestamp" not in cols
+        fields = _FIELDS[:6] + (("date", "time") if split_time else ("timestamp", "timestamp"))
+        indexes = [cols.get(f, -1) for f in fields]
+        pick = itemgetter(*indexes)
+        pad = -1 in indexes
+        wanted_batch = self.batch
+        parse_time = _TimeParser()
+        times = parse_time.cache
+        batches: dict[str, str] = {}  # raw text -> checked value, one object per repeated text
+        statuses: dict[str, str] = {}
+        kinds: dict[str, dict[str, tuple[str, str]]] = {}  # status -> description -> (kind, shared description)
+        titles = {field: column_title(field) for field in HEADER_SYNONYMS}
+        time_title = titles["date" if split_time else "timestamp"]
+        with self._text() as text:
+            reader = csv.reader(text, delimiter=self.delimiter, strict=True)
+            try:
+                for row in reader:  # the header, checked when the file was opened (blank lines before it skipped)
+                    if any(cell.strip() for cell in row):
+                        break
+                for row in reader:
+                    if len(row) < needed:
+                        if not any(cell.strip() for cell in row):
+                            continue  # empty line
+                        raise DeliveryReportRefused(
+                            name, f"{len(row)} fields, but the columns we read go up to column {needed}",
+                            line=reader.line_num)
+                    if pad:
+                        row.append("")
+                    batch, document_id, recipient, email, status, description, stamp, clock = pick(row)
+                    batch = batches.get(batch) or _checked_batch(
+                        name, reader.line_num, batch, wanted_batch, titles, batches)
+                    document_id = document_id.strip()
+                    if not document_id or len(document_id) > 100:
+                        raise DeliveryReportRefused(
+                            name, "no document id" if not document_id else "document id longer than 100 characters",
+                            line=reader.line_num, column=titles["document_id"])
+                    email = email.strip()
+                    if not email or len(email) > 254:
+                        raise DeliveryReportRefused(
+                            name, "no e-mail address" if not email else "e-mail address longer than 254 characters",
+                            line=reader.line_num, column=titles["email"])
+                    if split_time:
+                        stamp = f"{stamp.strip()} {clock.strip()}".strip()
+                    at = times.get(stamp)
+                    if at is None:
+                        try:
+                            at = parse_time(stamp)
+                        except ValueError as exc:
+                            raise DeliveryReportRefused(
+                                name, str(exc), line=reader.line_num, column=time_title) from None
+                    normal = statuses.get(status)
+                    if normal is None:
+                        normal = statuses[status] = normalise_status(status)[:20]
+                        kinds.setdefault(normal, {})
+                    by_text = kinds[normal]
+                    known = by_text.get(description)
+                    if known is None:
+                        clean = description.strip()
+                        known = (line_kind(normal, clean), clean)
+                        if len(by_text) < 10_000:  # a report repeats a handful of messages
+                            by_text[description] = known
+                    yield (
+                        reader.line_num, batch, document_id,
+                        (recipient.strip()[:200] or None) if has_name else None,
+                        email, normal, known[1], at, known[0],
+                    )
+            except csv.Error as exc:
+                raise DeliveryReportRefused(name, f"not readable as CSV: {exc}", line=reader.line_num) from None
+            except UnicodeDecodeError as exc:  # checked before; only if the file changed in between
+                raise DeliveryReportRefused(name, f"cannot be decoded as {self.encoding_label}: {exc.reason}") from None
+
+
+def _checked_batch(name: str, line: int, batch: str, wanted: str | None, titles: dict[str, str],
+                   shared: dict[str, str]) -> str:
+    value = batch.strip()
+    if not value:
+        if wanted is None:
+            raise DeliveryReportRefused(name, "no batch", line=line, column=titles["batch"])
+        value = wanted
+    elif wanted is not None and value != wanted:
+        raise DeliveryReportRefused(name, f"batch {value!r} in the report of batch {wanted!r}", line=line,
+                                    column=titles["batch"])
+    if len(value) > 100:
+        raise DeliveryReportRefused(name, "batch longer than 100 characters", line=line, column=titles["batch"])
+    if len(shared) < 2_000_000:
+        shared[batch] = value
+    return value
+
+
+_FIELDS = ("batch", "document_id", "recipient_name", "email", "status", "description", "timestamp", "date", "time")
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+class _ByteCheck:
+    """The first pass: size, SHA-256, NUL bytes, and whether the bytes are UTF-8 (and up to where)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.utf8 = True
+        self.utf8_error: tuple[int, int] | None = None  # (line, byte)
+        self.non_ascii_before_error = False
+        self.cp1252_error: tuple[int, int] | None = None
+        self.lines_before = 0
+        self.head = b""
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        if self.size == 0 and chunk:
+            for magic, what in _MAGIC:
+                if chunk.startswith(magic):
+                    raise DeliveryReportRefused(self.name, what)
+        if len(self.head) < 4096:
+            self.head += chunk[: 4096 - len(self.head)]
+        self.digest.update(chunk)
+        nul = chunk.find(b"\x00")
+        if nul >= 0:
+            raise DeliveryReportRefused(
+                self.name, "binary content (NUL bytes): not a CSV text report",
+                line=self.lines_before + _line_of(chunk, nul))
+        rest = b""
+        if self.utf8:
+            try:
+                self.decoder.decode(chunk, final)
+                if not self.non_ascii_before_error and not chunk.isascii():
+                    self.non_ascii_before_error = True
+            except UnicodeDecodeError as exc:
+                start = max(exc.start, 0)
+                self.utf8 = False
+                byte = chunk[start] if start < len(chunk) else 0
+                self.utf8_error = (self.lines_before + _line_of(chunk, start), byte)
+                if not chunk[:start].isascii():
+                    self.non_ascii_before_error = True
+                rest = chunk[start:]
+        else:
+            rest = chunk
+        # Windows-1252 only matters once the bytes are not UTF-8 (everything before was then ASCII).
+        if rest and self.cp1252_error is None:
+            try:
+                rest.decode("cp1252")
+            except UnicodeDecodeError as exc:
+                offset = len(chunk) - len(rest) + exc.start
+                self.cp1252_error = (self.lines_before + _line_of(chunk, offset), chunk[offset])
+        self.size += len(chunk)
+        self.lines_before += chunk.count(b"\n")
+
+    def encoding(self) -> str:
+        if self.size == 0 or not self.head.replace(codecs.BOM_UTF8, b"").strip():
+            raise DeliveryReportRefused(self.name, "empty file: no header and no lines")
+        if self.utf8:
+            return "utf-8-sig" if self.head.startswith(codecs.BOM_UTF8) else "utf-8"
+        line, byte = self.utf8_error or (0, 0)
+        if self.non_ascii_before_error or self.head.startswith(codecs.BOM_UTF8):
+            raise DeliveryReportRefused(
+                self.name, f"mixed encodings: UTF-8 before this line, but byte 0x{byte:02X} here is not UTF-8; "
+                "save the report again as UTF-8", line=line)
+        if self.cp1252_error is not None:
+            bad_line, bad_byte = self.cp1252_error
+            raise DeliveryReportRefused(
+                self.name, f"neither UTF-8 nor Windows-1252 (byte 0x{bad_byte:02X}); save the report as UTF-8 CSV",
+                line=bad_line)
+        return "cp1252"
+
+
+def _sniff_delimiter(name: str, header: str) -> str:
+    counts = {sep: header.count(sep) for sep in (";", ",", "\t")}
+    best = max(counts, key=lambda sep: counts[sep])
+    if counts[best] == 0:
+        raise DeliveryReportRefused(
+            name, "the header has no ';', ',' or tab separator: not a delivery report CSV", line=1)
+    return best
+
+
+def open_delivery_report(
+    source: Path | str | bytes, *, name: str | None = None, batch: str | None = None, max_bytes: int = MAX_BYTES
+) -> DeliveryReportFile:
+    """Check a report's bytes and header; ``batch``: the batch the report must be of (fills an empty Batch column).
+
+    ``source`` is a path, or the bytes the POM client fetched (then give a
+    ``name`` for messages). Raises :class:`DeliveryReportRefused`.
+    """
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+        label = name or "delivery report"
+        check = _ByteCheck(label)
+        if len(data) > max_bytes:
+            raise DeliveryReportRefused(label, f"{len(data)} bytes, more than the limit of {max_bytes}")
+        for start in range(0, len(data), CHUNK):
+            check.feed(data[start : start + CHUNK], final=start + CHUNK >= len(data))
+        if not data:
+            check.feed(b"", final=True)
+        stored: Path | bytes = data
+    else:
+        path = Path(source)
+        label = name or path.name
+        check = _ByteCheck(label)
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise DeliveryReportRefused(label, f"{size} bytes, more than the limit of {max_bytes}")
+            with path.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    check.feed(chunk)
+                check.feed(b"", final=True)
+        except OSError as exc:
+            raise DeliveryReportRefused(label, f"cannot be read: {exc.strerror or exc}") from None
+        stored = path
+    encoding = check.encoding()
+    report = DeliveryReportFile(label, check.size, check.digest.hexdigest(), encoding, ",", {}, batch=batch,
+                                _source=stored)
+    with report._text() as text:
+        header_line = ""
+        for raw in text:
+            if raw.strip():
+                header_line = raw
+                break
+    report.delimiter = _sniff_delimiter(label, header_line)
+    try:
+        header = next(csv.reader([header_line], delimiter=report.delimiter))
+    except (csv.Error, StopIteration) as exc:
+        raise DeliveryReportRefused(label, f"header not readable as CSV: {exc}", line=1) from None
+    columns: dict[str, int] = {}
+    for index, title in enumerate(header):
+        found = _LOOKUP.get(normalise_title(title))
+        if found is None or found in columns:
+            if title.strip():
+                report.ignored.append(title.strip())
+            continue
+        columns[found] = index
+    if "timestamp" not in columns and "date" in columns:
+        pass  # date (and time) columns stand in for the timestamp
+    else:
+        for extra in ("date", "time"):
+            if extra in columns:
+                report.ignored.append(header[columns.pop(extra)].strip())
+    found_titles = ", ".join(t.strip() for t in header if t.strip()) or "none"
+    for required in REQUIRED:
+        if required in columns or (required == "timestamp" and "date" in columns):
+            continue
+        if required == "batch" and batch is not None:
+            continue
+        raise DeliveryReportRefused(
+            label, f"required column {column_title(required)} is missing (columns found: {found_titles})",
+            column=column_title(required))
+    report.columns = columns
+    return report
+
+
+def read_delivery_report(
+    source: Path | str | bytes, *, name: str | None = None, batch: str | None = None
+) -> Iterator[ReportLine]:
+    """Every line of a report (checks first, then streams); see :func:`open_delivery_report`."""
+    return open_delivery_report(source, name=name, batch=batch).lines()
