@@ -14,7 +14,11 @@
    lets payers pay some requests (most with a callback, some without), then
    ``pom_reconciliation`` (books what the callbacks missed) and
    ``payment_reference_expiry`` (bookings past their type's 7-day lifetime).
-6. Prints what came out of it, all read back from the database.
+6. E-mails the library's invoices through POM (one batch; the simulator's
+   mail servers answer with the seed's messages), moves POM's clock two days
+   on, drops the delivery report in ``var/inbox/pom_reports/`` and runs
+   ``pom_delivery_report``: one diagnosis and action per invoice × recipient.
+7. Prints what came out of it, all read back from the database.
 
 ``INNEN_DEMO_DATE=YYYY-MM-DD`` runs the demo for another date.
 """
@@ -84,7 +88,7 @@ def _output_to(log: TextIO) -> Iterator[None]:
         os.close(saved[1])
 
 
-def _run_dag(dag_id: str, logical_date: datetime | None, log: TextIO) -> None:
+def _run_dag(dag_id: str, logical_date: datetime | None, log: TextIO, conf: dict[str, Any] | None = None) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     started = time.perf_counter()
@@ -92,7 +96,7 @@ def _run_dag(dag_id: str, logical_date: datetime | None, log: TextIO) -> None:
         bag = DagBag(dag_folder=str(ROOT / "dags"))
         if bag.import_errors:
             raise SystemExit(f"DAG import errors: {bag.import_errors}")
-        run = bag.get_dag(dag_id).test(logical_date=logical_date)
+        run = bag.get_dag(dag_id).test(logical_date=logical_date, run_conf=conf)
     state = str(getattr(run, "state", "unknown"))
     print(f"  {dag_id}: {state} in {time.perf_counter() - started:.1f} s")
     if not state.endswith("success"):
@@ -188,6 +192,10 @@ def main() -> None:
         _run_dag("pom_reconciliation", None, log)
         _run_dag("payment_reference_expiry", None, log)
         _pom_summary(engine)
+        as_of = _mail_invoices(engine, sim.base_url, run_date)
+        print("  POM's delivery report lands in the inbox two days later; analysing it through Airflow:")
+        _run_dag("pom_delivery_report", None, log, conf={"as_of": as_of})
+        _delivery_summary(engine)
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Reports: {_show(reports_dir())}/, "
           f"bank files: {_show(outbox_dir())}/, statements: {_show(archive_dir())}/. "
           "`make ui` shows the runs in Airflow.")
@@ -263,6 +271,96 @@ def _pom_summary(engine) -> None:  # type: ignore[no-untyped-def]
     print("  callbacks taken: " + (", ".join(f"{k} {v}" for k, v in sorted(events.items())) or "none"))
     print(f"  references expired after their type's lifetime: {expired}")
     print(f"  reconciliation report: {_show(reports_dir() / 'pom_reconciliation')}/")
+
+
+# What the demo's recipients' mail servers answer (the seed's messages), by e-mail address.
+_MAIL_OUTCOMES = (
+    ("MAILBOX_FULL", [("FAILED", 0.0), ("FAILED", 24.0)]),  # full for two days: given up
+    ("RETRYING", [("FAILED", 0.0), ("DELIVERED", 3.0)]),  # temporary, then delivered
+    ("RETRYING", [("FAILED", 30.0)]),  # temporary, still within POM's 48 hours
+    ("BOUNCE_BLACKLISTED", [("FAILED", 0.0)]),
+    ("BLACKLISTED", [("FAILED", 0.0)]),
+    ("UNSUBSCRIBED", [("FAILED", 0.0)]),
+    ("", [("FAILED", 0.0)]),  # a text nobody has seen before
+)
+
+
+def _mail_invoices(engine, base_url: str, run_date: date) -> str:  # type: ignore[no-untyped-def]
+    """E-mail the library's invoices through POM (one batch), with a mix of outcomes; returns the analysis moment.
+
+    Customer data gives the not-attempted cases: one customer switched off
+    "e-mail recipient" on her contact, one has a second e-mail contact on his
+    work address (position 2) while the sales journal does not copy per address.
+    """
+    import httpx
+    from sqlalchemy import select
+
+    from include.finance.db import transaction
+    from include.finance.models import Address, Contact, EndUser, PaymentReference, PaymentReferenceType, SalesJournal
+    from include.pom import simulator
+    from include.pom.accounts import PomClients, accounts_from_env
+    from include.pom.client import PomDocument, PomRecipient
+    from include.pom.delivery_store import DocumentToSend, intended_recipients, record_sent_documents
+
+    batch = f"BIB-{run_date.isoformat()}"
+    with transaction(engine) as session:
+        invoice_type = session.scalars(select(PaymentReferenceType).where(PaymentReferenceType.code == "FACTUUR-BIB")).one()
+        journal = SalesJournal(code="VERKOOP-BIB", name="Verkoopdagboek bibliotheek", copy_per_address=False,
+                               payment_reference_type_id=invoice_type.id)
+        session.add(journal)
+        invoices = session.execute(
+            select(PaymentReference.id, PaymentReference.invoice_number, EndUser)
+            .join(EndUser, EndUser.id == PaymentReference.end_user_id)
+            .where(PaymentReference.type_id == invoice_type.id).order_by(PaymentReference.id)
+        ).all()
+        _, _, quiet = invoices[-1]
+        for contact in quiet.contacts:
+            contact.email_recipient = False
+        _, _, working = invoices[-2]
+        work = Address(end_user_id=working.id, position=2, address_type="werk", street="Naamsestraat",
+                       house_number="22", postal_code="3000", city="Leuven", copy_per_address=True)
+        session.add(work)
+        session.flush()
+        session.add(Contact(end_user_id=working.id, address_id=work.id, kind="email",
+                            value=f"{working.first_name}.werk{working.id}@example.be".lower().replace(" ", "")))
+        session.flush()
+        sent, documents = [], []
+        for ref_id, invoice_number, user in invoices:
+            emails = list(intended_recipients(session, user.id, journal.copy_per_address))
+            if emails:
+                documents.append(PomDocument(invoice_number, tuple(PomRecipient(user.name, e) for e in emails)))
+            sent.append(DocumentToSend(invoice_number, user.id, ref_id, journal.id))
+        record_sent_documents(session, batch, sent, "demo")
+        scripted = list(zip([d.recipients[0].email for d in documents], _MAIL_OUTCOMES))
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        for email, (message, attempts) in scripted:
+            text = getattr(simulator, f"MSG_{message}") if message else "Mailbox unavailable: 550 5.1.1 user unknown"
+            http.post("/_sim/delivery-outcomes", json={"email_contains": email, "outcomes": [
+                [status, "" if status == "DELIVERED" else text, hours] for status, hours in attempts]}).raise_for_status()
+        with PomClients(accounts_from_env(["default"])) as clients:
+            clients.client("default").send_batch(batch, documents)
+            now = http.post("/_sim/clock", json={"advance_seconds": 50 * 3600}).json()["now"]
+            report = clients.client("default").delivery_report(batch)
+    inbox = inbox_dir("pom_reports")
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / f"{batch}.csv").write_bytes(report)
+    print(f"  {len(sent)} invoices e-mailed through POM in batch {batch} ({len(documents)} with a recipient)")
+    return now
+
+
+def _delivery_summary(engine) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from include.finance.db import transaction
+    from include.finance.models import DeliveryDiagnosis
+
+    with transaction(engine, readonly=True) as session:
+        counts = dict(session.execute(
+            select(DeliveryDiagnosis.diagnosis, func.count()).group_by(DeliveryDiagnosis.diagnosis)).all())
+    print("  diagnoses: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    folders = sorted((reports_dir() / "pom_delivery").glob("*/index.html"))
+    for page in folders:
+        print(f"  action list: {_show(page)}")
 
 
 def _write_statement(engine) -> Path:  # type: ignore[no-untyped-def]

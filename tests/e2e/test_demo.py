@@ -56,6 +56,18 @@ def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, ai
     control_list = re.search(r"control list \((\d+) items\): (\S+)", out)
     assert control_list and Path(control_list.group(2)).is_file() and int(control_list.group(1)) > 0
     assert list((var / "archive").glob("*.xml")) and not list((var / "inbox" / "camt053").glob("*.xml"))
+    # POM: requests made, paid by callback and by the reconciliation, expired references, delivery diagnoses.
+    requests = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", re.search(r"^\s+requests: (.*)$", out, re.M).group(1)))
+    paid_by = re.search(r"payers pay (\d+) requests with a callback and (\d+) without", out)
+    assert paid_by and requests.get("paid") == int(paid_by.group(1)) + int(paid_by.group(2)), out
+    assert re.search(r"callbacks taken: booked (\d+)", out).group(1) == paid_by.group(1)
+    assert int(re.search(r"references expired after their type's lifetime: (\d+)", out).group(1)) > 0
+    assert (var / "reports" / "pom_reconciliation").is_dir()
+    diagnoses = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", re.search(r"diagnoses: (.*)$", out, re.M).group(1)))
+    assert {"delivered", "given_up", "retrying", "unsubscribed", "unknown", "not_attempted_email_recipient_off",
+            "not_attempted_copy_per_address_off"} <= set(diagnoses), diagnoses
+    action_list = re.search(r"action list: (\S+)", out)
+    assert action_list and Path(action_list.group(1)).is_file()
 
     second = _demo(var)
     assert second.returncode == 0, second.stdout + second.stderr
