@@ -52,3 +52,33 @@ def write_checksum(path: Path, sha256: str) -> Path:
     checksum = path.with_name(path.name + ".sha256")
     atomic_write(checksum, f"{sha256}  {path.name}\n".encode())
     return checksum
+
+
+def waiting_files(source: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """``source`` itself when it is a file, else its files with one of ``suffixes``; hidden (partial) files skipped."""
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        return []
+    return sorted(
+        path for path in source.iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in suffixes
+    )
+
+
+def move_into(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder``; a name already taken gets the file's checksum added.
+
+    The very same file (same name and checksum) there already: ``path`` is dropped.
+    """
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    if target.exists():
+        target = folder / f"{path.stem}.{sha256_of(path)[:12]}{path.suffix}"
+    if target.exists():
+        path.unlink()
+        return target
+    shutil.move(str(path), target)
+    return target

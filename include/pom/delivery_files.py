@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 
 from include.config import archive_dir, inbox_dir, quarantine_dir
-from include.files import atomic_write, sha256_of
+from include.files import atomic_write, move_into, waiting_files
 from include.finance.db import transaction
 from include.pom.delivery_report import DeliveryReportRefused, open_delivery_report
 from include.pom.delivery_store import StoredReport, store_report
@@ -71,27 +70,11 @@ def fetch_window(fetch_days: int | None, run_type: Any, moment: datetime | None)
 def pending_reports(source: Path | str | None = None) -> list[Path]:
     """Reports to analyse: ``source`` (a file or a folder), or the inbox; hidden and partial files skipped."""
     source = Path(source) if source else inbox_dir(INBOX)
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        return []
-    return sorted(
-        path for path in source.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in SUFFIXES
-    )
+    return waiting_files(source, SUFFIXES)
 
 
 def _move(path: Path, folder: Path) -> Path:
-    """Move ``path`` into ``folder``; a name already taken gets the file's checksum added."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
-    if target.exists():
-        target = folder / f"{path.stem}.{sha256_of(path)[:12]}{path.suffix}"
-    if target.exists():
-        path.unlink()  # the very same file is there already
-        return target
-    shutil.move(str(path), target)
-    return target
+    return move_into(path, folder)
 
 
 def _reason(target: Path, refusal: DeliveryReportRefused) -> None:

@@ -11,7 +11,6 @@ inbox, where the next run finds it "already imported" and archives it.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from include.config import archive_dir, inbox_dir, quarantine_dir
-from include.files import atomic_write, sha256_of
+from include.files import atomic_write, move_into, waiting_files
 from include.finance.db import transaction
 from include.sepa.camt import MAX_BYTES, CamtRefused, read_camt
 from include.sepa.camt_import import check_balances, import_statements, outcome_counts
@@ -31,27 +30,11 @@ SUFFIXES = (".xml", ".camt", ".053", ".054")
 def pending_files(source: Path | None = None) -> list[Path]:
     """Files to import: ``source`` (a file or a folder), or the camt053 inbox; hidden and partial files skipped."""
     source = Path(source) if source else inbox_dir("camt053")
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        return []
-    return sorted(
-        path for path in source.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in SUFFIXES
-    )
+    return waiting_files(source, SUFFIXES)
 
 
 def _move(path: Path, folder: Path) -> Path:
-    """Move ``path`` into ``folder``; a name already taken gets the file's checksum added."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
-    if target.exists():
-        target = folder / f"{path.stem}.{sha256_of(path)[:12]}{path.suffix}"
-    if target.exists():
-        path.unlink()  # the very same file was archived before
-        return target
-    shutil.move(str(path), target)
-    return target
+    return move_into(path, folder)
 
 
 def quarantine(path: Path, reason: str) -> Path:
