@@ -192,30 +192,37 @@ class ActionListWriter:
         rows = self.delivered  # emptied in place at the end: a caller may hold on to the list
         if not rows:
             return
-        cache = self.times.cache
         times = self.times
         write = self._files["none"].write
         special = _SPECIAL.search
         table = self.tables["none"]
         room = self._limits["none"] - len(table.rows)
-        lines = []
-        for customer, invoice, document_id, recipient, email, address, attempts, last_at, note in rows:
-            found = cache.get(last_at)
-            last = found[1] if found is not None else times(last_at)[1]
-            joined = (f"{customer or ''}\x1f{invoice or ''}\x1f{document_id}\x1f{recipient or ''}\x1f{email or ''}"
-                      f"\x1f{address or ''}\x1f{attempts}\x1f{last}\x1f{note or ''}")
-            if special(joined) or joined.count("\x1f") != 8:
-                write("".join(lines))
-                lines = []
-                self._writers["none"]((customer or "", invoice or "", document_id, recipient or "", email or "",
-                                       address or "", str(attempts), last, note or ""))
-            else:
-                lines.append(joined.replace("\x1f", ";") + "\r\n")
-            if room > 0:
-                room -= 1
-                table.rows.append([customer or "", invoice or "", recipient or "", email or "",
-                                   self._labels["delivered"], last, "", self._delivered_todo + (f" ({note})" if note else "")])
-        write("".join(lines))
+        shown = {last_at: times(last_at)[1] for last_at in {row[7] for row in rows}}  # Brussels time, each once
+        # Fields joined with \x1f, rows with \x1e: one search over the whole chunk tells whether any field needs
+        # csv's quoting (or holds a separator of ours); then the chunk is written as it is, else row by row.
+        joined = [f"{customer or ''}\x1f{invoice or ''}\x1f{document_id}\x1f{recipient or ''}\x1f{email or ''}"
+                  f"\x1f{address or ''}\x1f{attempts}\x1f{shown[last_at]}"
+                  f"\x1f{note or ''}"
+                  for customer, invoice, document_id, recipient, email, address, attempts, last_at, note in rows]
+        body = "\x1e".join(joined)
+        if not special(body) and body.count("\x1f") == 8 * len(rows) and body.count("\x1e") == len(rows) - 1:
+            write(body.replace("\x1f", ";").replace("\x1e", "\r\n") + "\r\n")
+        else:
+            lines = []
+            for row, text in zip(rows, joined):
+                if special(text) or text.count("\x1f") != 8 or "\x1e" in text:
+                    write("".join(lines))
+                    lines = []
+                    customer, invoice, document_id, recipient, email, address, attempts, last_at, note = row
+                    self._writers["none"]((customer or "", invoice or "", document_id, recipient or "", email or "",
+                                           address or "", str(attempts), shown[last_at], note or ""))
+                else:
+                    lines.append(text.replace("\x1f", ";") + "\r\n")
+            write("".join(lines))
+        for customer, invoice, document_id, recipient, email, address, attempts, last_at, note in rows[:max(room, 0)]:
+            table.rows.append([customer or "", invoice or "", recipient or "", email or "",
+                               self._labels["delivered"], shown[last_at], "",
+                               self._delivered_todo + (f" ({note})" if note else "")])
         self.rows += len(rows)
         table.total_rows += len(rows)
         rows.clear()

@@ -17,13 +17,23 @@ def namespace(version: str) -> str:
     return f"urn:iso:std:iso:20022:tech:xsd:{version}"
 
 
+# libxml2 compiles schemas with shared state: two threads compiling at once fail now and then with
+# "XMLSchemaParseError: Internal error". Compiling is rare; validating stays parallel.
+_compiling = threading.Lock()
+
+
+def _compile(path: Path) -> etree.XMLSchema:
+    with _compiling:
+        return etree.XMLSchema(etree.parse(str(path), safe_parser()))
+
+
 @lru_cache(maxsize=None)
 def schema(version: str) -> etree.XMLSchema:
     """The compiled XSD of ``version`` (e.g. ``pain.008.001.02``)."""
     path = XSD_DIR / f"{version}.xsd"
     if not path.is_file():
         raise ValueError(f"no schema for {version}")
-    return etree.XMLSchema(etree.parse(str(path), safe_parser()))
+    return _compile(path)
 
 
 _per_thread = threading.local()
@@ -37,5 +47,5 @@ def thread_schema(version: str) -> etree.XMLSchema:
         cache = _per_thread.schemas = {}
     if version not in cache:
         path = XSD_DIR / f"{version}.xsd"
-        cache[version] = etree.XMLSchema(etree.parse(str(path), safe_parser()))
+        cache[version] = _compile(path)
     return cache[version]
