@@ -8,7 +8,9 @@ lines (open debt again, collected by the next mandate execution); payments
 already booked stay. A paid reference is refused with its reason. The
 collections of deleted references are cancelled; a run left without
 collections is marked deleted. The report lands in
-`var/reports/payment_reference_delete/`.
+`var/reports/payment_reference_delete/`. Deleted references that had an
+open POM payment request get it cancelled at POM right away, so their QR
+code can no longer be paid.
 """
 
 from __future__ import annotations
@@ -61,7 +63,28 @@ def payment_reference_delete() -> None:
         log.info("%s (report %s)", result.message, report)
         return {**asdict(result), "report": report}
 
-    delete()
+    @task
+    def cancel_pom_requests(deletion: dict) -> dict:
+        from airflow.sdk import Connection
+
+        from include.finance.db import get_engine
+        from include.pom.accounts import PomClients, accounts_from_connections
+        from include.pom.payment_requests import live_request_accounts, retire_requests_of
+        from include.runtime import actor, as_of
+
+        if deletion["dry_run"] or not deletion["deleted"]:
+            return {"cancelled": 0}
+        engine = get_engine()
+        live = live_request_accounts(engine, deletion["deleted"])
+        if not live:
+            return {"cancelled": 0}
+        context = get_current_context()
+        with PomClients(accounts_from_connections(set(live.values()), Connection.get)) as clients:
+            summary = retire_requests_of(engine, clients, actor(context), as_of(context), set(live))
+        log.info("POM requests of the deleted references: %s", summary.as_dict())
+        return summary.as_dict()
+
+    cancel_pom_requests(delete())
 
 
 payment_reference_delete()

@@ -370,3 +370,20 @@ def invoice_qr(engine: Engine, reference_loi: str) -> str:
     image = base64.b64encode(row.qr_svg.encode("utf-8")).decode("ascii")
     link = f'<a href="{row.pay_url}">Online betalen</a>' if row.pay_url else ""
     return f'<div class="invoice-qr"><img alt="POM QR code" src="data:image/svg+xml;base64,{image}">{link}</div>'
+
+
+def live_request_accounts(engine: Engine, reference_lois: list[str]) -> dict[int, str]:
+    """Reference id → account of the references in ``reference_lois`` that still have a live POM request."""
+    if not reference_lois:
+        return {}
+    with transaction(engine, readonly=True) as session:
+        return dict(session.execute(
+            select(PomPaymentRequest.payment_reference_id, PomPaymentRequest.account)
+            .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
+            .where(PaymentReference.loi.in_(reference_lois), PomPaymentRequest.status.in_(LIVE_POM_REQUEST_STATUSES))
+        ).all())
+
+
+def retire_requests_of(engine: Engine, clients: PomClients, actor: str, now: datetime, reference_ids: set[int]) -> SyncSummary:
+    """Right after references were deleted: cancel their POM requests now rather than at the next night's sync."""
+    return sync_payment_requests(engine, clients, actor, now, reference_ids=reference_ids)

@@ -69,3 +69,20 @@ def test_requests_reconciliation_and_expiry_through_airflow(demo, var_dir: Path,
     with transaction(demo, readonly=True) as session:
         expired = session.scalar(select(func.count()).select_from(PaymentReference).where(PaymentReference.status == "expired"))
     assert expired == 6  # the demo's academy bookings made nine days before, on a type living seven days
+
+
+def test_deleting_a_reference_cancels_its_pom_request_at_once(demo, sim_api: SimApi) -> None:
+    as_of = datetime.combine(RUN, time(2), tzinfo=LOCAL_ZONE).isoformat()
+    _ok(_dag("pom_payment_requests").test(run_conf={"as_of": as_of}))
+    with transaction(demo, readonly=True) as session:
+        request, loi = session.execute(
+            select(PomPaymentRequest, PaymentReference.loi)
+            .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
+            .where(PomPaymentRequest.status == "open").order_by(PomPaymentRequest.id)
+        ).first()
+    _ok(_dag("payment_reference_delete").test(run_conf={"references": loi, "dry_run": False}))
+    with transaction(demo, readonly=True) as session:
+        row = session.get(PomPaymentRequest, request.id)
+        assert session.get(PaymentReference, request.payment_reference_id).status == "deleted"
+    assert row.status == "cancelled"
+    assert sim_api.get(request.pom_id).json()["status"] == "cancelled"
