@@ -22,6 +22,12 @@ statements add only their new entries. A refused file moves to
 `var/quarantine/` with `<file>.reason.txt` naming file, statement and element,
 nothing from it is booked, and its task fails; imported files move to
 `var/archive/`.
+
+Afterwards (when every file was imported), the POM payment requests of
+references the statements paid or partly paid are cancelled, or remade for
+the new amount, right away, so a QR code on an invoice paid by transfer
+cannot be paid a second time; otherwise the nightly `pom_payment_requests`
+does it.
 """
 
 from __future__ import annotations
@@ -77,7 +83,26 @@ def camt053_import() -> None:
         log.info("%s; outcomes %s; control lists %s", result["message"], result["outcomes"], result["control_lists"])
         return result
 
-    import_file.expand(path=files_to_import())
+    @task
+    def update_pom_requests() -> dict:
+        from airflow.sdk import Connection
+
+        from include.finance.db import get_engine
+        from include.pom.accounts import PomClients, accounts_from_connections
+        from include.pom.payment_requests import stale_request_accounts, sync_payment_requests
+        from include.runtime import actor, as_of
+
+        engine = get_engine()
+        stale = stale_request_accounts(engine)
+        if not stale:
+            return {"updated": 0}
+        context = get_current_context()
+        with PomClients(accounts_from_connections(set(stale.values()), Connection.get)) as clients:
+            summary = sync_payment_requests(engine, clients, actor(context), as_of(context), reference_ids=set(stale))
+        log.info("POM requests of references paid by these statements: %s", summary.as_dict())
+        return summary.as_dict()
+
+    import_file.expand(path=files_to_import()) >> update_pom_requests()
 
 
 camt053_import()

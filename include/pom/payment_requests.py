@@ -387,3 +387,14 @@ def live_request_accounts(engine: Engine, reference_lois: list[str]) -> dict[int
 def retire_requests_of(engine: Engine, clients: PomClients, actor: str, now: datetime, reference_ids: set[int]) -> SyncSummary:
     """Right after references were deleted: cancel their POM requests now rather than at the next night's sync."""
     return sync_payment_requests(engine, clients, actor, now, reference_ids=reference_ids)
+
+
+def stale_request_accounts(engine: Engine) -> dict[int, str]:
+    """Reference id → account of live requests that no longer fit their reference (paid, closed, other amount)."""
+    with transaction(engine, readonly=True) as session:
+        return dict(session.execute(
+            select(PomPaymentRequest.payment_reference_id, PomPaymentRequest.account)
+            .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
+            .where(PomPaymentRequest.status == "open",
+                   (PaymentReference.status != "sealed") | (PaymentReference.open_amount != PomPaymentRequest.amount))
+        ).all())

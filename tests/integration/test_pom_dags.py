@@ -86,3 +86,41 @@ def test_deleting_a_reference_cancels_its_pom_request_at_once(demo, sim_api: Sim
         assert session.get(PaymentReference, request.payment_reference_id).status == "deleted"
     assert row.status == "cancelled"
     assert sim_api.get(request.pom_id).json()["status"] == "cancelled"
+
+
+def test_a_transfer_paying_an_invoice_cancels_its_pom_request(demo, var_dir: Path, sim_api: SimApi) -> None:
+    from decimal import Decimal
+
+    from include.finance.models import BankHub, PaymentReferenceType
+    from include.sepa.camt_writer import Entry, Tx, write_camt053
+
+    as_of = datetime.combine(RUN, time(2), tzinfo=LOCAL_ZONE).isoformat()
+    _ok(_dag("pom_payment_requests").test(run_conf={"as_of": as_of}))
+    with transaction(demo, readonly=True) as session:
+        paid, partly = session.execute(
+            select(PomPaymentRequest, PaymentReference.reference_number)
+            .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
+            .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
+            .where(PomPaymentRequest.status == "open", PaymentReferenceType.code == "FACTUUR-BIB")
+            .order_by(PomPaymentRequest.id)
+        ).all()[:2]
+        account = session.scalars(select(BankHub.creditor_iban).where(BankHub.code == "KBC-BIB")).one()
+    day = RUN + timedelta(days=1)
+    path = var_dir / "inbox" / "camt053" / "transfers.xml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_camt053(path, account_iban=account, statement_id="2026-900", electronic_seq=900,
+                  created_at=datetime(2026, 11, 21, 6, tzinfo=LOCAL_ZONE), from_date=day, to_date=day,
+                  opening_balance=Decimal("0.00"), entries=[
+                      Entry(True, day, (Tx(paid[0].amount, structured_reference=paid[1], account_servicer_ref="T-1"),)),
+                      Entry(True, day, (Tx(Decimal("1.00"), structured_reference=partly[1], account_servicer_ref="T-2"),)),
+                  ])
+    _ok(_dag("camt053_import").test())
+    with transaction(demo, readonly=True) as session:
+        rows = {r.payment_reference_id: r for r in session.scalars(
+            select(PomPaymentRequest).where(PomPaymentRequest.payment_reference_id.in_(
+                [paid[0].payment_reference_id, partly[0].payment_reference_id])).order_by(PomPaymentRequest.id))}
+    assert sim_api.get(paid[0].pom_id).json()["status"] == "cancelled"
+    assert sim_api.get(partly[0].pom_id).json()["status"] == "cancelled"
+    assert rows[paid[0].payment_reference_id].status == "cancelled"
+    assert rows[partly[0].payment_reference_id].amount == partly[0].amount - Decimal("1.00")  # remade for the rest
+    assert rows[partly[0].payment_reference_id].status == "open"
