@@ -47,11 +47,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import sys
 import tempfile
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -60,6 +58,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from children import idle, in_child, print_profile  # noqa: E402
 
 # Nothing from include/ here: whatever the parent holds is resident in the children too.
 
@@ -337,45 +337,10 @@ def run_ours(folder: Path, path: str, profile: bool = False, rerun: bool = False
             "delivered_csv": lists["delivered_csv"]}
 
 
-def idle() -> None:
-    """Nothing: its peak is what every child starts with."""
 
 
-def print_profile(profiler: Any, what: str) -> None:
-    import pstats
-
-    for order, label in (("tottime", "own time"), ("cumulative", "cumulative time")):
-        print(f"\n--- cProfile of {what} (top 25 by {label}) ---")
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats(order).print_stats(25)
-    sys.stdout.flush()
 
 
-def in_child(function: Callable[..., Any], *args: Any) -> tuple[Any, float]:
-    """``function(*args)`` in a forked child: its result and the child's peak RSS in MB."""
-    sys.stdout.flush()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            payload, status = ("ok", function(*args)), 0
-        except BaseException:
-            payload, status = ("error", traceback.format_exc()), 1
-        with os.fdopen(write, "wb") as pipe:
-            pickle.dump(payload, pipe)
-        sys.stdout.flush()
-        os._exit(status)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        answer = pipe.read()
-    _, status, usage = os.wait4(pid, 0)
-    name = getattr(function, "__name__", "child")
-    if not answer:
-        raise SystemExit(f"{name} died without an answer (wait status {status}; killed for memory?)")
-    kind, value = pickle.loads(answer)
-    if kind != "ok":
-        raise SystemExit(f"{name} failed in its child:\n{value}")
-    return value, usage.ru_maxrss * 1024 / MB
 
 
 def main() -> None:

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import random
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -33,6 +31,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from children import idle, in_child  # noqa: E402
 
 # Only light imports here: whatever the parent holds is resident in both children too.
 from include.finance.reference_numbers import ogm  # noqa: E402
@@ -208,8 +208,6 @@ def run_sepaxml(data: dict[str, Any], n: int, folder: Path) -> dict[str, Any]:
     return {"seconds": seconds, "path": str(path), "size": len(xml), "total": Decimal(total).scaleb(-2)}
 
 
-def idle() -> None:
-    """Nothing: its peak is what every child starts with (interpreter, imports, the shared data)."""
 
 
 def run_generation(data: dict[str, Any], n: int, folder: Path) -> dict[str, Any]:
@@ -238,32 +236,6 @@ def profiled(side: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any
     return run
 
 
-def in_child(function: Callable[..., Any], *args: Any) -> tuple[Any, float]:
-    """``function(*args)`` in a forked child: its result and the child's peak RSS in MB."""
-    sys.stdout.flush()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            payload, status = ("ok", function(*args)), 0
-        except BaseException:
-            payload, status = ("error", traceback.format_exc()), 1
-        with os.fdopen(write, "wb") as pipe:
-            pickle.dump(payload, pipe)
-        sys.stdout.flush()
-        os._exit(status)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        answer = pipe.read()
-    _, status, usage = os.wait4(pid, 0)
-    name = getattr(function, "__name__", "child")
-    if not answer:
-        raise SystemExit(f"{name} died without an answer (wait status {status}; killed for memory?)")
-    kind, value = pickle.loads(answer)
-    if kind != "ok":
-        raise SystemExit(f"{name} failed in its child:\n{value}")
-    return value, usage.ru_maxrss * 1024 / MB  # Linux reports ru_maxrss in KiB
 
 
 def verify(path: str) -> None:
