@@ -31,7 +31,7 @@ import hmac
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -164,8 +164,7 @@ def sync_payment_requests(
 
 
 def _aware(moment: datetime) -> datetime:
-    from datetime import timezone
-
+    """SQLite hands timestamps back without their zone; they were written in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
