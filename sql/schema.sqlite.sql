@@ -37,7 +37,7 @@ CREATE TABLE delivery_report (
 	analysed_by VARCHAR(250) NOT NULL, 
 	summary JSON NOT NULL, 
 	CONSTRAINT pk_delivery_report PRIMARY KEY (id), 
-	CONSTRAINT ck_delivery_report_source CHECK (source IN ('file', 'pom')), 
+	CONSTRAINT ck_delivery_report_source CHECK ((source = 'file' OR source = 'pom')), 
 	CONSTRAINT uq_delivery_report_batch UNIQUE (batch)
 );
 
@@ -61,7 +61,7 @@ CREATE TABLE financial_system (
 	merchant_name VARCHAR(200), 
 	partial_payment_strategy VARCHAR(30) NOT NULL, 
 	CONSTRAINT pk_financial_system PRIMARY KEY (id), 
-	CONSTRAINT ck_financial_system_strategy CHECK (partial_payment_strategy IN ('first_transaction', 'matching_amount')), 
+	CONSTRAINT ck_financial_system_strategy CHECK ((partial_payment_strategy = 'first_transaction' OR partial_payment_strategy = 'matching_amount')), 
 	CONSTRAINT uq_financial_system_code UNIQUE (code)
 );
 
@@ -72,7 +72,7 @@ CREATE TABLE frequency (
 	unit VARCHAR(5) NOT NULL, 
 	every INTEGER NOT NULL, 
 	CONSTRAINT pk_frequency PRIMARY KEY (id), 
-	CONSTRAINT ck_frequency_unit CHECK (unit IN ('day', 'month', 'year')), 
+	CONSTRAINT ck_frequency_unit CHECK ((unit = 'day' OR unit = 'month' OR unit = 'year')), 
 	CONSTRAINT ck_frequency_every CHECK (every >= 1), 
 	CONSTRAINT uq_frequency_code UNIQUE (code)
 );
@@ -102,9 +102,9 @@ CREATE TABLE payment_reference_type (
 	pom_account VARCHAR(60) NOT NULL, 
 	pom_auto_cancel BOOLEAN NOT NULL, 
 	CONSTRAINT pk_payment_reference_type PRIMARY KEY (id), 
-	CONSTRAINT ck_payment_reference_type_ref_format CHECK (reference_format IS NULL OR reference_format IN ('OGM', 'RF')), 
-	CONSTRAINT ck_payment_reference_type_mandate_ref_format CHECK (mandate_reference_format IS NULL OR mandate_reference_format IN ('OGM', 'RF')), 
-	CONSTRAINT ck_payment_reference_type_sequence_type CHECK (default_sequence_type IS NULL OR default_sequence_type IN ('FRST', 'RCUR', 'FNAL', 'OOFF')), 
+	CONSTRAINT ck_payment_reference_type_ref_format CHECK (reference_format IS NULL OR (reference_format = 'OGM' OR reference_format = 'RF')), 
+	CONSTRAINT ck_payment_reference_type_mandate_ref_format CHECK (mandate_reference_format IS NULL OR (mandate_reference_format = 'OGM' OR mandate_reference_format = 'RF')), 
+	CONSTRAINT ck_payment_reference_type_sequence_type CHECK (default_sequence_type IS NULL OR (default_sequence_type = 'FRST' OR default_sequence_type = 'RCUR' OR default_sequence_type = 'FNAL' OR default_sequence_type = 'OOFF')), 
 	CONSTRAINT ck_payment_reference_type_lifetime CHECK (lifetime_seconds IS NULL OR lifetime_seconds > 0), 
 	CONSTRAINT uq_payment_reference_type_code UNIQUE (code)
 );
@@ -170,9 +170,9 @@ CREATE TABLE bank_hub (
 	local_instrument VARCHAR(4) NOT NULL, 
 	fatal_return_reasons VARCHAR(200) NOT NULL, 
 	CONSTRAINT pk_bank_hub PRIMARY KEY (id), 
-	CONSTRAINT ck_bank_hub_format CHECK (export_format IS NULL OR export_format IN ('SEPA', 'SAFESEPA', 'CSV', 'BXML')), 
-	CONSTRAINT ck_bank_hub_pain008_version CHECK (pain008_version IN ('pain.008.001.02', 'pain.008.001.08')), 
-	CONSTRAINT ck_bank_hub_local_instrument CHECK (local_instrument IN ('CORE', 'B2B')), 
+	CONSTRAINT ck_bank_hub_format CHECK (export_format IS NULL OR (export_format = 'SEPA' OR export_format = 'SAFESEPA' OR export_format = 'CSV' OR export_format = 'BXML')), 
+	CONSTRAINT ck_bank_hub_pain008_version CHECK ((pain008_version = 'pain.008.001.02' OR pain008_version = 'pain.008.001.08')), 
+	CONSTRAINT ck_bank_hub_local_instrument CHECK ((local_instrument = 'CORE' OR local_instrument = 'B2B')), 
 	CONSTRAINT ck_bank_hub_lead_days CHECK (lead_days >= 0), 
 	CONSTRAINT uq_bank_hub_code UNIQUE (code), 
 	CONSTRAINT fk_bank_hub_financial_system_id_financial_system FOREIGN KEY(financial_system_id) REFERENCES financial_system (id)
@@ -232,7 +232,7 @@ CREATE TABLE bank_statement (
 	imported_at DATETIME NOT NULL, 
 	imported_by VARCHAR(250) NOT NULL, 
 	CONSTRAINT pk_bank_statement PRIMARY KEY (id), 
-	CONSTRAINT ck_bank_statement_kind CHECK (kind IN ('camt.053', 'camt.054')), 
+	CONSTRAINT ck_bank_statement_kind CHECK ((kind = 'camt.053' OR kind = 'camt.054')), 
 	CONSTRAINT uq_bank_statement_identity UNIQUE (identity), 
 	CONSTRAINT fk_bank_statement_hub_id_bank_hub FOREIGN KEY(hub_id) REFERENCES bank_hub (id)
 );
@@ -256,7 +256,7 @@ CREATE TABLE collection_run (
 	created_by VARCHAR(250), 
 	exported_at DATETIME, 
 	CONSTRAINT pk_collection_run PRIMARY KEY (id), 
-	CONSTRAINT ck_collection_run_status CHECK (status IN ('ready', 'exported', 'failed', 'confirmed', 'deleted')), 
+	CONSTRAINT ck_collection_run_status CHECK ((status = 'ready' OR status = 'exported' OR status = 'failed' OR status = 'confirmed' OR status = 'deleted')), 
 	CONSTRAINT uq_collection_run_loi UNIQUE (loi), 
 	CONSTRAINT fk_collection_run_hub_id_bank_hub FOREIGN KEY(hub_id) REFERENCES bank_hub (id)
 );
@@ -271,7 +271,7 @@ CREATE TABLE contact (
 	value VARCHAR(254) NOT NULL, 
 	email_recipient BOOLEAN NOT NULL, 
 	CONSTRAINT pk_contact PRIMARY KEY (id), 
-	CONSTRAINT ck_contact_kind CHECK (kind IN ('email', 'phone')), 
+	CONSTRAINT ck_contact_kind CHECK ((kind = 'email' OR kind = 'phone')), 
 	CONSTRAINT fk_contact_end_user_id_end_user FOREIGN KEY(end_user_id) REFERENCES end_user (id), 
 	CONSTRAINT fk_contact_address_id_address FOREIGN KEY(address_id) REFERENCES address (id)
 );
@@ -342,7 +342,7 @@ CREATE TABLE payment_reference (
 	created_at DATETIME NOT NULL, 
 	sealed_at DATETIME, 
 	CONSTRAINT pk_payment_reference PRIMARY KEY (id), 
-	CONSTRAINT ck_payment_reference_status CHECK (status IN ('draft', 'sealed', 'paid', 'deleted', 'expired')), 
+	CONSTRAINT ck_payment_reference_status CHECK ((status = 'draft' OR status = 'sealed' OR status = 'paid' OR status = 'deleted' OR status = 'expired')), 
 	CONSTRAINT ck_payment_reference_open_amount_range CHECK (open_amount >= 0 AND open_amount <= amount), 
 	CONSTRAINT uq_payment_reference_financial_system_id_reference_number UNIQUE (financial_system_id, reference_number), 
 	CONSTRAINT uq_payment_reference_financial_system_id_invoice_number UNIQUE (financial_system_id, invoice_number), 
@@ -370,8 +370,8 @@ CREATE TABLE collection (
 	status VARCHAR(10) NOT NULL, 
 	return_reason VARCHAR(10), 
 	CONSTRAINT pk_collection PRIMARY KEY (id), 
-	CONSTRAINT ck_collection_sequence_type CHECK (sequence_type IN ('FRST', 'RCUR', 'FNAL', 'OOFF')), 
-	CONSTRAINT ck_collection_status CHECK (status IN ('pending', 'exported', 'paid', 'returned', 'cancelled')), 
+	CONSTRAINT ck_collection_sequence_type CHECK ((sequence_type = 'FRST' OR sequence_type = 'RCUR' OR sequence_type = 'FNAL' OR sequence_type = 'OOFF')), 
+	CONSTRAINT ck_collection_status CHECK ((status = 'pending' OR status = 'exported' OR status = 'paid' OR status = 'returned' OR status = 'cancelled')), 
 	CONSTRAINT ck_collection_amount_positive CHECK (amount > 0), 
 	CONSTRAINT fk_collection_run_id_collection_run FOREIGN KEY(run_id) REFERENCES collection_run (id), 
 	CONSTRAINT fk_collection_mandate_id_mandate FOREIGN KEY(mandate_id) REFERENCES mandate (id), 
@@ -427,7 +427,7 @@ CREATE TABLE pom_payment_request (
 	paid_at DATETIME, 
 	channel VARCHAR(20), 
 	CONSTRAINT pk_pom_payment_request PRIMARY KEY (id), 
-	CONSTRAINT ck_pom_payment_request_status CHECK (status IN ('creating', 'open', 'paid', 'cancelled', 'expired')), 
+	CONSTRAINT ck_pom_payment_request_status CHECK ((status = 'creating' OR status = 'open' OR status = 'paid' OR status = 'cancelled' OR status = 'expired')), 
 	CONSTRAINT ck_pom_payment_request_amount_positive CHECK (amount > 0), 
 	CONSTRAINT uq_pom_payment_request_account_pom_id UNIQUE (account, pom_id), 
 	CONSTRAINT fk_pom_payment_request_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
@@ -488,7 +488,7 @@ CREATE TABLE bank_entry (
 	booked_amount NUMERIC(12, 2), 
 	CONSTRAINT pk_bank_entry PRIMARY KEY (id), 
 	CONSTRAINT uq_bank_entry_account_entry_key UNIQUE (account, entry_key), 
-	CONSTRAINT ck_bank_entry_outcome CHECK (outcome IN ('paid', 'partial', 'overpaid', 'closed_reference', 'unmatched', 'returned', 'unknown_return', 'unsplit', 'not_booked', 'other_debit', 'unknown_account')), 
+	CONSTRAINT ck_bank_entry_outcome CHECK ((outcome = 'paid' OR outcome = 'partial' OR outcome = 'overpaid' OR outcome = 'closed_reference' OR outcome = 'unmatched' OR outcome = 'returned' OR outcome = 'unknown_return' OR outcome = 'unsplit' OR outcome = 'not_booked' OR outcome = 'other_debit' OR outcome = 'unknown_account')), 
 	CONSTRAINT ck_bank_entry_amount_positive CHECK (amount >= 0), 
 	CONSTRAINT fk_bank_entry_statement_id_bank_statement FOREIGN KEY(statement_id) REFERENCES bank_statement (id), 
 	CONSTRAINT fk_bank_entry_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
@@ -568,7 +568,7 @@ CREATE TABLE payment (
 	note VARCHAR(250), 
 	pom_payment_request_id INTEGER, 
 	CONSTRAINT pk_payment PRIMARY KEY (id), 
-	CONSTRAINT ck_payment_source CHECK (source IN ('bank_statement', 'collection_confirm', 'pom', 'manual')), 
+	CONSTRAINT ck_payment_source CHECK ((source = 'bank_statement' OR source = 'collection_confirm' OR source = 'pom' OR source = 'manual')), 
 	CONSTRAINT ck_payment_amount_not_zero CHECK (amount <> 0), 
 	CONSTRAINT uq_payment_bank_entry_id_payment_reference_id UNIQUE (bank_entry_id, payment_reference_id), 
 	CONSTRAINT fk_payment_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
