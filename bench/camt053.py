@@ -28,13 +28,14 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bulk_load import insert_all  # noqa: E402
 from children import idle, in_child, print_profile  # noqa: E402
 
 # Nothing from include/ here: whatever the parent holds is resident in every child too.
@@ -42,7 +43,6 @@ from children import idle, in_child, print_profile  # noqa: E402
 SEED = 20260316
 VERSION = "camt.053.001.02"
 NTRY = "{urn:iso:std:iso:20022:tech:xsd:camt.053.001.02}Ntry"
-INSERT_BATCH = 20_000
 ACCOUNTS = 20_000  # distinct payer accounts; schwifty makes ~25 000 IBANs a second
 SHARES = (("partial", 0.04), ("overpaid", 0.03), ("unmatched", 0.03))  # the rest pays exactly
 TARGET_RATIO = 3.0
@@ -97,22 +97,6 @@ def hub_account() -> tuple[str, str]:
     return iban.compact, str(iban.bic)
 
 
-def insert_all(connection: Any, table: Any, rows: Iterable[dict[str, Any]]) -> int:
-    """Core executemany in batches, so that a million rows never sit in memory at once."""
-    from sqlalchemy import insert
-
-    batch: list[dict[str, Any]] = []
-    count = 0
-    for row in rows:
-        batch.append(row)
-        if len(batch) == INSERT_BATCH:
-            connection.execute(insert(table), batch)
-            count += len(batch)
-            batch = []
-    if batch:
-        connection.execute(insert(table), batch)
-        count += len(batch)
-    return count
 
 
 def load(url: str, references: int) -> dict[str, int]:

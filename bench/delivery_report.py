@@ -59,6 +59,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bulk_load import insert_all  # noqa: E402
 from children import idle, in_child, print_profile  # noqa: E402
 
 # Nothing from include/ here: whatever the parent holds is resident in the children too.
@@ -66,7 +67,6 @@ from children import idle, in_child, print_profile  # noqa: E402
 BATCH = "B-2026-03-16"
 SENT = datetime(2026, 3, 16, 7, 0, tzinfo=timezone.utc)
 NOW = SENT + timedelta(hours=52)
-INSERT_BATCH = 20_000
 TARGET_SECONDS = 10.0
 MB = 1024 * 1024
 
@@ -186,21 +186,6 @@ def _names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return _NAMES
 
 
-def insert_all(connection: Any, table: Any, rows: Iterator[dict[str, Any]]) -> int:
-    from sqlalchemy import insert
-
-    batch: list[dict[str, Any]] = []
-    count = 0
-    for row in rows:
-        batch.append(row)
-        if len(batch) == INSERT_BATCH:
-            connection.execute(insert(table), batch)
-            count += len(batch)
-            batch = []
-    if batch:
-        connection.execute(insert(table), batch)
-        count += len(batch)
-    return count
 
 
 def load(url: str, customers: int) -> dict[str, int]:

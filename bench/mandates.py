@@ -24,7 +24,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -33,8 +33,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bulk_load import insert_all  # noqa: E402
+
 from schwifty import IBAN  # noqa: E402
-from sqlalchemy import Connection, Table, insert  # noqa: E402
+from sqlalchemy import Table  # noqa: E402
 
 from include.demo import BANK_CODES, FIRST_NAMES, LAST_NAMES  # noqa: E402
 from include.sepa.identifiers import creditor_id, enterprise_number  # noqa: E402
@@ -58,7 +60,6 @@ from include.sepa.schedule import slot  # noqa: E402
 SEED = 20260302
 RUN_DATE = date(2026, 3, 2)  # a Monday; the hub's lead time of 2 days makes 4 March the collection date
 CREATED_AT = datetime(2024, 1, 15, 9, 0, tzinfo=timezone.utc)
-INSERT_BATCH = 20_000
 TARGET_SECONDS = 60.0
 # Patterns and the debt codes they collect; PRINT matches neither and stays open.
 PATTERNS = (("LIDGELD", ("LIDGELD",)), ("BOETE*", ("BOETE-LAAT", "BOETE-BESCHADIGD")))
@@ -73,20 +74,6 @@ def ibans(count: int, rng: random.Random) -> list[tuple[str, str | None]]:
     return list(accounts.items())
 
 
-def insert_all(connection: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> int:
-    """Core executemany in batches, so that a million rows never sit in memory at once."""
-    batch: list[dict[str, Any]] = []
-    count = 0
-    for row in rows:
-        batch.append(row)
-        if len(batch) == INSERT_BATCH:
-            connection.execute(insert(table), batch)
-            count += len(batch)
-            batch = []
-    if batch:
-        connection.execute(insert(table), batch)
-        count += len(batch)
-    return count
 
 
 def metadata_rows() -> list[tuple[Table, list[dict[str, Any]]]]:

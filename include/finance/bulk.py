@@ -118,6 +118,12 @@ def stream_rows(session: Session, statement: Executable, batch: int = 10_000) ->
     plain columns (ids, text, integer cents; dates arrive as ISO text on
     SQLite) and bind plain parameters (ints, text).
     """
+    for rows in stream_chunks(session, statement, batch):
+        yield from rows
+
+
+def stream_chunks(session: Session, statement: Executable, batch: int = 10_000) -> Iterator[list[tuple[Any, ...]]]:
+    """:func:`stream_rows` a list of up to ``batch`` rows at a time (no generator step per row on a hot path)."""
     connection = session.connection()
     compiled = statement.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
@@ -129,6 +135,6 @@ def stream_rows(session: Session, statement: Executable, batch: int = 10_000) ->
     try:
         cursor.execute(str(compiled), arguments)
         while rows := cursor.fetchmany(batch):
-            yield from rows
+            yield rows
     finally:
         cursor.close()

@@ -39,6 +39,7 @@ from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.orm import Session, aliased
 
 from include.finance.audit import record
+from include.finance.bulk import stream_chunks
 from include.finance.models import (
     Address,
     Contact,
@@ -123,24 +124,6 @@ class _Inserts:
             self.connection.exec_driver_sql(self.sql, rows[whole:])
         self.count += len(rows)
         self.rows = []
-
-
-def _chunks(session: Session, statement: Any, batch: int = 10_000) -> Iterator[list[tuple[Any, ...]]]:
-    """:func:`include.finance.bulk.stream_rows` a chunk at a time (no generator step per row on the hot path)."""
-    connection = session.connection()
-    compiled = statement.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    if compiled.positional:
-        arguments: Any = tuple(params[name] for name in compiled.positiontup or ())
-    else:
-        arguments = params
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(str(compiled), arguments)
-        while rows := cursor.fetchmany(batch):
-            yield rows
-    finally:
-        cursor.close()
 
 
 def _literal(value: Any) -> str:
@@ -519,7 +502,7 @@ def _diagnose_batch(session: Session, batch: _Batch, now: datetime, writer: Acti
     # (one_delivered() written out in the loop: it runs for most of a million rows.)
     group: list[tuple[Any, ...]] = []
     pop = attempts.pop
-    for row in chain.from_iterable(_chunks(session, _recipients_query(batch_name))):
+    for row in chain.from_iterable(stream_chunks(session, _recipients_query(batch_name))):
         if group and row[0] == group[0][0]:
             group.append(row)
             continue

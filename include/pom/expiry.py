@@ -31,7 +31,7 @@ from include.finance.models import (
 from include.finance.payments import Ledger
 from include.pom.accounts import PomClients
 from include.pom.client import PomError
-from include.pom.payment_requests import PomSyncIncomplete, SyncSummary, _Sync
+from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def expire_references(engine: Engine, clients: PomClients, actor: str, now: date
             select(PomPaymentRequest).where(PomPaymentRequest.status.in_(LIVE_POM_REQUEST_STATUSES),
                                             PomPaymentRequest.payment_reference_id.in_([ref_id for ref_id, _ in due] or [0])))}
         session.expunge_all()
-    sync = _Sync(engine, clients, actor, now, SyncSummary())
+    sync = RequestSteps(engine, clients, actor, now, SyncSummary())
     ready: list[int] = []
     for ref_id, loi in due:
         request = live.get(ref_id)
@@ -93,7 +93,7 @@ def expire_references(engine: Engine, clients: PomClients, actor: str, now: date
                     if answer.status == "open":
                         sync.cancel(request, "reference expired")
                     else:
-                        sync._follow(request.id, answer)
+                        sync.follow(request.id, answer)
             except PomError as exc:
                 summary.counts["pom_unavailable"] += 1
                 summary.problems.append(f"{loi}: not expired, POM could not confirm its request: {exc}")

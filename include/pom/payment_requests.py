@@ -137,7 +137,7 @@ def sync_payment_requests(
         wanted = {k: v for k, v in wanted.items() if k in reference_ids}
         live = {k: v for k, v in live.items() if k in reference_ids}
     renew_before = now + timedelta(days=renew_within_days)
-    sync = _Sync(engine, clients, actor, now, summary)
+    sync = RequestSteps(engine, clients, actor, now, summary)
     for ref_id, request in sorted(live.items()):
         if ref_id not in wanted:
             sync.guarded(sync.retire, request, "the reference no longer waits for an online payment")
@@ -168,7 +168,10 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-class _Sync:
+class RequestSteps:
+    """The steps on one request (create, resume, replace, renew, retire, cancel), each its own transaction;
+    shared by the sync, the reconciliation and the expiry."""
+
     def __init__(self, engine: Engine, clients: PomClients, actor: str, now: datetime, summary: SyncSummary) -> None:
         self.engine, self.clients, self.actor, self.now, self.summary = engine, clients, actor, now, summary
 
@@ -227,7 +230,7 @@ class _Sync:
                 idempotency_key=row.idempotency_key,
             )
         except PomRejected as exc:
-            self._close(row, "cancelled", f"refused by POM: {exc}"[:200], "refused")
+            self.close_here(row, "cancelled", f"refused by POM: {exc}"[:200], "refused")
             raise
         svg = self._svg(row.account, made)
         with transaction(self.engine) as session:
@@ -241,7 +244,7 @@ class _Sync:
                                                    "qr_expires_at": current.qr_expires_at}, at=self.now)])
         self.summary.counts["created"] += 1
         if made.status != "open":  # POM knew the key: the request was made before, and has moved on since
-            self._follow(row.id, made)
+            self.follow(row.id, made)
 
     def replace(self, row: PomPaymentRequest, want: _Wanted) -> None:
         reason = (f"amount changed from {row.amount} to {want.open_amount}" if row.amount != want.open_amount
@@ -257,7 +260,7 @@ class _Sync:
         except PomRejected as exc:
             if exc.code != "not_open":
                 raise
-            self._follow(row.id, client.get_request(row.pom_id or ""))
+            self.follow(row.id, client.get_request(row.pom_id or ""))
             return
         svg = self._svg(row.account, renewed)
         with transaction(self.engine) as session:
@@ -290,12 +293,12 @@ class _Sync:
         except PomRejected as exc:
             if exc.code != "already_paid":
                 raise
-            self._follow(row.id, client.get_request(row.pom_id or ""))
+            self.follow(row.id, client.get_request(row.pom_id or ""))
             return False
         if cancelled.status == "paid":
-            self._follow(row.id, cancelled)
+            self.follow(row.id, cancelled)
             return False
-        self._close(row, "cancelled", reason, None)
+        self.close_here(row, "cancelled", reason, None)
         return True
 
     # -- helpers ----------------------------------------------------------------------------
@@ -309,7 +312,7 @@ class _Sync:
             log.warning("QR image of %s not fetched: %s", request.id, exc)
             return None
 
-    def _close(self, row: PomPaymentRequest, status: str, reason: str, count: str | None) -> None:
+    def close_here(self, row: PomPaymentRequest, status: str, reason: str, count: str | None) -> None:
         with transaction(self.engine) as session:
             current = session.get(PomPaymentRequest, row.id)
             assert current is not None
@@ -322,7 +325,7 @@ class _Sync:
         if count:
             self.summary.counts[count] += 1
 
-    def _follow(self, request_id: int, request: PomRequest) -> None:
+    def follow(self, request_id: int, request: PomRequest) -> None:
         """POM's request is no longer open: book a payment, or record the cancellation or expiry."""
         if request.status == "paid" and request.payment is not None:
             with transaction(self.engine) as session:
@@ -339,7 +342,7 @@ class _Sync:
                 row = session.get(PomPaymentRequest, request_id)
                 assert row is not None
                 session.expunge(row)
-            self._close(row, request.status, request.cancelled_reason or f"{request.status} at POM", f"found_{request.status}")
+            self.close_here(row, request.status, request.cancelled_reason or f"{request.status} at POM", f"found_{request.status}")
 
 
 def _set_qr(row: PomPaymentRequest, request: PomRequest, svg: str | None) -> None:

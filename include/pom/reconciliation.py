@@ -33,7 +33,7 @@ from include.finance.money import ZERO
 from include.pom.accounts import PomClients
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomError, PomRejected, PomRequest
-from include.pom.payment_requests import _Sync, SyncSummary
+from include.pom.payment_requests import RequestSteps, SyncSummary
 from include.reports import Table, write_csv, write_html
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
     still_open: list[_Open] = []
     for account, requests in sorted(by_account.items()):
         still_open.extend(_read_and_book(engine, clients, account, requests, actor, now, report))
-    sync = _Sync(engine, clients, actor, now, SyncSummary())
+    sync = RequestSteps(engine, clients, actor, now, SyncSummary())
     for request in still_open:
         if not request.overdue:
             continue
@@ -140,13 +140,13 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
             still_open.append(request)
     _book(engine, paid, by_pom_id, actor, now, report)
     if closed:
-        sync = _Sync(engine, clients, actor, now, SyncSummary())
+        sync = RequestSteps(engine, clients, actor, now, SyncSummary())
         for request, answer in closed:
             with transaction(engine, readonly=True) as session:
                 row = session.get(PomPaymentRequest, request.id)
                 assert row is not None
                 session.expunge(row)
-            sync._close(row, answer.status, answer.cancelled_reason or f"{answer.status} at POM", None)
+            sync.close_here(row, answer.status, answer.cancelled_reason or f"{answer.status} at POM", None)
             _note(report, request, f"found_{answer.status}", answer.cancelled_reason or "")
     return still_open
 
