@@ -25,9 +25,8 @@ _WHITESPACE = re.compile(r"\s+")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # Text made of basic Latin words separated by single spaces needs no work at all (the common case);
-# in UTF-8 mode (SEPA) any words do, as long as they hold nothing to escape or drop.
+# in UTF-8 mode (SEPA) any printable words do, as long as they hold nothing to escape (_plain_utf8).
 _PLAIN = re.compile(r"[A-Za-z0-9/\-?:().,'+]+(?: [A-Za-z0-9/\-?:().,'+]+)*")
-_PLAIN_UTF8 = re.compile(r"[^\s&<>\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]+(?: [^\s&<>\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]+)*")
 
 
 def basic_latin(text: str) -> str:
@@ -53,10 +52,25 @@ def xml_text(text: str) -> str:
     return text.translate(_ESCAPE)
 
 
+def _plain_utf8(text: str) -> bool:
+    """Whether ``text`` is already what :func:`bank_text` makes of it in UTF-8 mode (a fast path).
+
+    ``isprintable`` is false for every control, line or paragraph separator,
+    format character, surrogate, non-character and space other than " ";
+    the rest rules out what is escaped and runs of spaces.
+    """
+    return (text.isprintable() and "&" not in text and "<" not in text and ">" not in text and "  " not in text
+            and text[:1] != " " and text[-1:] != " ")
+
+
 def bank_text(text: str | None, max_length: int, *, safe: bool) -> str:
     """A text field for a bank file: reduced (``safe``) or kept in UTF-8, trimmed to ``max_length``, escaped."""
-    if text is not None and len(text) <= max_length and (_PLAIN if safe else _PLAIN_UTF8).fullmatch(text):
+    if text is not None and len(text) <= max_length and (_PLAIN.fullmatch(text) if safe else _plain_utf8(text)):
         return text
+    return _bank_text(text, max_length, safe=safe)
+
+
+def _bank_text(text: str | None, max_length: int, *, safe: bool) -> str:
     value = _NOT_XML.sub("", text or "").strip()
     if safe:
         value = basic_latin(value)

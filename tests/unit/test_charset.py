@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from include.sepa.charset import BASIC_LATIN, bank_text, basic_latin, xml_text
+from include.sepa.charset import BASIC_LATIN, _bank_text, bank_text, basic_latin, xml_text
 
 # The EPC basic Latin set, spelled out independently of the module.
 EPC_SET = set("abcdefghijklmnopqrstuvwxyz" "ABCDEFGHIJKLMNOPQRSTUVWXYZ" "0123456789" "/-?:().,'+ ")
@@ -220,3 +220,19 @@ def test_bank_text_utf8_is_escaped_and_within_the_length(text: str, max_length: 
     assert "<" not in out and ">" not in out
     assert out.count("&") == out.count("&amp;") + out.count("&lt;") + out.count("&gt;")
     assert not any(ord(c) < 0x20 for c in out)
+
+
+# Every BMP character below the CJK blocks, the private-use and non-character ends, and a few astral ones.
+_CHARACTERS = [chr(c) for c in (*range(0x3100), *range(0xD7F0, 0xE010), *range(0xFDC0, 0x10000), 0x1F600, 0x10FFFF)]
+
+
+@pytest.mark.parametrize("safe", [True, False])
+def test_bank_text_fast_path_changes_nothing(safe: bool) -> None:
+    # The fast path may only skip work that would leave the text as it is.
+    shapes = ("{}", "a{}b", "a {}", "{} b", "Jan{}{}Peeters")
+    for char in _CHARACTERS:
+        for shape in shapes:
+            text = shape.format(char, char)
+            assert bank_text(text, 70, safe=safe) == _bank_text(text, 70, safe=safe), repr(text)
+    for text in ["", " ", "a  b", " a", "a ", "Zoë D'Hondt", *NASTY]:
+        assert bank_text(text, 70, safe=safe) == _bank_text(text, 70, safe=safe), repr(text)
