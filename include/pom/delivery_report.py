@@ -9,7 +9,10 @@ through a spreadsheet, so we accept:
 * Dutch or English column titles (:data:`HEADER_SYNONYMS`; case, spaces,
   ``-``, ``_`` and ``.`` in titles do not matter), in any order; unknown
   columns are ignored; a date and a time in two columns are joined;
-* ``;``, ``,`` or tab as separator, found from the header line;
+* ``;``, ``,`` or tab as separator, found from the header line (or given by
+  Excel's ``sep=;`` first line);
+* a title or date line above the table: the header is the first line naming
+  two of our columns, among the first :data:`PREAMBLE_LINES` non-blank ones;
 * UTF-8 with or without BOM, else Windows-1252 (what Excel writes on a
   Belgian Windows);
 * times as ISO 8601 (with ``T`` or a space, with or without offset or ``Z``)
@@ -48,6 +51,8 @@ from include.errors import InnenError
 from include.pom.delivery_diagnosis import line_kind, normalise_status
 
 MAX_BYTES = 1024 * 1024 * 1024
+PREAMBLE_LINES = 10  # non-blank lines searched for the header (a title above the table is passed over)
+_SEP_HINT = re.compile(r"^\s*sep=([;,\t|])\s*$", re.IGNORECASE)
 CHUNK = 1 << 20
 LOCAL_ZONE = ZoneInfo("Europe/Brussels")
 
@@ -180,6 +185,7 @@ class DeliveryReportFile:
     columns: dict[str, int]  # field -> column index
     ignored: list[str] = field(default_factory=list)  # titles of columns we do not use
     batch: str | None = None  # the batch asked for (the client's fetch), or None
+    header_line: int = 1  # the header's line number (lines before it are a title or Excel's "sep=")
     _source: Path | bytes | None = field(default=None, repr=False)
 
     @property
@@ -219,8 +225,9 @@ class DeliveryReportFile:
         with self._text() as text:
             reader = csv.reader(text, delimiter=self.delimiter, strict=True)
             try:
-                for row in reader:  # the header, checked when the file was opened (blank lines before it skipped)
-                    if any(cell.strip() for cell in row):
+                header_line = self.header_line
+                for row in reader:  # up to the header, checked when the file was opened
+                    if reader.line_num >= header_line:
                         break
                 for row in reader:
                     if len(row) < needed:
@@ -371,13 +378,57 @@ class _ByteCheck:
         return "cp1252"
 
 
-def _sniff_delimiter(name: str, header: str) -> str:
+def _sniff_delimiter(header: str) -> str | None:
     counts = {sep: header.count(sep) for sep in (";", ",", "\t")}
     best = max(counts, key=lambda sep: counts[sep])
-    if counts[best] == 0:
+    return best if counts[best] else None
+
+
+def _known_titles(line: str, delimiter: str) -> int:
+    try:
+        cells = next(csv.reader([line], delimiter=delimiter))
+    except (csv.Error, StopIteration):
+        return 0
+    return len({_LOOKUP[title] for title in map(normalise_title, cells) if title in _LOOKUP})
+
+
+def _find_header(report: DeliveryReportFile) -> tuple[str, int, str]:
+    """The header line, its line number and the separator.
+
+    The header is the first line naming at least two of our columns, among
+    the first :data:`PREAMBLE_LINES` lines that are not blank: a title or a
+    date a portal puts above the table is passed over, and Excel's
+    ``sep=;`` line gives the separator. Without such a line the first line
+    with a separator is taken for the header (and the missing columns are
+    named).
+    """
+    hint: str | None = None
+    first: int | None = None
+    table: tuple[str, int, str] | None = None  # the first line with a separator
+    seen = 0
+    with report._text() as text:
+        for number, raw in enumerate(text, start=1):
+            if not raw.strip():
+                continue
+            seen += 1
+            if seen > PREAMBLE_LINES:
+                break
+            if hint is None and first is None and (match := _SEP_HINT.match(raw)):
+                hint = match.group(1)
+                continue
+            first = first or number
+            delimiter = hint or _sniff_delimiter(raw)
+            if delimiter is None:
+                continue
+            if _known_titles(raw, delimiter) >= 2:
+                return raw, number, delimiter
+            table = table or (raw, number, delimiter)
+    if first is None:
+        raise DeliveryReportRefused(report.name, "no header line, only a separator hint")
+    if table is None:
         raise DeliveryReportRefused(
-            name, "the header has no ';', ',' or tab separator: not a delivery report CSV", line=1)
-    return best
+            report.name, "the header has no ';', ',' or tab separator: not a delivery report CSV", line=first)
+    return table
 
 
 def open_delivery_report(
@@ -417,17 +468,11 @@ def open_delivery_report(
     encoding = check.encoding()
     report = DeliveryReportFile(label, check.size, check.digest.hexdigest(), encoding, ",", {}, batch=batch,
                                 _source=stored)
-    with report._text() as text:
-        header_line = ""
-        for raw in text:
-            if raw.strip():
-                header_line = raw
-                break
-    report.delimiter = _sniff_delimiter(label, header_line)
+    header_line, report.header_line, report.delimiter = _find_header(report)
     try:
         header = next(csv.reader([header_line], delimiter=report.delimiter))
     except (csv.Error, StopIteration) as exc:
-        raise DeliveryReportRefused(label, f"header not readable as CSV: {exc}", line=1) from None
+        raise DeliveryReportRefused(label, f"header not readable as CSV: {exc}", line=report.header_line) from None
     columns: dict[str, int] = {}
     for index, title in enumerate(header):
         found = _LOOKUP.get(normalise_title(title))

@@ -82,6 +82,34 @@ def test_bytes_from_the_client_and_the_batch_asked_for(tmp_path: Path) -> None:
     assert str(refused.value) == "B9.csv: line 2: column Batch: batch 'B8' in the report of batch 'B9'"
 
 
+@pytest.mark.parametrize(("preamble", "delimiter"), [
+    ("sep=;\r\n", ";"),
+    ("SEP=;\n", ";"),
+    ("POM - Rapport batch B1\r\nGedownload op 17/03/2026 08:00\r\n\r\n", ";"),
+    ("sep=;\nRapport; batch B1\n", ";"),
+], ids=["excel-hint", "hint-upper", "title-lines", "hint-and-title"])
+def test_lines_above_the_header_are_passed_over(tmp_path: Path, preamble: str, delimiter: str) -> None:
+    table = (
+        "Batch;Document;Naam;E-mailadres;Status;Omschrijving;Tijdstip\n"
+        "B1;D1;Jan, de vader;jan@example.be;DELIVERED;;2026-03-16T08:00:00Z\n"
+    )
+    report = open_delivery_report(write(tmp_path, (preamble + table).encode()))
+    header_at = preamble.count("\n") + 1
+    assert (report.delimiter, report.header_line) == (delimiter, header_at)
+    (line,) = report.lines()
+    assert (line.line_no, line.document_id, line.recipient_name, line.email) == (
+        header_at + 1, "D1", "Jan, de vader", "jan@example.be")
+
+
+def test_a_separator_hint_alone_is_no_report(tmp_path: Path) -> None:
+    assert "no header line" in refusal(tmp_path, b"sep=;\r\n").reason
+
+
+def test_a_title_above_a_table_without_our_columns_names_what_is_missing(tmp_path: Path) -> None:
+    refused = refusal(tmp_path, b"Rapport\nKlant;Bedrag\nJan;12\n")
+    assert refused.column == "Batch" and "(columns found: Klant, Bedrag)" in refused.reason
+
+
 # -- refusals ---------------------------------------------------------------------------------------------
 
 
