@@ -16,7 +16,7 @@ through a spreadsheet, so we accept:
 * UTF-8 with or without BOM, else Windows-1252 (what Excel writes on a
   Belgian Windows);
 * times as ISO 8601 (with ``T`` or a space, with or without offset or ``Z``)
-  or as ``dd/mm/yyyy hh:mm[:ss]``; a time without offset is Brussels time.
+  or as ``dd/mm/yyyy hh:mm[:ss]`` (or ``yyyy/mm/dd``); a time without offset is Brussels time.
   Every time is returned in UTC.
 
 A file we cannot read completely is refused with a
@@ -91,6 +91,9 @@ _TITLE_JUNK = re.compile(r"[\s_\-./()\[\]:#'\"]+")
 _DMY = re.compile(
     r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?)?$"
 )
+_YMD = re.compile(  # 2026/03/16 08:15 (a spreadsheet's own date format); with dashes it is ISO
+    r"^(\d{4})[/.](\d{1,2})[/.](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?)?$"
+)
 _MAGIC = (
     (b"PK\x03\x04", "an Excel workbook or ZIP archive, not CSV: save the report as CSV"),
     (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) workbook, not CSV: save the report as CSV"),
@@ -157,10 +160,13 @@ class _TimeParser:
             moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
         except ValueError:
             match = _DMY.match(value)
-            if not match:
+            if match:
+                day, month, year, hour, minute, second, fraction = match.groups()
+            elif match := _YMD.match(value):
+                year, month, day, hour, minute, second, fraction = match.groups()
+            else:
                 raise ValueError(
                     f"not a time: {text!r} (expected e.g. 2026-03-16T08:15:00+01:00 or 16/03/2026 08:15)") from None
-            day, month, year, hour, minute, second, fraction = match.groups()
             try:
                 moment = datetime(
                     int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),

@@ -110,6 +110,22 @@ def test_a_title_above_a_table_without_our_columns_names_what_is_missing(tmp_pat
     assert refused.column == "Batch" and "(columns found: Klant, Bedrag)" in refused.reason
 
 
+@pytest.mark.parametrize(("stamp", "utc"), [
+    ("2026-03-16T08:15:00+00:00", (2026, 3, 16, 8, 15, 0)),
+    ("2026-03-16T08:15:00.000Z", (2026, 3, 16, 8, 15, 0)),
+    ("2026-03-16 08:15:00 +0100", (2026, 3, 16, 7, 15, 0)),
+    ("2026-03-16 08:15", (2026, 3, 16, 7, 15, 0)),  # Brussels, winter time
+    ("16/03/2026 8:15", (2026, 3, 16, 7, 15, 0)),
+    ("16.03.2026 08:15:30", (2026, 3, 16, 7, 15, 30)),
+    ("1-7-2026 14:05", (2026, 7, 1, 12, 5, 0)),  # Brussels, summer time
+    ("2026/03/16 08:15:00", (2026, 3, 16, 7, 15, 0)),
+    ("2026.07.01", (2026, 6, 30, 22, 0, 0)),
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_the_time_shapes_we_read(tmp_path: Path, stamp: str, utc: tuple[int, ...]) -> None:
+    (line,) = read_delivery_report(write(tmp_path, f"{ENGLISH}\nB1,D1,,a@example.be,DELIVERED,,{stamp}\n".encode()))
+    assert line.at == datetime(*utc, tzinfo=timezone.utc)
+
+
 # -- refusals ---------------------------------------------------------------------------------------------
 
 
