@@ -14,7 +14,9 @@ statements and copies (``CpyDplctInd`` DUPL/CODU) add only what is new.
 Credits are matched in this order: the end-to-end id of one of our
 collections (the bank crediting a direct debit), the structured
 communication (``Strd/CdtrRefInf/Ref``: OGM or RF), an OGM in the free text
-(``+++…+++``, ``***…***`` or twelve digits with a valid check), an RF
+(``+++…+++``, ``***…***``, twelve digits, or 3/4/5 digits as payers type
+them, ``123/4567/89002`` or with ``-``, ``.`` or spaces; always with a valid
+check), an RF
 reference in the free text. Debits carrying a return reason or a reversal
 indicator, or the end-to-end id of one of our collections, are returns.
 
@@ -62,7 +64,11 @@ ENTRY_CHUNK = 10_000  # entry rows held before they are written: a 100 000-entry
 CANDIDATE_SEARCHES = 500  # unmatched entries per file for which we look for likely payers
 CANDIDATES = 5
 
-_OGM_IN_TEXT = re.compile(r"[+*]{3}\s*(\d{3})\s*/?\s*(\d{4})\s*/?\s*(\d{5})\s*[+*]{3}|(?<!\d)(\d{12})(?!\d)")
+# +++123/4567/89002+++ (or ***…***), 12 digits, or 123/4567/89002 as payers type it (/, -, . or a space between).
+_OGM_IN_TEXT = re.compile(
+    r"[+*]{3}\s*(\d{3})\s*/?\s*(\d{4})\s*/?\s*(\d{5})\s*[+*]{3}|(?<!\d)(\d{12})(?!\d)"
+    r"|(?<!\d)(?<!\d[/.-])(\d{3})[/.\- ](\d{4})[/.\- ](\d{5})(?!\d)(?![/.-]\d)"
+)
 _RF_IN_TEXT = re.compile(r"\bRF\d{2}[A-Z0-9]{1,21}\b", re.IGNORECASE)
 
 
@@ -78,7 +84,7 @@ def references_in(line: EntryLine) -> list[str]:
                 continue
     text = line.unstructured or ""
     for match in _OGM_IN_TEXT.finditer(text):
-        digits = match.group(4) or "".join(match.group(1, 2, 3))
+        digits = match.group(4) or "".join(match.group(1, 2, 3) if match.group(1) else match.group(5, 6, 7))
         try:
             found.append(parse_ogm(digits))
         except ReferenceNumberError:

@@ -82,6 +82,14 @@ def bib(engine):  # type: ignore[no-untyped-def]
         ({"unstructured": "062000000158 is wrong"}, []),  # check digits off by one
         ({"unstructured": f"betaling {rf('71', 9)}"}, [rf("71", 9)]),
         ({"unstructured": "no reference at all 12345"}, []),
+        # typed without the plus signs, as payers do
+        ({"unstructured": "factuur 062/0000/00258"}, [ogm("062", 2)]),
+        ({"unstructured": "062-0000-00258."}, [ogm("062", 2)]),
+        ({"unstructured": "Ref: 062 0000 00258 bedankt"}, [ogm("062", 2)]),
+        ({"unstructured": "ref.062.0000.00258"}, [ogm("062", 2)]),
+        ({"unstructured": "062/0000/00259"}, []),  # check digits off by one
+        ({"unstructured": "2026/0000/00258 and 062/0000/002581 and 1/062/0000/00258 and 062/0000/00258-1"}, []),
+        ({"unstructured": "IBAN BE68 5390 0754 7034 on 16/03/2026"}, []),
         ({"structured_refs": (ogm("062", 1),), "unstructured": f"+++{ogm('062', 2)[:3]}/{ogm('062', 2)[3:7]}/{ogm('062', 2)[7:]}+++"},
          [ogm("062", 1), ogm("062", 2)]),
     ],
