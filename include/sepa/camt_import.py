@@ -17,7 +17,7 @@ communication (``Strd/CdtrRefInf/Ref``: OGM or RF), an OGM in the free text
 (``+++…+++``, ``***…***``, twelve digits, or 3/4/5 digits as payers type
 them, ``123/4567/89002`` or with ``-``, ``.`` or spaces; always with a valid
 check), an RF
-reference in the free text. Debits carrying a return reason or a reversal
+reference in the free text (compact, or in groups of four as printed). Debits carrying a return reason or a reversal
 indicator, or the end-to-end id of one of our collections, are returns.
 
 Everything that needs a person lands on the control list of its statement.
@@ -69,7 +69,8 @@ _OGM_IN_TEXT = re.compile(
     r"[+*]{3}\s*(\d{3})\s*/?\s*(\d{4})\s*/?\s*(\d{5})\s*[+*]{3}|(?<!\d)(\d{12})(?!\d)"
     r"|(?<!\d)(?<!\d[/.-])(\d{3})[/.\- ](\d{4})[/.\- ](\d{5})(?!\d)(?![/.-]\d)"
 )
-_RF_IN_TEXT = re.compile(r"\bRF\d{2}[A-Z0-9]{1,21}\b", re.IGNORECASE)
+# RF18539007547034, or printed in groups of four: RF18 5390 0754 7034 (the longest valid prefix is taken).
+_RF_IN_TEXT = re.compile(r"\bRF\d{2}(?: ?[A-Z0-9]{1,4}){1,6}\b", re.IGNORECASE)
 
 
 def references_in(line: EntryLine) -> list[str]:
@@ -90,11 +91,25 @@ def references_in(line: EntryLine) -> list[str]:
         except ReferenceNumberError:
             continue
     for match in _RF_IN_TEXT.finditer(text):
+        reference = _rf_at_start(match.group(0))
+        if reference is not None:
+            found.append(reference)
+    return list(dict.fromkeys(found))
+
+
+def _rf_at_start(text: str) -> str | None:
+    """The longest valid RF reference ``text`` starts with, taking whole space-separated groups (words after it
+    in the free text are not part of it)."""
+    groups = text.split(" ")
+    for end in range(len(groups), 0, -1):
+        candidate = "".join(groups[:end])
+        if len(candidate) > 25:
+            continue
         try:
-            found.append(parse_rf(match.group(0)))
+            return parse_rf(candidate)
         except ReferenceNumberError:
             continue
-    return list(dict.fromkeys(found))
+    return None
 
 
 def entry_keys(statement: Statement) -> list[str]:

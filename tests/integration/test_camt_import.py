@@ -23,7 +23,7 @@ from include.finance.models import (
     PaymentAllocation,
     PaymentReference,
 )
-from include.finance.reference_numbers import format_ogm, ogm, rf
+from include.finance.reference_numbers import format_ogm, format_rf, ogm, rf
 from include.sepa import camt_import
 from include.sepa.camt import CamtRefused
 from include.sepa.camt_import import references_in
@@ -90,6 +90,11 @@ def bib(engine):  # type: ignore[no-untyped-def]
         ({"unstructured": "062/0000/00259"}, []),  # check digits off by one
         ({"unstructured": "2026/0000/00258 and 062/0000/002581 and 1/062/0000/00258 and 062/0000/00258-1"}, []),
         ({"unstructured": "IBAN BE68 5390 0754 7034 on 16/03/2026"}, []),
+        # RF as printed on the invoice, in groups of four, with words after it
+        ({"unstructured": f"betaling {format_rf(rf('71', 9))} dank u"}, [rf("71", 9)]),
+        ({"unstructured": f"{format_rf(rf('71', 9)).lower()} 2026"}, [rf("71", 9)]),
+        ({"unstructured": "RF18 5390 0754 7034 abcd"}, ["RF18539007547034"]),
+        ({"unstructured": "RF19 5390 0754 7034"}, []),  # check digits off by one
         ({"structured_refs": (ogm("062", 1),), "unstructured": f"+++{ogm('062', 2)[:3]}/{ogm('062', 2)[3:7]}/{ogm('062', 2)[7:]}+++"},
          [ogm("062", 1), ogm("062", 2)]),
     ],
