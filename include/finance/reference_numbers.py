@@ -65,7 +65,7 @@ _OGM_TEXT = re.compile(r"^[+*]{3}\s*(\d{3})\s*/?\s*(\d{4})\s*/?\s*(\d{5})\s*[+*]
 
 
 def parse_ogm(text: str) -> str:
-    """The twelve digits of an OGM written as ``+++…+++``, ``***…***`` or plain digits.
+    """The twelve digits of an OGM written as ``+++…+++``, ``***…***`` or plain digits (``/``, ``-``, ``.``, spaces).
 
     Raises :class:`ReferenceNumberError` when the text is no valid OGM.
     """
@@ -75,7 +75,7 @@ def parse_ogm(text: str) -> str:
         raise ReferenceNumberError(f"not a valid structured communication: {text!r}")
     stripped = unicodedata.normalize("NFKC", text).strip()
     match = _OGM_TEXT.match(stripped)
-    digits = "".join(match.groups()) if match else re.sub(r"[\s/]", "", stripped)
+    digits = "".join(match.groups()) if match else re.sub(r"[\s/.\-]", "", stripped)
     if not (digits.isascii() and ogm_vcs.is_valid(digits)):
         raise ReferenceNumberError(f"not a valid structured communication: {text!r}")
     return digits
