@@ -80,7 +80,10 @@ class EntryLine:
     counterparty_iban: str | None = None
     counterparty_bic: str | None = None
     structured_refs: tuple[str, ...] = ()
-    unstructured: str | None = None
+    unstructured: str | None = None  # RmtInf/Ustrd
+    # AddtlTxInf, or the entry's AddtlNtryInf for a single transaction: searched for a reference when there is
+    # no Ustrd (some banks put the payer's communication only there); not part of an entry's fingerprint.
+    additional_info: str | None = None
     return_reason: str | None = None
     unsplit_batch: bool = False  # a batch whose transactions carry no (or inconsistent) amounts
 
@@ -285,8 +288,10 @@ class _StatementReader:
             "value_date": value, "entry_amount": amount, "entry_ref": first("NtryRef"),
             "entry_servicer_ref": first("AcctSvcrRef"), "bank_tx_code": tx_code,
         }
+        # Free text outside RmtInf: some banks give the payer's communication only there.
+        entry_text = " ".join(values.get("AddtlNtryInf", ())) or None
         if not details:
-            st.lines.append(EntryLine(tx_index=1, amount=amount, **common))
+            st.lines.append(EntryLine(tx_index=1, amount=amount, additional_info=entry_text, **common))
             return
         transactions = [_leaves(tx, self.r.q) for tx in details]
         amounts = [self._tx_amount(tx, f"{where}/NtryDtls/TxDtls[{n}]", sid) for n, tx in enumerate(transactions, 1)]
@@ -296,10 +301,12 @@ class _StatementReader:
         if unsplit:
             # We cannot split the entry: keep it whole, with the first transaction's details, for a person.
             st.lines.append(EntryLine(tx_index=1, amount=amount, unsplit_batch=True, **common,
-                                      **self._tx(transactions[0], credit)))
+                                      **self._tx(transactions[0], credit, entry_text)))
             return
+        own_text = entry_text if len(transactions) == 1 else None  # a batch's entry text is not one payer's
         for n, (tx, tx_amount) in enumerate(zip(transactions, amounts, strict=True), 1):
-            st.lines.append(EntryLine(tx_index=n, amount=tx_amount, **common, **self._tx(tx, credit)))  # type: ignore[arg-type]
+            st.lines.append(EntryLine(tx_index=n, amount=tx_amount, **common,  # type: ignore[arg-type]
+                                      **self._tx(tx, credit, own_text)))
 
     def _tx_amount(self, tx: dict[str, list[str]], where: str, sid: str) -> Decimal | None:
         for path in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
@@ -308,7 +315,8 @@ class _StatementReader:
                 return _amount(found[0], f"{where}/{path}", self.file, sid)
         return None
 
-    def _tx(self, tx: dict[str, list[str]], credit: bool) -> dict[str, object]:
+    def _tx(self, tx: dict[str, list[str]], credit: bool, entry_text: str | None = None) -> dict[str, object]:
+        """A transaction's fields; ``additional_info`` is its ``AddtlTxInf``, else ``entry_text``."""
         first = _first(tx)
         party, agent = ("Dbtr", "DbtrAgt") if credit else ("Cdtr", "CdtrAgt")
         e2e = first("Refs/EndToEndId")
@@ -321,6 +329,7 @@ class _StatementReader:
             "counterparty_bic": first(f"RltdAgts/{agent}/FinInstnId/BIC") or first(f"RltdAgts/{agent}/FinInstnId/BICFI"),
             "structured_refs": tuple(tx.get("RmtInf/Strd/CdtrRefInf/Ref", ())),
             "unstructured": " ".join(tx.get("RmtInf/Ustrd", ())) or None,
+            "additional_info": " ".join(tx.get("AddtlTxInf", ())) or entry_text,
             "return_reason": first("RtrInf/Rsn/Cd") or first("RtrInf/Rsn/Prtry"),
         }
 

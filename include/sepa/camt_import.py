@@ -13,12 +13,14 @@ statements and copies (``CpyDplctInd`` DUPL/CODU) add only what is new.
 
 Credits are matched in this order: the end-to-end id of one of our
 collections (the bank crediting a direct debit), the structured
-communication (``Strd/CdtrRefInf/Ref``: OGM or RF), an OGM in the free text
-(``+++…+++``, ``***…***``, twelve digits, or 3/4/5 digits as payers type
-them, ``123/4567/89002`` or with ``-``, ``.`` or spaces; always with a valid
-check), an RF
-reference in the free text (compact, or in groups of four as printed). Debits carrying a return reason or a reversal
-indicator, or the end-to-end id of one of our collections, are returns.
+communication (``Strd/CdtrRefInf/Ref``: OGM or RF), an OGM in the free
+text, an RF reference in the free text. The free text is ``RmtInf/Ustrd``,
+or without it the bank's ``AddtlTxInf`` or ``AddtlNtryInf``. An OGM there
+is ``+++…+++``, ``***…***``, twelve digits, or three groups as payers type
+them (``123/4567/89002``, or with ``-``, ``.`` or spaces), always with a
+valid check; an RF is compact or in groups of four as printed. Debits
+carrying a return reason or a reversal indicator, or the end-to-end id of
+one of our collections, are returns.
 
 Everything that needs a person lands on the control list of its statement.
 """
@@ -83,7 +85,7 @@ def references_in(line: EntryLine) -> list[str]:
                 break
             except ReferenceNumberError:
                 continue
-    text = line.unstructured or ""
+    text = line.unstructured or line.additional_info or ""
     for match in _OGM_IN_TEXT.finditer(text):
         digits = match.group(4) or "".join(match.group(1, 2, 3) if match.group(1) else match.group(5, 6, 7))
         try:
@@ -322,7 +324,8 @@ class _Importer:
             "end_to_end_id": line.end_to_end_id, "bank_tx_code": line.bank_tx_code,
             "counterparty_name": (line.counterparty_name or "")[:140] or None, "counterparty_iban": line.counterparty_iban,
             "counterparty_bic": (line.counterparty_bic or "")[:11] or None, "reference": refs[0] if refs else None,
-            "remittance": " ".join(filter(None, (*line.structured_refs, line.unstructured))) or None,
+            "remittance": " ".join(filter(None, (*line.structured_refs, line.unstructured or line.additional_info)))
+            or None,
             "return_reason": (line.return_reason or "")[:10] or None, "outcome": "other_debit",
             "payment_reference_id": None, "collection_id": None, "booked_amount": None,
         }
