@@ -81,8 +81,9 @@ class EntryLine:
     counterparty_bic: str | None = None
     structured_refs: tuple[str, ...] = ()
     unstructured: str | None = None  # RmtInf/Ustrd
-    # AddtlTxInf, or the entry's AddtlNtryInf for a single transaction: searched for a reference when there is
-    # no Ustrd (some banks put the payer's communication only there); not part of an entry's fingerprint.
+    # AddtlTxInf or Strd/AddtlRmtInf, or the entry's AddtlNtryInf for a single transaction: searched for a
+    # reference when there is no Ustrd (some banks put the payer's communication only there); not part of an
+    # entry's fingerprint.
     additional_info: str | None = None
     return_reason: str | None = None
     unsplit_batch: bool = False  # a batch whose transactions carry no (or inconsistent) amounts
@@ -316,7 +317,8 @@ class _StatementReader:
         return None
 
     def _tx(self, tx: dict[str, list[str]], credit: bool, entry_text: str | None = None) -> dict[str, object]:
-        """A transaction's fields; ``additional_info`` is its ``AddtlTxInf``, else ``entry_text``."""
+        """A transaction's fields; ``additional_info`` is its ``AddtlTxInf`` or ``Strd/AddtlRmtInf``, else
+        ``entry_text``."""
         first = _first(tx)
         party, agent = ("Dbtr", "DbtrAgt") if credit else ("Cdtr", "CdtrAgt")
         e2e = first("Refs/EndToEndId")
@@ -329,7 +331,7 @@ class _StatementReader:
             "counterparty_bic": first(f"RltdAgts/{agent}/FinInstnId/BIC") or first(f"RltdAgts/{agent}/FinInstnId/BICFI"),
             "structured_refs": tuple(tx.get("RmtInf/Strd/CdtrRefInf/Ref", ())),
             "unstructured": " ".join(tx.get("RmtInf/Ustrd", ())) or None,
-            "additional_info": " ".join(tx.get("AddtlTxInf", ())) or entry_text,
+            "additional_info": " ".join(tx.get("AddtlTxInf", ()) or tx.get("RmtInf/Strd/AddtlRmtInf", ())) or entry_text,
             "return_reason": first("RtrInf/Rsn/Cd") or first("RtrInf/Rsn/Prtry"),
         }
 

@@ -15,7 +15,7 @@ Credits are matched in this order: the end-to-end id of one of our
 collections (the bank crediting a direct debit), the structured
 communication (``Strd/CdtrRefInf/Ref``: OGM or RF), an OGM in the free
 text, an RF reference in the free text. The free text is ``RmtInf/Ustrd``,
-or without it the bank's ``AddtlTxInf`` or ``AddtlNtryInf``. An OGM there
+or without it the bank's ``AddtlTxInf``, ``Strd/AddtlRmtInf`` or ``AddtlNtryInf``. An OGM there
 is ``+++…+++``, ``***…***``, twelve digits, or three groups as payers type
 them (``123/4567/89002``, or with ``-``, ``.`` or spaces), always with a
 valid check; an RF is compact or in groups of four as printed. Debits

@@ -150,7 +150,7 @@ _ADDITIONAL_INFO_STATEMENT = """<?xml version="1.0" encoding="UTF-8"?>
 <Stmt><Id>2026-331</Id><ElctrncSeqNb>331</ElctrncSeqNb><CreDtTm>2026-11-25T06:00:00</CreDtTm>
 <Acct><Id><IBAN>{account}</IBAN></Id><Ccy>EUR</Ccy></Acct>
 <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">1000.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-24</Dt></Dt></Bal>
-<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">1045.50</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-24</Dt></Dt></Bal>
+<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">1085.50</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-24</Dt></Dt></Bal>
 <Ntry><Amt Ccy="EUR">30.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts><BookgDt><Dt>2026-11-24</Dt></BookgDt>
 <ValDt><Dt>2026-11-24</Dt></ValDt><AcctSvcrRef>ADDTL-A1</AcctSvcrRef><BkTxCd/>
 <AddtlNtryInf>EUROPESE OVERSCHRIJVING VAN BE68539007547034 MEDEDELING: {first}</AddtlNtryInf></Ntry>
@@ -159,26 +159,32 @@ _ADDITIONAL_INFO_STATEMENT = """<?xml version="1.0" encoding="UTF-8"?>
 <NtryDtls><TxDtls><Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs>
 <RltdPties><Dbtr><Nm>Renée Lefèvre</Nm></Dbtr></RltdPties><AddtlTxInf>{second}</AddtlTxInf></TxDtls></NtryDtls>
 <AddtlNtryInf>OVERSCHRIJVING</AddtlNtryInf></Ntry>
+<Ntry><Amt Ccy="EUR">40.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts><BookgDt><Dt>2026-11-24</Dt></BookgDt>
+<ValDt><Dt>2026-11-24</Dt></ValDt><AcctSvcrRef>ADDTL-A3</AcctSvcrRef><BkTxCd/>
+<NtryDtls><TxDtls><RmtInf><Strd><AddtlRmtInf>{third}</AddtlRmtInf></Strd></RmtInf></TxDtls></NtryDtls></Ntry>
 </Stmt></BkToCstmrStmt></Document>
 """
 
 
 def test_a_reference_only_in_the_additional_information_is_found(engine, var_dir, bib) -> None:
-    # Some banks give the payer's communication only as AddtlNtryInf (an entry without details) or AddtlTxInf.
-    account, (r1, r2, _) = bib
+    # Some banks give the payer's communication only as AddtlNtryInf (an entry without details), AddtlTxInf
+    # or the structured block's AddtlRmtInf.
+    account, (r1, r2, r3) = bib
     path = var_dir / "inbox" / "camt053" / "addtl.xml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(_ADDITIONAL_INFO_STATEMENT.format(
         account=account, first=format_ogm(ogm("062", 1)), second=f"factuur {ogm('062', 2)[:3]}/{ogm('062', 2)[3:7]}/"
-        f"{ogm('062', 2)[7:]}"), encoding="utf-8")
+        f"{ogm('062', 2)[7:]}", third=f"***{ogm('062', 3)[:3]}/{ogm('062', 3)[3:7]}/{ogm('062', 3)[7:]}***"),
+        encoding="utf-8")
     result = import_statement_file(path, "test", engine=engine)
-    assert result["status"] == "imported" and result["outcomes"] == {"paid": 2}
+    assert result["status"] == "imported" and result["outcomes"] == {"paid": 3}
     refs = {r.id: r.status for r in _rows(engine, PaymentReference)}
-    assert (refs[r1], refs[r2]) == ("paid", "paid")
+    assert (refs[r1], refs[r2], refs[r3]) == ("paid", "paid", "paid")
     entries = sorted(_rows(engine, BankEntry), key=lambda e: e.entry_index)
     assert [e.remittance for e in entries] == [
         f"EUROPESE OVERSCHRIJVING VAN BE68539007547034 MEDEDELING: {format_ogm(ogm('062', 1))}",
         f"factuur {ogm('062', 2)[:3]}/{ogm('062', 2)[3:7]}/{ogm('062', 2)[7:]}",
+        f"***{ogm('062', 3)[:3]}/{ogm('062', 3)[3:7]}/{ogm('062', 3)[7:]}***",
     ]
 
 
