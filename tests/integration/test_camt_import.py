@@ -223,6 +223,21 @@ def test_a_paid_reference_paid_again_goes_to_the_control_list(engine, var_dir, b
     assert [p.amount for p in _rows(engine, Payment)] == [Decimal("30.00")]
 
 
+def test_several_credits_for_one_reference_in_one_statement(engine, var_dir, bib) -> None:
+    # A parent pays in two parts, then a second parent pays the whole again, all on the same day's statement.
+    account, (r1, *_) = bib
+    result = import_statement_file(_statement(var_dir, account, [
+        _credit("10.00", ref=ogm("062", 1), asr="P1"),
+        _credit("20.00", text=format_ogm(ogm("062", 1)), asr="P2"),
+        _credit("30.00", ref=ogm("062", 1), asr="P3"),
+    ]), "test", engine=engine)
+    assert result["outcomes"] == {"partial": 1, "paid": 1, "closed_reference": 1}
+    (reference,) = [r for r in _rows(engine, PaymentReference) if r.id == r1]
+    assert (reference.status, reference.open_amount) == ("paid", Decimal("0.00"))
+    assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("10.00"), Decimal("20.00")]
+    assert sorted(i.kind for i in _rows(engine, ControlListItem)) == ["closed_reference", "partial"]
+
+
 def test_the_same_statement_twice_adds_nothing(engine, var_dir, bib) -> None:
     account, _ = bib
     entries = [_credit("30.00", ref=ogm("062", 1), asr="A1"), _credit("1.00", text="?", asr="A2")]
