@@ -543,8 +543,8 @@ ENTRY_OUTCOMES = (
     "overpaid",  # credit above the open amount: open amount booked, the rest on the control list
     "closed_reference",  # the reference is paid, deleted or expired: control list
     "unmatched",  # no reference found: control list, with candidates
-    "returned",  # a collection came back (return or reversal)
-    "unknown_return",  # a return or reversal we cannot tie to a collection: control list
+    "returned",  # a collection, or a credit we booked, came back (return or reversal)
+    "unknown_return",  # a return or reversal we cannot tie to a collection or a booked credit: control list
     "unsplit",  # a batch entry without transaction amounts: control list
     "not_booked",  # pending or information-only entry
     "other_debit",  # a debit that is none of ours (fees, transfers out)

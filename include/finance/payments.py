@@ -172,16 +172,24 @@ class Ledger:
         self._payments.append(payment)
         return payment
 
-    def reverse(self, ref: OpenReference, note: str, source: str = "bank_statement") -> Decimal:
-        """Undo every payment still standing on ``ref`` (booked before, or earlier in this unit of work)."""
+    def reverse(
+        self, ref: OpenReference, note: str, source: str = "bank_statement", *,
+        only: dict[str, Any] | int | None = None, bank_entry_id: int | None = None,
+    ) -> Decimal:
+        """Undo every payment still standing on ``ref`` (booked before, or earlier in this unit of work), or
+        ``only`` that one (a payment row of this unit of work, or a stored payment's id); returns the total undone.
+
+        ``bank_entry_id``: the bank entry that undoes it, kept on the reversing payment."""
         self._touch(ref)
         standing: list[tuple[dict[str, Any] | int, Decimal, list[tuple[int, Decimal]]]] = []
         for payment in self._payments:
-            if payment["payment_reference_id"] == ref.id and payment["amount"] > 0 and not payment.get("_reversed"):
+            if (payment["payment_reference_id"] == ref.id and payment["amount"] > 0 and not payment.get("_reversed")
+                    and (only is None or payment is only)):
                 payment["_reversed"] = True
                 shares = [(a["debt_line_id"], a["amount"]) for a in self._allocations if a["_payment"] is payment]
                 standing.append((payment, payment["amount"], shares))
-        for payment_id, amount in self.session.execute(
+        undone_here = {p["reverses_payment_id"] for p in self._payments if p["reverses_payment_id"] is not None}
+        stored = (
             select(Payment.id, Payment.amount)
             .where(
                 Payment.payment_reference_id == ref.id,
@@ -189,7 +197,12 @@ class Ledger:
                 ~Payment.id.in_(select(Payment.reverses_payment_id).where(Payment.reverses_payment_id.is_not(None))),
             )
             .order_by(Payment.id)
-        ):
+        )
+        if isinstance(only, int):
+            stored = stored.where(Payment.id == only)
+        for payment_id, amount in () if isinstance(only, dict) else self.session.execute(stored):
+            if payment_id in undone_here:  # reversed earlier in this unit of work
+                continue
             shares = self.session.execute(
                 select(PaymentAllocation.debt_line_id, PaymentAllocation.amount).where(PaymentAllocation.payment_id == payment_id)
             ).all()
@@ -199,7 +212,7 @@ class Ledger:
         for original, amount, shares in standing:
             reversal = {
                 "id": None, "payment_reference_id": ref.id, "amount": -amount, "source": source,
-                "bank_entry_id": None, "reverses_payment_id": original if isinstance(original, int) else None,
+                "bank_entry_id": bank_entry_id, "reverses_payment_id": original if isinstance(original, int) else None,
                 "booked_at": self.now, "booked_by": self.actor, "note": note, "pom_payment_request_id": None,
                 "_reverses": original if isinstance(original, dict) else None,
             }

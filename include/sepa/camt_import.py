@@ -20,7 +20,8 @@ is ``+++…+++``, ``***…***``, twelve digits, or three groups as payers type
 them (``123/4567/89002``, or with ``-``, ``.`` or spaces), always with a
 valid check; an RF is compact or in groups of four as printed. Debits
 carrying a return reason or a reversal indicator, or the end-to-end id of
-one of our collections, are returns.
+one of our collections, are returns: of a collection, or of a credit
+transfer booked earlier (see :meth:`_Importer._undo_credit`).
 
 Everything that needs a person lands on the control list of its statement.
 """
@@ -52,6 +53,7 @@ from include.finance.models import (
     ControlListItem,
     EndUser,
     Mandate,
+    Payment,
     PaymentReference,
 )
 from include.finance.money import ZERO
@@ -199,6 +201,9 @@ class _Importer:
         self.audits: list[dict[str, Any]] = []
         self.collection_updates: dict[int, dict[str, Any]] = {}
         self.candidate_searches = 0
+        # What a return or reversal of a credit booked from this file is matched on:
+        # (account, amount, end-to-end id, reference, booking date, payment).
+        self.booked_credits: list[tuple[str, Decimal, str | None, str | None, Any, dict[str, Any]]] = []
 
     def run(self) -> ImportResult:
         result = ImportResult(self.file_name, self.sha256, "already_imported")
@@ -302,6 +307,8 @@ class _Importer:
             payment = row.pop("_payment", None)
             if payment is not None:
                 payment["bank_entry_id"] = row["id"]
+                self.booked_credits.append((row["account"], row["amount"], row["end_to_end_id"], row["reference"],
+                                            row["booking_date"], payment))
             for item in line_items:
                 item["bank_entry_id"] = row["id"]
             items.extend(line_items)
@@ -412,6 +419,8 @@ class _Importer:
         collection = collections.get(line.end_to_end_id or "")
         is_return = line.return_reason is not None or line.reversal
         if collection is None:
+            if is_return and self._undo_credit(record, line, row, items):
+                return
             if is_return:
                 row["outcome"] = "unknown_return"
                 items.append(self._item(record.id, row, "unknown_return",
@@ -439,6 +448,52 @@ class _Importer:
                                 f"collection {line.end_to_end_id} of {collection['amount']} returned ({reason}); "
                                 f"{reversed_total} of payments reversed", action, line.amount,
                                 {"reason": reason, "reference": ref.loi}))
+
+    def _undo_credit(self, record: BankStatement, line: EntryLine, row: dict[str, Any],
+                     items: list[dict[str, Any]]) -> bool:
+        """A return or reversal of a credit transfer we booked: its payment is undone and the reference is open
+        again. Only when exactly one standing payment fits: a credit on the same account, of the same amount,
+        with the same end-to-end id (or, without one, the same payment reference), on a reference that is
+        sealed or paid; otherwise ``False`` (the caller lists it for a person)."""
+        numbers = references_in(line)
+        e2e = line.end_to_end_id
+        if not e2e and not numbers:
+            return False
+        found: list[tuple[int, dict[str, Any] | int, Any]] = []  # (reference id, payment, booking date)
+        for account, amount, credit_e2e, reference, booked_on, payment in self.booked_credits:
+            if (amount == line.amount and account == record.account and not payment.get("_reversed")
+                    and (credit_e2e == e2e if e2e else reference in numbers)):
+                found.append((payment["payment_reference_id"], payment, booked_on))
+        undone = select(Payment.reverses_payment_id).where(Payment.reverses_payment_id.is_not(None))
+        query = (
+            select(Payment.payment_reference_id, Payment.id, BankEntry.booking_date)
+            .join(BankEntry, BankEntry.id == Payment.bank_entry_id)
+            .where(BankEntry.account == record.account, BankEntry.credit.is_(True), BankEntry.amount == line.amount,
+                   Payment.amount > 0, ~Payment.id.in_(undone),
+                   BankEntry.end_to_end_id == e2e if e2e else BankEntry.reference.in_(numbers))
+        )
+        found += [tuple(r) for r in self.session.execute(query)]  # type: ignore[misc]
+        if len(found) != 1:
+            return False
+        ref_id, payment, booked_on = found[0]
+        ref = self.ledger.load([ref_id])[ref_id]
+        if ref.status not in ("sealed", "paid"):
+            return False
+        what = "reversal" if line.reversal else f"return ({line.return_reason})"
+        undone_total = self.ledger.reverse(ref, note=f"{what} of the credit of {line.amount} booked on {booked_on}",
+                                           only=payment, bank_entry_id=row["id"])
+        if not undone_total:
+            return False
+        row["outcome"] = "returned"
+        row["payment_reference_id"] = ref.id
+        row["reference"] = ref.reference_number
+        items.append(self._item(
+            record.id, row, "returned",
+            f"the bank took back the credit of {line.amount} of {booked_on} ({what}): the payment of {undone_total} "
+            f"on {ref.loi} is undone and {ref.open_amount} is open again",
+            "check with the payer why the transfer came back; the debt is open again and will be asked again",
+            line.amount, {"reason": line.return_reason or "reversal", "reference": ref.loi}))
+        return True
 
     # -- side effects on collections and mandates ----------------------------------------------
 

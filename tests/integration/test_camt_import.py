@@ -238,6 +238,66 @@ def test_several_credits_for_one_reference_in_one_statement(engine, var_dir, bib
     assert sorted(i.kind for i in _rows(engine, ControlListItem)) == ["closed_reference", "partial"]
 
 
+def test_a_reversed_credit_transfer_reopens_its_reference(engine, var_dir, bib) -> None:
+    # The bank takes back a credit we booked on an earlier statement (RvslInd, same reference and amount).
+    account, (r1, r2, _) = bib
+    import_statement_file(_statement(var_dir, account, [
+        _credit("30.00", ref=ogm("062", 1), asr="C1", end_to_end_id="PAYER-1"),
+        _credit("15.50", ref=ogm("062", 2), asr="C2"),
+    ]), "test", engine=engine)
+    reversal = Entry(False, DAY, (Tx(Decimal("30.00"), end_to_end_id="PAYER-1", account_servicer_ref="R1",
+                                     structured_reference=ogm("062", 1)),), reversal=True)
+    result = import_statement_file(_statement(var_dir, account, [reversal], statement_id="2026-331", seq=331,
+                                              opening="1045.50", name="next.xml"), "test", engine=engine)
+    assert result["outcomes"] == {"returned": 1}
+    refs = {r.id: r for r in _rows(engine, PaymentReference)}
+    assert (refs[r1].status, refs[r1].open_amount) == ("sealed", Decimal("30.00"))
+    assert (refs[r2].status, refs[r2].open_amount) == ("paid", Decimal("0.00"))  # untouched
+    payments = sorted(_rows(engine, Payment), key=lambda p: p.id)
+    original = next(p for p in payments if p.payment_reference_id == r1 and p.amount > 0)
+    undo = next(p for p in payments if p.amount < 0)
+    (entry,) = _rows(engine, BankEntry, BankEntry.account_servicer_ref == "R1")
+    assert (undo.amount, undo.reverses_payment_id, undo.bank_entry_id) == (Decimal("-30.00"), original.id, entry.id)
+    assert (entry.outcome, entry.payment_reference_id) == ("returned", r1)
+    with transaction(engine, readonly=True) as session:
+        open_amounts = sorted(session.scalars(select(DebtLine.open_amount)))
+    assert open_amounts == [Decimal("0.00"), Decimal("10.00"), Decimal("15.00"), Decimal("20.00"), Decimal("25.00")]
+    (item,) = [i for i in _rows(engine, ControlListItem) if i.kind == "returned"]
+    assert "30.00 is open again" in item.reason and item.details["reference"] == refs[r1].loi
+    actions = {(a.entity, a.action) for a in _rows(engine, AuditLog)}
+    assert ("payment", "reversed") in actions and ("payment_reference", "sealed") in actions
+
+
+def test_a_credit_returned_on_the_same_statement(engine, var_dir, bib) -> None:
+    # Booked and returned the same day (the payer's bank recalls it): the return undoes this file's own payment,
+    # once; a second return of the same credit has nothing left to undo and goes to the control list.
+    account, (r1, *_) = bib
+    returned = Entry(False, DAY, (Tx(Decimal("30.00"), return_reason="AC04", account_servicer_ref="R2",
+                                     unstructured=f"terugbetaling {format_ogm(ogm('062', 1))}"),))
+    result = import_statement_file(_statement(var_dir, account, [
+        _credit("30.00", ref=ogm("062", 1), asr="C1"), returned,
+        Entry(False, DAY, (Tx(Decimal("30.00"), return_reason="AC04", account_servicer_ref="R3",
+                              structured_reference=ogm("062", 1)),)),
+    ]), "test", engine=engine)
+    assert result["outcomes"] == {"paid": 1, "returned": 1, "unknown_return": 1}
+    (reference,) = [r for r in _rows(engine, PaymentReference) if r.id == r1]
+    assert (reference.status, reference.open_amount) == ("sealed", Decimal("30.00"))
+    assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("-30.00"), Decimal("30.00")]
+
+
+def test_a_reversal_that_fits_no_booked_credit_changes_nothing(engine, var_dir, bib) -> None:
+    account, (r1, *_) = bib
+    import_statement_file(_statement(var_dir, account, [_credit("30.00", ref=ogm("062", 1), asr="C1")]), "test",
+                          engine=engine)
+    other_amount = Entry(False, DAY, (Tx(Decimal("29.00"), structured_reference=ogm("062", 1), account_servicer_ref="R1"),),
+                         reversal=True)
+    result = import_statement_file(_statement(var_dir, account, [other_amount], statement_id="2026-331", seq=331,
+                                              opening="1030.00", name="next.xml"), "test", engine=engine)
+    assert result["outcomes"] == {"unknown_return": 1}
+    (reference,) = [r for r in _rows(engine, PaymentReference) if r.id == r1]
+    assert reference.status == "paid" and [p.amount for p in _rows(engine, Payment)] == [Decimal("30.00")]
+
+
 def test_the_same_statement_twice_adds_nothing(engine, var_dir, bib) -> None:
     account, _ = bib
     entries = [_credit("30.00", ref=ogm("062", 1), asr="A1"), _credit("1.00", text="?", asr="A2")]
