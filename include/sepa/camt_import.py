@@ -276,6 +276,15 @@ class _Importer:
     def _decide(self, record: BankStatement, hub: BankHub | None, new: list[tuple[EntryLine, str]],
                 items: list[dict[str, Any]]) -> tuple[Counter[str], Decimal]:
         """Decide and store every new line (a chunk of entry rows at a time); returns outcome counts and the total booked."""
+        # References and collections are in euro: a statement of another currency (one IBAN can carry several
+        # currency accounts) is stored, never booked.
+        foreign = hub is not None and bool(new) and (record.currency or "EUR").upper() != "EUR"
+        if foreign:
+            items.append(self._item(
+                record.id, None, "foreign_currency",
+                f"statement {record.statement_id} is in {record.currency}, not in euro: none of its "
+                f"{len(new)} entries was booked", "book what concerns us by hand, in euro", None))
+            hub = None
         numbers = [references_in(line) if line.credit and hub is not None else [] for line, _ in new]
         references = self._references(hub, numbers)
         collections = self._collections([line.end_to_end_id for line, _ in new if line.end_to_end_id])
@@ -288,7 +297,9 @@ class _Importer:
             row = self._row(record, line, key, refs)
             row["id"] = next(ids)
             line_items: list[dict[str, Any]] = []
-            if hub is None:
+            if foreign:
+                row["outcome"] = "not_booked"
+            elif hub is None:
                 row["outcome"] = "unknown_account"
                 line_items.append(self._item(record.id, row, "unknown_account",
                                              f"account {record.account} belongs to no bank hub: nothing was booked",

@@ -298,6 +298,21 @@ def test_a_reversal_that_fits_no_booked_credit_changes_nothing(engine, var_dir, 
     assert reference.status == "paid" and [p.amount for p in _rows(engine, Payment)] == [Decimal("30.00")]
 
 
+def test_a_statement_in_another_currency_books_nothing(engine, var_dir, bib) -> None:
+    # One IBAN may carry a dollar account beside the euro one: its statement is stored, never booked in euro.
+    account, (r1, *_) = bib
+    path = _statement(var_dir, account, [_credit("30.00", ref=ogm("062", 1), asr="U1")])
+    path.write_text(path.read_text(encoding="utf-8").replace("<Ccy>EUR</Ccy>", "<Ccy>USD</Ccy>")
+                    .replace('Ccy="EUR"', 'Ccy="USD"'), encoding="utf-8")
+    result = import_statement_file(path, "test", engine=engine)
+    assert result["status"] == "imported" and result["outcomes"] == {"not_booked": 1}
+    assert _count(engine, Payment) == 0
+    (reference,) = [r for r in _rows(engine, PaymentReference) if r.id == r1]
+    assert reference.status == "sealed"
+    (item,) = _rows(engine, ControlListItem)
+    assert item.kind == "foreign_currency" and "is in USD, not in euro" in item.reason
+
+
 def test_the_same_statement_twice_adds_nothing(engine, var_dir, bib) -> None:
     account, _ = bib
     entries = [_credit("30.00", ref=ogm("062", 1), asr="A1"), _credit("1.00", text="?", asr="A2")]
