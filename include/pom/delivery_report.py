@@ -13,6 +13,8 @@ through a spreadsheet, so we accept:
   Excel's ``sep=;`` first line);
 * a title or date line above the table: the header is the first line naming
   two of our columns, among the first :data:`PREAMBLE_LINES` non-blank ones;
+  the header repeated further down (two downloads put one after the other)
+  is passed over;
 * UTF-8 with or without BOM, else Windows-1252 (what Excel writes on a
   Belgian Windows);
 * times as ISO 8601 (with ``T`` or a space, with or without offset or ``Z``)
@@ -192,6 +194,7 @@ class DeliveryReportFile:
     ignored: list[str] = field(default_factory=list)  # titles of columns we do not use
     batch: str | None = None  # the batch asked for (the client's fetch), or None
     header_line: int = 1  # the header's line number (lines before it are a title or Excel's "sep=")
+    header_cells: list[str] = field(default_factory=list)  # the header as written
     _source: Path | bytes | None = field(default=None, repr=False)
 
     @property
@@ -207,6 +210,9 @@ class DeliveryReportFile:
         """Every attempt line in file order; raises :class:`DeliveryReportRefused` at the first bad line."""
         return map(ReportLine._make, self.rows())
 
+    def _repeats_header(self, row: list[str]) -> bool:
+        return list(map(normalise_title, row)) == list(map(normalise_title, self.header_cells))
+
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """:meth:`lines` as plain tuples in :class:`ReportLine`'s field order (the store's million-line path)."""
         name = self.name
@@ -219,6 +225,8 @@ class DeliveryReportFile:
         fields = _FIELDS[:6] + (("date", "time") if split_time else ("timestamp", "timestamp"))
         indexes = [cols.get(f, -1) for f in fields]
         pick = itemgetter(*indexes)
+        status_column = cols["status"]
+        status_title = self.header_cells[status_column] if status_column < len(self.header_cells) else None
         pad = -1 in indexes
         wanted_batch = self.batch
         parse_time = _TimeParser()
@@ -242,6 +250,8 @@ class DeliveryReportFile:
                         raise DeliveryReportRefused(
                             name, f"{len(row)} fields, but the columns we read go up to column {needed}",
                             line=reader.line_num)
+                    if row[status_column] == status_title and self._repeats_header(row):
+                        continue  # the header again: two downloads put one after the other
                     if pad:
                         row.append("")
                     batch, document_id, recipient, email, status, description, stamp, clock = pick(row)
@@ -503,6 +513,7 @@ def open_delivery_report(
             label, f"required column {column_title(required)} is missing (columns found: {found_titles})",
             column=column_title(required))
     report.columns = columns
+    report.header_cells = header
     return report
 
 

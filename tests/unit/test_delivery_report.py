@@ -101,6 +101,14 @@ def test_lines_above_the_header_are_passed_over(tmp_path: Path, preamble: str, d
         header_at + 1, "D1", "Jan, de vader", "jan@example.be")
 
 
+def test_two_downloads_put_one_after_the_other(tmp_path: Path) -> None:
+    # The second file's header (with its BOM) is passed over wherever it turns up.
+    first = f"{ENGLISH}\r\nB1,D1,,a@example.be,DELIVERED,,2026-03-16T08:00:00Z\r\n".encode()
+    second = codecs.BOM_UTF8 + f"{ENGLISH}\r\nB2,D2,,b@example.be,DELIVERED,,2026-03-17T08:00:00Z\r\n".encode()
+    lines = list(read_delivery_report(write(tmp_path, first + second)))
+    assert [(l.line_no, l.batch, l.document_id) for l in lines] == [(2, "B1", "D1"), (4, "B2", "D2")]
+
+
 def test_a_separator_hint_alone_is_no_report(tmp_path: Path) -> None:
     assert "no header line" in refusal(tmp_path, b"sep=;\r\n").reason
 
