@@ -249,6 +249,29 @@ def _format_chunk(t: _Templates, chunk: list[Transaction], safe: bool) -> tuple[
     return "".join(parts), total
 
 
+_NAMESPACE = re.compile(r"\{(?:urn|https?):[^}]*\}")  # "{urn:…}Nm" in libxml2's messages; not an enumeration
+
+
+def _location(node: etree._Element, first_number: int) -> str:
+    """Where a schema error is, for a person: the element's path, and for a transaction its end-to-end id or number.
+
+    >>> doc = etree.fromstring("<Document><CstmrDrctDbtInitn><GrpHdr><InitgPty><Nm/></InitgPty></GrpHdr>"
+    ...                        "</CstmrDrctDbtInitn></Document>")
+    >>> _location(doc.find("CstmrDrctDbtInitn/GrpHdr/InitgPty/Nm"), 1)
+    ' at GrpHdr/InitgPty/Nm'
+    """
+    names = [etree.QName(e).localname for e in (*reversed(list(node.iterancestors())), node)]
+    path = "/".join(names[2:])  # below Document/CstmrDrctDbtInitn
+    tx = next((e for e in (node, *node.iterancestors()) if etree.QName(e).localname == "DrctDbtTxInf"), None)
+    if tx is None:
+        return f" at {path}"
+    q = f"{{{etree.QName(tx).namespace}}}" if etree.QName(tx).namespace else ""
+    e2e = (tx.findtext(f"{q}PmtId/{q}EndToEndId") or "").strip()
+    number = first_number + sum(1 for _ in tx.itersiblings(f"{q}DrctDbtTxInf", preceding=True))
+    which = f"{e2e}, " if e2e else ""
+    return f" at {path[path.index('DrctDbtTxInf'):]} (transaction {which}number {number} in the file)"
+
+
 class _ChunkValidator:
     """Validates chunk documents on worker threads; reports the first failure in file order."""
 
@@ -258,29 +281,24 @@ class _ChunkValidator:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pain008-xsd")
         self._pending: deque[Future[str | None]] = deque()
 
-    def _check(self, document: bytes) -> str | None:
+    def _check(self, document: bytes, first_number: int) -> str | None:
         tree = etree.fromstring(document, safe_parser(collect_ids=False))
         schema = thread_schema(self._version)
         if schema.validate(tree):
             return None
         error = schema.error_log[0]
-        where = ""
         nodes = tree.xpath(error.path) if error.path else []
-        if nodes:
-            node = nodes[0]
-            tx = next((a for a in node.iterancestors() if etree.QName(a).localname == "DrctDbtTxInf"), None)
-            if tx is not None:
-                e2e = tx.findtext(f"{{{etree.QName(tx).namespace}}}PmtId/{{{etree.QName(tx).namespace}}}EndToEndId")
-                where = f" (transaction {e2e})"
-        message = mask_ibans_in(re.sub(r"\{[^}]*\}", "", error.message))
+        where = _location(nodes[0], first_number) if nodes else ""
+        message = mask_ibans_in(_NAMESPACE.sub("", error.message))
         return f"{self._file_name}: {message}{where}"
 
     def sync(self, fd: int) -> None:
         """Flush the file's written pages to disk on a worker (fdatasync releases the GIL)."""
         self._pool.submit(os.fdatasync, fd)
 
-    def submit(self, document: bytes) -> None:
-        self._pending.append(self._pool.submit(self._check, document))
+    def submit(self, document: bytes, first_number: int) -> None:
+        """Check a chunk document whose first transaction is the file's ``first_number``-th (from 1)."""
+        self._pending.append(self._pool.submit(self._check, document, first_number))
         while len(self._pending) > IN_FLIGHT:
             self._raise_if_invalid(self._pending.popleft())
 
@@ -362,21 +380,23 @@ def write_pain008(message: Message, path: Path) -> WrittenFile:
 
             envelope_open = emit(group_header)
             envelope_close = (_PAYMENT_CLOSE + templates.close).encode("utf-8")
+            written = 0  # transactions of the earlier payment blocks
             for batch in message.batches:
                 header = _payment_header(message, batch)
                 chunk_open = envelope_open + emit(header)
                 seen, seen_total = 0, ZERO
                 for chunk in _chunks(batch.transactions, CHUNK):
                     body, chunk_total = _format_chunk(templates, chunk, message.safe)
+                    validator.submit(chunk_open + emit(body) + envelope_close, written + seen + 1)
                     seen += len(chunk)
                     seen_total += chunk_total
-                    validator.submit(chunk_open + emit(body) + envelope_close)
                 if seen != batch.count or seen_total != batch.total:
                     raise ExportRejected(
                         f"{path.name}: payment {batch.payment_id} declares {batch.count} transactions for "
                         f"{format_amount(batch.total)} but holds {seen} for {format_amount(seen_total)}"
                     )
                 emit(_PAYMENT_CLOSE)
+                written += seen
             emit(templates.close)
             validator.finish()
     except BaseException:

@@ -106,7 +106,30 @@ def test_an_invalid_transaction_is_refused_naming_file_element_and_transaction(t
         write_pain008(_message("pain.008.001.02", [("FRST", txs)]), tmp_path / "bad.xml")
     message = str(refused.value)
     assert "bad.xml" in message and "IBAN" in message and "fp:BIB:9" in message and "XX00" in message
+    assert "at DrctDbtTxInf/DbtrAcct/Id/IBAN (transaction fp:BIB:9, number 9 in the file)" in message
     assert list(tmp_path.iterdir()) == []  # nothing released, no temporary file left
+
+
+def test_a_transaction_without_end_to_end_id_is_named_by_its_number(tmp_path, monkeypatch) -> None:
+    # Counted over the whole file: the second payment block's third transaction is the file's sixth.
+    monkeypatch.setattr(pain008, "CHUNK", 2)
+    rcur = [_tx(n) for n in range(4, 8)]
+    rcur[2] = _tx(6, end_to_end_id="")
+    with pytest.raises(ExportRejected) as refused:
+        write_pain008(_message("pain.008.001.02", [("FRST", [_tx(1), _tx(2), _tx(3)]), ("RCUR", rcur)]),
+                      tmp_path / "bad.xml")
+    assert "at DrctDbtTxInf/PmtId/EndToEndId (transaction number 6 in the file)" in str(refused.value)
+
+
+def test_a_header_error_names_its_element_path_and_the_allowed_values(tmp_path) -> None:
+    message = _message("pain.008.001.02", [("FRST", [_tx(1)])])
+    message.batches[0].sequence_type = "NEXT"
+    with pytest.raises(ExportRejected) as refused:
+        write_pain008(message, tmp_path / "bad.xml")
+    text = str(refused.value)
+    assert text.startswith("XSD validation failed: bad.xml: ") and "'NEXT'" in text
+    assert "'FRST'" in text and "'RCUR'" in text  # libxml2's set of allowed values is kept
+    assert text.endswith(" at PmtInf/PmtTpInf/SeqTp") and "urn:iso" not in text
 
 
 def test_an_invalid_header_is_refused(tmp_path) -> None:
