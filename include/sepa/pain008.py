@@ -186,17 +186,35 @@ def _group_header(message: Message, count: int, total: Decimal) -> str:
     )
 
 
-def _creditor_address(message: Message) -> str:
+# EPC rulebooks 2025 v1.1: from this interbank settlement date on, an address may no longer be given unstructured
+# (address lines only); it must be structured, or hybrid with at least town and country in their own fields.
+UNSTRUCTURED_ADDRESS_UNTIL = date(2026, 11, 14)
+
+
+def _creditor_address(message: Message, collection_date: date) -> str:
+    """The creditor's ``PstlAdr`` (optional in SDD), or nothing.
+
+    pain.008.001.08: structured, when the town and the country are known.
+    pain.008.001.02: the EPC's guidelines for it allow only the country and
+    address lines, an unstructured address; it is written for collections up
+    to :data:`UNSTRUCTURED_ADDRESS_UNTIL` and left out after (a hub that must
+    show its address moves to .08). The rule goes by the collection date,
+    never by today, so exporting a run again gives the same bytes.
+    """
     c, safe = message.creditor, message.safe
     if not c.country:
         return ""
     if _TEMPLATES[message.version].structured_address:
+        if not c.city:
+            return ""
         parts = [
             ("StrtNm", c.street, 70), ("BldgNb", c.house_number, 16), ("PstCd", c.postal_code, 16),
             ("TwnNm", c.city, 35), ("Ctry", c.country, 2),
         ]
         lines = "".join(f"<{tag}>{bank_text(value, size, safe=safe)}</{tag}>" for tag, value, size in parts if value)
     else:
+        if collection_date > UNSTRUCTURED_ADDRESS_UNTIL:
+            return ""
         street = " ".join(p for p in (c.street, c.house_number) if p)
         town = " ".join(p for p in (c.postal_code, c.city) if p)
         lines = f"<Ctry>{bank_text(c.country, 2, safe=safe)}</Ctry>" + "".join(
@@ -214,7 +232,7 @@ def _payment_header(message: Message, batch: PaymentBatch) -> str:
         f"<PmtTpInf><SvcLvl><Cd>SEPA</Cd></SvcLvl><LclInstrm><Cd>{message.local_instrument}</Cd></LclInstrm>"
         f"<SeqTp>{batch.sequence_type}</SeqTp></PmtTpInf>"
         f"<ReqdColltnDt>{batch.collection_date.isoformat()}</ReqdColltnDt>"
-        f"<Cdtr><Nm>{bank_text(c.name, NAME_MAX, safe=message.safe)}</Nm>{_creditor_address(message)}</Cdtr>"
+        f"<Cdtr><Nm>{bank_text(c.name, NAME_MAX, safe=message.safe)}</Nm>{_creditor_address(message, batch.collection_date)}</Cdtr>"
         f"<CdtrAcct><Id><IBAN>{_compact(c.iban)}</IBAN></Id></CdtrAcct>"
         f"<CdtrAgt><FinInstnId>{t.agent(c.bic)}</FinInstnId></CdtrAgt><ChrgBr>SLEV</ChrgBr>"
         f"<CdtrSchmeId><Id><PrvtId><Othr><Id>{_compact(c.creditor_id)}</Id>"

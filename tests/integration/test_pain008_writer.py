@@ -148,6 +148,40 @@ def test_declared_totals_must_match_the_streamed_transactions(tmp_path) -> None:
     assert not (tmp_path / "count.xml").exists()
 
 
+UNSTRUCTURED = "<PstlAdr><Ctry>BE</Ctry><AdrLine>Rue de l'Étuve 12</AdrLine><AdrLine>4000 Liège</AdrLine></PstlAdr>"
+
+
+@pytest.mark.parametrize(("collected", "address"), [
+    (date(2026, 11, 13), UNSTRUCTURED),
+    (date(2026, 11, 14), UNSTRUCTURED),
+    (date(2026, 11, 16), None),  # EPC: no unstructured address from settlement date 15 November 2026
+])
+def test_the_creditor_address_in_pain_008_001_02_follows_the_collection_date(tmp_path, collected, address) -> None:
+    message = _message("pain.008.001.02", [("RCUR", [_tx(1)])])
+    message.batches[0].collection_date = collected
+    written = write_pain008(message, tmp_path / "a.xml")
+    text = Path(written.path).read_text(encoding="utf-8")
+    if address is None:
+        assert "<PstlAdr>" not in text and "<AdrLine>" not in text
+    else:
+        assert address in text
+
+
+@pytest.mark.parametrize(("city", "street", "address"), [
+    ("Liège", None, "<PstlAdr><PstCd>4000</PstCd><TwnNm>Liège</TwnNm><Ctry>BE</Ctry></PstlAdr>"),
+    (None, "Rue de l'Étuve", None),  # town and country are the least an address must have in its own fields
+])
+def test_the_creditor_address_in_pain_008_001_08_is_structured_or_left_out(tmp_path, city, street, address) -> None:
+    message = _message("pain.008.001.08", [("RCUR", [_tx(1)])])
+    message.creditor = Creditor(name="Bib", iban="BE19068240219012", bic="GKCCBEBB", creditor_id="BE69ZZZ050D000000008",
+                                street=street, house_number=None, postal_code="4000", city=city, country="BE")
+    text = Path(write_pain008(message, tmp_path / "a.xml").path).read_text(encoding="utf-8")
+    if address is None:
+        assert "<PstlAdr>" not in text
+    else:
+        assert address in text and "<AdrLine>" not in text
+
+
 @pytest.mark.parametrize(
     ("golden_name", "version", "safe"),
     [("pain008_small.xml", "pain.008.001.02", False), ("pain008_small_safesepa_v08.xml", "pain.008.001.08", True)],
