@@ -59,12 +59,50 @@ def _reason(exc: Exception) -> str:
 
 
 def iban_problem(value: str | None) -> str | None:
+    return _parsed_iban(value)[1]
+
+
+def _parsed_iban(value: str | None) -> tuple[IBAN | None, str | None]:
+    """The IBAN, or None and why not."""
     if not value or not value.strip():
-        return "IBAN missing"
+        return None, "IBAN missing"
     try:
-        IBAN(value)
+        return IBAN(value), None
     except SchwiftyException as exc:
-        return f"IBAN {mask_iban(value)} is invalid: {_reason(exc)}"
+        return None, f"IBAN {mask_iban(value)} is invalid: {_reason(exc)}"
+
+
+# The EEA, by IBAN country code: the EU, Iceland, Liechtenstein and Norway, and EU regions with codes of their own.
+EEA = frozenset(
+    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK IS LI NO AX GF GP MQ RE YT MF"
+    .split()
+)
+
+
+def debtor_iban_problem(value: str | None) -> str | None:
+    """:func:`iban_problem`, and whether a SEPA direct debit from Innen can reach the account.
+
+    Outside the SEPA zone (schwifty's registry) no SEPA direct debit can. In
+    SEPA but outside the EEA (Switzerland, the United Kingdom, Monaco, …) the
+    SDD rulebook wants the debtor's address and the BIC of the debtor's bank
+    in the collection, and Innen sends no debtor address.
+
+    >>> debtor_iban_problem("NL91ABNA0417164300") is None
+    True
+    >>> debtor_iban_problem("SA0380000000608010167519")
+    'IBAN SA03 **** **** 7519 is of SA, outside the SEPA zone: no SEPA direct debit can reach it'
+    >>> print(debtor_iban_problem("CH9300762011623852957"))
+    IBAN CH93 **** **** 2957 is of CH, in SEPA but outside the EEA: the rulebook then wants the debtor's address and bank BIC in each collection, and Innen sends no debtor address; collect it another way
+    """
+    iban, problem = _parsed_iban(value)
+    if iban is None:
+        return problem
+    country, shown = iban.country_code, mask_iban(value)
+    if not iban.in_sepa_zone:
+        return f"IBAN {shown} is of {country}, outside the SEPA zone: no SEPA direct debit can reach it"
+    if country not in EEA:
+        return (f"IBAN {shown} is of {country}, in SEPA but outside the EEA: the rulebook then wants the debtor's "
+                "address and bank BIC in each collection, and Innen sends no debtor address; collect it another way")
     return None
 
 

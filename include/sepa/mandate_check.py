@@ -39,7 +39,7 @@ from include.finance.models import (
     in_cents,
 )
 from include.sepa.hubs import hub_problems
-from include.sepa.identifiers import bic_problem, iban_problem
+from include.sepa.identifiers import bic_problem, debtor_iban_problem
 from include.sepa.schedule import Frequency as Schedule
 from include.sepa.schedule import next_due_date
 from include.sepa.transaction_codes import cached_matcher
@@ -127,7 +127,7 @@ class _Lookups:
     def iban_problem(self, value: str | None) -> str | None:
         key = value or ""
         if key not in self._iban:
-            self._iban[key] = iban_problem(value)
+            self._iban[key] = debtor_iban_problem(value)
         return self._iban[key]
 
     def bic_problem(self, value: str | None) -> str | None:

@@ -34,6 +34,12 @@ ERROR_CASES = [
     ("no type", {"type_id": None}, "no payment reference type"),
     ("no frequency", {"frequency_id": None}, "no frequency"),
     ("no signature date", {"signature_date": None}, "signature date missing"),
+    # Reachability of the debtor's account by a SEPA direct debit (schwifty's SEPA zone; the EEA by country).
+    ("outside SEPA", {"debtor_iban": "SA0380000000608010167519"}, "is of SA, outside the SEPA zone"),
+    ("Swiss bank", {"debtor_iban": "CH9300762011623852957", "debtor_bic": "UBSWCHZH80A"},
+     "is of CH, in SEPA but outside the EEA"),
+    ("British bank", {"debtor_iban": "GB29NWBK60161331926819", "debtor_bic": "NWBKGB2L"},
+     "is of GB, in SEPA but outside the EEA"),
 ]
 
 
@@ -49,6 +55,18 @@ def test_each_error_puts_an_active_mandate_on_active_err_with_its_reason(engine,
     assert checked[bad_loi].list is MandateList.ACTIVE_ERR
     assert any(reason in text for text in checked[bad_loi].reasons), checked[bad_loi].reasons
     assert checked[bad_loi].next_due_date is None
+
+
+@pytest.mark.parametrize("account", [
+    "NL91ABNA0417164300", "DE89370400440532013000", "FR1420041010050500013M02606", "NO9386011117947",
+    "LI21088100002324013AA", "IS140159260076545510730339", "be68 5390 0754 7034",
+])
+def test_debtor_accounts_in_the_eea_are_collected(engine, account) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        loi = make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), debtor_iban=account,
+                           debtor_bic=None).loi
+    assert _by_loi(engine)[loi].list is MandateList.ACTIVE_OK
 
 
 def test_no_transaction_code_pattern_and_hub_without_creditor_id(engine) -> None:
