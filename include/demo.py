@@ -426,6 +426,11 @@ def write_demo_statement(session: Session, folder: Path, statement_day: date) ->
             entries.append(transfer(n, open_amount + Decimal("5.00"), (first, last), unstructured=reference))
         else:
             entries.append(transfer(n, open_amount, (first, last), structured_reference=reference))
+    # The payer's bank takes the first transfer back (a recall): its payment is undone, the invoice open again.
+    reference, open_amount, first, last = invoices[0]
+    entries.append(Entry(False, later, (Tx(open_amount, structured_reference=reference, account_servicer_ref="KBC-RVSL-0",
+                                           counterparty_name=" ".join(p for p in (first, last) if p)),),
+                         reversal=True, bank_tx_code=("PMNT", "RCDT", "RRTN")))
     entries.append(transfer(90, Decimal("25.00"), ("Noël", "Crèvecœur"), unstructured="lidgeld voor mijn dochter"))
     entries.append(transfer(91, Decimal("12.40"), ("Lotte", "Maes"), unstructured="+++063/0000/00099+++"))  # check digits wrong
     entries.append(Entry(False, later, (Tx(Decimal("7.50"), counterparty_name="KBC Bank", unstructured="Kosten SEPA-incasso",
