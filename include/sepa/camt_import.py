@@ -311,6 +311,14 @@ class _Importer:
                 line_items.append(self._item(record.id, row, "unsplit",
                                              f"batch entry of {line.entry_amount} whose transactions carry no amounts",
                                              "split the batch by hand and book each payment", line.amount))
+            elif line.credit and not line.reversal and line.return_reason:
+                # Money of ours coming back (a refund or payment we sent, returned by the payee's bank): never a payment.
+                row["outcome"] = "unknown_return"
+                line_items.append(self._item(
+                    record.id, row, "unknown_return",
+                    f"{line.amount} of ours came back (return reason {line.return_reason}) from "
+                    f"{line.counterparty_name or 'an unknown party'}: nothing was booked",
+                    "find the refund or payment this returns and ask for a correct account", line.amount))
             elif line.credit and not line.reversal:
                 self._credit(record, hub, line, row, refs, references, collections, line_items)
             else:
@@ -466,6 +474,8 @@ class _Importer:
         again. Only when exactly one standing payment fits: a credit on the same account, of the same amount,
         with the same end-to-end id (or, without one, the same payment reference), on a reference that is
         sealed or paid; otherwise ``False`` (the caller lists it for a person)."""
+        if line.credit:  # a reversal of a debit brings money in: there is no credit of ours to undo
+            return False
         numbers = references_in(line)
         e2e = line.end_to_end_id
         if not e2e and not numbers:

@@ -285,6 +285,23 @@ def test_a_credit_returned_on_the_same_statement(engine, var_dir, bib) -> None:
     assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("-30.00"), Decimal("30.00")]
 
 
+def test_our_own_money_coming_back_is_never_a_payment(engine, var_dir, bib) -> None:
+    # A refund we sent, returned by the payee's bank (a credit with a return reason), and a reversal of a debit
+    # (a credit with RvslInd), both naming a paid reference: neither books nor undoes anything.
+    account, (r1, *_) = bib
+    import_statement_file(_statement(var_dir, account, [_credit("30.00", ref=ogm("062", 1), asr="C1")]), "test",
+                          engine=engine)
+    refund_back = Entry(True, DAY, (Tx(Decimal("30.00"), return_reason="AC04", account_servicer_ref="B1",
+                                       unstructured=f"terugbetaling {format_ogm(ogm('062', 1))}"),))
+    debit_reversed = Entry(True, DAY, (Tx(Decimal("30.00"), structured_reference=ogm("062", 1),
+                                          account_servicer_ref="B2"),), reversal=True)
+    result = import_statement_file(_statement(var_dir, account, [refund_back, debit_reversed], statement_id="2026-331",
+                                              seq=331, opening="1030.00", name="next.xml"), "test", engine=engine)
+    assert result["outcomes"] == {"unknown_return": 2}
+    (reference,) = [r for r in _rows(engine, PaymentReference) if r.id == r1]
+    assert reference.status == "paid" and [p.amount for p in _rows(engine, Payment)] == [Decimal("30.00")]
+
+
 def test_a_reversal_that_fits_no_booked_credit_changes_nothing(engine, var_dir, bib) -> None:
     account, (r1, *_) = bib
     import_statement_file(_statement(var_dir, account, [_credit("30.00", ref=ogm("062", 1), asr="C1")]), "test",
