@@ -472,28 +472,16 @@ class _Importer:
                      items: list[dict[str, Any]]) -> bool:
         """A return or reversal of a credit transfer we booked: its payment is undone and the reference is open
         again. Only when exactly one standing payment fits: a credit on the same account, of the same amount,
-        with the same end-to-end id (or, without one, the same payment reference), on a reference that is
+        with the same end-to-end id (or, when none has it, the same payment reference), on a reference that is
         sealed or paid; otherwise ``False`` (the caller lists it for a person)."""
         if line.credit:  # a reversal of a debit brings money in: there is no credit of ours to undo
             return False
         numbers = references_in(line)
         e2e = line.end_to_end_id
-        if not e2e and not numbers:
-            return False
-        found: list[tuple[int, dict[str, Any] | int, Any]] = []  # (reference id, payment, booking date)
-        for account, amount, credit_e2e, reference, booked_on, payment in self.booked_credits:
-            if (amount == line.amount and account == record.account and not payment.get("_reversed")
-                    and (credit_e2e == e2e if e2e else reference in numbers)):
-                found.append((payment["payment_reference_id"], payment, booked_on))
-        undone = select(Payment.reverses_payment_id).where(Payment.reverses_payment_id.is_not(None))
-        query = (
-            select(Payment.payment_reference_id, Payment.id, BankEntry.booking_date)
-            .join(BankEntry, BankEntry.id == Payment.bank_entry_id)
-            .where(BankEntry.account == record.account, BankEntry.credit.is_(True), BankEntry.amount == line.amount,
-                   Payment.amount > 0, ~Payment.id.in_(undone),
-                   BankEntry.end_to_end_id == e2e if e2e else BankEntry.reference.in_(numbers))
-        )
-        found += [tuple(r) for r in self.session.execute(query)]  # type: ignore[misc]
+        # (reference id, payment, booking date): by the end-to-end id, else by the payment reference
+        found = self._credits_taken_back(record.account, line.amount, e2e, []) if e2e else []
+        if not found and numbers:
+            found = self._credits_taken_back(record.account, line.amount, None, numbers)
         if len(found) != 1:
             return False
         ref_id, payment, booked_on = found[0]
@@ -515,6 +503,26 @@ class _Importer:
             "check with the payer why the transfer came back; the debt is open again and will be asked again",
             line.amount, {"reason": line.return_reason or "reversal", "reference": ref.loi}))
         return True
+
+    def _credits_taken_back(self, account: str, amount: Decimal, e2e: str | None,
+                            numbers: list[str]) -> list[tuple[int, dict[str, Any] | int, Any]]:
+        """Standing payments of credits on ``account`` of ``amount``, with end-to-end id ``e2e`` (or, without
+        one, a payment reference among ``numbers``): this file's, then the stored ones."""
+        found: list[tuple[int, dict[str, Any] | int, Any]] = []
+        for credit_account, credit_amount, credit_e2e, reference, booked_on, payment in self.booked_credits:
+            if (credit_amount == amount and credit_account == account and not payment.get("_reversed")
+                    and (credit_e2e == e2e if e2e else reference in numbers)):
+                found.append((payment["payment_reference_id"], payment, booked_on))
+        undone = select(Payment.reverses_payment_id).where(Payment.reverses_payment_id.is_not(None))
+        query = (
+            select(Payment.payment_reference_id, Payment.id, BankEntry.booking_date)
+            .join(BankEntry, BankEntry.id == Payment.bank_entry_id)
+            .where(BankEntry.account == account, BankEntry.credit.is_(True), BankEntry.amount == amount,
+                   Payment.amount > 0, ~Payment.id.in_(undone),
+                   BankEntry.end_to_end_id == e2e if e2e else BankEntry.reference.in_(numbers))
+        )
+        found += [tuple(r) for r in self.session.execute(query)]  # type: ignore[misc]
+        return found
 
     # -- side effects on collections and mandates ----------------------------------------------
 

@@ -238,14 +238,17 @@ def test_several_credits_for_one_reference_in_one_statement(engine, var_dir, bib
     assert sorted(i.kind for i in _rows(engine, ControlListItem)) == ["closed_reference", "partial"]
 
 
-def test_a_reversed_credit_transfer_reopens_its_reference(engine, var_dir, bib) -> None:
-    # The bank takes back a credit we booked on an earlier statement (RvslInd, same reference and amount).
+@pytest.mark.parametrize("end_to_end_id", ["PAYER-1", "BANK-RECALL-77", None],
+                         ids=["same-e2e", "own-e2e-same-reference", "reference-only"])
+def test_a_reversed_credit_transfer_reopens_its_reference(engine, var_dir, bib, end_to_end_id) -> None:
+    # The bank takes back a credit we booked on an earlier statement (RvslInd, same amount; the same end-to-end
+    # id, or the same payment reference when the reversal carries an id of its own or none).
     account, (r1, r2, _) = bib
     import_statement_file(_statement(var_dir, account, [
         _credit("30.00", ref=ogm("062", 1), asr="C1", end_to_end_id="PAYER-1"),
         _credit("15.50", ref=ogm("062", 2), asr="C2"),
     ]), "test", engine=engine)
-    reversal = Entry(False, DAY, (Tx(Decimal("30.00"), end_to_end_id="PAYER-1", account_servicer_ref="R1",
+    reversal = Entry(False, DAY, (Tx(Decimal("30.00"), end_to_end_id=end_to_end_id, account_servicer_ref="R1",
                                      structured_reference=ogm("062", 1)),), reversal=True)
     result = import_statement_file(_statement(var_dir, account, [reversal], statement_id="2026-331", seq=331,
                                               opening="1045.50", name="next.xml"), "test", engine=engine)
