@@ -455,7 +455,8 @@ class _Importer:
         if collection["status"] == "returned":
             return
         ref = self.ledger.references[collection["payment_reference_id"]]
-        reversed_total = self.ledger.reverse(ref, note=f"collection {line.end_to_end_id} returned ({reason})")
+        reversed_total = self.ledger.reverse(ref, note=f"collection {line.end_to_end_id} returned ({reason})",
+                                             bank_entry_id=row["id"])
         self.ledger.release(ref, "deleted")
         self._collection_status(collection, "returned", reason)
         fatal = reason in (hub.fatal_return_reasons or "").split()

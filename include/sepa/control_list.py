@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from include.config import reports_dir
-from include.finance.models import BankEntry, BankStatement, ControlListItem, PaymentReference
+from include.finance.models import BankEntry, BankStatement, ControlListItem, Payment, PaymentReference
 from include.finance.money import ZERO
 from include.finance.reference_numbers import display_reference
 from include.reports import Table, write_csv, write_html
@@ -63,6 +63,14 @@ def write_control_list(session: Session, statement_id: int, folder: Path | None 
         ),
         ZERO,
     )
+    # Payments undone by this statement's returns and reversals (negative payments pointing at its entries).
+    taken_back = -sum(
+        session.scalars(
+            select(Payment.amount).join(BankEntry, BankEntry.id == Payment.bank_entry_id)
+            .where(BankEntry.statement_id == statement_id, Payment.amount < 0)
+        ),
+        ZERO,
+    )
     if statement.opening_balance is not None and statement.closing_balance is not None:
         balance = f"opening {statement.opening_balance} + entries = closing {statement.closing_balance}: checked"
     else:
@@ -73,7 +81,7 @@ def write_control_list(session: Session, statement_id: int, folder: Path | None 
         "copy": statement.copy_indicator or "-", "entries in the statement": str(statement.entries),
         "new lines booked here": str(statement.new_lines),
         **{label: str(outcomes.get(outcome, 0)) for outcome, label in SUMMARY_OUTCOMES},
-        "total booked": f"{booked:.2f}", "balance": balance,
+        "total booked": f"{booked:.2f}", "total undone by returns": f"{taken_back:.2f}", "balance": balance,
     }
     rows = []
     query = (

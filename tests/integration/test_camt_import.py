@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -465,7 +466,13 @@ def test_a_returned_collection_reopens_the_debt(engine, var_dir, collected, reas
     assert (reference.status, reference.open_amount) == ("deleted", amount)
     payments = _rows(engine, Payment, Payment.payment_reference_id == reference.id)
     assert sorted(p.amount for p in payments) == [-amount, amount]
-    assert next(p for p in payments if p.amount < 0).reverses_payment_id == next(p for p in payments if p.amount > 0).id
+    undo = next(p for p in payments if p.amount < 0)
+    assert undo.reverses_payment_id == next(p for p in payments if p.amount > 0).id
+    (return_entry,) = _rows(engine, BankEntry, BankEntry.account_servicer_ref == "R1")
+    assert undo.bank_entry_id == return_entry.id
+    summary = (Path(result["control_lists"][0]).parent / "index.html").read_text(encoding="utf-8")
+    undone_shown = re.search(r"total undone by returns</dt>\s*<dd>([\d.]+)</dd>", summary)
+    assert undone_shown and Decimal(undone_shown.group(1)) == amount
     lines = _rows(engine, DebtLine, DebtLine.end_user_id == reference.end_user_id)
     assert [(line.open_amount, line.payment_reference_id) for line in lines] == [(amount, None)]
     mandate = _rows(engine, Mandate, Mandate.id == collection.mandate_id)[0]
