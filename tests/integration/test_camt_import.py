@@ -357,6 +357,25 @@ def test_overlapping_statements_book_only_new_entries(engine, var_dir, bib, with
     assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("5.00"), Decimal("30.00"), Decimal("40.00")]
 
 
+def test_a_credit_notified_during_the_day_is_not_booked_again_by_the_statement(engine, var_dir, bib) -> None:
+    # Banks notify credits as they come (camt.054) and list them again in the evening's statement (camt.053).
+    account, (r1, r2, _) = bib
+    statement = _statement(var_dir, account, [_credit("30.00", ref=ogm("062", 1), asr="A1"),
+                                              _credit("15.50", ref=ogm("062", 2), asr="A2")])
+    text = statement.read_text(encoding="utf-8")
+    first_entry_end = text.index("</Ntry>") + len("</Ntry>")
+    notification = (re.sub(r"<Bal>.*?</Bal>", "", text[:first_entry_end], flags=re.S) + "</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>\n")
+    notification = (notification.replace("camt.053.001.02", "camt.054.001.02").replace("BkToCstmrStmt", "BkToCstmrDbtCdtNtfctn")
+                    .replace("<Stmt>", "<Ntfctn>").replace("<Id>2026-330</Id>", "<Id>NTF-1</Id>", 1))
+    notified = var_dir / "inbox" / "camt053" / "notification.xml"
+    notified.write_text(notification, encoding="utf-8")
+    first = import_statement_file(notified, "test", engine=engine)
+    assert first["status"] == "imported" and first["outcomes"] == {"paid": 1}
+    second = import_statement_file(statement, "test", engine=engine)
+    assert second["outcomes"] == {"paid": 1} and second["statements"][0]["new_lines"] == 1
+    assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("15.50"), Decimal("30.00")]
+
+
 def test_a_copy_of_a_statement_books_nothing_new(engine, var_dir, bib) -> None:
     account, _ = bib
     entries = [_credit("30.00", ref=ogm("062", 1), asr="A1")]
