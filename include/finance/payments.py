@@ -188,7 +188,6 @@ class Ledger:
                 payment["_reversed"] = True
                 shares = [(a["debt_line_id"], a["amount"]) for a in self._allocations if a["_payment"] is payment]
                 standing.append((payment, payment["amount"], shares))
-        undone_here = {p["reverses_payment_id"] for p in self._payments if p["reverses_payment_id"] is not None}
         stored = (
             select(Payment.id, Payment.amount)
             .where(
@@ -200,8 +199,11 @@ class Ledger:
         )
         if isinstance(only, int):
             stored = stored.where(Payment.id == only)
-        for payment_id, amount in () if isinstance(only, dict) else self.session.execute(stored):
-            if payment_id in undone_here:  # reversed earlier in this unit of work
+        rows = [] if isinstance(only, dict) else self.session.execute(stored).all()
+        # Stored payments reversed earlier in this unit of work (only looked for when there are stored ones).
+        undone_here = {p["reverses_payment_id"] for p in self._payments if p["reverses_payment_id"]} if rows else set()
+        for payment_id, amount in rows:
+            if payment_id in undone_here:
                 continue
             shares = self.session.execute(
                 select(PaymentAllocation.debt_line_id, PaymentAllocation.amount).where(PaymentAllocation.payment_id == payment_id)

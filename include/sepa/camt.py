@@ -88,6 +88,11 @@ class EntryLine:
     return_reason: str | None = None
     unsplit_batch: bool = False  # a batch whose transactions carry no (or inconsistent) amounts
 
+    @property
+    def free_text(self) -> str | None:
+        """The payer's free text: ``Ustrd``, else the bank's additional information."""
+        return self.unstructured or self.additional_info
+
 
 @dataclass(slots=True)
 class Statement:

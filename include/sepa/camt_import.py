@@ -87,7 +87,7 @@ def references_in(line: EntryLine) -> list[str]:
                 break
             except ReferenceNumberError:
                 continue
-    text = line.unstructured or line.additional_info or ""
+    text = line.free_text or ""
     for match in _OGM_IN_TEXT.finditer(text):
         digits = match.group(4) or "".join(match.group(1, 2, 3) if match.group(1) else match.group(5, 6, 7))
         try:
@@ -350,8 +350,7 @@ class _Importer:
             "end_to_end_id": line.end_to_end_id, "bank_tx_code": line.bank_tx_code,
             "counterparty_name": (line.counterparty_name or "")[:140] or None, "counterparty_iban": line.counterparty_iban,
             "counterparty_bic": (line.counterparty_bic or "")[:11] or None, "reference": refs[0] if refs else None,
-            "remittance": " ".join(filter(None, (*line.structured_refs, line.unstructured or line.additional_info)))
-            or None,
+            "remittance": " ".join(filter(None, (*line.structured_refs, line.free_text))) or None,
             "return_reason": (line.return_reason or "")[:10] or None, "outcome": "other_debit",
             "payment_reference_id": None, "collection_id": None, "booked_amount": None,
         }
