@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from anyascii import anyascii
 
@@ -27,6 +28,8 @@ _ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # Text made of basic Latin words separated by single spaces needs no work at all (the common case);
 # in UTF-8 mode (SEPA) any printable words do, as long as they hold nothing to escape (_plain_utf8).
 _PLAIN = re.compile(r"[A-Za-z0-9/\-?:().,'+]+(?: [A-Za-z0-9/\-?:().,'+]+)*")
+# The same for texts joined by "|", which is not in the set: the whole matches exactly when every text does.
+_PLAIN_JOINED = re.compile(rf"{_PLAIN.pattern}(?:\|{_PLAIN.pattern})*")
 
 
 def basic_latin(text: str) -> str:
@@ -68,6 +71,29 @@ def bank_text(text: str | None, max_length: int, *, safe: bool) -> str:
     if text is not None and len(text) <= max_length and (_PLAIN.fullmatch(text) if safe else _plain_utf8(text)):
         return text
     return _bank_text(text, max_length, safe=safe)
+
+
+def plain_texts(texts: Sequence[str], max_length: int, *, safe: bool) -> bool:
+    """Whether :func:`bank_text` keeps every one of ``texts`` as it is: one check over a whole column.
+
+    A false answer only means "look at each": it is also given for some
+    texts that are plain (one holding "| " for instance), never the other
+    way round.
+
+    >>> plain_texts(["fp:BIB:1", "fp:BIB:2"], 35, safe=True), plain_texts(["Zoë", "Jan"], 35, safe=True)
+    (True, False)
+    >>> plain_texts(["Zoë", "Jan"], 70, safe=False), plain_texts(["Jan ", "Piet"], 70, safe=False)
+    (True, False)
+    """
+    try:
+        joined = "|".join(texts)  # a TypeError when one is None or no text at all
+    except TypeError:
+        return False
+    if not texts or max(map(len, texts)) > max_length:
+        return False
+    if safe:  # "|" in a text itself would pass for a separator
+        return joined.count("|") == len(texts) - 1 and _PLAIN_JOINED.fullmatch(joined) is not None
+    return _plain_utf8(joined) and "| " not in joined and " |" not in joined
 
 
 def _bank_text(text: str | None, max_length: int, *, safe: bool) -> str:

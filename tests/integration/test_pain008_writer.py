@@ -110,6 +110,35 @@ def test_an_invalid_transaction_is_refused_naming_file_element_and_transaction(t
     assert list(tmp_path.iterdir()) == []  # nothing released, no temporary file left
 
 
+@pytest.mark.parametrize(("workers", "in_flight"), [(1, 0), (1, 1), (1, 100), (2, 0), (2, 100)])
+def test_the_first_error_in_file_order_is_reported_whichever_thread_checked_it(
+    tmp_path, monkeypatch, workers, in_flight
+) -> None:
+    # in_flight 0: the main thread takes back nearly every chunk; 100: the worker gets them all and the main
+    # thread helps only at the end, newest chunk first, so the later bad chunk is often checked before the earlier.
+    monkeypatch.setattr(pain008, "CHUNK", 3)
+    monkeypatch.setattr(pain008, "WORKERS", workers)
+    monkeypatch.setattr(pain008, "IN_FLIGHT", in_flight)
+    txs = [_tx(n) for n in range(1, 31)]
+    txs[7] = _tx(8, debtor_iban="XX00")  # third chunk
+    for n in (16, 26, 29):  # later chunks
+        txs[n - 1] = _tx(n, amount=Decimal("-1.00"))
+    with pytest.raises(ExportRejected) as refused:
+        write_pain008(_message("pain.008.001.02", [("FRST", txs)]), tmp_path / "bad.xml")
+    assert "(transaction fp:BIB:8, number 8 in the file)" in str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_valid_file_is_the_same_whichever_thread_checked_its_chunks(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(pain008, "CHUNK", 4)
+    digests = set()
+    for in_flight in (0, 2, 100):
+        monkeypatch.setattr(pain008, "IN_FLIGHT", in_flight)
+        digests.add(write_pain008(_message("pain.008.001.08", [("RCUR", [_tx(n) for n in range(1, 60)])]),
+                                  tmp_path / f"{in_flight}.xml").sha256)
+    assert len(digests) == 1
+
+
 def test_a_transaction_without_end_to_end_id_is_named_by_its_number(tmp_path, monkeypatch) -> None:
     # Counted over the whole file: the second payment block's third transaction is the file's sixth.
     monkeypatch.setattr(pain008, "CHUNK", 2)

@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from include.sepa.charset import BASIC_LATIN, _bank_text, bank_text, basic_latin, xml_text
+from include.sepa.charset import BASIC_LATIN, _bank_text, bank_text, basic_latin, plain_texts, xml_text
 
 # The EPC basic Latin set, spelled out independently of the module.
 EPC_SET = set("abcdefghijklmnopqrstuvwxyz" "ABCDEFGHIJKLMNOPQRSTUVWXYZ" "0123456789" "/-?:().,'+ ")
@@ -236,3 +236,37 @@ def test_bank_text_fast_path_changes_nothing(safe: bool) -> None:
             assert bank_text(text, 70, safe=safe) == _bank_text(text, 70, safe=safe), repr(text)
     for text in ["", " ", "a  b", " a", "a ", "Zoë D'Hondt", *NASTY]:
         assert bank_text(text, 70, safe=safe) == _bank_text(text, 70, safe=safe), repr(text)
+
+
+# --- plain_texts: one check over a column ---------------------------------------------
+
+
+@pytest.mark.parametrize("safe", [True, False])
+def test_a_column_said_plain_is_left_as_it_is_by_bank_text(safe: bool) -> None:
+    # Columns of two: every character in every position of the shapes, beside a plain neighbour, and the
+    # separator's own traps ("|" at an end, beside a space).
+    shapes = ("{}", "a{}b", "a {}", "{} b", "{}|", "|{}", "a |{}", "{}| b")
+    texts = [shape.format(char) for char in _CHARACTERS[::7] for shape in shapes]
+    texts += ["", " ", "a  b", " a", "a ", "a | b", "a|b", "Zoë D'Hondt", *NASTY]
+    for text in texts:
+        for column in ([text], [text, "Jan"], ["Jan", text]):
+            if plain_texts(column, 70, safe=safe):
+                assert [bank_text(value, 70, safe=safe) for value in column] == column, repr(column)
+
+
+@pytest.mark.parametrize(
+    ("column", "max_length", "safe", "plain"),
+    [
+        (["fp:BIB:1", "fp:BIB:22", "BIB-M-0000001"], 35, True, True),
+        (["Jan Peeters", "An De Smet"], 70, True, True),
+        (["Jan Peeters", "Zoë D'Hondt"], 70, True, False),  # é is reduced in SAFESEPA
+        (["Jan Peeters", "Zoë D'Hondt"], 70, False, True),  # and kept in UTF-8
+        (["Jan", "De Smet & Co"], 70, False, False),  # escaped
+        (["Jan", "x" * 36], 35, False, False),  # too long
+        (["Jan", "x" * 35], 35, False, True),
+        (["Jan", None], 70, False, False),
+        ([], 70, False, False),
+    ],
+)
+def test_plain_texts(column: list, max_length: int, safe: bool, plain: bool) -> None:
+    assert plain_texts(column, max_length, safe=safe) is plain
