@@ -39,7 +39,7 @@ from include.finance.models import (
     in_cents,
 )
 from include.sepa.hubs import hub_problems
-from include.sepa.identifiers import bic_problem, debtor_iban_problem
+from include.sepa.identifiers import bic_problem, debtor_iban_problem, mandate_reference_problem
 from include.sepa.schedule import Frequency as Schedule
 from include.sepa.schedule import next_due_date
 from include.sepa.transaction_codes import cached_matcher
@@ -268,6 +268,8 @@ def _check_one(row: Sequence[Any], patterns: tuple[str, ...], lookups: _Lookups,
         f"{debtor_first} {debtor_last}" if debtor_first else (debtor_last or ""), iban, type_code, frequency_code,
     )
     reasons = m.reasons
+    if (problem := mandate_reference_problem(reference)) is not None:
+        reasons.append(problem)
     if (problem := lookups.iban_problem(iban)) is not None:
         reasons.append("debtor " + problem)
     if (problem := lookups.bic_problem(bic)) is not None:

@@ -40,6 +40,12 @@ ERROR_CASES = [
      "is of CH, in SEPA but outside the EEA"),
     ("British bank", {"debtor_iban": "GB29NWBK60161331926819", "debtor_bic": "NWBKGB2L"},
      "is of GB, in SEPA but outside the EEA"),
+    # A mandate id the bank file could only carry changed (cut, transliterated, collapsed) or banks refuse.
+    ("UMR with //", {"reference": "BIB/2019//42"}, "holds '//'"),
+    ("UMR ends in /", {"reference": "BIB-2019/"}, "holds '/' at an end"),
+    ("UMR with accent", {"reference": "Mandaat Zoë"}, "holds 'ë'"),
+    ("UMR with two spaces", {"reference": "MND  7"}, "starts or ends with a space or holds two in a row"),
+    ("UMR empty", {"reference": ""}, "mandate reference (UMR) missing"),
 ]
 
 

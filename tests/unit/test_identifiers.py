@@ -12,7 +12,15 @@ import pytest
 from schwifty import IBAN
 from stdnum.eu import at_02
 
-from include.sepa.identifiers import bic_problem, compact, creditor_id_problem, iban_problem, mask_iban
+from include.sepa.charset import bank_text
+from include.sepa.identifiers import (
+    bic_problem,
+    compact,
+    creditor_id_problem,
+    iban_problem,
+    mandate_reference_problem,
+    mask_iban,
+)
 
 
 def _letters_to_digits(text: str) -> str:
@@ -244,3 +252,35 @@ def test_missing_creditor_identifier(value: str | None) -> None:
 )
 def test_compact(value: str, expected: str) -> None:
     assert compact(value) == expected
+
+
+# --- mandate references (UMR, MndtId) -------------------------------------------------------
+
+GOOD_UMRS = ["MND-000001", "fm:BIB:12", "062000000123", "A", "x" * 35, "BIB/2019/42", "Lid (2024) nr. 7, '+?'", "A /B"]
+BAD_UMRS = [
+    (None, "missing"), ("", "missing"), ("  ", "missing"), ("x" * 36, "has 36 characters"),
+    ("BIB//42", "holds '//'"), ("/BIB-42", "'/' at an end"), ("BIB-42/", "'/' at an end"), ("/", "'/' at an end"),
+    ("Mandaat Zoë", "holds 'ë'"), ("MND_7", "holds '_'"), ("MND\t7", "holds '\\t'"), ("MND&7", "holds '&'"),
+    (" MND-7", "starts or ends with a space"), ("MND-7 ", "starts or ends with a space"), ("MND  7", "two in a row"),
+]
+
+
+@pytest.mark.parametrize("value", GOOD_UMRS)
+def test_mandate_references_banks_take(value: str) -> None:
+    assert mandate_reference_problem(value) is None
+    # and the bank file carries them unchanged, in either character mode
+    assert bank_text(value, 35, safe=True) == bank_text(value, 35, safe=False) == value
+
+
+@pytest.mark.parametrize(("value", "reason"), BAD_UMRS)
+def test_mandate_references_banks_refuse_or_the_file_would_change(value: str | None, reason: str) -> None:
+    problem = mandate_reference_problem(value)
+    assert problem is not None and reason in problem, problem
+
+
+def test_every_printable_ascii_character_in_a_mandate_reference() -> None:
+    # The EPC basic Latin set, spelled out here: exactly these pass in the middle of an id.
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-?:().,'+ ")
+    for code in range(0x20, 0x7F):
+        char = chr(code)
+        assert (mandate_reference_problem(f"M{char}7") is None) == (char in allowed), repr(char)
