@@ -284,6 +284,8 @@ def _check_one(row: Sequence[Any], patterns: tuple[str, ...], lookups: _Lookups,
             reasons.append(f"bank hub {hub.code} incomplete: " + "; ".join(hub.problems))
     if debtor_id is None:
         reasons.append("no debtor")
+    elif not m.debtor_name.strip():
+        reasons.append("debtor has no name (the bank file needs one)")
     if type_id is None:
         reasons.append("no payment reference type")
     elif not one_off and frequency_id is None:

@@ -63,6 +63,17 @@ def test_each_error_puts_an_active_mandate_on_active_err_with_its_reason(engine,
     assert checked[bad_loi].next_due_date is None
 
 
+@pytest.mark.parametrize(("first", "last"), [("", ""), (None, "  "), ("  ", "")])
+def test_a_debtor_without_a_name_puts_the_mandate_on_active_err(engine, first, last) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        debtor = make_user(session, first=first, last=last)
+        loi = make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), debtor_id=debtor.id).loi
+    checked = _by_loi(engine)[loi]
+    assert checked.list is MandateList.ACTIVE_ERR
+    assert "debtor has no name (the bank file needs one)" in checked.reasons
+
+
 @pytest.mark.parametrize("account", [
     "NL91ABNA0417164300", "DE89370400440532013000", "FR1420041010050500013M02606", "NO9386011117947",
     "LI21088100002324013AA", "IS140159260076545510730339", "be68 5390 0754 7034",
