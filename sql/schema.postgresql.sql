@@ -369,6 +369,14 @@ CREATE TABLE collection (
 	end_to_end_id VARCHAR(35) NOT NULL, 
 	status VARCHAR(10) NOT NULL, 
 	return_reason VARCHAR(10), 
+	mandate_reference VARCHAR(35), 
+	debtor_iban VARCHAR(34), 
+	debtor_bic VARCHAR(11), 
+	creditor_id VARCHAR(35), 
+	original_mandate_reference VARCHAR(35), 
+	original_creditor_id VARCHAR(35), 
+	original_debtor_iban VARCHAR(34), 
+	debtor_agent_changed BOOLEAN DEFAULT false NOT NULL, 
 	CONSTRAINT pk_collection PRIMARY KEY (id), 
 	CONSTRAINT ck_collection_sequence_type CHECK ((sequence_type = 'FRST' OR sequence_type = 'RCUR' OR sequence_type = 'FNAL' OR sequence_type = 'OOFF')), 
 	CONSTRAINT ck_collection_status CHECK ((status = 'pending' OR status = 'exported' OR status = 'paid' OR status = 'returned' OR status = 'cancelled')), 
@@ -379,6 +387,8 @@ CREATE TABLE collection (
 	CONSTRAINT fk_collection_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
 	CONSTRAINT uq_collection_end_to_end_id UNIQUE (end_to_end_id)
 );
+
+CREATE INDEX ix_collection_mandate_id ON collection (mandate_id);
 
 CREATE INDEX ix_collection_run_id ON collection (run_id);
 

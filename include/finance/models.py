@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     cast,
+    false,
     func,
     text,
     type_coerce,
@@ -438,7 +439,7 @@ class Collection(Base):
     __tablename__ = "collection"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("collection_run.id"), index=True)
-    mandate_id: Mapped[int] = mapped_column(ForeignKey("mandate.id"))
+    mandate_id: Mapped[int] = mapped_column(ForeignKey("mandate.id"), index=True)
     payment_reference_id: Mapped[int] = mapped_column(ForeignKey("payment_reference.id"), unique=True)
     sequence_type: Mapped[str] = mapped_column(String(4))
     due_date: Mapped[date] = mapped_column(Date)  # the mandate's schedule slot
@@ -446,6 +447,18 @@ class Collection(Base):
     end_to_end_id: Mapped[str] = mapped_column(String(35), unique=True)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     return_reason: Mapped[str | None] = mapped_column(String(10))
+    # What the collection tells the banks about its mandate, as it was when the collection was made: the bank
+    # file writes these, and the mandate's next collection compares with them (include/sepa/amendments.py).
+    # Empty on collections made before Innen kept them: the file then takes the mandate's own values.
+    mandate_reference: Mapped[str | None] = mapped_column(String(35))
+    debtor_iban: Mapped[str | None] = mapped_column(String(34))
+    debtor_bic: Mapped[str | None] = mapped_column(String(11))
+    creditor_id: Mapped[str | None] = mapped_column(String(35))
+    # The mandate amendment it carries (AmdmntInd): what the previous collection said, where that changed.
+    original_mandate_reference: Mapped[str | None] = mapped_column(String(35))
+    original_creditor_id: Mapped[str | None] = mapped_column(String(35))
+    original_debtor_iban: Mapped[str | None] = mapped_column(String(34))
+    debtor_agent_changed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # SMNDA
     __table_args__ = (
         CheckConstraint(_in("sequence_type", SEQUENCE_TYPES), name="sequence_type"),
         CheckConstraint(_in("status", COLLECTION_STATUSES), name="status"),

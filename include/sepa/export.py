@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
@@ -40,6 +40,7 @@ from include.finance.models import (
 from include.finance.money import ZERO, format_amount
 from include.finance.reference_numbers import display_reference
 from include.reports import write_csv
+from include.sepa.amendments import Amendment
 from include.sepa.hubs import hub_problems
 from include.sepa.pain008 import Creditor, Message, PaymentBatch, Transaction, WrittenFile, write_pain008
 
@@ -72,17 +73,22 @@ def file_name(hub: BankHub, run: CollectionRun, export_format: str) -> str:
 
 def _transactions(session: Session, run: CollectionRun, sequence_type: str) -> Iterator[Transaction]:
     debtor = aliased(EndUser)
+    kept = Collection.debtor_iban.is_not(None)  # what the collection was made with; else (older rows) the mandate's
     rows = session.execute(
         select(
             Collection.end_to_end_id,
             Collection.amount,
-            Mandate.reference,
+            func.coalesce(Collection.mandate_reference, Mandate.reference),
             Mandate.signature_date,
             debtor.first_name,
             debtor.last_name,
-            Mandate.debtor_iban,
-            Mandate.debtor_bic,
+            case((kept, Collection.debtor_iban), else_=Mandate.debtor_iban),
+            case((kept, Collection.debtor_bic), else_=Mandate.debtor_bic),
             PaymentReference.reference_number,
+            Collection.original_mandate_reference,
+            Collection.original_creditor_id,
+            Collection.original_debtor_iban,
+            Collection.debtor_agent_changed,
         )
         .join(Mandate, Mandate.id == Collection.mandate_id)
         .join(debtor, debtor.id == Mandate.debtor_id)
@@ -91,7 +97,11 @@ def _transactions(session: Session, run: CollectionRun, sequence_type: str) -> I
         .order_by(Collection.id),
         execution_options={"yield_per": STREAM_BATCH},
     )
-    for e2e, amount, mandate_ref, signed, first, last, iban, bic, reference in rows:
+    for (e2e, amount, mandate_ref, signed, first, last, iban, bic, reference,
+         original_ref, original_creditor, original_iban, agent_changed) in rows:
+        change = None
+        if original_ref or original_creditor or original_iban or agent_changed:
+            change = Amendment(original_ref, original_creditor, original_iban, bool(agent_changed))
         yield Transaction(
             end_to_end_id=e2e,
             amount=amount,
@@ -101,6 +111,7 @@ def _transactions(session: Session, run: CollectionRun, sequence_type: str) -> I
             debtor_iban=iban,
             debtor_bic=bic,
             reference=reference,
+            amendment=change,
         )
 
 

@@ -71,7 +71,7 @@ class MandateStatus:
     __slots__ = (
         "id", "loi", "reference", "active", "end_user_id", "debtor_id", "hub_id", "type_id",
         "first_collection_date", "end_date", "schedule", "one_off", "last_collected", "has_prior", "patterns",
-        "owner_eloi", "debtor_name", "debtor_iban", "hub_code", "type_code", "frequency_code", "eligible_amount",
+        "owner_eloi", "debtor_name", "debtor_iban", "debtor_bic", "hub_code", "type_code", "frequency_code", "eligible_amount",
         "reasons", "next_due_date", "next_collection_date", "due", "note", "list",
     )
 
@@ -87,6 +87,7 @@ class MandateStatus:
         self.first_collection_date, self.end_date, self.schedule = first_collection_date, end_date, schedule
         self.one_off, self.last_collected, self.has_prior = one_off, last_collected, last_collected is not None
         self.patterns, self.owner_eloi, self.debtor_name, self.debtor_iban = patterns, owner_eloi, debtor_name, debtor_iban
+        self.debtor_bic: str | None = None
         self.type_code, self.frequency_code, self.hub_code = type_code, frequency_code, ""
         self.eligible_amount: Decimal | None = None
         self.reasons: list[str] = []
@@ -267,6 +268,7 @@ def _check_one(row: Sequence[Any], patterns: tuple[str, ...], lookups: _Lookups,
         None if one_off else schedule, one_off, last_collected, patterns, owner_eloi,
         f"{debtor_first} {debtor_last}" if debtor_first else (debtor_last or ""), iban, type_code, frequency_code,
     )
+    m.debtor_bic = bic
     reasons = m.reasons
     if (problem := mandate_reference_problem(reference)) is not None:
         reasons.append(problem)

@@ -42,6 +42,7 @@ from include.finance.models import (
     in_cents,
 )
 from include.finance.reference_numbers import make_reference
+from include.sepa.amendments import Amendment, Told, amendment
 from include.sepa.mandate_check import HubFacts, MandateList, MandateStatus, check_mandates, hub_facts
 from include.sepa.schedule import is_final
 from include.sepa.sequence_type import sequence_type
@@ -65,6 +66,8 @@ class _Plan:
     amount: Decimal
     sequence_type: str
     collection_date: date
+    told: Told | None = None  # what this collection tells the banks about its mandate
+    amendment: Amendment | None = None
 
 
 @dataclass
@@ -144,6 +147,31 @@ def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids
     return plans
 
 
+def _what_to_tell(session: Session, plans: list[_Plan]) -> None:
+    """Each plan's mandate details as they stand, and the amendment since the mandate's latest collection."""
+    creditor_ids = {hub_id: creditor_id for hub_id, creditor_id in session.execute(select(BankHub.id, BankHub.creditor_id))}
+    by_mandate = {plan.mandate.id: plan for plan in plans}
+    ids = sorted(by_mandate)
+    for start in range(0, len(ids), USER_BATCH):
+        batch = ids[start : start + USER_BATCH]
+        latest = (
+            select(func.max(Collection.id))
+            .where(Collection.mandate_id.in_(batch), Collection.status != "cancelled")
+            .group_by(Collection.mandate_id)
+        )
+        told_before = {
+            mandate_id: Told(reference, iban, creditor_id)
+            for mandate_id, reference, iban, creditor_id in session.execute(
+                select(Collection.mandate_id, Collection.mandate_reference, Collection.debtor_iban, Collection.creditor_id)
+                .where(Collection.id.in_(latest))
+            )
+        }
+        for mandate_id in batch:
+            plan = by_mandate[mandate_id]
+            plan.told = Told(plan.mandate.reference, plan.mandate.debtor_iban, creditor_ids.get(plan.hub.id))
+            plan.amendment = amendment(told_before.get(mandate_id), plan.told)
+
+
 @dataclass(frozen=True, slots=True)
 class _TypeNumbering:
     reference_format: str | None
@@ -214,6 +242,7 @@ def execute_mandates(
     plans = _plan(session, run_date, result, mandate_ids)
     if not plans:
         return result
+    _what_to_tell(session, plans)
     numbers = _numbering(session, plans)
 
     reference_rows = [
@@ -255,6 +284,8 @@ def execute_mandates(
 
     run_ids, audits = _runs_for(session, plans, run_date, actor, now)
     collection_ids = reserve_ids(session, Collection.__table__, len(plans))
+    # Bulk rows share their keys: the amendment columns only when some collection carries one (else their defaults).
+    amended = any(plan.amendment is not None for plan in plans)
     collection_rows = [
         {
             "id": coll_id,
@@ -267,6 +298,7 @@ def execute_mandates(
             "end_to_end_id": ref_row["loi"],
             "status": "pending",
             "return_reason": None,
+            **_told_columns(plan, amended),
         }
         for plan, ref_id, ref_row, coll_id in zip(plans, reference_ids, reference_rows, collection_ids, strict=True)
     ]
@@ -284,16 +316,15 @@ def execute_mandates(
                 at=now,
             )
         )
-        audits.append(
-            audit_row(
-                "collection", coll_row["id"], "created", actor,
-                after={
-                    "status": "pending", "sequence_type": plan.sequence_type, "amount": plan.amount,
-                    "due_date": coll_row["due_date"], "end_to_end_id": coll_row["end_to_end_id"],
-                },
-                at=now,
-            )
-        )
+        after = {
+            "status": "pending", "sequence_type": plan.sequence_type, "amount": plan.amount,
+            "due_date": coll_row["due_date"], "end_to_end_id": coll_row["end_to_end_id"],
+        }
+        if plan.amendment is not None:
+            after["amendment"] = {
+                key: value for key, value in _told_columns(plan, True).items() if key.startswith(("original", "debtor_agent"))
+            }
+        audits.append(audit_row("collection", coll_row["id"], "created", actor, after=after, at=now))
     audits.extend(_refresh_run_totals(session, set(run_ids.values()), actor, now))
     record_many(session, audits)
 
@@ -311,6 +342,25 @@ def execute_mandates(
         for run in session.scalars(select(CollectionRun).where(CollectionRun.id.in_(run_ids.values())).order_by(CollectionRun.id))
     ]
     return result
+
+
+def _told_columns(plan: _Plan, with_amendment: bool) -> dict[str, Any]:
+    """The collection's columns for what it tells the banks, and (``with_amendment``) for the amendment it carries."""
+    told = plan.told
+    assert told is not None
+    columns = {
+        "mandate_reference": told.mandate_reference, "debtor_iban": told.debtor_iban,
+        "debtor_bic": plan.mandate.debtor_bic, "creditor_id": told.creditor_id,
+    }
+    if with_amendment:
+        change = plan.amendment or Amendment()
+        columns.update(
+            original_mandate_reference=change.original_mandate_reference,
+            original_creditor_id=change.original_creditor_id,
+            original_debtor_iban=change.original_debtor_iban,
+            debtor_agent_changed=change.debtor_agent_changed,
+        )
+    return columns
 
 
 def _runs_for(

@@ -52,6 +52,7 @@ from include.errors import ExportRejected
 from include.files import atomic_writer
 from include.finance.money import ZERO, format_amount
 from include.finance.reference_numbers import issuer
+from include.sepa.amendments import Amendment
 from include.sepa.charset import bank_text, plain_texts
 from include.sepa.identifiers import mask_ibans_in
 from include.sepa.xsd import namespace, thread_schema
@@ -90,6 +91,7 @@ class Transaction(NamedTuple):
     debtor_iban: str
     debtor_bic: str | None
     reference: str  # 12-digit OGM or compact RF
+    amendment: Amendment | None = None  # what changed in the mandate since its previous collection
 
 
 @dataclass(slots=True)
@@ -143,7 +145,7 @@ class _Templates:
         self.transaction = (
             "<DrctDbtTxInf><PmtId><EndToEndId>%s</EndToEndId></PmtId>"
             '<InstdAmt Ccy="EUR">%s</InstdAmt>'
-            "<DrctDbtTx><MndtRltdInf><MndtId>%s</MndtId><DtOfSgntr>%s</DtOfSgntr></MndtRltdInf></DrctDbtTx>"
+            "<DrctDbtTx><MndtRltdInf><MndtId>%s</MndtId><DtOfSgntr>%s</DtOfSgntr>%s</MndtRltdInf></DrctDbtTx>"
             "<DbtrAgt><FinInstnId>%s</FinInstnId></DbtrAgt>"
             "<Dbtr><Nm>%s</Nm></Dbtr>"
             "<DbtrAcct><Id><IBAN>%s</IBAN></Id></DbtrAcct>"
@@ -278,7 +280,7 @@ def _format_chunk(t: _Templates, chunk: list[Transaction], safe: bool) -> tuple[
     reworked value by value when something in it needs it, and the rows are
     put together by C-level loops, not a Python loop per transaction.
     """
-    e2es, amounts, mandates, signed, names, ibans, bics, references = zip(*chunk)
+    e2es, amounts, mandates, signed, names, ibans, bics, references, amendments = zip(*chunk)
     total = sum(amounts, ZERO)
     if not plain_texts(e2es, ID_MAX, safe=safe):
         e2es = [bank_text(value, ID_MAX, safe=safe) for value in e2es]
@@ -291,6 +293,7 @@ def _format_chunk(t: _Templates, chunk: list[Transaction], safe: bool) -> tuple[
         _amounts(amounts),
         mandates,
         map(t.dates.__getitem__, signed),
+        _amendments(amendments, safe),
         map(t.agents.__getitem__, bics),
         names,
         _compact_all(ibans),
@@ -325,6 +328,35 @@ def _amounts(amounts: tuple[Decimal, ...]) -> list[str]:
     if _TWO_DECIMAL_TEXTS.fullmatch("|".join(texts)):
         return texts
     return [f"{amount:.2f}" for amount in amounts]
+
+
+def _amendments(amendments: tuple[Amendment | None, ...], safe: bool) -> Iterable[str]:
+    """``AmdmntInd`` and ``AmdmntInfDtls`` of each transaction, or nothing (nearly always)."""
+    if not any(amendments):
+        return repeat("", len(amendments))
+    return [_amendment(change, safe) if change else "" for change in amendments]
+
+
+def _amendment(change: Amendment, safe: bool) -> str:
+    """The mandate amendment (EPC SDD, AT-24), elements in the schema's order.
+
+    A new bank (SMNDA) never held the old account, so the old IBAN is given
+    only for a move within the same bank.
+    """
+    parts = ["<AmdmntInd>true</AmdmntInd><AmdmntInfDtls>"]
+    if change.original_mandate_reference:
+        parts.append(f"<OrgnlMndtId>{_id(change.original_mandate_reference, safe)}</OrgnlMndtId>")
+    if change.original_creditor_id:
+        parts.append(
+            f"<OrgnlCdtrSchmeId><Id><PrvtId><Othr><Id>{_compact(change.original_creditor_id)}</Id>"
+            "<SchmeNm><Prtry>SEPA</Prtry></SchmeNm></Othr></PrvtId></Id></OrgnlCdtrSchmeId>"
+        )
+    if change.debtor_agent_changed:
+        parts.append("<OrgnlDbtrAgt><FinInstnId><Othr><Id>SMNDA</Id></Othr></FinInstnId></OrgnlDbtrAgt>")
+    elif change.original_debtor_iban:
+        parts.append(f"<OrgnlDbtrAcct><Id><IBAN>{_compact(change.original_debtor_iban)}</IBAN></Id></OrgnlDbtrAcct>")
+    parts.append("</AmdmntInfDtls>")
+    return "".join(parts)
 
 
 def _compact_all(values: tuple[str, ...]) -> Iterable[str]:

@@ -10,7 +10,7 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from include.finance.db import create_schema, get_engine, transaction
-from include.finance.models import BankHub, Collection, CollectionRun, Mandate, PaymentReference
+from include.finance.models import BankHub, Collection, CollectionRun, PaymentReference
 from include.runtime import LOCAL_ZONE
 from include.sepa.xsd import schema
 
@@ -75,10 +75,9 @@ def test_a_refused_export_fails_the_task_and_marks_the_run(app, var_dir: Path) -
     assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
     with transaction(app) as session:
         run = session.scalars(select(CollectionRun).order_by(CollectionRun.id)).first()
-        mandate = session.scalars(
-            select(Mandate).join(Collection, Collection.mandate_id == Mandate.id).where(Collection.run_id == run.id)
-        ).first()
-        mandate.debtor_iban = "XX00"
+        # A collection's account edited by hand after execution: it no longer fits the schema.
+        collection = session.scalars(select(Collection).where(Collection.run_id == run.id)).first()
+        collection.debtor_iban = "XX00"
         loi = run.loi
     export = _dag("pain_export").test(run_conf={"collection_run": loi})
     assert str(export.state).endswith("failed")

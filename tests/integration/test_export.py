@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from include.errors import ExportRejected
 from include.finance.db import transaction
-from include.finance.models import AuditLog, BankHub, Collection, CollectionRun, Mandate
+from include.finance.models import AuditLog, BankHub, Collection, CollectionRun
 from include.sepa.export import export_collection_run, runs_to_export
 from include.sepa.mandate_execution import execute_mandates
 from include.sepa.xsd import XSD_DIR
@@ -100,8 +100,8 @@ def test_a_file_failing_the_xsd_is_never_released(engine, tmp_path) -> None:
     tmp_path = tmp_path / "outbox"
     loi = _prepare(engine)
     with transaction(engine) as session:
-        # The mandate was edited after execution: its IBAN no longer fits the schema.
-        session.scalars(select(Mandate).order_by(Mandate.id)).first().debtor_iban = "XX00"
+        # The collection's IBAN was edited by hand after execution: it no longer fits the schema.
+        session.scalars(select(Collection).order_by(Collection.id)).first().debtor_iban = "XX00"
     with pytest.raises(ExportRejected) as refused:
         export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
     assert "HUB-BIB_fj-BIB-1.xml" in str(refused.value) and "IBAN" in str(refused.value)

@@ -11,6 +11,7 @@ import pytest
 
 from include.finance.reference_numbers import ogm, rf
 from include.sepa import pain008
+from include.sepa.amendments import Amendment
 from include.sepa.charset import bank_text
 from include.sepa.pain008 import Transaction
 
@@ -24,7 +25,7 @@ def _row_by_row(version: str, chunk: list[Transaction], safe: bool) -> str:
         return re.sub(r"\s+", "", value).upper()
 
     rows = []
-    for e2e, amount, mandate, signed, name, iban, bic, reference in chunk:
+    for e2e, amount, mandate, signed, name, iban, bic, reference, change in chunk:
         agent = f"<{element}>{compact(bic)}</{element}>" if bic else "<Othr><Id>NOTPROVIDED</Id></Othr>"
         rows.append(
             templates.transaction
@@ -33,6 +34,7 @@ def _row_by_row(version: str, chunk: list[Transaction], safe: bool) -> str:
                 f"{amount:.2f}",
                 bank_text(mandate, 35, safe=safe),
                 signed.isoformat(),
+                pain008._amendment(change, safe) if change else "",
                 agent,
                 bank_text(name, 70, safe=safe),
                 compact(iban),
@@ -48,6 +50,8 @@ IDS = ["fp:BIB:1", "fp BIB 2", "MND-é", "a|b", "x" * 40, "", "tab\there", "  le
 AMOUNTS = [Decimal("1.00"), Decimal("12.5"), Decimal("0.005"), Decimal("1E+2"), Decimal("999999999.99"), 7]
 IBANS = ["BE71096123456769", "be71 0961 2345 6769", "NL91ABNA0417164300"]
 BICS = ["KREDBEBB", "gkcc bebb", None, ""]
+AMENDMENTS = [None, None, None, Amendment(original_mandate_reference="OUD/1"), Amendment(original_debtor_iban=IBANS[1]),
+              Amendment(original_debtor_iban=IBANS[0], debtor_agent_changed=True)]
 
 
 def _chunk(rng: random.Random, size: int, plain: bool) -> list[Transaction]:
@@ -63,7 +67,7 @@ def _chunk(rng: random.Random, size: int, plain: bool) -> list[Transaction]:
             reference = " ".join(reference[i:i + 4] for i in range(0, len(reference), 4)).lower()
         rows.append(Transaction(rng.choice(IDS), rng.choice(AMOUNTS), rng.choice(IDS),
                                 date(2020 + n % 7, 1 + n % 12, 1 + n % 28), rng.choice(NAMES), rng.choice(IBANS),
-                                rng.choice(BICS), reference))
+                                rng.choice(BICS), reference, rng.choice(AMENDMENTS)))
     return rows
 
 
