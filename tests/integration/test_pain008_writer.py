@@ -13,6 +13,7 @@ from lxml import etree
 from include.errors import ExportRejected
 from include.finance.reference_numbers import ogm, rf
 from include.sepa import pain008
+from include.sepa.amendments import Amendment
 from include.sepa.pain008 import Creditor, Message, PaymentBatch, Transaction, write_pain008
 from include.sepa.xsd import XSD_DIR
 from tests.factories import iban
@@ -75,6 +76,31 @@ def test_a_file_spanning_several_chunks_is_valid_whole_for_lxml_and_xmlschema(tm
     # IBAN-only debtors carry NOTPROVIDED; others their BIC.
     assert "NOTPROVIDED" in _local(tree, "Id")
     assert written.sha256 == __import__("hashlib").sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_kind_of_mandate_amendment_is_valid_for_both_validators(tmp_path, monkeypatch, version) -> None:
+    monkeypatch.setattr(pain008, "CHUNK", 2)
+    changes = [
+        Amendment(original_mandate_reference="MND-OLD/1"),
+        Amendment(original_creditor_id="BE69ZZZ050D000000008"),
+        Amendment(original_debtor_iban="BE68539007547034"),
+        Amendment(original_debtor_iban="BE68539007547034", debtor_agent_changed=True),
+        Amendment("MND-OLD/2", "BE69 ZZZ 050D000000008", "be68 5390 0754 7034", False),
+        None,
+    ]
+    txs = [_tx(n, amendment=change) for n, change in enumerate(changes, start=1)]
+    write_pain008(_message(version, [("RCUR", txs)]), tmp_path / "amended.xml")
+    tree = etree.parse(str(tmp_path / "amended.xml"))
+    etree.XMLSchema(etree.parse(str(XSD_DIR / f"{version}.xsd"))).assertValid(tree)
+    assert xmlschema.XMLSchema(str(XSD_DIR / f"{version}.xsd")).is_valid(str(tmp_path / "amended.xml"))
+    root = tree.getroot()
+    assert _local(root, "AmdmntInd") == ["true"] * 5
+    assert _local(root, "OrgnlMndtId") == ["MND-OLD/1", "MND-OLD/2"]
+    assert _local(root, "Id").count("BE69ZZZ050D000000008") >= 2  # the original creditor ids, compacted
+    # The old IBAN for a move within the bank; SMNDA, and no old IBAN, for a move to another bank.
+    original_accounts = [n for n in root.iter() if etree.QName(n).localname == "OrgnlDbtrAcct"]
+    assert len(original_accounts) == 2 and _local(root, "Id").count("SMNDA") == 1
 
 
 def test_sepa_keeps_utf8_and_escapes_while_safesepa_reduces_to_basic_latin(tmp_path) -> None:
