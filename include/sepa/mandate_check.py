@@ -21,7 +21,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import String, func, select, type_coerce
+from sqlalchemy import String, case, func, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from include.finance.bulk import stream_rows
@@ -41,7 +41,7 @@ from include.finance.models import (
 from include.sepa.hubs import hub_problems
 from include.sepa.identifiers import bic_problem, debtor_iban_problem, mandate_reference_problem
 from include.sepa.schedule import Frequency as Schedule
-from include.sepa.schedule import next_due_date
+from include.sepa.schedule import next_due_date, slot
 from include.sepa.transaction_codes import cached_matcher
 
 STREAM_BATCH = 10_000
@@ -138,6 +138,26 @@ class _Lookups:
         return self._bic[key]
 
 
+MANDATE_LIFE_MONTHS = 36
+
+
+def _lapsed(last_presented: date | None, run_date: date) -> str | None:
+    """Why the mandate has lapsed (SDD rulebook: no collection presented for 36 months), or None.
+
+    The months run from the latest collection presented, returned ones
+    included (its due date, or a converted mandate's last collection date).
+
+    >>> print(_lapsed(date(2023, 11, 20), date(2026, 11, 21)))
+    lapsed: no collection presented since 2023-11-20, more than 36 months ago (SDD rulebook); a new mandate must be signed
+    >>> _lapsed(date(2023, 11, 21), date(2026, 11, 21)) is None
+    True
+    """
+    if last_presented is None or run_date <= slot(last_presented, "month", MANDATE_LIFE_MONTHS, 1):
+        return None
+    return (f"lapsed: no collection presented since {last_presented}, more than {MANDATE_LIFE_MONTHS} months ago "
+            "(SDD rulebook); a new mandate must be signed")
+
+
 def _date_reasons(m: MandateStatus, signature: date | None) -> list[str]:
     reasons = []
     first, end = m.first_collection_date, m.end_date
@@ -166,8 +186,14 @@ def _raw(column):  # type: ignore[no-untyped-def]
 def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Sequence[Any]]:
     owner, debtor = aliased(EndUser), aliased(EndUser)
     collected = (
-        select(Collection.mandate_id, func.max(_raw(Collection.due_date)).label("last_due"))
-        .where(Collection.status.not_in(("returned", "cancelled")))
+        select(
+            Collection.mandate_id,
+            # the latest collection that counts for the sequence type: a returned one does not
+            func.max(case((Collection.status != "returned", _raw(Collection.due_date)))).label("last_due"),
+            # the latest one presented to the banks, returned or not: the 36 months of a mandate's life run from it
+            func.max(_raw(Collection.due_date)).label("last_presented"),
+        )
+        .where(Collection.status != "cancelled")
         .group_by(Collection.mandate_id)
         .subquery()
     )
@@ -176,7 +202,7 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Seque
             Mandate.id, Mandate.loi, Mandate.reference, Mandate.active, Mandate.end_user_id, Mandate.debtor_id,
             Mandate.hub_id, Mandate.type_id, _raw(Mandate.signature_date), _raw(Mandate.first_collection_date),
             _raw(Mandate.last_collection_date), _raw(Mandate.end_date), Mandate.frequency_id, Mandate.debtor_iban,
-            Mandate.debtor_bic, collected.c.last_due, owner.eloi, debtor.first_name, debtor.last_name,
+            Mandate.debtor_bic, collected.c.last_due, collected.c.last_presented, owner.eloi, debtor.first_name, debtor.last_name,
             Mandate.blocked_reason,
         )
         .join(owner, owner.id == Mandate.end_user_id)
@@ -259,7 +285,7 @@ def check_mandates(
 
 def _check_one(row: Sequence[Any], patterns: tuple[str, ...], lookups: _Lookups, run_date: date) -> MandateStatus:
     (mandate_id, loi, reference, active, owner_id, debtor_id, hub_id, type_id, signed, first, converted_last, end,
-     frequency_id, iban, bic, last_due, owner_eloi, debtor_first, debtor_last, blocked) = row
+     frequency_id, iban, bic, last_due, last_presented, owner_eloi, debtor_first, debtor_last, blocked) = row
     type_code, one_off = lookups.types.get(type_id, ("", False))
     frequency_code, schedule = lookups.frequencies.get(frequency_id, ("", None))
     last_collected = _day(last_due) or _day(converted_last)
@@ -296,6 +322,8 @@ def _check_one(row: Sequence[Any], patterns: tuple[str, ...], lookups: _Lookups,
         reasons.append("no transaction-code pattern")
     if blocked:
         reasons.append(f"blocked: {blocked}; a new mandate is needed")
+    if (lapsed := _lapsed(_day(last_presented) or _day(converted_last), run_date)) is not None:
+        reasons.append(lapsed)
     m.classify()
     if m.list is MandateList.ACTIVE_OK and hub is not None and m.first_collection_date is not None:
         _schedule_next(m, hub, run_date)

@@ -168,3 +168,46 @@ def test_lists_are_written_as_csv_and_html(engine, tmp_path) -> None:
         assert next(csv.DictReader(handle, delimiter=";"))["reasons"] == "no debtor"
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "Renée Lefèvre" in page and "active-err (1)" in page and "D&#39;Hondt" in page
+
+
+@pytest.mark.parametrize(
+    ("last_collection", "lapsed"),
+    [(date(2023, 11, 19), True), (date(2023, 11, 20), False), (date(2025, 6, 1), False)],
+)
+def test_a_converted_mandate_unused_for_36_months_has_lapsed(engine, last_collection, lapsed) -> None:
+    # RUN is 2026-11-20: 36 months after 2023-11-20 is still within the mandate's life, the day before is not.
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        loi = make_mandate(session, inst, make_user(session), first=date(2020, 1, 20), signature_date=date(2019, 12, 1),
+                           last_collection_date=last_collection).loi
+    checked = _by_loi(engine)[loi]
+    assert (checked.list is MandateList.ACTIVE_ERR) is lapsed
+    assert any(reason.startswith("lapsed: no collection presented since") for reason in checked.reasons) is lapsed
+
+
+def test_a_returned_collection_keeps_the_mandate_alive_and_a_cancelled_one_does_not(engine) -> None:
+    from sqlalchemy import select
+
+    from include.finance.models import Collection
+    from include.sepa.mandate_execution import execute_mandates
+
+    with transaction(engine) as session:
+        inst = make_institution(session, lead_days=2)
+        owner = make_user(session)
+        kept, dropped = (make_mandate(session, inst, owner, first=date(2023, 12, 1), signature_date=date(2023, 11, 1),
+                                      patterns=(pattern,)) for pattern in ("LID", "BOETE*"))
+        add_debt(session, inst, owner, "LID", "10.00")
+        add_debt(session, inst, owner, "BOETE-X", "5.00")
+        lois = kept.loi, dropped.loi
+    with transaction(engine) as session:
+        assert execute_mandates(session, date(2023, 11, 29), "test").collections == 2
+        first, second = session.scalars(select(Collection).order_by(Collection.id)).all()
+        first.status, second.status = "returned", "cancelled"
+    checked = _by_loi(engine)
+    # Presented on 1 Dec 2023 (returned): 36 months run to 1 Dec 2026, after RUN. Never presented: no life counted.
+    assert not any(r.startswith("lapsed") for r in checked[lois[0]].reasons)
+    assert not any(r.startswith("lapsed") for r in checked[lois[1]].reasons)
+    with transaction(engine, readonly=True) as session:
+        later = {m.loi: m for m in check_mandates(session, date(2026, 12, 2))}
+    assert any(r.startswith("lapsed: no collection presented since 2023-12-01") for r in later[lois[0]].reasons)
+    assert not any(r.startswith("lapsed") for r in later[lois[1]].reasons)
