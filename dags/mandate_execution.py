@@ -12,7 +12,10 @@ Checks every SEPA direct-debit mandate and collects what is due.
    transaction, and turns each one with eligible open debt into a sealed payment reference and a collection (FRST, RCUR, FNAL or
    OOFF), grouped per bank hub and collection date into collection runs
    (`fj:SYS:n`). One transaction: all or nothing. Rerunning the same date
-   creates nothing new.
+   creates nothing new. A collection keeps the mandate id, debtor account and
+   creditor id it was made with; when one changed since the mandate's
+   previous collection, it carries the mandate amendment (original id,
+   original account, or SMNDA for a move to another bank).
 3. **announce_ready_runs** updates the asset `innen_collection_runs_ready`,
    which schedules `pain_export`; skipped when no run was made.
 
