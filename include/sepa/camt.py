@@ -87,6 +87,10 @@ class EntryLine:
     additional_info: str | None = None
     return_reason: str | None = None
     unsplit_batch: bool = False  # a batch whose transactions carry no (or inconsistent) amounts
+    # NtryDtls/Btch: the payment block (PmtInfId) and message (MsgId) a batch entry books, as the creditor's own
+    # file named them; how a bank reports a batch-booked direct-debit collection, often without TxDtls.
+    batch_payment_id: str | None = None
+    batch_message_id: str | None = None
 
     @property
     def free_text(self) -> str | None:
@@ -293,6 +297,7 @@ class _StatementReader:
             "entry_index": index, "credit": credit, "reversal": reversal, "status": status, "booking_date": booking,
             "value_date": value, "entry_amount": amount, "entry_ref": first("NtryRef"),
             "entry_servicer_ref": first("AcctSvcrRef"), "bank_tx_code": tx_code,
+            "batch_payment_id": first("NtryDtls/Btch/PmtInfId"), "batch_message_id": first("NtryDtls/Btch/MsgId"),
         }
         # Free text outside RmtInf: some banks give the payer's communication only there.
         entry_text = " ".join(values.get("AddtlNtryInf", ())) or None
@@ -345,7 +350,8 @@ def _leaves(element: etree._Element, q: str, details: list[etree._Element] | Non
     """The non-blank texts below ``element`` by their path (local names joined by ``/``), in document order.
 
     One walk instead of a path search per field: the entry's fields are then dictionary lookups.
-    With ``details``, the ``NtryDtls/TxDtls`` elements are collected there instead of walked.
+    With ``details``, the ``NtryDtls/TxDtls`` elements are collected there instead of walked (``NtryDtls/Btch``
+    is walked).
     """
     values: dict[str, list[str]] = {}
     q_len = len(q)
@@ -356,7 +362,11 @@ def _leaves(element: etree._Element, q: str, details: list[etree._Element] | Non
             path = prefix + (tag[q_len:] if tag.startswith(q) else tag)
             if len(child):
                 if details is not None and path == "NtryDtls":
-                    details.extend(tx for tx in child if tx.tag == q + "TxDtls")
+                    for part in child:
+                        if part.tag == q + "TxDtls":
+                            details.append(part)
+                        elif part.tag == q + "Btch":
+                            walk(part, "NtryDtls/Btch/")
                 else:
                     walk(child, path + "/")
                 continue

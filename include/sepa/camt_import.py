@@ -11,6 +11,15 @@ references and text, entry reference, position in the batch, and how many
 identical entries came before it in the statement); so overlapping
 statements and copies (``CpyDplctInd`` DUPL/CODU) add only what is new.
 
+A batch credit that names one of our collection runs in ``NtryDtls/Btch``
+(``PmtInfId``, the payment block ``fj:SYS:n/FRST``, else ``MsgId``, the
+whole run) and carries no transaction of one of our collections, which is
+how banks report a batch-booked collection, is booked all or nothing, as a
+run is confirmed by hand: when it equals the open total of the block's
+collections that are neither returned nor cancelled, each is paid, and a run
+with no collection left waiting is confirmed; otherwise nothing is booked
+and the control list gives the difference.
+
 Credits are matched in this order: the end-to-end id of one of our
 collections (the bank crediting a direct debit), the structured
 communication (``Strd/CdtrRefInf/Ref``: OGM or RF), an OGM in the free
@@ -50,6 +59,7 @@ from include.finance.models import (
     BankHub,
     BankStatement,
     Collection,
+    CollectionRun,
     ControlListItem,
     EndUser,
     Mandate,
@@ -185,6 +195,26 @@ def check_balances(camt: CamtFile) -> None:
             )
 
 
+@dataclass(frozen=True)
+class _Block:
+    """The collections a batch credit books: one payment block of a run, or the whole run."""
+
+    name: str  # as the credit gives it: PmtInfId, else MsgId
+    run: str
+    collections: list[dict[str, Any]]
+
+
+def _books_a_batch(line: EntryLine) -> bool:
+    """Whether ``line`` is a whole batch credit naming the creditor's block or message, without the
+    transaction of one of our collections (an entry with such details is booked per transaction)."""
+    return (line.credit and not line.reversal and not line.return_reason and bool(line.batch_payment_id or line.batch_message_id)
+            and line.amount == line.entry_amount and (line.end_to_end_id is None or line.unsplit_batch))
+
+
+def _batch_key(line: EntryLine) -> str:
+    return line.batch_payment_id or line.batch_message_id or ""
+
+
 def _identity(statement: Statement) -> str:
     return f"{statement.account}|{statement.statement_id}|{statement.electronic_seq if statement.electronic_seq is not None else ''}"
 
@@ -204,6 +234,7 @@ class _Importer:
         # What a return or reversal of a credit booked from this file is matched on:
         # (account, amount, end-to-end id, reference, booking date, payment).
         self.booked_credits: list[tuple[str, Decimal, str | None, str | None, Any, dict[str, Any]]] = []
+        self.batch_runs: set[str] = set()  # runs whose blocks batch credits booked
 
     def run(self) -> ImportResult:
         result = ImportResult(self.file_name, self.sha256, "already_imported")
@@ -214,8 +245,24 @@ class _Importer:
                 result.status = "imported"
         self.ledger.flush()
         update_by_id(self.session, Collection.__table__, list(self.collection_updates.values()))
+        self._confirm_paid_runs()
         record_many(self.session, self.audits)
         return result
+
+    def _confirm_paid_runs(self) -> None:
+        """A run whose batch credits left none of its collections waiting is confirmed, as by hand."""
+        for run in self.session.scalars(
+            select(CollectionRun).where(CollectionRun.loi.in_(sorted(self.batch_runs)), CollectionRun.status == "exported")
+        ):
+            waiting = self.session.scalar(
+                select(func.count()).where(Collection.run_id == run.id, Collection.status.in_(("pending", "exported")))
+            )
+            if waiting == 0:
+                run.status = "confirmed"
+                self.audits.append(audit_row("collection_run", run.id, "confirmed", self.actor,
+                                             before={"status": "exported"},
+                                             after={"status": "confirmed", "by": f"batch credits in {self.file_name}"},
+                                             at=self.now))
 
     # -- one statement -----------------------------------------------------------------------
 
@@ -288,7 +335,9 @@ class _Importer:
         numbers = [references_in(line) if line.credit and hub is not None else [] for line, _ in new]
         references = self._references(hub, numbers)
         collections = self._collections([line.end_to_end_id for line, _ in new if line.end_to_end_id])
-        self.ledger.load({ref_id for ref_id in references.values()} | {c["payment_reference_id"] for c in collections.values()})
+        blocks = self._collection_blocks(hub, [line for line, _ in new if _books_a_batch(line)])
+        self.ledger.load({ref_id for ref_id in references.values()} | {c["payment_reference_id"] for c in collections.values()}
+                         | {c["payment_reference_id"] for block in blocks.values() for c in block.collections})
         ids = iter(reserve_ids(self.session, BankEntry.__table__, len(new)))
         outcomes: Counter[str] = Counter()
         booked = ZERO
@@ -306,6 +355,8 @@ class _Importer:
                                              "link the account to a bank hub, or remove the statement", line.amount))
             elif line.status != "BOOK":
                 row["outcome"] = "not_booked"
+            elif _books_a_batch(line) and (block := blocks.get(_batch_key(line))) is not None:
+                self._credit_block(record, line, row, block, line_items)
             elif line.unsplit_batch:
                 row["outcome"] = "unsplit"
                 line_items.append(self._item(record.id, row, "unsplit",
@@ -323,6 +374,8 @@ class _Importer:
                 self._credit(record, hub, line, row, refs, references, collections, line_items)
             else:
                 self._debit(record, hub, line, row, collections, line_items)
+            for payment in row.pop("_block_payments", ()):
+                payment["bank_entry_id"] = row["id"]
             payment = row.pop("_payment", None)
             if payment is not None:
                 payment["bank_entry_id"] = row["id"]
@@ -380,6 +433,70 @@ class _Importer:
             ):
                 found[row.end_to_end_id] = dict(row._mapping)
         return found
+
+    def _collection_blocks(self, hub: BankHub | None, lines: list[EntryLine]) -> dict[str, _Block]:
+        """Our collection runs' payment blocks (``fj:SYS:n/FRST``) or whole runs (``fj:SYS:n``) that batch
+        credits name, on this statement's hub, by the name the credit gives."""
+        if hub is None or not lines:
+            return {}
+        wanted: dict[str, tuple[str, str | None]] = {}  # batch key -> (run id, sequence type or None: the whole run)
+        for line in lines:
+            key = _batch_key(line)
+            if line.batch_payment_id and "/" in line.batch_payment_id:
+                run, sequence_type = line.batch_payment_id.rsplit("/", 1)
+                wanted[key] = (run, sequence_type)
+            elif line.batch_message_id:
+                wanted[key] = (line.batch_message_id, None)
+        runs = {loi: (run_id, loi) for run_id, loi in self.session.execute(
+            select(CollectionRun.id, CollectionRun.loi).where(
+                CollectionRun.hub_id == hub.id, CollectionRun.loi.in_(sorted({run for run, _ in wanted.values()}))))}
+        blocks: dict[str, _Block] = {}
+        for key, (run, sequence_type) in wanted.items():
+            if run not in runs:
+                continue
+            run_id = runs[run][0]
+            query = select(Collection.id, Collection.end_to_end_id, Collection.payment_reference_id, Collection.status,
+                           Collection.mandate_id, Collection.amount).where(Collection.run_id == run_id)
+            if sequence_type is not None:
+                query = query.where(Collection.sequence_type == sequence_type)
+            found = [dict(row._mapping) for row in self.session.execute(query.order_by(Collection.id))]
+            if found:
+                blocks[key] = _Block(key, run, found)
+        return blocks
+
+    def _credit_block(self, record: BankStatement, line: EntryLine, row: dict[str, Any], block: _Block,
+                      items: list[dict[str, Any]]) -> None:
+        """A batch credit for one of our payment blocks (or runs): all or nothing, as a run is confirmed by hand.
+
+        Counted, as in :mod:`include.sepa.collection_confirm`: the collections neither returned nor cancelled
+        whose reference is still open. The credit must equal their open total; then each is booked as paid.
+        """
+        counted = []
+        for collection in block.collections:
+            ref = self.ledger.references.get(collection["payment_reference_id"])
+            if collection["status"] not in ("returned", "cancelled") and ref is not None and ref.is_open:
+                counted.append((collection, ref))
+        open_total = sum((ref.open_amount for _, ref in counted), ZERO)
+        row["remittance"] = row["remittance"] or f"batch {block.name}"
+        if not counted or line.amount != open_total:
+            row["outcome"] = "unmatched"
+            items.append(self._item(
+                record.id, row, "batch_mismatch",
+                f"batch credit of {line.amount} for {block.name} ({len(block.collections)} collections of run "
+                f"{block.run}), whose open total is {open_total} (difference {line.amount - open_total}): "
+                "nothing was booked",
+                "find the collections returned or paid some other way (returns on this or a later statement), "
+                f"then confirm {block.run} by hand (collection_confirm)", line.amount, {"run": block.run}))
+            return
+        payments = []
+        for collection, ref in counted:
+            payments.append(self.ledger.pay(ref, ref.open_amount, source="bank_statement",
+                                            note=f"{self.file_name} {record.statement_id}: batch {block.name}"))
+            self._collection_status(collection, "paid")
+        row["_block_payments"] = payments
+        self.batch_runs.add(block.run)
+        row["outcome"] = "paid"
+        row["booked_amount"] = line.amount
 
     def _credit(self, record: BankStatement, hub: BankHub, line: EntryLine, row: dict[str, Any], refs: list[str],
                 references: dict[str, int], collections: dict[str, dict[str, Any]], items: list[dict[str, Any]]) -> None:

@@ -84,6 +84,8 @@ class Entry:
     status: str = "BOOK"  # BOOK, PDNG or INFO; only BOOK entries move the booked balance
     bank_tx_code: tuple[str, str, str] = SCT_RECEIVED
     payment_info_id: str | None = None  # NtryDtls/Btch/PmtInfId (the collection's PmtInfId)
+    message_id: str | None = None  # NtryDtls/Btch/MsgId (the collection file's MsgId)
+    details: bool = True  # False: the batch alone, without TxDtls (a batch-booked collection, as many banks report it)
 
     @property
     def amount(self) -> Decimal:
@@ -296,12 +298,13 @@ def _entry(layout: _Layout, entry: Entry) -> str:
     booked = entry.booking_date.isoformat()
     value = entry.value_date.isoformat() if entry.value_date is not None else booked
     batch = ""
-    if len(entry.transactions) > 1 or entry.payment_info_id:
+    if len(entry.transactions) > 1 or entry.payment_info_id or entry.message_id or not entry.details:
         batch = (
-            f"<Btch>{_optional('PmtInfId', entry.payment_info_id)}<NbOfTxs>{len(entry.transactions)}</NbOfTxs>"
+            f"<Btch>{_optional('MsgId', entry.message_id)}{_optional('PmtInfId', entry.payment_info_id)}"
+            f"<NbOfTxs>{len(entry.transactions)}</NbOfTxs>"
             f'<TtlAmt Ccy="EUR">{amount:.2f}</TtlAmt><CdtDbtInd>{side.indicator}</CdtDbtInd></Btch>'
         )
-    details = "".join([_transaction(layout, tx, side) for tx in entry.transactions])
+    details = "".join([_transaction(layout, tx, side) for tx in entry.transactions]) if entry.details else ""
     return (
         f"<Ntry>{_optional('NtryRef', entry.entry_ref)}"
         f'<Amt Ccy="EUR">{amount:.2f}</Amt><CdtDbtInd>{side.indicator}</CdtDbtInd>'

@@ -467,6 +467,78 @@ def test_a_direct_debit_batch_credit_pays_each_collection(engine, var_dir, colle
     assert {r.status for r in _rows(engine, PaymentReference)} == {"paid"}
 
 
+def _run_loi(engine) -> str:  # type: ignore[no-untyped-def]
+    from include.finance.models import CollectionRun
+
+    with transaction(engine, readonly=True) as session:
+        return session.scalars(select(CollectionRun.loi)).one()
+
+
+def _batch_only(collections, **names) -> Entry:  # type: ignore[no-untyped-def]
+    """The bank's one-line report of a batch-booked block: Btch with its name, no TxDtls."""
+    return Entry(True, DAY, tuple(Tx(amount) for _, amount in collections), bank_tx_code=SDD_COLLECTED,
+                 account_servicer_ref="BATCH1", details=False, **names)
+
+
+@pytest.mark.parametrize("named_by", ["payment_info_id", "message_id"])
+def test_a_batch_credit_without_details_pays_its_block_and_confirms_the_run(engine, var_dir, collected, named_by) -> None:
+    account, collections = collected
+    run = _run_loi(engine)
+    name = f"{run}/FRST" if named_by == "payment_info_id" else run
+    result = import_statement_file(_statement(var_dir, account, [_batch_only(collections, **{named_by: name})]),
+                                   "test", engine=engine)
+    assert result["outcomes"] == {"paid": 1}
+    assert {c.status for c in _rows(engine, Collection)} == {"paid"}
+    assert {r.status for r in _rows(engine, PaymentReference)} == {"paid"}
+    (entry,) = _rows(engine, BankEntry)
+    payments = _rows(engine, Payment)
+    assert len(payments) == 2 and {p.bank_entry_id for p in payments} == {entry.id}
+    assert sum(p.amount for p in payments) == entry.amount == entry.booked_amount
+    from include.finance.models import CollectionRun
+
+    assert [r.status for r in _rows(engine, CollectionRun)] == ["confirmed"]
+    assert _rows(engine, ControlListItem) == []
+
+
+def test_a_batch_credit_of_another_amount_books_nothing_and_says_why(engine, var_dir, collected) -> None:
+    account, collections = collected
+    run = _run_loi(engine)
+    short = [(collections[0][0], collections[0][1])]  # the bank credits only the first: the second did not go through
+    result = import_statement_file(_statement(var_dir, account, [_batch_only(short, payment_info_id=f"{run}/FRST")]),
+                                   "test", engine=engine)
+    assert result["outcomes"] == {"unmatched": 1}
+    assert _rows(engine, Payment) == []
+    assert {c.status for c in _rows(engine, Collection)} == {"exported"}
+    (item,) = _rows(engine, ControlListItem)
+    difference = collections[0][1] - sum(amount for _, amount in collections)
+    assert item.kind == "batch_mismatch" and f"difference {difference}" in item.reason and run in item.action
+
+
+def test_a_batch_credit_after_a_return_counts_only_what_is_still_open(engine, var_dir, collected) -> None:
+    # One collection came back first; the batch credit is then the rest, and books it.
+    account, collections = collected
+    run = _run_loi(engine)
+    (returned, returned_amount), (kept, kept_amount) = collections
+    back = Entry(False, DAY, (Tx(returned_amount, end_to_end_id=returned, return_reason="AM04"),), bank_tx_code=SDD_RETURNED,
+                 account_servicer_ref="R1")
+    import_statement_file(_statement(var_dir, account, [back], opening="1000.00", name="first.xml"), "test", engine=engine)
+    rest = _batch_only([(kept, kept_amount)], payment_info_id=f"{run}/FRST")
+    result = import_statement_file(_statement(var_dir, account, [rest], statement_id="2026-331", seq=331, name="second.xml",
+                                              opening=str(Decimal("1000.00") - returned_amount)), "test", engine=engine)
+    assert result["outcomes"] == {"paid": 1}
+    statuses = {c.end_to_end_id: c.status for c in _rows(engine, Collection)}
+    assert statuses == {returned: "returned", kept: "paid"}
+
+
+def test_a_batch_credit_naming_no_run_of_this_hub_is_an_ordinary_unmatched_credit(engine, var_dir, collected) -> None:
+    account, collections = collected
+    result = import_statement_file(_statement(var_dir, account, [_batch_only(collections, payment_info_id="fj:XYZ:9/FRST")]),
+                                   "test", engine=engine)
+    assert result["outcomes"] == {"unmatched": 1}
+    assert [i.kind for i in _rows(engine, ControlListItem)] == ["unmatched"]
+    assert {c.status for c in _rows(engine, Collection)} == {"exported"}
+
+
 @pytest.mark.parametrize(("reason", "blocked"), [("AM04", False), ("MD01", True)])
 def test_a_returned_collection_reopens_the_debt(engine, var_dir, collected, reason, blocked) -> None:
     account, collections = collected
