@@ -387,9 +387,8 @@ def write_demo_statement(session: Session, folder: Path, statement_day: date) ->
     """
     hub = session.scalars(select(BankHub).where(BankHub.code == "KBC-BIB")).one()
     collections = session.execute(
-        select(Collection.end_to_end_id, Collection.amount, Mandate.debtor_iban)
+        select(Collection.end_to_end_id, Collection.amount, Collection.sequence_type, CollectionRun.loi)
         .join(CollectionRun, CollectionRun.id == Collection.run_id)
-        .join(Mandate, Mandate.id == Collection.mandate_id)
         .where(CollectionRun.hub_id == hub.id)
         .order_by(Collection.id)
     ).all()
@@ -400,15 +399,24 @@ def write_demo_statement(session: Session, folder: Path, statement_day: date) ->
         .order_by(PaymentReference.id)
     ).all()
     rng = random.Random(SEED + 1)
-    credited = Entry(
+    # The bank credits each payment block in one entry, as the file asked (batch booking): the FRST block with
+    # a TxDtls per collection, the RCUR block as its total alone, named by the file's PmtInfId.
+    first = [c for c in collections if c.sequence_type == "FRST"]
+    recurring = [c for c in collections if c.sequence_type == "RCUR"]
+    entries = [Entry(
         credit=True, booking_date=statement_day, bank_tx_code=SDD_COLLECTED, account_servicer_ref="KBC-SDD-0001",
-        transactions=tuple(Tx(amount, end_to_end_id=e2e, account_servicer_ref=f"KBC-SDD-0001-{n}")
-                           for n, (e2e, amount, _iban) in enumerate(collections, 1)),
-    )
+        payment_info_id=f"{first[0].loi}/FRST",
+        transactions=tuple(Tx(c.amount, end_to_end_id=c.end_to_end_id, account_servicer_ref=f"KBC-SDD-0001-{n}")
+                           for n, c in enumerate(first, 1)),
+    )]
+    if recurring:
+        entries.append(Entry(
+            credit=True, booking_date=statement_day, bank_tx_code=SDD_COLLECTED, account_servicer_ref="KBC-SDD-0002",
+            payment_info_id=f"{recurring[0].loi}/RCUR", transactions=tuple(Tx(c.amount) for c in recurring), details=False,
+        ))
     later = statement_day + timedelta(days=1)
-    entries = [credited]
     for n, reason in enumerate(("AM04", "MD01")):
-        e2e, amount, _iban = collections[n]
+        e2e, amount, _seq, _run = first[n]
         entries.append(Entry(False, later, (Tx(amount, end_to_end_id=e2e, return_reason=reason,
                                                 account_servicer_ref=f"KBC-RTR-{n}"),), bank_tx_code=SDD_RETURNED))
 

@@ -381,7 +381,7 @@ def _statement_summary(engine) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import func, select
 
     from include.finance.db import transaction
-    from include.finance.models import BankEntry, BankStatement, Collection, ControlListItem, Mandate, Payment
+    from include.finance.models import BankEntry, BankStatement, Collection, CollectionRun, ControlListItem, Mandate, Payment
     from include.sepa.control_list import folder_for
 
     with transaction(engine, readonly=True) as session:
@@ -396,7 +396,9 @@ def _statement_summary(engine) -> None:  # type: ignore[no-untyped-def]
         booked = session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.amount > 0))
         returned = session.scalar(select(func.count()).select_from(Collection).where(Collection.status == "returned"))
         blocked = session.scalar(select(func.count()).select_from(Mandate).where(Mandate.blocked_reason.is_not(None)))
+        confirmed = session.scalars(select(CollectionRun.loi).where(CollectionRun.status == "confirmed")).all()
         print(f"  payments booked EUR {booked}; collections returned {returned}; mandates blocked {blocked}")
+        print(f"  collection runs settled by the statement (confirmed): {', '.join(confirmed) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ A batch credit that names one of our collection runs in ``NtryDtls/Btch``
 whole run) and carries no transaction of one of our collections, which is
 how banks report a batch-booked collection, is booked all or nothing, as a
 run is confirmed by hand: when it equals the open total of the block's
-collections that are neither returned nor cancelled, each is paid, and a run
-with no collection left waiting is confirmed; otherwise nothing is booked
-and the control list gives the difference.
+collections that are neither returned nor cancelled, each is paid;
+otherwise nothing is booked and the control list gives the difference. An
+exported run that a file's credits (batch or per collection) leave with no
+collection waiting is confirmed, as by hand.
 
 Credits are matched in this order: the end-to-end id of one of our
 collections (the bank crediting a direct debit), the structured
@@ -234,7 +235,7 @@ class _Importer:
         # What a return or reversal of a credit booked from this file is matched on:
         # (account, amount, end-to-end id, reference, booking date, payment).
         self.booked_credits: list[tuple[str, Decimal, str | None, str | None, Any, dict[str, Any]]] = []
-        self.batch_runs: set[str] = set()  # runs whose blocks batch credits booked
+        self.paid_in_runs: set[int] = set()  # runs of the collections this file paid
 
     def run(self) -> ImportResult:
         result = ImportResult(self.file_name, self.sha256, "already_imported")
@@ -250,9 +251,9 @@ class _Importer:
         return result
 
     def _confirm_paid_runs(self) -> None:
-        """A run whose batch credits left none of its collections waiting is confirmed, as by hand."""
+        """An exported run that this file's credits left with no collection waiting is confirmed, as by hand."""
         for run in self.session.scalars(
-            select(CollectionRun).where(CollectionRun.loi.in_(sorted(self.batch_runs)), CollectionRun.status == "exported")
+            select(CollectionRun).where(CollectionRun.id.in_(sorted(self.paid_in_runs)), CollectionRun.status == "exported")
         ):
             waiting = self.session.scalar(
                 select(func.count()).where(Collection.run_id == run.id, Collection.status.in_(("pending", "exported")))
@@ -261,7 +262,7 @@ class _Importer:
                 run.status = "confirmed"
                 self.audits.append(audit_row("collection_run", run.id, "confirmed", self.actor,
                                              before={"status": "exported"},
-                                             after={"status": "confirmed", "by": f"batch credits in {self.file_name}"},
+                                             after={"status": "confirmed", "by": f"credits in {self.file_name}"},
                                              at=self.now))
 
     # -- one statement -----------------------------------------------------------------------
@@ -429,7 +430,8 @@ class _Importer:
         for start in range(0, len(ids), ID_BATCH):
             for row in self.session.execute(
                 select(Collection.id, Collection.end_to_end_id, Collection.payment_reference_id, Collection.status,
-                       Collection.mandate_id, Collection.amount).where(Collection.end_to_end_id.in_(ids[start : start + ID_BATCH]))
+                       Collection.mandate_id, Collection.amount, Collection.run_id)
+                .where(Collection.end_to_end_id.in_(ids[start : start + ID_BATCH]))
             ):
                 found[row.end_to_end_id] = dict(row._mapping)
         return found
@@ -456,7 +458,7 @@ class _Importer:
                 continue
             run_id = runs[run][0]
             query = select(Collection.id, Collection.end_to_end_id, Collection.payment_reference_id, Collection.status,
-                           Collection.mandate_id, Collection.amount).where(Collection.run_id == run_id)
+                           Collection.mandate_id, Collection.amount, Collection.run_id).where(Collection.run_id == run_id)
             if sequence_type is not None:
                 query = query.where(Collection.sequence_type == sequence_type)
             found = [dict(row._mapping) for row in self.session.execute(query.order_by(Collection.id))]
@@ -494,7 +496,6 @@ class _Importer:
                                             note=f"{self.file_name} {record.statement_id}: batch {block.name}"))
             self._collection_status(collection, "paid")
         row["_block_payments"] = payments
-        self.batch_runs.add(block.run)
         row["outcome"] = "paid"
         row["booked_amount"] = line.amount
 
@@ -645,6 +646,8 @@ class _Importer:
 
     def _collection_status(self, collection: dict[str, Any], status: str, reason: str | None = None) -> None:
         before = collection["status"]
+        if status == "paid":
+            self.paid_in_runs.add(collection["run_id"])
         collection["status"] = status
         values: dict[str, Any] = {"id": collection["id"], "status": status, "return_reason": reason[:10] if reason else None}
         self.collection_updates[collection["id"]] = values

@@ -465,6 +465,20 @@ def test_a_direct_debit_batch_credit_pays_each_collection(engine, var_dir, colle
     assert result["outcomes"] == {"paid": 2}
     assert {c.status for c in _rows(engine, Collection)} == {"paid"}
     assert {r.status for r in _rows(engine, PaymentReference)} == {"paid"}
+    from include.finance.models import CollectionRun
+
+    assert [r.status for r in _rows(engine, CollectionRun)] == ["confirmed"]  # nothing of it waits any more
+
+
+def test_a_run_with_a_collection_still_waiting_stays_exported(engine, var_dir, collected) -> None:
+    from include.finance.models import CollectionRun
+
+    account, collections = collected
+    (e2e, amount), _ = collections
+    paid = Entry(True, DAY, (Tx(amount, end_to_end_id=e2e, account_servicer_ref="C1"),), bank_tx_code=SDD_COLLECTED)
+    import_statement_file(_statement(var_dir, account, [paid]), "test", engine=engine)
+    assert sorted(c.status for c in _rows(engine, Collection)) == ["exported", "paid"]
+    assert [r.status for r in _rows(engine, CollectionRun)] == ["exported"]
 
 
 def _run_loi(engine) -> str:  # type: ignore[no-untyped-def]
