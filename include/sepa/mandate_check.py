@@ -325,7 +325,8 @@ def _check_one(row: Sequence[Any], patterns: tuple[str, ...], lookups: _Lookups,
         reasons.append("no transaction-code pattern")
     if blocked:
         reasons.append(f"blocked: {blocked}; a new mandate is needed")
-    if (lapsed := _lapsed(_day(last_presented) or _day(converted_last), run_date)) is not None:
+    presented = [day for day in (_day(last_presented), _day(converted_last)) if day is not None]
+    if (lapsed := _lapsed(max(presented, default=None), run_date)) is not None:
         reasons.append(lapsed)
     m.classify()
     if m.list is MandateList.ACTIVE_OK and hub is not None and m.first_collection_date is not None:
