@@ -12,6 +12,9 @@ then, in one transaction, every new entry is stored and matched:
 * credits to open payment references by the end-to-end id of our collection,
   the structured communication (OGM or RF), or an OGM/RF in the free text:
   paid, partly paid, or over-paid (the rest on the control list);
+* a batch credit naming one of our collection runs (`Btch/PmtInfId` or
+  `MsgId`) without per-collection details: all or nothing, as
+  `collection_confirm`; an exported run left with nothing waiting is confirmed;
 * returns and reversals of our collections: payments reversed, debt open
   again, the mandate blocked for reasons such as MD01;
 * everything else a person must look at goes to the statement's control list
