@@ -472,7 +472,7 @@ class _ChunkValidator:
                 problem = pending.popleft().outcome()
                 if problem is not None:
                     raise ExportRejected(f"XSD validation failed: {problem}")
-            elif len(pending) <= open_allowed:
+            elif sum(not item.done() for item in pending) <= open_allowed:
                 return
             elif not self._check_one_here():
                 pending[0].future.result()
