@@ -170,6 +170,10 @@ def _what_to_tell(session: Session, plans: list[_Plan]) -> None:
             plan = by_mandate[mandate_id]
             plan.told = Told(plan.mandate.reference, plan.mandate.debtor_iban, creditor_ids.get(plan.hub.id))
             plan.amendment = amendment(told_before.get(mandate_id), plan.told)
+            if plan.amendment and plan.amendment.debtor_agent_changed and plan.sequence_type == "RCUR" and not plan.hub.rcur_only:
+                # The new bank holds no earlier collection: it gets a first one (the EPC's rule for SMNDA until the
+                # 2016 rulebook, still allowed since; an RCUR-only hub keeps RCUR).
+                plan.sequence_type = "FRST"
 
 
 @dataclass(frozen=True, slots=True)

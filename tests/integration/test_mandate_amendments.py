@@ -97,6 +97,22 @@ def test_an_account_at_another_bank_is_told_as_smnda_without_the_old_iban(engine
     assert _text(second, f"{DETAILS}/OrgnlDbtrAcct/Id/IBAN") is None
     assert _text(second, "DbtrAgt/FinInstnId/BIC") == "GKCCBEBB"
     assert _latest(engine, mandate_id).debtor_agent_changed is True
+    # The new bank gets a first collection; the one after is recurring again.
+    assert _latest(engine, mandate_id).sequence_type == "FRST"
+    assert _text(second.getparent(), "PmtTpInf/SeqTp") == "FRST"
+    _collect_and_export(engine, inst, owner, DECEMBER, tmp_path)
+    assert _latest(engine, mandate_id).sequence_type == "RCUR"
+
+
+def test_an_rcur_only_hub_keeps_rcur_for_a_new_bank(engine, tmp_path) -> None:
+    inst, owner, mandate_id, hub_id = _mandate(engine)
+    with transaction(engine) as session:
+        session.get(BankHub, hub_id).rcur_only = True
+    _collect_and_export(engine, inst, owner, OCTOBER, tmp_path)
+    _edit(engine, mandate_id, debtor_iban=BELFIUS, debtor_bic="GKCCBEBB")
+    _collect_and_export(engine, inst, owner, NOVEMBER, tmp_path)
+    latest = _latest(engine, mandate_id)
+    assert (latest.sequence_type, latest.debtor_agent_changed) == ("RCUR", True)
 
 
 def test_a_new_mandate_id_and_creditor_id_are_told_with_the_old_ones(engine, tmp_path) -> None:
