@@ -451,7 +451,9 @@ class _Importer:
                 wanted[key] = (line.batch_message_id, None)
         runs = {loi: (run_id, loi) for run_id, loi in self.session.execute(
             select(CollectionRun.id, CollectionRun.loi).where(
-                CollectionRun.hub_id == hub.id, CollectionRun.loi.in_(sorted({run for run, _ in wanted.values()}))))}
+                CollectionRun.hub_id == hub.id, CollectionRun.loi.in_(sorted({run for run, _ in wanted.values()})),
+                CollectionRun.status.in_(("exported", "confirmed")),  # a run never sent cannot have been credited
+            ))}
         blocks: dict[str, _Block] = {}
         for key, (run, sequence_type) in wanted.items():
             if run not in runs:

@@ -470,6 +470,19 @@ def test_a_direct_debit_batch_credit_pays_each_collection(engine, var_dir, colle
     assert [r.status for r in _rows(engine, CollectionRun)] == ["confirmed"]  # nothing of it waits any more
 
 
+def test_a_batch_credit_naming_a_run_never_sent_is_an_ordinary_unmatched_credit(engine, var_dir, collected) -> None:
+    from include.finance.models import CollectionRun
+
+    account, collections = collected
+    run = _run_loi(engine)
+    with transaction(engine) as session:
+        session.scalars(select(CollectionRun)).one().status = "ready"
+    result = import_statement_file(_statement(var_dir, account, [_batch_only(collections, payment_info_id=f"{run}/FRST")]),
+                                   "test", engine=engine)
+    assert result["outcomes"] == {"unmatched": 1}
+    assert _rows(engine, Payment) == []
+
+
 def test_a_run_with_a_collection_still_waiting_stays_exported(engine, var_dir, collected) -> None:
     from include.finance.models import CollectionRun
 
