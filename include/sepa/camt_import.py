@@ -449,16 +449,16 @@ class _Importer:
                 wanted[key] = (run, sequence_type)
             elif line.batch_message_id:
                 wanted[key] = (line.batch_message_id, None)
-        runs = {loi: (run_id, loi) for run_id, loi in self.session.execute(
+        runs = {loi: run_id for run_id, loi in self.session.execute(
             select(CollectionRun.id, CollectionRun.loi).where(
                 CollectionRun.hub_id == hub.id, CollectionRun.loi.in_(sorted({run for run, _ in wanted.values()})),
                 CollectionRun.status.in_(("exported", "confirmed")),  # a run never sent cannot have been credited
             ))}
         blocks: dict[str, _Block] = {}
         for key, (run, sequence_type) in wanted.items():
-            if run not in runs:
+            run_id = runs.get(run)
+            if run_id is None:
                 continue
-            run_id = runs[run][0]
             query = select(Collection.id, Collection.end_to_end_id, Collection.payment_reference_id, Collection.status,
                            Collection.mandate_id, Collection.amount, Collection.run_id).where(Collection.run_id == run_id)
             if sequence_type is not None:

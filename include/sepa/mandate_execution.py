@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -325,9 +325,7 @@ def execute_mandates(
             "due_date": coll_row["due_date"], "end_to_end_id": coll_row["end_to_end_id"],
         }
         if plan.amendment is not None:
-            after["amendment"] = {
-                key: value for key, value in _told_columns(plan, True).items() if key.startswith(("original", "debtor_agent"))
-            }
+            after["amendment"] = asdict(plan.amendment)
         audits.append(audit_row("collection", coll_row["id"], "created", actor, after=after, at=now))
     audits.extend(_refresh_run_totals(session, set(run_ids.values()), actor, now))
     record_many(session, audits)
