@@ -19,7 +19,10 @@ run is confirmed by hand: when it equals the open total of the block's
 collections that are neither returned nor cancelled, each is paid;
 otherwise nothing is booked and the control list gives the difference. An
 exported run that a file's credits (batch or per collection) leave with no
-collection waiting is confirmed, as by hand.
+collection waiting is confirmed, as by hand. A credit for one of our
+collections already paid, of its amount, is the detail of what was booked
+(a bank's "detail of a collective credit" after the batch line, or a
+statement after a confirmation by hand): stored, not booked again.
 
 Credits are matched in this order: the end-to-end id of one of our
 collections (the bank crediting a direct debit), the structured
@@ -508,6 +511,12 @@ class _Importer:
         if collection is not None:
             ref = self.ledger.references.get(collection["payment_reference_id"])
             row["collection_id"] = collection["id"]
+            if collection["status"] == "paid" and line.amount == collection["amount"]:
+                # Already booked, by the block's batch credit or a confirmation: these are its details (a bank's
+                # camt.054 "detail of a collective credit"), not money received again.
+                row["outcome"] = "not_booked"
+                row["payment_reference_id"] = collection["payment_reference_id"]
+                return
         if ref is None:
             for number in refs:
                 if number in references:

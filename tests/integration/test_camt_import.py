@@ -470,6 +470,26 @@ def test_a_direct_debit_batch_credit_pays_each_collection(engine, var_dir, colle
     assert [r.status for r in _rows(engine, CollectionRun)] == ["confirmed"]  # nothing of it waits any more
 
 
+def test_the_details_of_a_batch_already_booked_are_not_booked_again(engine, var_dir, collected) -> None:
+    # The statement books the block from its batch line; the bank's detail notification of that credit follows.
+    account, collections = collected
+    run = _run_loi(engine)
+    import_statement_file(_statement(var_dir, account, [_batch_only(collections, payment_info_id=f"{run}/FRST")]),
+                          "test", engine=engine)
+    details = Entry(True, DAY, tuple(Tx(amount, end_to_end_id=e2e) for e2e, amount in collections), bank_tx_code=SDD_COLLECTED,
+                    account_servicer_ref="BATCH1-DETAIL", payment_info_id=f"{run}/FRST")
+    result = import_statement_file(_statement(var_dir, account, [details], statement_id="2026-330-D", seq=None,
+                                              name="details.xml"), "test", engine=engine)
+    assert result["outcomes"] == {"not_booked": 2}
+    assert len(_rows(engine, Payment)) == 2 and _rows(engine, ControlListItem) == []
+    # A credit of another amount for a paid collection is still a person's to look at.
+    (e2e, amount), _ = collections
+    odd = Entry(True, DAY, (Tx(amount + 1, end_to_end_id=e2e),), bank_tx_code=SDD_COLLECTED, account_servicer_ref="ODD")
+    result = import_statement_file(_statement(var_dir, account, [odd], statement_id="2026-331", seq=None, name="odd.xml"),
+                                   "test", engine=engine)
+    assert result["outcomes"] == {"closed_reference": 1}
+
+
 def test_a_batch_credit_naming_a_run_never_sent_is_an_ordinary_unmatched_credit(engine, var_dir, collected) -> None:
     from include.finance.models import CollectionRun
 
