@@ -203,18 +203,28 @@ def _write_bxml(path: Path, run: CollectionRun, hub: BankHub, batches: list[Paym
                 for tx in batch.transactions:
                     count += 1
                     total += tx.amount
-                    element = etree.Element(
-                        "collection",
-                        {
-                            "endToEndId": tx.end_to_end_id, "sequenceType": batch.sequence_type,
-                            "amount": format_amount(tx.amount), "mandate": tx.mandate_id,
-                            "signatureDate": tx.signature_date.isoformat(), "reference": tx.reference,
-                            "debtorName": tx.debtor_name, "debtorIban": tx.debtor_iban,
-                            "debtorBic": tx.debtor_bic or "",
-                        },
-                    )
+                    attributes = {
+                        "endToEndId": tx.end_to_end_id, "sequenceType": batch.sequence_type,
+                        "amount": format_amount(tx.amount), "mandate": tx.mandate_id,
+                        "signatureDate": tx.signature_date.isoformat(), "reference": tx.reference,
+                        "debtorName": tx.debtor_name, "debtorIban": tx.debtor_iban,
+                        "debtorBic": tx.debtor_bic or "",
+                    }
+                    if tx.amendment is not None:  # only then: files without amendments keep their bytes
+                        attributes.update(_amendment_attributes(tx.amendment))
+                    element = etree.Element("collection", attributes)
                     xml.write(element, "\n")
     return WrittenFile(str(path), sha256_of(path), count, total, path.stat().st_size)
+
+
+def _amendment_attributes(change: Amendment) -> dict[str, str]:
+    """The mandate amendment a collection carries, as BXML attributes (the ones that changed)."""
+    attributes = {
+        "originalMandate": change.original_mandate_reference, "originalCreditorId": change.original_creditor_id,
+        "originalDebtorIban": change.original_debtor_iban,
+        "debtorAgentChanged": "true" if change.debtor_agent_changed else None,
+    }
+    return {name: value for name, value in attributes.items() if value}
 
 
 @dataclass(frozen=True)

@@ -179,3 +179,19 @@ def test_collections_made_before_innen_kept_their_details_say_nothing(engine, tm
     _edit(engine, mandate_id, debtor_iban=KBC_NEW)
     second = _collect_and_export(engine, inst, owner, NOVEMBER, tmp_path)
     assert _text(second, AMENDED) is None
+
+
+def test_a_bxml_hub_gets_the_amendment_as_attributes(engine, tmp_path) -> None:
+    inst, owner, mandate_id, hub_id = _mandate(engine)
+    _collect_and_export(engine, inst, owner, OCTOBER, tmp_path)
+    with transaction(engine) as session:
+        session.get(BankHub, hub_id).export_format = "BXML"
+        add_debt(session, inst, owner, "LID", "10.00")
+    _edit(engine, mandate_id, debtor_iban=BELFIUS, reference="BIB-M-0001-B")
+    with transaction(engine) as session:
+        run = execute_mandates(session, NOVEMBER, "test").ready_runs[0]
+    exported = export_collection_run(run, "test", engine=engine, outbox=tmp_path)
+    (collection,) = etree.parse(exported["file_path"]).getroot().iter("collection")
+    assert collection.get("originalMandate") == "BIB-M-0001"
+    assert collection.get("originalDebtorIban") == IBAN(KBC_OLD).compact and collection.get("debtorAgentChanged") == "true"
+    assert collection.get("originalCreditorId") is None
