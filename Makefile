@@ -17,7 +17,7 @@ export AIRFLOW__CORE__PARALLELISM := 4
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: help install demo test ui bench postgres airflow-db clean
+.PHONY: help install demo test ui bench postgres qr-tools airflow-db clean
 
 help:
 	@echo "make demo   install, build the demo institution, run the direct-debit cycle, print the outputs"
@@ -41,6 +41,12 @@ postgres:
 	  echo "installing Debian's postgresql (the tests start throwaway clusters)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+# poppler's pdftoppm and zbar's zbarimg: the tests rasterise invoice PDFs and scan their QR codes like a phone.
+qr-tools:
+	@command -v pdftoppm >/dev/null 2>&1 && command -v zbarimg >/dev/null 2>&1 || { \
+	  echo "installing Debian's poppler-utils and zbar-tools (the tests scan the QR codes on invoices)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils zbar-tools >/dev/null; }
+
 airflow-db: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)
 	@$(VENV)/bin/airflow db migrate >$(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
@@ -48,7 +54,7 @@ airflow-db: $(STAMP)
 demo: airflow-db
 	@$(VPY) scripts/demo.py
 
-test: $(STAMP) postgres
+test: $(STAMP) postgres qr-tools
 	@$(VPY) -m pytest
 
 # standalone starts its components as `airflow …` subprocesses: the venv goes first on PATH.

@@ -9,6 +9,9 @@ tests agree without a config file:
 ``INNEN_VAR_DIR``
     Root of the files Innen writes (outbox, reports). Default: ``var/`` in the
     project.
+``INNEN_TEMPLATE_DIR``
+    The invoice templates an institution edits (``<print state>.<language>.typ``).
+    Default: ``templates/invoices`` in the project.
 ``INNEN_PUBLIC_URL``
     Where payers' browsers and POM reach Innen's callback and return pages
     (the ``/pom/...`` routes). Default: ``http://localhost:8080/innen``, the
@@ -52,6 +55,19 @@ def archive_dir() -> Path:
 def quarantine_dir() -> Path:
     """Refused files, each with ``<name>.reason.txt`` beside it."""
     return var_dir() / "quarantine"
+
+
+def invoices_dir() -> Path:
+    """Invoice PDFs, one folder per print day: ``var/invoices/<day>/<document>.pdf``."""
+    return var_dir() / "invoices"
+
+
+TEMPLATE_DIR_SETTING = "INNEN_TEMPLATE_DIR"
+
+
+def templates_dir() -> Path:
+    """The invoice templates (``INNEN_TEMPLATE_DIR``), kept as files an institution can edit."""
+    return Path(os.environ.get(TEMPLATE_DIR_SETTING) or PROJECT_ROOT / "templates" / "invoices")
 
 
 def database_url() -> str:

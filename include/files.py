@@ -39,6 +39,10 @@ def atomic_write(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

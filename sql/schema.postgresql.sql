@@ -207,6 +207,18 @@ CREATE TABLE sales_journal (
 	CONSTRAINT fk_sales_journal_payment_reference_type_id_payment_refe_1649 FOREIGN KEY(payment_reference_type_id) REFERENCES payment_reference_type (id)
 );
 
+CREATE TABLE transaction_cost (
+	id SERIAL NOT NULL, 
+	financial_system_id INTEGER NOT NULL, 
+	transaction_code VARCHAR(40) NOT NULL, 
+	amount NUMERIC(12, 2) NOT NULL, 
+	description VARCHAR(200), 
+	CONSTRAINT pk_transaction_cost PRIMARY KEY (id), 
+	CONSTRAINT uq_transaction_cost_financial_system_id_transaction_code UNIQUE (financial_system_id, transaction_code), 
+	CONSTRAINT ck_transaction_cost_amount_positive CHECK (amount > 0), 
+	CONSTRAINT fk_transaction_cost_financial_system_id_financial_system FOREIGN KEY(financial_system_id) REFERENCES financial_system (id)
+);
+
 CREATE TABLE bank_statement (
 	id SERIAL NOT NULL, 
 	identity VARCHAR(250) NOT NULL, 
@@ -404,12 +416,16 @@ CREATE TABLE debt_line (
 	open_amount NUMERIC(12, 2) NOT NULL, 
 	created_on DATE NOT NULL, 
 	payment_reference_id INTEGER, 
+	cost_of_reference_id INTEGER, 
+	reversed_at TIMESTAMP WITH TIME ZONE, 
 	CONSTRAINT pk_debt_line PRIMARY KEY (id), 
 	CONSTRAINT ck_debt_line_amount_positive CHECK (amount > 0), 
 	CONSTRAINT ck_debt_line_open_amount_range CHECK (open_amount >= 0 AND open_amount <= amount), 
 	CONSTRAINT fk_debt_line_financial_system_id_financial_system FOREIGN KEY(financial_system_id) REFERENCES financial_system (id), 
 	CONSTRAINT fk_debt_line_end_user_id_end_user FOREIGN KEY(end_user_id) REFERENCES end_user (id), 
-	CONSTRAINT fk_debt_line_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id)
+	CONSTRAINT fk_debt_line_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
+	CONSTRAINT uq_debt_line_cost_of_reference_id UNIQUE (cost_of_reference_id), 
+	CONSTRAINT fk_debt_line_cost_of_reference_id_payment_reference FOREIGN KEY(cost_of_reference_id) REFERENCES payment_reference (id)
 );
 
 CREATE INDEX ix_debt_line_end_user_id_financial_system_id_payment_re_1aa0 ON debt_line (end_user_id, financial_system_id, payment_reference_id);
@@ -449,25 +465,6 @@ CREATE INDEX ix_pom_payment_request_payment_reference_id ON pom_payment_request 
 CREATE INDEX ix_pom_payment_request_status_account ON pom_payment_request (status, account);
 
 CREATE UNIQUE INDEX uq_pom_payment_request_live_reference ON pom_payment_request (payment_reference_id) WHERE status IN ('creating', 'open');
-
-CREATE TABLE sent_document (
-	id SERIAL NOT NULL, 
-	batch VARCHAR(100) NOT NULL, 
-	document_id VARCHAR(100) NOT NULL, 
-	payment_reference_id INTEGER, 
-	end_user_id INTEGER NOT NULL, 
-	sales_journal_id INTEGER, 
-	sent_at TIMESTAMP WITH TIME ZONE NOT NULL, 
-	CONSTRAINT pk_sent_document PRIMARY KEY (id), 
-	CONSTRAINT uq_sent_document_batch_document_id UNIQUE (batch, document_id), 
-	CONSTRAINT fk_sent_document_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
-	CONSTRAINT fk_sent_document_end_user_id_end_user FOREIGN KEY(end_user_id) REFERENCES end_user (id), 
-	CONSTRAINT fk_sent_document_sales_journal_id_sales_journal FOREIGN KEY(sales_journal_id) REFERENCES sales_journal (id)
-);
-
-CREATE INDEX ix_sent_document_end_user_id ON sent_document (end_user_id);
-
-CREATE INDEX ix_sent_document_payment_reference_id ON sent_document (payment_reference_id);
 
 CREATE TABLE bank_entry (
 	id SERIAL NOT NULL, 
@@ -511,30 +508,38 @@ CREATE INDEX ix_bank_entry_payment_reference_id ON bank_entry (payment_reference
 
 CREATE INDEX ix_bank_entry_statement_id ON bank_entry (statement_id);
 
-CREATE TABLE delivery_diagnosis (
-	id BIGSERIAL NOT NULL, 
-	report_id INTEGER NOT NULL, 
-	sent_document_id INTEGER, 
+CREATE TABLE invoice (
+	id SERIAL NOT NULL, 
+	payment_reference_id INTEGER NOT NULL, 
+	version INTEGER NOT NULL, 
 	document_id VARCHAR(100) NOT NULL, 
-	contact_id INTEGER, 
-	address_id INTEGER, 
-	email VARCHAR(254), 
-	address_label VARCHAR(200), 
-	diagnosis VARCHAR(40) NOT NULL, 
-	action VARCHAR(20) NOT NULL, 
-	detail TEXT, 
-	note VARCHAR(250), 
-	attempts INTEGER NOT NULL, 
-	last_line_no INTEGER, 
-	retry_until TIMESTAMP WITH TIME ZONE, 
-	CONSTRAINT pk_delivery_diagnosis PRIMARY KEY (id), 
-	CONSTRAINT ck_delivery_diagnosis_diagnosis CHECK ((diagnosis = 'not_attempted_email_recipient_off' OR diagnosis = 'not_attempted_copy_per_address_off' OR diagnosis = 'not_attempted_no_email_address' OR diagnosis = 'not_attempted_unexplained' OR diagnosis = 'delivered' OR diagnosis = 'retrying' OR diagnosis = 'given_up' OR diagnosis = 'rejected_blacklisted' OR diagnosis = 'blacklisted' OR diagnosis = 'unsubscribed' OR diagnosis = 'document_id_used' OR diagnosis = 'unknown')), 
-	CONSTRAINT ck_delivery_diagnosis_action CHECK ((action = 'fix_customer_record' OR action = 'correct_address' OR action = 'send_another_way' OR action = 'contact_support' OR action = 'wait' OR action = 'none')), 
-	CONSTRAINT fk_delivery_diagnosis_report_id_delivery_report FOREIGN KEY(report_id) REFERENCES delivery_report (id), 
-	CONSTRAINT fk_delivery_diagnosis_sent_document_id_sent_document FOREIGN KEY(sent_document_id) REFERENCES sent_document (id)
+	template VARCHAR(120) NOT NULL, 
+	language VARCHAR(2) NOT NULL, 
+	channel VARCHAR(5) NOT NULL, 
+	postal_address_id INTEGER, 
+	amount NUMERIC(12, 2) NOT NULL, 
+	pom_payment_request_id INTEGER, 
+	file_path VARCHAR(500) NOT NULL, 
+	sha256 VARCHAR(64) NOT NULL, 
+	pages INTEGER NOT NULL, 
+	print_day DATE NOT NULL, 
+	made_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	made_by VARCHAR(250) NOT NULL, 
+	withdrawn_at TIMESTAMP WITH TIME ZONE, 
+	withdrawn_reason VARCHAR(200), 
+	CONSTRAINT pk_invoice PRIMARY KEY (id), 
+	CONSTRAINT ck_invoice_channel CHECK ((channel = 'email' OR channel = 'paper' OR channel = 'both' OR channel = 'none')), 
+	CONSTRAINT uq_invoice_payment_reference_id_version UNIQUE (payment_reference_id, version), 
+	CONSTRAINT fk_invoice_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
+	CONSTRAINT uq_invoice_document_id UNIQUE (document_id), 
+	CONSTRAINT fk_invoice_pom_payment_request_id_pom_payment_request FOREIGN KEY(pom_payment_request_id) REFERENCES pom_payment_request (id)
 );
 
-CREATE INDEX ix_delivery_diagnosis_report_id_action ON delivery_diagnosis (report_id, action);
+CREATE INDEX ix_invoice_payment_reference_id ON invoice (payment_reference_id);
+
+CREATE INDEX ix_invoice_print_day ON invoice (print_day);
+
+CREATE UNIQUE INDEX uq_invoice_current_reference ON invoice (payment_reference_id) WHERE withdrawn_at IS NULL;
 
 CREATE TABLE payment_reference_line (
 	id SERIAL NOT NULL, 
@@ -593,6 +598,56 @@ CREATE INDEX ix_payment_bank_entry_id ON payment (bank_entry_id);
 CREATE INDEX ix_payment_payment_reference_id ON payment (payment_reference_id);
 
 CREATE UNIQUE INDEX uq_payment_pom_booked_once ON payment (pom_payment_request_id) WHERE amount > 0;
+
+CREATE TABLE sent_document (
+	id SERIAL NOT NULL, 
+	batch VARCHAR(100) NOT NULL, 
+	document_id VARCHAR(100) NOT NULL, 
+	payment_reference_id INTEGER, 
+	end_user_id INTEGER NOT NULL, 
+	sales_journal_id INTEGER, 
+	sent_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	invoice_id INTEGER, 
+	pdf_sha256 VARCHAR(64), 
+	recipients JSON, 
+	accepted_at TIMESTAMP WITH TIME ZONE, 
+	CONSTRAINT pk_sent_document PRIMARY KEY (id), 
+	CONSTRAINT uq_sent_document_batch_document_id UNIQUE (batch, document_id), 
+	CONSTRAINT fk_sent_document_payment_reference_id_payment_reference FOREIGN KEY(payment_reference_id) REFERENCES payment_reference (id), 
+	CONSTRAINT fk_sent_document_end_user_id_end_user FOREIGN KEY(end_user_id) REFERENCES end_user (id), 
+	CONSTRAINT fk_sent_document_sales_journal_id_sales_journal FOREIGN KEY(sales_journal_id) REFERENCES sales_journal (id), 
+	CONSTRAINT uq_sent_document_invoice_id UNIQUE (invoice_id), 
+	CONSTRAINT fk_sent_document_invoice_id_invoice FOREIGN KEY(invoice_id) REFERENCES invoice (id)
+);
+
+CREATE INDEX ix_sent_document_end_user_id ON sent_document (end_user_id);
+
+CREATE INDEX ix_sent_document_payment_reference_id ON sent_document (payment_reference_id);
+
+CREATE TABLE delivery_diagnosis (
+	id BIGSERIAL NOT NULL, 
+	report_id INTEGER NOT NULL, 
+	sent_document_id INTEGER, 
+	document_id VARCHAR(100) NOT NULL, 
+	contact_id INTEGER, 
+	address_id INTEGER, 
+	email VARCHAR(254), 
+	address_label VARCHAR(200), 
+	diagnosis VARCHAR(40) NOT NULL, 
+	action VARCHAR(20) NOT NULL, 
+	detail TEXT, 
+	note VARCHAR(250), 
+	attempts INTEGER NOT NULL, 
+	last_line_no INTEGER, 
+	retry_until TIMESTAMP WITH TIME ZONE, 
+	CONSTRAINT pk_delivery_diagnosis PRIMARY KEY (id), 
+	CONSTRAINT ck_delivery_diagnosis_diagnosis CHECK ((diagnosis = 'not_attempted_email_recipient_off' OR diagnosis = 'not_attempted_copy_per_address_off' OR diagnosis = 'not_attempted_no_email_address' OR diagnosis = 'not_attempted_unexplained' OR diagnosis = 'delivered' OR diagnosis = 'retrying' OR diagnosis = 'given_up' OR diagnosis = 'rejected_blacklisted' OR diagnosis = 'blacklisted' OR diagnosis = 'unsubscribed' OR diagnosis = 'document_id_used' OR diagnosis = 'unknown')), 
+	CONSTRAINT ck_delivery_diagnosis_action CHECK ((action = 'fix_customer_record' OR action = 'correct_address' OR action = 'send_another_way' OR action = 'contact_support' OR action = 'wait' OR action = 'none')), 
+	CONSTRAINT fk_delivery_diagnosis_report_id_delivery_report FOREIGN KEY(report_id) REFERENCES delivery_report (id), 
+	CONSTRAINT fk_delivery_diagnosis_sent_document_id_sent_document FOREIGN KEY(sent_document_id) REFERENCES sent_document (id)
+);
+
+CREATE INDEX ix_delivery_diagnosis_report_id_action ON delivery_diagnosis (report_id, action);
 
 CREATE TABLE payment_allocation (
 	id SERIAL NOT NULL, 

@@ -209,6 +209,10 @@ class DebtLine(Base):
     open_amount: Mapped[Decimal] = mapped_column(Money)
     created_on: Mapped[date] = mapped_column(Date)
     payment_reference_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reference.id"))
+    # A transaction cost (seed 2.5.2 ``transcost``): the reference whose sealing added it (once per reference),
+    # and when its open part was taken back because that reference was deleted.
+    cost_of_reference_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reference.id"), unique=True)
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("open_amount >= 0 AND open_amount <= amount", name="open_amount_range"),
@@ -534,6 +538,60 @@ class PomEvent(Base):
     __table_args__ = (UniqueConstraint("account", "event_id"),)
 
 
+INVOICE_CHANNELS = ("email", "paper", "both", "none")
+
+
+class TransactionCost(Base):
+    """The tariff of a transaction-cost code (seed 2.5.2 ``transcost``) in a financial system."""
+
+    __tablename__ = "transaction_cost"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    financial_system_id: Mapped[int] = mapped_column(ForeignKey("financial_system.id"))
+    transaction_code: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    description: Mapped[str | None] = mapped_column(String(200))
+    __table_args__ = (
+        UniqueConstraint("financial_system_id", "transaction_code"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+
+class Invoice(Base):
+    """The document of a sealed payment reference (seed 2.3.1 "Drukwerk"): one PDF, made from a template.
+
+    A reference has at most one current invoice (``withdrawn_at`` empty).
+    Unsealing it, or a change of its open amount, withdraws the invoice; the
+    next one gets a new ``document_id``, so POM never sees an id twice.
+    """
+
+    __tablename__ = "invoice"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_reference_id: Mapped[int] = mapped_column(ForeignKey("payment_reference.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per reference
+    document_id: Mapped[str] = mapped_column(String(100), unique=True)
+    template: Mapped[str] = mapped_column(String(120))
+    language: Mapped[str] = mapped_column(String(2))
+    channel: Mapped[str] = mapped_column(String(5))
+    postal_address_id: Mapped[int | None] = mapped_column(Integer)  # the address the paper copy goes to
+    amount: Mapped[Decimal] = mapped_column(Money)  # the open amount it asks for
+    pom_payment_request_id: Mapped[int | None] = mapped_column(ForeignKey("pom_payment_request.id"))
+    file_path: Mapped[str] = mapped_column(String(500))  # relative to the invoices folder
+    sha256: Mapped[str] = mapped_column(String(64))
+    pages: Mapped[int] = mapped_column(Integer)
+    print_day: Mapped[date] = mapped_column(Date)  # the day's printing it belongs to (seed 2.3.4.1)
+    made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    made_by: Mapped[str] = mapped_column(String(250))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_reason: Mapped[str | None] = mapped_column(String(200))
+    __table_args__ = (
+        CheckConstraint(_in("channel", INVOICE_CHANNELS), name="channel"),
+        UniqueConstraint("payment_reference_id", "version"),
+        Index("uq_invoice_current_reference", "payment_reference_id", unique=True,
+              sqlite_where=text("withdrawn_at IS NULL"), postgresql_where=text("withdrawn_at IS NULL")),
+        Index(None, "print_day"),
+    )
+
+
 class AuditLog(Base):
     """Every state change: what, before, after, who (DAG run and task, or user), when."""
 
@@ -729,7 +787,13 @@ class SalesJournal(Base):
 
 
 class SentDocument(Base):
-    """An invoice we handed to POM to e-mail, in a batch, under a document id (what a delivery report is about)."""
+    """An invoice we handed to POM to e-mail, in a batch, under a document id (what a delivery report is about).
+
+    ``invoice_mailing`` writes the row (with the recipients and the PDF's
+    SHA-256) and commits it before POM is asked, and sets ``accepted_at`` once
+    POM took the batch: a mailing that dies in between sends the very same
+    batch again, which POM answers without sending anything twice.
+    """
 
     __tablename__ = "sent_document"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -739,6 +803,10 @@ class SentDocument(Base):
     end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"), index=True)  # the customer on the invoice
     sales_journal_id: Mapped[int | None] = mapped_column(ForeignKey("sales_journal.id"))
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id"), unique=True)
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    recipients: Mapped[list[Any] | None] = mapped_column(JSON)  # [[name, email], ...] as handed to POM
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (UniqueConstraint("batch", "document_id"),)
 
 

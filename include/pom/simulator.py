@@ -9,7 +9,8 @@ POM's messages) and lets a test inject what a real service does on a bad day
 
 Handlers are coroutines that only touch dictionaries under one lock, so the
 server keeps up with a paced reconciliation of 100k requests; QR images are
-drawn only when one is asked for, and callbacks go out from worker threads.
+drawn only when one is asked for, callbacks go out from worker threads, and
+the PDFs of a document batch are read in a worker thread as well.
 
 Run it with ``python -m include.pom.simulator --port 8077 --accounts-json accounts.json``
 or, in tests, with :func:`run_in_thread`.
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import csv
 import functools
 import hashlib
@@ -45,6 +48,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
+import pypdf
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -199,6 +203,41 @@ class _Bucket:
     updated: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Pdf:
+    """A document's PDF as received and read once: its bytes, their hash and its page count."""
+
+    data: bytes
+    sha256: str
+    pages: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    """One document as the simulator received it, kept for ``GET /_sim/documents``."""
+
+    account: AccountKey
+    batch: str
+    document_id: str
+    communication: str | None
+    pdf: _Pdf | None
+    recipients: tuple[tuple[str, str], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        pdf = self.pdf
+        return {
+            "env": self.account[0],
+            "username": self.account[1],
+            "batch": self.batch,
+            "document_id": self.document_id,
+            "communication": self.communication,
+            "sha256": pdf.sha256 if pdf else None,
+            "pages": pdf.pages if pdf else None,
+            "pdf": base64.b64encode(pdf.data).decode("ascii") if pdf else None,
+            "recipients": [{"name": name, "email": email} for name, email in self.recipients],
+        }
+
+
 @dataclass(slots=True)
 class _Batch:
     name: str
@@ -261,6 +300,7 @@ class SimulatorState:
             self.callbacks: list[dict[str, Any]] = []
             self.batches: dict[tuple[AccountKey, str], _Batch] = {}
             self._document_ids: dict[AccountKey, set[str]] = {}
+            self.documents: list[_Document] = []
             self._blacklisted: set[str] = set()
             self._unsubscribed: set[str] = set()
             self._delivery_rules: list[tuple[str, list[tuple[str, str, float]]]] = []
@@ -604,8 +644,25 @@ class SimulatorState:
 
     # delivery reports
 
-    def send_batch(self, account: SimAccount, batch: str, documents: list[dict[str, Any]], fingerprint: str) -> bool:
-        """Store a batch and decide its report lines now; False when it is a replay of the same batch."""
+    def is_replay(self, account: SimAccount, batch: str, fingerprint: str) -> bool:
+        """Whether this batch name was stored with this very body (so its PDFs need not be read again)."""
+        with self.lock:
+            existing = self.batches.get((account.key, batch))
+            return existing is not None and existing.fingerprint == fingerprint
+
+    def send_batch(
+        self,
+        account: SimAccount,
+        batch: str,
+        documents: list[dict[str, Any]],
+        fingerprint: str,
+        pdfs: list[_Pdf | None],
+    ) -> bool:
+        """Store a batch, keep its documents and decide its report lines now; False when it is a replay.
+
+        ``pdfs`` are the documents' PDFs as :func:`_read_pdfs` checked them, one
+        per document, so that nothing of a batch is stored unless all of it is valid.
+        """
         with self.lock:
             existing = self.batches.get((account.key, batch))
             if existing is not None:
@@ -615,10 +672,20 @@ class SimulatorState:
             now = self.now()
             used = self._document_ids.setdefault(account.key, set())
             lines: list[tuple[str, str, str, str, str, str, datetime]] = []
-            for document in documents:
+            for document, pdf in zip(documents, pdfs, strict=True):
                 document_id = document["document_id"]
                 duplicate = document_id in used
                 used.add(document_id)
+                self.documents.append(
+                    _Document(
+                        account=account.key,
+                        batch=batch,
+                        document_id=document_id,
+                        communication=document.get("communication"),
+                        pdf=pdf,
+                        recipients=tuple((r["name"], r["email"]) for r in document["recipients"]),
+                    )
+                )
                 for recipient in document["recipients"]:
                     for status, text, hours in self._outcomes(recipient["email"], duplicate):
                         stamp = now + timedelta(hours=hours)
@@ -652,6 +719,12 @@ class SimulatorState:
     def clear_delivery_rules(self) -> None:
         with self.lock:
             self._delivery_rules.clear()
+
+    def received_documents(self, batch: str | None = None) -> list[dict[str, Any]]:
+        """The documents received so far (of one batch name, if given), in the order they came."""
+        with self.lock:
+            kept = [d for d in self.documents if batch is None or d.batch == batch]
+        return [document.to_json() for document in kept]
 
     def batch_names(self, account: SimAccount, since: date) -> list[str]:
         with self.lock:
@@ -724,16 +797,7 @@ def _validate_create(body: Mapping[str, Any]) -> dict[str, Any]:
         raise _invalid("amount", "amount must be positive")
     if body.get("currency") != "EUR":
         raise _invalid("currency", "only EUR")
-    communication = body.get("communication")
-    if not isinstance(communication, str):
-        raise _invalid("communication", "expected an OGM or an RF reference")
-    try:
-        if communication.strip().upper().startswith("RF"):
-            compact = parse_rf(communication)
-        else:
-            compact = parse_ogm(communication)
-    except ReferenceNumberError as error:
-        raise _invalid("communication", str(error)) from None
+    compact = _compact_communication(body.get("communication"), "communication")
     due = body.get("due_date")
     due_date: date | None = None
     if due is not None:
@@ -759,6 +823,18 @@ def _validate_create(body: Mapping[str, Any]) -> dict[str, Any]:
         "callback_url": _optional_url(body, "callback_url"),
         "auto_cancel": auto_cancel,
     }
+
+
+def _compact_communication(communication: Any, field_name: str) -> str:
+    """The compact form (12 digits or ``RF…``) of an OGM or RF reference; 422 naming ``field_name`` otherwise."""
+    if not isinstance(communication, str):
+        raise _invalid(field_name, "expected an OGM or an RF reference")
+    try:
+        if communication.strip().upper().startswith("RF"):
+            return parse_rf(communication)
+        return parse_ogm(communication)
+    except ReferenceNumberError as error:
+        raise _invalid(field_name, str(error)) from None
 
 
 def _fingerprint(body: Any) -> str:
@@ -787,7 +863,65 @@ def _validate_documents(body: Mapping[str, Any]) -> tuple[str, list[dict[str, An
                 and "@" in recipient["email"]
             ):
                 raise _invalid(f"documents[{index}].recipients[{r_index}]", "expected {name, email}")
+        pdf = document.get("pdf")
+        if pdf is not None and not isinstance(pdf, str):
+            raise _invalid(f"documents[{index}].pdf", "expected the PDF in base64 or null")
+        communication = document.get("communication")
+        if communication is not None:
+            _compact_communication(communication, f"documents[{index}].communication")
+            if pdf is None:
+                raise _invalid(f"documents[{index}].pdf", "a communication needs the PDF that shows it")
     return batch, documents
+
+
+def _read_pdfs(documents: list[dict[str, Any]]) -> list[_Pdf | None]:
+    """Decode and read each document's PDF once; the first one that is not fit gives the 422.
+
+    Fit means: base64 of a PDF that pypdf opens and extracts text from, and
+    whose text shows the document's communication when it has one. Reading a
+    PDF costs milliseconds rather than microseconds, so the handler runs this
+    in a worker thread; each page's text is extracted once and the search for
+    the communication is one pass over the whole text, so a large batch costs
+    in proportion to its size.
+    """
+    read: list[_Pdf | None] = []
+    for index, document in enumerate(documents):
+        encoded = document.get("pdf")
+        if encoded is None:
+            read.append(None)
+            continue
+        field_name = f"documents[{index}].pdf"
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise _invalid(field_name, "not valid base64") from None
+        if not data.startswith(b"%PDF-"):
+            raise _invalid(field_name, "not a PDF (it does not start with %PDF-)")
+        try:
+            reader = pypdf.PdfReader(io.BytesIO(data))
+            texts = [page.extract_text() or "" for page in reader.pages]
+        except Exception as error:  # a damaged file can fail anywhere inside pypdf, with any kind of error
+            raise _invalid(field_name, f"not a readable PDF ({type(error).__name__})") from None
+        if not texts:
+            raise _invalid(field_name, "the PDF has no pages")
+        communication = document.get("communication")
+        if communication is not None and not _shows_communication("\n".join(texts), communication):
+            raise _invalid(field_name, f"the structured communication {communication} is missing from the PDF's text")
+        read.append(_Pdf(data, hashlib.sha256(data).hexdigest(), len(texts)))
+    return read
+
+
+def _shows_communication(text: str, communication: str) -> bool:
+    """Whether the text shows the communication, whitespace ignored.
+
+    An OGM counts as its 12 digits or as ``+++ddd/dddd/ddddd+++``; an RF
+    reference is compared in upper case, so groups of four match it too.
+    """
+    compact = _compact_communication(communication, "communication")
+    flat = "".join(text.split())
+    if compact.startswith("RF"):
+        return compact in flat.upper()
+    return compact in flat or format_ogm(compact) in flat
 
 
 class _FaultsAndCounters:
@@ -982,7 +1116,11 @@ def create_app(
         account = authorize(env, request)
         body = await _json_body(request)
         batch, documents = _validate_documents(body)
-        created = state.send_batch(account, batch, documents, _fingerprint(body))
+        fingerprint = _fingerprint(body)
+        if state.is_replay(account, batch, fingerprint):
+            return _json_response({"batch": batch, "documents": len(documents)})
+        pdfs = await asyncio.to_thread(_read_pdfs, documents)
+        created = state.send_batch(account, batch, documents, fingerprint, pdfs)
         return _json_response({"batch": batch, "documents": len(documents)}, 201 if created else 200)
 
     @app.get("/api/{env}/delivery-reports")
@@ -1097,6 +1235,10 @@ def _add_controls(app: FastAPI, state: SimulatorState) -> None:
             raise _invalid("channel", f"one of {', '.join(CHANNELS)}")
         req = state.pay_request(request_id, channel, callback=bool(body.get("callback", True)))
         return _json_response(state.request_json(req, _base_url(request)))
+
+    @app.get("/_sim/documents")
+    async def documents(batch: str | None = None) -> Response:
+        return _json_response({"documents": state.received_documents(batch)})
 
     @app.get("/_sim/callbacks")
     async def callbacks() -> Response:

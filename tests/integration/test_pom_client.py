@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -33,6 +35,7 @@ from include.pom.client import (
 from include.pom.simulator import RunningSimulator
 from tests.integration.pom_fixtures import *  # noqa: F403
 from tests.integration.pom_fixtures import ACCOUNTS, SimApi
+from tests.integration.test_pom_simulator import invoice_pdf
 
 OGM = "+++090/9337/55493+++"
 
@@ -437,6 +440,55 @@ def test_send_batch_and_read_its_report(pom_client: PomClient, sim_api: SimApi) 
     ]
     with pytest.raises(PomNotFound):
         pom_client.delivery_report("B-unknown")
+
+
+def test_send_batch_carries_each_documents_pdf_and_communication(pom_client: PomClient, sim_api: SimApi) -> None:
+    ogm_pdf = invoice_pdf("Factuur 2026-000123\nMededeling: +++090/9337/55493+++")
+    rf_pdf = invoice_pdf("Factuur 2026-000124", "Mededeling: RF18 5390 0754 7034")
+    documents = [
+        PomDocument("INV-1", (PomRecipient("Ouder A", "a@example.be"),), ogm_pdf, OGM),
+        PomDocument("INV-2", (PomRecipient("Ouder B", "b@example.be"),), pdf=rf_pdf, communication="RF18539007547034"),
+        PomDocument("INV-3", (PomRecipient("Ouder C", "c@example.be"),), pdf=ogm_pdf),
+    ]
+    assert "%PDF" not in repr(documents[0]) and OGM in repr(documents[0])
+    assert pom_client.send_batch("B-pdf", documents) == 3
+    assert pom_client.send_batch("B-pdf", documents) == 3
+    kept = sim_api.control("GET", "documents", batch="B-pdf")["documents"]
+    assert [(d["document_id"], d["communication"], d["pages"]) for d in kept] == [
+        ("INV-1", OGM, 1),
+        ("INV-2", "RF18539007547034", 2),
+        ("INV-3", None, 1),
+    ]
+    for document, sent in zip(kept, (ogm_pdf, rf_pdf, ogm_pdf), strict=True):
+        assert document["pdf"] == base64.b64encode(sent).decode()
+        assert document["sha256"] == hashlib.sha256(sent).hexdigest()
+
+
+def test_send_batch_whose_pdf_lacks_the_communication_is_rejected(pom_client: PomClient, sim_api: SimApi) -> None:
+    recipients = (PomRecipient("Ouder A", "a@example.be"),)
+    wrong = PomDocument("INV-1", recipients, pdf=invoice_pdf("Factuur zonder mededeling"), communication=OGM)
+    with pytest.raises(PomRejected) as rejected:
+        pom_client.send_batch("B-wrong", [PomDocument("INV-0", recipients), wrong])
+    assert (rejected.value.status, rejected.value.code, rejected.value.field) == (
+        422,
+        "invalid_request",
+        "documents[1].pdf",
+    )
+    assert sim_api.hits("/document-batches")["total"] == 1
+    assert sim_api.control("GET", "documents") == {"documents": []}
+
+
+def test_send_batch_without_pdfs_sends_the_body_it_always_sent(pom_client: PomClient, sim_api: SimApi) -> None:
+    old_body = {
+        "batch": "B-old",
+        "documents": [{"document_id": "INV-1", "recipients": [{"name": "Ouder A", "email": "a@example.be"}]}],
+    }
+    assert sim_api.call("POST", "/document-batches", json=old_body).status_code == 201
+    documents = [PomDocument("INV-1", (PomRecipient("Ouder A", "a@example.be"),))]
+    assert pom_client.send_batch("B-old", documents) == 1
+    assert sim_api.hits("/document-batches")["statuses"] == {"201": 1, "200": 1}
+    kept = sim_api.control("GET", "documents")["documents"]
+    assert [(d["document_id"], d["pdf"], d["communication"]) for d in kept] == [("INV-1", None, None)]
 
 
 # logs

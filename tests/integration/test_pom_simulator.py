@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
 import json
 import socket
@@ -547,6 +549,168 @@ def test_batches_are_listed_by_send_date_and_a_name_is_used_once(sim_api: SimApi
     assert sim_api.http.get("/api/prod/delivery-reports/B-404", headers=sim_api.headers()).status_code == 404
     tickets = sim_api.call("GET", "/delivery-reports", "tickets", params={"sent_since": "2026-03-01"})
     assert tickets.json() == {"batches": []}
+
+
+# documents with their PDF
+
+
+def invoice_pdf(*pages: str) -> bytes:
+    """A small real PDF with one Helvetica text per page (lines split on newlines), readable by pypdf.
+
+    Written by hand because the project has no PDF writer: a catalog, the
+    pages, a font and one content stream per page, with an exact xref table.
+    """
+    kids = b" ".join(b"%d 0 R" % (4 + 2 * index) for index in range(len(pages)))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(pages)),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    for index, text in enumerate(pages):
+        lines = (line.encode("cp1252") for line in text.splitlines())
+        escaped = (line.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") for line in lines)
+        stream = b"BT /F1 11 Tf 14 TL 56 800 Td " + b" ".join(b"(%s) '" % line for line in escaped) + b" ET"
+        page = b"/Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >>"
+        objects.append(b"<< %s /Contents %d 0 R >>" % (page, 5 + 2 * index))
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+OGM_INVOICE = invoice_pdf("Factuur 2026-000123\nTe betalen: EUR 12,50\nMededeling: +++090/9337/55493+++")
+
+
+def _document(document_id: str, pdf: bytes | str | None = None, communication: str | None = None) -> dict[str, Any]:
+    recipients = [{"name": "Ouder A", "email": "a@example.be"}]
+    document: dict[str, Any] = {"document_id": document_id, "recipients": recipients}
+    if pdf is not None:
+        document["pdf"] = pdf if isinstance(pdf, str) else base64.b64encode(pdf).decode()
+    if communication is not None:
+        document["communication"] = communication
+    return document
+
+
+def _send_documents(sim_api: SimApi, batch: str, *documents: dict[str, Any]) -> httpx.Response:
+    return sim_api.call("POST", "/document-batches", json={"batch": batch, "documents": list(documents)})
+
+
+def test_documents_with_their_pdf_are_kept_byte_identical(sim_api: SimApi) -> None:
+    two_pages = invoice_pdf("Factuur 2026-000124", "Overschrijving\nmededeling + + + 090 / 9337 / 55493 + + +")
+    digits_only = invoice_pdf("Mededeling 0909 3375 5493")
+    sent = _send_documents(
+        sim_api,
+        "B-pdf",
+        _document("INV-1", OGM_INVOICE, "+++090/9337/55493+++"),
+        _document("INV-2", two_pages, "090933755493"),
+        _document("INV-3", digits_only, "***090/9337/55493***"),
+        _document("INV-4", OGM_INVOICE),
+        _document("INV-5"),
+    )
+    assert (sent.status_code, sent.json()) == (201, {"batch": "B-pdf", "documents": 5})
+    assert _send_documents(sim_api, "B-other", _document("INV-6")).status_code == 201
+    kept = sim_api.control("GET", "documents", batch="B-pdf")["documents"]
+    assert [d["document_id"] for d in kept] == ["INV-1", "INV-2", "INV-3", "INV-4", "INV-5"]
+    first = kept[0]
+    assert first == {
+        "env": "prod",
+        "username": "bib",
+        "batch": "B-pdf",
+        "document_id": "INV-1",
+        "communication": "+++090/9337/55493+++",
+        "sha256": hashlib.sha256(OGM_INVOICE).hexdigest(),
+        "pages": 1,
+        "pdf": base64.b64encode(OGM_INVOICE).decode(),
+        "recipients": [{"name": "Ouder A", "email": "a@example.be"}],
+    }
+    assert base64.b64decode(kept[1]["pdf"]) == two_pages and kept[1]["pages"] == 2
+    assert (kept[3]["communication"], kept[3]["pages"]) == (None, 1)
+    assert {key: kept[4][key] for key in ("communication", "sha256", "pages", "pdf")} == dict.fromkeys(
+        ("communication", "sha256", "pages", "pdf")
+    )
+    everything = sim_api.control("GET", "documents")["documents"]
+    assert [(d["batch"], d["document_id"]) for d in everything][-2:] == [("B-pdf", "INV-5"), ("B-other", "INV-6")]
+    sim_api.control("POST", "reset")
+    assert sim_api.control("GET", "documents") == {"documents": []}
+
+
+def test_rf_communication_matches_in_groups_of_four_and_in_any_case(sim_api: SimApi) -> None:
+    grouped = invoice_pdf("Factuur 2026-000125\nMededeling: RF18 5390 0754 7034")
+    compact = invoice_pdf("Mededeling: rf18539007547034")
+    sent = _send_documents(
+        sim_api,
+        "B-rf",
+        _document("INV-1", grouped, "RF18539007547034"),
+        _document("INV-2", compact, "RF18 5390 0754 7034"),
+    )
+    assert sent.status_code == 201, sent.text
+    kept = sim_api.control("GET", "documents", batch="B-rf")["documents"]
+    assert [d["communication"] for d in kept] == ["RF18539007547034", "RF18 5390 0754 7034"]
+    other = _send_documents(sim_api, "B-rf-2", _document("INV-3", grouped, "RF71 5390 0754 7034 0"))
+    assert other.status_code == 422 and other.json()["field"] == "documents[0].communication"
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("pdf_not_text", "base64"),
+        ("not_base64", "base64"),
+        ("not_a_pdf", "%PDF-"),
+        ("broken_pdf", "readable"),
+        ("without_the_communication", "structured communication"),
+        ("other_communication", "structured communication"),
+        ("communication_without_pdf", "communication"),
+    ],
+)
+def test_documents_whose_pdf_does_not_fit_refuse_the_whole_batch(sim_api: SimApi, case: str, message: str) -> None:
+    bad = {
+        "pdf_not_text": {**_document("INV-2"), "pdf": 12345},
+        "not_base64": _document("INV-2", "not base64 at all!", "+++090/9337/55493+++"),
+        "not_a_pdf": _document("INV-2", b"Factuur +++090/9337/55493+++", "+++090/9337/55493+++"),
+        "broken_pdf": _document("INV-2", b"%PDF-1.4\n" + OGM_INVOICE[9:120], "+++090/9337/55493+++"),
+        "without_the_communication": _document("INV-2", invoice_pdf("Factuur zonder mededeling"), "090933755493"),
+        "other_communication": _document("INV-2", OGM_INVOICE, "+++000/0000/10104+++"),
+        "communication_without_pdf": _document("INV-2", None, "+++090/9337/55493+++"),
+    }[case]
+    good = _document("INV-1", OGM_INVOICE, "+++090/9337/55493+++")
+    refused = _send_documents(sim_api, "B-bad", good, bad)
+    assert refused.status_code == 422, refused.text
+    answer = refused.json()
+    assert (answer["error"], answer["field"]) == ("invalid_request", "documents[1].pdf")
+    assert message in answer["message"]
+    assert sim_api.control("GET", "documents") == {"documents": []}
+    assert sim_api.call("GET", "/delivery-reports", params={"sent_since": "1970-01-01"}).json() == {"batches": []}
+    assert _send_documents(sim_api, "B-good", good).status_code == 201
+    assert [line["Description"] for line in _report(sim_api, "B-good")] == [""]
+
+
+def test_same_batch_with_its_pdfs_twice_is_kept_once(sim_api: SimApi) -> None:
+    document = _document("INV-1", OGM_INVOICE, "+++090/9337/55493+++")
+    assert _send_documents(sim_api, "B-twice", document).status_code == 201
+    again = _send_documents(sim_api, "B-twice", document)
+    assert (again.status_code, again.json()) == (200, {"batch": "B-twice", "documents": 1})
+    other_pdf = _document("INV-1", invoice_pdf("Herinnering +++090/9337/55493+++"), "+++090/9337/55493+++")
+    assert _send_documents(sim_api, "B-twice", other_pdf).status_code == 409
+    kept = sim_api.control("GET", "documents")["documents"]
+    assert [(d["batch"], d["sha256"]) for d in kept] == [("B-twice", hashlib.sha256(OGM_INVOICE).hexdigest())]
+    assert len(_report(sim_api, "B-twice")) == 1
+
+
+def test_a_large_batch_of_pdfs_is_read_quickly_and_kept_whole(sim_api: SimApi) -> None:
+    pdfs = [invoice_pdf(f"Factuur 2026-{n:06d}\nMededeling: +++090/9337/55493+++") for n in range(400)]
+    documents = [_document(f"INV-{n}", pdf, "090933755493") for n, pdf in enumerate(pdfs)]
+    started = time.monotonic()
+    assert _send_documents(sim_api, "B-large", *documents).status_code == 201
+    assert time.monotonic() - started < 10
+    kept = sim_api.control("GET", "documents", batch="B-large")["documents"]
+    assert [base64.b64decode(d["pdf"]) for d in kept] == pdfs
 
 
 # benchmark support and command line

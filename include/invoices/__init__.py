@@ -1,0 +1,1 @@
+"""Invoices: the document a payer receives, its QR codes, and its delivery."""

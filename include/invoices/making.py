@@ -1,0 +1,231 @@
+"""Making invoices: which references need one, rendering them, and recording them once.
+
+The rule (:func:`decide`, pure): a sealed reference with something left to
+pay has exactly one current invoice, asking for its open amount. No invoice
+yet → make one; an invoice for another amount (a partial payment, lines
+changed) → withdraw it and make a new one; a reference unsealed (back to
+draft), deleted or expired → its invoice is withdrawn (seed 2.3.1: unsealing
+removes the link to the document). A paid reference keeps the invoice it was
+paid on.
+
+Every invoice is written to its file first (atomically; same reference,
+template and data → same bytes, so a rerun or a concurrent run writes the
+identical file), then recorded with its SHA-256 in one transaction per
+chunk. The unique index on a reference's current invoice makes a second
+invoice impossible when two runs race; the loser's rows are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+
+from include.config import invoices_dir, templates_dir
+from include.files import atomic_write, sha256_bytes
+from include.finance.audit import audit_row, record_many
+from include.finance.db import transaction
+from include.finance.models import Invoice, PaymentReference
+from include.invoices.epc_qr import epc_svg
+from include.invoices.facts import InvoiceFacts, gather, invoice_data
+from include.invoices.render import Renderer, page_count
+from include.invoices.templates import template_path
+
+log = logging.getLogger(__name__)
+
+CHUNK = 200
+
+
+class Step(str, Enum):
+    MAKE = "make"
+    REMAKE = "remake"  # withdraw the current invoice (other amount), then make
+    WITHDRAW = "withdraw"
+    KEEP = "keep"
+
+
+def decide(status: str, open_amount: Decimal, invoice_amount: Decimal | None) -> Step:
+    """What a reference's invoice needs, from its status, open amount and current invoice's amount (None: none).
+
+    >>> decide("sealed", Decimal("12.50"), None)
+    <Step.MAKE: 'make'>
+    >>> decide("sealed", Decimal("7.50"), Decimal("12.50"))
+    <Step.REMAKE: 'remake'>
+    >>> decide("draft", Decimal("12.50"), Decimal("12.50"))
+    <Step.WITHDRAW: 'withdraw'>
+    >>> decide("paid", Decimal("0.00"), Decimal("12.50"))
+    <Step.KEEP: 'keep'>
+    """
+    if status == "sealed" and open_amount > 0:
+        if invoice_amount is None:
+            return Step.MAKE
+        return Step.KEEP if invoice_amount == open_amount else Step.REMAKE
+    if status in ("draft", "deleted", "expired") and invoice_amount is not None:
+        return Step.WITHDRAW
+    return Step.KEEP
+
+
+@dataclass
+class InvoiceRun:
+    """What a run did: counts per step and the invoices it made (document ids)."""
+
+    print_day: str
+    counts: Counter[str] = field(default_factory=Counter)
+    made: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"print_day": self.print_day, "counts": dict(sorted(self.counts.items())), "made": len(self.made)}
+
+
+def planned(engine: Engine, reference_ids: Iterable[int] | None = None) -> dict[int, Step]:
+    """Reference id → step, for every reference whose invoice needs something (optionally only ``reference_ids``)."""
+    current = select(Invoice.payment_reference_id, Invoice.amount).where(Invoice.withdrawn_at.is_(None)).subquery()
+    query = (
+        select(PaymentReference.id, PaymentReference.status, PaymentReference.open_amount, current.c.amount)
+        .outerjoin(current, current.c.payment_reference_id == PaymentReference.id)
+        .where((PaymentReference.status == "sealed") | current.c.amount.is_not(None))
+    )
+    wanted = None if reference_ids is None else set(reference_ids)
+    steps = {}
+    with transaction(engine, readonly=True) as session:
+        for ref_id, status, open_amount, amount in session.execute(query):
+            if wanted is not None and ref_id not in wanted:
+                continue
+            step = decide(status, open_amount, amount)
+            if step is not Step.KEEP:
+                steps[ref_id] = step
+    return steps
+
+
+def make_invoices(
+    engine: Engine, actor: str, now: datetime, *, print_day: date | None = None,
+    reference_ids: Iterable[int] | None = None, renderer: Renderer | None = None,
+) -> InvoiceRun:
+    """Bring every reference's invoice in line with :func:`decide` (or only those of ``reference_ids``)."""
+    day = print_day or now.date()
+    run = InvoiceRun(day.isoformat())
+    steps = planned(engine, reference_ids)
+    withdrawals = [ref_id for ref_id, step in steps.items() if step is Step.WITHDRAW]
+    if withdrawals:
+        with transaction(engine) as session:
+            run.counts["withdrawn"] += withdraw_current(session, withdrawals, actor, now, reason="reference not sealed")
+    to_make = sorted(ref_id for ref_id, step in steps.items() if step in (Step.MAKE, Step.REMAKE))
+    renderer = renderer or Renderer(templates_dir())
+    for start in range(0, len(to_make), CHUNK):
+        chunk = to_make[start : start + CHUNK]
+        with transaction(engine, readonly=True) as session:
+            facts = gather(session, chunk)
+            versions = dict(session.execute(
+                select(Invoice.payment_reference_id, func.max(Invoice.version))
+                .where(Invoice.payment_reference_id.in_(chunk)).group_by(Invoice.payment_reference_id)).all())
+        made = [_render_one(renderer, item, versions.get(item.reference_id, 0) + 1, day) for item in facts]
+        _record(engine, made, steps, actor, now, run)
+    return run
+
+
+@dataclass(frozen=True)
+class MadeInvoice:
+    facts: InvoiceFacts
+    version: int
+    document_id: str
+    template: str
+    path: Path
+    sha256: str
+    pages: int
+    print_day: date
+
+
+def document_id(facts: InvoiceFacts, version: int) -> str:
+    """The id POM sees for this invoice: its number (or reference), with the version from the second on."""
+    base = facts.invoice_number or facts.loi
+    return base if version == 1 else f"{base}-{version}"
+
+
+def _file_name(document: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in document) + ".pdf"
+
+
+def render_invoice(renderer: Renderer, facts: InvoiceFacts) -> tuple[Path, bytes]:
+    """The template used and the PDF bytes of one invoice."""
+    path = template_path(renderer.folder, facts.print_state, facts.language)
+    qr = None
+    if facts.transfer_qr and facts.open_amount > 0:
+        qr = epc_svg(facts.creditor_name, facts.creditor_iban or "", facts.open_amount, bic=facts.creditor_bic,
+                     reference=facts.reference_number).decode("utf-8")
+    return path, renderer.render(path, invoice_data(facts, qr))
+
+
+def _render_one(renderer: Renderer, facts: InvoiceFacts, version: int, day: date) -> MadeInvoice:
+    template, pdf = render_invoice(renderer, facts)
+    document = document_id(facts, version)
+    target = invoices_dir() / day.isoformat() / _file_name(document)
+    atomic_write(target, pdf)
+    return MadeInvoice(facts, version, document, template.name, target, sha256_bytes(pdf), page_count(pdf), day)
+
+
+def _record(engine: Engine, made: list[MadeInvoice], steps: dict[int, Step], actor: str, now: datetime,
+            run: InvoiceRun) -> None:
+    try:
+        with transaction(engine) as session:
+            _insert(session, made, steps, actor, now, run)
+        return
+    except IntegrityError:  # another run recorded some of these meanwhile: one by one, skipping those
+        log.info("invoices of %d references raced with another run; recording one by one", len(made))
+    for invoice in made:
+        try:
+            with transaction(engine) as session:
+                _insert(session, [invoice], steps, actor, now, run)
+        except IntegrityError:
+            run.counts["skipped_concurrent"] += 1
+
+
+def _insert(session: Any, made: list[MadeInvoice], steps: dict[int, Step], actor: str, now: datetime,
+            run: InvoiceRun) -> None:
+    remade = [m.facts.reference_id for m in made if steps.get(m.facts.reference_id) is Step.REMAKE]
+    withdrawn = withdraw_current(session, remade, actor, now, reason="amount changed") if remade else 0
+    audits = []
+    for m in made:
+        row = Invoice(
+            payment_reference_id=m.facts.reference_id, version=m.version, document_id=m.document_id,
+            template=m.template, language=m.facts.language, channel=m.facts.channel.kind,
+            postal_address_id=m.facts.channel.address_id, amount=m.facts.open_amount,
+            pom_payment_request_id=m.facts.pom_request_id, file_path=str(m.path.relative_to(invoices_dir())),
+            sha256=m.sha256, pages=m.pages, print_day=m.print_day, made_at=now, made_by=actor,
+        )
+        session.add(row)
+        session.flush()
+        audits.append(audit_row("invoice", row.id, "made", actor, after={
+            "reference": m.facts.loi, "document_id": m.document_id, "amount": m.facts.open_amount,
+            "channel": m.facts.channel.kind, "sha256": m.sha256, "template": m.template}, at=now))
+    record_many(session, audits)
+    run.counts["withdrawn"] += withdrawn
+    run.counts["made"] += len(made)
+    run.made.extend(m.document_id for m in made)
+
+
+def withdraw_current(session: Any, reference_ids: Iterable[int], actor: str, now: datetime, *, reason: str) -> int:
+    """Withdraw the current invoice of each reference (the link to the document goes; the file stays), audited."""
+    rows = session.scalars(select(Invoice).where(Invoice.payment_reference_id.in_(list(reference_ids)),
+                                                 Invoice.withdrawn_at.is_(None))).all()
+    for row in rows:
+        row.withdrawn_at, row.withdrawn_reason = now, reason
+    session.flush()
+    record_many(session, [audit_row("invoice", row.id, "withdrawn", actor, before={"document_id": row.document_id},
+                                    after={"reason": reason}, at=now) for row in rows])
+    return len(rows)
+
+
+def current_invoice_file(session: Any, reference_id: int) -> tuple[Invoice, Path] | None:
+    """The current invoice of a reference and its file, or None."""
+    row = session.scalars(select(Invoice).where(Invoice.payment_reference_id == reference_id,
+                                                Invoice.withdrawn_at.is_(None))).one_or_none()
+    return (row, invoices_dir() / row.file_path) if row is not None else None
+

@@ -1,0 +1,101 @@
+"""The overview of a day's printing (seed 004, 2.3.4.1 "Overzicht van het drukwerk").
+
+For one print day: per payment reference type and sales journal, how many
+invoices were made and for what total, split by channel (e-mail, paper,
+both, none); every invoice with its file; and one PDF holding every paper
+invoice of the day (paper and both) for the print room, in document order.
+Everything comes from the ``invoice`` table, so running it again gives the
+same files; invoices withdrawn since are left out.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pypdf
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from include.config import invoices_dir, reports_dir
+from include.files import atomic_write
+from include.finance.models import EndUser, Invoice, PaymentReference, PaymentReferenceType, SalesJournal
+from include.finance.money import ZERO
+from include.reports import Table, write_csv, write_html
+
+PAPER = ("paper", "both")
+
+
+@dataclass(frozen=True)
+class Overview:
+    folder: Path
+    invoices: int
+    paper: int
+    print_pdf: Path | None
+
+
+def folder_for(day: date) -> Path:
+    return reports_dir() / "invoice_run" / day.isoformat()
+
+
+def write_print_overview(session: Session, day: date) -> Overview:
+    rows = session.execute(
+        select(Invoice.document_id, Invoice.channel, Invoice.amount, Invoice.pages, Invoice.file_path,
+               PaymentReference.loi, PaymentReferenceType.code, SalesJournal.code, EndUser.first_name,
+               EndUser.last_name)
+        .join(PaymentReference, PaymentReference.id == Invoice.payment_reference_id)
+        .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
+        .join(EndUser, EndUser.id == PaymentReference.end_user_id)
+        .outerjoin(SalesJournal, SalesJournal.payment_reference_type_id == PaymentReferenceType.id)
+        .where(Invoice.print_day == day, Invoice.withdrawn_at.is_(None))
+        .order_by(Invoice.document_id)
+    ).all()
+    folder = folder_for(day)
+    groups: dict[tuple[str, str], dict[str, list[Decimal]]] = defaultdict(lambda: defaultdict(list))
+    for document, channel, amount, *_rest, type_code, journal, _first, _last in rows:
+        groups[(type_code, journal or "")][channel].append(amount)
+    header = ("reference_type", "sales_journal", "channel", "invoices", "total")
+    summary_rows = [
+        [type_code, journal, channel, len(amounts), sum(amounts, ZERO)]
+        for (type_code, journal), by_channel in sorted(groups.items())
+        for channel, amounts in sorted(by_channel.items())
+    ]
+    write_csv(folder / "overview.csv", header, summary_rows)
+    detail_header = ("document_id", "reference", "customer", "reference_type", "sales_journal", "channel", "amount",
+                     "pages", "file")
+    details = [[document, loi, " ".join(p for p in (first, last) if p), type_code, journal or "", channel, amount,
+                pages, path]
+               for document, channel, amount, pages, path, loi, type_code, journal, first, last in rows]
+    write_csv(folder / "invoices.csv", detail_header, details)
+    paper = [str(invoices_dir() / row[4]) for row in rows if row[1] in PAPER]
+    print_pdf = folder / "print.pdf" if paper else None
+    if print_pdf is not None:
+        atomic_write(print_pdf, combined_pdf([Path(p) for p in paper]))
+    else:
+        (folder / "print.pdf").unlink(missing_ok=True)
+    per_type = Table("Per type, sales journal and channel", header, csv_name="overview.csv")
+    for row in summary_rows:
+        per_type.add(row)
+    listing = Table("Invoices", detail_header, csv_name="invoices.csv")
+    for row in details:
+        listing.add(row)
+    write_html(folder / "index.html", f"Printing of {day.isoformat()}", [per_type, listing], summary=[
+        ("invoices", len(rows)), ("total", sum((row[2] for row in rows), ZERO)),
+        ("paper invoices (print.pdf)", len(paper)), ("e-mailed only", sum(1 for row in rows if row[1] == "email")),
+        ("no channel (no address, no e-mail)", sum(1 for row in rows if row[1] == "none")),
+    ])
+    return Overview(folder, len(rows), len(paper), print_pdf)
+
+
+def combined_pdf(files: list[Path]) -> bytes:
+    """One PDF of ``files`` in order (pypdf writes no random document id, so the bytes repeat)."""
+    writer = pypdf.PdfWriter()
+    for path in files:
+        writer.append(io.BytesIO(path.read_bytes()))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

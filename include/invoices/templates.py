@@ -1,0 +1,162 @@
+"""Invoice templates: Typst files carrying the seed's placeholders (seed 004, 2.4.8), checked when loaded.
+
+An institution edits its invoices as files under ``INNEN_TEMPLATE_DIR``
+(default ``templates/invoices``), one per print state (the reference type's
+``lnstate``) and language: ``FAC.nl.typ``, ``FAC.fr.typ``; a type without a
+print state, or whose file is missing, uses ``default.<language>.typ``. The
+files are `Typst <https://typst.app/docs>`_ markup; the placeholders are the
+seed's:
+
+=========================  =====================================================================
+``$State.Camount``         the amount the invoice asks for (the reference's open amount)
+``$State.Ccur``            its currency
+``$State.Cinvoicenr``      the invoice number (the reference id when the type numbers none)
+``$State.Cref``            the structured communication: ``+++123/4567/89002+++``, RF in groups of four
+``$State.Cpaydate``        the date it is to be paid by ("Te betalen tegen")
+``$State.Cfploi``          the payment reference, ``fp:SYS:n``
+``$State.Ctitle``          the reference's description on one line
+``$State.Ctitle{}``        the description with its line breaks kept
+``$State.Ctitle[x]``       line ``x`` (0, 1, ...) of the description, empty when it has none
+``$Euser.<field>``         the end user: ``name firstname lastname eloi street number zip city country address``
+                           (``address`` is the whole postal block of the address the invoice goes to)
+``$Creditor.<field>``      ``name`` (the financial system's merchant name), ``iban``, ``bic``, ``id``
+``{invoice_qr}``           POM's QR code in POM's own layout with its pay link (seed 000, 4.3), when
+                           the type may be paid online and a request is open
+``{epc_qr}``               the EPC069-12 bank-transfer QR code (not on a direct-debit notice)
+``{debt_lines}``           the table of debt lines: transaction code, description, amount, open amount
+``{payment_instructions}`` how to pay: by transfer with the communication, or the direct debit's date
+=========================  =====================================================================
+
+A placeholder stands where text goes; the value is inserted as text, so an
+``&``, ``#`` or ``*`` in a name is printed as it is. A template naming a
+placeholder that does not exist is refused when it is loaded, with the
+template, the line and the placeholder, so no invoice is ever half filled.
+
+>>> t = parse_template("Factuur $State.Cinvoicenr voor $Euser.name\\n$State.Ctitle[1]", "FAC.nl.typ")
+>>> [p.key for p in t.placeholders]
+['State.Cinvoicenr', 'Euser.name', 'State.Ctitle[1]']
+>>> parse_template("Bedrag $State.Cbedrag", "FAC.nl.typ")
+Traceback (most recent call last):
+...
+include.invoices.templates.TemplateError: template FAC.nl.typ, line 1: unknown placeholder $State.Cbedrag
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from include.errors import InnenError
+
+STATE_FIELDS = ("Camount", "Ccur", "Cinvoicenr", "Cref", "Cpaydate", "Cfploi", "Ctitle")
+EUSER_FIELDS = ("name", "firstname", "lastname", "eloi", "street", "number", "zip", "city", "country", "address")
+CREDITOR_FIELDS = ("name", "iban", "bic", "id")
+BLOCKS = ("invoice_qr", "epc_qr", "debt_lines", "payment_instructions")
+MULTI_LINE = ("Euser.address",)  # placeholders whose value is a block of lines
+LANGUAGES = ("nl", "fr")
+DEFAULT_TEMPLATE = "default"
+
+_FIELDS = {"State": STATE_FIELDS, "Euser": EUSER_FIELDS, "Creditor": CREDITOR_FIELDS}
+# ``{word_word}``: a block placeholder. Typst's own braces (code blocks) never hold a bare snake_case word.
+_PLACEHOLDER = re.compile(
+    r"\$(?P<group>[A-Z][A-Za-z]*)\.(?P<name>[A-Za-z]+)(?P<suffix>\{\}|\[(?P<index>\d+)\])?"
+    r"|\{(?P<block>[a-z]+(?:_[a-z]+)+)\}"
+)
+
+
+class TemplateError(InnenError):
+    """A template cannot be used; the message names the template, the line and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    key: str  # "State.Camount", "State.Ctitle{}", "State.Ctitle[2]", "Euser.name", "{epc_qr}"
+    line: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed template: its source and where its placeholders are."""
+
+    name: str
+    source: str
+    placeholders: tuple[Placeholder, ...]
+
+    def typst_source(self) -> str:
+        """The template with every placeholder replaced by a Typst expression reading the invoice's data.
+
+        ``#(...);`` inserts a value as text and ends the expression at the
+        semicolon, whatever follows it in the template.
+
+        >>> parse_template("Ref $State.Cref.", "t").typst_source()
+        'Ref #innen-text("State.Cref");.'
+        >>> parse_template("{epc_qr}", "t").typst_source()
+        '#innen-epc-qr();'
+        """
+        parts, position = [], 0
+        for placeholder in self.placeholders:
+            parts.append(self.source[position:placeholder.start])
+            parts.append(_expression(placeholder.key))
+            position = placeholder.end
+        parts.append(self.source[position:])
+        return "".join(parts)
+
+
+def _expression(key: str) -> str:
+    if key.startswith("{"):
+        return f"#innen-{key[1:-1].replace('_', '-')}();"
+    if key.endswith("{}") or key in MULTI_LINE:
+        return f'#innen-lines("{key.removesuffix("{}")}");'
+    if key.endswith("]"):
+        field, index = key[:-1].split("[")
+        return f'#innen-line("{field}", {int(index)});'
+    return f'#innen-text("{key}");'
+
+
+def parse_template(source: str, name: str) -> Template:
+    """The placeholders of ``source``; an unknown one raises :class:`TemplateError`."""
+    found = []
+    for match in _PLACEHOLDER.finditer(source):
+        line = source.count("\n", 0, match.start()) + 1
+        if match["block"]:
+            if match["block"] not in BLOCKS:
+                raise TemplateError(f"template {name}, line {line}: unknown placeholder {match.group(0)}")
+            key = match.group(0)
+        else:
+            group, field = match["group"], match["name"]
+            if field not in _FIELDS.get(group, ()):
+                raise TemplateError(f"template {name}, line {line}: unknown placeholder ${group}.{field}")
+            if match["suffix"] and (group, field) != ("State", "Ctitle"):
+                raise TemplateError(
+                    f"template {name}, line {line}: only $State.Ctitle takes {{}} or [x], not {match.group(0)}")
+            key = f"{group}.{field}{match['suffix'] or ''}"
+        found.append(Placeholder(key, line, match.start(), match.end()))
+    return Template(name, source, tuple(found))
+
+
+def template_path(folder: Path, print_state: str | None, language: str) -> Path:
+    """The file for a print state and language: its own, else the default in that language, else in Dutch."""
+    language = language if language in LANGUAGES else LANGUAGES[0]
+    candidates = [f"{print_state}.{language}.typ"] if print_state else []
+    candidates += [f"{DEFAULT_TEMPLATE}.{language}.typ", f"{DEFAULT_TEMPLATE}.{LANGUAGES[0]}.typ"]
+    for candidate in candidates:
+        if _safe_name(candidate) and (folder / candidate).is_file():
+            return folder / candidate
+    raise TemplateError(f"no invoice template for print state {print_state!r} in {folder} (looked for {candidates})")
+
+
+def _safe_name(name: str) -> bool:
+    """A print state names a file in the template folder, never a path out of it."""
+    return "/" not in name and "\\" not in name and not name.startswith(".")
+
+
+def load_template(path: Path) -> Template:
+    """Read and check one template file (UTF-8)."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TemplateError(f"template {path.name} is not UTF-8 text: {exc}") from None
+    return parse_template(source, path.name)

@@ -1,0 +1,137 @@
+"""Invoices made from the database, rendered to real PDFs and read back as a phone reads them (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pypdf
+import pytest
+from sqlalchemy import Engine, func, select
+
+from include.config import invoices_dir
+from include.finance.db import transaction
+from include.finance.models import Address, BankHub, AuditLog, Contact, Invoice, PaymentReference
+from include.finance.reference_numbers import format_ogm, rf
+from include.invoices.making import make_invoices
+from tests.factories import make_institution, make_reference, make_user
+from tests.qr_reading import parse_epc, qr_payloads
+
+NOW = datetime(2026, 12, 4, 2, 30, tzinfo=timezone.utc)
+DAY = date(2026, 12, 4)
+
+
+def _pdf_text(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+
+
+def _setup(engine: Engine, *, language: str = "nl", description: str = "Lidgeld 2027\nBoete & herinnering") -> int:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        inst.system.merchant_name = "Bibliotheek Crèvecœur & Co"
+        inst.recurring.print_state = "FAC"
+        inst.recurring.address_types = "thuis;emailonly"
+        user = make_user(session, "Zoë", "D'Hondt & Çelik")
+        user.language = language
+        session.add(Address(end_user_id=user.id, position=1, address_type="thuis", street="Rue de l'Étuve",
+                            house_number="12", postal_code="1000", city="Brussel"))
+        ref = make_reference(session, inst, user, ("12.50", "7.25", "0.75"), number=4711)
+        ref.invoice_number = "BIB-000123"
+        ref.due_date = date(2026, 12, 24)
+        ref.description = description
+        return ref.id
+
+
+def _current(engine: Engine, ref_id: int) -> tuple[Invoice, bytes]:
+    with transaction(engine, readonly=True) as session:
+        row = session.scalars(select(Invoice).where(Invoice.payment_reference_id == ref_id,
+                                                    Invoice.withdrawn_at.is_(None))).one()
+        session.expunge(row)
+    return row, (invoices_dir() / row.file_path).read_bytes()
+
+
+def test_an_invoice_carries_the_transfer_qr_of_its_reference(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    run = make_invoices(engine, "test", NOW, print_day=DAY)
+    assert run.counts["made"] == 1
+    invoice, pdf = _current(engine, ref_id)
+    assert pdf.startswith(b"%PDF-") and invoice.pages == 1 and invoice.channel == "paper"
+    assert invoice.document_id == "BIB-000123" and invoice.amount == Decimal("20.50")
+    with transaction(engine, readonly=True) as session:
+        ref = session.get(PaymentReference, ref_id)
+        hub_iban = session.scalar(select(BankHub.creditor_iban))
+        assert ref is not None
+        number = ref.reference_number
+    payloads = qr_payloads(pdf, dpi=100)
+    assert len(payloads) == 1
+    epc = parse_epc(payloads[0])
+    assert epc["iban"] == hub_iban and epc["amount"] == Decimal("20.50") and epc["reference"] == number
+    assert epc["name"] == "Bibliotheek Crèvecœur & Co"
+    text = _pdf_text(pdf)
+    assert format_ogm(number) in text and format_ogm(number) == "+++062/0004/71114+++"
+    assert "20,50" in text and "24/12/2026" in text and "Boete & herinnering" in text
+    assert "D'Hondt & Çelik" in text and "Rue de l'Étuve 12" in text
+
+
+def test_the_same_reference_and_template_give_the_same_bytes(engine: Engine, var_dir: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    ref_id = _setup(engine)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    first, pdf = _current(engine, ref_id)
+    monkeypatch.setenv("INNEN_VAR_DIR", str(tmp_path / "again"))
+    with transaction(engine) as session:
+        session.execute(Invoice.__table__.delete())
+    make_invoices(engine, "another run", NOW.replace(hour=5), print_day=DAY)
+    second, again = _current(engine, ref_id)
+    assert again == pdf and second.sha256 == first.sha256
+
+
+def test_a_rerun_makes_nothing_and_a_changed_amount_makes_a_new_invoice(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    assert make_invoices(engine, "test", NOW, print_day=DAY).counts["made"] == 0
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        assert ref is not None
+        ref.open_amount = Decimal("8.00")
+    run = make_invoices(engine, "test", NOW, print_day=DAY)
+    assert run.counts["made"] == 1 and run.counts["withdrawn"] == 1
+    invoice, pdf = _current(engine, ref_id)
+    assert invoice.version == 2 and invoice.document_id == "BIB-000123-2"
+    assert parse_epc(qr_payloads(pdf)[0])["amount"] == Decimal("8.00")
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 2
+        actions = session.scalars(select(AuditLog.action).where(AuditLog.entity == "invoice")).all()
+    assert sorted(actions) == ["made", "made", "withdrawn"]
+
+
+def test_an_unsealed_reference_has_no_invoice(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        assert ref is not None
+        ref.status = "draft"
+    run = make_invoices(engine, "test", NOW, print_day=DAY)
+    assert run.counts["withdrawn"] == 1 and run.counts["made"] == 0
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.withdrawn_at.is_(None))) == 0
+
+
+def test_french_invoice_with_an_rf_reference_and_title_lines(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine, language="fr", description="Première ligne\nDeuxième ligne")
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        assert ref is not None
+        ref.reference_number = rf("71", 4711)
+        user_id = ref.end_user_id
+        session.add(Contact(end_user_id=user_id, kind="email", value="zoe@example.be", email_recipient=True))
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    assert invoice.language == "fr" and invoice.channel == "email"
+    text = _pdf_text(pdf)
+    assert "Facture" in text and "Première ligne" in text and "Deuxième ligne" in text
+    epc = parse_epc(qr_payloads(pdf)[0])
+    assert epc["reference"] == rf("71", 4711)
