@@ -34,7 +34,7 @@ from include.config import invoices_dir, templates_dir
 from include.files import atomic_write, sha256_bytes
 from include.finance.audit import audit_row, record_many
 from include.finance.db import transaction
-from include.finance.models import Invoice, PaymentReference
+from include.finance.models import Invoice, PaymentReference, PaymentReferenceType
 from include.invoices.epc_qr import epc_svg
 from include.invoices.facts import InvoiceFacts, gather, invoice_data
 from include.invoices.render import Renderer, page_count
@@ -103,6 +103,19 @@ def planned(engine: Engine, reference_ids: Iterable[int] | None = None) -> dict[
             if step is not Step.KEEP:
                 steps[ref_id] = step
     return steps
+
+
+def waiting_for_pom(engine: Engine) -> set[int]:
+    """References about to get an invoice that should carry a POM code: their POM request is brought up to date first."""
+    steps = planned(engine)
+    wanted = [ref_id for ref_id, step in steps.items() if step in (Step.MAKE, Step.REMAKE)]
+    if not wanted:
+        return set()
+    with transaction(engine, readonly=True) as session:
+        return set(session.scalars(
+            select(PaymentReference.id).join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
+            .where(PaymentReference.id.in_(wanted), PaymentReferenceType.allowed_online.is_(True),
+                   PaymentReference.mandate_id.is_(None))))
 
 
 def make_invoices(

@@ -14,7 +14,9 @@ the nightly reconciliation sees it first.
 
 ``GET /pom/return/{account}/{loi}?t=…``: where POM sends the payer back; it
 redirects to ``/pom/status/{account}/{loi}?t=…``, a page with the
-reference's status (and its QR code while unpaid). The token ``t`` (an HMAC of
+reference's status (and its QR code while unpaid) and a link to
+``/pom/invoice/{account}/{loi}?t=…``, the invoice as PDF, made anew with a
+fresh POM code when the printed one expired or was cancelled. The token ``t`` (an HMAC of
 the reference) keeps strangers from reading references by guessing numbers.
 """
 
@@ -58,7 +60,8 @@ _STATUS_PAGE = Environment(autoescape=select_autoescape(default=True, default_fo
 {% elif status in ("draft", "sealed") %}<p class="open">Nog te betalen: € {{ open_amount }}.</p>
 {% if qr_svg %}<div>{{ qr_svg|safe }}</div>{% endif %}{% if pay_url %}<p><a href="{{ pay_url }}">Online betalen</a></p>{% endif %}
 {% else %}<p>Deze betaalopdracht is niet meer te betalen ({{ status }}).</p>{% endif %}
-<p>Referentie {{ loi }}, bedrag € {{ amount }}.</p></body></html>"""
+<p>Referentie {{ loi }}, bedrag € {{ amount }}.</p>
+{% if invoice_url %}<p><a href="{{ invoice_url }}">Factuur (PDF)</a></p>{% endif %}</body></html>"""
 )
 
 
@@ -112,7 +115,23 @@ def create_app(
         facts = await run_in_threadpool(_reference_facts, engine_provider(), loi)
         if facts is None:
             return HTMLResponse("<p>Onbekende betaalopdracht.</p>", status_code=404)
-        return HTMLResponse(_STATUS_PAGE.render(**facts))
+        return HTMLResponse(_STATUS_PAGE.render(**facts, invoice_url=f"../../invoice/{account}/{loi}?t={t}"))
+
+    @app.get("/pom/invoice/{account}/{loi}")
+    async def invoice(account: str, loi: str, t: str = "") -> Response:
+        """The payer's invoice as PDF; made anew with a fresh POM code when the printed one no longer works."""
+        if not _token_ok(secret_of(account), loi, t):
+            return HTMLResponse("<p>Onbekende betaalopdracht.</p>", status_code=404)
+        known = accounts_provider()
+        # The return URL names the account of the reference's requests (its type's): the one a new code comes from.
+        accounts = {name: found for name in (account,) if (found := known.get(name)) is not None}
+        pdf = await run_in_threadpool(_invoice_pdf, engine_provider(), accounts, loi)
+        if pdf is None:
+            return HTMLResponse("<p>Voor deze betaalopdracht is geen factuur.</p>", status_code=404)
+        name = "".join(c if c.isalnum() else "-" for c in loi)
+        return Response(pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="factuur-{name}.pdf"',
+                                 "Cache-Control": "no-store"})
 
     return app
 
@@ -165,6 +184,14 @@ def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetim
         return "duplicate"
     log.info("POM event %s (%s) for %s: %s", event_id, kind, pom_id, outcome)
     return outcome
+
+
+def _invoice_pdf(engine: Engine, accounts: dict[str, PomAccount], loi: str) -> bytes | None:
+    from include.invoices.download import invoice_pdf
+    from include.pom.accounts import PomClients
+
+    with PomClients(accounts) as clients:
+        return invoice_pdf(engine, clients, loi, datetime.now(timezone.utc))
 
 
 def _moment(value: Any) -> datetime | None:

@@ -392,3 +392,51 @@ def test_expiry_leaves_a_reference_alone_when_pom_cannot_confirm(engine, books, 
     with pytest.raises(PomSyncIncomplete):
         expire_references(engine, clients, ACTOR, _now() + timedelta(days=8))
     assert {_reference(engine, ref).status for ref in books["refs"]} == {"sealed"}
+
+
+# -- the invoice downloaded again (seed 000, 4.4) -----------------------------------------------
+
+
+def _download(callbacks: RunningApp, loi: str, token: str) -> httpx.Response:
+    return httpx.get(f"{callbacks.base_url}/pom/invoice/default/{loi}", params={"t": token}, timeout=30)
+
+
+def test_a_downloaded_invoice_gets_a_fresh_pom_code_once_the_printed_one_no_longer_works(
+    engine, books, clients, callbacks, sim_api: SimApi,
+) -> None:
+    from include.finance.models import Invoice
+    from include.invoices.making import make_invoices
+    from tests.qr_reading import qr_payloads
+
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    make_invoices(engine, ACTOR, _now())
+    ref_id = books["refs"][0]
+    loi = _reference(engine, ref_id).loi
+    token = return_token(PROD["callback_secret"], loi)
+    (request,) = _requests(engine, payment_reference_id=ref_id)
+    first = _download(callbacks, loi, token)
+    assert first.status_code == 200 and first.headers["content-type"] == "application/pdf"
+    assert request.pay_url in qr_payloads(first.content)
+    assert _download(callbacks, loi, "guess").status_code == 404
+    assert _download(callbacks, loi, token).content == first.content  # the code still works: the same file
+
+    with transaction(engine) as session:  # the printed code's 90 days are over
+        session.get(PomPaymentRequest, request.id).qr_expires_at = _now() - timedelta(minutes=1)
+    renewed = _download(callbacks, loi, token)
+    (same_request,) = _requests(engine, payment_reference_id=ref_id)
+    assert same_request.pom_id == request.pom_id and same_request.qr_id != request.qr_id
+    assert same_request.pay_url in qr_payloads(renewed.content) and request.pay_url not in qr_payloads(renewed.content)
+
+    sim_api.cancel(request.pom_id, "lapsed")
+    with transaction(engine) as session:  # POM's cancellation reached us as a callback does
+        session.get(PomPaymentRequest, request.id).status = "cancelled"
+    again = _download(callbacks, loi, token)
+    live = _requests(engine, payment_reference_id=ref_id, status="open")
+    assert len(live) == 1 and live[0].pom_id != request.pom_id
+    assert live[0].pay_url in qr_payloads(again.content)
+    with transaction(engine, readonly=True) as session:
+        versions = session.scalars(select(Invoice.document_id).where(Invoice.payment_reference_id == ref_id)
+                                   .order_by(Invoice.version)).all()
+        current = session.scalars(select(Invoice.version).where(Invoice.payment_reference_id == ref_id,
+                                                                Invoice.withdrawn_at.is_(None))).all()
+    assert len(versions) == 3 and current == [3]
