@@ -1,0 +1,176 @@
+"""Invoice templates: every placeholder of seed 2.4.8, refusals at load time, and the rules deciding invoices."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pypdf
+import pytest
+
+from include.invoices.channel import Channel, decide_channel
+from include.invoices.making import Step, decide
+from include.invoices.render import Renderer, page_count
+from include.invoices.templates import TemplateError, parse_template, template_path
+
+EVERY = """#set page(width: 40cm, height: auto)
+#set text(font: "DejaVu Sans Mono", size: 9pt)
+A=$State.Camount
+
+B=$State.Ccur
+
+C=$State.Cinvoicenr
+
+D=$State.Cref
+
+E=$State.Cpaydate
+
+F=$State.Cfploi
+
+G=$State.Ctitle
+
+H=$State.Ctitle{}
+
+I=$State.Ctitle[1]
+
+J=$State.Ctitle[0]
+
+K=$State.Ctitle[7]/
+
+L=$Euser.name
+
+M=$Euser.firstname $Euser.lastname $Euser.eloi
+
+N=$Euser.street $Euser.number $Euser.zip $Euser.city $Euser.country
+
+O=$Euser.address
+
+P=$Creditor.name $Creditor.iban $Creditor.bic $Creditor.id
+
+{debt_lines}
+
+{payment_instructions}
+
+{epc_qr}
+
+{invoice_qr}
+"""
+
+DATA = {
+    "language": "nl", "State.Camount": "1.234,50", "State.Ccur": "EUR", "State.Cinvoicenr": "BIB-42",
+    "State.Cref": "+++090/9337/55493+++", "State.Cpaydate": "24/12/2026", "State.Cfploi": "fp:BIB:42",
+    "State.Ctitle": "Eerste lijn Tweede & derde", "State.Ctitle{}": ["Eerste lijn", "Tweede & derde"],
+    "Euser.name": "Zoë D'Hondt & Co #1 *vet* $x$", "Euser.firstname": "Zoë", "Euser.lastname": "D'Hondt",
+    "Euser.eloi": "e:42", "Euser.street": "Rue de l'Étuve", "Euser.number": "12", "Euser.zip": "1000",
+    "Euser.city": "Brussel", "Euser.country": "BE", "Euser.address{}": ["Zoë D'Hondt", "Rue de l'Étuve 12", "1000 Brussel"],
+    "Creditor.name": "Crèvecœur", "Creditor.iban": "BE68 5390 0754 7034", "Creditor.bic": "GKCCBEBB",
+    "Creditor.id": "BE69ZZZ050D000000008",
+    "lines": [{"code": "LID", "description": "Lidgeld", "amount": "1.234,50", "open": "1.234,50"}],
+    "instructions": "Gelieve over te schrijven.", "epc_svg": None, "pom_svg": None, "pay_url": None,
+}
+
+
+def _text(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "TEST.nl.typ").write_text(EVERY, encoding="utf-8")
+    return tmp_path
+
+
+def test_every_placeholder_is_filled_with_its_value_as_text(folder: Path) -> None:
+    text = _text(Renderer(folder).render(folder / "TEST.nl.typ", DATA))
+    lines = text.splitlines()
+    expected = {
+        "A": "1.234,50", "B": "EUR", "C": "BIB-42", "D": "+++090/9337/55493+++", "E": "24/12/2026", "F": "fp:BIB:42",
+        "G": "Eerste lijn Tweede & derde", "I": "Tweede & derde", "J": "Eerste lijn", "K": "/",
+        "L": "Zoë D'Hondt & Co #1 *vet* $x$", "M": "Zoë D'Hondt e:42", "N": "Rue de l'Étuve 12 1000 Brussel BE",
+        "P": "Crèvecœur BE68 5390 0754 7034 GKCCBEBB BE69ZZZ050D000000008",
+    }
+    for key, value in expected.items():
+        assert f"{key}={value}" in lines, (key, value)
+    # {} keeps the line breaks: the second line of the title stands on a line of its own
+    at = lines.index("H=Eerste lijn")
+    assert lines[at + 1] == "Tweede & derde"
+    at = lines.index("O=Zoë D'Hondt")
+    assert lines[at + 1 : at + 3] == ["Rue de l'Étuve 12", "1000 Brussel"]
+    assert "Lidgeld" in text and "Gelieve over te schrijven." in text
+
+
+@pytest.mark.parametrize("source, line, named", [
+    ("Bedrag $State.Cbedrag", 1, "$State.Cbedrag"),
+    ("ok\n\n  $Euser.shoesize", 3, "$Euser.shoesize"),
+    ("$Creditor.pin", 1, "$Creditor.pin"),
+    ("x\n{pom_qr}", 2, "{pom_qr}"),
+    ("$Verzender.naam", 1, "$Verzender.naam"),
+    ("$State.Camount{}", 1, "$State.Camount{}"),
+])
+def test_an_unknown_placeholder_is_refused_naming_template_line_and_placeholder(source: str, line: int, named: str) -> None:
+    with pytest.raises(TemplateError) as refused:
+        parse_template(source, "FAC.fr.typ")
+    assert f"template FAC.fr.typ, line {line}" in str(refused.value) and named in str(refused.value)
+
+
+def test_a_template_typst_cannot_read_is_refused_when_loaded(tmp_path: Path) -> None:
+    (tmp_path / "BAD.nl.typ").write_text("#let x = (\n$State.Camount", encoding="utf-8")
+    with pytest.raises(TemplateError, match="BAD.nl.typ"):
+        Renderer(tmp_path).template(tmp_path / "BAD.nl.typ")
+
+
+def test_typst_braces_are_not_taken_for_placeholders() -> None:
+    template = parse_template("#let f(x) = {x}\n#{ let y = 1 }\n{debt_lines}", "t")
+    assert [p.key for p in template.placeholders] == ["{debt_lines}"]
+
+
+def test_the_template_is_found_by_print_state_then_language_then_default(tmp_path: Path) -> None:
+    for name in ("FAC.nl.typ", "default.nl.typ", "default.fr.typ"):
+        (tmp_path / name).write_text("x", encoding="utf-8")
+    assert template_path(tmp_path, "FAC", "nl").name == "FAC.nl.typ"
+    assert template_path(tmp_path, "FAC", "fr").name == "default.fr.typ"
+    assert template_path(tmp_path, None, "de").name == "default.nl.typ"
+    assert template_path(tmp_path, "../FAC", "nl").name == "default.nl.typ"
+
+
+def test_the_shipped_templates_render_in_both_languages() -> None:
+    from include.config import templates_dir
+
+    renderer = Renderer(templates_dir())
+    for language, word in (("nl", "Factuur"), ("fr", "Facture")):
+        pdf = renderer.render(templates_dir() / f"default.{language}.typ", DATA | {"language": language})
+        assert page_count(pdf) == 1 and word in _text(pdf)
+
+
+@pytest.mark.parametrize("listed, addresses, recipient, expected", [
+    (["thuis", "emailonly"], [(1, "thuis")], True, Channel("email", None)),
+    (["thuis", "emailonly"], [(1, "thuis")], False, Channel("paper", 1)),
+    (["thuis"], [(1, "thuis")], True, Channel("paper", 1)),
+    (["werk", "thuis"], [(1, "thuis"), (2, "werk")], False, Channel("paper", 2)),
+    (["thuis", "email"], [(1, "thuis")], True, Channel("both", 1)),
+    (["thuis", "email"], [(1, "thuis")], False, Channel("paper", 1)),
+    (["werk"], [(1, "thuis")], False, Channel("paper", 1)),  # no listed type fits: the first address
+    ([], [(1, "thuis")], True, Channel("paper", 1)),
+    (["emailonly"], [], True, Channel("email", None)),
+    (["emailonly"], [], False, Channel("none", None)),
+    (["email"], [], True, Channel("email", None)),
+])
+def test_where_an_invoice_goes(listed: list[str], addresses: list[tuple[int, str]], recipient: bool,
+                               expected: Channel) -> None:
+    assert decide_channel(listed, addresses, has_recipient=recipient) == expected
+
+
+@pytest.mark.parametrize("status, open_amount, invoiced, expected", [
+    ("sealed", "10.00", None, Step.MAKE),
+    ("sealed", "10.00", "10.00", Step.KEEP),
+    ("sealed", "4.00", "10.00", Step.REMAKE),
+    ("sealed", "0.00", None, Step.KEEP),
+    ("paid", "0.00", "10.00", Step.KEEP),
+    ("draft", "10.00", "10.00", Step.WITHDRAW),
+    ("draft", "10.00", None, Step.KEEP),
+    ("deleted", "10.00", "10.00", Step.WITHDRAW),
+    ("expired", "10.00", "10.00", Step.WITHDRAW),
+])
+def test_what_a_reference_s_invoice_needs(status: str, open_amount: str, invoiced: str | None, expected: Step) -> None:
+    assert decide(status, Decimal(open_amount), Decimal(invoiced) if invoiced else None) is expected
