@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import Engine, inspect
@@ -55,3 +56,51 @@ def test_every_upgrade_exists_for_both_databases() -> None:
     assert names
     for name in names:
         assert (UPGRADES / f"{name}.sqlite.sql").is_file() and (UPGRADES / f"{name}.postgresql.sql").is_file(), name
+
+
+# 2026-12-04: invoices, transaction-cost tariffs, and the mailing's journal.
+INVOICE_COLUMNS = {"debt_line": ("cost_of_reference_id", "reversed_at"),
+                   "sent_document": ("invoice_id", "pdf_sha256", "recipients", "accepted_at")}
+
+
+def _as_before_invoices(engine: Engine) -> None:
+    """Take today's database back to its shape before 2026-12-04."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            for table, columns in INVOICE_COLUMNS.items():
+                for column in columns:
+                    connection.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        connection.exec_driver_sql("DROP TABLE invoice")
+        connection.exec_driver_sql("DROP TABLE transaction_cost")
+    if engine.dialect.name == "postgresql":
+        return
+    # SQLite cannot drop a unique or foreign-key column: rebuild the two tables from today's DDL without them.
+    ddl = (PROJECT_ROOT / "sql" / "schema.sqlite.sql").read_text()
+    raw = engine.raw_connection()
+    try:
+        db = raw.driver_connection
+        db.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
+        for table, columns in INVOICE_COLUMNS.items():
+            create = re.search(rf"CREATE TABLE {table} \(.*?\n\);", ddl, re.S).group(0)  # type: ignore[union-attr]
+            kept = [line for line in create.splitlines() if not any(c in line for c in columns)]
+            old_columns = [c for c in _shape(engine, table)[0] if c not in columns]
+            indexes = re.findall(rf"CREATE (?:UNIQUE )?INDEX \S+ ON {table} .*?;", ddl)
+            db.executescript(  # type: ignore[union-attr]
+                f"ALTER TABLE {table} RENAME TO {table}_today;\n" + re.sub(r",\s*\n\)", "\n)", "\n".join(kept)) + "\n"
+                f"INSERT INTO {table} SELECT {', '.join(old_columns)} FROM {table}_today;\n"
+                f"DROP TABLE {table}_today;\n" + "\n".join(indexes))
+    finally:
+        raw.close()
+
+
+def test_the_invoice_upgrade_gives_todays_tables(engine: Engine) -> None:
+    today = {table: _shape(engine, table)[0] for table in ("debt_line", "sent_document", "invoice", "transaction_cost")}
+    _as_before_invoices(engine)
+    engine.dispose()
+    assert "invoice" not in inspect(engine).get_table_names()
+    assert not set(INVOICE_COLUMNS["debt_line"]) & set(_shape(engine, "debt_line")[0])
+    _run_script(engine, "2026-12-04_invoices")
+    engine.dispose()
+    for table, columns in today.items():
+        assert set(_shape(engine, table)[0]) == set(columns), table
+    assert "uq_invoice_current_reference" in _shape(engine, "invoice")[1]
