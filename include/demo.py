@@ -43,6 +43,7 @@ from include.finance.models import (
     PaymentReference,
     PaymentReferenceLine,
     PaymentReferenceType,
+    SalesJournal,
 )
 from include.finance.reference_numbers import format_ogm, make_reference
 from include.sepa.camt_writer import SDD_COLLECTED, SDD_RETURNED, Entry, Tx, write_camt053
@@ -375,7 +376,34 @@ def load_demo(session: Session, run_date: date) -> DemoInstitution:
         else:
             b.online_order(user, morning - timedelta(days=5), run_date - timedelta(days=1))
     session.flush()
+    _mailing(session, b)
     return DemoInstitution(run_date, len(users), mandates, debts)
+
+
+def _mailing(session: Session, b: _Builder) -> None:
+    """The library's sales journal, and two customers whose records keep POM from mailing them (seed 003).
+
+    One switched off "e-mail recipient" on her contact; one has a second
+    e-mail contact on his work address (position 2) while the sales journal
+    does not copy per address. The academy's direct-debit notices go by post.
+    """
+    session.add(SalesJournal(code="VERKOOP-BIB", name="Verkoopdagboek bibliotheek", copy_per_address=False,
+                             payment_reference_type_id=b.type_invoice.id))
+    b.type_ska.address_types = "thuis"
+    owners = session.scalars(select(PaymentReference.end_user_id).where(PaymentReference.type_id == b.type_invoice.id)
+                             .order_by(PaymentReference.id)).all()
+    quiet = session.get(EndUser, owners[-1])
+    working = session.get(EndUser, owners[-2])
+    assert quiet is not None and working is not None
+    for contact in quiet.contacts:
+        contact.email_recipient = False
+    work = Address(end_user_id=working.id, position=2, address_type="werk", street="Naamsestraat",
+                   house_number="22", postal_code="3000", city="Leuven", copy_per_address=True)
+    session.add(work)
+    session.flush()
+    session.add(Contact(end_user_id=working.id, address_id=work.id, kind="email",
+                        value=f"{working.first_name}.werk{working.id}@example.be".lower().replace(" ", "")))
+    session.flush()
 
 
 def write_demo_statement(session: Session, folder: Path, statement_day: date) -> Path:

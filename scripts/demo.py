@@ -14,10 +14,13 @@
    lets payers pay some requests (most with a callback, some without), then
    ``pom_reconciliation`` (books what the callbacks missed) and
    ``payment_reference_expiry`` (bookings past their type's 7-day lifetime).
-6. E-mails the library's invoices through POM (one batch; the simulator's
-   mail servers answer with the seed's messages), moves POM's clock two days
-   on, drops the delivery report in ``var/inbox/pom_reports/`` and runs
-   ``pom_delivery_report``: one diagnosis and action per invoice × recipient.
+6. Runs ``invoice_run`` (every open sealed reference's invoice as PDF, with
+   the EPC transfer code and POM's code, and the day's print overview) and
+   ``invoice_mailing`` (the e-mail invoices through POM, one batch per sales
+   journal; the simulator's mail servers answer with the seed's messages),
+   moves POM's clock two days on, drops the delivery reports in
+   ``var/inbox/pom_reports/`` and runs ``pom_delivery_report``: one
+   diagnosis and action per invoice × recipient.
 7. Prints what came out of it, all read back from the database.
 
 ``INNEN_DEMO_DATE=YYYY-MM-DD`` runs the demo for another date.
@@ -37,7 +40,15 @@ from typing import Any, Iterator, TextIO
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include.config import DB_URL_SETTING, archive_dir, inbox_dir, outbox_dir, reports_dir, var_dir  # noqa: E402
+from include.config import (  # noqa: E402
+    DB_URL_SETTING,
+    archive_dir,
+    inbox_dir,
+    invoices_dir,
+    outbox_dir,
+    reports_dir,
+    var_dir,
+)
 from include.runtime import LOCAL_ZONE  # noqa: E402
 
 
@@ -62,7 +73,8 @@ def _fresh_database() -> str:
         print(f"Rebuilding the demo database {_show(database)} (the previous demo's data, outbox and reports are removed).")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    for folder in (outbox_dir(), reports_dir(), var_dir() / "inbox", archive_dir(), var_dir() / "quarantine"):
+    for folder in (outbox_dir(), reports_dir(), var_dir() / "inbox", archive_dir(), var_dir() / "quarantine",
+                   invoices_dir()):
         shutil.rmtree(folder, ignore_errors=True)
     url = f"sqlite:///{database}"
     os.environ[DB_URL_SETTING] = url
@@ -192,8 +204,8 @@ def main() -> None:
         _run_dag("pom_reconciliation", None, log)
         _run_dag("payment_reference_expiry", None, log)
         _pom_summary(engine)
-        as_of = _mail_invoices(engine, sim.base_url, run_date)
-        print("  POM's delivery report lands in the inbox two days later; analysing it through Airflow:")
+        as_of = _invoices_and_mailing(engine, sim.base_url, run_date, log)
+        print("  POM's delivery reports land in the inbox two days later; analysing them through Airflow:")
         _run_dag("pom_delivery_report", None, log, conf={"as_of": as_of})
         _delivery_summary(engine)
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Reports: {_show(reports_dir())}/, "
@@ -285,66 +297,54 @@ _MAIL_OUTCOMES = (
 )
 
 
-def _mail_invoices(engine, base_url: str, run_date: date) -> str:  # type: ignore[no-untyped-def]
-    """E-mail the library's invoices through POM (one batch), with a mix of outcomes; returns the analysis moment.
+def _invoices_and_mailing(engine, base_url: str, run_date: date, log: TextIO) -> str:  # type: ignore[no-untyped-def]
+    """Make the invoices (``invoice_run``) and e-mail them through POM (``invoice_mailing``); returns the analysis moment.
 
-    Customer data gives the not-attempted cases: one customer switched off
-    "e-mail recipient" on her contact, one has a second e-mail contact on his
-    work address (position 2) while the sales journal does not copy per address.
+    The first recipients' mail servers are scripted to answer with the seed's
+    messages; two customers' records keep POM from mailing them (see
+    ``include/demo.py``). Two days later each batch's delivery report lands in
+    the inbox.
     """
     import httpx
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from include.finance.db import transaction
-    from include.finance.models import Address, Contact, EndUser, PaymentReference, PaymentReferenceType, SalesJournal
+    from include.finance.models import Contact, Invoice, PaymentReference, PaymentReferenceType, SentDocument
+    from include.invoices.print_overview import folder_for
     from include.pom import simulator
     from include.pom.accounts import PomClients, accounts_from_env
-    from include.pom.client import PomDocument, PomRecipient
-    from include.pom.delivery_store import DocumentToSend, intended_recipients, record_sent_documents
 
-    batch = f"BIB-{run_date.isoformat()}"
-    with transaction(engine) as session:
-        invoice_type = session.scalars(select(PaymentReferenceType).where(PaymentReferenceType.code == "FACTUUR-BIB")).one()
-        journal = SalesJournal(code="VERKOOP-BIB", name="Verkoopdagboek bibliotheek", copy_per_address=False,
-                               payment_reference_type_id=invoice_type.id)
-        session.add(journal)
-        invoices = session.execute(
-            select(PaymentReference.id, PaymentReference.invoice_number, EndUser)
-            .join(EndUser, EndUser.id == PaymentReference.end_user_id)
-            .where(PaymentReference.type_id == invoice_type.id).order_by(PaymentReference.id)
-        ).all()
-        _, _, quiet = invoices[-1]
-        for contact in quiet.contacts:
-            contact.email_recipient = False
-        _, _, working = invoices[-2]
-        work = Address(end_user_id=working.id, position=2, address_type="werk", street="Naamsestraat",
-                       house_number="22", postal_code="3000", city="Leuven", copy_per_address=True)
-        session.add(work)
-        session.flush()
-        session.add(Contact(end_user_id=working.id, address_id=work.id, kind="email",
-                            value=f"{working.first_name}.werk{working.id}@example.be".lower().replace(" ", "")))
-        session.flush()
-        sent, documents = [], []
-        for ref_id, invoice_number, user in invoices:
-            emails = list(intended_recipients(session, user.id, journal.copy_per_address))
-            if emails:
-                documents.append(PomDocument(invoice_number, tuple(PomRecipient(user.name, e) for e in emails)))
-            sent.append(DocumentToSend(invoice_number, user.id, ref_id, journal.id))
-        record_sent_documents(session, batch, sent, "demo")
-        scripted = list(zip([d.recipients[0].email for d in documents], _MAIL_OUTCOMES))
+    print(f"\nInvoices (templates: {_show(ROOT / 'templates' / 'invoices')}/):")
+    _run_dag("invoice_run", None, log, conf={"run_date": run_date.isoformat()})
+    with transaction(engine, readonly=True) as session:
+        channels = dict(session.execute(select(Invoice.channel, func.count()).where(Invoice.withdrawn_at.is_(None))
+                                        .group_by(Invoice.channel)).all())
+        emails = session.scalars(
+            select(Contact.value).join(PaymentReference, PaymentReference.end_user_id == Contact.end_user_id)
+            .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
+            .join(Invoice, Invoice.payment_reference_id == PaymentReference.id)
+            .where(PaymentReferenceType.code == "FACTUUR-BIB", Invoice.channel == "email", Contact.email_recipient)
+            .order_by(PaymentReference.id, Contact.id)).all()
+    overview = folder_for(run_date)
+    print("  invoices: " + ", ".join(f"{k} {v}" for k, v in sorted(channels.items()))
+          + f" ({_show(var_dir() / 'invoices' / run_date.isoformat())}/)")
+    print(f"  the day's printing: {_show(overview / 'index.html')}, for the print room {_show(overview / 'print.pdf')}")
     with httpx.Client(base_url=base_url, timeout=10) as http:
-        for email, (message, attempts) in scripted:
+        for email, (message, attempts) in zip(emails, _MAIL_OUTCOMES):
             text = getattr(simulator, f"MSG_{message}") if message else "Mailbox unavailable: 550 5.1.1 user unknown"
             http.post("/_sim/delivery-outcomes", json={"email_contains": email, "outcomes": [
                 [status, "" if status == "DELIVERED" else text, hours] for status, hours in attempts]}).raise_for_status()
+        _run_dag("invoice_mailing", None, log, conf={"day": run_date.isoformat()})
+        with transaction(engine, readonly=True) as session:
+            batches = session.execute(select(SentDocument.batch, func.count()).group_by(SentDocument.batch)
+                                      .order_by(SentDocument.batch)).all()
+        print("  e-mailed through POM: " + ", ".join(f"batch {b} ({n} invoices)" for b, n in batches))
+        now = http.post("/_sim/clock", json={"advance_seconds": 50 * 3600}).json()["now"]
+        inbox = inbox_dir("pom_reports")
+        inbox.mkdir(parents=True, exist_ok=True)
         with PomClients(accounts_from_env(["default"])) as clients:
-            clients.client("default").send_batch(batch, documents)
-            now = http.post("/_sim/clock", json={"advance_seconds": 50 * 3600}).json()["now"]
-            report = clients.client("default").delivery_report(batch)
-    inbox = inbox_dir("pom_reports")
-    inbox.mkdir(parents=True, exist_ok=True)
-    (inbox / f"{batch}.csv").write_bytes(report)
-    print(f"  {len(sent)} invoices e-mailed through POM in batch {batch} ({len(documents)} with a recipient)")
+            for batch, _count in batches:
+                (inbox / f"{batch}.csv").write_bytes(clients.client("default").delivery_report(batch))
     return now
 
 

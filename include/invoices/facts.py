@@ -32,6 +32,8 @@ from include.finance.models import (
     Address,
     BankHub,
     Collection,
+    CollectionRun,
+    Contact,
     DebtLine,
     EndUser,
     FinancialSystem,
@@ -150,6 +152,8 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
         .order_by(PaymentReferenceLine.payment_reference_id, DebtLine.created_on, DebtLine.id)
     ):
         lines[ref_id].append((code, description or code, amount, open_amount))
+    emailed = set(session.scalars(select(Contact.end_user_id).where(Contact.end_user_id.in_(user_ids),
+                                                                   Contact.kind == "email")))
     hubs = {hub.id: hub for hub in session.scalars(select(BankHub).order_by(BankHub.id))}
     system_hub: dict[int, BankHub] = {}
     for hub in hubs.values():
@@ -160,9 +164,10 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
         .where(SalesJournal.payment_reference_type_id.is_not(None)))}
     debits = {ref_id: DirectDebit(day, reference or mandate_ref, creditor or "", iban or mandate_iban or "")
               for ref_id, day, reference, creditor, iban, mandate_ref, mandate_iban in session.execute(
-                  select(Collection.payment_reference_id, Collection.due_date, Collection.mandate_reference,
+                  select(Collection.payment_reference_id, CollectionRun.collection_date, Collection.mandate_reference,
                          Collection.creditor_id, Collection.debtor_iban, Mandate.reference, Mandate.debtor_iban)
                   .join(Mandate, Mandate.id == Collection.mandate_id)
+                  .join(CollectionRun, CollectionRun.id == Collection.run_id)
                   .where(Collection.payment_reference_id.in_(ids),
                          Collection.status.not_in(("cancelled", "returned"))))}
     pom = {ref_id: (request_id, svg, url) for request_id, ref_id, svg, url in session.execute(
@@ -177,7 +182,7 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
         recipients = tuple(intended_recipients(session, user.id, copy))
         own = addresses.get(user.id, [])
         channel = decide_channel(address_types(type_.address_types), [(a.id, a.kind) for a in own],
-                                 has_recipient=bool(recipients))
+                                 has_recipient=bool(recipients), has_email_contact=user.id in emailed)
         request = pom.get(ref.id) if type_.allowed_online and ref.mandate_id is None else None
         out.append(InvoiceFacts(
             reference_id=ref.id, loi=ref.loi, type_id=type_.id, print_state=type_.print_state,

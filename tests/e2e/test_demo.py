@@ -66,6 +66,13 @@ def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, ai
     diagnoses = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", re.search(r"diagnoses: (.*)$", out, re.M).group(1)))
     assert {"delivered", "given_up", "retrying", "unsubscribed", "unknown", "not_attempted_email_recipient_off",
             "not_attempted_copy_per_address_off"} <= set(diagnoses), diagnoses
+    # Invoices: made, the day's printing with one PDF for the print room, e-mailed per sales journal.
+    channels = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", re.search(r"^\s+invoices: (.*?) \(", out, re.M).group(1)))
+    made = list((var / "invoices" / "2026-11-20").glob("*.pdf"))
+    assert {"email", "paper"} <= set(channels) and sum(channels.values()) == len(made) > 50
+    printing = re.search(r"the day's printing: (\S+), for the print room (\S+)", out)
+    assert printing and Path(printing.group(1)).is_file() and Path(printing.group(2)).read_bytes().startswith(b"%PDF-")
+    assert re.search(r"e-mailed through POM: batch VERKOOP-BIB-2026-11-20-1 \(\d+ invoices\)", out)
     action_list = re.search(r"action list: (\S+)", out)
     assert action_list and Path(action_list.group(1)).is_file()
 

@@ -135,3 +135,30 @@ def test_french_invoice_with_an_rf_reference_and_title_lines(engine: Engine, var
     assert "Facture" in text and "Première ligne" in text and "Deuxième ligne" in text
     epc = parse_epc(qr_payloads(pdf)[0])
     assert epc["reference"] == rf("71", 4711)
+
+
+def test_a_direct_debit_reference_gets_a_notice_without_transfer_code(engine: Engine, var_dir: Path) -> None:
+    from include.finance.models import CollectionRun
+    from include.sepa.mandate_execution import execute_mandates
+    from tests.factories import add_debt, make_mandate
+
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        inst.recurring.print_state = "FAC"
+        user = make_user(session, "Jef", "Peeters")
+        session.add(Address(end_user_id=user.id, position=1, address_type="thuis", street="Tiensestraat",
+                            house_number="5", postal_code="3000", city="Leuven"))
+        mandate = make_mandate(session, inst, user, first=date(2026, 12, 5))
+        add_debt(session, inst, user, "LID", "30.00")
+        debtor_iban = mandate.debtor_iban
+    with transaction(engine) as session:
+        execute_mandates(session, date(2026, 12, 4), "test")
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    with transaction(engine, readonly=True) as session:
+        ref_id, collected = session.execute(select(PaymentReference.id, CollectionRun.collection_date)
+                                            .join(CollectionRun, CollectionRun.hub_id == PaymentReference.hub_id)).one()
+    _invoice, pdf = _current(engine, ref_id)
+    assert qr_payloads(pdf) == []  # nobody is invited to pay what the bank collects
+    text = " ".join(_pdf_text(pdf).split())
+    assert collected == date(2026, 12, 7) and "07/12/2026" in text and "30,00" in text  # Sunday 6th: Monday
+    assert f"{debtor_iban[:4]} **** **** {debtor_iban[-4:]}" in text and debtor_iban not in text.replace(" ", "")

@@ -158,7 +158,17 @@ def test_the_shipped_templates_render_in_both_languages() -> None:
 ])
 def test_where_an_invoice_goes(listed: list[str], addresses: list[tuple[int, str]], recipient: bool,
                                expected: Channel) -> None:
-    assert decide_channel(listed, addresses, has_recipient=recipient) == expected
+    assert decide_channel(listed, addresses, has_recipient=recipient, has_email_contact=recipient) == expected
+
+
+@pytest.mark.parametrize("listed, addresses, expected", [
+    (["thuis", "emailonly"], [(1, "thuis")], Channel("both", 1)),  # mailed without recipients, and printed
+    (["emailonly"], [], Channel("email", None)),  # nowhere to print: the diagnosis is all there is
+    (["thuis"], [(1, "thuis")], Channel("paper", 1)),
+])
+def test_a_customer_whose_flags_keep_pom_from_mailing(listed: list[str], addresses: list[tuple[int, str]],
+                                                     expected: Channel) -> None:
+    assert decide_channel(listed, addresses, has_recipient=False, has_email_contact=True) == expected
 
 
 @pytest.mark.parametrize("status, open_amount, invoiced, expected", [
