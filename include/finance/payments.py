@@ -1,5 +1,9 @@
 """Booking payments on payment references, and undoing them.
 
+A reference released as deleted or expired (deleted by hand, a returned
+collection, past its lifetime) also gives back the open part of the
+transaction cost its sealing added (:func:`reverse_transaction_costs`).
+
 A payment lowers its reference's open amount and, through allocations, the
 open amounts of the reference's debt lines. How a partial payment is spread
 over the lines is the financial system's choice (seed 2.4.9):
@@ -286,8 +290,42 @@ class Ledger:
             self._audits.append(audit_row("payment_reference", ref_id, "debt_released", self.actor,
                                           after={"debt_line_ids": line_ids}, at=self.now))
         record_many(session, self._audits)
+        if released:
+            reverse_transaction_costs(session, released, self.actor, self.now)
         self._payments, self._allocations, self._audits = [], [], []
         self._line_before.clear()
         self._released.clear()
         for ref in self.references.values():
             ref.original = None
+
+
+def reverse_transaction_costs(session: Session, reference_ids: Iterable[int], actor: str, now: datetime) -> list[int]:
+    """Take back the open part of the transaction cost of each deleted or expired reference of ``reference_ids``.
+
+    The cost line's open amount goes to zero, ``reversed_at`` is set and it leaves the reference; what was
+    paid on it stays. References still open (or paid) are not touched, nor a cost taken back before.
+    Returns the ids of the cost lines taken back.
+    """
+    ids = sorted(set(reference_ids))
+    reversed_ids: list[int] = []
+    audits: list[dict[str, Any]] = []
+    for start in range(0, len(ids), ID_BATCH):
+        rows = session.execute(
+            select(DebtLine, PaymentReference.loi)
+            .join(PaymentReference, PaymentReference.id == DebtLine.cost_of_reference_id)
+            .where(DebtLine.cost_of_reference_id.in_(ids[start : start + ID_BATCH]), DebtLine.reversed_at.is_(None),
+                   DebtLine.open_amount > 0, PaymentReference.status.in_(("deleted", "expired")))
+            .order_by(DebtLine.id).with_for_update(of=DebtLine).execution_options(populate_existing=True)
+        ).all()
+        for line, loi in rows:
+            taken_back: Decimal = line.open_amount
+            audits.append(audit_row(
+                "payment_reference", line.cost_of_reference_id, "transaction_cost_reversed", actor,
+                before={"debt_line_id": line.id, "open_amount": taken_back},
+                after={"debt_line_id": line.id, "open_amount": ZERO, "reversed_at": now, "reference": loi}, at=now,
+            ))
+            line.open_amount, line.reversed_at, line.payment_reference_id = ZERO, now, None
+            reversed_ids.append(line.id)
+    session.flush()
+    record_many(session, audits)
+    return reversed_ids

@@ -38,10 +38,9 @@ from include.finance.models import (
     FinancialSystem,
     PaymentReference,
     PaymentReferenceLine,
-    PaymentReferenceType,
     in_cents,
 )
-from include.finance.reference_numbers import make_reference
+from include.finance.numbering import reference_numbers
 from include.sepa.amendments import Amendment, Told, amendment
 from include.sepa.mandate_check import HubFacts, MandateList, MandateStatus, check_mandates, hub_facts
 from include.sepa.schedule import is_final
@@ -176,54 +175,11 @@ def _what_to_tell(session: Session, plans: list[_Plan]) -> None:
                 plan.sequence_type = "FRST"
 
 
-@dataclass(frozen=True, slots=True)
-class _TypeNumbering:
-    reference_format: str | None
-    reference_counter: str | None
-    reference_prefix: str
-    invoice_counter: str | None
-    invoice_prefix: str
-
-
 def _numbering(session: Session, plans: list[_Plan]) -> list[dict[str, Any]]:
     """Identifiers, reference numbers and invoice numbers, one counter statement per series."""
-    systems = {s.id: s.code for s in session.scalars(select(FinancialSystem))}
-    types = {
-        t.id: _TypeNumbering(t.reference_format, t.reference_counter, t.reference_prefix, t.invoice_counter, t.invoice_prefix)
-        for t in session.scalars(select(PaymentReferenceType))
-    }
-    per_system: dict[int, int] = defaultdict(int)
-    per_counter: dict[str, int] = defaultdict(int)
-    per_invoice_counter: dict[str, int] = defaultdict(int)
-    for plan in plans:
-        type_ = types[plan.mandate.type_id]  # type: ignore[index]
-        per_system[plan.hub.financial_system_id] += 1
-        if type_.reference_counter:
-            per_counter[type_.reference_counter] += 1
-        if type_.invoice_counter:
-            per_invoice_counter[type_.invoice_counter] += 1
-    next_loi = {sid: reserve(session, f"fp:{systems[sid]}", n) for sid, n in per_system.items()}
-    next_ref = {name: reserve(session, name, n) for name, n in per_counter.items()}
-    next_invoice = {name: reserve(session, name, n) for name, n in per_invoice_counter.items()}
-
-    numbers = []
-    for plan in plans:
-        type_ = types[plan.mandate.type_id]  # type: ignore[index]
-        system = plan.hub.financial_system_id
-        number = next_loi[system]
-        next_loi[system] += 1
-        if type_.reference_counter:
-            counter = next_ref[type_.reference_counter]
-            next_ref[type_.reference_counter] += 1
-            reference = make_reference(type_.reference_format or "OGM", type_.reference_prefix, counter)
-        else:  # seed 2.5.2: by default a structured communication over the fp number
-            reference = make_reference("OGM", "", number)
-        invoice = None
-        if type_.invoice_counter:
-            invoice = f"{type_.invoice_prefix}{next_invoice[type_.invoice_counter]}"
-            next_invoice[type_.invoice_counter] += 1
-        numbers.append({"loi": f"fp:{systems[system]}:{number}", "reference_number": reference, "invoice_number": invoice})
-    return numbers
+    # A due mandate has a type: mandate_check lists one without as active-err.
+    wanted = [(plan.hub.financial_system_id, plan.mandate.type_id) for plan in plans]
+    return reference_numbers(session, wanted)  # type: ignore[arg-type]
 
 
 def _lock(session: Session) -> None:

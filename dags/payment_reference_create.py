@@ -1,0 +1,130 @@
+"""
+### Make a payment reference (by hand)
+
+Seed 2.3.1, "Nieuw/bewerk betalingskenmerk": group an end user's open debt
+lines of one financial system into a payment reference (`fp:SYS:n`).
+
+* **End user**: the e-loi; **type**: the payment reference type's code (it
+  decides the reference number, the invoice number and the transaction cost);
+  **financial system**: optional, the system of the chosen lines otherwise.
+* **The debt**: either the debt lines' ids, or a transaction-code pattern
+  (`LID`, or a prefix ending in `*` such as `BOETE*`; several separated by
+  commas) for all the user's open lines that match. A line must be open and
+  in no other open payment reference; lines of two financial systems are
+  refused.
+* **Te betalen tegen** (due date) and a **description** (several lines; an
+  invoice may show it) are optional.
+* **Seal**: on (the default) the reference is sealed at once, which adds the
+  type's transaction cost where the financial system has a tariff for it, and
+  a type with *direct* printing gets its invoice made right away; off leaves a
+  draft to seal later.
+
+A refusal (unknown user, a line already in another reference, nothing that
+matches the pattern, …) fails the run without a retry, with the reason in
+the task log; nothing is changed then. Every change is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+log = logging.getLogger(__name__)
+
+
+@dag(
+    dag_id="payment_reference_create",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Brussels"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=1), "owner": "finance"},
+    tags=["innen", "finance", "payment-reference"],
+    params={
+        "end_user": Param("", type="string", minLength=1, title="End user (e-loi)", description="e.g. e:LEU:10001"),
+        "reference_type": Param(
+            "", type="string", minLength=1, title="Payment reference type", description="Its code, e.g. FACTUUR-BIB"
+        ),
+        "financial_system": Param(
+            None, type=["null", "string"], title="Financial system",
+            description="e.g. BIB; empty: the financial system of the chosen debt lines",
+        ),
+        "debt_lines": Param(
+            [], type=["null", "array"], items={"type": "integer"}, title="Debt lines",
+            description="Their ids as a list, e.g. [1201, 1202]; empty for a pattern.",
+        ),
+        "pattern": Param(
+            None, type=["null", "string"], title="Transaction-code pattern",
+            description="All the user's open debt whose code matches, e.g. BOETE* or LID, BOETE*; or give debt lines.",
+        ),
+        "due_date": Param(None, type=["null", "string"], format="date", title="Te betalen tegen",
+                          description="The date it is to be paid by (optional)."),
+        "description": Param(None, type=["null", "string"], format="multiline", title="Description",
+                             description="Free text; the invoice may show it."),
+        "seal": Param(True, type="boolean", title="Seal", description="Seal at once (Maak op en verzegel)."),
+    },
+    doc_md=__doc__,
+)
+def payment_reference_create() -> None:
+    @task
+    def create() -> dict:
+        from datetime import date
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.errors import InnenError
+        from include.finance.db import transaction
+        from include.finance.models import PaymentReferenceType
+        from include.finance.sealing import create_reference
+        from include.runtime import actor, as_of
+
+        context = get_current_context()
+        params = context["params"]
+        due = (params.get("due_date") or "").strip()
+        try:
+            with transaction() as session:
+                reference = create_reference(
+                    session, end_user=params["end_user"], type_code=params["reference_type"],
+                    financial_system=params.get("financial_system"),
+                    debt_line_ids=[int(line_id) for line_id in params.get("debt_lines") or []],
+                    pattern=params.get("pattern"), due_date=date.fromisoformat(due) if due else None,
+                    description=params.get("description"), seal=bool(params["seal"]), actor=actor(context),
+                    now=as_of(context),
+                )
+                type_ = session.get(PaymentReferenceType, reference.type_id)
+                direct_print = bool(type_ and type_.direct_print)
+        except InnenError as refusal:  # a person's choice to correct, not a fault a retry would cure
+            raise AirflowFailException(f"refused: {refusal}") from None
+        result = {
+            "id": reference.id, "loi": reference.loi, "status": reference.status, "amount": str(reference.amount),
+            "reference_number": reference.reference_number, "invoice_number": reference.invoice_number,
+            "direct_print": direct_print,
+        }
+        log.info("payment reference made: %s", result)
+        return result
+
+    @task
+    def direct_invoice(created: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if created["status"] != "sealed" or not created["direct_print"]:
+            raise AirflowSkipException(
+                "not a sealed reference of a type with direct printing: the nightly invoice run makes its invoice"
+            )
+
+        from include.finance.db import get_engine
+        from include.invoices.making import make_invoices
+        from include.runtime import actor, as_of
+
+        context = get_current_context()
+        run = make_invoices(get_engine(), actor(context), as_of(context), reference_ids={created["id"]})
+        log.info("invoice of %s: %s", created["loi"], run.as_dict())
+        return run.as_dict()
+
+    direct_invoice(create())
+
+
+payment_reference_create()
