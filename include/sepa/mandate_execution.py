@@ -38,6 +38,8 @@ from include.finance.models import (
     FinancialSystem,
     PaymentReference,
     PaymentReferenceLine,
+    PaymentReferenceType,
+    TransactionCost,
     in_cents,
 )
 from include.finance.numbering import reference_numbers
@@ -182,6 +184,40 @@ def _numbering(session: Session, plans: list[_Plan]) -> list[dict[str, Any]]:
     return reference_numbers(session, wanted)  # type: ignore[arg-type]
 
 
+def _transaction_costs(session: Session, plans: list[_Plan]) -> dict[int, tuple[str, Decimal, str | None]]:
+    """Plan index → (code, amount, description) of the transaction cost its type adds when sealed (seed 2.5.2
+    ``transcost``), where the hub's financial system has a tariff for the code."""
+    codes = dict(session.execute(select(PaymentReferenceType.id, PaymentReferenceType.transaction_cost_code)
+                                 .where(PaymentReferenceType.transaction_cost_code.is_not(None))).all())
+    if not codes:
+        return {}
+    tariffs = {(system, code): (amount, text) for system, code, amount, text in session.execute(
+        select(TransactionCost.financial_system_id, TransactionCost.transaction_code, TransactionCost.amount,
+               TransactionCost.description))}
+    costs = {}
+    for index, plan in enumerate(plans):
+        code = codes.get(plan.mandate.type_id)  # type: ignore[arg-type]
+        tariff = tariffs.get((plan.hub.financial_system_id, code)) if code else None
+        if tariff is not None:
+            costs[index] = (code, tariff[0], tariff[1])
+    return costs
+
+
+def _add_cost_lines(session: Session, plans: list[_Plan], reference_ids: list[int],
+                    costs: dict[int, tuple[str, Decimal, str | None]], run_date: date) -> None:
+    """The cost lines of the sealed references, each already part of its reference (and of its plan's lines)."""
+    line_ids = reserve_ids(session, DebtLine.__table__, len(costs))
+    rows = []
+    for line_id, (index, (code, amount, text)) in zip(line_ids, sorted(costs.items()), strict=True):
+        plan, ref_id = plans[index], reference_ids[index]
+        rows.append({"id": line_id, "financial_system_id": plan.hub.financial_system_id,
+                     "end_user_id": plan.mandate.end_user_id, "transaction_code": code, "description": text or code,
+                     "amount": amount, "open_amount": amount, "created_on": run_date, "payment_reference_id": ref_id,
+                     "cost_of_reference_id": ref_id})
+        plan.lines.append(_Debt(line_id, code, amount))
+    insert_many(session, DebtLine.__table__, rows)
+
+
 def _lock(session: Session) -> None:
     """One execution at a time. SQLite already holds its write lock (BEGIN IMMEDIATE)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -204,6 +240,9 @@ def execute_mandates(
         return result
     _what_to_tell(session, plans)
     numbers = _numbering(session, plans)
+    costs = _transaction_costs(session, plans)
+    for index, (_code, cost, _text) in costs.items():
+        plans[index].amount += cost
 
     reference_rows = [
         {
@@ -227,6 +266,8 @@ def execute_mandates(
     for row, ref_id in zip(reference_rows, reference_ids, strict=True):
         row["id"] = ref_id
     insert_many(session, PaymentReference.__table__, reference_rows)
+    if costs:
+        _add_cost_lines(session, plans, reference_ids, costs, run_date)
     insert_many(
         session,
         PaymentReferenceLine.__table__,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -257,3 +257,37 @@ def test_monthly_mandate_collects_once_per_period_over_months(engine) -> None:
     assert dues == [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 30)]
     # Due on the slot itself, or the next run after a weekend slot: 31 Jan 2026 is a Saturday.
     assert seen == [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 30)]
+
+
+def test_a_type_with_a_transaction_cost_adds_it_to_each_collected_reference(engine) -> None:
+    from include.finance.models import TransactionCost
+    from include.finance.payments import Ledger
+
+    inst = _due_mandates(engine, 2, amount="10.00")
+    with transaction(engine) as session:
+        session.get(type(inst.recurring), inst.recurring.id).transaction_cost_code = "KOST-DOM"
+        session.add(TransactionCost(financial_system_id=inst.system.id, transaction_code="KOST-DOM",
+                                    amount=Decimal("0.75"), description="Kost domiciliëring"))
+    _execute(engine)
+    assert _execute(engine).collections == 0  # a rerun adds neither collections nor costs
+    with transaction(engine, readonly=True) as session:
+        costs = session.scalars(select(DebtLine).where(DebtLine.transaction_code == "KOST-DOM")).all()
+        collections = session.scalars(select(Collection)).all()
+        refs = {r.id: r for r in session.scalars(select(PaymentReference))}
+        run_total = session.scalar(select(CollectionRun.total_amount))
+    assert len(costs) == 2 and {c.cost_of_reference_id for c in costs} == set(refs)
+    assert all(c.payment_reference_id == c.cost_of_reference_id and c.amount == Decimal("0.75") for c in costs)
+    assert {c.amount for c in collections} == {Decimal("10.75")} and run_total == Decimal("21.50")
+    assert all(r.amount == r.open_amount == Decimal("10.75") for r in refs.values())
+    with transaction(engine) as session:  # a returned collection releases its reference: the cost goes back
+        ledger = Ledger(session, "test", datetime(2026, 11, 25, tzinfo=timezone.utc))
+        reference = ledger.load([costs[0].cost_of_reference_id])[costs[0].cost_of_reference_id]
+        ledger.release(reference, "deleted")
+        ledger.flush()
+    with transaction(engine, readonly=True) as session:
+        line = session.get(DebtLine, costs[0].id)
+        lid = session.scalars(select(DebtLine).where(DebtLine.transaction_code == "LID",
+                                                     DebtLine.end_user_id == line.end_user_id)).one()
+    assert line.open_amount == Decimal("0.00") and line.reversed_at is not None and line.payment_reference_id is None
+    assert lid.open_amount == Decimal("10.00") and lid.payment_reference_id is None  # the debt itself is open again
+
