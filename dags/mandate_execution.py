@@ -18,6 +18,9 @@ Checks every SEPA direct-debit mandate and collects what is due.
    original account, or SMNDA for a move to another bank).
 3. **announce_ready_runs** updates the asset `innen_collection_runs_ready`,
    which schedules `pain_export`; skipped when no run was made.
+4. **direct_invoices**: references of types printed at once (`direct`) get
+   their invoice, the debtor's pre-notification, right away
+   (`var/invoices/<day>/`); the others wait for the nightly `invoice_run`.
 
 **Run date**: the logical date in Europe/Brussels, or the `run_date` param of a
 manual run. A mandate is due when its next slot falls within its hub's lead
@@ -103,7 +106,25 @@ def mandate_execution() -> None:
         get_current_context()["outlet_events"][COLLECTION_RUNS_READY].extra = {"runs": runs}
         return runs
 
-    announce_ready_runs(execute_mandates(check_mandates()))
+    @task
+    def direct_invoices(result: dict) -> dict:
+        """Types printed at once (seed 2.5.2 ``direct``): their collections' notices now, not at night."""
+        from include.finance.db import get_engine
+        from include.invoices.making import direct_references_of_runs, make_invoices
+        from include.runtime import actor, as_of, run_date
+
+        context = get_current_context()
+        engine = get_engine()
+        wanted = direct_references_of_runs(engine, [run["loi"] for run in result["runs"]])
+        if not wanted:
+            return {"references": 0}
+        made = make_invoices(engine, actor(context), as_of(context), print_day=run_date(context), reference_ids=wanted)
+        log.info("invoices of direct-print types: %s", made.as_dict())
+        return made.as_dict()
+
+    executed = execute_mandates(check_mandates())
+    announce_ready_runs(executed)
+    direct_invoices(executed)
 
 
 mandate_execution()

@@ -118,6 +118,23 @@ def waiting_for_pom(engine: Engine) -> set[int]:
                    PaymentReference.mandate_id.is_(None))))
 
 
+def direct_references_of_runs(engine: Engine, run_lois: Iterable[str]) -> set[int]:
+    """The sealed references collected in ``run_lois`` whose type prints at once (seed 2.5.2 ``direct``)."""
+    from include.finance.models import Collection, CollectionRun
+
+    lois = list(run_lois)
+    if not lois:
+        return set()
+    with transaction(engine, readonly=True) as session:
+        return set(session.scalars(
+            select(PaymentReference.id)
+            .join(Collection, Collection.payment_reference_id == PaymentReference.id)
+            .join(CollectionRun, CollectionRun.id == Collection.run_id)
+            .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
+            .where(CollectionRun.loi.in_(lois), PaymentReferenceType.direct_print.is_(True),
+                   PaymentReference.status == "sealed")))
+
+
 def make_invoices(
     engine: Engine, actor: str, now: datetime, *, print_day: date | None = None,
     reference_ids: Iterable[int] | None = None, renderer: Renderer | None = None,

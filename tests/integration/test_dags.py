@@ -10,7 +10,7 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from include.finance.db import create_schema, get_engine, transaction
-from include.finance.models import BankHub, Collection, CollectionRun, PaymentReference
+from include.finance.models import BankHub, Collection, CollectionRun, Invoice, PaymentReference, PaymentReferenceType
 from include.runtime import LOCAL_ZONE
 from include.sepa.xsd import schema
 
@@ -53,7 +53,12 @@ def test_the_direct_debit_cycle_through_airflow(app, var_dir: Path) -> None:
     assert counts[1] > 100 and counts[2] == 2
     with transaction(app, readonly=True) as session:
         kinds = set(session.scalars(select(Collection.sequence_type)))
+        direct = set(session.scalars(select(PaymentReference.id).join(
+            PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
+            .where(PaymentReferenceType.direct_print.is_(True), PaymentReference.mandate_id.is_not(None))))
+        invoiced = set(session.scalars(select(Invoice.payment_reference_id)))
     assert kinds == {"FRST", "RCUR", "FNAL", "OOFF"}
+    assert direct and invoiced == direct  # the academy's type prints at once: its notices are made in the run
 
     export = _dag("pain_export").test()
     assert str(export.state).endswith("success"), _task_states(export)
