@@ -17,8 +17,13 @@ from typing import BinaryIO
 
 
 @contextmanager
-def atomic_writer(path: Path) -> Iterator[BinaryIO]:
-    """A binary file object that becomes ``path`` when the block ends without error."""
+def atomic_writer(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A binary file object that becomes ``path`` when the block ends without error.
+
+    ``durable=False`` leaves the flush to disk to the caller, who writes many
+    files and makes them durable together with :func:`make_durable` before
+    recording them anywhere.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     tmp = Path(tmp_name)
@@ -26,7 +31,8 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -34,9 +40,25 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    with atomic_writer(path) as handle:
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    with atomic_writer(path, durable=durable) as handle:
         handle.write(data)
+
+
+def make_durable(paths: list[Path], threads: int = 8) -> None:
+    """Flush many written files and their folders to disk; the flushes wait on the disk together, not in turn."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def flush(target: Path) -> None:
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    folders = sorted({path.parent for path in paths})
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(flush, [*paths, *folders]))
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -33,7 +33,6 @@ from include.finance.models import (
     BankHub,
     Collection,
     CollectionRun,
-    Contact,
     DebtLine,
     EndUser,
     FinancialSystem,
@@ -47,7 +46,7 @@ from include.finance.models import (
 from include.finance.reference_numbers import display_reference
 from include.invoices.channel import Channel, address_types, decide_channel
 from include.invoices.templates import LANGUAGES
-from include.pom.delivery_store import intended_recipients
+from include.pom.delivery_store import email_contacts
 from include.sepa.hubs import hub_problems
 from include.sepa.identifiers import mask_iban
 
@@ -152,8 +151,7 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
         .order_by(PaymentReferenceLine.payment_reference_id, DebtLine.created_on, DebtLine.id)
     ):
         lines[ref_id].append((code, description or code, amount, open_amount))
-    emailed = set(session.scalars(select(Contact.end_user_id).where(Contact.end_user_id.in_(user_ids),
-                                                                   Contact.kind == "email")))
+    contacts = email_contacts(session, user_ids)
     hubs = {hub.id: hub for hub in session.scalars(select(BankHub).order_by(BankHub.id))}
     system_hub: dict[int, BankHub] = {}
     for hub in hubs.values():
@@ -179,10 +177,12 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
         hub = hubs.get(ref.hub_id) if ref.hub_id else None
         hub = hub or system_hub.get(system.id)
         journal_id, copy = journals.get(type_.id, (None, False))
-        recipients = tuple(intended_recipients(session, user.id, copy))
+        own_contacts = contacts.get(user.id)
+        recipients = tuple(own_contacts.recipients(copy)) if own_contacts is not None else ()
         own = addresses.get(user.id, [])
         channel = decide_channel(address_types(type_.address_types), [(a.id, a.kind) for a in own],
-                                 has_recipient=bool(recipients), has_email_contact=user.id in emailed)
+                                 has_recipient=bool(recipients),
+                                 has_email_contact=own_contacts is not None and bool(own_contacts.contacts))
         request = pom.get(ref.id) if type_.allowed_online and ref.mandate_id is None else None
         out.append(InvoiceFacts(
             reference_id=ref.id, loi=ref.loi, type_id=type_.id, print_state=type_.print_state,

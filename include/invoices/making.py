@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -31,13 +31,15 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from include.config import invoices_dir, templates_dir
-from include.files import atomic_write, sha256_bytes
+from include.files import atomic_write, make_durable, sha256_bytes
 from include.finance.audit import audit_row, record_many
+from include.finance.bulk import insert_many, reserve_ids
 from include.finance.db import transaction
 from include.finance.models import Invoice, PaymentReference, PaymentReferenceType
 from include.invoices.epc_qr import epc_svg
 from include.invoices.facts import InvoiceFacts, gather, invoice_data
 from include.invoices.render import Renderer, page_count
+from include.invoices.render_pool import Job, RenderPool, pipelined
 from include.invoices.templates import template_path
 
 log = logging.getLogger(__name__)
@@ -137,9 +139,12 @@ def direct_references_of_runs(engine: Engine, run_lois: Iterable[str]) -> set[in
 
 def make_invoices(
     engine: Engine, actor: str, now: datetime, *, print_day: date | None = None,
-    reference_ids: Iterable[int] | None = None, renderer: Renderer | None = None,
+    reference_ids: Iterable[int] | None = None, workers: int | None = None,
 ) -> InvoiceRun:
-    """Bring every reference's invoice in line with :func:`decide` (or only those of ``reference_ids``)."""
+    """Bring every reference's invoice in line with :func:`decide` (or only those of ``reference_ids``).
+
+    Many invoices are rendered on every core (:mod:`include.invoices.render_pool`); ``workers`` caps that.
+    """
     day = print_day or now.date()
     run = InvoiceRun(day.isoformat())
     steps = planned(engine, reference_ids)
@@ -148,22 +153,31 @@ def make_invoices(
         with transaction(engine) as session:
             run.counts["withdrawn"] += withdraw_current(session, withdrawals, actor, now, reason="reference not sealed")
     to_make = sorted(ref_id for ref_id, step in steps.items() if step in (Step.MAKE, Step.REMAKE))
-    renderer = renderer or Renderer(templates_dir())
-    for start in range(0, len(to_make), CHUNK):
-        chunk = to_make[start : start + CHUNK]
-        with transaction(engine, readonly=True) as session:
-            facts = gather(session, chunk)
-            versions = dict(session.execute(
-                select(Invoice.payment_reference_id, func.max(Invoice.version))
-                .where(Invoice.payment_reference_id.in_(chunk)).group_by(Invoice.payment_reference_id)).all())
-        made = [_render_one(renderer, item, versions.get(item.reference_id, 0) + 1, day) for item in facts]
-        _record(engine, made, steps, actor, now, run)
+    if not to_make:
+        return run
+
+    def jobs() -> Iterator[list[Job]]:
+        for start in range(0, len(to_make), CHUNK):
+            chunk = to_make[start : start + CHUNK]
+            with transaction(engine, readonly=True) as session:
+                facts = gather(session, chunk)
+                versions = dict(session.execute(
+                    select(Invoice.payment_reference_id, func.max(Invoice.version))
+                    .where(Invoice.payment_reference_id.in_(chunk)).group_by(Invoice.payment_reference_id)).all())
+            yield [(item, versions.get(item.reference_id, 0) + 1, day) for item in facts]
+
+    with RenderPool(templates_dir(), len(to_make), workers) as pool:
+        for chunk_jobs, made in pipelined(jobs(), pool):
+            make_durable([m.path for m in made])  # on disk before the database says they exist
+            _record(engine, [(job[0], m) for job, m in zip(chunk_jobs, made, strict=True)], steps, actor, now, run)
     return run
 
 
 @dataclass(frozen=True)
 class MadeInvoice:
-    facts: InvoiceFacts
+    """A rendered, written invoice (what a worker sends back: small, without the facts it was made from)."""
+
+    reference_id: int
     version: int
     document_id: str
     template: str
@@ -193,15 +207,20 @@ def render_invoice(renderer: Renderer, facts: InvoiceFacts) -> tuple[Path, bytes
     return path, renderer.render(path, invoice_data(facts, qr))
 
 
-def _render_one(renderer: Renderer, facts: InvoiceFacts, version: int, day: date) -> MadeInvoice:
+def render_to_file(renderer: Renderer, facts: InvoiceFacts, version: int, day: date) -> MadeInvoice:
+    """Render one invoice and write its file (atomically; made durable by the caller, with its chunk)."""
     template, pdf = render_invoice(renderer, facts)
     document = document_id(facts, version)
     target = invoices_dir() / day.isoformat() / _file_name(document)
-    atomic_write(target, pdf)
-    return MadeInvoice(facts, version, document, template.name, target, sha256_bytes(pdf), page_count(pdf), day)
+    atomic_write(target, pdf, durable=False)
+    return MadeInvoice(facts.reference_id, version, document, template.name, target, sha256_bytes(pdf),
+                       page_count(pdf), day)
 
 
-def _record(engine: Engine, made: list[MadeInvoice], steps: dict[int, Step], actor: str, now: datetime,
+Made = tuple[InvoiceFacts, MadeInvoice]
+
+
+def _record(engine: Engine, made: list[Made], steps: dict[int, Step], actor: str, now: datetime,
             run: InvoiceRun) -> None:
     try:
         with transaction(engine) as session:
@@ -217,28 +236,27 @@ def _record(engine: Engine, made: list[MadeInvoice], steps: dict[int, Step], act
             run.counts["skipped_concurrent"] += 1
 
 
-def _insert(session: Any, made: list[MadeInvoice], steps: dict[int, Step], actor: str, now: datetime,
+def _insert(session: Any, made: list[Made], steps: dict[int, Step], actor: str, now: datetime,
             run: InvoiceRun) -> None:
-    remade = [m.facts.reference_id for m in made if steps.get(m.facts.reference_id) is Step.REMAKE]
+    remade = [m.reference_id for _facts, m in made if steps.get(m.reference_id) is Step.REMAKE]
     withdrawn = withdraw_current(session, remade, actor, now, reason="amount changed") if remade else 0
-    audits = []
-    for m in made:
-        row = Invoice(
-            payment_reference_id=m.facts.reference_id, version=m.version, document_id=m.document_id,
-            template=m.template, language=m.facts.language, channel=m.facts.channel.kind,
-            postal_address_id=m.facts.channel.address_id, amount=m.facts.open_amount,
-            pom_payment_request_id=m.facts.pom_request_id, file_path=str(m.path.relative_to(invoices_dir())),
-            sha256=m.sha256, pages=m.pages, print_day=m.print_day, made_at=now, made_by=actor,
-        )
-        session.add(row)
-        session.flush()
-        audits.append(audit_row("invoice", row.id, "made", actor, after={
-            "reference": m.facts.loi, "document_id": m.document_id, "amount": m.facts.open_amount,
-            "channel": m.facts.channel.kind, "sha256": m.sha256, "template": m.template}, at=now))
+    ids = reserve_ids(session, Invoice.__table__, len(made))
+    insert_many(session, Invoice.__table__, [
+        {"id": invoice_id, "payment_reference_id": m.reference_id, "version": m.version,
+         "document_id": m.document_id, "template": m.template, "language": facts.language,
+         "channel": facts.channel.kind, "postal_address_id": facts.channel.address_id,
+         "amount": facts.open_amount, "pom_payment_request_id": facts.pom_request_id,
+         "file_path": str(m.path.relative_to(invoices_dir())), "sha256": m.sha256, "pages": m.pages,
+         "print_day": m.print_day, "made_at": now, "made_by": actor, "withdrawn_at": None, "withdrawn_reason": None}
+        for invoice_id, (facts, m) in zip(ids, made, strict=True)])
+    audits = [audit_row("invoice", invoice_id, "made", actor, after={
+        "reference": facts.loi, "document_id": m.document_id, "amount": facts.open_amount,
+        "channel": facts.channel.kind, "sha256": m.sha256, "template": m.template}, at=now)
+        for invoice_id, (facts, m) in zip(ids, made, strict=True)]
     record_many(session, audits)
     run.counts["withdrawn"] += withdrawn
     run.counts["made"] += len(made)
-    run.made.extend(m.document_id for m in made)
+    run.made.extend(m.document_id for _facts, m in made)
 
 
 def withdraw_current(session: Any, reference_ids: Iterable[int], actor: str, now: datetime, *, reason: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -162,3 +163,28 @@ def test_a_direct_debit_reference_gets_a_notice_without_transfer_code(engine: En
     text = " ".join(_pdf_text(pdf).split())
     assert collected == date(2026, 12, 7) and "07/12/2026" in text and "30,00" in text  # Sunday 6th: Monday
     assert f"{debtor_iban[:4]} **** **** {debtor_iban[-4:]}" in text and debtor_iban not in text.replace(" ", "")
+
+
+def test_worker_processes_write_the_same_invoices_as_one_process(engine: Engine, var_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        for n in range(1, 8):
+            user = make_user(session, f"Léa {n}", "Crèvecœur")
+            session.add(Address(end_user_id=user.id, position=1, address_type="thuis", street="Naamsestraat",
+                                house_number=str(n), postal_code="3000", city="Leuven"))
+            make_reference(session, inst, user, (f"{n}.25", "3.10", "0.99"), number=100 + n)
+    alone = make_invoices(engine, "test", NOW, print_day=DAY, workers=1)
+    with transaction(engine, readonly=True) as session:
+        single = {row.document_id: (row.sha256, (invoices_dir() / row.file_path).read_bytes())
+                  for row in session.scalars(select(Invoice))}
+    with transaction(engine) as session:
+        session.execute(Invoice.__table__.delete())
+    monkeypatch.setenv("INNEN_VAR_DIR", str(tmp_path / "pooled"))
+    pooled = make_invoices(engine, "test", NOW, print_day=DAY, workers=2)
+    with transaction(engine, readonly=True) as session:
+        rows = session.scalars(select(Invoice)).all()
+        both = {row.document_id: (row.sha256, (invoices_dir() / row.file_path).read_bytes()) for row in rows}
+    assert alone.counts["made"] == pooled.counts["made"] == 7
+    assert both == single and str(invoices_dir()).startswith(str(tmp_path / "pooled"))
+    assert all(hashlib.sha256(pdf).hexdigest() == sha for sha, pdf in both.values())
