@@ -7,6 +7,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+# The same environment as bin/innen-env.sh (what bin/airflow runs with); tests/dags/test_airflow_wrapper.py checks both agree.
 export INNEN_ROOT := $(CURDIR)
 export PYTHONPATH := $(CURDIR)
 export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
@@ -17,12 +18,13 @@ export AIRFLOW__CORE__PARALLELISM := 4
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: help install demo test ui bench postgres qr-tools airflow-db clean
+.PHONY: help install demo test ui airflow bench postgres qr-tools airflow-db clean
 
 help:
 	@echo "make demo   install, build the demo institution, run the direct-debit cycle, print the outputs"
 	@echo "make test   install, then the whole test suite (unit, DAG integrity, integration, end-to-end)"
 	@echo "make ui     airflow standalone with Innen's DAGs on http://localhost:$(AIRFLOW__API__PORT)"
+	@echo "make airflow ARGS=\"dags list\"  any airflow command with Innen's environment (the same as bin/airflow dags list)"
 	@echo "make bench  the benchmarks in bench/ (minutes; prints ratios against their anchors)"
 
 # uv from PyPI when the machine has none; the venv is rebuilt only when requirements.txt changes.
@@ -62,9 +64,14 @@ ui: airflow-db
 	@echo "Airflow UI: http://localhost:$(AIRFLOW__API__PORT)  (user admin; password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/airflow standalone
 
+# Any airflow command with Innen's environment: make airflow ARGS="dags test camt053_import" (or bin/airflow …).
+airflow: airflow-db
+	@bin/airflow $(ARGS)
+
 bench: $(STAMP)
 	@$(VPY) bench/pain008.py
 	@$(VPY) bench/mandates.py
+	@$(VPY) bench/invoices.py
 
 clean:
 	rm -rf var .pytest_cache
