@@ -27,12 +27,27 @@ def run_date(context: Mapping[str, Any]) -> date:
     return moment.astimezone(LOCAL_ZONE).date()
 
 
-def actor(context: Mapping[str, Any]) -> str:
-    """``airflow:<dag>/<run>/<task>``: who made a change, for the audit log."""
+def triggering_user(context: Mapping[str, Any]) -> str | None:
+    """The user who triggered the run: Airflow 3.1+ keeps it on the run (``dag_run.triggering_user_name``: the UI's
+    or API's user, the CLI's OS user, ``dag_test`` under ``dag.test()``); None for scheduled and asset runs, and on
+    an Airflow that does not know it. (``dag_run.triggered_by`` only says how: ui, rest_api, cli, test, …)"""
+    run = context.get("dag_run")
+    name = getattr(run, "triggering_user_name", None) if run is not None else None
+    return str(name) if name else None
+
+
+def actor(context: Mapping[str, Any], *, with_user: bool = False) -> str:
+    """``airflow:<dag>/<run>/<task>``: who made a change, for the audit log.
+
+    ``with_user``: ``airflow:<dag>/<run>/<task> by <user>`` when a person triggered the run (see
+    :func:`triggering_user`), for the changes a person asks for in a form (a run triggered by nobody in
+    particular keeps the short form)."""
     ti = context.get("ti") or context.get("task_instance")
     if ti is None:
         return "airflow:unknown"
-    return f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+    name = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+    user = triggering_user(context) if with_user else None
+    return f"{name} by {user}"[:250] if user else name
 
 
 def as_of(context: Mapping[str, Any]) -> datetime:

@@ -728,18 +728,50 @@ class PaymentAllocation(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
 
 
+CONTROL_LIST_SOURCES = ("bank_statement", "pom")
+CONTROL_LIST_RESOLUTIONS = ("booked", "handled")
+
+
 class ControlListItem(Base):
-    """An irregular bank entry (or statement) for finance to handle: why, and what to do."""
+    """Something irregular for finance to handle: why, what to do, and how it was resolved.
+
+    From a bank statement (an entry, or the statement itself) or from POM (an
+    over-payment or a payment on a closed reference, booked by a callback or
+    the reconciliation: no statement). An item is resolved once
+    (:mod:`include.finance.control_list_resolution`): booked onto a payment
+    reference, or handled with a note; ``resolved_at`` empty means still open.
+    """
 
     __tablename__ = "control_list_item"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    statement_id: Mapped[int] = mapped_column(ForeignKey("bank_statement.id"), index=True)
+    statement_id: Mapped[int | None] = mapped_column(ForeignKey("bank_statement.id"), index=True)
     bank_entry_id: Mapped[int | None] = mapped_column(ForeignKey("bank_entry.id"))
     kind: Mapped[str] = mapped_column(String(30))
     reason: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(Text)
     amount: Mapped[Decimal | None] = mapped_column(Money)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(20), default="bank_statement", server_default="bank_statement")
+    pom_event_id: Mapped[int | None] = mapped_column(ForeignKey("pom_event.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.current_timestamp())
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(250))
+    resolution: Mapped[str | None] = mapped_column(String(10))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    resolution_payment_reference_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reference.id"))
+    __table_args__ = (
+        CheckConstraint(_in("source", CONTROL_LIST_SOURCES), name="source"),
+        CheckConstraint("statement_id IS NOT NULL OR source <> 'bank_statement'", name="statement"),
+        CheckConstraint("resolution IS NULL OR " + _in("resolution", CONTROL_LIST_RESOLUTIONS), name="resolution"),
+        CheckConstraint(
+            "(resolved_at IS NULL AND resolution IS NULL) OR "
+            "(resolved_at IS NOT NULL AND resolution IS NOT NULL AND resolved_by IS NOT NULL)",
+            name="resolved",
+        ),
+        # What is still open, for the Finance page (a resolved item is never looked for this way).
+        Index("ix_control_list_item_open", "created_at", "id",
+              sqlite_where=text("resolved_at IS NULL"), postgresql_where=text("resolved_at IS NULL")),
+    )
 
 
 # --- POM delivery reports (seed 003) -------------------------------------------------------------

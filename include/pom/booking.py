@@ -14,6 +14,11 @@ What a finance officer needs to hear about is told by the outcome:
 * ``reference_closed``: the reference was already paid, deleted or expired
   (paid twice, e.g. by transfer and by app): nothing booked, refund the payer;
 * ``already_booked``: seen before; nothing to do.
+
+An over-payment's excess and a payment on a closed reference also land on the
+control list (``control_list_item``, source ``pom``, no statement) in the
+same transaction, where finance refunds or books them
+(:mod:`include.finance.control_list_resolution`).
 """
 
 from __future__ import annotations
@@ -21,14 +26,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
-from include.finance.models import OPEN_REFERENCE_STATUSES, Payment, PomPaymentRequest
+from include.finance.bulk import insert_many
+from include.finance.models import OPEN_REFERENCE_STATUSES, ControlListItem, Payment, PomPaymentRequest
 from include.finance.money import ZERO, money
-from include.finance.payments import Ledger
+from include.finance.payments import Ledger, OpenReference
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +61,13 @@ class Booking:
 
 
 def book_paid_requests(
-    session: Session, paid: dict[int, PaidAtPom], actor: str, now: datetime, *, via: str
+    session: Session, paid: dict[int, PaidAtPom], actor: str, now: datetime, *, via: str,
+    pom_event_id: int | None = None,
 ) -> list[Booking]:
-    """Book every request id in ``paid`` (our ``pom_payment_request.id``) in the caller's transaction."""
+    """Book every request id in ``paid`` (our ``pom_payment_request.id``) in the caller's transaction.
+
+    ``pom_event_id``: the callback (``pom_event``) that reported the payment, when it is stored already; kept on
+    the control-list items this booking writes."""
     if not paid:
         return []
     rows = {
@@ -70,6 +81,7 @@ def book_paid_requests(
     references = ledger.load({row.payment_reference_id for row in rows.values()})
     bookings: list[Booking] = []
     audits = []
+    items: list[dict[str, Any]] = []
     for request_id in sorted(paid):
         row = rows.get(request_id)
         if row is None:
@@ -81,6 +93,7 @@ def book_paid_requests(
             bookings.append(Booking(request_id, ref.loi, "already_booked", amount, ZERO))
             continue
         before = {"status": row.status}
+        open_before = ref.open_amount
         if ref.status not in OPEN_REFERENCE_STATUSES or ref.open_amount <= 0:
             outcome, booked = "reference_closed", ZERO
         else:
@@ -94,7 +107,31 @@ def book_paid_requests(
                                 after={"status": "paid", "paid_amount": amount, "booked": booked, "outcome": outcome,
                                        "channel": info.channel, "via": via}, at=now))
         bookings.append(Booking(request_id, ref.loi, outcome, amount, booked))
+        if outcome in ("reference_closed", "overpaid"):
+            items.append(_control_item(row, ref, info, amount, open_before, outcome, via, pom_event_id, now))
     ledger.flush()
     session.flush()
     record_many(session, audits)
+    insert_many(session, ControlListItem.__table__, items)
     return bookings
+
+
+def _control_item(row: PomPaymentRequest, ref: OpenReference, info: PaidAtPom, amount: Decimal, open_before: Decimal,
+                  outcome: str, via: str, pom_event_id: int | None, now: datetime) -> dict[str, Any]:
+    """The control-list item of a POM payment not booked in full, in the words of a statement's control list."""
+    paid_how = f"POM {row.pom_id} ({info.channel or 'unknown channel'}, via {via})"
+    if outcome == "overpaid":
+        excess = amount - open_before
+        kind, left = "overpaid", excess
+        reason = f"{amount} paid through {paid_how} on {ref.loi} whose open amount was {open_before}: {excess} too much"
+        action = f"refund {excess} to the payer or keep it as a credit"
+    else:
+        kind, left = "closed_reference", amount
+        reason = f"{amount} paid through {paid_how} for {ref.loi}, which is {ref.status}"
+        action = "refund the payer, or book the amount on another open reference of the payer"
+    return {
+        "statement_id": None, "bank_entry_id": None, "kind": kind, "reason": reason, "action": action, "amount": left,
+        "details": {"reference": ref.loi, "pom_payment_request_id": row.id, "pom_id": row.pom_id,
+                    "account": row.account, "channel": info.channel, "via": via},
+        "source": "pom", "pom_event_id": pom_event_id, "created_at": now,
+    }

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, select
 
 from include.config import PROJECT_ROOT
+from include.finance.db import transaction
+from include.finance.models import BankStatement, ControlListItem
 
 UPGRADES = PROJECT_ROOT / "sql" / "upgrades"
 # 2026-11-22: what a collection told the banks, and the mandate amendment it carried.
@@ -104,3 +108,59 @@ def test_the_invoice_upgrade_gives_todays_tables(engine: Engine) -> None:
     for table, columns in today.items():
         assert set(_shape(engine, table)[0]) == set(columns), table
     assert "uq_invoice_current_reference" in _shape(engine, "invoice")[1]
+
+
+# 2026-12-05: control-list items from POM (no statement), resolved once, open ones indexed.
+CONTROL_LIST_BEFORE = """CREATE TABLE control_list_item (
+	id {serial} NOT NULL,
+	statement_id INTEGER NOT NULL,
+	bank_entry_id INTEGER,
+	kind VARCHAR(30) NOT NULL,
+	reason TEXT NOT NULL,
+	action TEXT NOT NULL,
+	amount NUMERIC(12, 2),
+	details JSON,
+	CONSTRAINT pk_control_list_item PRIMARY KEY (id),
+	CONSTRAINT fk_control_list_item_statement_id_bank_statement FOREIGN KEY(statement_id) REFERENCES bank_statement (id),
+	CONSTRAINT fk_control_list_item_bank_entry_id_bank_entry FOREIGN KEY(bank_entry_id) REFERENCES bank_entry (id)
+)"""
+
+
+def _constraints(engine: Engine, table: str) -> tuple[set[str], set[tuple[str, str, str]]]:
+    """CHECK constraint names, and foreign keys as (name, column, table referred to)."""
+    inspector = inspect(engine)
+    return ({c["name"] for c in inspector.get_check_constraints(table)},
+            {(fk["name"], fk["constrained_columns"][0], fk["referred_table"])
+             for fk in inspector.get_foreign_keys(table)})
+
+
+def test_the_control_list_upgrade_gives_todays_table_and_keeps_the_items(engine: Engine) -> None:
+    today = _shape(engine, "control_list_item"), _constraints(engine, "control_list_item")
+    imported_at = datetime(2026, 11, 25, 7, 15, tzinfo=timezone.utc)
+    with engine.begin() as connection:  # the table as it was before 2026-12-05, with an item of a statement
+        connection.exec_driver_sql("DROP TABLE control_list_item")
+        serial = "SERIAL" if engine.dialect.name == "postgresql" else "INTEGER"
+        connection.exec_driver_sql(CONTROL_LIST_BEFORE.format(serial=serial))
+        connection.exec_driver_sql("CREATE INDEX ix_control_list_item_statement_id ON control_list_item (statement_id)")
+        connection.execute(BankStatement.__table__.insert().values(
+            id=1, identity="BE|2026-330|330", kind="camt.053", version="camt.053.001.02", account="BE",
+            statement_id="2026-330", file_name="statement.xml", file_sha256="0" * 64, entries=1, new_lines=1,
+            imported_at=imported_at, imported_by="test"))
+        connection.exec_driver_sql(
+            "INSERT INTO control_list_item (statement_id, kind, reason, action, amount) "
+            "VALUES (1, 'unmatched', 'credit of 12.00', 'identify the payer', 12.00)")
+    engine.dispose()
+    assert "resolved_at" not in _shape(engine, "control_list_item")[0]
+    _run_script(engine, "2026-12-05_control_list_resolution")
+    engine.dispose()
+    assert (_shape(engine, "control_list_item"), _constraints(engine, "control_list_item")) == today
+    with transaction(engine, readonly=True) as session:
+        (item,) = session.scalars(select(ControlListItem))
+    assert (item.statement_id, item.kind, item.amount, item.source) == (
+        1, "unmatched", Decimal("12.00"), "bank_statement")
+    assert item.created_at.replace(tzinfo=item.created_at.tzinfo or timezone.utc) == imported_at
+    assert (item.resolved_at, item.resolution, item.pom_event_id) == (None, None, None)
+    with transaction(engine) as session:  # an item from POM (no statement) and a resolution fit now
+        session.add(ControlListItem(source="pom", kind="overpaid", reason="r", action="a", amount=Decimal("4.50")))
+        item = session.get(ControlListItem, 1)
+        item.resolved_at, item.resolved_by, item.resolution = imported_at, "test", "handled"
