@@ -37,7 +37,6 @@ include.invoices.epc_qr.EpcQrError: EPC QR amount must be between 0.01 and 99999
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
 from decimal import Decimal
@@ -216,6 +215,9 @@ def epc_qr(
     return make_qr(payload.encode("utf-8"), error="m")
 
 
+_DARK_RUN = re.compile(rb"[\x01-\xff]+")  # a row of the matrix holds one byte per module, dark when not 0
+
+
 def qr_svg(qr: segno.QRCode) -> bytes:
     """A standalone SVG of ``qr``: one user unit per module, a 4-module quiet zone, black on white.
 
@@ -229,14 +231,8 @@ def qr_svg(qr: segno.QRCode) -> bytes:
     b'<svg xmlns="http://www.w3.org/2000/svg" width="29" height="29" viewBox="0 0 29 29" shape-rendering="crispEdges"'
     """
     size = qr.symbol_size(scale=1, border=QUIET_ZONE)[0]
-    runs = []
-    for y, row in enumerate(qr.matrix_iter(scale=1, border=QUIET_ZONE)):
-        x = 0
-        for dark, group in itertools.groupby(row, key=bool):
-            width = sum(1 for _ in group)
-            if dark:
-                runs.append(f"M{x} {y}h{width}v1h-{width}z")
-            x += width
+    runs = [f"M{QUIET_ZONE + run.start()} {QUIET_ZONE + y}h{len(run.group())}v1h-{len(run.group())}z"
+            for y, row in enumerate(qr.matrix) for run in _DARK_RUN.finditer(bytes(row))]
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 {size} {size}" '
         f'shape-rendering="crispEdges"><rect width="{size}" height="{size}" fill="#fff"/>'
