@@ -28,8 +28,12 @@ __all__ = [
     "callback_receiver",
     "create_body",
     "eventually",
+    "airflow_pom_connection",
+    "dag_named",
+    "demo_with_pom",
     "pom_account",
     "pom_client",
+    "succeeded",
     "pom_server",
     "pom_sim",
     "sim_api",
@@ -247,3 +251,51 @@ def sleeps() -> list[float]:
 def pom_client(pom_account: PomAccount, sleeps: list[float]) -> Iterator[PomClient]:
     with PomClient(pom_account, max_attempts=4, sleep=sleeps.append, jitter=lambda: 0.0) as client:
         yield client
+
+
+# -- the DAGs through Airflow, against the simulator ------------------------------------------------
+
+
+@pytest.fixture
+def airflow_pom_connection(pom_sim: RunningSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prod ``bib`` account as the Airflow Connection ``pom_default`` (``AIRFLOW_CONN_POM_DEFAULT``)."""
+    import json
+
+    account = ACCOUNTS["prod"]
+    monkeypatch.setenv("AIRFLOW_CONN_POM_DEFAULT", json.dumps({
+        "conn_type": "http", "host": pom_sim.base_url, "login": account["username"], "password": account["password"],
+        "extra": {"env": "prod", "sender_id": account["sender_id"],
+                  "sender_contract_number": account["sender_contract_number"],
+                  "callback_secret": account["callback_secret"]},
+    }))
+
+
+@pytest.fixture
+def demo_with_pom(db_url: str, var_dir: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: None,
+                  airflow_pom_connection: None) -> Any:
+    """The demo institution of 2026-11-20 in the test's database, which the DAGs use, with POM reachable."""
+    from datetime import date
+
+    from include.demo import load_demo
+    from include.finance.db import create_schema, get_engine, transaction
+
+    monkeypatch.setenv("INNEN_DB_URL", db_url)
+    engine = get_engine(db_url)
+    create_schema(engine)
+    with transaction(engine) as session:
+        load_demo(session, date(2026, 11, 20))
+    return engine
+
+
+def dag_named(dag_id: str) -> Any:
+    """A DAG of ``dags/`` freshly parsed (a parsed DAG keeps the conf of its last ``dag.test()``)."""
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags[dag_id]
+
+
+def succeeded(run: Any) -> None:
+    assert str(run.state).endswith("success"), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -12,53 +11,25 @@ import pypdf
 import pytest
 from sqlalchemy import delete, func, select
 
-from include.finance.db import create_schema, get_engine, transaction
+from include.finance.db import transaction
 from include.finance.models import BankHub, Contact, Invoice, PaymentReference, PaymentReferenceType, PomPaymentRequest
 from include.runtime import LOCAL_ZONE
 from tests.integration.pom_fixtures import *  # noqa: F403
-from tests.integration.pom_fixtures import ACCOUNTS
+from tests.integration.pom_fixtures import dag_named, succeeded
 from tests.qr_reading import parse_epc, qr_payloads
 
 RUN = date(2026, 11, 20)
 
 
-@pytest.fixture
-def demo(db_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None, pom_sim: Any):  # type: ignore[no-untyped-def]
-    from include.demo import load_demo
-
-    account = ACCOUNTS["prod"]
-    monkeypatch.setenv("INNEN_DB_URL", db_url)
-    monkeypatch.setenv("AIRFLOW_CONN_POM_DEFAULT", json.dumps({
-        "conn_type": "http", "host": pom_sim.base_url, "login": account["username"], "password": account["password"],
-        "extra": {"env": "prod", "sender_id": account["sender_id"],
-                  "sender_contract_number": account["sender_contract_number"],
-                  "callback_secret": account["callback_secret"]},
-    }))
-    engine = get_engine(db_url)
-    create_schema(engine)
-    with transaction(engine) as session:
-        load_demo(session, RUN)
-    return engine
-
-
-def _dag(dag_id: str):  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags[dag_id]
-
-
-def _ok(run) -> None:  # type: ignore[no-untyped-def]
-    assert str(run.state).endswith("success"), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-
-
-def test_invoice_run_makes_every_invoice_with_both_codes_and_the_print_overview(demo, var_dir: Path) -> None:
+def test_invoice_run_makes_every_invoice_with_both_codes_and_the_print_overview(demo_with_pom, var_dir: Path) -> None:
+    demo = demo_with_pom
     with transaction(demo) as session:  # three customers without e-mail: their invoices go on paper
         owners = session.scalars(select(PaymentReference.end_user_id).join(
             PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
             .where(PaymentReferenceType.code == "FACTUUR-BIB").order_by(PaymentReference.id).limit(3)).all()
         session.execute(delete(Contact).where(Contact.end_user_id.in_(owners)))
     conf = {"run_date": RUN.isoformat(), "as_of": datetime.combine(RUN, time(2, 30), tzinfo=LOCAL_ZONE).isoformat()}
-    _ok(_dag("invoice_run").test(run_conf=conf))
+    succeeded(dag_named("invoice_run").test(run_conf=conf))
     with transaction(demo, readonly=True) as session:
         sealed = set(session.scalars(select(PaymentReference.id).where(
             PaymentReference.status == "sealed", PaymentReference.open_amount > 0)))
@@ -91,7 +62,7 @@ def test_invoice_run_makes_every_invoice_with_both_codes_and_the_print_overview(
     assert counted == len(invoices)
 
     before = (folder / "print.pdf").read_bytes()
-    _ok(_dag("invoice_run").test(run_conf=conf))
+    succeeded(dag_named("invoice_run").test(run_conf=conf))
     with transaction(demo, readonly=True) as session:
         assert session.scalar(select(func.count()).select_from(Invoice)) == len(invoices)
     assert (folder / "print.pdf").read_bytes() == before

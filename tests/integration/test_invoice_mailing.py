@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections import Counter
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -38,7 +37,7 @@ from include.pom.accounts import PomClients
 from include.pom.client import PomAccount, PomClient, PomDocument, PomRecipient
 from tests.factories import Institution, make_institution, make_reference, make_user
 from tests.integration.pom_fixtures import *  # noqa: F403
-from tests.integration.pom_fixtures import ACCOUNTS, SimApi
+from tests.integration.pom_fixtures import ACCOUNTS, SimApi, dag_named
 
 NOW = datetime(2026, 12, 4, 2, 30, tzinfo=timezone.utc)
 LATER = datetime(2026, 12, 4, 9, 0, tzinfo=timezone.utc)
@@ -226,7 +225,7 @@ def test_a_lost_answer_leaves_the_batch_journalled_and_the_rerun_sends_nothing_t
     with pytest.raises(MailingIncomplete, match=BATCH) as failed:
         _mail(engine, pom_sim.base_url, max_attempts=1, timeout=0.5)
     assert failed.value.run.journalled == [BATCH] and failed.value.run.accepted == []
-    assert len(_documents(sim_api)) == 4  # POM did the work
+    eventually(lambda: len(_documents(sim_api)) == 4 or None, timeout=15)  # POM did the work, answer or not
     rows = _sent(engine)
     assert len(rows) == 4 and all(r.accepted_at is None and r.batch == BATCH for r in rows)
     assert _audits(engine) == {"batch_journalled": 1}
@@ -442,20 +441,11 @@ def test_a_journal_with_more_invoices_than_a_batch_holds_fills_several(engine: E
 
 
 def test_invoice_mailing_dag(db_url: str, engine: Engine, var_dir: Path, airflow_db: None, sim_api: SimApi,
-                             pom_sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
-    account = ACCOUNTS["prod"]
+                             airflow_pom_connection: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INNEN_DB_URL", db_url)
-    monkeypatch.setenv("AIRFLOW_CONN_POM_DEFAULT", json.dumps({
-        "conn_type": "http", "host": pom_sim.base_url, "login": account["username"], "password": account["password"],
-        "extra": {"env": "prod", "sender_id": account["sender_id"],
-                  "sender_contract_number": account["sender_contract_number"],
-                  "callback_secret": account["callback_secret"]},
-    }))
     _setup(engine)
     make_invoices(engine, "test", NOW, print_day=DAY)
-    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags["invoice_mailing"]
+    dag = dag_named("invoice_mailing")
     run = dag.test(run_conf={"day": DAY.isoformat()})
     assert str(run.state).endswith("success"), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert sorted(d["document_id"] for d in _documents(sim_api)) == ["BIB-000001", "BIB-000002", "BIB-000003",

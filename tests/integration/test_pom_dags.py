@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,42 +9,26 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from include.finance.db import create_schema, get_engine, transaction
+from include.finance.db import transaction
 from include.finance.models import PaymentReference, PomPaymentRequest
 from include.runtime import LOCAL_ZONE
 from tests.integration.pom_fixtures import *  # noqa: F403
-from tests.integration.pom_fixtures import ACCOUNTS, SimApi
+from tests.integration.pom_fixtures import SimApi, dag_named, succeeded
 
 RUN = date(2026, 11, 20)
 
 
 @pytest.fixture
-def demo(db_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None, pom_sim: Any):  # type: ignore[no-untyped-def]
-    from include.demo import load_demo
-
-    account = ACCOUNTS["prod"]
-    monkeypatch.setenv("INNEN_DB_URL", db_url)
-    monkeypatch.setenv("AIRFLOW_CONN_POM_DEFAULT", json.dumps({
-        "conn_type": "http", "host": pom_sim.base_url, "login": account["username"], "password": account["password"],
-        "extra": {"env": "prod", "sender_id": account["sender_id"],
-                  "sender_contract_number": account["sender_contract_number"],
-                  "callback_secret": account["callback_secret"]},
-    }))
-    engine = get_engine(db_url)
-    create_schema(engine)
-    with transaction(engine) as session:
-        load_demo(session, RUN)
-    return engine
+def demo(demo_with_pom):  # type: ignore[no-untyped-def]
+    return demo_with_pom
 
 
 def _dag(dag_id: str):  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags[dag_id]
+    return dag_named(dag_id)
 
 
 def _ok(run) -> None:  # type: ignore[no-untyped-def]
-    assert str(run.state).endswith("success"), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    succeeded(run)
 
 
 def test_requests_reconciliation_and_expiry_through_airflow(demo, var_dir: Path, sim_api: SimApi) -> None:
