@@ -46,7 +46,7 @@ import segno
 from include.errors import InnenError, ReferenceNumberError
 from include.finance.money import format_amount, money
 from include.finance.reference_numbers import parse_ogm, parse_rf
-from include.invoices.qr_mask import make_qr
+from include.invoices.qr_codes import make_qr, qr_svg
 from include.sepa.identifiers import bic_problem, compact, iban_problem
 
 SERVICE_TAG = "BCD"
@@ -58,7 +58,6 @@ TEXT_MAX = 140  # characters
 MAX_PAYLOAD_BYTES = 331  # what a version 13 code holds at level M, the largest the standard allows
 MIN_AMOUNT = Decimal("0.01")
 MAX_AMOUNT = Decimal("999999999.99")
-QUIET_ZONE = 4  # modules of white around the code, as ISO/IEC 18004 asks
 
 
 class EpcQrError(InnenError, ValueError):
@@ -204,7 +203,7 @@ def epc_qr(
     encode one that fits ISO 8859-1 in that set, and the code would then
     contradict its own character-set field. ``boost_error`` is off because the
     standard fixes the level at M. The code is segno's, its mask chosen by
-    :func:`include.invoices.qr_mask.make_qr` (the same choice, faster).
+    :func:`include.invoices.qr_codes.make_qr` (the same choice, faster).
 
     >>> from decimal import Decimal
     >>> qr = epc_qr("Académie", "BE68539007547034", Decimal("12.50"), bic=None, reference="123456789002")
@@ -213,31 +212,6 @@ def epc_qr(
     """
     payload = epc_payload(name, iban, amount, bic=bic, reference=reference, text=text)
     return make_qr(payload.encode("utf-8"), error="m")
-
-
-_DARK_RUN = re.compile(rb"[\x01-\xff]+")  # a row of the matrix holds one byte per module, dark when not 0
-
-
-def qr_svg(qr: segno.QRCode) -> bytes:
-    """A standalone SVG of ``qr``: one user unit per module, a 4-module quiet zone, black on white.
-
-    Written here rather than by segno's writer so that the bytes depend on the
-    modules alone (no library version in them) and so that the SVG has a
-    viewBox: whoever places it (the invoice engine, about 4 cm wide) can scale it
-    freely. The dark modules are one path of filled rectangles, one per run in
-    a row: a renderer fills them as one shape, without hairlines between rows.
-
-    >>> qr_svg(segno.make_qr("A", error="m")).partition(b"><")[0]
-    b'<svg xmlns="http://www.w3.org/2000/svg" width="29" height="29" viewBox="0 0 29 29" shape-rendering="crispEdges"'
-    """
-    size = qr.symbol_size(scale=1, border=QUIET_ZONE)[0]
-    runs = [f"M{QUIET_ZONE + run.start()} {QUIET_ZONE + y}h{len(run.group())}v1h-{len(run.group())}z"
-            for y, row in enumerate(qr.matrix) for run in _DARK_RUN.finditer(bytes(row))]
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 {size} {size}" '
-        f'shape-rendering="crispEdges"><rect width="{size}" height="{size}" fill="#fff"/>'
-        f'<path fill="#000" d="{"".join(runs)}"/></svg>\n'
-    ).encode("ascii")
 
 
 def epc_svg(

@@ -31,15 +31,14 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from include.config import invoices_dir, templates_dir
-from include.files import atomic_write, make_durable, sha256_bytes
+from include.files import make_durable
 from include.finance.audit import audit_row, record_many
 from include.finance.bulk import insert_many, reserve_ids
 from include.finance.db import transaction
 from include.finance.models import Invoice, PaymentReference, PaymentReferenceType
-from include.invoices.epc_qr import epc_svg
+from include.invoices.epc_qr import epc_payload
 from include.invoices.facts import InvoiceFacts, gather, invoice_data
-from include.invoices.render import Renderer, page_count
-from include.invoices.render_pool import Job, RenderPool, pipelined
+from include.invoices.render_pool import MadeInvoice, RenderJob, RenderPool, pipelined
 from include.invoices.templates import template_path
 
 log = logging.getLogger(__name__)
@@ -156,7 +155,7 @@ def make_invoices(
     if not to_make:
         return run
 
-    def jobs() -> Iterator[list[Job]]:
+    def jobs() -> Iterator[list[RenderJob]]:
         for start in range(0, len(to_make), CHUNK):
             chunk = to_make[start : start + CHUNK]
             with transaction(engine, readonly=True) as session:
@@ -164,27 +163,17 @@ def make_invoices(
                 versions = dict(session.execute(
                     select(Invoice.payment_reference_id, func.max(Invoice.version))
                     .where(Invoice.payment_reference_id.in_(chunk)).group_by(Invoice.payment_reference_id)).all())
-            yield [(item, versions.get(item.reference_id, 0) + 1, day) for item in facts]
+            chunks.append({item.reference_id: item for item in facts})
+            yield [render_job_of(folder, item, versions.get(item.reference_id, 0) + 1, day) for item in facts]
 
-    with RenderPool(templates_dir(), len(to_make), workers) as pool:
-        for chunk_jobs, made in pipelined(jobs(), pool):
+    folder = templates_dir()
+    chunks: list[dict[int, InvoiceFacts]] = []
+    with RenderPool(folder, len(to_make), workers) as pool:
+        for _jobs, made in pipelined(jobs(), pool):
             make_durable([m.path for m in made])  # on disk before the database says they exist
-            _record(engine, [(job[0], m) for job, m in zip(chunk_jobs, made, strict=True)], steps, actor, now, run)
+            facts_of = chunks.pop(0)
+            _record(engine, [(facts_of[m.reference_id], m) for m in made], steps, actor, now, run)
     return run
-
-
-@dataclass(frozen=True)
-class MadeInvoice:
-    """A rendered, written invoice (what a worker sends back: small, without the facts it was made from)."""
-
-    reference_id: int
-    version: int
-    document_id: str
-    template: str
-    path: Path
-    sha256: str
-    pages: int
-    print_day: date
 
 
 def document_id(facts: InvoiceFacts, version: int) -> str:
@@ -197,24 +186,16 @@ def _file_name(document: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in document) + ".pdf"
 
 
-def render_invoice(renderer: Renderer, facts: InvoiceFacts) -> tuple[Path, bytes]:
-    """The template used and the PDF bytes of one invoice."""
-    path = template_path(renderer.folder, facts.print_state, facts.language)
-    qr = None
+def render_job_of(template_folder: Path, facts: InvoiceFacts, version: int, day: date) -> RenderJob:
+    """What a worker needs to render an invoice: the template, the placeholders' values, the EPC payload."""
+    payload = None
     if facts.transfer_qr and facts.open_amount > 0:
-        qr = epc_svg(facts.creditor_name, facts.creditor_iban or "", facts.open_amount, bic=facts.creditor_bic,
-                     reference=facts.reference_number).decode("utf-8")
-    return path, renderer.render(path, invoice_data(facts, qr))
-
-
-def render_to_file(renderer: Renderer, facts: InvoiceFacts, version: int, day: date) -> MadeInvoice:
-    """Render one invoice and write its file (atomically; made durable by the caller, with its chunk)."""
-    template, pdf = render_invoice(renderer, facts)
+        payload = epc_payload(facts.creditor_name, facts.creditor_iban or "", facts.open_amount,
+                              bic=facts.creditor_bic, reference=facts.reference_number).encode("utf-8")
     document = document_id(facts, version)
-    target = invoices_dir() / day.isoformat() / _file_name(document)
-    atomic_write(target, pdf, durable=False)
-    return MadeInvoice(facts.reference_id, version, document, template.name, target, sha256_bytes(pdf),
-                       page_count(pdf), day)
+    return RenderJob(facts.reference_id, version, document,
+                     template_path(template_folder, facts.print_state, facts.language),
+                     invoices_dir() / day.isoformat() / _file_name(document), invoice_data(facts, None), payload, day)
 
 
 Made = tuple[InvoiceFacts, MadeInvoice]

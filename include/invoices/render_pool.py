@@ -3,9 +3,11 @@
 Typst compiles while holding Python's GIL, and the EPC code is Python too,
 so threads would take turns: a run of many invoices is rendered by worker
 processes instead, one per core, each with its own Typst compiler (fonts
-loaded once per worker). Workers get the facts of a few invoices at a time,
-write each PDF (atomically, not yet flushed to disk) and send back what the
-run records: file, SHA-256, pages. The main process meanwhile reads the next
+loaded once per worker). Workers get a few :class:`RenderJob` at a time —
+plain values: the placeholders' text and the EPC payload, checked already —
+draw the EPC code, write each PDF (atomically, not yet flushed to disk) and
+send back what the run records: file, SHA-256, pages. They import segno,
+Typst and this module, nothing of the database. The main process meanwhile reads the next
 chunk's facts from the database; before a chunk is recorded its files are
 made durable together (:func:`include.files.make_durable`).
 
@@ -23,37 +25,70 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from include.invoices.render import Renderer
+from include.files import atomic_write, sha256_bytes
+from include.invoices.qr_codes import make_qr, qr_svg
+from include.invoices.render import Renderer, page_count
 
-if TYPE_CHECKING:
-    from include.invoices.facts import InvoiceFacts
-    from include.invoices.making import MadeInvoice
-
-# Below this many invoices a run renders in its own process: starting workers costs about a second.
+# Below this many invoices a run renders in its own process: starting workers costs a second or two.
 PARALLEL_FROM = 100
 BATCH = 25
 
-Job = tuple["InvoiceFacts", int, date]  # facts, version, print day
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One invoice to render, as plain values: a worker needs no database and none of the models."""
+
+    reference_id: int
+    version: int
+    document_id: str
+    template: Path
+    target: Path
+    data: dict[str, Any]  # the placeholders' values (include.invoices.facts.invoice_data), without the EPC image
+    epc_payload: bytes | None  # the EPC code's checked payload, drawn by the worker
+    print_day: date
+
+
+@dataclass(frozen=True)
+class MadeInvoice:
+    """A rendered, written invoice: what a worker sends back."""
+
+    reference_id: int
+    version: int
+    document_id: str
+    template: str
+    path: Path
+    sha256: str
+    pages: int
+    print_day: date
+
+
+def render_job(renderer: Renderer, job: RenderJob) -> MadeInvoice:
+    """Draw the EPC code, render, and write the file (atomically; made durable by the caller, with its chunk)."""
+    data = job.data
+    if job.epc_payload is not None:
+        data = data | {"epc_svg": qr_svg(make_qr(job.epc_payload, error="m")).decode("ascii")}
+    pdf = renderer.render(job.template, data)
+    atomic_write(job.target, pdf, durable=False)
+    return MadeInvoice(job.reference_id, job.version, job.document_id, job.template.name, job.target,
+                       sha256_bytes(pdf), page_count(pdf), job.print_day)
+
 
 _renderer: Renderer | None = None
 
 
-def _start_worker(template_folder: str, var_dir: str | None) -> None:
+def _start_worker(template_folder: str) -> None:
     global _renderer
-    if var_dir is not None:
-        os.environ["INNEN_VAR_DIR"] = var_dir
     _renderer = Renderer(Path(template_folder))
 
 
-def _render_batch(jobs: list[Job]) -> list[MadeInvoice]:
-    from include.invoices.making import render_to_file
-
+def _render_batch(jobs: list[RenderJob]) -> list[MadeInvoice]:
     assert _renderer is not None
-    return [render_to_file(_renderer, facts, version, day) for facts, version, day in jobs]
+    return [render_job(_renderer, job) for job in jobs]
 
 
 class RenderPool:
@@ -68,17 +103,15 @@ class RenderPool:
         if count > 1 and (workers is not None or jobs_expected >= PARALLEL_FROM):
             self._pool = ProcessPoolExecutor(
                 max_workers=count, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                initargs=(str(template_folder), os.environ.get("INNEN_VAR_DIR")))
+                initargs=(str(template_folder),))
         else:
             self._local = Renderer(template_folder)
 
-    def submit(self, jobs: list[Job]) -> Callable[[], list[MadeInvoice]]:
+    def submit(self, jobs: list[RenderJob]) -> Callable[[], list[MadeInvoice]]:
         """Start rendering ``jobs``; the returned function waits for them and gives the results in order."""
         if self._pool is None:
-            from include.invoices.making import render_to_file
-
             assert self._local is not None
-            made = [render_to_file(self._local, facts, version, day) for facts, version, day in jobs]
+            made = [render_job(self._local, job) for job in jobs]
             return lambda: made
         futures: list[Future[list[MadeInvoice]]] = [
             self._pool.submit(_render_batch, jobs[start : start + BATCH]) for start in range(0, len(jobs), BATCH)]
@@ -95,9 +128,9 @@ class RenderPool:
         self.close()
 
 
-def pipelined(chunks: Iterator[list[Job]], pool: RenderPool) -> Iterator[tuple[list[Job], list[MadeInvoice]]]:
+def pipelined(chunks: Iterator[list[RenderJob]], pool: RenderPool) -> Iterator[tuple[list[RenderJob], list[MadeInvoice]]]:
     """Each chunk with its results, the next chunk read and submitted before waiting for the current one."""
-    pending: tuple[list[Job], Callable[[], list[MadeInvoice]]] | None = None
+    pending: tuple[list[RenderJob], Callable[[], list[MadeInvoice]]] | None = None
     for jobs in chunks:
         started = (jobs, pool.submit(jobs))
         if pending is not None:

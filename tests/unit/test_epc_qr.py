@@ -15,12 +15,12 @@ import pytest
 from include.errors import InnenError
 from include.invoices.epc_qr import (
     MAX_PAYLOAD_BYTES,
-    QUIET_ZONE,
     EpcQrError,
     epc_payload,
     epc_qr,
     epc_svg,
 )
+from include.invoices.qr_codes import QUIET_ZONE
 
 IBAN = "BE68539007547034"
 ACADEMIE = "Académie & Bibliothèque Crèvecœur"

@@ -13,7 +13,8 @@ from decimal import Decimal
 import pytest
 import segno
 
-from include.invoices.epc_qr import epc_payload, epc_svg, qr_svg
+from include.invoices.epc_qr import epc_payload, epc_svg
+from include.invoices.qr_codes import qr_svg
 from tests.qr_reading import parse_epc, qr_payloads
 
 typst = pytest.importorskip("typst")

@@ -9,7 +9,7 @@ import pytest
 import segno
 
 from include.invoices.epc_qr import epc_payload
-from include.invoices.qr_mask import best_mask, make_qr
+from include.invoices.qr_codes import best_mask, make_qr
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 \n/+-:.\xc3\xa9\xc5\x93"
 
