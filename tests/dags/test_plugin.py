@@ -48,3 +48,93 @@ def test_plugin_mounts_the_pom_callback_app_in_the_api_server(monkeypatch) -> No
     forged = asyncio.run(post("/pom/callback/default", body, {"X-POM-Timestamp": str(stamp),
                                                               "X-POM-Signature": sign("wrong", stamp, body)}))
     assert forged.status_code == 401
+
+
+def _innen_plugin():  # type: ignore[no-untyped-def]
+    from airflow import plugins_manager
+
+    plugins_manager.ensure_plugins_loaded()
+    (plugin,) = [p for p in plugins_manager.get_plugin_info() if p["name"] == "innen"]
+    return plugin
+
+
+def _apps() -> dict[str, object]:
+    from airflow import plugins_manager
+
+    apps, _middlewares = plugins_manager.get_fastapi_plugins()
+    return {app["url_prefix"]: app["app"] for app in apps}
+
+
+def _built(lazy: object):  # type: ignore[no-untyped-def]
+    """The FastAPI app behind one of our lazy ASGI wrappers (one request builds it)."""
+    import asyncio
+
+    import httpx
+
+    async def poke() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=lazy), base_url="http://innen") as client:
+            await client.get("/built")
+
+    asyncio.run(poke())
+    return lazy._app  # type: ignore[attr-defined]
+
+
+def _calls(dependant) -> set[object]:  # type: ignore[no-untyped-def]
+    found = set()
+    for sub in dependant.dependencies:
+        found.add(sub.call)
+        found |= _calls(sub)
+    return found
+
+
+def test_plugin_declares_the_reports_tab_and_the_finance_page_as_airflow_accepts_them() -> None:
+    from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
+
+    views = {view["name"]: view for view in _innen_plugin()["external_views"]}
+    assert views["Reports"] == {
+        "name": "Reports", "href": "/innen-finance/runs/{DAG_ID}/{RUN_ID}/reports", "destination": "dag_run",
+        "url_route": "innen-reports",
+    }
+    assert views["Finance"]["href"] == "/innen-finance/finance" and views["Finance"]["destination"] == "nav"
+    assert views["Finance"]["url_route"] == "innen-finance" and views["Finance"]["category"] == "browse"
+    for view in views.values():  # what the UI's plugin endpoint serves them as
+        ExternalViewResponse.model_validate(view)
+
+    from airflow import plugins_manager
+
+    # Airflow drops a view whose url_route another plugin took; ours must survive that check.
+    external_views, _react_apps = plugins_manager._get_ui_plugins()
+    assert {"innen-reports", "innen-finance"} <= {view["url_route"] for view in external_views}
+
+
+def test_the_reports_and_finance_app_requires_airflows_login_and_the_callback_app_does_not() -> None:
+    import asyncio
+
+    import httpx
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.routing import APIRoute
+
+    apps = _apps()
+    assert set(apps) >= {"/innen", "/innen-finance"}
+
+    finance = _built(apps["/innen-finance"])
+    routes = {route.path: route for route in finance.routes if isinstance(route, APIRoute)}
+    assert set(routes) == {"/runs/{dag_id}/{run_id}/reports", "/runs/{dag_id}/{run_id}/file",
+                           "/runs/{dag_id}/{run_id}/files/{path:path}", "/finance", "/finance/{section}.csv"}
+    for route in routes.values():
+        assert get_user in _calls(route.dependant), f"{route.path} does not ask Airflow who the user is"
+
+    async def get(path: str, **headers: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=apps["/innen-finance"])
+        async with httpx.AsyncClient(transport=transport, base_url="http://innen") as client:
+            return await client.get(path, headers=headers)
+
+    for path in ("/runs/mandate_execution/r1/reports", "/runs/mandate_execution/r1/file?path=a.csv",
+                 "/runs/mandate_execution/r1/files/a/b.csv", "/finance", "/finance/open.csv"):
+        assert asyncio.run(get(path)).status_code == 401, path
+
+    callbacks = _built(apps["/innen"])
+    callback_routes = [route for route in callbacks.routes if isinstance(route, APIRoute)]
+    assert {route.path for route in callback_routes} >= {"/pom/callback/{account}", "/pom/return/{account}/{loi}"}
+    for route in callback_routes:  # POM and payers have no Airflow login: the callbacks are signed instead
+        assert get_user not in _calls(route.dependant), route.path
