@@ -18,11 +18,12 @@ export AIRFLOW__CORE__PARALLELISM := 4
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: help install demo test ui airflow bench postgres qr-tools airflow-db clean
+.PHONY: help install demo test test-quick ui airflow bench postgres qr-tools airflow-db clean
 
 help:
 	@echo "make demo   install, build the demo institution, run the direct-debit cycle, print the outputs"
 	@echo "make test   install, then the whole test suite (unit, DAG integrity, integration, end-to-end)"
+	@echo "make test-quick  unit and DAG tests and the doctests (under a minute; no PostgreSQL, no end-to-end)"
 	@echo "make ui     airflow standalone with Innen's DAGs on http://localhost:$(AIRFLOW__API__PORT)"
 	@echo "make airflow ARGS=\"dags list\"  any airflow command with Innen's environment (the same as bin/airflow dags list)"
 	@echo "make bench  the benchmarks in bench/ (minutes; prints ratios against their anchors)"
@@ -58,6 +59,9 @@ demo: airflow-db
 
 test: $(STAMP) postgres qr-tools
 	@$(VPY) -m pytest
+
+test-quick: $(STAMP) qr-tools
+	@$(VPY) -m pytest tests/unit tests/dags include -q
 
 # standalone starts its components as `airflow …` subprocesses: the venv goes first on PATH.
 ui: airflow-db
