@@ -1,0 +1,132 @@
+"""
+### Seal or unseal payment references (by hand)
+
+Seed 2.3.1: only a sealed payment reference gets an invoice and can be
+collected; unsealing ("ontdooien") turns it back into a draft to edit, and
+its invoice is withdrawn. Give the `references` (`fp:SYS:n`, one per line)
+and the `action`:
+
+* **seal**: drafts become sealed (the type's transaction cost is added once);
+  needs the type's **write** lock (`accwrite`) or its admin lock.
+* **unseal**: sealed references become drafts; breaking a seal
+  ("doorbreken") needs the type's **admin** lock (`accadmin`), and a type
+  whose admin lock is empty lets nobody unseal. Refused for a paid reference
+  and for one being collected (a collection run, ready or exported, still
+  carries it: delete the run's references instead). Unsealed references
+  that had an open POM payment request get it cancelled at POM right away.
+
+The locks name roles, and they are checked for the user who triggered the
+run, for every reference first: one refusal refuses them all, and the
+message lists every reference refused, the lock it needs and your roles. A
+run nobody triggered in person (a schedule, `dag.test`) holds no roles. A
+refusal fails the run without a retry; nothing is changed then. Every change
+is audited with the user who triggered the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+log = logging.getLogger(__name__)
+
+
+def _lois(values: Any) -> list[str]:
+    """The form's references: a list (one per line), each item possibly several separated by commas."""
+    items = [values] if isinstance(values, str) else list(values or [])
+    return [loi.strip() for item in items for loi in str(item).split(",") if loi.strip()]
+
+
+def seal_or_unseal(context: Mapping[str, Any], role_source: Any) -> dict:
+    """The task's work: check every reference's lock for the person ``role_source`` names, then seal or unseal.
+
+    ``role_source``: context → (person or None, roles); :func:`include.airflow_roles.run_roles` in a run.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.errors import InnenError
+    from include.finance.access import check_references, reference_ids
+    from include.finance.db import transaction
+    from include.finance.sealing import seal, unseal
+    from include.runtime import actor, as_of
+
+    params = context["params"]
+    action = params["action"]
+    lois = _lois(params.get("references"))
+    user, roles = role_source(context)  # a lookup that fails is a fault (retried), not a refusal
+    log.info("%s %d reference(s) for %s, roles: %s", action, len(lois), user or "no person",
+             ", ".join(sorted(roles)) or "none")
+    try:
+        with transaction() as session:
+            ids = reference_ids(session, lois)
+            refusals = check_references(session, ids, action, roles)
+            if refusals:
+                nobody = "" if user else (" (no person triggered this run — a schedule, an asset or dag.test — "
+                                          "so it holds no roles)")
+                raise InnenError(f"nothing {action}ed{nobody}: " + "; ".join(refusals))
+            change = seal if action == "seal" else unseal
+            changed = change(session, ids, actor(context, with_user=True), as_of(context))
+    except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
+        raise AirflowFailException(f"refused: {refusal}") from None
+    done = set(changed)
+    result = {"action": action, "user": user, "references": lois, "changed": changed,
+              "unchanged": [loi for loi in lois if loi not in done]}
+    log.info("%sed: %s; already so: %s", action, ", ".join(changed) or "none", ", ".join(result["unchanged"]) or "none")
+    return result
+
+
+@dag(
+    dag_id="payment_reference_seal",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Brussels"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=1), "owner": "finance"},
+    tags=["innen", "finance", "payment-reference"],
+    params={
+        "references": Param(
+            type="array", items={"type": "string"}, minItems=1, title="Payment references",
+            description="One per line, e.g. fp:BIB:30",
+        ),
+        "action": Param("seal", type="string", enum=["seal", "unseal"], title="Action",
+                        description="seal: draft → sealed (write lock); unseal: sealed → draft (admin lock)"),
+    },
+    doc_md=__doc__,
+)
+def payment_reference_seal() -> None:
+    @task
+    def apply() -> dict:
+        from include import airflow_roles
+
+        return seal_or_unseal(get_current_context(), airflow_roles.run_roles)
+
+    @task
+    def cancel_pom_requests(result: dict) -> dict:
+        from airflow.sdk import Connection
+
+        from include.finance.db import get_engine
+        from include.pom.accounts import PomClients, accounts_from_connections
+        from include.pom.payment_requests import live_request_accounts, retire_requests_of
+        from include.runtime import actor, as_of
+
+        if result["action"] != "unseal" or not result["changed"]:
+            return {"cancelled": 0}
+        engine = get_engine()
+        live = live_request_accounts(engine, result["changed"])
+        if not live:
+            return {"cancelled": 0}
+        context = get_current_context()
+        with PomClients(accounts_from_connections(set(live.values()), Connection.get)) as clients:
+            summary = retire_requests_of(engine, clients, actor(context), as_of(context), set(live))
+        log.info("POM requests of the unsealed references: %s", summary.as_dict())
+        return summary.as_dict()
+
+    cancel_pom_requests(apply())
+
+
+payment_reference_seal()
