@@ -17,6 +17,7 @@ choice with segno's on many payloads.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 import segno
@@ -62,44 +63,76 @@ def _unpack(value: int, width: int) -> bytes:
 _UNDIGITS = bytes.maketrans(b"01", b"\x00\x01")
 
 
-def _n3(seq: bytes, size: int) -> int:
-    """segno's count of the 1:1:3:1:1 pattern with four light modules on one side (40 each), as it searches."""
+def _n3(lines: bytes, size: int) -> int:
+    """segno's count of the 1:1:3:1:1 pattern with four light modules on one side (40 each), searched as segno
+    searches each line, over ``lines``: lines of ``size`` modules, each followed by one separator byte."""
     count = 0
-    idx = seq.find(_N3)
+    stride = size + 1
+    idx = lines.find(_N3)
     while idx != -1:
-        offset = idx + 7
-        if idx in (0, size - 7) or not any(seq[max(idx - 4, 0) : min(idx, size)]) \
-                or not any(seq[max(offset, 0) : min(offset + 4, size)]):
+        start = idx - idx % stride  # the line's first module
+        at = idx - start
+        after = at + 7
+        line = lines[start : start + size]
+        if at in (0, size - 7) or not any(line[max(at - 4, 0) : at]) or not any(line[after : after + 4]):
             count += 40
+            idx = lines.find(_N3, idx + 7)
         else:
-            offset = idx + 4
-        idx = seq.find(_N3, offset)
+            idx = lines.find(_N3, idx + 4)
     return count
 
 
-def _score(rows: list[int], width: int) -> int:
-    as_bytes = [_unpack(row, width) for row in rows]
-    columns = [bytes(column) for column in zip(*as_bytes)]
-    n1 = sum(len(run) - 2 for line in (*as_bytes, *columns) for run in _RUN.findall(line))
-    full = (1 << width) - 1
-    n2 = 0
-    for upper, lower in zip(rows, rows[1:]):
-        same = ~(upper ^ lower) & full  # same colour above and below
-        across = ~(upper ^ (upper >> 1)) & full  # same colour left and right (of the upper row)
-        n2 += 3 * (same & (same >> 1) & across & (full >> 1)).bit_count()
-    n3 = sum(_n3(line, width) for line in as_bytes) + sum(_n3(line, width) for line in columns)
-    dark = sum(row.bit_count() for row in rows)
-    n4 = 10 * int(abs(float(dark) / (width * width) * 100 - 50) / 5)
+def _score(symbol: int, width: int, masks: _Masks) -> int:
+    """segno's penalty (N1 + N2 + N3 + N4) of a symbol given as one integer, row after row, first bit first."""
+    modules = format(symbol, f"0{width * width}b").encode("ascii").translate(_UNDIGITS)
+    rows = [modules[i * width : (i + 1) * width] for i in range(width)]
+    columns = [modules[j::width] for j in range(width)]
+    lines = b"\x02".join(rows + columns) + b"\x02"
+    n1 = sum(len(run) - 2 for run in _RUN.findall(lines))
+    # N2: 2x2 blocks of one colour, named by their lower-right module: shifted by ``width`` a module meets the one
+    # above it, shifted by 1 the one to its left (the first module is the highest bit).
+    same_below = ~(symbol ^ (symbol >> width))
+    same_right = ~(symbol ^ (symbol >> 1))
+    blocks = same_below & (same_below >> 1) & same_right & (same_right >> width) & masks.block_corners
+    n2 = 3 * blocks.bit_count()
+    n3 = _n3(lines, width)
+    n4 = 10 * int(abs(float(symbol.bit_count()) / (width * width) * 100 - 50) / 5)
     return n1 + n2 + n3 + n4
+
+
+class _Masks:
+    """The layout of a symbol of one width, as whole-symbol integers (row after row, first module first)."""
+
+    def __init__(self, width: int) -> None:
+        region, fixed, masks = _layout(width)
+        self.width = width
+        self.region = _join(region, width)
+        self.fixed = _join([_pack(row) for row in fixed], width) & ~self.region
+        self.patterns = [_join(mask, width) for mask in masks]
+        # Lower-right corners of the 2x2 blocks: every module but those of the first row and the first column.
+        self.block_corners = _join([0] + [(1 << (width - 1)) - 1] * (width - 1), width)
+
+
+def _join(rows: Sequence[int], width: int) -> int:
+    value = 0
+    for row in rows:
+        value = (value << width) | row
+    return value
+
+
+@lru_cache(maxsize=64)
+def _masks(width: int) -> _Masks:
+    return _Masks(width)
 
 
 def _choose(code: encoder.Code) -> tuple[int, list[int]]:
     """The mask segno would choose for ``code`` (made with mask 0), and the data rows without any mask."""
     width = len(code.matrix)
-    region, fixed, masks = _layout(width)
+    region, _fixed, masks = _layout(width)
     data = [(_pack(bytes(row)) & region[i]) ^ masks[0][i] for i, row in enumerate(code.matrix)]
-    base = [_pack(fixed[i]) & ~region[i] for i in range(width)]
-    scores = [_score([base[i] | ((data[i] ^ mask[i]) & region[i]) for i in range(width)], width) for mask in masks]
+    layout = _masks(width)
+    placed = _join(data, width)
+    scores = [_score(layout.fixed | ((placed ^ pattern) & layout.region), width, layout) for pattern in layout.patterns]
     return min(range(len(scores)), key=scores.__getitem__), data
 
 

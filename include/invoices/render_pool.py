@@ -22,6 +22,7 @@ is why small runs render in their own process.
 from __future__ import annotations
 
 import multiprocessing
+from collections import deque
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -128,13 +129,16 @@ class RenderPool:
         self.close()
 
 
-def pipelined(chunks: Iterator[list[RenderJob]], pool: RenderPool) -> Iterator[tuple[list[RenderJob], list[MadeInvoice]]]:
-    """Each chunk with its results, the next chunk read and submitted before waiting for the current one."""
-    pending: tuple[list[RenderJob], Callable[[], list[MadeInvoice]]] | None = None
+def pipelined(chunks: Iterator[list[RenderJob]], pool: RenderPool,
+              ahead: int = 3) -> Iterator[tuple[list[RenderJob], list[MadeInvoice]]]:
+    """Each chunk with its results, in order, with up to ``ahead`` chunks read and submitted before waiting for
+    the oldest: the workers always have work queued while the main process records and reads."""
+    pending: deque[tuple[list[RenderJob], Callable[[], list[MadeInvoice]]]] = deque()
     for jobs in chunks:
-        started = (jobs, pool.submit(jobs))
-        if pending is not None:
-            yield pending[0], pending[1]()
-        pending = started
-    if pending is not None:
-        yield pending[0], pending[1]()
+        pending.append((jobs, pool.submit(jobs)))
+        if len(pending) >= ahead:
+            jobs_done, wait = pending.popleft()
+            yield jobs_done, wait()
+    while pending:
+        jobs_done, wait = pending.popleft()
+        yield jobs_done, wait()
