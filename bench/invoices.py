@@ -242,6 +242,45 @@ def _maxrss_mb() -> tuple[float, float]:
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 
 
+class WorkerPeaks:
+    """The peak RSS (``VmHWM``) of this process's render workers, sampled from /proc while they run.
+
+    ``ru_maxrss`` cannot tell: a spawned worker is forked before it executes
+    Python afresh, and the kernel counts the parent's pages it shared for that
+    instant as the worker's peak. ``VmHWM`` belongs to the worker's own address
+    space, made at exec.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peaks: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(0.1):
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    status = Path(f"/proc/{entry}/status").read_text()
+                except OSError:
+                    continue
+                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+                if fields.get("PPid", "").strip() == str(me) and "VmHWM" in fields:
+                    kb = int(fields["VmHWM"].split()[0])
+                    self.peaks[int(entry)] = max(self.peaks.get(int(entry), 0.0), kb / 1024)
+
+    def stop(self) -> float:
+        """The largest worker's peak, in MB."""
+        self._stop.set()
+        self._thread.join()
+        return max(self.peaks.values(), default=0.0)
+
+
 def run_ours(url: str, n: int, profile: bool) -> dict[str, Any]:
     """``make_invoices`` over every reference, timed; then the rows and files checked (untimed)."""
     from datetime import date, datetime, timezone
@@ -262,12 +301,14 @@ def run_ours(url: str, n: int, profile: bool) -> dict[str, Any]:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    sampler = WorkerPeaks()
     started = time.perf_counter()
     run = make_invoices(engine, "bench", now, print_day=day)
     seconds = time.perf_counter() - started
     if profiler is not None:
         profiler.disable()
-    own, children = _maxrss_mb()
+    children = sampler.stop()
+    own = _maxrss_mb()[0]
     if profiler is not None:
         print_profile(profiler, "make_invoices")
 
@@ -348,11 +389,16 @@ def main() -> None:
         _, baseline = in_child(idle)
         print(f"peak of an idle child: {baseline:6.0f} MB  (part of every peak below)")
 
-        ours, our_peak = in_child(run_ours, url, args.n, args.profile)
-        peak = max(our_peak, ours["rss_self_mb"], ours["rss_children_mb"])
+        ours, _child_peak = in_child(run_ours, url, args.n, args.profile)
+        # Ours runs in this child and its render workers (one per core): the peak counted is the child's own
+        # plus, for every worker, the largest worker's peak (an upper bound of their sum).
+        workers = os.cpu_count() or 1
+        peak = ours["rss_self_mb"] + workers * ours["rss_children_mb"]
         per_second = args.n / ours["seconds"]
         print(
             f"ours:   {ours['seconds']:8.2f} s  {per_second:7.1f} invoices/s  peak {peak:6.0f} MB "
+            f"(this process {ours['rss_self_mb']:.0f} MB + {workers} x its largest worker "
+            f"{ours['rss_children_mb']:.0f} MB) "
             f"(RSS {ours['rss_before_mb']:.0f} MB before the run)  make_invoices: {ours['made']} made, "
             f"{ours['rows']} current invoice rows, {ours['with_pom']} with a POM request, channels "
             f"{dict(sorted(ours['channels'].items()))}, pages {ours['pages']}, {ours['files']} PDF files "
