@@ -50,7 +50,6 @@ from include.finance.models import (
     DebtLine,
     EndUser,
     FinancialSystem,
-    Invoice,
     PaymentReference,
     PaymentReferenceLine,
     PaymentReferenceType,
@@ -58,6 +57,7 @@ from include.finance.models import (
 )
 from include.finance.money import ZERO
 from include.finance.numbering import reference_numbers
+from include.invoices.withdrawal import withdraw_current
 from include.runtime import LOCAL_ZONE
 from include.sepa.transaction_codes import matcher
 
@@ -345,15 +345,8 @@ def unseal(session: Session, reference_ids: Iterable[int], actor: str, now: date
                                 before={"status": "sealed", "sealed_at": ref.sealed_at}, after={"status": "draft"},
                                 at=now))
         ref.status, ref.sealed_at = "draft", None
-    if unsealed:
-        invoices = session.scalars(
-            select(Invoice).where(Invoice.payment_reference_id.in_([ref.id for ref in unsealed]),
-                                  Invoice.withdrawn_at.is_(None)).order_by(Invoice.id).with_for_update()
-        ).all()
-        for invoice in invoices:
-            invoice.withdrawn_at, invoice.withdrawn_reason = now, UNSEAL_REASON
-            audits.append(audit_row("invoice", invoice.id, "withdrawn", actor,
-                                    before={"document_id": invoice.document_id}, after={"reason": UNSEAL_REASON}, at=now))
     session.flush()
     record_many(session, audits)
+    if unsealed:
+        withdraw_current(session, [ref.id for ref in unsealed], actor, now, reason=UNSEAL_REASON)
     return [ref.loi for ref in unsealed]

@@ -17,7 +17,8 @@ from sqlalchemy import Engine, select
 from include.config import invoices_dir
 from include.finance.db import transaction
 from include.finance.models import Invoice, PaymentReference, PaymentReferenceType, PomPaymentRequest
-from include.invoices.making import make_invoices, withdraw_current
+from include.invoices.making import make_invoices
+from include.invoices.withdrawal import withdraw_current
 from include.pom.accounts import PomClients
 from include.pom.payment_requests import sync_payment_requests
 

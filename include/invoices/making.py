@@ -40,6 +40,7 @@ from include.invoices.epc_qr import epc_payload
 from include.invoices.facts import InvoiceFacts, gather, invoice_data
 from include.invoices.render_pool import MadeInvoice, RenderJob, RenderPool, pipelined
 from include.invoices.templates import template_path
+from include.invoices.withdrawal import withdraw_current
 
 log = logging.getLogger(__name__)
 
@@ -238,23 +239,3 @@ def _insert(session: Any, made: list[Made], steps: dict[int, Step], actor: str, 
     run.counts["withdrawn"] += withdrawn
     run.counts["made"] += len(made)
     run.made.extend(m.document_id for _facts, m in made)
-
-
-def withdraw_current(session: Any, reference_ids: Iterable[int], actor: str, now: datetime, *, reason: str) -> int:
-    """Withdraw the current invoice of each reference (the link to the document goes; the file stays), audited."""
-    rows = session.scalars(select(Invoice).where(Invoice.payment_reference_id.in_(list(reference_ids)),
-                                                 Invoice.withdrawn_at.is_(None))).all()
-    for row in rows:
-        row.withdrawn_at, row.withdrawn_reason = now, reason
-    session.flush()
-    record_many(session, [audit_row("invoice", row.id, "withdrawn", actor, before={"document_id": row.document_id},
-                                    after={"reason": reason}, at=now) for row in rows])
-    return len(rows)
-
-
-def current_invoice_file(session: Any, reference_id: int) -> tuple[Invoice, Path] | None:
-    """The current invoice of a reference and its file, or None."""
-    row = session.scalars(select(Invoice).where(Invoice.payment_reference_id == reference_id,
-                                                Invoice.withdrawn_at.is_(None))).one_or_none()
-    return (row, invoices_dir() / row.file_path) if row is not None else None
-
