@@ -68,21 +68,15 @@ def payment_reference_delete() -> None:
         from airflow.sdk import Connection
 
         from include.finance.db import get_engine
-        from include.pom.accounts import PomClients, accounts_from_connections
-        from include.pom.payment_requests import live_request_accounts, retire_requests_of
+        from include.pom.payment_requests import retire_requests_of_lois
         from include.runtime import actor, as_of
 
         if deletion["dry_run"] or not deletion["deleted"]:
             return {"cancelled": 0}
-        engine = get_engine()
-        live = live_request_accounts(engine, deletion["deleted"])
-        if not live:
-            return {"cancelled": 0}
         context = get_current_context()
-        with PomClients(accounts_from_connections(set(live.values()), Connection.get)) as clients:
-            summary = retire_requests_of(engine, clients, actor(context), as_of(context), set(live))
-        log.info("POM requests of the deleted references: %s", summary.as_dict())
-        return summary.as_dict()
+        summary = retire_requests_of_lois(get_engine(), deletion["deleted"], actor(context), as_of(context), Connection.get)
+        log.info("POM requests of the deleted references: %s", summary)
+        return summary
 
     cancel_pom_requests(delete())
 

@@ -49,7 +49,7 @@ from include.finance.models import (
     PomPaymentRequest,
 )
 from include.finance.reference_numbers import display_reference
-from include.pom.accounts import PomClients
+from include.pom.accounts import PomClients, accounts_from_connections
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomError, PomRejected, PomRequest, PomUnavailable
 
@@ -384,6 +384,17 @@ def live_request_accounts(engine: Engine, reference_lois: list[str]) -> dict[int
             .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
             .where(PaymentReference.loi.in_(reference_lois), PomPaymentRequest.status.in_(LIVE_POM_REQUEST_STATUSES))
         ).all())
+
+
+def retire_requests_of_lois(engine: Engine, reference_lois: list[str], actor: str, now: datetime,
+                            get_connection: Any) -> dict[str, Any]:
+    """Cancel at once the live POM requests of references just deleted or unsealed (accounts from
+    ``get_connection``, Airflow's ``Connection.get``); what was done, for the task's log."""
+    live = live_request_accounts(engine, reference_lois)
+    if not live:
+        return {"cancelled": 0}
+    with PomClients(accounts_from_connections(set(live.values()), get_connection)) as clients:
+        return retire_requests_of(engine, clients, actor, now, set(live)).as_dict()
 
 
 def retire_requests_of(engine: Engine, clients: PomClients, actor: str, now: datetime, reference_ids: set[int]) -> SyncSummary:
