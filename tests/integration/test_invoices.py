@@ -67,7 +67,7 @@ def test_an_invoice_carries_the_transfer_qr_of_its_reference(engine: Engine, var
         number = ref.reference_number
     payloads = qr_payloads(pdf, dpi=100)
     assert len(payloads) == 1
-    assert qr_payloads(pdf, dpi=72) == payloads  # a coarse scan of the page still reads the transfer code
+    assert qr_payloads(pdf, dpi=55) == payloads  # a coarse scan of the page still reads the transfer code
     epc = parse_epc(payloads[0])
     assert epc["iban"] == hub_iban and epc["amount"] == Decimal("20.50") and epc["reference"] == number
     assert epc["name"] == "Bibliotheek Crèvecœur & Co"
