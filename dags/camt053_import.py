@@ -31,6 +31,11 @@ references the statements paid or partly paid are cancelled, or remade for
 the new amount, right away, so a QR code on an invoice paid by transfer
 cannot be paid a second time; otherwise the nightly `pom_payment_requests`
 does it.
+
+Then, when the statements put new items on control lists, finance gets one
+e-mail (Airflow's `SmtpNotifier`, Connection `innen_finance_mail`): per
+statement the count, the total amount and where its control list is. Without
+that Connection nothing is sent.
 """
 
 from __future__ import annotations
@@ -105,7 +110,44 @@ def camt053_import() -> None:
         log.info("POM requests of references paid by these statements: %s", summary.as_dict())
         return summary.as_dict()
 
-    import_file.expand(path=files_to_import()) >> update_pom_requests()
+    @task(trigger_rule="all_done")
+    def notify_finance(results: list[dict | None]) -> dict:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+        from airflow.sdk import Connection, conf
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from include.finance.db import get_engine, transaction
+        from include.notifications import (
+            FINANCE_MAIL_CONN_ID, control_list_mail, control_list_totals, new_control_list_items, recipients,
+            run_reports_url,
+        )
+
+        results = [result for result in (results or []) if result]
+        ids = [s.get("statement_db_id") for result in results for s in result.get("statements") or []]
+        with transaction(get_engine(), readonly=True) as session:
+            found = new_control_list_items(results, control_list_totals(session, ids))
+        context = get_current_context()
+        base_url = conf.get("api", "base_url", fallback=None) or "http://localhost:8080"
+        mail = control_list_mail(found, run_reports_url(base_url, context["dag"].dag_id, context["run_id"]))
+        if mail is None:
+            return {"sent": False, "items": 0}
+        try:
+            connection = Connection.get(FINANCE_MAIL_CONN_ID)
+        except AirflowNotFoundException:
+            log.info("no Connection %s: finance is not mailed about the new control-list items", FINANCE_MAIL_CONN_ID)
+            return {"sent": False, "items": sum(f.items for f in found)}
+        subject, body = mail
+        to = recipients(connection.extra_dejson)
+        if not to:
+            log.warning("Connection %s has no extra 'to': finance is not mailed", FINANCE_MAIL_CONN_ID)
+            return {"sent": False, "items": sum(f.items for f in found)}
+        SmtpNotifier(smtp_conn_id=FINANCE_MAIL_CONN_ID, to=to, subject=subject, html_content=body).notify(context)
+        log.info("mailed finance: %s", subject)
+        return {"sent": True, "items": sum(f.items for f in found), "subject": subject}
+
+    imported = import_file.expand(path=files_to_import())
+    imported >> update_pom_requests()
+    notify_finance(imported)
 
 
 camt053_import()
