@@ -37,16 +37,8 @@ from jinja2 import Environment, select_autoescape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from include.finance.models import (
-    RUN_STATUSES,
-    BankEntry,
-    BankHub,
-    BankStatement,
-    CollectionRun,
-    ControlListItem,
-    PaymentReference,
-    in_cents,
-)
+from include.finance.control_list_resolution import open_item_query
+from include.finance.models import RUN_STATUSES, BankHub, CollectionRun, ControlListItem, in_cents
 from include.runtime import LOCAL_ZONE
 from include.sepa.identifiers import mask_iban
 
@@ -118,15 +110,8 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 def _item_query() -> Any:
-    return (
-        select(ControlListItem, BankStatement.statement_id, BankStatement.account, BankEntry.counterparty_name,
-               BankEntry.counterparty_iban, PaymentReference.loi)
-        .outerjoin(BankStatement, BankStatement.id == ControlListItem.statement_id)
-        .outerjoin(BankEntry, BankEntry.id == ControlListItem.bank_entry_id)
-        .outerjoin(PaymentReference, PaymentReference.id == BankEntry.payment_reference_id)
-        .where(ControlListItem.resolved_at.is_(None))
-        .order_by(ControlListItem.created_at.desc(), ControlListItem.id.desc())
-    )
+    """The open items (include/finance/control_list_resolution.py), newest first."""
+    return open_item_query().order_by(ControlListItem.created_at.desc(), ControlListItem.id.desc())
 
 
 def _total(session: Session, *conditions: Any) -> Decimal:
@@ -145,7 +130,7 @@ def _count(session: Session, *conditions: Any) -> int:
 def open_items(session: Session, limit: int | None = HTML_LIMIT) -> Section:
     section = Section("open", "Open control-list items", OPEN_HEADER)
     query = _item_query() if limit is None else _item_query().limit(limit)
-    for item, statement, account, name, iban, loi in session.execute(query):
+    for item, name, iban, account, statement, loi in session.execute(query):
         section.rows.append([
             str(item.id), local_time(item.created_at), item.source, item.kind, statement or "", account or "",
             amount_text(item.amount), (item.details or {}).get("reference") or loi or "",
@@ -163,7 +148,7 @@ def refunds(session: Session, limit: int | None = HTML_LIMIT) -> Section:
     query = _item_query().where(ControlListItem.kind.in_(REFUND_KINDS))
     if limit is not None:
         query = query.limit(limit)
-    for item, _statement, _account, name, iban, loi in session.execute(query):
+    for item, name, iban, _account, _statement, loi in session.execute(query):
         details = item.details or {}
         if item.source == "pom":
             payer = f"POM {details.get('pom_id') or ''} ({details.get('channel') or 'unknown channel'})".strip()

@@ -303,17 +303,22 @@ OPEN_HEADER = ("item", "source", "kind", "since", "amount", "statement", "counte
                "reference", "reason", "action")
 
 
-def open_items(session: Session, limit: int | None = None) -> list[list[Any]]:
-    """The open items of every source, oldest first, as rows of :data:`OPEN_HEADER` (the Finance page, the report)."""
-    query = (
+def open_item_query() -> Any:
+    """Open items of every source with their entry's payer, statement and reference:
+    ``(item, counterparty name, counterparty IBAN, account, statement id, reference loi)``, unordered."""
+    return (
         select(ControlListItem, BankEntry.counterparty_name, BankEntry.counterparty_iban, BankStatement.account,
                BankStatement.statement_id, PaymentReference.loi)
         .outerjoin(BankEntry, BankEntry.id == ControlListItem.bank_entry_id)
         .outerjoin(BankStatement, BankStatement.id == ControlListItem.statement_id)
         .outerjoin(PaymentReference, PaymentReference.id == BankEntry.payment_reference_id)
         .where(ControlListItem.resolved_at.is_(None))
-        .order_by(ControlListItem.created_at, ControlListItem.id)
     )
+
+
+def open_items(session: Session, limit: int | None = None) -> list[list[Any]]:
+    """The open items of every source, oldest first, as rows of :data:`OPEN_HEADER` (the report of what is open)."""
+    query = open_item_query().order_by(ControlListItem.created_at, ControlListItem.id)
     if limit is not None:
         query = query.limit(limit)
     rows = []

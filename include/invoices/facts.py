@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -110,11 +110,6 @@ class InvoiceFacts:
     def transfer_qr(self) -> bool:
         """Whether the invoice carries the EPC bank-transfer code: not on a direct-debit notice."""
         return self.direct_debit is None and bool(self.creditor_iban and self.reference_number)
-
-
-@dataclass
-class _Journals:
-    copy_per_address: dict[int, tuple[int, bool]] = field(default_factory=dict)  # type id -> (journal id, copy)
 
 
 def gather(session: Session, reference_ids: Iterable[int]) -> list[InvoiceFacts]:
