@@ -16,6 +16,8 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__PARALLELISM := 4
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
+# Roles per DAG (finance, finance-admin, operator, viewer) need Flask-AppBuilder's auth manager.
+export AIRFLOW__CORE__AUTH_MANAGER := airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
 export AIRFLOW__API__PORT ?= 8080
 
 .PHONY: help install demo test test-quick ui airflow bench postgres qr-tools airflow-db clean
@@ -53,6 +55,7 @@ qr-tools:
 airflow-db: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)
 	@$(VENV)/bin/airflow db migrate >$(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+	@$(VPY) -m sandbox.airflow_users 2>>$(AIRFLOW_HOME)/db-migrate.log | tail -1
 
 demo: airflow-db
 	@$(VPY) scripts/demo.py
@@ -65,7 +68,7 @@ test-quick: $(STAMP) qr-tools
 
 # standalone starts its components as `airflow …` subprocesses: the venv goes first on PATH.
 ui: airflow-db
-	@echo "Airflow UI: http://localhost:$(AIRFLOW__API__PORT)  (user admin; password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
+	@echo "Airflow UI: http://localhost:$(AIRFLOW__API__PORT)  (users admin, finance, finance2, finance-admin, operator, viewer; passwords in $(AIRFLOW_HOME)/innen-demo-users.json)"
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/airflow standalone
 
 # Any airflow command with Innen's environment: make airflow ARGS="dags test camt053_import" (or bin/airflow …).

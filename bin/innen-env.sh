@@ -13,4 +13,5 @@ export AIRFLOW__CORE__PLUGINS_FOLDER="$INNEN_ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__PARALLELISM=4
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
+export AIRFLOW__CORE__AUTH_MANAGER=airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"

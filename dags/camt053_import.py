@@ -46,6 +46,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
+
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +65,7 @@ log = logging.getLogger(__name__)
             description="A camt.053/camt.054 file, or a folder of them. Empty: the inbox var/inbox/camt053.",
         ),
     },
+    access_control=access_control("camt053_import"),
     doc_md=__doc__,
 )
 def camt053_import() -> None:
@@ -112,38 +115,22 @@ def camt053_import() -> None:
 
     @task(trigger_rule="all_done")
     def notify_finance(results: list[dict | None]) -> dict:
-        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-        from airflow.sdk import Connection, conf
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
         from include.finance.db import get_engine, transaction
-        from include.notifications import (
-            FINANCE_MAIL_CONN_ID, control_list_mail, control_list_totals, new_control_list_items, recipients,
-            run_reports_url,
-        )
+        from include.finance_mail import base_url, send_to_finance
+        from include.notifications import control_list_mail, control_list_totals, new_control_list_items, run_reports_url
 
         results = [result for result in (results or []) if result]
         ids = [s.get("statement_db_id") for result in results for s in result.get("statements") or []]
         with transaction(get_engine(), readonly=True) as session:
             found = new_control_list_items(results, control_list_totals(session, ids))
         context = get_current_context()
-        base_url = conf.get("api", "base_url", fallback=None) or "http://localhost:8080"
-        mail = control_list_mail(found, run_reports_url(base_url, context["dag"].dag_id, context["run_id"]))
+        mail = control_list_mail(found, run_reports_url(base_url(), context["dag"].dag_id, context["run_id"]))
+        items = sum(f.items for f in found)
         if mail is None:
             return {"sent": False, "items": 0}
-        try:
-            connection = Connection.get(FINANCE_MAIL_CONN_ID)
-        except AirflowNotFoundException:
-            log.info("no Connection %s: finance is not mailed about the new control-list items", FINANCE_MAIL_CONN_ID)
-            return {"sent": False, "items": sum(f.items for f in found)}
         subject, body = mail
-        to = recipients(connection.extra_dejson)
-        if not to:
-            log.warning("Connection %s has no extra 'to': finance is not mailed", FINANCE_MAIL_CONN_ID)
-            return {"sent": False, "items": sum(f.items for f in found)}
-        SmtpNotifier(smtp_conn_id=FINANCE_MAIL_CONN_ID, to=to, subject=subject, html_content=body).notify(context)
-        log.info("mailed finance: %s", subject)
-        return {"sent": True, "items": sum(f.items for f in found), "subject": subject}
+        sent = send_to_finance(context, subject, body)
+        return {"sent": sent, "items": items, **({"subject": subject} if sent else {})}
 
     imported = import_file.expand(path=files_to_import())
     imported >> update_pom_requests()

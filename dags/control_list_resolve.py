@@ -33,6 +33,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
+
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
         "note": Param(None, type=["null", "string"], format="multiline", title="Note",
                       description="Required to handle: refunded, cash desk, not ours, …; optional to book."),
     },
+    access_control=access_control("control_list_resolve"),
     doc_md=__doc__,
 )
 def control_list_resolve() -> None:

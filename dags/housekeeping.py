@@ -30,6 +30,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
             description="The day to count keep_days back from (YYYY-MM-DD). Empty: the run's logical date.",
         ),
     },
+    access_control=access_control("housekeeping"),
     doc_md=__doc__,
 )
 def housekeeping() -> None:

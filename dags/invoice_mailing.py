@@ -43,6 +43,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
 from include.assets import INVOICES_READY as READY
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ INVOICES_READY = Asset(**READY)
             description="The date in the batch names (YYYY-MM-DD). Empty: the run's date in Brussels.",
         ),
     },
+    access_control=access_control("invoice_mailing"),
     doc_md=__doc__,
 )
 def invoice_mailing() -> None:

@@ -32,6 +32,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
 from include.assets import INVOICES_READY as READY
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ INVOICES_READY = Asset(**READY)
         "run_date": Param(None, type=["null", "string"], format="date", title="Print day (empty: today)",
                           description="The day whose printing the invoices belong to."),
     },
+    access_control=access_control("invoice_run"),
     doc_md=__doc__,
 )
 def invoice_run() -> None:

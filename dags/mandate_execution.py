@@ -36,6 +36,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
 from include.assets import COLLECTION_RUNS_READY as READY
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ COLLECTION_RUNS_READY = Asset(**READY)
             description="Business date to execute for (YYYY-MM-DD). Empty: the run's logical date.",
         ),
     },
+    access_control=access_control("mandate_execution"),
     doc_md=__doc__,
 )
 def mandate_execution() -> None:

@@ -1,34 +1,108 @@
 """
-### Bank files for collection runs (pain.008, SAFESEPA, CSV, BXML)
+### Bank files for collection runs (pain.008, SAFESEPA, CSV, BXML), approved by finance
 
 Scheduled by the asset `innen_collection_runs_ready` (set by
-`mandate_execution`), and by hand.
+`mandate_execution`), and by hand (finance).
 
 * **runs_to_export**: the run named in the `collection_run` param, or every
-  run still `ready` whose hub has an export format.
-* **export_run** (one mapped task per run): writes the hub's format to
-  `var/outbox/<hub>_<run>.<suffix>` with a `.sha256` beside it. SEPA and
+  run still `ready` whose hub has an export format (not one waiting for
+  approval, nor one finance rejected: that one is exported again by hand).
+* **export_run** (one mapped task per run): writes the hub's format. SEPA and
   SAFESEPA files are validated against the official pain.008 XSD while they
-  are written; a file that fails never reaches the outbox, the run is marked
+  are written; a file that fails is never released, the run is marked
   `failed` with the first error and the task fails without retrying. The same
-  run exported twice gives byte-identical files.
+  run exported twice gives byte-identical files. A hub with
+  `approval_required` (the default) gets the file in `var/staging/`; a hub
+  without goes straight to `var/outbox/` as before.
+* **approve** (one per run): finance's approval in Airflow's *Required
+  actions*: hub, creditor account, collection date, transactions and totals
+  per sequence type, the control sum, the file's SHA-256, amendments and a
+  link to the file. **Approve** or **Reject** (with a reason). No timeout:
+  nothing is ever approved by itself. On a `four_eyes` hub (default) the
+  person who triggered this run may not approve it: their answer is recorded
+  as refused and the file keeps waiting for someone else. Finance gets an
+  e-mail when a file waits (Connection `innen_finance_mail`, if set).
+* **release**: approved → the file is moved into `var/outbox/` in one rename
+  with its `.sha256`, and the run is `exported`, recorded with the approver;
+  rejected → the file is removed from staging, the run says who rejected it
+  and why.
+
+Only `finance` and `finance-admin` may trigger this DAG and answer its
+approvals (`access_control`).
 
 Params (manual run): `collection_run` (e.g. `fj:BIB:12`; re-exports an
-exported or failed run) and `export_format` (override the hub's format).
+exported, failed or rejected run) and `export_format` (override the hub's
+format).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pendulum
+from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
 from include.assets import COLLECTION_RUNS_READY as READY
 
 log = logging.getLogger(__name__)
 COLLECTION_RUNS_READY = Asset(**READY)
+FILE_VIEW = "/innen-finance/bank-files/{approval_id}"  # the plugin's app serves the file to who may read this DAG
+
+
+class BankFileApproval(ApprovalOperator):
+    """Airflow's ApprovalOperator on one staged bank file: Approve or Reject, with four eyes.
+
+    A reject does not skip the release task: that task records the rejection (who, why) on the run.
+    """
+
+    template_fields = (*ApprovalOperator.template_fields, "staged")
+
+    def __init__(self, *, staged: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("subject", "Bank file waiting for approval")  # unmapping passes them in again
+        kwargs.setdefault("params", {"reason": Param(
+            "", type="string", title="Reason", description="Why you reject the file (kept on the run); optional.")})
+        super().__init__(**kwargs)
+        self.staged = staged
+
+    def execute(self, context: Any) -> Any:
+        staged = self.staged or {}
+        if not staged.get("approval_required"):
+            log.info("%s: the hub needs no approval (%s)", staged.get("run"), staged.get("status"))
+            return {"chosen_options": [], "automatic": True}
+        self.subject = (f"Approve bank file {staged['file_name']}: {staged['transactions']} collections, "
+                        f"EUR {staged['total']}?")
+        self.body = staged["body"]
+        from include.finance_mail import approval_waiting_mail  # Airflow's SmtpNotifier, if a Connection says where
+
+        approval_waiting_mail(context, staged)
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        answer = HITLOperator.execute_complete(self, context, event)  # the answer, without skipping the release
+        from include.runtime import actor
+        from include.sepa.bank_file_approval import Verdict, judge, refuse
+
+        staged = self.staged
+        judgement = judge(answer, requested_by=staged.get("requested_by"), four_eyes=bool(staged.get("four_eyes")))
+        if judgement.verdict is Verdict.REFUSED:
+            log.warning("%s: %s", staged["run"], judgement.message)
+            refuse(staged["approval_id"], judgement.by or "", judgement.message, actor(context))
+            return self._ask_again(context)
+        return {**answer, "verdict": judgement.verdict.value, "by": judgement.by, "reason": judgement.reason}
+
+    def _ask_again(self, context: Any) -> Any:
+        """Clear the refused answer and wait again (Airflow keeps one answer per task instance)."""
+        from airflow.sdk.exceptions import TaskAwaitingInput
+        from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+
+        upsert_hitl_detail(ti_id=context["task_instance"].id, options=self.options, subject=self.subject,
+                           body=self.body, defaults=self.defaults, multiple=self.multiple,
+                           params=self.serialized_params, assigned_users=self.assigned_users)
+        raise TaskAwaitingInput(method_name="execute_complete", timeout=self.response_timeout)
 
 
 @dag(
@@ -49,6 +123,7 @@ COLLECTION_RUNS_READY = Asset(**READY)
             description="Override the hub's export format for this run.",
         ),
     },
+    access_control=access_control("pain_export"),
     doc_md=__doc__,
 )
 def pain_export() -> None:
@@ -69,25 +144,49 @@ def pain_export() -> None:
     def export_run(run_loi: str) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from include.airflow_roles import person
         from include.errors import ExportRejected
         from include.runtime import actor
-        from include.sepa.export import export_collection_run
+        from include.sepa.bank_file_approval import stage_run
 
         context = get_current_context()
+        ti = context["ti"]
         try:
-            result = export_collection_run(
-                run_loi, actor(context), export_format=context["params"].get("export_format")
+            result = stage_run(
+                run_loi, actor(context), requested_by=person(context), view_url=FILE_VIEW,
+                airflow_task=f"{ti.dag_id}/{ti.run_id}/approve/{ti.map_index}",
+                export_format=context["params"].get("export_format"),
             )
         except ExportRejected as exc:
             raise AirflowFailException(str(exc)) from None
-        log.info(
-            "%s: %s %s %s sha256=%s, %d transactions, EUR %s", result["run"], result["status"],
-            result["export_format"] or "", result["file_path"] or result["message"], result["sha256"],
-            result["transactions"], result["total"],
-        )
+        log.info("%s: %s %s sha256=%s, %d transactions, EUR %s", result["run"],
+                 "waiting for approval" if result.get("approval_id") else result.get("status"),
+                 result.get("file_name") or result.get("file_path") or result.get("message"), result.get("sha256"),
+                 result.get("transactions", 0), result.get("total"))
         return result
 
-    export_run.expand(run_loi=runs_to_export())
+    @task
+    def release(pair: list) -> dict:
+        from include.runtime import actor
+        from include.sepa.bank_file_approval import Verdict, reject
+        from include.sepa.bank_file_approval import release as release_file
+
+        staged, answer = pair
+        if not staged.get("approval_required"):
+            return staged
+        context = get_current_context()
+        if answer.get("verdict") == Verdict.REJECT.value:
+            result = reject(staged["approval_id"], answer.get("by"), answer.get("reason") or "", actor(context))
+            log.info("%s: bank file rejected by %s: %s", result["run"], result["rejected_by"], result["reason"])
+            return result
+        result = release_file(staged["approval_id"], answer.get("by"), actor(context))
+        log.info("%s: released %s (sha256 %s), approved by %s", result["run"], result["file_path"], result["sha256"],
+                 result["approved_by"])
+        return result
+
+    staged = export_run.expand(run_loi=runs_to_export())
+    answers = BankFileApproval.partial(task_id="approve").expand(staged=staged)
+    release.expand(pair=staged.zip(answers.output))
 
 
 pain_export()

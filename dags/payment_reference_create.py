@@ -32,6 +32,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
+
 log = logging.getLogger(__name__)
 
 
@@ -66,6 +68,7 @@ log = logging.getLogger(__name__)
                              description="Free text; the invoice may show it."),
         "seal": Param(True, type="boolean", title="Seal", description="Seal at once (Maak op en verzegel)."),
     },
+    access_control=access_control("payment_reference_create"),
     doc_md=__doc__,
 )
 def payment_reference_create() -> None:

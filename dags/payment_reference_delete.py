@@ -21,6 +21,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
+
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
         ),
         "dry_run": Param(True, type="boolean", title="Dry run", description="Only report; delete nothing."),
     },
+    access_control=access_control("payment_reference_delete"),
     doc_md=__doc__,
 )
 def payment_reference_delete() -> None:

@@ -20,6 +20,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
+
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
         "as_of": Param(None, type=["null", "string"], format="date-time", title="As of (UTC; empty: now)",
                        description="For replaying an hour; leave empty."),
     },
+    access_control=access_control("payment_reference_expiry"),
     doc_md=__doc__,
 )
 def payment_reference_expiry() -> None:

@@ -33,6 +33,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
+
 log = logging.getLogger(__name__)
 
 
@@ -96,6 +98,7 @@ def seal_or_unseal(context: Mapping[str, Any], role_source: Any) -> dict:
         "action": Param("seal", type="string", enum=["seal", "unseal"], title="Action",
                         description="seal: draft → sealed (write lock); unseal: sealed → draft (admin lock)"),
     },
+    access_control=access_control("payment_reference_seal"),
     doc_md=__doc__,
 )
 def payment_reference_seal() -> None:

@@ -47,6 +47,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
+
 log = logging.getLogger(__name__)
 
 
@@ -73,6 +75,7 @@ log = logging.getLogger(__name__)
             description="The moment of the 48-hour rule, for replaying a night; leave empty.",
         ),
     },
+    access_control=access_control("pom_delivery_report"),
     doc_md=__doc__,
 )
 def pom_delivery_report() -> None:

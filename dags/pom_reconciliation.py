@@ -22,6 +22,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.airflow_roles import access_control
+
 log = logging.getLogger(__name__)
 
 
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
         "as_of": Param(None, type=["null", "string"], format="date-time", title="As of (UTC; empty: now)",
                        description="For replaying a night; leave empty."),
     },
+    access_control=access_control("pom_reconciliation"),
     doc_md=__doc__,
 )
 def pom_reconciliation() -> None:

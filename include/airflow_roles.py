@@ -152,3 +152,123 @@ def fab_roles(
     if user.get("active") is False:
         return NO_ROLES
     return frozenset(str(role["name"]) for role in user.get("roles") or [] if role.get("name"))
+
+
+# -- Innen's roles under the FAB auth manager ----------------------------------------------------------------------
+#
+# Two layers, both Airflow's own: each role's *global* permissions (below, kept in step by :func:`sync_roles`), and
+# per-DAG edit rights from each DAG's ``access_control`` (:func:`access_control`, synced by Airflow when it
+# serializes the DAG). No role has the global "can edit on DAGs", so a DAG can be triggered, cleared, paused or
+# answered (human-in-the-loop) only by the roles its ``access_control`` names.
+
+FINANCE = "finance"
+FINANCE_ADMIN = "finance-admin"
+OPERATOR = "operator"
+VIEWER = "viewer"
+SERVICE = "innen-service"  # the Connection innen_airflow_api's user: reads users and their roles, nothing else
+INNEN_ROLES = (FINANCE, FINANCE_ADMIN, OPERATOR, VIEWER, SERVICE)
+
+# DAGs that move money or change what citizens owe: run and answered by finance only.
+FINANCE_DAGS = frozenset({
+    "pain_export", "collection_confirm", "control_list_resolve", "payment_reference_create",
+    "payment_reference_seal",
+})
+FINANCE_ADMIN_DAGS = frozenset({"payment_reference_delete"})  # deleting a debt: finance-admin only
+
+_READ = [("can_read", r) for r in (
+    "DAGs", "DAG Dependencies", "DAG Code", "DAG Runs", "DAG Versions", "DAG Warnings", "Assets", "Asset Aliases",
+    "Backfills", "Cluster Activity", "Pools", "ImportError", "Jobs", "My Password", "My Profile", "SLA Misses",
+    "Task Instances", "Task Logs", "XComs", "HITL Detail", "Website",
+)] + [("can_edit", "My Password"), ("can_edit", "My Profile")] + [("menu_access", r) for r in (
+    "Browse", "DAGs", "DAG Dependencies", "DAG Runs", "Assets", "Cluster Activity", "Documentation", "Docs", "Jobs",
+    "SLA Misses", "Task Instances",
+)]
+# Running and rerunning: global on runs and task instances, but effective only where the DAG's access_control
+# also grants "can edit" on the DAG itself.
+_RUN = [("can_create", "DAG Runs"), ("can_edit", "DAG Runs"), ("can_delete", "DAG Runs"),
+        ("can_create", "Task Instances"), ("can_edit", "Task Instances"), ("can_delete", "Task Instances"),
+        ("can_create", "Assets")]
+_ANSWER = [("can_edit", "HITL Detail"), ("menu_access", "HITL Detail")]
+
+ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
+    VIEWER: frozenset(_READ),
+    OPERATOR: frozenset(_READ + _RUN),
+    FINANCE: frozenset(_READ + _RUN + _ANSWER),
+    FINANCE_ADMIN: frozenset(_READ + _RUN + _ANSWER),
+    SERVICE: frozenset({("can_read", "Users"), ("can_read", "Roles"), ("can_read", "Website")}),
+}
+
+_EDIT_DAG = {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create", "can_delete"}}
+
+
+def access_control(dag_id: str) -> dict[str, dict[str, set[str]]]:
+    """The ``access_control`` of DAG ``dag_id``: which of Innen's roles may run and answer it.
+
+    >>> sorted(access_control("pain_export"))
+    ['finance', 'finance-admin']
+    >>> sorted(access_control("payment_reference_delete"))
+    ['finance-admin']
+    >>> sorted(access_control("camt053_import"))
+    ['operator']
+    """
+    if dag_id in FINANCE_ADMIN_DAGS:
+        roles: tuple[str, ...] = (FINANCE_ADMIN,)
+    elif dag_id in FINANCE_DAGS:
+        roles = (FINANCE, FINANCE_ADMIN)
+    else:
+        roles = (OPERATOR,)
+    return {role: {resource: set(actions) for resource, actions in _EDIT_DAG.items()} for role in roles}
+
+
+def _per_dag(resource: str) -> bool:
+    return resource.startswith(("DAG:", "DAG Run:"))  # kept by access_control, not by us
+
+
+def sync_roles() -> dict[str, int]:
+    """Create Innen's roles and give each exactly its global permissions (idempotent); per role, how many changed.
+
+    Needs the FAB auth manager's tables (``airflow db migrate`` with FAB configured). Run it before the DAGs are
+    serialized: an ``access_control`` naming a missing role is an import error.
+    """
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    changed: dict[str, int] = {}
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        for name, wanted in ROLE_PERMISSIONS.items():
+            role = sm.find_role(name) or sm.add_role(name)
+            have = {(p.action.name, p.resource.name) for p in role.permissions}
+            count = 0
+            for action, resource in sorted(wanted - have):
+                sm.add_permission_to_role(role, sm.create_permission(action, resource))
+                count += 1
+            for permission in list(role.permissions):
+                key = (permission.action.name, permission.resource.name)
+                if key not in wanted and not _per_dag(permission.resource.name):
+                    sm.remove_permission_from_role(role, permission)
+                    count += 1
+            changed[name] = count
+    return changed
+
+
+def ensure_user(username: str, roles: tuple[str, ...], password: str, *, email: str | None = None) -> bool:
+    """Create FAB user ``username`` with ``roles`` (or give an existing one exactly those roles); True if created."""
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        role_objects = [sm.find_role(name) for name in roles]
+        if missing := [name for name, role in zip(roles, role_objects) if role is None]:
+            raise ConfigError(f"user {username}: no role {', '.join(missing)} (run sync_roles first)")
+        user = sm.find_user(username=username)
+        if user is None:
+            created = sm.add_user(username, username, "Innen", email or f"{username}@innen.invalid", role_objects,
+                                  password)
+            if not created:
+                raise ConfigError(f"FAB refused to create user {username}")
+            return True
+        if sorted(r.name for r in user.roles) != sorted(roles):
+            user.roles = role_objects
+            sm.update_user(user)
+        return False
+

@@ -37,6 +37,11 @@ def outbox_dir() -> Path:
     return var_dir() / "outbox"
 
 
+def staging_dir() -> Path:
+    """Bank files waiting for finance's approval; the outbox gets them only when approved."""
+    return var_dir() / "staging"
+
+
 def reports_dir() -> Path:
     """CSV and HTML reports for finance."""
     return var_dir() / "reports"

@@ -266,10 +266,16 @@ def _month(day: date, months: int) -> date:
     return slot(day, "month", 1, months)
 
 
-def load_demo(session: Session, run_date: date) -> DemoInstitution:
-    """Fill an empty schema with the demo institution, dated around ``run_date``."""
+def load_demo(session: Session, run_date: date, *, bank_file_approval: bool = True) -> DemoInstitution:
+    """Fill an empty schema with the demo institution, dated around ``run_date``.
+
+    ``bank_file_approval=False``: its hubs release bank files without finance's approval (for runs nobody answers).
+    """
     b = _Builder(session, run_date)
     b.metadata()
+    if not bank_file_approval:
+        for hub in (b.hub_bib, b.hub_ska, b.hub_broken):
+            hub.approval_required = False
     users = b.users()
     rng = b.rng
     bib_patterns, ska_patterns = ("LIDGELD", "BOETE*"), ("INSCHRIJVING", "MATERIAAL")

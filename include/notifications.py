@@ -145,3 +145,23 @@ def control_list_totals(session: Any, statement_ids: Iterable[int]) -> dict[int,
         .group_by(BankStatement.id, BankStatement.currency)
     )
     return {db_id: (Decimal(str(total)).quantize(Decimal("0.01")), currency or "") for db_id, currency, total in rows}
+
+
+def approval_mail(staged: Mapping[str, Any], url: str) -> tuple[str, str]:
+    """Subject and HTML body of "a bank file waits for your approval" (no account numbers, no names).
+
+    >>> subject, body = approval_mail({"run": "fj:BIB:3", "file_name": "KBC_fj-BIB-3.xml", "transactions": 2,
+    ...                                "total": "30.00", "requested_by": "an", "four_eyes": True}, "http://x/y")
+    >>> subject
+    'Innen: bank file KBC_fj-BIB-3.xml (fj:BIB:3) waits for approval'
+    >>> "someone other than an" in body and 'href="http://x/y"' in body
+    True
+    """
+    subject = f"Innen: bank file {staged['file_name']} ({staged['run']}) waits for approval"
+    who = staged.get("requested_by")
+    eyes = (f"<p>Four eyes: someone other than {escape(str(who))} must approve it.</p>"
+            if staged.get("four_eyes") and who else "")
+    body = (f"<p>Collection run <b>{escape(str(staged['run']))}</b>: {int(staged['transactions'])} collections, "
+            f"EUR {escape(str(staged['total']))}, file {escape(str(staged['file_name']))}.</p>{eyes}"
+            f'<p><a href="{escape(url, quote=True)}">Approve or reject it in Airflow</a></p>')
+    return subject, body

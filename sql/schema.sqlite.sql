@@ -169,6 +169,8 @@ CREATE TABLE bank_hub (
 	batch_booking BOOLEAN NOT NULL, 
 	local_instrument VARCHAR(4) NOT NULL, 
 	fatal_return_reasons VARCHAR(200) NOT NULL, 
+	approval_required BOOLEAN DEFAULT 1 NOT NULL, 
+	four_eyes BOOLEAN DEFAULT 1 NOT NULL, 
 	CONSTRAINT pk_bank_hub PRIMARY KEY (id), 
 	CONSTRAINT ck_bank_hub_format CHECK (export_format IS NULL OR (export_format = 'SEPA' OR export_format = 'SAFESEPA' OR export_format = 'CSV' OR export_format = 'BXML')), 
 	CONSTRAINT ck_bank_hub_pain008_version CHECK ((pain008_version = 'pain.008.001.02' OR pain008_version = 'pain.008.001.08')), 
@@ -324,6 +326,33 @@ CREATE TABLE mandate (
 CREATE INDEX ix_mandate_debtor_iban ON mandate (debtor_iban);
 
 CREATE INDEX ix_mandate_end_user_id ON mandate (end_user_id);
+
+CREATE TABLE bank_file_approval (
+	id INTEGER NOT NULL, 
+	run_id INTEGER NOT NULL, 
+	attempt INTEGER NOT NULL, 
+	status VARCHAR(10) NOT NULL, 
+	export_format VARCHAR(10) NOT NULL, 
+	staged_path VARCHAR(500) NOT NULL, 
+	file_sha256 VARCHAR(64) NOT NULL, 
+	transaction_count INTEGER NOT NULL, 
+	total_amount NUMERIC(12, 2) NOT NULL, 
+	summary JSON NOT NULL, 
+	four_eyes BOOLEAN NOT NULL, 
+	requested_by VARCHAR(250), 
+	requested_at DATETIME NOT NULL, 
+	airflow_task VARCHAR(500), 
+	decided_by VARCHAR(250), 
+	decided_at DATETIME, 
+	reason TEXT, 
+	CONSTRAINT pk_bank_file_approval PRIMARY KEY (id), 
+	CONSTRAINT uq_bank_file_approval_run_id_attempt UNIQUE (run_id, attempt), 
+	CONSTRAINT ck_bank_file_approval_status CHECK ((status = 'waiting' OR status = 'approved' OR status = 'rejected')), 
+	CONSTRAINT ck_bank_file_approval_decided CHECK ((status = 'waiting') = (decided_at IS NULL)), 
+	CONSTRAINT fk_bank_file_approval_run_id_collection_run FOREIGN KEY(run_id) REFERENCES collection_run (id)
+);
+
+CREATE UNIQUE INDEX ux_bank_file_approval_waiting ON bank_file_approval (run_id) WHERE status = 'waiting';
 
 CREATE TABLE mandate_transaction_code (
 	id INTEGER NOT NULL, 

@@ -31,6 +31,7 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
         "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
     }
 )
 
@@ -145,4 +146,7 @@ def airflow_db() -> None:
     """A fresh Airflow metadata database in the temporary AIRFLOW_HOME."""
     from airflow.utils import db
 
+    from include.airflow_roles import sync_roles
+
     db.resetdb()
+    sync_roles()  # before any DAG is serialized: access_control names Innen's roles

@@ -34,6 +34,7 @@ from sqlalchemy import (
     false,
     func,
     text,
+    true,
     type_coerce,
 )
 from sqlalchemy.engine import Dialect
@@ -304,6 +305,10 @@ class BankHub(Base):
     local_instrument: Mapped[str] = mapped_column(String(4), default="CORE")
     # Return reasons after which a mandate may not be used again (space-separated ISO codes).
     fatal_return_reasons: Mapped[str] = mapped_column(String(200), default="AC04 AC06 MD01 MS02")
+    # A bank file waits in staging for finance's approval before it reaches the outbox (default: yes), and
+    # whoever triggered the export may not approve it (four eyes; default: yes).
+    approval_required: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    four_eyes: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     __table_args__ = (
         CheckConstraint("export_format IS NULL OR " + _in("export_format", EXPORT_FORMATS), name="format"),
         CheckConstraint(_in("pain008_version", PAIN008_VERSIONS), name="pain008_version"),
@@ -730,6 +735,7 @@ class PaymentAllocation(Base):
 
 CONTROL_LIST_SOURCES = ("bank_statement", "pom")
 CONTROL_LIST_RESOLUTIONS = ("booked", "handled")
+APPROVAL_STATUSES = ("waiting", "approved", "rejected")
 
 
 class ControlListItem(Base):
@@ -919,4 +925,40 @@ class DeliveryDiagnosis(Base):
         CheckConstraint(_one_of("diagnosis", DELIVERY_DIAGNOSES), name="diagnosis"),
         CheckConstraint(_one_of("action", DELIVERY_ACTIONS), name="action"),
         Index(None, "report_id", "action"),  # the action list, group by group
+    )
+
+
+class BankFileApproval(Base):
+    """A bank file in staging and finance's answer: approved (released to the outbox) or rejected, by whom, when.
+
+    One row per attempt: a rejected run exported again gets a new row. At most one attempt of a run waits.
+    ``summary`` is what the approver was shown (hub, creditor account, date, counts and totals per sequence
+    type, control sum, the file's SHA-256), kept as shown.
+    """
+
+    __tablename__ = "bank_file_approval"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("collection_run.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="waiting")
+    export_format: Mapped[str] = mapped_column(String(10))
+    staged_path: Mapped[str] = mapped_column(String(500))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    transaction_count: Mapped[int] = mapped_column(Integer)
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    four_eyes: Mapped[bool] = mapped_column(Boolean)
+    requested_by: Mapped[str | None] = mapped_column(String(250))  # the person who triggered the export, if any
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    airflow_task: Mapped[str | None] = mapped_column(String(500))  # dag/run/task/map index, for the UI's link
+    decided_by: Mapped[str | None] = mapped_column(String(250))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        UniqueConstraint("run_id", "attempt"),
+        CheckConstraint(_in("status", APPROVAL_STATUSES), name="status"),
+        CheckConstraint("(status = 'waiting') = (decided_at IS NULL)", name="decided"),
+        # One waiting attempt per run: two exports of the same run at once cannot both wait.
+        Index("ux_bank_file_approval_waiting", "run_id", unique=True,
+              sqlite_where=text("status = 'waiting'"), postgresql_where=text("status = 'waiting'")),
     )

@@ -30,6 +30,7 @@ from include.files import atomic_writer, sha256_of, write_checksum
 from include.finance.audit import audit_row, record_many
 from include.finance.db import transaction
 from include.finance.models import (
+    BankFileApproval,
     BankHub,
     Collection,
     CollectionRun,
@@ -228,7 +229,9 @@ def _amendment_attributes(change: Amendment) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class _Written:
+class WrittenRun:
+    """A run's file, written and checked, not yet recorded."""
+
     run_id: int
     run_status: str
     export_format: str
@@ -237,7 +240,7 @@ class _Written:
 
 def write_run_file(
     session: Session, run_loi: str, *, export_format: str | None = None, outbox: Path | None = None
-) -> _Written | ExportResult:
+) -> WrittenRun | ExportResult:
     """Write the bank file of ``run_loi`` (reads only); an :class:`ExportResult` when there is nothing to write.
 
     Raises :class:`ExportRejected` when the hub or the file is refused.
@@ -272,10 +275,10 @@ def write_run_file(
             f"the run {run.transaction_count} for {format_amount(run.total_amount)}"
         )
     write_checksum(path, written.sha256)
-    return _Written(run.id, run.status, fmt, written)
+    return WrittenRun(run.id, run.status, fmt, written)
 
 
-def record_export(session: Session, written: _Written, actor: str, now: datetime | None = None) -> ExportResult:
+def record_export(session: Session, written: WrittenRun, actor: str, now: datetime | None = None) -> ExportResult:
     """Mark the run exported with its file, and its pending collections exported."""
     now = now or datetime.now(timezone.utc)
     run = session.get(CollectionRun, written.run_id)
@@ -349,15 +352,28 @@ def export_collection_run(
 
 
 def runs_to_export(session: Session) -> list[str]:
-    """Runs waiting for their file: ``ready``, whose hub has an export format."""
+    """Runs waiting for their file: ``ready``, whose hub has an export format, and neither waiting for finance's
+    approval nor rejected by finance at their last attempt (that one is exported again by hand)."""
+    last = aliased(BankFileApproval)
+    undecided_or_rejected = (
+        select(BankFileApproval.id)
+        .where(
+            BankFileApproval.run_id == CollectionRun.id,
+            (BankFileApproval.status == "waiting")
+            | ((BankFileApproval.status == "rejected")
+               & (BankFileApproval.attempt == select(func.max(last.attempt)).where(last.run_id == CollectionRun.id)
+                  .scalar_subquery())),
+        )
+        .exists()
+    )
     rows = session.execute(
         select(CollectionRun.loi)
         .join(BankHub, BankHub.id == CollectionRun.hub_id)
         .where(
             CollectionRun.status == "ready",
             CollectionRun.export_format.is_not(None) | BankHub.export_format.is_not(None),
+            ~undecided_or_rejected,
         )
         .order_by(CollectionRun.id)
     )
     return list(rows.scalars())
-

@@ -14,7 +14,8 @@ def _folder_name(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", value)
 
 
-def write_confirmation(result: Confirmation) -> str:
+def write_confirmation(result: Confirmation, *, decided_by: str | None = None) -> str:
+    """``decided_by``: who chose Confirm in the DAG's question, shown in the report's summary."""
     folder = reports_dir() / "collection_confirm" / _folder_name(result.run)
     header = ("end_to_end_id", "reference", "amount", "open_amount", "status", "note")
     rows = [[c[key] for key in header] for c in result.collections]
@@ -26,6 +27,8 @@ def write_confirmation(result: Confirmation) -> str:
     summary = [("run", result.run), ("received", result.received), ("open total", result.open_total),
                ("difference", result.difference), ("dry run", result.dry_run), ("booked", result.booked),
                ("outcome", result.message)]
+    if decided_by:
+        summary.append(("confirmed by", decided_by))
     write_html(folder / f"{name}.html", f"Confirmation of {result.run}", [table], summary=summary)
     return str(folder / f"{name}.html")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -127,3 +129,215 @@ def test_deleting_named_references(engine, run) -> None:
     with pytest.raises(InnenError):
         with transaction(engine) as session:
             delete_references(session, "finance:test")
+
+
+# -- the DAG collection_confirm: dry run, question, answer (without dag.test(), which would wait for a person) ------
+
+
+CONFIRM_DAG = Path(__file__).resolve().parents[2] / "dags"
+AT = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def confirm_dag():  # type: ignore[no-untyped-def]
+    """Parsed afresh for each test: rendering templates and answering change the operators in place."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(CONFIRM_DAG / "collection_confirm.py")).dags["collection_confirm"]
+
+
+@pytest.fixture
+def app(db_url: str, run: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The exported run of ``run``, in the database the DAG's tasks use."""
+    monkeypatch.setenv("INNEN_DB_URL", db_url)
+    return run
+
+
+def _ti(task_id: str, xcoms: dict | None = None) -> SimpleNamespace:
+    """A task instance as the tasks see it: ``xcom_pull`` gives ``xcoms`` by task id; pushes are kept."""
+    pushed: dict = {}
+    return SimpleNamespace(dag_id="collection_confirm", run_id="manual__test", task_id=task_id, id="ti-1",
+                           pushed=pushed, xcom_pull=lambda task_ids: (xcoms or {}).get(task_ids),
+                           xcom_push=lambda key, value: pushed.__setitem__(key, value))
+
+
+def _context(loi: str, ti: SimpleNamespace, amount: str | None = None) -> dict:
+    return {"params": {"collection_run": loi, "received_amount": amount}, "ti": ti, "task_instance": ti,
+            "dag_run": SimpleNamespace(triggering_user_name="alice")}
+
+
+def _work(dag, name: str):  # type: ignore[no-untyped-def]
+    task_id = {"preview_run": "preview", "book_decision": "book"}[name]
+    return dag.get_task(task_id).python_callable.__globals__[name]
+
+
+def _answer(dag, option: str, amount: str | None, name: str = "fiona") -> dict:  # type: ignore[no-untyped-def]
+    """What the decide task returns once answered (the event Airflow resumes it with, validated by the operator)."""
+    return dag.get_task("decide").execute_complete({}, {
+        "chosen_options": [option], "params_input": {"received_amount": amount},
+        "responded_by_user": {"id": "3", "name": name}, "responded_at": AT})
+
+
+def _preview(dag, loi: str, amount: str | None) -> dict:  # type: ignore[no-untyped-def]
+    return _work(dag, "preview_run")(_context(loi, _ti("preview"), amount))
+
+
+def _book(dag, loi: str, shown: dict, answer: dict | None):  # type: ignore[no-untyped-def]
+    ti = _ti("book", {"preview": shown, "decide": answer})
+    return _work(dag, "book_decision")(_context(loi, ti, shown.get("amount_given"))), ti
+
+
+def _run_audit(engine) -> list[tuple[str, str, dict]]:  # type: ignore[no-untyped-def]
+    """The run's audit rows of a decision (its creation and export have theirs too)."""
+    with transaction(engine, readonly=True) as session:
+        return [tuple(row) for row in session.execute(  # type: ignore[misc]
+            select(AuditLog.action, AuditLog.actor, AuditLog.after)
+            .where(AuditLog.entity == "collection_run", AuditLog.action.in_(("confirmed", "confirmation_aborted")))
+            .order_by(AuditLog.id))]
+
+
+def test_the_dag_asks_once_with_the_forms_amount(confirm_dag) -> None:
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    from include.sepa.collection_confirm import AMOUNT_PATTERN
+
+    assert set(confirm_dag.params) == {"collection_run", "received_amount"}  # no dry_run: the run always shows one
+    assert confirm_dag.params.get_param("received_amount").schema["pattern"] == AMOUNT_PATTERN
+    assert [t.task_id for t in confirm_dag.topological_sort()] == ["preview", "decide", "book"]
+    decide = confirm_dag.get_task("decide")
+    assert isinstance(decide, HITLOperator)
+    assert decide.options == ["Confirm", "Abort"] and decide.defaults is None and not decide.multiple
+    assert decide.response_timeout is None and decide.execution_timeout is None
+    assert list(decide.params) == ["received_amount"]
+    assert decide.params.get_param("received_amount").schema["pattern"] == AMOUNT_PATTERN
+
+
+def test_the_question_shows_the_dry_run_and_prefills_the_amount(confirm_dag, app: str, engine, var_dir: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.standard.operators import hitl
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    shown = _preview(confirm_dag, app, "1.00")
+    assert (shown["received"], shown["open_total"], shown["difference"]) == ("1.00", "50.75", "-49.75")
+    assert not shown["booked"]
+    assert shown["report"] == str(var_dir / "reports" / "collection_confirm" / app.replace(":", "-") / "dry-run.html")
+    assert Path(shown["report"]).exists() and shown["amount_given"] == "1.00"
+    with transaction(engine, readonly=True) as session:
+        assert session.scalars(select(Payment)).all() == []
+
+    # The subject and body are Jinja templates on the preview's XCom, rendered as Airflow renders them.
+    decide = confirm_dag.get_task("decide")
+    ti = _ti("decide", {"preview": shown})
+    context = _context(app, ti, "1.00")
+    decide.render_template_fields(context)
+    assert decide.subject == f"Confirm collection run {app}?"
+    assert decide.body == shown["summary"] and "Open total: **50.75**" in decide.body
+    assert "&gt;" not in decide.body and "&#" not in decide.body  # not HTML-escaped: it is Markdown
+
+    # What the task writes for the UI before it parks: the rendered question, the form prefilled with the amount given.
+    written: dict = {}
+    monkeypatch.setattr(hitl, "upsert_hitl_detail", lambda **kwargs: written.update(kwargs))
+    with pytest.raises(TaskAwaitingInput):
+        decide.execute(context)
+    assert written["subject"] == f"Confirm collection run {app}?" and written["body"] == shown["summary"]
+    assert written["options"] == ["Confirm", "Abort"] and written["defaults"] is None
+    assert written["params"]["received_amount"]["value"] == "1.00"
+
+
+def test_without_an_amount_the_form_is_empty(confirm_dag, app: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.standard.operators import hitl
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    shown = _preview(confirm_dag, app, None)
+    assert (shown["received"], shown["amount_given"]) == ("0.00", None) and "none given" in shown["summary"]
+    written: dict = {}
+    monkeypatch.setattr(hitl, "upsert_hitl_detail", lambda **kwargs: written.update(kwargs))
+    with pytest.raises(TaskAwaitingInput):
+        confirm_dag.get_task("decide").execute(_context(app, _ti("decide", {"preview": shown})))
+    assert written["params"]["received_amount"]["value"] is None
+
+
+def test_the_operator_refuses_what_the_form_would_not_take(confirm_dag) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    answer = _answer(confirm_dag, "Confirm", "50.75")
+    assert answer["chosen_options"] == ["Confirm"] and answer["params_input"] == {"received_amount": "50.75"}
+    assert answer["responded_by_user"] == {"id": "3", "name": "fiona"} and answer["responded_at"] == AT
+    with pytest.raises(ParamValidationError):
+        _answer(confirm_dag, "Confirm", "50,75")
+    with pytest.raises(ValueError, match="not in"):
+        _answer(confirm_dag, "Maybe", "50.75")
+
+
+def test_confirm_books_the_amount_entered_and_audits_who_decided(confirm_dag, app: str, engine) -> None:
+    shown = _preview(confirm_dag, app, "1.00")  # the amount given at the trigger is wrong; finance corrects it
+    result, ti = _book(confirm_dag, app, shown, _answer(confirm_dag, "Confirm", "50.75"))
+    assert result["booked"] and result["received"] == "50.75" and result["confirmed_by"] == "fiona"
+    assert result["report"].endswith("booked.html") and "confirmed by" in Path(result["report"]).read_text()
+    assert ti.pushed == {}
+    with transaction(engine, readonly=True) as session:
+        assert session.scalars(select(CollectionRun.status)).one() == "confirmed"
+        assert sorted(session.scalars(select(Payment.amount))) == sorted(Decimal(a) for a in AMOUNTS)
+        actors = set(session.scalars(select(AuditLog.actor).where(AuditLog.entity == "collection",
+                                                                  AuditLog.action == "paid")))
+    ((action, actor, after),) = _run_audit(engine)
+    assert action == "confirmed" and actors == {actor}
+    assert actor == "airflow:collection_confirm/manual__test/book by alice confirmed by fiona"
+    assert after["received"] == "50.75" and after["decided_by"] == "fiona" and after["decided_at"] == AT.isoformat()
+    assert after["shown"] == {"received": "1.00", "open_total": "50.75", "difference": "-49.75",
+                              "report": shown["report"]}
+
+
+def test_confirm_with_another_amount_books_nothing_and_fails(confirm_dag, app: str, engine) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    shown = _preview(confirm_dag, app, "50.75")  # the dry run agreed; the amount entered in the form does not
+    ti = _ti("book", {"preview": shown, "decide": _answer(confirm_dag, "Confirm", "50.00")})
+    with pytest.raises(AirflowFailException, match=r"nothing booked: received 50.00 .* open total is 50\.75"):
+        _work(confirm_dag, "book_decision")(_context(app, ti, "50.75"))
+    with transaction(engine, readonly=True) as session:
+        assert session.scalars(select(Payment)).all() == []
+        assert session.scalars(select(CollectionRun.status)).one() == "exported"
+    assert _run_audit(engine) == []
+    # A failed task returns nothing: the result is pushed by hand so the Reports tab finds the refused report.
+    refused = ti.pushed["return_value"]
+    assert refused["report"].endswith("refused.html") and Path(refused["report"]).exists()
+    assert not refused["booked"] and refused["confirmed_by"] == "fiona"
+
+
+def test_abort_books_nothing_and_audits_who_aborted(confirm_dag, app: str, engine) -> None:
+    shown = _preview(confirm_dag, app, "50.75")
+    result, _ = _book(confirm_dag, app, shown, _answer(confirm_dag, "Abort", "50.75", name="gert"))
+    assert result == {"run": app, "decision": "abort", "aborted_by": "gert", "responded_at": AT.isoformat(),
+                      "booked": False, "report": shown["report"]}
+    with transaction(engine, readonly=True) as session:
+        assert session.scalars(select(Payment)).all() == []
+        assert session.scalars(select(CollectionRun.status)).one() == "exported"
+    ((action, actor, after),) = _run_audit(engine)
+    assert action == "confirmation_aborted"
+    assert actor == "airflow:collection_confirm/manual__test/book by alice aborted by gert"
+    assert after["received"] == "50.75" and after["aborted_by"] == "gert" and after["decided_at"] == AT.isoformat()
+    assert after["shown"]["report"] == shown["report"] and after["shown"]["open_total"] == "50.75"
+
+
+@pytest.mark.parametrize("answer", [None, {"chosen_options": ["Confirm"], "params_input": {"received_amount": None},
+                                           "responded_by_user": {"id": "3", "name": "fiona"}, "responded_at": AT}])
+def test_an_unclear_answer_books_nothing_and_fails(confirm_dag, app: str, engine, answer: dict | None) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    shown = _preview(confirm_dag, app, None)
+    with pytest.raises(AirflowFailException, match="nothing booked for"):
+        _book(confirm_dag, app, shown, answer)
+    with transaction(engine, readonly=True) as session:
+        assert session.scalars(select(Payment)).all() == []
+    assert _run_audit(engine) == []
+
+
+def test_confirming_a_run_not_exported_fails_without_retry(confirm_dag, app: str, engine) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    shown = _preview(confirm_dag, app, "50.75")
+    with transaction(engine) as session:
+        session.scalars(select(CollectionRun)).one().status = "failed"
+    with pytest.raises(AirflowFailException, match="only an exported run"):
+        _book(confirm_dag, app, shown, _answer(confirm_dag, "Confirm", "50.75"))

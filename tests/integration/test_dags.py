@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from lxml import etree
@@ -26,7 +27,7 @@ def app(db_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch, airflow_db:
     engine = get_engine(db_url)
     create_schema(engine)
     with transaction(engine) as session:
-        load_demo(session, RUN)
+        load_demo(session, RUN, bank_file_approval=False)  # these runs are not answered: files go out unapproved
     return engine
 
 
@@ -92,6 +93,17 @@ def test_a_refused_export_fails_the_task_and_marks_the_run(app, var_dir: Path) -
     assert not any(p.suffix == ".xml" for p in (var_dir / "outbox").glob("*")) if (var_dir / "outbox").exists() else True
 
 
+def _confirm_context(run_loi: str, amount: str | None, task_id: str, xcoms: dict | None = None) -> dict:
+    """What collection_confirm's task ``task_id`` gets from Airflow: its params and a task instance whose
+    ``xcom_pull`` gives ``xcoms`` (by task id)."""
+    pushed: dict = {}
+    ti = SimpleNamespace(dag_id="collection_confirm", run_id="manual__test", task_id=task_id, pushed=pushed,
+                         xcom_pull=lambda task_ids: (xcoms or {}).get(task_ids),
+                         xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    return {"params": {"collection_run": run_loi, "received_amount": amount}, "ti": ti,
+            "dag_run": SimpleNamespace(triggering_user_name="alice")}
+
+
 def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir: Path) -> None:
     from include.demo import write_demo_statement
     from include.finance.models import BankStatement, ControlListItem, Payment
@@ -114,19 +126,28 @@ def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir
         assert session.scalar(select(func.count()).select_from(ControlListItem)) > 0
         payments = session.scalar(select(func.count()).select_from(Payment))
 
+    # collection_confirm waits for a person's answer (HITL), so no dag.test() here: its tasks' work is run one by
+    # one, with what the decide task returns once answered.
     ska_run = runs["BELFIUS-SKA"][0]
-    dry = _dag("collection_confirm").test(run_conf={"collection_run": ska_run, "received_amount": "1.00", "dry_run": True})
-    assert str(dry.state).endswith("success")
-    assert (var_dir / "reports" / "collection_confirm" / ska_run.replace(":", "-") / "dry-run.html").exists()
+    confirm = _dag("collection_confirm")
+    preview = confirm.get_task("preview").python_callable.__globals__["preview_run"]
+    book = confirm.get_task("book").python_callable.__globals__["book_decision"]
+    shown = preview(_confirm_context(ska_run, "1.00", "preview"))
+    assert shown["dry_run"] and not shown["booked"] and f"**Collection run `{ska_run}`**" in shown["summary"]
+    reports = var_dir / "reports" / "collection_confirm" / ska_run.replace(":", "-")
+    assert shown["report"] == str(reports / "dry-run.html")
+    assert Path(shown["report"]).exists()
     with transaction(app, readonly=True) as session:
         assert session.scalar(select(func.count()).select_from(Payment)) == payments
         open_total = sum(session.scalars(
             select(PaymentReference.open_amount).join(Collection, Collection.payment_reference_id == PaymentReference.id)
             .join(CollectionRun, CollectionRun.id == Collection.run_id).where(CollectionRun.loi == ska_run)
         ))
-    booked = _dag("collection_confirm").test(
-        run_conf={"collection_run": ska_run, "received_amount": str(open_total), "dry_run": False})
-    assert str(booked.state).endswith("success")
+    answer = confirm.get_task("decide").execute_complete({}, {
+        "chosen_options": ["Confirm"], "params_input": {"received_amount": str(open_total)},
+        "responded_by_user": {"id": "3", "name": "fiona"}, "responded_at": datetime.now(LOCAL_ZONE)})
+    booked = book(_confirm_context(ska_run, "1.00", "book", {"preview": shown, "decide": answer}))
+    assert booked["booked"] and booked["confirmed_by"] == "fiona" and booked["received"] == str(open_total)
     with transaction(app, readonly=True) as session:
         assert session.scalars(select(CollectionRun.status).where(CollectionRun.loi == ska_run)).one() == "confirmed"
 

@@ -246,7 +246,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, airflow_db: None) -> Iterat
         engine = get_engine(db_url)
         create_schema(engine)
         with transaction(engine) as session:
-            load_demo(session, RUN_DAY)
+            load_demo(session, RUN_DAY, bank_file_approval=False)  # this module answers no approval
 
         runs = {"mandate_execution": _dag("mandate_execution").test(logical_date=LOGICAL)}
         runs["pain_export"] = _dag("pain_export").test()

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, text
 
 from include.config import PROJECT_ROOT
 from include.finance.db import transaction
@@ -164,3 +164,20 @@ def test_the_control_list_upgrade_gives_todays_table_and_keeps_the_items(engine:
         session.add(ControlListItem(source="pom", kind="overpaid", reason="r", action="a", amount=Decimal("4.50")))
         item = session.get(ControlListItem, 1)
         item.resolved_at, item.resolved_by, item.resolution = imported_at, "test", "handled"
+
+
+# 2026-12-05: hub settings for approval, and the approvals of bank files.
+def test_the_approval_upgrade_gives_todays_hub_and_approval_tables(engine: Engine) -> None:
+    today = {table: _shape(engine, table) for table in ("bank_hub", "bank_file_approval")}
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE bank_file_approval"))
+        for column in ("approval_required", "four_eyes"):
+            connection.execute(text(f"ALTER TABLE bank_hub DROP COLUMN {column}"))
+    engine.dispose()
+    assert "bank_file_approval" not in inspect(engine).get_table_names()
+    _run_script(engine, "2026-12-05_bank_file_approval")
+    engine.dispose()
+    for table, (columns, indexes) in today.items():
+        shape = _shape(engine, table)
+        assert shape[0] == columns, table  # names, types, nullability and defaults
+        assert shape[1] == indexes, table

@@ -1,0 +1,1 @@
+"""Tools that are not the product: demo users, the Airflow processes the demo and tests start."""
