@@ -43,7 +43,7 @@ from typing import Any
 
 import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
 
 from include.airflow_roles import access_control
 from include.assets import COLLECTION_RUNS_READY as READY
@@ -154,7 +154,7 @@ def pain_export() -> None:
         try:
             result = stage_run(
                 run_loi, actor(context), requested_by=person(context), view_url=FILE_VIEW,
-                airflow_task=f"{ti.dag_id}/{ti.run_id}/approve/{ti.map_index}",
+                airflow_task=f"{ti.dag_id}/{ti.run_id}/bank_file.approve/{ti.map_index}",
                 export_format=context["params"].get("export_format"),
             )
         except ExportRejected as exc:
@@ -166,12 +166,11 @@ def pain_export() -> None:
         return result
 
     @task
-    def release(pair: list) -> dict:
+    def release(staged: dict, answer: dict) -> dict:
         from include.runtime import actor
         from include.sepa.bank_file_approval import Verdict, reject
         from include.sepa.bank_file_approval import release as release_file
 
-        staged, answer = pair
         if not staged.get("approval_required"):
             return staged
         context = get_current_context()
@@ -184,9 +183,14 @@ def pain_export() -> None:
                  result["approved_by"])
         return result
 
-    staged = export_run.expand(run_loi=runs_to_export())
-    answers = BankFileApproval.partial(task_id="approve").expand(staged=staged)
-    release.expand(pair=staged.zip(answers.output))
+    @task_group
+    def bank_file(run_loi: str) -> None:
+        """One run's file: written, approved, released; each run goes on as soon as its own answer is in."""
+        staged = export_run(run_loi)
+        answer = BankFileApproval(task_id="approve", staged=staged)
+        release(staged, answer.output)
+
+    bank_file.expand(run_loi=runs_to_export())
 
 
 pain_export()

@@ -8,9 +8,8 @@ Four sections, read from the shared database in one read-only transaction:
   DAG ``control_list_resolve``.
 * **Approvals waiting** — given by the caller: the Airflow side asks Airflow's
   metadata database for the tasks of :data:`APPROVAL_DAGS` waiting for a human
-  answer (HITL, state ``awaiting_input``). Should ``collection_run`` gain a
-  status for runs waiting for approval (a status in ``RUN_STATUSES`` naming
-  "approv…"), those runs are listed too.
+  answer (HITL, state ``awaiting_input``), and bank files still in staging
+  whose approval task is not asking at the moment (a retry, a failure).
 * **Bank files released today** — collection runs ``exported`` or ``confirmed``
   whose ``exported_at`` falls on today in Brussels.
 * **References to refund** — open items of kind ``overpaid`` (the excess of an
@@ -38,13 +37,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from include.finance.control_list_resolution import open_item_query
-from include.finance.models import RUN_STATUSES, BankHub, CollectionRun, ControlListItem, in_cents
+from include.finance.models import BankHub, CollectionRun, ControlListItem, in_cents
 from include.runtime import LOCAL_ZONE
+from include.sepa.bank_file_approval import waiting as waiting_bank_files
 from include.sepa.identifiers import mask_iban
 
 APPROVAL_DAGS = ("pain_export", "collection_confirm")
-# A run status meaning "waiting for approval", once models.py has one (none in this version).
-APPROVAL_RUN_STATUSES = tuple(status for status in RUN_STATUSES if "approv" in status)
 RELEASED_STATUSES = ("exported", "confirmed")
 REFUND_KINDS = ("overpaid", "closed_reference")
 HTML_LIMIT = 500
@@ -198,15 +196,16 @@ def approvals_waiting(session: Session, approvals: Sequence[Approval]) -> Sectio
         section.rows.append([approval.subject or approval.task_id, approval.dag_id, approval.run_id, task,
                              local_time(approval.waiting_since), approval.ui_path])
         section.links.append(approval.ui_path)
-    if APPROVAL_RUN_STATUSES:
-        for run, hub in session.execute(
-            select(CollectionRun, BankHub.code).join(BankHub, BankHub.id == CollectionRun.hub_id)
-            .where(CollectionRun.status.in_(APPROVAL_RUN_STATUSES)).order_by(CollectionRun.id.desc())
-        ):
-            path = f"/dags/{APPROVAL_DAGS[0]}"
-            what = f"{run.loi} ({hub}, {run.transaction_count} collections, {amount_text(run.total_amount)})"
-            section.rows.append([what, APPROVAL_DAGS[0], "", "", local_time(run.created_at), path])
-            section.links.append(path)
+    asked = {f"{a.dag_id}/{a.run_id}/{a.task_id}/{a.map_index}" for a in approvals}
+    for staged in waiting_bank_files(session):  # staged files whose task is not asking right now (retrying, failed)
+        if staged["airflow_task"] in asked:
+            continue
+        dag_id, run_id, task_id, map_index = (staged["airflow_task"] or "///").split("/", 3)
+        path = f"/dags/{dag_id}/runs/{quote(run_id, safe='')}" if run_id else f"/dags/{APPROVAL_DAGS[0]}"
+        what = (f"bank file {staged['file_name']} of {staged['run']} ({staged['transactions']} collections, "
+                f"{staged['total']}): its approval task is not waiting now")
+        section.rows.append([what, dag_id or APPROVAL_DAGS[0], run_id, task_id, local_time(staged["requested_at"]), path])
+        section.links.append(path)
     section.note = (f"{len(section.rows)} waiting (DAGs {', '.join(APPROVAL_DAGS)}); answered in Airflow under "
                     "Browse → Required Actions, or the task's Required Actions tab")
     return section

@@ -18,6 +18,8 @@ Bearer`` from ``POST /auth/token``), checked by Airflow's own
   "Reports" tab of every DAG run), found from its tasks' return values
   (:mod:`include.run_reports`); ``.../files/<path>`` and ``.../file?path=``
   serve one of them (HTML inline, CSV as a download), nothing else;
+* ``GET /innen-finance/bank-files/<approval>`` — the bank file an approval is
+  about, as plain text (link in the approval's body), to who may read ``pain_export``;
 * ``GET /innen-finance/finance`` — the "Finance" page in the navigation
   (:mod:`include.finance_page`), ``/innen-finance/finance/<section>.csv`` its tables.
 """
@@ -215,6 +217,19 @@ def create_finance_app() -> Any:
     def report_file_by_path(dag_id: str, run_id: str, path: str):  # type: ignore[no-untyped-def]
         """The same, as a path: the links a report's page makes to its CSVs (relative) land here."""
         return serve(dag_id, run_id, path)
+
+    bank_file_access = [Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id="pain_export"))]
+
+    @app.get("/bank-files/{approval_id}", dependencies=bank_file_access)
+    def bank_file(approval_id: int):  # type: ignore[no-untyped-def]
+        """The file an approval is about, as text: in staging while it waits, in the outbox once approved."""
+        from include.sepa.bank_file_approval import file_to_view
+
+        try:
+            path = file_to_view(approval_id)
+        except LookupError as gone:
+            raise HTTPException(404, str(gone)) from None
+        return FileResponse(path, media_type="text/plain; charset=utf-8", headers=PAGE_HEADERS)
 
     def sections(limit: int | None) -> list[Any]:
         today = datetime.now(LOCAL_ZONE).date()

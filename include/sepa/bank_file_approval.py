@@ -372,3 +372,24 @@ def waiting(session: Session) -> list[dict[str, Any]]:
     return [{"approval_id": a.id, "run": loi, "file_name": Path(a.staged_path).name, "transactions": a.transaction_count,
              "total": format_amount(a.total_amount), "requested_by": a.requested_by, "requested_at": a.requested_at,
              "airflow_task": a.airflow_task, "sha256": a.file_sha256} for a, loi in rows]
+
+
+def file_to_view(approval_id: int, *, engine: Engine | None = None) -> Path:
+    """The file approval ``approval_id`` is about: staged while it waits, released once approved.
+
+    Raises :class:`LookupError` when there is none (rejected files are removed).
+    """
+    with transaction(engine, readonly=True) as session:
+        approval = session.get(BankFileApproval, approval_id)
+        if approval is None:
+            raise LookupError(f"no bank file approval {approval_id}")
+        run = session.get(CollectionRun, approval.run_id)
+        if approval.status == "waiting":
+            path = Path(approval.staged_path)
+        elif approval.status == "approved" and run.file_sha256 == approval.file_sha256 and run.file_path:
+            path = Path(run.file_path)
+        else:
+            raise LookupError(f"the file of approval {approval_id} was {approval.status}: nothing to show")
+    if not path.is_file():
+        raise LookupError(f"{path.name} is no longer there")
+    return path
