@@ -20,13 +20,13 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__CORE__AUTH_MANAGER := airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: help install demo test test-quick ui airflow bench postgres qr-tools airflow-db clean
+.PHONY: help install demo test test-quick ui airflow bench postgres qr-tools browser airflow-db clean
 
 help:
 	@echo "make demo   install, build the demo institution, run the direct-debit cycle, print the outputs"
 	@echo "make test   install, then the whole test suite (unit, DAG integrity, integration, end-to-end)"
 	@echo "make test-quick  unit and DAG tests and the doctests (under a minute; no PostgreSQL, no end-to-end)"
-	@echo "make ui     airflow standalone with Innen's DAGs on http://localhost:$(AIRFLOW__API__PORT)"
+	@echo "make ui     Airflow (api-server, scheduler, dag-processor) with Innen's DAGs on http://localhost:$(AIRFLOW__API__PORT)"
 	@echo "make airflow ARGS=\"dags list\"  any airflow command with Innen's environment (the same as bin/airflow dags list)"
 	@echo "make bench  the benchmarks in bench/ (minutes; prints ratios against their anchors)"
 
@@ -52,6 +52,12 @@ qr-tools:
 	  echo "installing Debian's poppler-utils and zbar-tools (the tests scan the QR codes on invoices)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils zbar-tools >/dev/null; }
 
+# Debian's chromium: the browser tests drive it with Playwright (executable_path; Playwright downloads no browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (the browser tests log in to Airflow like a person)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 airflow-db: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)
 	@$(VENV)/bin/airflow db migrate >$(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
@@ -60,16 +66,15 @@ airflow-db: $(STAMP)
 demo: airflow-db
 	@$(VPY) scripts/demo.py
 
-test: $(STAMP) postgres qr-tools
+test: $(STAMP) postgres qr-tools browser
 	@$(VPY) -m pytest
 
 test-quick: $(STAMP) qr-tools
 	@$(VPY) -m pytest tests/unit tests/dags include -q
 
-# standalone starts its components as `airflow …` subprocesses: the venv goes first on PATH.
+# Not `airflow standalone` (it forces the simple auth manager): api-server, scheduler and dag-processor with FAB.
 ui: airflow-db
-	@echo "Airflow UI: http://localhost:$(AIRFLOW__API__PORT)  (users admin, finance, finance2, finance-admin, operator, viewer; passwords in $(AIRFLOW_HOME)/innen-demo-users.json)"
-	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/airflow standalone
+	@$(VPY) -m sandbox.airflow_services
 
 # Any airflow command with Innen's environment: make airflow ARGS="dags test camt053_import" (or bin/airflow …).
 airflow: airflow-db

@@ -239,3 +239,32 @@ class AirflowServices:
 
 def _states(tis: list[dict[str, Any]]) -> dict[str, str]:
     return {f"{t['task_id']}[{t['map_index']}]": str(t["state"]) for t in tis}
+
+
+def main() -> None:
+    """``make ui``: Innen's Airflow on ``AIRFLOW_HOME`` (``var/airflow``) and ``AIRFLOW__API__PORT``, until Ctrl-C.
+
+    Not ``airflow standalone``: it forces the simple auth manager, and Innen's roles need FAB's.
+    """
+    home = Path(os.environ.get("AIRFLOW_HOME") or ROOT / "var" / "airflow")
+    port = int(os.environ.get("AIRFLOW__API__PORT") or 8080)
+    innen = {key: value for key, value in os.environ.items() if key.startswith("INNEN_")}
+    services = AirflowServices.prepare(home, port=port, env=innen)
+    services.env["AIRFLOW__API__HOST"] = "0.0.0.0"
+    services.env["AIRFLOW__API__BASE_URL"] = f"http://localhost:{port}"
+    services.env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] = "30"
+    services.env["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"] = "60"
+    with services.running():
+        print(f"Airflow UI: http://localhost:{port}  (users {', '.join(sorted(services.passwords))}; passwords in "
+              f"{home / 'innen-demo-users.json'}); logs in {home}/*.log. Ctrl-C stops it.", flush=True)
+        try:
+            while all(process.poll() is None for process in services.processes.values()):
+                time.sleep(1)
+            stopped = [name for name, process in services.processes.items() if process.poll() is not None]
+            print(f"{', '.join(stopped)} stopped; see {home}/*.log", flush=True)
+        except KeyboardInterrupt:
+            print("stopping Airflow", flush=True)
+
+
+if __name__ == "__main__":
+    main()

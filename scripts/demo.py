@@ -3,9 +3,14 @@
 1. (Re)builds the demo database ``var/innen.sqlite`` and clears the demo's
    outbox and reports (a second ``make demo`` starts over, and says so).
 2. Loads the demo institution (``include/demo.py``) dated around today.
-3. Runs the DAGs ``mandate_execution`` then ``pain_export`` with
-   ``dag.test()`` (a real Airflow run, in this process, against the metadata
-   database under ``var/airflow``); their task logs go to ``var/demo/airflow.log``.
+3. Runs the DAG ``mandate_execution`` with ``dag.test()`` (a real Airflow
+   run, in this process, against the metadata database under ``var/airflow``;
+   task logs in ``var/demo/airflow.log``). Then starts Airflow itself
+   (api-server, scheduler, dag-processor; :mod:`sandbox.airflow_services`):
+   the demo user ``finance`` triggers ``pain_export`` through the REST API,
+   both bank files wait in staging for approval, and ``finance2`` (four
+   eyes) approves the library's; the academy's stays waiting (``make ui``:
+   Browse → Required Actions).
 4. Writes the library's bank statement for the collection date into the
    inbox (the run credited, two returns, invoices paid in full, in part and
    too much, an unknown transfer, a fee) and runs ``camt053_import``.
@@ -21,7 +26,10 @@
    moves POM's clock two days on, drops the delivery reports in
    ``var/inbox/pom_reports/`` and runs ``pom_delivery_report``: one
    diagnosis and action per invoice × recipient.
-7. Prints what came out of it, all read back from the database.
+7. Starts Airflow again: ``finance`` resolves one control-list item by hand
+   (``control_list_resolve`` triggered through the REST API), and the demo
+   prints where the Finance page and a run's Reports tab are.
+8. Prints what came out of it, all read back from the database.
 
 ``INNEN_DEMO_DATE=YYYY-MM-DD`` runs the demo for another date.
 """
@@ -47,6 +55,7 @@ from include.config import (  # noqa: E402
     invoices_dir,
     outbox_dir,
     reports_dir,
+    staging_dir,
     var_dir,
 )
 from include.runtime import LOCAL_ZONE  # noqa: E402
@@ -73,8 +82,8 @@ def _fresh_database() -> str:
         print(f"Rebuilding the demo database {_show(database)} (the previous demo's data, outbox and reports are removed).")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    for folder in (outbox_dir(), reports_dir(), var_dir() / "inbox", archive_dir(), var_dir() / "quarantine",
-                   invoices_dir()):
+    for folder in (outbox_dir(), staging_dir(), reports_dir(), var_dir() / "inbox", archive_dir(),
+                   var_dir() / "quarantine", invoices_dir()):
         shutil.rmtree(folder, ignore_errors=True)
     url = f"sqlite:///{database}"
     os.environ[DB_URL_SETTING] = url
@@ -119,7 +128,7 @@ def _summary(url: str, run_date: date) -> None:
     from sqlalchemy import func, select
 
     from include.finance.db import get_engine, transaction
-    from include.finance.models import BankHub, Collection, CollectionRun
+    from include.finance.models import BankFileApproval, BankHub, Collection, CollectionRun
     from include.finance.money import ZERO
 
     folder = reports_dir() / "mandate_check" / run_date.isoformat()
@@ -154,6 +163,13 @@ def _summary(url: str, run_date: date) -> None:
                 print(f"    sha256 {run.file_sha256}  {run.transaction_count} transactions  EUR {run.total_amount}")
             elif run.error:
                 print(f"  {run.loi}: no file: {run.error}")
+        for approval, loi in session.execute(
+            select(BankFileApproval, CollectionRun.loi).join(CollectionRun, CollectionRun.id == BankFileApproval.run_id)
+            .where(BankFileApproval.status == "waiting")
+        ):
+            print(f"  {loi}: waiting for approval in staging: {_show(Path(approval.staged_path))} "
+                  f"(sha256 {approval.file_sha256}, {approval.transaction_count} transactions, "
+                  f"EUR {approval.total_amount})")
         print(f"  total EUR {total}")
         from include.sepa.hubs import hub_problems
 
@@ -188,7 +204,7 @@ def main() -> None:
     logical = datetime.combine(run_date, clock(5, 0), tzinfo=LOCAL_ZONE)
     log = log_path.open("w", encoding="utf-8")
     _run_dag("mandate_execution", logical, log)
-    _run_dag("pain_export", None, log)
+    _approve_in_airflow(url)
     _summary(url, run_date)
 
     statement = _write_statement(engine)
@@ -208,9 +224,121 @@ def main() -> None:
         print("  POM's delivery reports land in the inbox two days later; analysing them through Airflow:")
         _run_dag("pom_delivery_report", None, log, conf={"as_of": as_of})
         _delivery_summary(engine)
+    _resolve_in_airflow(url)
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Reports: {_show(reports_dir())}/, "
           f"bank files: {_show(outbox_dir())}/, statements: {_show(archive_dir())}/. "
           "`make ui` shows the runs in Airflow.")
+
+
+def _airflow(url: str) -> Any:
+    """Airflow on the demo's metadata database (``var/airflow``), Innen's database and folders."""
+    from sandbox.airflow_services import AirflowServices
+
+    return AirflowServices.prepare(Path(os.environ["AIRFLOW_HOME"]),
+                                   env={DB_URL_SETTING: url, "INNEN_VAR_DIR": str(var_dir())})
+
+
+def _approve_in_airflow(url: str) -> None:
+    """finance triggers pain_export; finance2 approves the library's file over REST, the academy's waits."""
+    from urllib.parse import quote
+
+    from sqlalchemy import select
+
+    from include.finance.db import get_engine, transaction
+    from include.finance.models import BankFileApproval, BankHub, CollectionRun
+
+    services = _airflow(url)
+    started = time.perf_counter()
+    print(f"  Airflow (api-server, scheduler, dag-processor) on {services.base}; finance triggers pain_export:")
+    with services.running():
+        with services.client("finance") as finance, services.client("finance2") as finance2:
+            services.wait_for_dag(finance, "pain_export")
+            started_run = services.trigger(finance, "pain_export")  # queued while the DAG is paused
+            started_run.raise_for_status()
+            run_id = started_run.json()["dag_run_id"]
+            with services.client("admin") as admin:  # a previous demo's runs belong to the database it rebuilt
+                old = admin.get("/api/v2/dags/pain_export/dagRuns", params={"state": ["queued", "running"]}).json()
+                for run in old.get("dag_runs") or []:
+                    if run["dag_run_id"] != run_id:
+                        path = f"/api/v2/dags/pain_export/dagRuns/{quote(run['dag_run_id'], safe='')}"
+                        admin.patch(path, json={"state": "failed"}).raise_for_status()
+                        admin.delete(path).raise_for_status()
+                        print(f"    an earlier run {run['dag_run_id']} removed (its database was rebuilt)")
+            services.unpause("pain_export")
+            with transaction(get_engine(url), readonly=True) as session:
+                expected = len(session.scalars(select(CollectionRun.id).where(CollectionRun.status == "ready")).all())
+            waiting = services.awaiting(finance, "pain_export", run_id, "bank_file.approve", count=expected)
+            with transaction(get_engine(url), readonly=True) as session:
+                staged = {a.airflow_task: (hub, a) for a, hub in session.execute(
+                    select(BankFileApproval, BankHub.code)
+                    .join(CollectionRun, CollectionRun.id == BankFileApproval.run_id)
+                    .join(BankHub, BankHub.id == CollectionRun.hub_id)
+                    .where(BankFileApproval.status == "waiting"))}
+            for ti in waiting:
+                hub, approval = staged[f"pain_export/{run_id}/bank_file.approve/{ti['map_index']}"]
+                print(f"    waiting for approval: {approval.summary['file_name']} ({hub}, "
+                      f"{approval.transaction_count} collections, EUR {approval.total_amount}, "
+                      f"sha256 {approval.file_sha256[:16]}…)")
+                if hub == "KBC-BIB":
+                    answer = services.answer(finance2, "pain_export", run_id, "bank_file.approve", ti["map_index"],
+                                             "Approve", {"reason": ""})
+                    answer.raise_for_status()
+                    services.wait_until(finance, "pain_export", run_id, lambda tis, i=ti["map_index"]: any(
+                        t["task_id"] == "bank_file.release" and t["map_index"] == i and t["state"] == "success"
+                        for t in tis), what="released")
+                    print(f"    approved by finance2 through the REST API (four eyes: finance triggered it): "
+                          f"{approval.summary['file_name']} released to the outbox")
+                else:
+                    print("    left waiting: approve or reject it in `make ui` (Browse → Required Actions) as "
+                          "finance2 or finance-admin")
+    print(f"  pain_export: files staged and one approved in {time.perf_counter() - started:.1f} s")
+
+
+def _resolve_in_airflow(url: str) -> None:
+    """finance resolves one control-list item by hand, through control_list_resolve over REST."""
+    from sqlalchemy import select
+
+    from include.finance.db import get_engine, transaction
+    from include.finance.models import ControlListItem
+
+    with transaction(get_engine(url), readonly=True) as session:
+        item = session.scalars(select(ControlListItem).where(ControlListItem.resolved_at.is_(None),
+                                                             ControlListItem.kind == "unmatched")
+                               .order_by(ControlListItem.id)).first()
+        if item is None:
+            item = session.scalars(select(ControlListItem).where(ControlListItem.resolved_at.is_(None))
+                                   .order_by(ControlListItem.id)).first()
+    if item is None:
+        print("\nNo open control-list item to resolve.")
+        return
+    services = _airflow(url)
+    print(f"\nFinance in Airflow ({services.base}):")
+    with services.running():
+        services.unpause("control_list_resolve")
+        with services.client("finance") as finance:
+            started = services.trigger(finance, "control_list_resolve", {
+                "item": item.id, "action": "handle", "note": "refunded to the payer by bank transfer (demo)"})
+            started.raise_for_status()
+            run_id = started.json()["dag_run_id"]
+            state = services.finished(finance, "control_list_resolve", run_id)
+        with transaction(get_engine(url), readonly=True) as session:
+            done = session.get(ControlListItem, item.id)
+            print(f"  control-list item {item.id} ({item.kind}, EUR {item.amount}): control_list_resolve {state}; "
+                  f"{done.resolution} by {done.resolved_by}: {done.resolution_note}")
+        with services.client("finance") as finance:
+            exports = finance.get("/api/v2/dags/pain_export/dagRuns", params={"order_by": "-run_after", "limit": 1})
+            export_run = (exports.json().get("dag_runs") or [{}])[0].get("dag_run_id", "")
+    from urllib.parse import quote
+
+    port = os.environ.get("AIRFLOW__API__PORT", "8080")
+    ui = f"http://localhost:{port}"
+    print(f"  `make ui`, then log in (users in {_show(services.home / 'innen-demo-users.json')}):")
+    print(f"    Finance page:  {ui}/plugin/innen-finance   (the page itself: {ui}/innen-finance/finance)")
+    if export_run:
+        print(f"    Reports tab of the bank-file run: {ui}/dags/pain_export/runs/{quote(export_run, safe='')}"
+              f"/plugin/innen-reports")
+        print(f"    Waiting approval: {ui}/dags/pain_export/runs/{quote(export_run, safe='')}"
+              "/tasks/bank_file.approve/required_actions")
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
 from include.sepa.xsd import schema
@@ -23,6 +24,7 @@ def _demo(var: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=600, cwd=ROOT)
 
 
+@pytest.mark.timeout(1200)
 def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, airflow_db: None) -> None:
     var = tmp_path / "var"
     first = _demo(var)
@@ -35,10 +37,13 @@ def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, ai
     for kind in ("FRST", "RCUR", "FNAL", "OOFF"):
         assert re.search(rf"\b{kind} \d+", out), kind
     files = re.findall(r"^\s+(\S+\.xml)\n\s+sha256 ([0-9a-f]{64})\s+(\d+) transactions\s+EUR ([\d.]+)$", out, re.M)
-    assert len(files) == 2
-    for relative, sha, count, _total in files:
+    staged = re.findall(r"waiting for approval in staging: (\S+\.xml) \(sha256 ([0-9a-f]{64}), (\d+) transactions, "
+                        r"EUR ([\d.]+)\)", out)
+    assert len(files) == 1 and len(staged) == 1, out  # finance2 approved the library's file; the academy's waits
+    assert "approved by finance2 through the REST API (four eyes: finance triggered it)" in out
+    for (relative, sha, count, _total), folder in [*((f, "outbox") for f in files), *((f, "staging") for f in staged)]:
         path = Path(relative)
-        assert path.parent == var / "outbox"
+        assert path.parent == var / folder
         data = path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == sha
         tree = etree.fromstring(data)
@@ -75,6 +80,14 @@ def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, ai
     assert re.search(r"e-mailed through POM: .*batch VERKOOP-BIB-2026-11-20-1 \(\d+ invoices\)", out)
     action_list = re.search(r"action list: (\S+)", out)
     assert action_list and Path(action_list.group(1)).is_file()
+
+    # Finance in Airflow: one control-list item resolved by hand over REST, and where the pages are.
+    resolved = re.search(r"control-list item (\d+) \((\w+), EUR [\d.]+\): control_list_resolve success; handled by "
+                         r"(.*) by finance: refunded", out)
+    assert resolved, out
+    assert re.search(r"Finance page:\s+http://localhost:\d+/plugin/innen-finance", out)
+    assert re.search(r"Reports tab of the bank-file run: http://localhost:\d+/dags/pain_export/runs/\S+/plugin/"
+                     r"innen-reports", out)
 
     second = _demo(var)
     assert second.returncode == 0, second.stdout + second.stderr
