@@ -22,10 +22,12 @@ Scheduled by the asset `innen_collection_runs_ready` (set by
   person who triggered this run may not approve it: their answer is recorded
   as refused and the file keeps waiting for someone else. Finance gets an
   e-mail when a file waits (Connection `innen_finance_mail`, if set).
-* **release**: approved → the file is moved into `var/outbox/` in one rename
-  with its `.sha256`, and the run is `exported`, recorded with the approver;
-  rejected → the file is removed from staging, the run says who rejected it
-  and why.
+  The answer is acted on at once: approved → the file is moved into
+  `var/outbox/` in one rename with its `.sha256`, and the run is `exported`,
+  recorded with the approver; rejected → the file is removed from staging,
+  the run says who rejected it and why. A retried task finds the decision in
+  the database and never asks twice.
+* **release**: finishes and reports what the answer did (idempotent).
 
 Only `finance` and `finance-admin` may trigger this DAG and answer its
 approvals (`access_control`).
@@ -73,6 +75,13 @@ class BankFileApproval(ApprovalOperator):
         if not staged.get("approval_required"):
             log.info("%s: the hub needs no approval (%s)", staged.get("run"), staged.get("status"))
             return {"chosen_options": [], "automatic": True}
+        from include.sepa.bank_file_approval import decision
+
+        if done := decision(staged["approval_id"]):  # a retry after the answer was acted on: never ask twice
+            log.info("%s: already %s by %s", staged["run"], done["verdict"], done["by"])
+            return done
+        if answered := self._answer_on_record(context):  # answered while this try was being scheduled
+            return self.execute_complete(context, answered)
         self.subject = (f"Approve bank file {staged['file_name']}: {staged['transactions']} collections, "
                         f"EUR {staged['total']}?")
         self.body = staged["body"]
@@ -84,7 +93,7 @@ class BankFileApproval(ApprovalOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         answer = HITLOperator.execute_complete(self, context, event)  # the answer, without skipping the release
         from include.runtime import actor
-        from include.sepa.bank_file_approval import Verdict, judge, refuse
+        from include.sepa.bank_file_approval import Verdict, judge, refuse, reject, release
 
         staged = self.staged
         judgement = judge(answer, requested_by=staged.get("requested_by"), four_eyes=bool(staged.get("four_eyes")))
@@ -92,7 +101,29 @@ class BankFileApproval(ApprovalOperator):
             log.warning("%s: %s", staged["run"], judgement.message)
             refuse(staged["approval_id"], judgement.by or "", judgement.message, actor(context))
             return self._ask_again(context)
-        return {**answer, "verdict": judgement.verdict.value, "by": judgement.by, "reason": judgement.reason}
+        # Acted on at once, in Innen's database: a retry of this task (Airflow may fail a task it has just resumed)
+        # then finds the decision there instead of asking again and losing the answer.
+        if judgement.verdict is Verdict.RELEASE:
+            release(staged["approval_id"], judgement.by, actor(context))
+        else:
+            reject(staged["approval_id"], judgement.by, judgement.reason, actor(context))
+        return {"verdict": judgement.verdict.value, "by": judgement.by, "reason": judgement.reason,
+                "chosen_options": answer["chosen_options"]}
+
+    def _answer_on_record(self, context: Any) -> dict[str, Any] | None:
+        """The answer Airflow holds for this task instance already, if any (upserting the question would erase it)."""
+        from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
+
+        try:
+            detail = get_hitl_detail_content_detail(context["task_instance"].id)
+        except Exception:  # no question asked yet: Airflow answers 404
+            return None
+        if not detail.response_received:
+            return None
+        user = detail.responded_by_user
+        return {"chosen_options": detail.chosen_options or [], "params_input": detail.params_input or {},
+                "responded_by_user": {"id": user.id, "name": user.name} if user else None,
+                "responded_at": detail.responded_at}
 
     def _ask_again(self, context: Any) -> Any:
         """Clear the refused answer and wait again (Airflow keeps one answer per task instance)."""

@@ -19,15 +19,23 @@ lines of one financial system into a payment reference (`fp:SYS:n`).
   a type with *direct* printing gets its invoice made right away; off leaves a
   draft to seal later.
 
-A refusal (unknown user, a line already in another reference, nothing that
-matches the pattern, …) fails the run without a retry, with the reason in
-the task log; nothing is changed then. Every change is audited.
+Making a reference of a type (and sealing it) needs the type's **write**
+lock (`accwrite`) or its admin lock (`accadmin`); a type whose write lock is
+empty lets whoever may read it (its `accread`) write. The lock names a role,
+checked for the user who triggered the run before anything is made; a run
+nobody triggered in person (a schedule, `dag.test`) holds no roles.
+
+A refusal (no lock, unknown user, a line already in another reference,
+nothing that matches the pattern, …) fails the run without a retry, with the
+reason in the task log; nothing is changed then. Every change is audited.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
@@ -35,6 +43,51 @@ from airflow.sdk import Param, dag, get_current_context, task
 from include.airflow_roles import access_control
 
 log = logging.getLogger(__name__)
+
+
+def make_reference(context: Mapping[str, Any], role_source: Any) -> dict:
+    """The task's work: check the type's lock for the person ``role_source`` names, then make the reference.
+
+    ``role_source``: context → (person or None, roles); :func:`include.airflow_roles.run_roles` in a run.
+    """
+    from datetime import date
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.errors import InnenError
+    from include.finance.access import explained, require_type
+    from include.finance.db import transaction
+    from include.finance.models import PaymentReferenceType
+    from include.finance.sealing import create_reference
+    from include.runtime import actor, as_of
+
+    params = context["params"]
+    due = (params.get("due_date") or "").strip()
+    user, roles = role_source(context)  # a lookup that fails is a fault (retried), not a refusal
+    log.info("a %s reference for %s, roles: %s", params["reference_type"], user or "no person",
+             ", ".join(sorted(roles)) or "none")
+    try:
+        with transaction() as session:
+            require_type(session, params["reference_type"], "create", roles)
+            reference = create_reference(
+                session, end_user=params["end_user"], type_code=params["reference_type"],
+                financial_system=params.get("financial_system"),
+                debt_line_ids=[int(line_id) for line_id in params.get("debt_lines") or []],
+                pattern=params.get("pattern"), due_date=date.fromisoformat(due) if due else None,
+                description=params.get("description"), seal=bool(params["seal"]), actor=actor(context),
+                now=as_of(context),
+            )
+            type_ = session.get(PaymentReferenceType, reference.type_id)
+            direct_print = bool(type_ and type_.direct_print)
+    except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
+        raise AirflowFailException(f"refused: {explained(refusal, user)}") from None
+    result = {
+        "id": reference.id, "loi": reference.loi, "status": reference.status, "amount": str(reference.amount),
+        "reference_number": reference.reference_number, "invoice_number": reference.invoice_number,
+        "direct_print": direct_print,
+    }
+    log.info("payment reference made: %s", result)
+    return result
 
 
 @dag(
@@ -48,7 +101,8 @@ log = logging.getLogger(__name__)
     params={
         "end_user": Param("", type="string", minLength=1, title="End user (e-loi)", description="e.g. e:LEU:10001"),
         "reference_type": Param(
-            "", type="string", minLength=1, title="Payment reference type", description="Its code, e.g. FACTUUR-BIB"
+            "", type="string", minLength=1, title="Payment reference type",
+            description="Its code, e.g. FACTUUR-BIB; you need its write lock (accwrite)"
         ),
         "financial_system": Param(
             None, type=["null", "string"], title="Financial system",
@@ -74,40 +128,9 @@ log = logging.getLogger(__name__)
 def payment_reference_create() -> None:
     @task
     def create() -> dict:
-        from datetime import date
+        from include import airflow_roles
 
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.errors import InnenError
-        from include.finance.db import transaction
-        from include.finance.models import PaymentReferenceType
-        from include.finance.sealing import create_reference
-        from include.runtime import actor, as_of
-
-        context = get_current_context()
-        params = context["params"]
-        due = (params.get("due_date") or "").strip()
-        try:
-            with transaction() as session:
-                reference = create_reference(
-                    session, end_user=params["end_user"], type_code=params["reference_type"],
-                    financial_system=params.get("financial_system"),
-                    debt_line_ids=[int(line_id) for line_id in params.get("debt_lines") or []],
-                    pattern=params.get("pattern"), due_date=date.fromisoformat(due) if due else None,
-                    description=params.get("description"), seal=bool(params["seal"]), actor=actor(context),
-                    now=as_of(context),
-                )
-                type_ = session.get(PaymentReferenceType, reference.type_id)
-                direct_print = bool(type_ and type_.direct_print)
-        except InnenError as refusal:  # a person's choice to correct, not a fault a retry would cure
-            raise AirflowFailException(f"refused: {refusal}") from None
-        result = {
-            "id": reference.id, "loi": reference.loi, "status": reference.status, "amount": str(reference.amount),
-            "reference_number": reference.reference_number, "invoice_number": reference.invoice_number,
-            "direct_print": direct_print,
-        }
-        log.info("payment reference made: %s", result)
-        return result
+        return make_reference(get_current_context(), airflow_roles.run_roles)
 
     @task
     def direct_invoice(created: dict) -> dict:

@@ -11,12 +11,26 @@ collections is marked deleted. The report lands in
 `var/reports/payment_reference_delete/`. Deleted references that had an
 open POM payment request get it cancelled at POM right away, so their QR
 code can no longer be paid.
+
+Deleting needs the **admin** lock (`accadmin`) of each reference's type
+(in both ways of naming them: every reference of the run, or every one
+named), and a type whose admin lock is empty lets nobody delete. The lock
+names a role, checked for the user who triggered the run; a run nobody
+triggered in person (a schedule, `dag.test`) holds no roles. The check is
+all or nothing: one reference refused refuses the deletion, the run fails
+without a retry, nothing is deleted, and the message lists every reference
+refused, the lock it needs and your roles. A **dry run** fails for no lock:
+its report lists each reference the real run would be refused for, with the
+lock, beside those it would delete. Paid, deleted and expired references
+are refused for that, not for a lock.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
@@ -24,6 +38,41 @@ from airflow.sdk import Param, dag, get_current_context, task
 from include.airflow_roles import access_control
 
 log = logging.getLogger(__name__)
+
+
+def delete_or_report(context: Mapping[str, Any], role_source: Any) -> dict:
+    """The task's work: delete (or, in a dry run, report) for the person ``role_source`` names, and write the report.
+
+    ``role_source``: context → (person or None, roles); :func:`include.airflow_roles.run_roles` in a run.
+    """
+    from dataclasses import asdict
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.errors import InnenError
+    from include.finance.access import NO_PERSON, explained
+    from include.finance.db import transaction
+    from include.finance.reference_deletion import delete_references
+    from include.runtime import actor
+    from include.sepa.manual_reports import write_deletion
+
+    params = context["params"]
+    lois = [loi.strip() for loi in (params.get("references") or "").split(",") if loi.strip()]
+    user, roles = role_source(context)  # a lookup that fails is a fault (retried), not a refusal
+    log.info("deleting for %s, roles: %s", user or "no person", ", ".join(sorted(roles)) or "none")
+    try:
+        with transaction() as session:
+            result = delete_references(
+                session, actor(context), roles=roles, run_loi=(params.get("collection_run") or "").strip() or None,
+                reference_lois=lois or None, dry_run=bool(params["dry_run"]),
+            )
+    except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
+        raise AirflowFailException(f"refused: {explained(refusal, user)}") from None
+    report = write_deletion(result, params.get("collection_run") or "references")
+    log.info("%s (report %s)", result.message, report)
+    if result.locked and user is None:
+        log.warning("refused for a lock: %s", NO_PERSON)
+    return {**asdict(result), "report": report, "user": user}
 
 
 @dag(
@@ -39,7 +88,8 @@ log = logging.getLogger(__name__)
         "references": Param(
             None, type=["null", "string"], title="Payment references", description="e.g. fp:BIB:30, fp:BIB:31"
         ),
-        "dry_run": Param(True, type="boolean", title="Dry run", description="Only report; delete nothing."),
+        "dry_run": Param(True, type="boolean", title="Dry run",
+                         description="Only report, also what the types' admin locks would refuse; delete nothing."),
     },
     access_control=access_control("payment_reference_delete"),
     doc_md=__doc__,
@@ -47,24 +97,9 @@ log = logging.getLogger(__name__)
 def payment_reference_delete() -> None:
     @task
     def delete() -> dict:
-        from dataclasses import asdict
+        from include import airflow_roles
 
-        from include.finance.db import transaction
-        from include.finance.reference_deletion import delete_references
-        from include.runtime import actor
-        from include.sepa.manual_reports import write_deletion
-
-        context = get_current_context()
-        params = context["params"]
-        lois = [loi.strip() for loi in (params.get("references") or "").split(",") if loi.strip()]
-        with transaction() as session:
-            result = delete_references(
-                session, actor(context), run_loi=(params.get("collection_run") or "").strip() or None,
-                reference_lois=lois or None, dry_run=bool(params["dry_run"]),
-            )
-        report = write_deletion(result, params.get("collection_run") or "references")
-        log.info("%s (report %s)", result.message, report)
-        return {**asdict(result), "report": report}
+        return delete_or_report(get_current_context(), airflow_roles.run_roles)
 
     @task
     def cancel_pom_requests(deletion: dict) -> dict:

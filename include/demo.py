@@ -27,6 +27,7 @@ from schwifty import IBAN
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from include.airflow_roles import FINANCE, FINANCE_ADMIN
 from include.finance.counters import reserve
 from include.finance.models import (
     Address,
@@ -112,8 +113,9 @@ class _Builder:
         self.monthly = Frequency(code="monthly", name="Maandelijks", unit="month")
         self.yearly = Frequency(code="yearly", name="Jaarlijks", unit="year")
         s.add_all([self.daily, self.monthly, self.yearly])
-        common = {"access_read": "fin-lezen", "access_write": "fin-schrijven", "access_admin": "fin-admin",
-                  "address_types": "thuis;emailonly"}
+        # Read by everyone; made, sealed and booked on by finance; unsealed and deleted by finance-admin only.
+        locks = {"access_read": None, "access_write": FINANCE, "access_admin": FINANCE_ADMIN}
+        common = {**locks, "address_types": "thuis;emailonly"}
         self.type_bib = PaymentReferenceType(
             code="DOM-BIB", name="Domiciliëring bibliotheek", reference_format="OGM", reference_counter="ogm-bib",
             reference_prefix="062", invoice_counter="fact-bib", invoice_prefix="BIB-", print_state="FAC-DOM",
@@ -136,6 +138,7 @@ class _Builder:
             code="ONLINE", name="Online betaling", lifetime_seconds=7 * 86400, allowed_online=True,
             address_types="emailonly", reference_format="OGM", reference_counter="ogm-online", reference_prefix="064",
             pom_auto_cancel=True,  # room and material bookings: unpaid after the due date, the booking lapses
+            **locks,
         )
         s.add_all([self.type_bib, self.type_ska, self.type_once, self.type_invoice, self.type_online])
         address = {"creditor_street": "Rijschoolstraat", "creditor_house_number": "4", "creditor_postal_code": "3000",

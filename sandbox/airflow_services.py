@@ -33,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
+SETTLE_SECONDS = 8.0
 FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
 
 
@@ -106,13 +107,29 @@ class AirflowServices:
         passwords = json.loads((home / "innen-demo-users.json").read_text())
         return cls(home, port, full, passwords)
 
-    def start(self, components: tuple[str, ...] = COMPONENTS, timeout: float = 120) -> None:
+    def start(self, components: tuple[str, ...] = COMPONENTS, timeout: float = 120, *, pause_all: bool = True) -> None:
+        """Start ``components``; ``pause_all``: every DAG already known is paused before the scheduler starts,
+        so nothing runs but what the caller unpauses (a DAG a test made earlier may be unpaused)."""
         airflow = str(Path(sys.executable).with_name("airflow"))
-        for name in components:
+
+        def launch(name: str) -> None:
             command = [airflow, name] + (["--apps", "all"] if name == "api-server" else [])
             with (self.home / f"{name}.log").open("ab") as out:
                 self.processes[name] = subprocess.Popen(command, env=self.env, cwd=self.home, stdout=out,
                                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+        first = [name for name in components if name == "api-server"]
+        for name in first:
+            launch(name)
+        if first:
+            self.wait_healthy(timeout)
+            if pause_all:
+                with self.client("admin") as admin:
+                    admin.patch("/api/v2/dags", params={"dag_id_pattern": "%"},
+                                json={"is_paused": True}).raise_for_status()
+        for name in components:
+            if name not in first:
+                launch(name)
         self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout: float = 120) -> None:
@@ -146,9 +163,10 @@ class AirflowServices:
         self.processes.clear()
 
     @contextmanager
-    def running(self, components: tuple[str, ...] = COMPONENTS) -> Iterator[AirflowServices]:
+    def running(self, components: tuple[str, ...] = COMPONENTS, *, pause_all: bool = True
+                ) -> Iterator[AirflowServices]:
         try:
-            self.start(components)
+            self.start(components, pause_all=pause_all)
             yield self
         finally:
             self.stop()
@@ -206,12 +224,18 @@ class AirflowServices:
                            f"{self.log('scheduler')[-2000:]}")
 
     def awaiting(self, client: httpx.Client, dag_id: str, run_id: str, task_id: str, count: int = 1,
-                 timeout: float = 240) -> list[dict[str, Any]]:
-        """Wait until ``count`` instances of ``task_id`` wait for a person's answer; those instances."""
+                 timeout: float = 240, settle: float = SETTLE_SECONDS) -> list[dict[str, Any]]:
+        """Wait until ``count`` instances of ``task_id`` wait for a person's answer; those instances.
+
+        Then ``settle`` seconds more, as a person would: Airflow 3.3's LocalExecutor reports the end of the
+        workload that parked a task seconds later, and a task resumed by an answer before that report is failed
+        by the scheduler and retried (Innen's approval then finds its decision on record; other questions are
+        asked again)."""
         tis = self.wait_until(
             client, dag_id, run_id,
             lambda tis: sum(1 for t in tis if t["task_id"] == task_id and t["state"] == "awaiting_input") >= count,
             timeout, f"awaiting input at {task_id}")
+        time.sleep(settle)
         return [t for t in tis if t["task_id"] == task_id and t["state"] == "awaiting_input"]
 
     def finished(self, client: httpx.Client, dag_id: str, run_id: str, timeout: float = 240) -> str:
@@ -254,7 +278,7 @@ def main() -> None:
     services.env["AIRFLOW__API__BASE_URL"] = f"http://localhost:{port}"
     services.env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] = "30"
     services.env["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"] = "60"
-    with services.running():
+    with services.running(pause_all=False):
         print(f"Airflow UI: http://localhost:{port}  (users {', '.join(sorted(services.passwords))}; passwords in "
               f"{home / 'innen-demo-users.json'}); logs in {home}/*.log. Ctrl-C stops it.", flush=True)
         try:

@@ -23,12 +23,18 @@ read" would otherwise make every such read lock void. Writing then needs
 read access (the read lock, the write lock if any, or the admin lock).
 
 Which lock an action needs (:func:`needed_lock`): read → read; create and
-seal → write; unseal → admin (breaking a seal), but only write for a draft,
-whose unsealing changes nothing; delete → admin.
+seal → write; book (a payment booked by hand onto a reference, e.g. from the
+control list) → write; unseal → admin (breaking a seal), but only write for
+a draft, whose unsealing changes nothing; delete → admin.
 
-:func:`refusal` is the rule itself, pure; :func:`check_references` applies it
-to references in the database. Nothing here knows Airflow: the roles are the
-caller's (``include.airflow_roles`` reads them for a DAG run).
+:func:`refusal` is the rule itself, pure; :func:`check_references`
+(:func:`refusals_by_reference`), :func:`require_reference` and
+:func:`require_type` apply it to what is in the database, in the caller's
+transaction, before the caller changes anything. A refused change raises
+:class:`AccessRefused`, which lists every refusal at once (one refusal
+refuses them all). Nothing here knows Airflow: the roles are the caller's
+(``include.airflow_roles`` reads them for a DAG run), and :func:`explained`
+adds why a run no person triggered holds none.
 """
 
 from __future__ import annotations
@@ -58,8 +64,13 @@ class Lock(Enum):
         return self.name.lower()
 
 
-ACTIONS = ("read", "create", "seal", "unseal", "delete")
-_VERBS = {"read": "reading", "create": "creating", "seal": "sealing", "unseal": "unsealing", "delete": "deleting"}
+ACTIONS = ("read", "create", "seal", "unseal", "book", "delete")
+_VERBS = {"read": "reading", "create": "creating", "seal": "sealing", "unseal": "unsealing", "book": "booking",
+          "delete": "deleting"}
+_DONE = {"read": "shown", "create": "created", "seal": "sealed", "unseal": "unsealed", "book": "booked",
+         "delete": "deleted"}
+NEW_REFERENCE = "a new payment reference"  # what a refusal names before the reference exists
+NO_PERSON = "no person triggered this run — a schedule, an asset or dag.test — so it holds no roles"
 
 
 def needed_lock(action: str, *, draft: bool = False) -> Lock:
@@ -67,10 +78,12 @@ def needed_lock(action: str, *, draft: bool = False) -> Lock:
 
     >>> needed_lock("unseal").value, needed_lock("unseal", draft=True).value, needed_lock("seal").value
     ('accadmin', 'accwrite', 'accwrite')
+    >>> needed_lock("book").value, needed_lock("delete").value
+    ('accwrite', 'accadmin')
     """
     if action == "read":
         return Lock.READ
-    if action in ("create", "seal"):
+    if action in ("create", "seal", "book"):
         return Lock.WRITE
     if action == "unseal":
         return Lock.WRITE if draft else Lock.ADMIN  # a draft's unsealing changes nothing
@@ -144,6 +157,46 @@ def refusal(
     return f"{where} {' or '.join(grants)}, {_none_of(roles)}{why}"
 
 
+def refused_message(action: str, refusals: Sequence[str], *, nobody: bool = False) -> str:
+    """One message for every refusal of ``action``: nothing was done. ``nobody``: no person triggered the run.
+
+    >>> refused_message("delete", ["fp:BIB:3 (type DOM-BIB): deleting needs …", "fp:BIB:4 (type DOM-BIB): …"])
+    'nothing deleted: fp:BIB:3 (type DOM-BIB): deleting needs …; fp:BIB:4 (type DOM-BIB): …'
+    >>> print(refused_message("create", ["a new payment reference (type DOM-BIB): …"], nobody=True))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    nothing created (no person triggered this run — a schedule, an asset or dag.test — so it holds no roles):
+    a new payment reference (type DOM-BIB): …
+    """
+    needed_lock(action)
+    why = f" ({NO_PERSON})" if nobody else ""
+    return f"nothing {_DONE[action]}{why}: " + "; ".join(refusals)
+
+
+class AccessRefused(InnenError):
+    """``action`` refused by the access locks: ``refusals`` lists every reference refused; nothing was changed."""
+
+    def __init__(self, action: str, refusals: Sequence[str]) -> None:
+        self.action = action
+        self.refusals = list(refusals)
+        super().__init__(refused_message(action, self.refusals))
+
+
+def explained(error: Exception, person: str | None) -> str:
+    """``error``'s message for whoever reads the run's log: a lock refusal of a run without a person says why it
+    held no roles (the domain code that raised it does not know who triggered the run).
+
+    >>> explained(AccessRefused("book", ["fp:BIB:3 (type DOM-BIB): booking needs …"]), "fiona")
+    'nothing booked: fp:BIB:3 (type DOM-BIB): booking needs …'
+    >>> explained(AccessRefused("book", ["…"]), None).startswith("nothing booked (no person triggered this run")
+    True
+    >>> explained(InnenError("there is no control-list item 9"), None)
+    'there is no control-list item 9'
+    """
+    if isinstance(error, AccessRefused) and person is None:
+        return refused_message(error.action, error.refusals, nobody=True)
+    return str(error)
+
+
 def reference_ids(session: Session, lois: Iterable[str]) -> list[int]:
     """The ids of the references ``lois`` (``fp:SYS:n``), in the order given; an unknown one is refused, naming all."""
     wanted = list(dict.fromkeys(loi.strip() for loi in lois if loi and loi.strip()))
@@ -161,20 +214,20 @@ def reference_ids(session: Session, lois: Iterable[str]) -> list[int]:
     return [found[loi] for loi in wanted]
 
 
-def check_references(
+def refusals_by_reference(
     session: Session, reference_ids: Iterable[int], action: str, user_roles: Iterable[str]
-) -> list[str]:
-    """Every refusal (:func:`refusal`) of ``action`` on the references ``reference_ids``, by id; [] = all allowed.
+) -> dict[int, str]:
+    """Every refusal (:func:`refusal`) of ``action`` on the references ``reference_ids``, by id; {} = all allowed.
 
     The references' types are read here. For any action but reading, the references are locked for the
     caller's transaction (``FOR UPDATE`` on PostgreSQL; SQLite's writers queue anyway), so the status the
     check saw — a draft needs less to unseal than a sealed reference — is the status the change finds.
-    A reference id that does not exist is listed too.
+    A reference id that does not exist is refused too.
     """
     needed_lock(action)  # an unknown action is refused before anything is read
     ids = sorted(set(reference_ids))
     roles = set(user_roles)
-    refusals: list[str] = []
+    refusals: dict[int, str] = {}
     seen: set[int] = set()
     for start in range(0, len(ids), ID_BATCH):
         query = (
@@ -191,6 +244,45 @@ def check_references(
             seen.add(ref_id)
             why = refusal(action, (read, write, admin), roles, type_code, loi, draft=status == "draft")
             if why is not None:
-                refusals.append(why)
-    refusals += [f"payment reference id {ref_id} does not exist" for ref_id in ids if ref_id not in seen]
+                refusals[ref_id] = why
+    refusals.update((ref_id, f"payment reference id {ref_id} does not exist") for ref_id in ids if ref_id not in seen)
     return refusals
+
+
+def check_references(
+    session: Session, reference_ids: Iterable[int], action: str, user_roles: Iterable[str]
+) -> list[str]:
+    """Every refusal (:func:`refusal`) of ``action`` on the references ``reference_ids``, by id; [] = all allowed.
+
+    As :func:`refusals_by_reference` (which locks the references for any action but reading), as a list.
+    """
+    return list(refusals_by_reference(session, reference_ids, action, user_roles).values())
+
+
+def require_reference(session: Session, reference: PaymentReference, action: str, user_roles: Iterable[str]) -> None:
+    """Raise :class:`AccessRefused` when ``user_roles`` may not do ``action`` on ``reference``, already read.
+
+    Unlike :func:`check_references` the reference is not locked here: a caller that must serialise on
+    something else first (the control list claims its item before it locks the reference it books on)
+    keeps its own order; the lock ``action`` needs may not depend on the reference's status then.
+    """
+    type_ = session.get(PaymentReferenceType, reference.type_id)
+    if type_ is None:  # the foreign key forbids it; a message rather than an AttributeError all the same
+        raise InnenError(f"{reference.loi}: its payment reference type ({reference.type_id}) does not exist")
+    why = refusal(action, (type_.access_read, type_.access_write, type_.access_admin), user_roles, type_.code,
+                  reference.loi, draft=reference.status == "draft")
+    if why is not None:
+        raise AccessRefused(action, [why])
+
+
+def require_type(session: Session, type_code: str, action: str, user_roles: Iterable[str]) -> None:
+    """Raise :class:`AccessRefused` when ``user_roles`` may not do ``action`` (``create``) on a new reference of
+    type ``type_code``; an unknown type is refused (:class:`InnenError`) with the message making a reference gives."""
+    code = (type_code or "").strip()
+    type_ = session.scalars(select(PaymentReferenceType).where(PaymentReferenceType.code == code)).one_or_none()
+    if type_ is None:
+        raise InnenError(f"payment reference type {type_code!r} does not exist")
+    why = refusal(action, (type_.access_read, type_.access_write, type_.access_admin), user_roles, type_.code,
+                  NEW_REFERENCE)
+    if why is not None:
+        raise AccessRefused(action, [why])

@@ -23,6 +23,13 @@ on its own, from every source — bank statements (``camt053_import``) and POM
 * **handle**: refunded, paid at the cash desk, not ours …: a note says what
   was done (required); nothing is booked.
 
+Booking changes the payment reference, so it needs the write lock
+(``accwrite``) of the reference's type, or its admin lock, among the roles
+of who resolves (:mod:`include.finance.access`); it is checked once the
+reference is found, before the item is claimed, and refused with
+:class:`~include.finance.access.AccessRefused` naming the lock. Handling
+touches no reference and needs no lock (:func:`touches_reference`).
+
 An item is resolved once, also when two people act on it at the same moment:
 the claim is one conditional ``UPDATE … WHERE id = :id AND resolved_at IS
 NULL`` whose row count is checked in the same transaction before anything is
@@ -39,6 +46,7 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -49,6 +57,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.errors import InnenError, ReferenceNumberError
+from include.finance.access import require_reference
 from include.finance.audit import record
 from include.finance.models import (
     OPEN_REFERENCE_STATUSES,
@@ -111,11 +120,21 @@ class Resolution:
                 for key, value in asdict(self).items()}
 
 
+def touches_reference(action: str) -> bool:
+    """Whether resolving by ``action`` changes a payment reference, so that its type's access lock applies.
+
+    >>> touches_reference("book"), touches_reference("handle")
+    (True, False)
+    """
+    return action == "book"
+
+
 def resolve_item(
     session: Session, item_id: int, *, action: str, reference: str | None = None, note: str | None = None,
-    actor: str, now: datetime,
+    actor: str, now: datetime, roles: Iterable[str],
 ) -> Resolution:
-    """Resolve control-list item ``item_id`` (``action`` ``book`` onto ``reference``, or ``handle`` with ``note``)."""
+    """Resolve control-list item ``item_id`` (``action`` ``book`` onto ``reference``, or ``handle`` with ``note``)
+    for someone holding ``roles`` (only booking asks for any, see the module docstring)."""
     if action not in ACTIONS:
         raise InnenError(f"unknown action {action!r}: book (onto a payment reference) or handle (with a note)")
     note = (note or "").strip() or None
@@ -137,14 +156,14 @@ def resolve_item(
         record(session, "control_list_item", item_id, "handled", actor, before={"resolved_at": None},
                after={"resolution": "handled", "note": note, "kind": item.kind, "amount": item.amount}, at=now)
         return Resolution(item_id, "handled", actor, now, note)
-    return _book(session, item, reference, note, actor, now)
+    return _book(session, item, reference, note, actor, now, roles)
 
 
 # -- booking -------------------------------------------------------------------------------------
 
 
 def _book(session: Session, item: ControlListItem, reference: str | None, note: str | None, actor: str,
-          now: datetime) -> Resolution:
+          now: datetime, roles: Iterable[str]) -> Resolution:
     entry = session.get(BankEntry, item.bank_entry_id) if item.bank_entry_id is not None else None
     _check_money_received(item, entry)
     amount = money(item.amount)
@@ -152,6 +171,9 @@ def _book(session: Session, item: ControlListItem, reference: str | None, note: 
         raise InnenError(f"control-list item {item.id}: name the payment reference to book {amount} on "
                          "(fp:SYS:n or its structured communication)")
     target = _find_reference(session, reference, _system_of(session, item))
+    # The lock first, as sealing checks it: the reference's state is no business of who may not write on it.
+    # The reference is not locked yet, so that the claim below stays what two people resolving one item wait on.
+    require_reference(session, target, "book", roles)
     if target.status not in OPEN_REFERENCE_STATUSES or target.open_amount <= 0:
         raise InnenError(_closed(target.loi, target.status))
     if entry is not None and session.scalar(select(Payment.id).where(

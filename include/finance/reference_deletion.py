@@ -7,10 +7,22 @@ Its collections are cancelled, so the next mandate execution collects the
 debt again (FRST again where that collection was the first). A run whose
 references are all deleted is marked deleted. A dry run (the default) only
 says what would happen.
+
+Deleting breaks what may be sealed, so every reference the deletion would
+touch needs its type's admin lock (``accadmin``, :mod:`include.finance.access`)
+among the roles of who deletes; an empty admin lock lets nobody delete. The
+locks are checked in the caller's transaction before anything changes, and
+all or nothing: one reference refused refuses the whole deletion
+(:class:`~include.finance.access.AccessRefused`, naming every reference and
+its lock). A dry run refuses nothing for a lock: it reports each reference
+the real run would be refused for, beside those it would delete.
+References that are not deleted anyway (paid, already deleted or expired)
+are not checked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -19,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.errors import InnenError
+from include.finance.access import AccessRefused, refusals_by_reference
 from include.finance.audit import audit_row, record_many
 from include.finance.bulk import update_by_id
 from include.finance.models import Collection, CollectionRun, PaymentReference
@@ -31,13 +44,16 @@ class Deletion:
     deleted: list[str] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
     runs_deleted: list[str] = field(default_factory=list)
+    locked: list[str] = field(default_factory=list)  # a dry run's refusals by an access lock (also in refused)
     message: str = ""
 
 
 def delete_references(
-    session: Session, actor: str, *, run_loi: str | None = None, reference_lois: list[str] | None = None,
-    dry_run: bool = True, now: datetime | None = None,
+    session: Session, actor: str, *, roles: Iterable[str], run_loi: str | None = None,
+    reference_lois: list[str] | None = None, dry_run: bool = True, now: datetime | None = None,
 ) -> Deletion:
+    """Delete the references of collection run ``run_loi`` or the references ``reference_lois`` (see the module
+    docstring) for someone holding ``roles``."""
     now = now or datetime.now(timezone.utc)
     if not run_loi and not reference_lois:
         raise InnenError("name a collection run or payment references to delete")
@@ -63,8 +79,19 @@ def delete_references(
         else:
             deletable.append(ref_id)
             result.deleted.append(loi)
+    locked = refusals_by_reference(session, deletable, "delete", roles)
+    if locked and not dry_run:
+        raise AccessRefused("delete", list(locked.values()))
+    if locked:
+        lois = {ref_id: loi for ref_id, loi, _ in targets}
+        result.deleted = [lois[ref_id] for ref_id in deletable if ref_id not in locked]
+        result.refused.extend({"reference": lois[ref_id], "reason": why} for ref_id, why in locked.items())
+        result.locked = list(locked.values())
     if dry_run or not deletable:
         result.message = f"{'dry run: ' if dry_run else ''}{len(result.deleted)} to delete, {len(result.refused)} refused"
+        if locked:
+            result.message += (f"; {len(locked)} of them for an access lock, so the real run would delete nothing "
+                               "(one reference refused by its lock refuses the whole deletion)")
         return result
     ledger = Ledger(session, actor, now)
     references = ledger.load(deletable)

@@ -363,6 +363,17 @@ def refuse(approval_id: int, by: str, message: str, actor: str, *, engine: Engin
                                         after={"refused": by, "why": message}, at=now)])
 
 
+def decision(approval_id: int, *, engine: Engine | None = None) -> dict[str, Any] | None:
+    """The answer acted on for approval ``approval_id`` (verdict, by, reason), or None while it waits."""
+    with transaction(engine, readonly=True) as session:
+        approval = session.get(BankFileApproval, approval_id)
+        if approval is None or approval.status == "waiting":
+            return None
+        verdict = Verdict.RELEASE if approval.status == "approved" else Verdict.REJECT
+        return {"verdict": verdict.value, "by": approval.decided_by, "reason": approval.reason or "",
+                "chosen_options": [APPROVE if verdict is Verdict.RELEASE else REJECT]}
+
+
 def waiting(session: Session) -> list[dict[str, Any]]:
     """Bank files waiting for approval, oldest first (the Finance page)."""
     rows = session.execute(

@@ -120,7 +120,8 @@ def test_the_reports_and_finance_app_requires_airflows_login_and_the_callback_ap
     finance = _built(apps["/innen-finance"])
     routes = {route.path: route for route in finance.routes if isinstance(route, APIRoute)}
     assert set(routes) == {"/runs/{dag_id}/{run_id}/reports", "/runs/{dag_id}/{run_id}/file",
-                           "/runs/{dag_id}/{run_id}/files/{path:path}", "/finance", "/finance/{section}.csv"}
+                           "/runs/{dag_id}/{run_id}/files/{path:path}", "/finance", "/finance/{section}.csv",
+                           "/bank-files/{approval_id}"}
     for route in routes.values():
         assert get_user in _calls(route.dependant), f"{route.path} does not ask Airflow who the user is"
 
@@ -130,7 +131,7 @@ def test_the_reports_and_finance_app_requires_airflows_login_and_the_callback_ap
             return await client.get(path, headers=headers)
 
     for path in ("/runs/mandate_execution/r1/reports", "/runs/mandate_execution/r1/file?path=a.csv",
-                 "/runs/mandate_execution/r1/files/a/b.csv", "/finance", "/finance/open.csv"):
+                 "/runs/mandate_execution/r1/files/a/b.csv", "/finance", "/finance/open.csv", "/bank-files/1"):
         assert asyncio.run(get(path)).status_code == 401, path
 
     callbacks = _built(apps["/innen"])

@@ -14,6 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import json
+import threading
+
 import pytest
 from sqlalchemy import func, select
 
@@ -21,6 +24,7 @@ from include.finance.db import create_schema, get_engine, transaction
 from include.finance.models import AuditLog, BankFileApproval, BankHub, CollectionRun
 from include.sepa.mandate_execution import execute_mandates
 from sandbox.airflow_services import AirflowServices
+from tests.smtp_sink import SmtpSink as _SmtpSink
 
 RUN_DAY = date(2026, 11, 20)
 pytestmark = pytest.mark.timeout(900)
@@ -33,6 +37,7 @@ class Innen:
     var_dir: Path
     export_run: str  # pain_export's run, triggered by "finance"
     waiting: dict[str, dict]  # collection run → its approval task instance
+    mailbox: _SmtpSink
 
 
 def _engine(innen: Innen):  # type: ignore[no-untyped-def]
@@ -51,7 +56,13 @@ def innen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Innen]:
     with transaction(engine) as session:
         load_demo(session, RUN_DAY)
         execute_mandates(session, RUN_DAY, "test")  # the runs to export (mandate_execution itself is tested elsewhere)
-    services = AirflowServices.prepare(home / "airflow", env={"INNEN_DB_URL": db_url, "INNEN_VAR_DIR": str(var_dir)})
+    sink = _SmtpSink()  # finance's mailbox: a waiting approval is mailed
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    mail = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": sink.server_address[1],
+                       "extra": {"to": "finance@example.be", "from_email": "innen@example.be", "disable_ssl": True,
+                                 "disable_tls": True, "timeout": 10, "retry_limit": 0}})
+    services = AirflowServices.prepare(home / "airflow", env={
+        "INNEN_DB_URL": db_url, "INNEN_VAR_DIR": str(var_dir), "AIRFLOW_CONN_INNEN_FINANCE_MAIL": mail})
     with services.running():
         services.unpause("pain_export", "collection_confirm")
         with services.client("finance") as finance:
@@ -63,7 +74,9 @@ def innen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Innen]:
             by_task = {a.airflow_task: loi for a, loi in session.execute(
                 select(BankFileApproval, CollectionRun.loi).join(CollectionRun))}
         waiting = {by_task[f"pain_export/{run_id}/bank_file.approve/{ti['map_index']}"]: ti for ti in tis}
-        yield Innen(services, db_url, var_dir, run_id, waiting)
+        yield Innen(services, db_url, var_dir, run_id, waiting, sink)
+    sink.shutdown()
+    sink.server_close()
     engine.dispose()
 
 
@@ -239,3 +252,12 @@ def test_the_approvals_file_link_shows_the_file_to_finance_only(innen: Innen) ->
         assert page.status_code == 200 and approved[0] in page.text  # released today
     anonymous = httpx.get(f"{services.base}/innen-finance/bank-files/{approval.id}", timeout=30)
     assert anonymous.status_code in (401, 403)
+
+
+def test_finance_is_mailed_when_a_bank_file_waits(innen: Innen) -> None:
+    subjects = {str(message["subject"]) for message in innen.mailbox.messages}  # a retried question mails again
+    assert subjects == {f"Innen: bank file {_approval(innen, loi).summary['file_name']} ({loi}) waits for approval"
+                        for loi in innen.waiting}
+    body = innen.mailbox.messages[0].get_body(("html",)).get_content()
+    assert "someone other than finance must approve it" in body and "/required_actions?map_index=" in body
+    assert innen.mailbox.recipients[0] == ["finance@example.be"]

@@ -12,7 +12,15 @@ from sqlalchemy import select
 
 from include.errors import InnenError
 from include.finance.db import transaction
-from include.finance.models import AuditLog, Collection, CollectionRun, DebtLine, Payment, PaymentReference
+from include.finance.models import (
+    AuditLog,
+    Collection,
+    CollectionRun,
+    DebtLine,
+    Payment,
+    PaymentReference,
+    PaymentReferenceType,
+)
 from include.finance.payments import Ledger
 from include.finance.reference_deletion import delete_references
 from include.sepa.collection_confirm import confirm_collection_run
@@ -21,6 +29,14 @@ from include.sepa.mandate_execution import execute_mandates
 from tests.factories import add_debt, make_institution, make_mandate, make_user
 
 AMOUNTS = ("25.00", "17.50", "8.25")  # open total 50.75
+ADMIN = frozenset({"finance-admin"})  # deleting needs the admin lock, which _admin_lock gives every type
+
+
+def _admin_lock(engine) -> None:  # type: ignore[no-untyped-def]
+    """The factory's types leave their admin lock empty, which lets nobody delete: give them one."""
+    with transaction(engine) as session:
+        for type_ in session.scalars(select(PaymentReferenceType)):
+            type_.access_admin = "finance-admin"
 
 
 @pytest.fixture
@@ -100,13 +116,14 @@ def test_deleting_a_run_frees_its_debt_and_refuses_paid_references(engine, run) 
         ledger.pay(refs[paid_id], refs[paid_id].open_amount, source="manual")
         ledger.pay(refs[partly_id], Decimal("1.00"), source="manual")
         ledger.flush()
+    _admin_lock(engine)
     with transaction(engine) as session:
-        dry = delete_references(session, "finance:test", run_loi=run, dry_run=True)
+        dry = delete_references(session, "finance:test", roles=ADMIN, run_loi=run, dry_run=True)
     assert len(dry.deleted) == 2 and dry.refused[0]["reason"].startswith("paid")
     with transaction(engine, readonly=True) as session:
         assert "deleted" not in set(session.scalars(select(PaymentReference.status)))
     with transaction(engine) as session:
-        result = delete_references(session, "finance:test", run_loi=run, dry_run=False)
+        result = delete_references(session, "finance:test", roles=ADMIN, run_loi=run, dry_run=False)
     assert len(result.deleted) == 2 and result.runs_deleted == []  # the paid one keeps the run alive
     with transaction(engine, readonly=True) as session:
         statuses = dict(session.execute(select(PaymentReference.id, PaymentReference.status)).all())
@@ -122,13 +139,71 @@ def test_deleting_a_run_frees_its_debt_and_refuses_paid_references(engine, run) 
 
 
 def test_deleting_named_references(engine, run) -> None:
+    _admin_lock(engine)
     with transaction(engine) as session:
         lois = session.scalars(select(PaymentReference.loi).order_by(PaymentReference.id)).all()
-        result = delete_references(session, "finance:test", reference_lois=[lois[0], "fp:BIB:999"], dry_run=False)
+        result = delete_references(session, "finance:test", roles=ADMIN, reference_lois=[lois[0], "fp:BIB:999"],
+                                   dry_run=False)
     assert result.deleted == [lois[0]] and result.refused == [{"reference": "fp:BIB:999", "reason": "does not exist"}]
     with pytest.raises(InnenError):
         with transaction(engine) as session:
-            delete_references(session, "finance:test")
+            delete_references(session, "finance:test", roles=ADMIN)
+
+
+def test_deleting_needs_the_admin_lock_of_every_reference_it_would_delete(engine, run) -> None:
+    from include.finance.access import AccessRefused
+
+    with transaction(engine, readonly=True) as session:
+        rows = session.execute(select(PaymentReference.id, PaymentReference.loi).order_by(PaymentReference.id)).all()
+    ids, lois = [ref_id for ref_id, _ in rows], [loi for _, loi in rows]
+
+    def statuses() -> list[str]:
+        with transaction(engine, readonly=True) as session:
+            return [session.get(PaymentReference, ref_id).status for ref_id in ids]
+
+    # The factory's types leave their admin lock empty: nobody may delete, whatever their roles.
+    with pytest.raises(AccessRefused) as refused, transaction(engine) as session:
+        delete_references(session, "finance:test", roles={"finance-admin", "admin"}, run_loi=run, dry_run=False)
+    assert str(refused.value) == "nothing deleted: " + "; ".join(
+        f"{loi} (type DOM-BIB): deleting needs the admin lock (accadmin), which type DOM-BIB leaves empty: nobody may "
+        "break its references" for loi in lois)
+
+    _admin_lock(engine)
+    with transaction(engine) as session:  # one reference of the run of a type the academy's admins break
+        once = session.scalars(select(PaymentReferenceType).where(PaymentReferenceType.code == "ONCE-BIB")).one()
+        once.access_admin = "academy-admin"
+        session.get(PaymentReference, ids[1]).type_id = once.id
+    lock = (f"{lois[1]} (type ONCE-BIB): deleting needs the admin lock 'academy-admin' (accadmin), which none of your "
+            "roles (finance-admin) is")
+    # A dry run fails for no lock: it says which reference the real run is refused for, and that it would delete none.
+    with transaction(engine) as session:
+        dry = delete_references(session, "finance:test", roles=ADMIN, run_loi=run, dry_run=True)
+    assert (dry.deleted, dry.refused, dry.locked) == ([lois[0], lois[2]], [{"reference": lois[1], "reason": lock}],
+                                                      [lock])
+    assert dry.message == ("dry run: 2 to delete, 1 refused; 1 of them for an access lock, so the real run would "
+                           "delete nothing (one reference refused by its lock refuses the whole deletion)")
+    # The real run: all or nothing, by collection run as by references named.
+    with pytest.raises(AccessRefused) as refused, transaction(engine) as session:
+        delete_references(session, "finance:test", roles=ADMIN, run_loi=run, dry_run=False)
+    assert str(refused.value) == f"nothing deleted: {lock}"
+    with pytest.raises(AccessRefused) as refused, transaction(engine) as session:
+        delete_references(session, "finance:test", roles=ADMIN, reference_lois=list(lois), dry_run=False)
+    assert str(refused.value) == f"nothing deleted: {lock}"
+    assert statuses() == ["sealed", "sealed", "sealed"]
+    with transaction(engine, readonly=True) as session:
+        assert set(session.scalars(select(Collection.status))) == {"exported"}
+
+    # A paid reference is not deleted anyway: its lock is not asked.
+    with transaction(engine) as session:
+        ledger = Ledger(session, "cash desk", datetime(2026, 11, 24, tzinfo=timezone.utc))
+        ref = ledger.load([ids[1]])[ids[1]]
+        ledger.pay(ref, ref.open_amount, source="manual")
+        ledger.flush()
+    with transaction(engine) as session:
+        result = delete_references(session, "finance:test", roles=ADMIN, run_loi=run, dry_run=False)
+    assert result.deleted == [lois[0], lois[2]] and [r["reference"] for r in result.refused] == [lois[1]]
+    assert result.refused[0]["reason"].startswith("paid") and result.locked == []
+    assert statuses() == ["deleted", "paid", "deleted"]
 
 
 # -- the DAG collection_confirm: dry run, question, answer (without dag.test(), which would wait for a person) ------

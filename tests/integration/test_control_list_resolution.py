@@ -42,6 +42,7 @@ DAY = date(2026, 11, 24)
 NOW = datetime(2026, 12, 5, 9, 30, tzinfo=timezone.utc)
 PAYER_IBAN = "BE68539007547034"
 ANNA, BRAM = "finance:anna", "finance:bram"
+FINANCE = frozenset({"finance"})  # the factory's types have no locks; test_access_locks_dags.py books on locked ones
 
 
 def _credit(amount: str, asr: str, ref: str | None = None, text: str | None = None, **tx: Any) -> Entry:
@@ -117,6 +118,7 @@ def _audits(engine, item_id: int) -> list[AuditLog]:  # type: ignore[no-untyped-
 def _resolve(engine, item_id: int, **kwargs: Any):  # type: ignore[no-untyped-def]
     kwargs.setdefault("actor", ANNA)
     kwargs.setdefault("now", NOW)
+    kwargs.setdefault("roles", FINANCE)
     with transaction(engine) as session:
         return resolve_item(session, item_id, **kwargs)
 
@@ -354,7 +356,11 @@ def _dag():  # type: ignore[no-untyped-def]
 
 def test_the_dag_resolves_an_item_from_its_form(engine, books, db_url: str, var_dir: Path,
                                                 monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> None:
+    from include import airflow_roles
+
     monkeypatch.setenv("INNEN_DB_URL", db_url)
+    # dag.test() runs hold no roles of their own: these are triggered by anna of finance.
+    monkeypatch.setattr(airflow_roles, "run_roles", lambda context: ("anna", FINANCE))
     refs, items = books["refs"], books["items"]
     run = _dag().test(run_conf={"item": items["U1"], "action": "book", "reference": refs["r1"],
                                 "note": "payer confirmed by phone"})

@@ -104,7 +104,9 @@ def _confirm_context(run_loi: str, amount: str | None, task_id: str, xcoms: dict
             "dag_run": SimpleNamespace(triggering_user_name="alice")}
 
 
-def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir: Path) -> None:
+def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from include import airflow_roles
     from include.demo import write_demo_statement
     from include.finance.models import BankStatement, ControlListItem, Payment
 
@@ -152,6 +154,9 @@ def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir
         assert session.scalars(select(CollectionRun.status).where(CollectionRun.loi == ska_run)).one() == "confirmed"
 
     bib_run = runs["KBC-BIB"][0]
+    # Deleting needs the demo types' admin lock, finance-admin (dag.test() runs hold no roles of their own).
+    monkeypatch.setattr(airflow_roles, "run_roles", lambda context: ("greta", frozenset({"finance-admin"})))
     deletion = _dag("payment_reference_delete").test(run_conf={"collection_run": bib_run, "dry_run": True})
     assert str(deletion.state).endswith("success")
-    assert (var_dir / "reports" / "payment_reference_delete" / bib_run.replace(":", "-") / "dry-run.csv").exists()
+    dry_run = var_dir / "reports" / "payment_reference_delete" / bib_run.replace(":", "-") / "dry-run.csv"
+    assert "accadmin" not in dry_run.read_text(encoding="utf-8")  # the statement paid them: refused as paid, not locked

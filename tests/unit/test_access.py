@@ -13,7 +13,8 @@ import itertools
 
 import pytest
 
-from include.finance.access import Lock, needed_lock, refusal
+from include.errors import InnenError
+from include.finance.access import AccessRefused, Lock, explained, needed_lock, refusal, refused_message
 
 R, W, A = "fin-lezen", "fin-schrijven", "fin-admin"
 TYPE, REF = "FACTUUR-BIB", "fp:BIB:12"
@@ -76,6 +77,8 @@ ACTIONS = [
     ("seal", True, Lock.WRITE),
     ("unseal", False, Lock.ADMIN),  # breaking a seal
     ("unseal", True, Lock.WRITE),  # a draft's unsealing changes nothing
+    ("book", False, Lock.WRITE),  # a payment booked by hand onto the reference (control list)
+    ("book", True, Lock.WRITE),
     ("delete", False, Lock.ADMIN),
     ("delete", True, Lock.ADMIN),
 ]
@@ -148,3 +151,45 @@ def test_empty_locks_are_blank_text_too_and_a_role_matches_a_lock_exactly() -> N
     case = refusal("unseal", padded, {"Finance-Admin"}, TYPE, REF)
     assert case is not None and "'finance-admin' (accadmin)" in case
     assert refusal("unseal", padded, {"finance-admin-2", "finance"}, TYPE, REF) is not None
+
+
+def test_booking_and_creating_name_what_they_need() -> None:
+    demo = (None, "finance", "finance-admin")  # the demo institution's types
+    assert refusal("book", demo, {"operator"}, "DOM-BIB", "fp:BIB:3") == (
+        "fp:BIB:3 (type DOM-BIB): booking needs the write lock 'finance' (accwrite) or the admin lock 'finance-admin' "
+        "(accadmin), which none of your roles (operator) is"
+    )
+    assert refusal("create", demo, set(), "DOM-BIB", "a new payment reference") == (
+        "a new payment reference (type DOM-BIB): creating needs the write lock 'finance' (accwrite) or the admin lock "
+        "'finance-admin' (accadmin), and you have no roles"
+    )
+    assert refusal("delete", demo, {"finance"}, "DOM-BIB", "fp:BIB:3") == (
+        "fp:BIB:3 (type DOM-BIB): deleting needs the admin lock 'finance-admin' (accadmin), which none of your roles "
+        "(finance) is"
+    )
+    assert refusal("book", demo, {"finance"}, "DOM-BIB", "fp:BIB:3") is None
+    assert refusal("delete", demo, {"finance-admin"}, "DOM-BIB", "fp:BIB:3") is None
+
+
+# -- one message for every refusal, and why a run without a person holds no roles ---------------------------------
+
+NOBODY = " (no person triggered this run — a schedule, an asset or dag.test — so it holds no roles)"
+
+
+@pytest.mark.parametrize(("action", "done"), [("create", "created"), ("seal", "sealed"), ("unseal", "unsealed"),
+                                              ("book", "booked"), ("delete", "deleted")])
+def test_a_refusal_says_nothing_was_done_and_lists_every_reference(action: str, done: str) -> None:
+    assert refused_message(action, ["fp:BIB:1 (…)", "fp:BIB:2 (…)"]) == f"nothing {done}: fp:BIB:1 (…); fp:BIB:2 (…)"
+    assert refused_message(action, ["fp:BIB:1 (…)"], nobody=True) == f"nothing {done}{NOBODY}: fp:BIB:1 (…)"
+    refused = AccessRefused(action, ["fp:BIB:1 (…)"])
+    assert isinstance(refused, InnenError) and (refused.action, refused.refusals) == (action, ["fp:BIB:1 (…)"])
+    assert str(refused) == f"nothing {done}: fp:BIB:1 (…)"
+    assert explained(refused, "fiona") == f"nothing {done}: fp:BIB:1 (…)"
+    assert explained(refused, None) == f"nothing {done}{NOBODY}: fp:BIB:1 (…)"
+
+
+def test_only_a_lock_refusal_is_explained_by_who_triggered_the_run() -> None:
+    other = InnenError("control-list item 4 was already resolved")
+    assert explained(other, None) == explained(other, "fiona") == "control-list item 4 was already resolved"
+    with pytest.raises(ValueError, match="unknown action"):
+        refused_message("edit", ["fp:BIB:1"])
