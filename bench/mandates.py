@@ -54,7 +54,7 @@ from include.finance.models import (  # noqa: E402
 )
 from include.sepa.mandate_check import check_mandates  # noqa: E402
 from include.sepa.mandate_execution import execute_mandates  # noqa: E402
-from include.sepa.mandate_reports import read_due_ids, write_mandate_lists  # noqa: E402
+from include.sepa.mandate_reports import expand_ids, write_mandate_lists  # noqa: E402
 from include.sepa.schedule import slot  # noqa: E402
 
 SEED = 20260302
@@ -226,7 +226,7 @@ def main() -> None:
         started = time.perf_counter()
         with transaction(engine) as session:
             # As the DAG does: execution works through the due mandates the check found.
-            result = execute_mandates(session, RUN_DATE, actor="bench", mandate_ids=read_due_ids(lists.folder))
+            result = execute_mandates(session, RUN_DATE, actor="bench", mandate_ids=expand_ids(lists.due_ids))
         execution_seconds = time.perf_counter() - started
         if profile is not None:
             import pstats

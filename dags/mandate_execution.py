@@ -86,11 +86,11 @@ def mandate_execution() -> None:
         from include.finance.db import transaction
         from include.runtime import actor, run_date
         from include.sepa.mandate_execution import execute_mandates as execute
-        from include.sepa.mandate_reports import read_due_ids
+        from include.sepa.mandate_reports import expand_ids
 
         context = get_current_context()
         with transaction() as session:
-            result = execute(session, run_date(context), actor(context), mandate_ids=read_due_ids(lists["folder"]))
+            result = execute(session, run_date(context), actor(context), mandate_ids=expand_ids(lists["due_ids"]))
         log.info(
             "%d mandates due, %d without eligible debt; %d collections for EUR %s %s; runs %s",
             result.due, result.without_debt, result.collections, result.total, result.by_sequence_type,

@@ -14,7 +14,6 @@ from datetime import date
 from pathlib import Path
 
 from include.config import reports_dir
-from include.files import atomic_write
 from include.reports import CsvReport, Table, write_html
 from include.sepa.identifiers import mask_iban
 from include.sepa.mandate_check import MandateList, MandateStatus
@@ -24,7 +23,6 @@ HEADER = (
     "frequency", "first_collection_date", "last_collection_date", "end_date", "next_due_date",
     "next_collection_date", "due_now", "eligible_amount", "reasons", "note",
 )
-DUE_IDS = "due-mandate-ids.txt"
 ORDER = (MandateList.ACTIVE_ERR, MandateList.NONACTIVE_ERR, MandateList.ACTIVE_OK, MandateList.NONACTIVE_OK)
 
 
@@ -40,24 +38,53 @@ def _row(m: MandateStatus) -> list[object]:
 
 @dataclass
 class MandateLists:
-    """Where one check's lists went, how many mandates each holds, and which are due now."""
+    """Where one check's lists went, how many mandates each holds, and which are due now.
+
+    ``due_ids`` travels to mandate execution in the task's return value (XCom), never through a worker's disk:
+    the next task may run on another machine. It is written compactly (:func:`compact_ids`).
+    """
 
     folder: str
     counts: dict[str, int]
     due: int = 0
+    due_ids: str = ""
 
     @property
     def html(self) -> str:
         return str(Path(self.folder) / "index.html")
 
-    @property
-    def due_ids_file(self) -> Path:
-        """Ids of the active-ok mandates due now, one per line: what mandate execution works through."""
-        return Path(self.folder) / DUE_IDS
+
+def compact_ids(ids: Iterable[int]) -> str:
+    """Ascending ids as runs, ``first-last`` or one id, comma-separated (a due list is mostly runs).
+
+    >>> compact_ids([1, 2, 3, 7, 9, 10])
+    '1-3,7,9-10'
+    >>> expand_ids(compact_ids([5, 1, 2, 2])) == [1, 2, 5]
+    True
+    >>> compact_ids([])
+    ''
+    """
+    parts: list[str] = []
+    start = previous = None
+    for value in sorted(set(ids)):
+        if previous is not None and value == previous + 1:
+            previous = value
+            continue
+        if start is not None:
+            parts.append(f"{start}-{previous}" if previous != start else str(start))
+        start = previous = value
+    if start is not None:
+        parts.append(f"{start}-{previous}" if previous != start else str(start))
+    return ",".join(parts)
 
 
-def read_due_ids(folder: str | Path) -> list[int]:
-    return [int(line) for line in (Path(folder) / DUE_IDS).read_text().split()]
+def expand_ids(text: str) -> list[int]:
+    """The ids :func:`compact_ids` wrote, ascending."""
+    ids: list[int] = []
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        ids.extend(range(int(first), int(last or first) + 1))
+    return ids
 
 
 def write_mandate_lists(statuses: Iterable[MandateStatus], run_date: date, folder: Path | None = None) -> MandateLists:
@@ -79,11 +106,10 @@ def write_mandate_lists(statuses: Iterable[MandateStatus], run_date: date, folde
     for report in csvs.values():
         report.close()
     counts = {name.value: csvs[name].rows for name in MandateList}
-    atomic_write(folder / DUE_IDS, "".join(f"{mandate_id}\n" for mandate_id in due).encode())
     write_html(
         folder / "index.html",
         f"Mandate check {run_date.isoformat()}",
         [tables[name] for name in ORDER],
         summary=[("run date", run_date.isoformat()), *counts.items()],
     )
-    return MandateLists(str(folder), counts, len(due))
+    return MandateLists(str(folder), counts, len(due), compact_ids(due))
