@@ -20,7 +20,7 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__CORE__AUTH_MANAGER := airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: help install demo test test-quick ui airflow bench postgres qr-tools browser airflow-db clean
+.PHONY: help install demo test test-quick ui airflow bench postgres qr-tools browser redis cluster cluster-stop airflow-db clean
 
 help:
 	@echo "make demo   install, build the demo institution, run the direct-debit cycle, print the outputs"
@@ -28,6 +28,7 @@ help:
 	@echo "make test-quick  unit and DAG tests and the doctests (under a minute; no PostgreSQL, no end-to-end)"
 	@echo "make ui     Airflow (api-server, scheduler, dag-processor) with Innen's DAGs on http://localhost:$(AIRFLOW__API__PORT)"
 	@echo "make airflow ARGS=\"dags list\"  any airflow command with Innen's environment (the same as bin/airflow dags list)"
+	@echo "make cluster / cluster-stop  PostgreSQL, Redis and Airflow with two Celery workers on this machine (deploy/airflow.env)"
 	@echo "make bench  the benchmarks in bench/ (minutes; prints ratios against their anchors)"
 
 # uv from PyPI when the machine has none; the venv is rebuilt only when requirements.txt changes.
@@ -57,6 +58,20 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium (the browser tests log in to Airflow like a person)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's redis-server: the Celery broker of `make cluster`.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing Debian's redis-server (the Celery broker of make cluster)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+# A distributed Airflow on this machine: PostgreSQL, Redis, api-server, scheduler, dag-processor, triggerer and two
+# Celery workers in their own folders, configured from deploy/airflow.env (sandbox/cluster.py). Stop: make cluster-stop.
+cluster: $(STAMP) postgres redis
+	@$(VPY) -m sandbox.cluster start
+
+cluster-stop: $(STAMP)
+	@$(VPY) -m sandbox.cluster stop
 
 airflow-db: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)

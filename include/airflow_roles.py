@@ -179,6 +179,7 @@ _READ = [("can_read", r) for r in (
     "DAGs", "DAG Dependencies", "DAG Code", "DAG Runs", "DAG Versions", "DAG Warnings", "Assets", "Asset Aliases",
     "Backfills", "Cluster Activity", "Pools", "ImportError", "Jobs", "My Password", "My Profile", "SLA Misses",
     "Task Instances", "Task Logs", "XComs", "HITL Detail", "Website",
+    "Plugins",  # the UI shows a plugin's views (the Reports tab, the Finance page) only to who may read plugins
 )] + [("can_edit", "My Password"), ("can_edit", "My Profile")] + [("menu_access", r) for r in (
     "Browse", "DAGs", "DAG Dependencies", "DAG Runs", "Assets", "Cluster Activity", "Documentation", "Docs", "Jobs",
     "SLA Misses", "Task Instances",

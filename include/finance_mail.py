@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from include.notifications import FINANCE_MAIL_CONN_ID, approval_mail, recipients
+from include.notifications import FINANCE_MAIL_CONN_ID, approval_mail, recipients, required_actions_url
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,6 @@ def base_url() -> str:
 def approval_waiting_mail(context: Mapping[str, Any], staged: Mapping[str, Any]) -> bool:
     """Tell finance a bank file waits for approval, with a link to the task's *Required actions* page."""
     ti = context["ti"]
-    url = f"{base_url()}/dags/{ti.dag_id}/runs/{ti.run_id}/tasks/{ti.task_id}/required_actions?map_index={ti.map_index}"
+    url = required_actions_url(base_url(), ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
     subject, html = approval_mail(staged, url)
     return send_to_finance(context, subject, html)

@@ -147,6 +147,20 @@ def control_list_totals(session: Any, statement_ids: Iterable[int]) -> dict[int,
     return {db_id: (Decimal(str(total)).quantize(Decimal("0.01")), currency or "") for db_id, currency, total in rows}
 
 
+def required_actions_url(base: str, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """The UI's page where a task instance waits for a person's answer (a mapped one has ``/mapped/<i>``).
+
+    >>> required_actions_url("http://x", "pain_export", "manual__1", "bank_file.approve", 1)
+    'http://x/dags/pain_export/runs/manual__1/tasks/bank_file.approve/mapped/1/required_actions'
+    >>> required_actions_url("http://x", "collection_confirm", "r", "decide")
+    'http://x/dags/collection_confirm/runs/r/tasks/decide/required_actions'
+    """
+    from urllib.parse import quote
+
+    mapped = f"/mapped/{map_index}" if map_index >= 0 else ""
+    return f"{base.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}{mapped}/required_actions"
+
+
 def approval_mail(staged: Mapping[str, Any], url: str) -> tuple[str, str]:
     """Subject and HTML body of "a bank file waits for your approval" (no account numbers, no names).
 

@@ -87,6 +87,8 @@ class AirflowServices:
     env: dict[str, str]
     passwords: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # name → (airflow arguments, working directory, extra environment); a name not here runs `airflow <name>`
+    component_specs: dict[str, tuple[list[str], Path, dict[str, str]]] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -113,10 +115,12 @@ class AirflowServices:
         airflow = str(Path(sys.executable).with_name("airflow"))
 
         def launch(name: str) -> None:
-            command = [airflow, name] + (["--apps", "all"] if name == "api-server" else [])
+            arguments, cwd, extra = self.component_specs.get(name) or (
+                [name] + (["--apps", "all"] if name == "api-server" else []), self.home, {})
+            Path(cwd).mkdir(parents=True, exist_ok=True)
             with (self.home / f"{name}.log").open("ab") as out:
-                self.processes[name] = subprocess.Popen(command, env=self.env, cwd=self.home, stdout=out,
-                                                        stderr=subprocess.STDOUT, start_new_session=True)
+                self.processes[name] = subprocess.Popen([airflow, *arguments], env={**self.env, **extra}, cwd=cwd,
+                                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
         first = [name for name in components if name == "api-server"]
         for name in first:

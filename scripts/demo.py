@@ -337,8 +337,7 @@ def _resolve_in_airflow(url: str) -> None:
     if export_run:
         print(f"    Reports tab of the bank-file run: {ui}/dags/pain_export/runs/{quote(export_run, safe='')}"
               f"/plugin/innen-reports")
-        print(f"    Waiting approval: {ui}/dags/pain_export/runs/{quote(export_run, safe='')}"
-              "/tasks/bank_file.approve/required_actions")
+        print(f"    Waiting approvals: {ui}/required_actions (Browse → Required Actions)")
 
 
 @contextlib.contextmanager

@@ -172,6 +172,7 @@ def summary_markdown(summary: Mapping[str, Any], *, view_url: str | None = None,
         lines.append("")
     if four_eyes and requested_by:
         lines.append(f"Four eyes: {requested_by} triggered this export and cannot approve it.")
+        lines.append("")
     lines.append("Approve releases the file to the outbox for the bank; Reject (give a reason) keeps it out.")
     return "\n".join(lines)
 
@@ -298,8 +299,9 @@ def release(approval_id: int, approver: str | None, actor: str, *, outbox: Path 
     with transaction(engine) as session:
         approval, run = _approval(session, approval_id)
         if approval.status == "approved":
-            return {"run": run.loi, "status": run.status, "file_path": run.file_path, "sha256": run.file_sha256,
-                    "approved_by": approval.decided_by, "already": True}
+            done = ExportResult(run.loi, run.status, approval.export_format, run.file_path, run.file_sha256,
+                                approval.transaction_count, format_amount(approval.total_amount))
+            return {**done.__dict__, "approved_by": approval.decided_by, "already": True}
         if approval.status != "waiting":
             raise InnenError(f"{run.loi}: its bank file (attempt {approval.attempt}) was {approval.status}: "
                              f"{approval.reason or ''}".rstrip(": "))

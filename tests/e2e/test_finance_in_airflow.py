@@ -259,5 +259,5 @@ def test_finance_is_mailed_when_a_bank_file_waits(innen: Innen) -> None:
     assert subjects == {f"Innen: bank file {_approval(innen, loi).summary['file_name']} ({loi}) waits for approval"
                         for loi in innen.waiting}
     body = innen.mailbox.messages[0].get_body(("html",)).get_content()
-    assert "someone other than finance must approve it" in body and "/required_actions?map_index=" in body
+    assert "someone other than finance must approve it" in body and "/tasks/bank_file.approve/mapped/" in body
     assert innen.mailbox.recipients[0] == ["finance@example.be"]

@@ -1,0 +1,216 @@
+"""``make cluster``: a distributed Airflow on this machine, as an institution runs it on several.
+
+PostgreSQL (Debian's binaries, a cluster under ``var/cluster/pg`` run as the ``postgres`` user) holds both
+Airflow's metadata database (``airflow``) and Innen's (``innen``); Redis (Debian's ``redis-server``) is the
+Celery broker; the api-server, scheduler, dag-processor and triggerer run beside **two Celery workers with
+different working directories** (``var/cluster/worker-1``, ``worker-2``), so a task that relied on a worker's
+own disk would fail here. Every component gets the environment of ``deploy/airflow.env`` (the file an
+institution's operator copies to each machine), filled in by :func:`deploy_env`; ``var/cluster/shared`` stands
+in for the shared storage every worker mounts.
+
+    python -m sandbox.cluster start | stop | status
+
+``stop`` stops exactly what ``start`` started: the processes and servers recorded in ``var/cluster/state.json``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from base64 import urlsafe_b64encode
+from pathlib import Path
+
+from sandbox.airflow_services import ROOT, AirflowServices, airflow_env
+
+CLUSTER = Path(os.environ.get("INNEN_CLUSTER_DIR") or ROOT / "var" / "cluster")
+DEPLOY_ENV = ROOT / "deploy" / "airflow.env"
+PG_PORT = int(os.environ.get("INNEN_CLUSTER_PG_PORT") or 55432)
+REDIS_PORT = int(os.environ.get("INNEN_CLUSTER_REDIS_PORT") or 56379)
+API_PORT = int(os.environ.get("INNEN_CLUSTER_API_PORT") or 58080)
+WORKERS = ("worker-1", "worker-2")
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", *WORKERS)
+
+
+def _pg_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
+    if not found:
+        raise SystemExit("Debian's PostgreSQL is missing: make postgres")
+    return Path(found[-1]).parent
+
+
+def _as_postgres(*command: str) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+
+
+def _secret(name: str, make) -> str:  # type: ignore[no-untyped-def]
+    path = CLUSTER / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def deploy_env(values: dict[str, str]) -> dict[str, str]:
+    """``deploy/airflow.env`` with its ``${NAME}`` placeholders filled from ``values`` (comments and blanks skipped)."""
+    env: dict[str, str] = {}
+    for line in DEPLOY_ENV.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        for name, filled in values.items():
+            value = value.replace("${" + name + "}", filled)
+        if "${" in value:
+            raise SystemExit(f"{DEPLOY_ENV}: {key} needs a value this machine does not give: {value}")
+        env[key.strip()] = value
+    return env
+
+
+def cluster_values() -> dict[str, str]:
+    """What ``deploy/airflow.env`` asks for, on this one machine."""
+    return {
+        "PG_HOST": "127.0.0.1", "PG_PORT": str(PG_PORT), "PG_USER": "postgres",
+        "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(REDIS_PORT),
+        "API_URL": f"http://127.0.0.1:{API_PORT}",
+        "FERNET_KEY": _secret("fernet_key", lambda: urlsafe_b64encode(secrets.token_bytes(32)).decode()),
+        "JWT_SECRET": _secret("jwt_secret", lambda: secrets.token_hex(32)),
+        "INNEN_ROOT": str(ROOT), "SHARED": str(CLUSTER / "shared"),
+    }
+
+
+def _start_postgres() -> None:
+    data = CLUSTER / "pg" / "data"
+    pg = _pg_bin()
+    if not data.exists():
+        data.parent.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(data.parent, "postgres", "postgres")
+        subprocess.run(_as_postgres(str(pg / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                                    "--locale=C"), check=True, capture_output=True)
+    options = f"-p {PG_PORT} -k {data.parent} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    running = subprocess.run(_as_postgres(str(pg / "pg_ctl"), "-D", str(data), "status"), capture_output=True)
+    if running.returncode != 0:
+        subprocess.run(_as_postgres(str(pg / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(data.parent / "server.log"),
+                                    "-w", "start"), check=True, capture_output=True)
+    for database in ("airflow", "innen"):
+        exists = subprocess.run(_as_postgres(str(pg / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres",
+                                             "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"),
+                                capture_output=True, text=True, check=True).stdout.strip()
+        if not exists:
+            subprocess.run(_as_postgres(str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres",
+                                        database), check=True, capture_output=True)
+
+
+def _start_redis() -> None:
+    redis = shutil.which("redis-server")
+    if redis is None:
+        raise SystemExit("Debian's redis-server is missing: make redis")
+    folder = CLUSTER / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run([redis, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--dir", str(folder), "--daemonize", "yes",
+                    "--pidfile", str(folder / "redis.pid"), "--logfile", str(folder / "redis.log"), "--save", "",
+                    "--appendonly", "no"], check=True)
+    deadline = time.monotonic() + 20
+    while not (folder / "redis.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def services() -> AirflowServices:
+    """The cluster's Airflow, configured from ``deploy/airflow.env`` (metadata database and Innen's migrated)."""
+    values = cluster_values()
+    env = deploy_env(values)
+    home = CLUSTER / "airflow"
+    base = airflow_env(home, API_PORT, env)
+    services = AirflowServices.prepare(home, port=API_PORT, env={**base, **env})
+    for n, worker in enumerate(WORKERS, start=1):
+        services.component_specs[worker] = (
+            ["celery", "worker", "--celery-hostname", f"{worker}@%h", "--concurrency", "2"],
+            CLUSTER / worker,  # its own working directory: nothing may rely on another worker's disk
+            {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(8793 + n)},
+        )
+    return services
+
+
+def _innen_schema(url: str) -> None:
+    from include.finance.db import create_schema, get_engine
+
+    create_schema(get_engine(url))
+
+
+def start() -> AirflowServices:
+    CLUSTER.mkdir(parents=True, exist_ok=True)
+    _start_postgres()
+    _start_redis()
+    airflow = services()
+    _innen_schema(airflow.env["INNEN_DB_URL"])
+    airflow.start(COMPONENTS, timeout=180, pause_all=False)
+    state = {"pids": {name: process.pid for name, process in airflow.processes.items()}, "api": airflow.base}
+    (CLUSTER / "state.json").write_text(json.dumps(state, indent=2))
+    return airflow
+
+
+def stop() -> list[str]:
+    stopped: list[str] = []
+    state_file = CLUSTER / "state.json"
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        for name, pid in state.get("pids", {}).items():
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                stopped.append(name)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        for pid in state.get("pids", {}).values():
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.2)
+            else:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        state_file.unlink()
+    pid_file = CLUSTER / "redis" / "redis.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            stopped.append("redis")
+        except (ProcessLookupError, ValueError):
+            pass
+        pid_file.unlink(missing_ok=True)
+    data = CLUSTER / "pg" / "data"
+    if (data / "postmaster.pid").exists():
+        subprocess.run(_as_postgres(str(_pg_bin() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"),
+                       capture_output=True)
+        stopped.append("postgresql")
+    return stopped
+
+
+def main(argv: list[str]) -> None:
+    command = argv[0] if argv else "status"
+    if command == "start":
+        airflow = start()
+        print(f"cluster up: Airflow {airflow.base} (users and passwords in {airflow.home / 'innen-demo-users.json'}),"
+              f" PostgreSQL 127.0.0.1:{PG_PORT}, Redis 127.0.0.1:{REDIS_PORT}, workers {', '.join(WORKERS)}; "
+              f"logs in {airflow.home}/*.log; make cluster-stop stops it")
+    elif command == "stop":
+        print("stopped: " + (", ".join(stop()) or "nothing was running"))
+    else:
+        state = CLUSTER / "state.json"
+        print(state.read_text() if state.exists() else "no cluster running")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
