@@ -69,7 +69,7 @@ class BankFileApproval(ApprovalOperator):
         kwargs.setdefault("subject", "Bank file waiting for approval")  # unmapping passes it in again
         # The form's one field. Airflow hands the DAG's params in here already (and keeps only task-sourced ones
         # for the form), so the field is added to what comes in, marked as the task's.
-        reason = Param("", type="string", title="Reason", source="task",
+        reason = Param(None, type=["null", "string"], title="Reason", source="task",
                        description="Why you reject the file (kept on the run); optional on approval.")
         given = kwargs.get("params")
         known = {key: given.get_param(key) for key in given} if isinstance(given, ParamsDict) else dict(given or {})
