@@ -81,8 +81,9 @@ airflow-db: $(STAMP)
 demo: airflow-db
 	@$(VPY) scripts/demo.py
 
+# Both cores: test files are shared out between two workers (one file stays on one worker: its fixtures are shared).
 test: $(STAMP) postgres qr-tools browser
-	@$(VPY) -m pytest
+	@$(VPY) -m pytest -n 2 --dist loadfile
 
 test-quick: $(STAMP) qr-tools
 	@$(VPY) -m pytest tests/unit tests/dags include -q

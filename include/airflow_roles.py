@@ -273,3 +273,7 @@ def ensure_user(username: str, roles: tuple[str, ...], password: str, *, email: 
             sm.update_user(user)
         return False
 
+
+
+if __name__ == "__main__":  # `python -m include.airflow_roles`: after `airflow db migrate`, on each upgrade
+    print("roles synced (changes per role):", sync_roles())

@@ -70,6 +70,8 @@ def airflow_env(home: Path, port: int, extra: Mapping[str, str] | None = None) -
         "AIRFLOW__API__BASE_URL": base,
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
+        # The scheduler's task-log server: a port of its own, so two instances (tests on both cores) can run at once.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         # A short-lived test or demo: parse the DAG files once, look for work often.
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3600",

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import json
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -23,7 +24,7 @@ from sqlalchemy import func, select
 from include.finance.db import create_schema, get_engine, transaction
 from include.finance.models import AuditLog, BankFileApproval, BankHub, CollectionRun
 from include.sepa.mandate_execution import execute_mandates
-from sandbox.airflow_services import AirflowServices
+from sandbox.airflow_services import SETTLE_SECONDS, AirflowServices
 from tests.smtp_sink import SmtpSink as _SmtpSink
 
 RUN_DAY = date(2026, 11, 20)
@@ -160,8 +161,9 @@ def test_four_eyes_approving_your_own_export_is_refused_and_someone_else_release
         detail = f"/api/v2/dags/pain_export/dagRuns/{innen.export_run}/taskInstances/bank_file.approve/{index}/hitlDetails"
         services.wait_until(finance, "pain_export", innen.export_run, lambda tis: any(
             t["task_id"] == "bank_file.approve" and t["map_index"] == index and t["state"] == "awaiting_input"
-            and t["try_number"] == 1 for t in tis) and finance.get(detail).json()["response_received"] is False
+            for t in tis) and finance.get(detail).json()["response_received"] is False
             and _refusals(innen), what="asking again")
+        time.sleep(SETTLE_SECONDS)  # as after any parking: see AirflowServices.awaiting
     assert _run(innen, loi).status == "ready" and not list((innen.var_dir / "outbox").glob("*.xml"))
     assert [r.after["refused"] for r in _refusals(innen)] == ["finance"]
 
