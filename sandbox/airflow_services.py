@@ -33,7 +33,6 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
-SETTLE_SECONDS = 8.0
 FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
 
 
@@ -230,19 +229,43 @@ class AirflowServices:
                            f"{self.log('scheduler')[-2000:]}")
 
     def awaiting(self, client: httpx.Client, dag_id: str, run_id: str, task_id: str, count: int = 1,
-                 timeout: float = 240, settle: float = SETTLE_SECONDS) -> list[dict[str, Any]]:
-        """Wait until ``count`` instances of ``task_id`` wait for a person's answer; those instances.
+                 timeout: float = 240) -> list[dict[str, Any]]:
+        """Wait until ``count`` instances of ``task_id`` wait for a person's answer and may be answered; those.
 
-        Then ``settle`` seconds more, as a person would: Airflow 3.3's LocalExecutor reports the end of the
-        workload that parked a task seconds later, and a task resumed by an answer before that report is failed
-        by the scheduler and retried (Innen's approval then finds its decision on record; other questions are
-        asked again)."""
+        "May be answered": the scheduler has handled the end of the workload that parked each of them
+        (:meth:`parked`). Airflow 3.3 loses a race against an answer given before that: the answer queues the
+        task again, the stale "finished" event then arrives for a queued task, and the scheduler fails that try
+        (Innen's approval finds the answer on record in its retry, but only after the retry delay). A person is
+        rarely that fast; a test or the demo is."""
         tis = self.wait_until(
             client, dag_id, run_id,
             lambda tis: sum(1 for t in tis if t["task_id"] == task_id and t["state"] == "awaiting_input") >= count,
             timeout, f"awaiting input at {task_id}")
-        time.sleep(settle)
-        return [t for t in tis if t["task_id"] == task_id and t["state"] == "awaiting_input"]
+        waiting = [t for t in tis if t["task_id"] == task_id and t["state"] == "awaiting_input"]
+        self.parked(dag_id, run_id, task_id, [t["map_index"] for t in waiting])
+        return waiting
+
+    def parked(self, dag_id: str, run_id: str, task_id: str, map_indexes: list[int], *, times: int = 1,
+               timeout: float = 90) -> None:
+        """Wait until the scheduler logged ``times`` parked ends ("TaskInstance Finished … state=awaiting_input")
+        for each of ``map_indexes`` of ``task_id`` (a task asked again parks again: ``times=2``)."""
+        import re
+
+        def ends(map_index: int, log: str) -> int:
+            return len(re.findall(rf"TaskInstance Finished: dag_id={re.escape(dag_id)}, task_id={re.escape(task_id)}, "
+                                  rf"run_id={re.escape(run_id)}, map_index={map_index}, [^\n]*?state=awaiting_input,",
+                                  log))
+
+        deadline = time.monotonic() + timeout
+        pending = set(map_indexes)
+        while pending:
+            log = self.log("scheduler")
+            pending = {i for i in pending if ends(i, log) < times}
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"the scheduler did not report {task_id} {sorted(pending)} parked after {timeout} s:"
+                                   f"\n{log[-3000:]}")
+            if pending:
+                time.sleep(0.5)
 
     def finished(self, client: httpx.Client, dag_id: str, run_id: str, timeout: float = 240) -> str:
         deadline = time.monotonic() + timeout

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -30,14 +29,13 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from sqlalchemy import func, select
 
 from include.config import PROJECT_ROOT
-from include.finance.db import create_schema, get_engine, transaction
+from include.finance.db import get_engine, transaction
 from include.finance.models import BankFileApproval, CollectionRun, ControlListItem
-from include.sepa.mandate_execution import execute_mandates
 from sandbox.airflow_services import AirflowServices
+from tests.e2e.bank_files_waiting import RUN_DAY, bank_files_waiting
 
 pytestmark = pytest.mark.timeout(900)
 
-RUN_DAY = date(2026, 11, 20)
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's (`make browser`)
 ARTEFACTS = PROJECT_ROOT / "var" / "test-artefacts" / "browser"
 APPROVER = "finance2"  # role finance; "finance" triggered the export, so may not approve it
@@ -69,61 +67,10 @@ class Waiting:
 
 @pytest.fixture(scope="module")
 def innen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Innen]:
-    """As in test_finance_in_airflow.py: a real Airflow, the demo institution, two bank files waiting for approval."""
-    from include.demo import load_demo
-
-    home = tmp_path_factory.mktemp("airflow-browser")
-    var_dir = home / "var"
-    db_url = f"sqlite:///{home / 'innen.sqlite'}"
-    engine = get_engine(db_url)
-    create_schema(engine)
-    with transaction(engine) as session:
-        load_demo(session, RUN_DAY)
-        execute_mandates(session, RUN_DAY, "test")
-    services = AirflowServices.prepare(home / "airflow", env={"INNEN_DB_URL": db_url, "INNEN_VAR_DIR": str(var_dir)})
-    with services.running():
-        services.unpause("pain_export")
-        with services.client("finance") as finance:
-            export = services.trigger(finance, "pain_export")
-            assert export.status_code == 200, export.text
-            run_id = export.json()["dag_run_id"]
-            tis = services.awaiting(finance, "pain_export", run_id, "bank_file.approve", count=2)
-        _wait_until_paused_workloads_are_done(services, run_id, [ti["map_index"] for ti in tis])
-        with transaction(engine, readonly=True) as session:
-            by_task = {a.airflow_task: loi for a, loi in session.execute(
-                select(BankFileApproval, CollectionRun.loi).join(CollectionRun))}
-        waiting = {by_task[f"pain_export/{run_id}/bank_file.approve/{ti['map_index']}"]: ti["map_index"] for ti in tis}
-        yield Innen(services, db_url, var_dir, run_id, waiting)
-    engine.dispose()
-
-
-def _wait_until_paused_workloads_are_done(services: AirflowServices, run_id: str, map_indexes: list[int],
-                                          timeout: float = 90) -> None:
-    """Wait until the scheduler has handled the executor's "finished" event of each approval's first workload.
-
-    A task that starts waiting for a person ends its workload; an answer given before the scheduler has handled that
-    workload's end is a race Airflow 3.3 loses: the answer queues the task again, then the stale "finished" event
-    arrives for a task instance that is now queued, and Airflow fails that try as changed externally (up_for_retry;
-    Innen's retried approval finds the answer on record, but only after retry_delay, two minutes). A person is rarely
-    that fast; a browser is. ``AirflowServices.awaiting`` settles for a few seconds; this waits for the event itself.
-    """
-    deadline = time.monotonic() + timeout
-
-    def handled(map_index: int, log: str) -> bool:  # the scheduler's line for the event, the task still waiting
-        return re.search(rf"TaskInstance Finished: dag_id=pain_export, task_id=bank_file\.approve, "
-                         rf"run_id={re.escape(run_id)}, map_index={map_index}, .*?, state=awaiting_input,",
-                         log) is not None
-
-    pending = set(map_indexes)
-    while True:
-        log = services.log("scheduler")
-        pending = {i for i in pending if not handled(i, log)}
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"the scheduler did not report the paused approval workloads {sorted(pending)} as done "
-                        f"after {timeout} s:\n{log[-3000:]}")
-        time.sleep(0.5)
+    """A real Airflow, the demo institution, two bank files waiting for approval (tests/e2e/bank_files_waiting.py)."""
+    with bank_files_waiting(tmp_path_factory.mktemp("airflow-browser")) as state:
+        yield Innen(state.services, state.db_url, state.var_dir, state.export_run,
+                    {loi: ti["map_index"] for loi, ti in state.waiting.items()})
 
 
 def _approval_and_run(innen: Innen, loi: str) -> tuple[BankFileApproval, CollectionRun]:

@@ -7,27 +7,23 @@ through Airflow's REST API; every assertion reads Innen's database or the outbox
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import json
-import threading
-import time
-
 import pytest
 from sqlalchemy import func, select
 
-from include.finance.db import create_schema, get_engine, transaction
+from include.finance.db import get_engine, transaction
 from include.finance.models import AuditLog, BankFileApproval, BankHub, CollectionRun
-from include.sepa.mandate_execution import execute_mandates
-from sandbox.airflow_services import SETTLE_SECONDS, AirflowServices
+from sandbox.airflow_services import AirflowServices
+from tests.e2e.bank_files_waiting import RUN_DAY, bank_files_waiting
 from tests.smtp_sink import SmtpSink as _SmtpSink
 
-RUN_DAY = date(2026, 11, 20)
 pytestmark = pytest.mark.timeout(900)
 
 
@@ -47,38 +43,18 @@ def _engine(innen: Innen):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def innen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Innen]:
-    from include.demo import load_demo
-
-    home = tmp_path_factory.mktemp("airflow")
-    var_dir = home / "var"
-    db_url = f"sqlite:///{home / 'innen.sqlite'}"
-    engine = get_engine(db_url)
-    create_schema(engine)
-    with transaction(engine) as session:
-        load_demo(session, RUN_DAY)
-        execute_mandates(session, RUN_DAY, "test")  # the runs to export (mandate_execution itself is tested elsewhere)
     sink = _SmtpSink()  # finance's mailbox: a waiting approval is mailed
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     mail = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": sink.server_address[1],
                        "extra": {"to": "finance@example.be", "from_email": "innen@example.be", "disable_ssl": True,
                                  "disable_tls": True, "timeout": 10, "retry_limit": 0}})
-    services = AirflowServices.prepare(home / "airflow", env={
-        "INNEN_DB_URL": db_url, "INNEN_VAR_DIR": str(var_dir), "AIRFLOW_CONN_INNEN_FINANCE_MAIL": mail})
-    with services.running():
-        services.unpause("pain_export", "collection_confirm")
-        with services.client("finance") as finance:
-            export = services.trigger(finance, "pain_export")
-            assert export.status_code == 200, export.text
-            run_id = export.json()["dag_run_id"]
-            tis = services.awaiting(finance, "pain_export", run_id, "bank_file.approve", count=2)
-        with transaction(engine, readonly=True) as session:
-            by_task = {a.airflow_task: loi for a, loi in session.execute(
-                select(BankFileApproval, CollectionRun.loi).join(CollectionRun))}
-        waiting = {by_task[f"pain_export/{run_id}/bank_file.approve/{ti['map_index']}"]: ti for ti in tis}
-        yield Innen(services, db_url, var_dir, run_id, waiting, sink)
-    sink.shutdown()
-    sink.server_close()
-    engine.dispose()
+    try:
+        with bank_files_waiting(tmp_path_factory.mktemp("airflow"), env={"AIRFLOW_CONN_INNEN_FINANCE_MAIL": mail},
+                                unpause=("pain_export", "collection_confirm")) as state:
+            yield Innen(state.services, state.db_url, state.var_dir, state.export_run, state.waiting, sink)
+    finally:
+        sink.shutdown()
+        sink.server_close()
 
 
 def _run(innen: Innen, loi: str) -> CollectionRun:
@@ -163,7 +139,7 @@ def test_four_eyes_approving_your_own_export_is_refused_and_someone_else_release
             t["task_id"] == "bank_file.approve" and t["map_index"] == index and t["state"] == "awaiting_input"
             for t in tis) and finance.get(detail).json()["response_received"] is False
             and _refusals(innen), what="asking again")
-        time.sleep(SETTLE_SECONDS)  # as after any parking: see AirflowServices.awaiting
+        services.parked("pain_export", innen.export_run, "bank_file.approve", [index], times=2)  # asked again
     assert _run(innen, loi).status == "ready" and not list((innen.var_dir / "outbox").glob("*.xml"))
     assert [r.after["refused"] for r in _refusals(innen)] == ["finance"]
 
