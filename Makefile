@@ -20,7 +20,7 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export AIRFLOW__CORE__AUTH_MANAGER := airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: help install demo test test-quick ui airflow bench postgres qr-tools browser redis cluster cluster-stop airflow-db clean
+.PHONY: help install demo test test-quick ui airflow bench postgres qr-tools browser redis cluster cluster-check cluster-stop airflow-db clean
 
 help:
 	@echo "make demo   install, build the demo institution, run the direct-debit cycle, print the outputs"
@@ -69,6 +69,10 @@ redis:
 # Celery workers in their own folders, configured from deploy/airflow.env (sandbox/cluster.py). Stop: make cluster-stop.
 cluster: $(STAMP) postgres redis
 	@$(VPY) -m sandbox.cluster start
+
+# The nightly cycle through the cluster's scheduler and Celery workers (tests/cluster, pytest -m cluster).
+cluster-check: cluster
+	@$(VPY) -m pytest tests/cluster -m cluster -q
 
 cluster-stop: $(STAMP)
 	@$(VPY) -m sandbox.cluster stop

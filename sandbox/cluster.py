@@ -145,7 +145,23 @@ def _innen_schema(url: str) -> None:
     create_schema(get_engine(url))
 
 
+def running() -> bool:
+    """Whether every process ``start`` recorded is still alive."""
+    state_file = CLUSTER / "state.json"
+    if not state_file.exists():
+        return False
+    for pid in json.loads(state_file.read_text()).get("pids", {}).values():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+    return True
+
+
 def start() -> AirflowServices:
+    if running():
+        return services()
+    stop()  # what is left of a cluster half gone
     CLUSTER.mkdir(parents=True, exist_ok=True)
     _start_postgres()
     _start_redis()
@@ -201,7 +217,11 @@ def stop() -> list[str]:
 def main(argv: list[str]) -> None:
     command = argv[0] if argv else "status"
     if command == "start":
+        was_running = running()
         airflow = start()
+        if was_running:
+            print(f"cluster already running: Airflow {airflow.base}")
+            return
         print(f"cluster up: Airflow {airflow.base} (users and passwords in {airflow.home / 'innen-demo-users.json'}),"
               f" PostgreSQL 127.0.0.1:{PG_PORT}, Redis 127.0.0.1:{REDIS_PORT}, workers {', '.join(WORKERS)}; "
               f"logs in {airflow.home}/*.log; make cluster-stop stops it")
