@@ -18,7 +18,7 @@ runs it there holds the database URL anyway.)
 
 **Roles**, by ``[core] auth_manager``:
 
-* **simple auth manager** (Airflow's default until we switch): the one role
+* **simple auth manager** (Airflow's default; Innen runs with FAB's since issue 12): the one role
   ``[core] simple_auth_manager_users`` gives the user (``user:role,…``; roles
   ``viewer``, ``user``, ``op``, ``admin``, lower-cased as the manager treats
   them case-blind); none when ``simple_auth_manager_all_admins`` lets everyone
