@@ -281,11 +281,16 @@ def write_run_file(
 def record_export(session: Session, written: WrittenRun, actor: str, now: datetime | None = None) -> ExportResult:
     """Mark the run exported with its file, and its pending collections exported."""
     now = now or datetime.now(timezone.utc)
-    run = session.get(CollectionRun, written.run_id)
+    # Locked: two exports of the same run at once record one after the other, and the second finds the first's.
+    run = session.get(CollectionRun, written.run_id, with_for_update=True)
     assert run is not None
+    path, sha256 = written.file.path, written.file.sha256
+    if run.status == "exported" and run.status != written.run_status and run.file_sha256 == sha256 \
+            and run.file_path == path:  # the same file, recorded meanwhile by the other export: nothing to add
+        return ExportResult(run.loi, "exported", run.export_format, path, sha256, written.file.transactions,
+                            format_amount(written.file.total))
     if run.status != written.run_status:
         raise InnenError(f"{run.loi} changed from {written.run_status} to {run.status} while its file was written")
-    path, sha256 = written.file.path, written.file.sha256
     before = {"status": run.status, "file_sha256": run.file_sha256, "export_format": run.export_format}
     run.status, run.export_format, run.file_path, run.file_sha256 = "exported", written.export_format, path, sha256
     run.error, run.exported_at = None, now

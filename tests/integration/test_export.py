@@ -127,3 +127,34 @@ def test_a_hub_without_export_format_makes_no_file(engine, tmp_path) -> None:
     result = export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
     assert result["file_path"] is None and "no export format" in result["message"]
     assert _run(engine, loi).status == "ready"
+
+
+def test_two_exports_of_the_same_run_at_once_give_one_file_and_one_record(engine, tmp_path) -> None:
+    import threading
+
+    loi = _prepare(engine)
+    start = threading.Barrier(2)
+    results: list[dict] = []
+    errors: list[BaseException] = []
+
+    def export() -> None:
+        start.wait()
+        try:
+            results.append(export_collection_run(loi, "test", engine=engine, outbox=tmp_path / "outbox"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and len(results) == 2
+    assert results[0]["sha256"] == results[1]["sha256"]
+    assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == ["HUB-BIB_fj-BIB-1.xml", "HUB-BIB_fj-BIB-1.xml.sha256"]
+    assert hashlib.sha256((tmp_path / "outbox" / "HUB-BIB_fj-BIB-1.xml").read_bytes()).hexdigest() == results[0]["sha256"]
+    with transaction(engine, readonly=True) as session:
+        recorded = session.scalars(select(AuditLog).where(AuditLog.entity == "collection_run",
+                                                          AuditLog.action == "exported")).all()
+        assert len(recorded) == 1
+        assert set(session.scalars(select(Collection.status))) == {"exported"}
