@@ -302,6 +302,8 @@ def main() -> None:
     home = Path(os.environ.get("AIRFLOW_HOME") or ROOT / "var" / "airflow")
     port = int(os.environ.get("AIRFLOW__API__PORT") or 8080)
     innen = {key: value for key, value in os.environ.items() if key.startswith("INNEN_")}
+    # A SIGTERM (a terminal closed, a supervisor stopping it) stops the components too, like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     services = AirflowServices.prepare(home, port=port, env=innen)
     services.env["AIRFLOW__API__HOST"] = "0.0.0.0"
     services.env["AIRFLOW__API__BASE_URL"] = f"http://localhost:{port}"
