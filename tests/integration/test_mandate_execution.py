@@ -291,3 +291,30 @@ def test_a_type_with_a_transaction_cost_adds_it_to_each_collected_reference(engi
     assert line.open_amount == Decimal("0.00") and line.reversed_at is not None and line.payment_reference_id is None
     assert lid.open_amount == Decimal("10.00") and lid.payment_reference_id is None  # the debt itself is open again
 
+
+
+def test_two_executions_for_the_same_day_at_once_make_one_set_of_collections(engine) -> None:
+    import threading
+
+    _due_mandates(engine, 12)
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def execute() -> None:
+        start.wait()
+        try:
+            _execute(engine)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=execute) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    with transaction(engine, readonly=True) as session:
+        per_mandate = session.execute(select(Collection.mandate_id, func.count()).group_by(Collection.mandate_id)).all()
+        runs = session.scalar(select(func.count()).select_from(CollectionRun))
+    assert len(per_mandate) == 12 and {count for _mandate, count in per_mandate} == {1}
+    assert runs == 1
