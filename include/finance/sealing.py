@@ -35,7 +35,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select

@@ -32,7 +32,7 @@ from include.config import PROJECT_ROOT
 from include.finance.db import get_engine, transaction
 from include.finance.models import BankFileApproval, CollectionRun, ControlListItem
 from sandbox.airflow_services import AirflowServices
-from tests.e2e.bank_files_waiting import RUN_DAY, bank_files_waiting
+from tests.e2e.bank_files_waiting import bank_files_waiting
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
 
 import pypdf
-import pytest
 from sqlalchemy import delete, func, select
 
 from include.finance.db import transaction
