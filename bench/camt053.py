@@ -5,7 +5,7 @@ library network: one financial system, one bank hub whose account the
 statement is for, one OGM payment reference type and ``--references`` end
 users, each owing one debt line held by one sealed payment reference with its
 OGM. A camt.053.001.02 statement of ``--entries`` credit transfers is written
-(untimed) with ``include.sepa.camt_writer``: ~90% pay a reference's open
+(untimed) with ``sandbox.camt_writer``: ~90% pay a reference's open
 amount exactly, ~4% pay part of it, ~3% pay too much, ~3% carry an OGM we
 never issued or only free text. Then, each in a forked child of its own:
 
@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bulk_load import insert_all  # noqa: E402
+from sandbox.bench_loading import insert_all  # noqa: E402
 from children import idle, in_child, print_profile  # noqa: E402
 
 # Nothing from include/ here: whatever the parent holds is resident in every child too.
@@ -76,7 +76,7 @@ def demo_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The demo's accented first and last names (imported on first use: the parent never needs them)."""
     global _NAMES
     if _NAMES is None:
-        from include.demo import FIRST_NAMES, LAST_NAMES
+        from sandbox.demo_institution import FIRST_NAMES, LAST_NAMES
 
         _NAMES = FIRST_NAMES, LAST_NAMES
     return _NAMES
@@ -226,9 +226,9 @@ def write_statement(path: Path, references: int, entries: int, seed: int) -> dic
 
     from schwifty import IBAN
 
-    from include.demo import BANK_CODES
+    from sandbox.demo_institution import BANK_CODES
     from include.finance.reference_numbers import ogm
-    from include.sepa.camt_writer import Entry, Tx, write_camt053
+    from sandbox.camt_writer import Entry, Tx, write_camt053
 
     rng = random.Random(f"{seed}/statement")
     payers: dict[str, None] = {}

@@ -59,7 +59,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bulk_load import insert_all  # noqa: E402
+from sandbox.bench_loading import insert_all  # noqa: E402
 from children import idle, in_child, print_profile  # noqa: E402
 
 # Nothing from include/ here: whatever the parent holds is resident in the children too.
@@ -180,7 +180,7 @@ _NAMES: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 def _names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     global _NAMES
     if _NAMES is None:
-        from include.demo import FIRST_NAMES, LAST_NAMES
+        from sandbox.demo_institution import FIRST_NAMES, LAST_NAMES
 
         _NAMES = tuple(FIRST_NAMES), tuple(LAST_NAMES)
     return _NAMES

@@ -83,7 +83,7 @@ def load(url: str, n: int) -> dict[str, int]:
     from schwifty import IBAN
     from sqlalchemy import insert
 
-    from include.demo import FIRST_NAMES, LAST_NAMES, STREETS
+    from sandbox.demo_institution import FIRST_NAMES, LAST_NAMES, STREETS
     from include.finance.bulk import insert_many
     from include.finance.db import create_schema, get_engine, transaction
     from include.finance.models import (

@@ -33,12 +33,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bulk_load import insert_all  # noqa: E402
+from sandbox.bench_loading import insert_all  # noqa: E402
 
 from schwifty import IBAN  # noqa: E402
 from sqlalchemy import Table  # noqa: E402
 
-from include.demo import BANK_CODES, FIRST_NAMES, LAST_NAMES  # noqa: E402
+from sandbox.demo_institution import BANK_CODES, FIRST_NAMES, LAST_NAMES  # noqa: E402
 from include.sepa.identifiers import creditor_id, enterprise_number  # noqa: E402
 from include.finance.db import create_schema, get_engine, transaction  # noqa: E402
 from include.finance.models import (  # noqa: E402

@@ -57,7 +57,7 @@ def make_data() -> dict[str, Any]:
     """Debtor accounts (IBAN, BIC), the demo's accented names, and the demo library's hub."""
     from schwifty import IBAN
 
-    from include.demo import BANK_CODES, FIRST_NAMES, LAST_NAMES
+    from sandbox.demo_institution import BANK_CODES, FIRST_NAMES, LAST_NAMES
     from include.sepa.identifiers import creditor_id, enterprise_number
 
     rng = random.Random(SEED)

@@ -1,6 +1,6 @@
 """Benchmark: one nightly POM reconciliation of --n unpaid requests against a simulator limited to R requests/s.
 
-The simulator runs in its own process (``python -m include.pom.simulator
+The simulator runs in its own process (``python -m sandbox.pom_simulator
 --rate-limit R``), so the server's work does not share our interpreter. It is
 seeded (untimed) with ``--n`` open requests through ``/_sim/seed-requests``;
 one in ``--paid-every`` is then paid without a callback. Our SQLite database
@@ -57,7 +57,7 @@ def start_simulator(folder: Path, rate: float) -> tuple[subprocess.Popen[bytes],
     accounts.write_text(json.dumps([ACCOUNT]))
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "include.pom.simulator", "--port", str(port), "--accounts-json", str(accounts),
+        [sys.executable, "-m", "sandbox.pom_simulator", "--port", str(port), "--accounts-json", str(accounts),
          "--rate-limit", str(rate)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

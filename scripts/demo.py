@@ -2,7 +2,7 @@
 
 1. (Re)builds the demo database ``var/innen.sqlite`` and clears the demo's
    outbox and reports (a second ``make demo`` starts over, and says so).
-2. Loads the demo institution (``include/demo.py``) dated around today.
+2. Loads the demo institution (``sandbox/demo_institution.py``) dated around today.
 3. Runs the DAG ``mandate_execution`` with ``dag.test()`` (a real Airflow
    run, in this process, against the metadata database under ``var/airflow``;
    task logs in ``var/demo/airflow.log``). Then starts Airflow itself
@@ -183,7 +183,7 @@ def main() -> None:
     run_date = _today()
     url = _fresh_database()
 
-    from include.demo import load_demo
+    from sandbox.demo_institution import load_demo
     from include.finance.db import create_schema, get_engine, transaction
 
     from sqlalchemy import func, select
@@ -352,7 +352,7 @@ def _pom_services() -> Iterator[Any]:
     import secrets
 
     from include.pom.callbacks import RunningApp, create_app
-    from include.pom.simulator import run_in_thread
+    from sandbox.pom_simulator import run_in_thread
 
     account = {"env": "beta", "username": "bib-leuven", "password": secrets.token_urlsafe(16),
                "sender_id": "BIB-LEUVEN", "sender_contract_number": "C-2026-0042",
@@ -429,7 +429,7 @@ def _invoices_and_mailing(engine, base_url: str, run_date: date, log: TextIO) ->
 
     The first recipients' mail servers are scripted to answer with the seed's
     messages; two customers' records keep POM from mailing them (see
-    ``include/demo.py``). Two days later each batch's delivery report lands in
+    ``sandbox/demo_institution.py``). Two days later each batch's delivery report lands in
     the inbox.
     """
     import httpx
@@ -438,7 +438,7 @@ def _invoices_and_mailing(engine, base_url: str, run_date: date, log: TextIO) ->
     from include.finance.db import transaction
     from include.finance.models import Contact, Invoice, PaymentReference, PaymentReferenceType, SentDocument
     from include.invoices.print_overview import folder_for
-    from include.pom import simulator
+    from sandbox import pom_simulator as simulator
     from include.pom.accounts import PomClients, accounts_from_env
 
     print(f"\nInvoices (templates: {_show(ROOT / 'templates' / 'invoices')}/):")
@@ -493,7 +493,7 @@ def _delivery_summary(engine) -> None:  # type: ignore[no-untyped-def]
 def _write_statement(engine) -> Path:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from include.demo import write_demo_statement
+    from sandbox.demo_institution import write_demo_statement
     from include.finance.db import transaction
     from include.finance.models import BankHub, CollectionRun
 

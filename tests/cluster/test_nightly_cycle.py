@@ -54,7 +54,7 @@ def _latest_run(client, dag_id: str, run_type: str, timeout: float = 120) -> str
 
 
 def test_the_nightly_direct_debit_cycle_runs_on_the_celery_workers(services: AirflowServices) -> None:
-    from include.demo import load_demo, write_demo_statement
+    from sandbox.demo_institution import load_demo, write_demo_statement
 
     engine = get_engine(services.env["INNEN_DB_URL"])
     Base.metadata.drop_all(engine)

@@ -32,7 +32,7 @@ class BankFilesWaiting:
 @contextmanager
 def bank_files_waiting(home: Path, *, env: Mapping[str, str] | None = None,
                        unpause: tuple[str, ...] = ("pain_export",)) -> Iterator[BankFilesWaiting]:
-    from include.demo import load_demo
+    from sandbox.demo_institution import load_demo
 
     var_dir = home / "var"
     db_url = f"sqlite:///{home / 'innen.sqlite'}"

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from include.pom.client import PomAccount, PomClient
-from include.pom.simulator import RunningSimulator, run_in_thread
+from sandbox.pom_simulator import RunningSimulator, run_in_thread
 
 __all__ = [
     "ACCOUNTS",
@@ -276,7 +276,7 @@ def demo_with_pom(db_url: str, var_dir: Any, monkeypatch: pytest.MonkeyPatch, ai
     """The demo institution of 2026-11-20 in the test's database, which the DAGs use, with POM reachable."""
     from datetime import date
 
-    from include.demo import load_demo
+    from sandbox.demo_institution import load_demo
     from include.finance.db import create_schema, get_engine, transaction
 
     monkeypatch.setenv("INNEN_DB_URL", db_url)

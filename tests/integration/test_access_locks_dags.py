@@ -1,6 +1,6 @@
 """The manual DAGs that make, book on and delete payment references, by the demo types' access locks (seed 2.5.2).
 
-The demo institution's types (``include.demo``) lock writing to ``finance`` and breaking to ``finance-admin``
+The demo institution's types (``sandbox.demo_institution``) lock writing to ``finance`` and breaking to ``finance-admin``
 and leave reading open. Each test runs on SQLite and on PostgreSQL. The table tests call each DAG's task
 work with a role source of their own (context → person, roles), as Airflow would with the roles of the
 person who triggered the run; the ``dag.test()`` tests put a role source in place of the DAG's
@@ -54,7 +54,7 @@ class Books:
 @pytest.fixture
 def books(engine, db_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> Books:
     """The demo's financial systems and types (as ``load_demo`` makes them), one user's debt and reference."""
-    from include.demo import _Builder
+    from sandbox.demo_institution import _Builder
 
     monkeypatch.setenv("INNEN_DB_URL", db_url)
     with transaction(engine) as session:

@@ -28,7 +28,7 @@ from include.finance.reference_numbers import format_ogm, format_rf, ogm, rf
 from include.sepa import camt_import
 from include.sepa.camt import CamtRefused
 from include.sepa.camt_import import references_in
-from include.sepa.camt_writer import SDD_COLLECTED, SDD_RETURNED, Entry, Tx, write_camt053
+from sandbox.camt_writer import SDD_COLLECTED, SDD_RETURNED, Entry, Tx, write_camt053
 from include.sepa.export import export_collection_run
 from include.sepa.mandate_execution import execute_mandates
 from include.sepa.statement_files import import_statement_file

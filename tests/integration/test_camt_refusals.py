@@ -28,7 +28,7 @@ from include.finance.db import transaction
 from include.finance.models import AuditLog, BankEntry, BankStatement, Base, ControlListItem, Payment
 from include.sepa import camt_import
 from include.sepa.camt import MAX_BYTES, CamtRefused
-from include.sepa.camt_writer import Entry, Statement, Tx, write_camt053, write_camt053_multi
+from sandbox.camt_writer import Entry, Statement, Tx, write_camt053, write_camt053_multi
 from include.sepa.statement_files import import_statement_file
 from tests.factories import make_institution
 

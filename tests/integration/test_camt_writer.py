@@ -21,8 +21,8 @@ from schwifty import IBAN
 
 from include.errors import BankFileError
 from include.finance.reference_numbers import format_ogm, ogm, rf
-from include.sepa import camt_writer
-from include.sepa.camt_writer import (
+from sandbox import camt_writer
+from sandbox.camt_writer import (
     SCT_RECEIVED,
     SCT_SENT,
     SDD_COLLECTED,

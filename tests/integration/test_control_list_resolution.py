@@ -34,7 +34,7 @@ from include.finance.payments import Ledger
 from include.finance.reference_numbers import format_ogm, ogm
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.callbacks import take_event
-from include.sepa.camt_writer import Entry, Tx, write_camt053
+from sandbox.camt_writer import Entry, Tx, write_camt053
 from include.sepa.statement_files import import_statement_file
 from tests.factories import make_institution, make_reference, make_user
 

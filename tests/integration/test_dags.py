@@ -21,7 +21,7 @@ LOGICAL = datetime.combine(RUN, time(5), tzinfo=LOCAL_ZONE)
 
 @pytest.fixture
 def app(db_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None):  # type: ignore[no-untyped-def]
-    from include.demo import load_demo
+    from sandbox.demo_institution import load_demo
 
     monkeypatch.setenv("INNEN_DB_URL", db_url)
     engine = get_engine(db_url)
@@ -107,7 +107,7 @@ def _confirm_context(run_loi: str, amount: str | None, task_id: str, xcoms: dict
 def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from include import airflow_roles
-    from include.demo import write_demo_statement
+    from sandbox.demo_institution import write_demo_statement
     from include.finance.models import BankStatement, ControlListItem, Payment
 
     assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")

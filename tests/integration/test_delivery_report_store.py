@@ -430,7 +430,7 @@ def test_the_dag_analyses_the_inbox(sqlite_url: str, var_dir: Path, monkeypatch:
 
 try:
     from include.pom.client import PomClient, PomDocument, PomRecipient
-    from include.pom.simulator import (
+    from sandbox.pom_simulator import (
         MSG_BLACKLISTED,
         MSG_BOUNCE_BLACKLISTED,
         MSG_MAILBOX_FULL,
@@ -445,7 +445,7 @@ except ImportError:  # the POM client and simulator are built elsewhere
     SIMULATOR = False
 
 
-@pytest.mark.skipif(not SIMULATOR, reason="include.pom.client / include.pom.simulator not available")
+@pytest.mark.skipif(not SIMULATOR, reason="include.pom.client / sandbox.pom_simulator not available")
 def test_through_the_simulator(engine: Engine, var_dir: Path, pom_sim: "RunningSimulator", pom_account: Any) -> None:
     import httpx
 
@@ -502,7 +502,7 @@ def test_through_the_simulator(engine: Engine, var_dir: Path, pom_sim: "RunningS
     assert diagnoses(engine)[("D-I", "i@example.be")].detail == "'Message rejected: spam score too high'"
 
 
-@pytest.mark.skipif(not SIMULATOR, reason="include.pom.client / include.pom.simulator not available")
+@pytest.mark.skipif(not SIMULATOR, reason="include.pom.client / sandbox.pom_simulator not available")
 def test_the_dag_fetches_from_pom(sqlite_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                   airflow_db: None, pom_sim: "RunningSimulator", pom_account: Any) -> None:
     import json

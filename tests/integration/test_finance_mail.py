@@ -28,7 +28,7 @@ def smtp_sink() -> Iterator[_SmtpSink]:
 
 
 def _statement_in_inbox(app, var_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    from include.demo import write_demo_statement
+    from sandbox.demo_institution import write_demo_statement
 
     assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
     assert str(_dag("pain_export").test().state).endswith("success")

@@ -23,7 +23,7 @@ from include import housekeeping
 from include.finance.db import transaction
 from include.finance.models import AuditLog, BankEntry, BankStatement, Collection, CollectionRun, Mandate
 from include.housekeeping import COLLECTION_FIELDS, ENTRY_FIELDS, folder_name, housekeep
-from include.sepa.camt_writer import Entry, Tx, write_camt053
+from sandbox.camt_writer import Entry, Tx, write_camt053
 from include.sepa.export import export_collection_run
 from include.sepa.mandate_execution import execute_mandates
 from include.sepa.statement_files import import_statement_file, quarantine

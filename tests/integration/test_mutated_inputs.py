@@ -31,7 +31,7 @@ from include.finance.reference_numbers import format_ogm, ogm
 from include.pom.delivery_files import analyse_report_file
 from include.pom.delivery_report import DeliveryReportRefused
 from include.sepa.camt import CamtRefused
-from include.sepa.camt_writer import Entry, Tx, write_camt053
+from sandbox.camt_writer import Entry, Tx, write_camt053
 from include.sepa.statement_files import import_statement_file
 from tests.factories import make_institution, make_reference, make_user
 

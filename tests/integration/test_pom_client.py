@@ -32,7 +32,7 @@ from include.pom.client import (
     PomUnavailable,
     RatePacer,
 )
-from include.pom.simulator import RunningSimulator
+from sandbox.pom_simulator import RunningSimulator
 from tests.integration.pom_fixtures import *  # noqa: F403
 from tests.integration.pom_fixtures import ACCOUNTS, SimApi
 from tests.integration.test_pom_simulator import invoice_pdf

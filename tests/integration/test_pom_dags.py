@@ -79,7 +79,7 @@ def test_a_transfer_paying_an_invoice_cancels_its_pom_request(demo, var_dir: Pat
     from decimal import Decimal
 
     from include.finance.models import BankHub, PaymentReferenceType
-    from include.sepa.camt_writer import Entry, Tx, write_camt053
+    from sandbox.camt_writer import Entry, Tx, write_camt053
 
     as_of = datetime.combine(RUN, time(2), tzinfo=LOCAL_ZONE).isoformat()
     _ok(_dag("pom_payment_requests").test(run_conf={"as_of": as_of}))

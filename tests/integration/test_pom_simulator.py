@@ -21,7 +21,8 @@ import httpx
 import pytest
 import segno
 
-from include.pom import qr_layout, simulator
+from include.pom import qr_layout
+from sandbox import pom_simulator as simulator
 from include.pom.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, CallbackRejected, verify
 from tests.integration.pom_fixtures import *  # noqa: F403
 from tests.integration.pom_fixtures import ACCOUNTS, CallbackReceiver, SimApi, eventually
@@ -745,7 +746,7 @@ def test_command_line_serves_the_accounts_file(tmp_path: Path) -> None:
     accounts.write_text(json.dumps([ACCOUNTS["prod"]]))
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "include.pom.simulator", "--port", str(port), "--accounts-json", str(accounts)],
+        [sys.executable, "-m", "sandbox.pom_simulator", "--port", str(port), "--accounts-json", str(accounts)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

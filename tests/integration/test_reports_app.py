@@ -234,7 +234,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, airflow_db: None) -> Iterator[Served]:
-    from include.demo import load_demo, write_demo_statement
+    from sandbox.demo_institution import load_demo, write_demo_statement
     from include.finance.models import BankHub, CollectionRun, ControlListItem
 
     home = tmp_path_factory.mktemp("reports-app")

@@ -47,7 +47,7 @@ from include.finance.models import (
     SalesJournal,
 )
 from include.finance.reference_numbers import format_ogm, make_reference
-from include.sepa.camt_writer import SDD_COLLECTED, SDD_RETURNED, Entry, Tx, write_camt053
+from sandbox.camt_writer import SDD_COLLECTED, SDD_RETURNED, Entry, Tx, write_camt053
 from include.sepa.identifiers import creditor_id, enterprise_number
 from include.sepa.schedule import slot
 

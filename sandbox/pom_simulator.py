@@ -12,7 +12,7 @@ server keeps up with a paced reconciliation of 100k requests; QR images are
 drawn only when one is asked for, callbacks go out from worker threads, and
 the PDFs of a document batch are read in a worker thread as well.
 
-Run it with ``python -m include.pom.simulator --port 8077 --accounts-json accounts.json``
+Run it with ``python -m sandbox.pom_simulator --port 8077 --accounts-json accounts.json``
 or, in tests, with :func:`run_in_thread`.
 """
 
@@ -1372,7 +1372,7 @@ def run_in_thread(
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: serve until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m include.pom.simulator", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sandbox.pom_simulator", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8077)
     parser.add_argument("--accounts-json", type=Path, help="a JSON list of accounts as POST /_sim/accounts takes them")
