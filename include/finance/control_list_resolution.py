@@ -71,6 +71,7 @@ from include.finance.models import (
 from include.finance.money import money
 from include.finance.payments import Ledger
 from include.finance.reference_numbers import display_reference, parse_ogm, parse_rf
+from include.finance.statuses import Received
 from include.sepa.identifiers import mask_iban
 
 ACTIONS = ("book", "handle")
@@ -190,14 +191,14 @@ def _book(session: Session, item: ControlListItem, reference: str | None, note: 
     if not ref.is_open:  # paid meanwhile: the claim goes back with the rollback
         raise InnenError(_closed(ref.loi, ref.status))
     open_before = ref.open_amount
-    booked = min(amount, open_before)
     what = f"control-list item {item.id}" + (f": {note}" if note else "")
-    payment = ledger.pay(ref, booked, source="manual", bank_entry_id=entry.id if entry is not None else None,
-                         note=what[:250])
+    received, payment = ledger.receive(ref, amount, source="manual",
+                                       bank_entry_id=entry.id if entry is not None else None, note=what[:250])
+    assert payment is not None, "the reference was checked open above"
     ledger.flush()
-    outcome = "paid" if amount == open_before else "partial" if amount < open_before else "overpaid"
+    outcome, booked = received.outcome, received.booked
     rest_item_id = None
-    if outcome == "overpaid":
+    if outcome is Received.OVERPAID:
         rest_item_id = _rest_item(session, item, entry, ref.loi, amount, open_before, now)
     record(session, "control_list_item", item.id, "booked", actor, before={"resolved_at": None},
            after={"resolution": "booked", "note": note, "kind": item.kind, "amount": amount,

@@ -43,6 +43,17 @@ from sqlalchemy.types import TypeDecorator
 
 from include.finance.money import CENT, money
 from include.finance.names import end_user_key
+from include.finance.statuses import (
+    LIVE_POM_REQUEST,
+    OPEN_REFERENCE,
+    ApprovalStatus,
+    CollectionStatus,
+    EntryOutcome,
+    PomRequestStatus,
+    ReferenceStatus,
+    RunStatus,
+    values,
+)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -108,14 +119,14 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return "(" + " OR ".join(f"{column} = {value!r}" for value in values) + ")"
 
 
-REFERENCE_STATUSES = ("draft", "sealed", "paid", "deleted", "expired")
-OPEN_REFERENCE_STATUSES = ("draft", "sealed")
+REFERENCE_STATUSES = values(ReferenceStatus)
+OPEN_REFERENCE_STATUSES = tuple(status.value for status in OPEN_REFERENCE)
 SEQUENCE_TYPES = ("FRST", "RCUR", "FNAL", "OOFF")
 EXPORT_FORMATS = ("SEPA", "SAFESEPA", "CSV", "BXML")
 PAIN008_VERSIONS = ("pain.008.001.02", "pain.008.001.08")
 FREQUENCY_UNITS = ("day", "month", "year")
-RUN_STATUSES = ("ready", "exported", "failed", "confirmed", "deleted")
-COLLECTION_STATUSES = ("pending", "exported", "paid", "returned", "cancelled")
+RUN_STATUSES = values(RunStatus)
+COLLECTION_STATUSES = values(CollectionStatus)
 
 
 class Base(DeclarativeBase):
@@ -481,8 +492,8 @@ class Collection(Base):
     )
 
 
-POM_REQUEST_STATUSES = ("creating", "open", "paid", "cancelled", "expired")
-LIVE_POM_REQUEST_STATUSES = ("creating", "open")
+POM_REQUEST_STATUSES = values(PomRequestStatus)
+LIVE_POM_REQUEST_STATUSES = tuple(status.value for status in LIVE_POM_REQUEST)
 
 
 class PomPaymentRequest(Base):
@@ -613,19 +624,7 @@ class AuditLog(Base):
 
 
 STATEMENT_KINDS = ("camt.053", "camt.054")
-ENTRY_OUTCOMES = (
-    "paid",  # credit paying a reference's open amount exactly
-    "partial",  # credit lower than the open amount
-    "overpaid",  # credit above the open amount: open amount booked, the rest on the control list
-    "closed_reference",  # the reference is paid, deleted or expired: control list
-    "unmatched",  # no reference found: control list, with candidates
-    "returned",  # a collection, or a credit we booked, came back (return or reversal)
-    "unknown_return",  # a return or reversal we cannot tie to a collection or a booked credit: control list
-    "unsplit",  # a batch entry without transaction amounts: control list
-    "not_booked",  # pending or information-only entry
-    "other_debit",  # a debit that is none of ours (fees, transfers out)
-    "unknown_account",  # the statement's account belongs to no bank hub
-)
+ENTRY_OUTCOMES = values(EntryOutcome)
 PAYMENT_SOURCES = ("bank_statement", "collection_confirm", "pom", "manual")
 
 
@@ -735,7 +734,7 @@ class PaymentAllocation(Base):
 
 CONTROL_LIST_SOURCES = ("bank_statement", "pom")
 CONTROL_LIST_RESOLUTIONS = ("booked", "handled")
-APPROVAL_STATUSES = ("waiting", "approved", "rejected")
+APPROVAL_STATUSES = values(ApprovalStatus)
 
 
 class ControlListItem(Base):

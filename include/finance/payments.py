@@ -12,6 +12,10 @@ over the lines is the financial system's choice (seed 2.4.9):
 * ``matching_amount``: a line whose open amount equals the payment, if there
   is one; otherwise as ``first_transaction``.
 
+Money received against a reference is judged by one rule, :func:`receipt`,
+whoever received it (a statement's credit, a POM payment, a control-list item
+booked by hand); :meth:`Ledger.receive` books what it decides.
+
 :class:`Ledger` keeps the references it touches in memory while a whole
 statement (or run) is booked, so that two payments on one reference in one
 file see each other, and writes everything in bulk at the end, audited.
@@ -22,6 +26,8 @@ Amounts are Decimals throughout.
 [(1, Decimal('5.00')), (2, Decimal('2.50'))]
 >>> allocate(lines, Decimal("7.50"), "matching_amount")
 [(2, Decimal('7.50'))]
+>>> receipt("sealed", Decimal("20.00"), Decimal("25.00"))
+Receipt(outcome=<Received.OVERPAID: 'overpaid'>, received=Decimal('25.00'), open_before=Decimal('20.00'), booked=Decimal('20.00'))
 """
 
 from __future__ import annotations
@@ -47,8 +53,8 @@ from include.finance.models import (
     PaymentReferenceLine,
 )
 from include.finance.money import ZERO
+from include.finance.statuses import OPEN_REFERENCE, Received, ReferenceStatus
 
-OPEN = ("draft", "sealed")
 ID_BATCH = 5_000
 
 
@@ -77,7 +83,44 @@ class OpenReference:
 
     @property
     def is_open(self) -> bool:
-        return self.status in OPEN and self.open_amount > 0
+        return self.status in OPEN_REFERENCE and self.open_amount > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What money received against a reference does: its outcome and what is booked of it."""
+
+    outcome: Received
+    received: Decimal
+    open_before: Decimal
+    booked: Decimal
+
+    @property
+    def excess(self) -> Decimal:
+        """What came in beyond the open amount (all of it on a closed reference): to refund or keep as a credit."""
+        return self.received - self.booked
+
+    @property
+    def left(self) -> Decimal:
+        """What stays open on the reference after the booking."""
+        return self.open_before - self.booked if self.outcome is not Received.CLOSED_REFERENCE else self.open_before
+
+
+def receipt(status: str, open_amount: Decimal, amount: Decimal) -> Receipt:
+    """The one rule for ``amount`` received on a reference of ``status`` with ``open_amount`` open.
+
+    A reference that is no longer open (paid, deleted, expired, or nothing left
+    open) takes nothing; otherwise the open amount at most is booked.
+    """
+    if status not in OPEN_REFERENCE or open_amount <= 0:
+        return Receipt(Received.CLOSED_REFERENCE, amount, open_amount, ZERO)
+    if amount == open_amount:
+        outcome = Received.PAID
+    elif amount < open_amount:
+        outcome = Received.PARTIAL
+    else:
+        outcome = Received.OVERPAID
+    return Receipt(outcome, amount, open_amount, min(amount, open_amount))
 
 
 def allocate(lines: Sequence[OpenLine], amount: Decimal, strategy: str) -> list[tuple[int, Decimal]]:
@@ -172,9 +215,23 @@ class Ledger:
         # Lines may hold less than the reference (debt paid elsewhere meanwhile): the reference follows the payment.
         ref.open_amount -= amount
         if ref.open_amount == 0:
-            ref.status = "paid"
+            ref.status = ReferenceStatus.PAID
         self._payments.append(payment)
         return payment
+
+    def receive(
+        self, ref: OpenReference, amount: Decimal, *, source: str, bank_entry_id: int | None = None,
+        note: str | None = None, pom_payment_request_id: int | None = None,
+    ) -> tuple[Receipt, dict[str, Any] | None]:
+        """``amount`` received on ``ref``: judged by :func:`receipt`, and what it books is paid.
+
+        Returns the receipt and the payment row (``None`` when nothing was booked)."""
+        decided = receipt(ref.status, ref.open_amount, amount)
+        if decided.booked <= 0:
+            return decided, None
+        payment = self.pay(ref, decided.booked, source=source, bank_entry_id=bank_entry_id, note=note,
+                           pom_payment_request_id=pom_payment_request_id)
+        return decided, payment
 
     def reverse(
         self, ref: OpenReference, note: str, source: str = "bank_statement", *,
@@ -230,8 +287,8 @@ class Ledger:
             self._payments.append(reversal)
             total += amount
         ref.open_amount += total
-        if total and ref.status == "paid":
-            ref.status = "sealed"
+        if total and ref.status == ReferenceStatus.PAID:
+            ref.status = ReferenceStatus.SEALED
         return total
 
     def release(self, ref: OpenReference, status: str) -> None:
@@ -314,7 +371,7 @@ def reverse_transaction_costs(session: Session, reference_ids: Iterable[int], ac
             select(DebtLine, PaymentReference.loi)
             .join(PaymentReference, PaymentReference.id == DebtLine.cost_of_reference_id)
             .where(DebtLine.cost_of_reference_id.in_(ids[start : start + ID_BATCH]), DebtLine.reversed_at.is_(None),
-                   DebtLine.open_amount > 0, PaymentReference.status.in_(("deleted", "expired")))
+                   DebtLine.open_amount > 0, PaymentReference.status.in_((ReferenceStatus.DELETED, ReferenceStatus.EXPIRED)))
             .order_by(DebtLine.id).with_for_update(of=DebtLine).execution_options(populate_existing=True)
         ).all()
         for line, loi in rows:

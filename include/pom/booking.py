@@ -7,12 +7,12 @@ request, so a second sighting books nothing.
 
 What a finance officer needs to hear about is told by the outcome:
 
-* ``booked``: the open amount was paid;
-* ``partial``: less than the open amount came in (the reference stays open);
-* ``overpaid``: more came in than was open; the open amount is booked, the
-  rest must be refunded;
-* ``reference_closed``: the reference was already paid, deleted or expired
-  (paid twice, e.g. by transfer and by app): nothing booked, refund the payer;
+* the outcomes of money received on a reference, as for a statement's credit
+  (:func:`include.finance.payments.receipt`): ``paid`` (the open amount),
+  ``partial`` (less; the reference stays open), ``overpaid`` (more: the open
+  amount is booked, the rest must be refunded), ``closed_reference`` (the
+  reference was already paid, deleted or expired, e.g. paid by transfer and
+  by app: nothing booked, refund the payer);
 * ``already_booked``: seen before; nothing to do.
 
 An over-payment's excess and a payment on a closed reference also land on the
@@ -33,9 +33,10 @@ from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
 from include.finance.bulk import insert_many
-from include.finance.models import OPEN_REFERENCE_STATUSES, ControlListItem, Payment, PomPaymentRequest
+from include.finance.models import ControlListItem, Payment, PomPaymentRequest
 from include.finance.money import ZERO, money
-from include.finance.payments import Ledger, OpenReference
+from include.finance.payments import Ledger, OpenReference, Receipt
+from include.finance.statuses import Received
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,22 +94,17 @@ def book_paid_requests(
             bookings.append(Booking(request_id, ref.loi, "already_booked", amount, ZERO))
             continue
         before = {"status": row.status}
-        open_before = ref.open_amount
-        if ref.status not in OPEN_REFERENCE_STATUSES or ref.open_amount <= 0:
-            outcome, booked = "reference_closed", ZERO
-        else:
-            booked = min(amount, ref.open_amount)
-            outcome = "booked" if amount == ref.open_amount else "partial" if amount < ref.open_amount else "overpaid"
-            ledger.pay(ref, booked, source="pom", pom_payment_request_id=row.id,
-                       note=f"POM {row.pom_id} ({info.channel or 'unknown channel'}, via {via})"[:250])
+        received, _ = ledger.receive(ref, amount, source="pom", pom_payment_request_id=row.id,
+                                     note=f"POM {row.pom_id} ({info.channel or 'unknown channel'}, via {via})"[:250])
+        outcome, booked = received.outcome, received.booked
         row.status, row.paid_amount, row.paid_at, row.channel = "paid", amount, info.paid_at, info.channel
         row.updated_at = now
         audits.append(audit_row("pom_payment_request", row.id, "paid", actor, before=before,
                                 after={"status": "paid", "paid_amount": amount, "booked": booked, "outcome": outcome,
                                        "channel": info.channel, "via": via}, at=now))
         bookings.append(Booking(request_id, ref.loi, outcome, amount, booked))
-        if outcome in ("reference_closed", "overpaid"):
-            items.append(_control_item(row, ref, info, amount, open_before, outcome, via, pom_event_id, now))
+        if outcome in (Received.CLOSED_REFERENCE, Received.OVERPAID):
+            items.append(_control_item(row, ref, info, received, via, pom_event_id, now))
     ledger.flush()
     session.flush()
     record_many(session, audits)
@@ -116,21 +112,22 @@ def book_paid_requests(
     return bookings
 
 
-def _control_item(row: PomPaymentRequest, ref: OpenReference, info: PaidAtPom, amount: Decimal, open_before: Decimal,
-                  outcome: str, via: str, pom_event_id: int | None, now: datetime) -> dict[str, Any]:
+def _control_item(row: PomPaymentRequest, ref: OpenReference, info: PaidAtPom, received: Receipt, via: str,
+                  pom_event_id: int | None, now: datetime) -> dict[str, Any]:
     """The control-list item of a POM payment not booked in full, in the words of a statement's control list."""
     paid_how = f"POM {row.pom_id} ({info.channel or 'unknown channel'}, via {via})"
-    if outcome == "overpaid":
-        excess = amount - open_before
-        kind, left = "overpaid", excess
-        reason = f"{amount} paid through {paid_how} on {ref.loi} whose open amount was {open_before}: {excess} too much"
+    amount, excess = received.received, received.excess
+    if received.outcome is Received.OVERPAID:
+        kind = "overpaid"
+        reason = (f"{amount} paid through {paid_how} on {ref.loi} whose open amount was {received.open_before}: "
+                  f"{excess} too much")
         action = f"refund {excess} to the payer or keep it as a credit"
     else:
-        kind, left = "closed_reference", amount
+        kind = "closed_reference"
         reason = f"{amount} paid through {paid_how} for {ref.loi}, which is {ref.status}"
         action = "refund the payer, or book the amount on another open reference of the payer"
     return {
-        "statement_id": None, "bank_entry_id": None, "kind": kind, "reason": reason, "action": action, "amount": left,
+        "statement_id": None, "bank_entry_id": None, "kind": kind, "reason": reason, "action": action, "amount": excess,
         "details": {"reference": ref.loi, "pom_payment_request_id": row.id, "pom_id": row.pom_id,
                     "account": row.account, "channel": info.channel, "via": via},
         "source": "pom", "pom_event_id": pom_event_id, "created_at": now,

@@ -49,6 +49,7 @@ from include.finance.models import (
     PomPaymentRequest,
 )
 from include.finance.reference_numbers import display_reference
+from include.finance.statuses import Received
 from include.pom.accounts import PomClients, accounts_from_connections
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomError, PomRejected, PomRequest, PomUnavailable
@@ -333,8 +334,8 @@ class RequestSteps:
                     session, {request_id: PaidAtPom(request.payment.amount, request.payment.paid_at,
                                                     request.payment.channel)},
                     self.actor, self.now, via="pom_payment_requests")
-            self.summary.counts[f"paid_{booking.outcome}"] += 1
-            if booking.outcome in ("reference_closed", "overpaid"):
+            self.summary.counts[f"received_{booking.outcome}"] += 1
+            if booking.outcome in (Received.CLOSED_REFERENCE, Received.OVERPAID):
                 self.summary.problems.append(
                     f"{booking.reference_loi}: paid at POM {booking.paid}, booked {booking.booked}: refund {booking.excess}")
         elif request.status in ("cancelled", "expired"):

@@ -40,10 +40,10 @@ log = logging.getLogger(__name__)
 
 BOOKING_BATCH = 500
 ACTIONS = {
-    "booked": "none: paid and booked",
+    "paid": "none: paid and booked",
     "partial": "none: part paid and booked; the rest stays open",
     "overpaid": "refund the payer the excess",
-    "reference_closed": "refund the payer: the reference was already paid, deleted or expired",
+    "closed_reference": "refund the payer: the reference was already paid, deleted or expired",
     "already_booked": "none",
     "cancelled_overdue": "none: overdue, cancelled at POM",
     "found_cancelled": "none: cancelled at POM; a new request follows if the reference is still open",
@@ -184,7 +184,7 @@ def _write(report: ReconciliationReport, folder: Path, now: datetime) -> None:
     everything = Table("Every change", HEADER, csv_name=csv_path.name)
     for row in rows:
         everything.add(row)
-        if row[3] in ("overpaid", "reference_closed", "error") or row[6]:
+        if row[3] in ("overpaid", "closed_reference", "error") or row[6]:
             needs_a_person.add(row)
     html_path = folder / "pom_reconciliation.html"
     summary = [("run at", now.isoformat(timespec="seconds")), *((k, v) for k, v in sorted(report.counts.items())),

@@ -33,8 +33,9 @@ from include.finance.bulk import update_by_id
 from include.finance.models import Collection, CollectionRun, PaymentReference
 from include.finance.money import ZERO, money
 from include.finance.payments import Ledger
+from include.finance.statuses import OPEN_REFERENCE, CollectionStatus
 
-SETTLED = ("returned", "cancelled")
+SETTLED = (CollectionStatus.RETURNED, CollectionStatus.CANCELLED)
 PAID_OTHERWISE = "already paid some other way"
 # The pattern of the amount fields of the DAG's forms (dags/collection_confirm.py cannot import it at parse time).
 AMOUNT_PATTERN = r"^\d+(\.\d{1,2})?$"
@@ -73,11 +74,11 @@ def confirm_collection_run(
     ).all()
     listed, open_total = [], ZERO
     for collection, loi, ref_status, open_amount in rows:
-        counted = collection.status not in SETTLED and ref_status in ("draft", "sealed")
+        counted = collection.status not in SETTLED and ref_status in OPEN_REFERENCE
         note = ""
         if collection.status in SETTLED:
             note = f"{collection.status} ({collection.return_reason or '-'}): not counted"
-        elif ref_status not in ("draft", "sealed"):
+        elif ref_status not in OPEN_REFERENCE:
             note = f"reference {ref_status}: not counted"
         elif open_amount < collection.amount:
             note = f"{PAID_OTHERWISE}: {collection.amount - open_amount} of {collection.amount}"
@@ -110,10 +111,12 @@ def confirm_collection_run(
     paid = []
     for collection, *_ in rows:
         ref = references[collection.payment_reference_id]
-        if collection.status in SETTLED or not ref.is_open:
+        if collection.status in SETTLED:
             continue
-        ledger.pay(ref, ref.open_amount, source="collection_confirm", note=f"confirmed with {run.loi}")
-        paid.append(collection)
+        # The run's total matched, so each counted collection receives exactly its reference's open amount.
+        _, payment = ledger.receive(ref, ref.open_amount, source="collection_confirm", note=f"confirmed with {run.loi}")
+        if payment is not None:
+            paid.append(collection)
     ledger.flush()
     update_by_id(session, Collection.__table__, [{"id": c.id, "status": "paid"} for c in paid])
     audits = [audit_row("collection", c.id, "paid", actor, before={"status": c.status}, after={"status": "paid"}, at=now)

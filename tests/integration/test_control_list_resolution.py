@@ -268,7 +268,7 @@ def test_pom_over_payments_and_payments_on_closed_references_are_open_items(engi
     with transaction(engine) as session:
         (booking,) = book_paid_requests(session, {closed_id: PaidAtPom(Decimal("12.00"), NOW, "payconiq")}, "test", NOW,
                                         via="pom_reconciliation", pom_event_id=event_id)
-    assert booking.outcome == "reference_closed"
+    assert booking.outcome == "closed_reference"
 
     with transaction(engine, readonly=True) as session:
         pom_items = list(session.scalars(select(ControlListItem).where(ControlListItem.source == "pom")
