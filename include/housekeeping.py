@@ -69,6 +69,7 @@ from include.config import archive_dir, outbox_dir, quarantine_dir, reports_dir
 from include.finance.audit import audit_row, record, record_many
 from include.finance.db import get_engine, transaction
 from include.finance.models import BankEntry, BankHub, BankStatement, Collection, CollectionRun, DeliveryReport
+from include.finance.statuses import UNSENT_RUN
 from include.pom.delivery_files import INBOX as POM_REPORTS
 from include.reports import Table, write_csv, write_html
 from include.runtime import LOCAL_ZONE
@@ -79,7 +80,7 @@ log = logging.getLogger(__name__)
 DEFAULT_KEEP_DAYS = 365  # seed 2.5.3: "Empty=365"
 ENTRY_FIELDS = ("counterparty_name", "counterparty_iban", "counterparty_bic", "remittance")
 COLLECTION_FIELDS = ("debtor_iban", "debtor_bic", "original_debtor_iban")
-UNSENT_RUN_STATUSES = ("ready", "failed")
+UNSENT_RUN_STATUSES = UNSENT_RUN
 RUN_REPORT_KINDS = ("collection_confirm", "payment_reference_delete")  # report folders named after a run
 REASON_SUFFIX = ".reason.txt"
 CHECKSUM_SUFFIX = ".sha256"

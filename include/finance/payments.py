@@ -53,7 +53,7 @@ from include.finance.models import (
     PaymentReferenceLine,
 )
 from include.finance.money import ZERO
-from include.finance.statuses import OPEN_REFERENCE, Received, ReferenceStatus
+from include.finance.statuses import OPEN_REFERENCE, RELEASED_REFERENCE, Received, ReferenceStatus
 
 ID_BATCH = 5_000
 
@@ -371,7 +371,7 @@ def reverse_transaction_costs(session: Session, reference_ids: Iterable[int], ac
             select(DebtLine, PaymentReference.loi)
             .join(PaymentReference, PaymentReference.id == DebtLine.cost_of_reference_id)
             .where(DebtLine.cost_of_reference_id.in_(ids[start : start + ID_BATCH]), DebtLine.reversed_at.is_(None),
-                   DebtLine.open_amount > 0, PaymentReference.status.in_((ReferenceStatus.DELETED, ReferenceStatus.EXPIRED)))
+                   DebtLine.open_amount > 0, PaymentReference.status.in_(RELEASED_REFERENCE))
             .order_by(DebtLine.id).with_for_update(of=DebtLine).execution_options(populate_existing=True)
         ).all()
         for line, loi in rows:

@@ -36,6 +36,7 @@ from include.finance.audit import audit_row, record_many
 from include.finance.bulk import update_by_id
 from include.finance.models import Collection, CollectionRun, PaymentReference
 from include.finance.payments import Ledger
+from include.finance.statuses import RELEASED_REFERENCE, SETTLED_COLLECTION, WAITING_COLLECTION
 
 
 @dataclass
@@ -74,7 +75,7 @@ def delete_references(
     for ref_id, loi, status in targets:
         if status == "paid":
             result.refused.append({"reference": loi, "reason": "paid: a paid reference cannot be deleted"})
-        elif status in ("deleted", "expired"):
+        elif status in RELEASED_REFERENCE:
             result.refused.append({"reference": loi, "reason": f"already {status}"})
         else:
             deletable.append(ref_id)
@@ -100,7 +101,7 @@ def delete_references(
     ledger.flush()
     collections = session.execute(
         select(Collection.id, Collection.status, Collection.run_id).where(
-            Collection.payment_reference_id.in_(deletable), Collection.status.in_(("pending", "exported"))
+            Collection.payment_reference_id.in_(deletable), Collection.status.in_(WAITING_COLLECTION)
         )
     ).all()
     update_by_id(session, Collection.__table__, [{"id": c.id, "status": "cancelled"} for c in collections])
@@ -110,7 +111,7 @@ def delete_references(
     ]
     for run in session.scalars(select(CollectionRun).where(CollectionRun.id.in_({c.run_id for c in collections}))):
         left = session.scalar(
-            select(Collection.id).where(Collection.run_id == run.id, Collection.status.not_in(("cancelled", "returned"))).limit(1)
+            select(Collection.id).where(Collection.run_id == run.id, Collection.status.not_in(SETTLED_COLLECTION)).limit(1)
         )
         if left is None and run.status != "deleted":
             audits.append(audit_row("collection_run", run.id, "deleted", actor, before={"status": run.status},

@@ -56,6 +56,7 @@ from include.finance.models import (
 )
 from include.finance.money import ZERO
 from include.finance.numbering import reference_numbers
+from include.finance.statuses import SETTLED_COLLECTION
 from include.invoices.withdrawal import withdraw_current
 from include.runtime import LOCAL_ZONE
 from include.sepa.transaction_codes import matcher
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 
 ID_BATCH = 5_000
 # A collection that came back, or was cancelled, no longer ties its reference to the bank's file.
-SETTLED_COLLECTIONS = ("returned", "cancelled")
+SETTLED_COLLECTIONS = SETTLED_COLLECTION
 UNSEAL_REASON = "unsealed"
 
 

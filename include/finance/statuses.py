@@ -29,6 +29,7 @@ class ReferenceStatus(StrEnum):
 
 
 OPEN_REFERENCE = (ReferenceStatus.DRAFT, ReferenceStatus.SEALED)
+RELEASED_REFERENCE = (ReferenceStatus.DELETED, ReferenceStatus.EXPIRED)  # closed unpaid: its debt lines are free
 
 
 class RunStatus(StrEnum):
@@ -39,6 +40,10 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     CONFIRMED = "confirmed"
     DELETED = "deleted"
+
+
+UNSENT_RUN = (RunStatus.READY, RunStatus.FAILED)
+SENT_RUN = (RunStatus.EXPORTED, RunStatus.CONFIRMED)
 
 
 class CollectionStatus(StrEnum):
@@ -52,6 +57,7 @@ class CollectionStatus(StrEnum):
 
 
 WAITING_COLLECTION = (CollectionStatus.PENDING, CollectionStatus.EXPORTED)
+SETTLED_COLLECTION = (CollectionStatus.RETURNED, CollectionStatus.CANCELLED)  # never paid by the run any more
 
 
 class PomRequestStatus(StrEnum):
@@ -65,6 +71,7 @@ class PomRequestStatus(StrEnum):
 
 
 LIVE_POM_REQUEST = (PomRequestStatus.CREATING, PomRequestStatus.OPEN)
+ENDED_UNPAID_POM_REQUEST = (PomRequestStatus.CANCELLED, PomRequestStatus.EXPIRED)
 
 
 class ApprovalStatus(StrEnum):

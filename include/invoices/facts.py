@@ -44,6 +44,7 @@ from include.finance.models import (
     SalesJournal,
 )
 from include.finance.reference_numbers import display_reference
+from include.finance.statuses import SETTLED_COLLECTION
 from include.invoices.channel import Channel, address_types, decide_channel
 from include.invoices.templates import LANGUAGES
 from include.pom.delivery_store import email_contacts
@@ -162,7 +163,7 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
                   .join(Mandate, Mandate.id == Collection.mandate_id)
                   .join(CollectionRun, CollectionRun.id == Collection.run_id)
                   .where(Collection.payment_reference_id.in_(ids),
-                         Collection.status.not_in(("cancelled", "returned"))))}
+                         Collection.status.not_in(SETTLED_COLLECTION)))}
     pom = {ref_id: (request_id, svg, url) for request_id, ref_id, svg, url in session.execute(
         select(PomPaymentRequest.id, PomPaymentRequest.payment_reference_id, PomPaymentRequest.qr_svg,
                PomPaymentRequest.pay_url)

@@ -36,6 +36,7 @@ from include.finance.audit import audit_row, record_many
 from include.finance.bulk import insert_many, reserve_ids
 from include.finance.db import transaction
 from include.finance.models import Invoice, PaymentReference, PaymentReferenceType
+from include.finance.statuses import RELEASED_REFERENCE, ReferenceStatus
 from include.invoices.epc_qr import epc_payload
 from include.invoices.facts import InvoiceFacts, gather, invoice_data
 from include.invoices.render_pool import MadeInvoice, RenderJob, RenderPool, pipelined
@@ -70,7 +71,7 @@ def decide(status: str, open_amount: Decimal, invoice_amount: Decimal | None) ->
         if invoice_amount is None:
             return Step.MAKE
         return Step.KEEP if invoice_amount == open_amount else Step.REMAKE
-    if status in ("draft", "deleted", "expired") and invoice_amount is not None:
+    if status in (ReferenceStatus.DRAFT, *RELEASED_REFERENCE) and invoice_amount is not None:
         return Step.WITHDRAW
     return Step.KEEP
 

@@ -49,7 +49,7 @@ from include.finance.models import (
     PomPaymentRequest,
 )
 from include.finance.reference_numbers import display_reference
-from include.finance.statuses import Received
+from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, Received
 from include.pom.accounts import PomClients, accounts_from_connections
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomError, PomRejected, PomRequest, PomUnavailable
@@ -338,7 +338,7 @@ class RequestSteps:
             if booking.outcome in (Received.CLOSED_REFERENCE, Received.OVERPAID):
                 self.summary.problems.append(
                     f"{booking.reference_loi}: paid at POM {booking.paid}, booked {booking.booked}: refund {booking.excess}")
-        elif request.status in ("cancelled", "expired"):
+        elif request.status in ENDED_UNPAID_POM_REQUEST:
             with transaction(self.engine, readonly=True) as session:
                 row = session.get(PomPaymentRequest, request_id)
                 assert row is not None

@@ -30,9 +30,10 @@ from include.config import reports_dir
 from include.finance.db import transaction
 from include.finance.models import PaymentReference, PaymentReferenceType, PomPaymentRequest
 from include.finance.money import ZERO
+from include.finance.statuses import ENDED_UNPAID_POM_REQUEST
 from include.pom.accounts import PomClients
 from include.pom.booking import PaidAtPom, book_paid_requests
-from include.pom.client import PomError, PomRejected, PomRequest
+from include.pom.client import PomError, PomRequest
 from include.pom.payment_requests import RequestSteps, SyncSummary
 from include.reports import Table, write_csv, write_html
 
@@ -134,7 +135,7 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
             if len(paid) >= BOOKING_BATCH:
                 _book(engine, paid, by_pom_id, actor, now, report)
                 paid = {}
-        elif answer.status in ("cancelled", "expired"):
+        elif answer.status in ENDED_UNPAID_POM_REQUEST:
             closed.append((request, answer))
         else:
             still_open.append(request)

@@ -33,9 +33,9 @@ from include.finance.bulk import update_by_id
 from include.finance.models import Collection, CollectionRun, PaymentReference
 from include.finance.money import ZERO, money
 from include.finance.payments import Ledger
-from include.finance.statuses import OPEN_REFERENCE, CollectionStatus
+from include.finance.statuses import OPEN_REFERENCE, SENT_RUN, SETTLED_COLLECTION
 
-SETTLED = (CollectionStatus.RETURNED, CollectionStatus.CANCELLED)
+SETTLED = SETTLED_COLLECTION
 PAID_OTHERWISE = "already paid some other way"
 # The pattern of the amount fields of the DAG's forms (dags/collection_confirm.py cannot import it at parse time).
 AMOUNT_PATTERN = r"^\d+(\.\d{1,2})?$"
@@ -89,7 +89,7 @@ def confirm_collection_run(
                        "counted": counted})
     difference = received - open_total
     result = Confirmation(run.loi, str(received), str(open_total), str(difference), dry_run, False, "", listed)
-    if run.status not in ("exported", "confirmed"):
+    if run.status not in SENT_RUN:
         result.message = f"{run.loi} is {run.status}: only an exported run can be confirmed"
         if not dry_run:
             raise InnenError(result.message)
