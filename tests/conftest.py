@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,9 @@ os.environ.update(
 
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
-from include.finance.db import create_schema, get_engine  # noqa: E402
+from include.finance.db import create_schema, get_engine, transaction  # noqa: E402
+
+DEMO_DAY = date(2026, 11, 20)  # the day the demo fixture and the DAG tests run on
 
 
 def _free_port() -> int:
@@ -139,6 +142,22 @@ def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "var"
     monkeypatch.setenv("INNEN_VAR_DIR", str(folder))
     return folder
+
+
+@pytest.fixture
+def demo(db_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> Engine:
+    """The demo institution of 2026-11-20 in the test's database, which the DAGs use (``INNEN_DB_URL``).
+
+    Its hubs release bank files without approval: a test that runs ``pain_export`` with ``dag.test()``
+    has nobody to answer the approval (the finance end-to-end tests answer it on a real Airflow)."""
+    from sandbox.demo_institution import load_demo
+
+    monkeypatch.setenv("INNEN_DB_URL", db_url)
+    engine = get_engine(db_url)
+    create_schema(engine)
+    with transaction(engine) as session:
+        load_demo(session, DEMO_DAY, bank_file_approval=False)
+    return engine
 
 
 @pytest.fixture(scope="session")

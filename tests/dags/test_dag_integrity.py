@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.dag_bag import dag_bag
+
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py"))
 # Modules a DAG file may import at its top: they only name things (assets, roles).
@@ -16,9 +18,7 @@ HEAVY = {"lxml", "pandas", "xmlschema", "httpx", "sqlalchemy", "schwifty", "holi
 
 @pytest.fixture(scope="module")
 def dagbag():  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(DAGS))
+    return dag_bag()
 
 
 def test_no_import_errors(dagbag) -> None:

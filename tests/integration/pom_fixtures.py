@@ -20,6 +20,7 @@ import pytest
 
 from include.pom.client import PomAccount, PomClient
 from sandbox.pom_simulator import RunningSimulator, run_in_thread
+from tests.dag_bag import parsed_dag
 
 __all__ = [
     "ACCOUNTS",
@@ -271,29 +272,15 @@ def airflow_pom_connection(pom_sim: RunningSimulator, monkeypatch: pytest.Monkey
 
 
 @pytest.fixture
-def demo_with_pom(db_url: str, var_dir: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: None,
-                  airflow_pom_connection: None) -> Any:
-    """The demo institution of 2026-11-20 in the test's database, which the DAGs use, with POM reachable."""
-    from datetime import date
-
-    from sandbox.demo_institution import load_demo
-    from include.finance.db import create_schema, get_engine, transaction
-
-    monkeypatch.setenv("INNEN_DB_URL", db_url)
-    engine = get_engine(db_url)
-    create_schema(engine)
-    with transaction(engine) as session:
-        load_demo(session, date(2026, 11, 20))
-    return engine
+def demo_with_pom(demo: Any, airflow_pom_connection: None) -> Any:
+    """The demo institution (``demo``), with POM reachable from the DAGs."""
+    return demo
 
 
 def dag_named(dag_id: str) -> Any:
-    """A DAG of ``dags/`` freshly parsed (a parsed DAG keeps the conf of its last ``dag.test()``)."""
-    from pathlib import Path
+    """A DAG of ``dags/``, its params as parsed (:func:`tests.dag_bag.parsed_dag`)."""
 
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags[dag_id]
+    return parsed_dag(dag_id)
 
 
 def succeeded(run: Any) -> None:

@@ -31,6 +31,7 @@ from include.finance.models import (
     PaymentReferenceType,
 )
 from include.finance.sealing import create_reference
+from tests.dag_bag import parsed_dag
 from tests.factories import make_user
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -102,9 +103,7 @@ def _yours(person: str | None, roles: tuple[str, ...]) -> str:
 
 def _work(dag_id: str, task_id: str, name: str):  # type: ignore[no-untyped-def]
     """The task's work, from the DAG file as Airflow loads it."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(DAGS / f"{dag_id}.py")).dags[dag_id]
+    dag = parsed_dag(dag_id)
     return dag.get_task(task_id).python_callable.__globals__[name]
 
 
@@ -218,9 +217,7 @@ def test_deleting_a_reference_needs_the_types_admin_lock_and_a_dry_run_reports_i
 
 
 def _dag(dag_id: str):  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(DAGS / f"{dag_id}.py")).dags[dag_id]  # a fresh DAG object per run
+    return parsed_dag(dag_id)
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, person: str | None, *roles: str) -> None:

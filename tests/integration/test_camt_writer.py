@@ -21,6 +21,8 @@ from schwifty import IBAN
 
 from include.errors import BankFileError
 from include.finance.reference_numbers import format_ogm, ogm, rf
+from include.sepa.xsd import namespace, schema
+from include.xml_safety import safe_parser
 from sandbox import camt_writer
 from sandbox.camt_writer import (
     SCT_RECEIVED,
@@ -34,8 +36,6 @@ from sandbox.camt_writer import (
     write_camt053,
     write_camt053_multi,
 )
-from include.sepa.xsd import namespace, schema
-from include.xml_safety import safe_parser
 
 ACCOUNT = "BE19068240219012"
 ACCOUNT_BIC = "GKCCBEBB"

@@ -34,8 +34,9 @@ from include.finance.payments import Ledger
 from include.finance.reference_numbers import format_ogm, ogm
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.callbacks import take_event
-from sandbox.camt_writer import Entry, Tx, write_camt053
 from include.sepa.statement_files import import_statement_file
+from sandbox.camt_writer import Entry, Tx, write_camt053
+from tests.dag_bag import parsed_dag
 from tests.factories import make_institution, make_reference, make_user
 
 DAY = date(2026, 11, 24)
@@ -348,10 +349,7 @@ def test_two_people_resolving_one_item_at_once_resolve_it_once(engine, books, mo
 
 
 def _dag():  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    # A fresh DAG object per run: one carries its last dag.test() conf into the next.
-    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags["control_list_resolve"]
+    return parsed_dag("control_list_resolve")
 
 
 def test_the_dag_resolves_an_item_from_its_form(engine, books, db_url: str, var_dir: Path,

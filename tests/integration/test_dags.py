@@ -10,31 +10,18 @@ import pytest
 from lxml import etree
 from sqlalchemy import func, select
 
-from include.finance.db import create_schema, get_engine, transaction
+from include.finance.db import transaction
 from include.finance.models import BankHub, Collection, CollectionRun, Invoice, PaymentReference, PaymentReferenceType
 from include.runtime import LOCAL_ZONE
 from include.sepa.xsd import schema
+from tests.dag_bag import parsed_dag
 
 RUN = date(2026, 11, 20)
 LOGICAL = datetime.combine(RUN, time(5), tzinfo=LOCAL_ZONE)
 
 
-@pytest.fixture
-def app(db_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None):  # type: ignore[no-untyped-def]
-    from sandbox.demo_institution import load_demo
-
-    monkeypatch.setenv("INNEN_DB_URL", db_url)
-    engine = get_engine(db_url)
-    create_schema(engine)
-    with transaction(engine) as session:
-        load_demo(session, RUN, bank_file_approval=False)  # these runs are not answered: files go out unapproved
-    return engine
-
-
 def _dag(dag_id: str):  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags[dag_id]
+    return parsed_dag(dag_id)
 
 
 def _counts(engine) -> list[int]:  # type: ignore[no-untyped-def]
@@ -46,13 +33,13 @@ def _task_states(run) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
-def test_the_direct_debit_cycle_through_airflow(app, var_dir: Path) -> None:
+def test_the_direct_debit_cycle_through_airflow(demo, var_dir: Path) -> None:
     run = _dag("mandate_execution").test(logical_date=LOGICAL)
     assert str(run.state).endswith("success"), _task_states(run)
     assert (var_dir / "reports" / "mandate_check" / RUN.isoformat() / "index.html").is_file()
-    counts = _counts(app)
+    counts = _counts(demo)
     assert counts[1] > 100 and counts[2] == 2
-    with transaction(app, readonly=True) as session:
+    with transaction(demo, readonly=True) as session:
         kinds = set(session.scalars(select(Collection.sequence_type)))
         direct = set(session.scalars(select(PaymentReference.id).join(
             PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
@@ -63,7 +50,7 @@ def test_the_direct_debit_cycle_through_airflow(app, var_dir: Path) -> None:
 
     export = _dag("pain_export").test()
     assert str(export.state).endswith("success"), _task_states(export)
-    with transaction(app, readonly=True) as session:
+    with transaction(demo, readonly=True) as session:
         runs = session.execute(select(CollectionRun, BankHub).join(BankHub, BankHub.id == CollectionRun.hub_id)).all()
     for collection_run, hub in runs:
         assert collection_run.status == "exported"
@@ -73,13 +60,13 @@ def test_the_direct_debit_cycle_through_airflow(app, var_dir: Path) -> None:
 
     again = _dag("mandate_execution").test(logical_date=LOGICAL)
     assert str(again.state).endswith("success")
-    assert _counts(app) == counts, "a rerun of the same date must create nothing"
+    assert _counts(demo) == counts, "a rerun of the same date must create nothing"
     assert _task_states(again)["announce_ready_runs"].endswith("skipped")
 
 
-def test_a_refused_export_fails_the_task_and_marks_the_run(app, var_dir: Path) -> None:
+def test_a_refused_export_fails_the_task_and_marks_the_run(demo, var_dir: Path) -> None:
     assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
-    with transaction(app) as session:
+    with transaction(demo) as session:
         run = session.scalars(select(CollectionRun).order_by(CollectionRun.id)).first()
         # A collection's account edited by hand after execution: it no longer fits the schema.
         collection = session.scalars(select(Collection).where(Collection.run_id == run.id)).first()
@@ -87,7 +74,7 @@ def test_a_refused_export_fails_the_task_and_marks_the_run(app, var_dir: Path) -
         loi = run.loi
     export = _dag("pain_export").test(run_conf={"collection_run": loi})
     assert str(export.state).endswith("failed")
-    with transaction(app, readonly=True) as session:
+    with transaction(demo, readonly=True) as session:
         failed = session.scalars(select(CollectionRun).where(CollectionRun.loi == loi)).one()
     assert failed.status == "failed" and "XSD validation failed" in failed.error and failed.file_path is None
     assert not any(p.suffix == ".xml" for p in (var_dir / "outbox").glob("*")) if (var_dir / "outbox").exists() else True
@@ -104,15 +91,15 @@ def _confirm_context(run_loi: str, amount: str | None, task_id: str, xcoms: dict
             "dag_run": SimpleNamespace(triggering_user_name="alice")}
 
 
-def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir: Path,
+def test_statement_import_confirmation_and_deletion_through_airflow(demo, var_dir: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from include import airflow_roles
-    from sandbox.demo_institution import write_demo_statement
     from include.finance.models import BankStatement, ControlListItem, Payment
+    from sandbox.demo_institution import write_demo_statement
 
     assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
     assert str(_dag("pain_export").test().state).endswith("success")
-    with transaction(app, readonly=True) as session:
+    with transaction(demo, readonly=True) as session:
         runs = {hub: (loi, day) for loi, day, hub in session.execute(
             select(CollectionRun.loi, CollectionRun.collection_date, BankHub.code).join(BankHub, BankHub.id == CollectionRun.hub_id))}
         statement = write_demo_statement(session, var_dir / "inbox" / "camt053", runs["KBC-BIB"][1])
@@ -123,7 +110,7 @@ def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir
     states = sorted(str(ti.state) for ti in imported.get_task_instances() if ti.task_id == "import_file")
     assert states[0].endswith("failed") and states[1].endswith("success")
     assert (var_dir / "archive" / statement.name).exists() and (var_dir / "quarantine" / "broken.xml.reason.txt").exists()
-    with transaction(app, readonly=True) as session:
+    with transaction(demo, readonly=True) as session:
         assert session.scalar(select(func.count()).select_from(BankStatement)) == 1
         assert session.scalar(select(func.count()).select_from(ControlListItem)) > 0
         payments = session.scalar(select(func.count()).select_from(Payment))
@@ -139,7 +126,7 @@ def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir
     reports = var_dir / "reports" / "collection_confirm" / ska_run.replace(":", "-")
     assert shown["report"] == str(reports / "dry-run.html")
     assert Path(shown["report"]).exists()
-    with transaction(app, readonly=True) as session:
+    with transaction(demo, readonly=True) as session:
         assert session.scalar(select(func.count()).select_from(Payment)) == payments
         open_total = sum(session.scalars(
             select(PaymentReference.open_amount).join(Collection, Collection.payment_reference_id == PaymentReference.id)
@@ -150,7 +137,7 @@ def test_statement_import_confirmation_and_deletion_through_airflow(app, var_dir
         "responded_by_user": {"id": "3", "name": "fiona"}, "responded_at": datetime.now(LOCAL_ZONE)})
     booked = book(_confirm_context(ska_run, "1.00", "book", {"preview": shown, "decide": answer}))
     assert booked["booked"] and booked["confirmed_by"] == "fiona" and booked["received"] == str(open_total)
-    with transaction(app, readonly=True) as session:
+    with transaction(demo, readonly=True) as session:
         assert session.scalars(select(CollectionRun.status).where(CollectionRun.loi == ska_run)).one() == "confirmed"
 
     bib_run = runs["KBC-BIB"][0]

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from include.finance.db import transaction
-from include.finance.models import BankHub, BankStatement, ControlListItem, CollectionRun
+from include.finance.models import BankHub, BankStatement, CollectionRun, ControlListItem
 from include.sepa.identifiers import mask_iban
-from tests.integration.test_dags import LOGICAL, _dag, _task_states, app  # noqa: F401  (app: the fixture)
+from tests.integration.test_dags import LOGICAL, _dag, _task_states
 from tests.smtp_sink import SmtpSink as _SmtpSink
 
 
@@ -27,18 +27,18 @@ def smtp_sink() -> Iterator[_SmtpSink]:
     server.server_close()
 
 
-def _statement_in_inbox(app, var_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def _statement_in_inbox(demo, var_dir: Path) -> None:  # type: ignore[no-untyped-def]
     from sandbox.demo_institution import write_demo_statement
 
     assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
     assert str(_dag("pain_export").test().state).endswith("success")
-    with transaction(app, readonly=True) as session:
+    with transaction(demo, readonly=True) as session:
         day = session.scalar(select(CollectionRun.collection_date).join(BankHub, BankHub.id == CollectionRun.hub_id)
                              .where(BankHub.code == "KBC-BIB"))
         write_demo_statement(session, var_dir / "inbox" / "camt053", day)
 
 
-def test_finance_is_mailed_about_new_control_list_items(app, var_dir: Path, smtp_sink: _SmtpSink,
+def test_finance_is_mailed_about_new_control_list_items(demo, var_dir: Path, smtp_sink: _SmtpSink,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     port = smtp_sink.server_address[1]
     monkeypatch.setenv("AIRFLOW_CONN_INNEN_FINANCE_MAIL", json.dumps({
@@ -46,11 +46,11 @@ def test_finance_is_mailed_about_new_control_list_items(app, var_dir: Path, smtp
         "extra": {"to": "finance@example.be, controller@example.be", "from_email": "innen@example.be",
                   "disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0},
     }))
-    _statement_in_inbox(app, var_dir)
+    _statement_in_inbox(demo, var_dir)
 
     run = _dag("camt053_import").test()
     assert str(run.state).endswith("success"), _task_states(run)
-    with transaction(app, readonly=True) as session:
+    with transaction(demo, readonly=True) as session:
         statement = session.scalars(select(BankStatement)).one()
         items = len(session.scalars(select(ControlListItem).where(ControlListItem.statement_id == statement.id)).all())
     assert items > 0
@@ -70,10 +70,10 @@ def test_finance_is_mailed_about_new_control_list_items(app, var_dir: Path, smtp
     assert len(smtp_sink.messages) == 1
 
 
-def test_without_the_connection_the_import_succeeds_and_sends_nothing(app, var_dir: Path, smtp_sink: _SmtpSink,
+def test_without_the_connection_the_import_succeeds_and_sends_nothing(demo, var_dir: Path, smtp_sink: _SmtpSink,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_INNEN_FINANCE_MAIL", raising=False)
-    _statement_in_inbox(app, var_dir)
+    _statement_in_inbox(demo, var_dir)
     run = _dag("camt053_import").test()
     assert str(run.state).endswith("success"), _task_states(run)
     assert _task_states(run)["notify_finance"].endswith("success")

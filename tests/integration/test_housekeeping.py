@@ -23,10 +23,11 @@ from include import housekeeping
 from include.finance.db import transaction
 from include.finance.models import AuditLog, BankEntry, BankStatement, Collection, CollectionRun, Mandate
 from include.housekeeping import COLLECTION_FIELDS, ENTRY_FIELDS, folder_name, housekeep
-from sandbox.camt_writer import Entry, Tx, write_camt053
 from include.sepa.export import export_collection_run
 from include.sepa.mandate_execution import execute_mandates
 from include.sepa.statement_files import import_statement_file, quarantine
+from sandbox.camt_writer import Entry, Tx, write_camt053
+from tests.dag_bag import parsed_dag
 from tests.factories import add_debt, make_institution, make_mandate, make_user
 
 TODAY = date(2026, 3, 1)
@@ -257,14 +258,11 @@ def test_a_later_day_takes_the_longer_keeping_hub_too(world: World) -> None:
 
 def test_the_dag_runs_housekeeping_as_a_dry_run_by_default(sqlite_url: str, var_dir: Path,
                                                             monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
     monkeypatch.setenv("INNEN_DB_URL", sqlite_url)
     stale = _file(var_dir / "reports" / "mandate_check" / "2020-01-01" / "index.html").parent
     dags = str(Path(housekeeping.__file__).resolve().parents[1] / "dags")
-    # A fresh DAG object per run: one carries its last dag.test() conf into the next.
-    run = DagBag(dag_folder=dags).dags["housekeeping"].test(run_conf={"run_date": "2026-03-01"})
+    run = parsed_dag("housekeeping").test(run_conf={"run_date": "2026-03-01"})
     assert str(run.state).endswith("success")
     assert stale.exists() and (var_dir / "reports" / "housekeeping" / "2026-03-01" / "dry-run.html").is_file()
-    run = DagBag(dag_folder=dags).dags["housekeeping"].test(run_conf={"run_date": "2026-03-01", "dry_run": False})
+    run = parsed_dag("housekeeping").test(run_conf={"run_date": "2026-03-01", "dry_run": False})
     assert str(run.state).endswith("success") and not stale.exists()

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from include.config import invoices_dir
 from include.finance.db import transaction
-from include.finance.models import Address, BankHub, AuditLog, Contact, Invoice, PaymentReference
+from include.finance.models import Address, AuditLog, BankHub, Contact, Invoice, PaymentReference
 from include.finance.reference_numbers import format_ogm, rf
 from include.invoices.making import make_invoices
 from tests.factories import make_institution, make_reference, make_user

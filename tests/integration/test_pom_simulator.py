@@ -22,8 +22,8 @@ import pytest
 import segno
 
 from include.pom import qr_layout
-from sandbox import pom_simulator as simulator
 from include.pom.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, CallbackRejected, verify
+from sandbox import pom_simulator as simulator
 from tests.integration.pom_fixtures import *  # noqa: F403
 from tests.integration.pom_fixtures import ACCOUNTS, CallbackReceiver, SimApi, eventually
 

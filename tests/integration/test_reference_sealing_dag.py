@@ -21,6 +21,7 @@ from include import airflow_roles
 from include.finance.db import transaction
 from include.finance.models import AuditLog, Collection, CollectionRun, PaymentReference, PaymentReferenceType
 from include.finance.payments import Ledger
+from tests.dag_bag import parsed_dag
 from tests.factories import add_debt, make_mandate, make_user
 from tests.integration.test_sealing import NOW, Books, _create, _ref, books  # noqa: F401  (books: the fixture)
 
@@ -42,9 +43,7 @@ def locked(books: Books, engine, db_url: str, var_dir: Path, monkeypatch: pytest
 
 
 def _dag():  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(DAG_FILE)).dags["payment_reference_seal"]  # a fresh DAG object per run
+    return parsed_dag("payment_reference_seal")
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, user: str | None, *roles: str) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from include.finance.db import create_schema, get_engine, transaction
 from include.runtime import LOCAL_ZONE
+from tests.dag_bag import parsed_dag
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -172,9 +173,7 @@ def _free_port() -> int:
 
 
 def _dag(dag_id: str):  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags")).dags[dag_id]
+    return parsed_dag(dag_id)
 
 
 @dataclass
@@ -234,8 +233,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, airflow_db: None) -> Iterator[Served]:
-    from sandbox.demo_institution import load_demo, write_demo_statement
     from include.finance.models import BankHub, CollectionRun, ControlListItem
+    from sandbox.demo_institution import load_demo, write_demo_statement
 
     home = tmp_path_factory.mktemp("reports-app")
     var_dir = home / "var"

@@ -31,10 +31,10 @@ from include.finance.models import (
     PaymentReferenceType,
     TransactionCost,
 )
-from include.finance.payments import Ledger
+from include.finance.payments import Ledger, reverse_transaction_costs
 from include.finance.reference_deletion import delete_references
-from include.finance.payments import reverse_transaction_costs
 from include.finance.sealing import create_reference, seal, unseal
+from tests.dag_bag import parsed_dag
 from tests.factories import add_debt, make_institution, make_mandate, make_user
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
@@ -437,9 +437,7 @@ def test_expiry_takes_the_transaction_cost_back(engine, books: Books) -> None:
 
 
 def _dag(dag_id: str):  # type: ignore[no-untyped-def]
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags[dag_id]
+    return parsed_dag(dag_id)
 
 
 def _states(run) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -472,7 +470,7 @@ def test_the_dag_makes_and_seals_a_reference_from_its_form(engine, airflow_books
     assert ref.invoice_number == "F-1" and len(_cost_lines(engine, ref.id)) == 1
     assert audit_actor.startswith("airflow:payment_reference_create/") and audit_actor.endswith("/create")
 
-    # A draft from chosen lines (a fresh DAG object per run: one carries its last dag.test() conf into the next).
+    # A draft from chosen lines.
     conf = {"end_user": books.user, "reference_type": "DOM-BIB", "debt_lines": [books.lines["lid"]]}
     draft = _dag("payment_reference_create").test(run_conf={**conf, "seal": False})
     assert _states(draft) == {"create": "success", "direct_invoice": "skipped"}
