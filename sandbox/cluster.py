@@ -79,7 +79,7 @@ def cluster_values() -> dict[str, str]:
     return {
         "PG_HOST": "127.0.0.1", "PG_PORT": str(PG_PORT), "PG_USER": "postgres",
         "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(REDIS_PORT),
-        "API_URL": f"http://127.0.0.1:{API_PORT}",
+        "API_URL": f"http://127.0.0.1:{API_PORT}", "PUBLIC_URL": f"http://127.0.0.1:{API_PORT}/innen",
         "FERNET_KEY": _secret("fernet_key", lambda: urlsafe_b64encode(secrets.token_bytes(32)).decode()),
         "JWT_SECRET": _secret("jwt_secret", lambda: secrets.token_hex(32)),
         "INNEN_ROOT": str(ROOT), "SHARED": str(CLUSTER / "shared"),

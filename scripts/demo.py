@@ -183,8 +183,12 @@ def main() -> None:
     run_date = _today()
     url = _fresh_database()
 
-    from sandbox.demo_institution import load_demo
+    import json
+
+    from include.files import atomic_write
     from include.finance.db import create_schema, get_engine, transaction
+    from sandbox.demo_cycle import cycle_figures, pay_some
+    from sandbox.demo_institution import load_demo
 
     from sqlalchemy import func, select
 
@@ -215,7 +219,7 @@ def main() -> None:
     with _pom_services() as sim:
         print(f"\nPOM (simulator on {sim.base_url}, callbacks on {os.environ['INNEN_PUBLIC_URL']}):")
         _run_dag("pom_payment_requests", None, log)
-        by_callback, silent = _pay_some(engine, sim.base_url)
+        by_callback, silent = pay_some(engine, sim.base_url)
         print(f"  payers pay {by_callback} requests with a callback and {silent} without one (lost feedback)")
         _run_dag("pom_reconciliation", None, log)
         _run_dag("payment_reference_expiry", None, log)
@@ -225,6 +229,9 @@ def main() -> None:
         _run_dag("pom_delivery_report", None, log, conf={"as_of": as_of})
         _delivery_summary(engine)
     _resolve_in_airflow(url)
+    figures = var_dir() / "demo" / "figures.json"
+    atomic_write(figures, json.dumps(cycle_figures(engine), indent=1, sort_keys=True).encode())
+    print(f"\nThe cycle's figures (make cluster-check compares its own with them): {_show(figures)}")
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Reports: {_show(reports_dir())}/, "
           f"bank files: {_show(outbox_dir())}/, statements: {_show(archive_dir())}/. "
           "`make ui` shows the runs in Airflow.")
@@ -349,50 +356,18 @@ def _pom_services() -> Iterator[Any]:
     (``AIRFLOW_CONN_POM_DEFAULT``): no secret lives in the code.
     """
     import json
-    import secrets
-
-    from include.pom.callbacks import RunningApp, create_app
-    from sandbox.pom_simulator import run_in_thread
-
-    account = {"env": "beta", "username": "bib-leuven", "password": secrets.token_urlsafe(16),
-               "sender_id": "BIB-LEUVEN", "sender_contract_number": "C-2026-0042",
-               "callback_secret": secrets.token_urlsafe(24), "auto_cancel": False}
     import logging
 
+    from include.pom.callbacks import RunningApp, create_app
+    from sandbox.demo_cycle import fresh_pom_account, pom_connection
+    from sandbox.pom_simulator import run_in_thread
+
+    account = fresh_pom_account()
     logging.getLogger("include.pom.callbacks").setLevel(logging.WARNING)  # one line per callback is for the UI's logs
     with run_in_thread(accounts=[account]) as sim, RunningApp(create_app()) as callbacks:
         os.environ["INNEN_PUBLIC_URL"] = callbacks.base_url
-        os.environ["AIRFLOW_CONN_POM_DEFAULT"] = json.dumps({
-            "conn_type": "http", "host": sim.base_url, "login": account["username"], "password": account["password"],
-            "extra": {k: account[k] for k in ("env", "sender_id", "sender_contract_number", "callback_secret")},
-        })
+        os.environ["AIRFLOW_CONN_POM_DEFAULT"] = json.dumps(pom_connection(account, sim.base_url))
         yield sim
-
-
-def _pay_some(engine, base_url: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    """Payers pay: every third open request, one in four of them without a callback reaching us."""
-    import httpx
-    from sqlalchemy import func, select
-
-    from include.finance.db import transaction
-    from include.finance.models import PomEvent, PomPaymentRequest
-
-    with transaction(engine, readonly=True) as session:
-        pom_ids = list(session.scalars(select(PomPaymentRequest.pom_id).where(PomPaymentRequest.status == "open")
-                                       .order_by(PomPaymentRequest.id)))[::3]
-    counts = [0, 0]
-    with httpx.Client(base_url=base_url, timeout=10) as http:
-        for n, pom_id in enumerate(pom_ids):
-            callback = n % 4 != 3
-            http.post(f"/_sim/pay/{pom_id}", json={"channel": "bancontact", "callback": callback}).raise_for_status()
-            counts[0 if callback else 1] += 1
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # the simulator posts its callbacks from a background thread
-        with transaction(engine, readonly=True) as session:
-            if session.scalar(select(func.count()).select_from(PomEvent)) >= counts[0]:
-                break
-        time.sleep(0.1)
-    return counts[0], counts[1]
 
 
 def _pom_summary(engine) -> None:  # type: ignore[no-untyped-def]
@@ -412,18 +387,6 @@ def _pom_summary(engine) -> None:  # type: ignore[no-untyped-def]
     print(f"  reconciliation report: {_show(reports_dir() / 'pom_reconciliation')}/")
 
 
-# What the demo's recipients' mail servers answer (the seed's messages), by e-mail address.
-_MAIL_OUTCOMES = (
-    ("MAILBOX_FULL", [("FAILED", 0.0), ("FAILED", 24.0)]),  # full for two days: given up
-    ("RETRYING", [("FAILED", 0.0), ("DELIVERED", 3.0)]),  # temporary, then delivered
-    ("RETRYING", [("FAILED", 30.0)]),  # temporary, still within POM's 48 hours
-    ("BOUNCE_BLACKLISTED", [("FAILED", 0.0)]),
-    ("BLACKLISTED", [("FAILED", 0.0)]),
-    ("UNSUBSCRIBED", [("FAILED", 0.0)]),
-    ("", [("FAILED", 0.0)]),  # a text nobody has seen before
-)
-
-
 def _invoices_and_mailing(engine, base_url: str, run_date: date, log: TextIO) -> str:  # type: ignore[no-untyped-def]
     """Make the invoices (``invoice_run``) and e-mail them through POM (``invoice_mailing``); returns the analysis moment.
 
@@ -432,47 +395,28 @@ def _invoices_and_mailing(engine, base_url: str, run_date: date, log: TextIO) ->
     ``sandbox/demo_institution.py``). Two days later each batch's delivery report lands in
     the inbox.
     """
-    import httpx
     from sqlalchemy import func, select
 
     from include.finance.db import transaction
-    from include.finance.models import Contact, Invoice, PaymentReference, PaymentReferenceType, SentDocument
+    from include.finance.models import Invoice
     from include.invoices.print_overview import folder_for
-    from sandbox import pom_simulator as simulator
     from include.pom.accounts import PomClients, accounts_from_env
+    from sandbox.demo_cycle import deliver_reports, mailed_batches, script_mail_servers
 
     print(f"\nInvoices (templates: {_show(ROOT / 'templates' / 'invoices')}/):")
     _run_dag("invoice_run", None, log, conf={"run_date": run_date.isoformat()})
     with transaction(engine, readonly=True) as session:
         channels = dict(session.execute(select(Invoice.channel, func.count()).where(Invoice.withdrawn_at.is_(None))
                                         .group_by(Invoice.channel)).all())
-        emails = session.scalars(
-            select(Contact.value).join(PaymentReference, PaymentReference.end_user_id == Contact.end_user_id)
-            .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
-            .join(Invoice, Invoice.payment_reference_id == PaymentReference.id)
-            .where(PaymentReferenceType.code == "FACTUUR-BIB", Invoice.channel == "email", Contact.email_recipient)
-            .order_by(PaymentReference.id, Contact.id)).all()
     overview = folder_for(run_date)
     print("  invoices: " + ", ".join(f"{k} {v}" for k, v in sorted(channels.items()))
           + f" ({_show(var_dir() / 'invoices' / run_date.isoformat())}/)")
     print(f"  the day's printing: {_show(overview / 'index.html')}, for the print room {_show(overview / 'print.pdf')}")
-    with httpx.Client(base_url=base_url, timeout=10) as http:
-        for email, (message, attempts) in zip(emails, _MAIL_OUTCOMES):
-            text = getattr(simulator, f"MSG_{message}") if message else "Mailbox unavailable: 550 5.1.1 user unknown"
-            http.post("/_sim/delivery-outcomes", json={"email_contains": email, "outcomes": [
-                [status, "" if status == "DELIVERED" else text, hours] for status, hours in attempts]}).raise_for_status()
-        _run_dag("invoice_mailing", None, log, conf={"day": run_date.isoformat()})
-        with transaction(engine, readonly=True) as session:
-            batches = session.execute(select(SentDocument.batch, func.count()).group_by(SentDocument.batch)
-                                      .order_by(SentDocument.batch)).all()
-        print("  e-mailed through POM: " + ", ".join(f"batch {b} ({n} invoices)" for b, n in batches))
-        now = http.post("/_sim/clock", json={"advance_seconds": 50 * 3600}).json()["now"]
-        inbox = inbox_dir("pom_reports")
-        inbox.mkdir(parents=True, exist_ok=True)
-        with PomClients(accounts_from_env(["default"])) as clients:
-            for batch, _count in batches:
-                (inbox / f"{batch}.csv").write_bytes(clients.client("default").delivery_report(batch))
-    return now
+    script_mail_servers(engine, base_url)
+    _run_dag("invoice_mailing", None, log, conf={"day": run_date.isoformat()})
+    print("  e-mailed through POM: " + ", ".join(f"batch {b} ({n} invoices)" for b, n in mailed_batches(engine)))
+    with PomClients(accounts_from_env(["default"])) as clients:
+        return deliver_reports(engine, base_url, clients.client("default"), inbox_dir("pom_reports"))
 
 
 def _delivery_summary(engine) -> None:  # type: ignore[no-untyped-def]

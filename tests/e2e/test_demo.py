@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -65,7 +66,7 @@ def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, ai
     requests = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", re.search(r"^\s+requests: (.*)$", out, re.M).group(1)))
     paid_by = re.search(r"payers pay (\d+) requests with a callback and (\d+) without", out)
     assert paid_by and requests.get("paid") == int(paid_by.group(1)) + int(paid_by.group(2)), out
-    assert re.search(r"callbacks taken: booked (\d+)", out).group(1) == paid_by.group(1)
+    assert re.search(r"callbacks taken: paid (\d+)", out).group(1) == paid_by.group(1)
     assert int(re.search(r"references expired after their type's lifetime: (\d+)", out).group(1)) > 0
     assert (var / "reports" / "pom_reconciliation").is_dir()
     diagnoses = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", re.search(r"diagnoses: (.*)$", out, re.M).group(1)))
@@ -88,6 +89,12 @@ def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, ai
     assert re.search(r"Finance page:\s+http://localhost:\d+/plugin/innen-finance", out)
     assert re.search(r"Reports tab of the bank-file run: http://localhost:\d+/dags/pain_export/runs/\S+/plugin/"
                      r"innen-reports", out)
+
+    # The figures make cluster-check compares the cluster's cycle with.
+    figures = json.loads((var / "demo" / "figures.json").read_text())
+    assert figures["bank_entries"] == outcomes
+    assert figures["pom_events"]["paid"] == int(paid_by.group(1))
+    assert figures["diagnoses"] == diagnoses and figures["invoices"] == channels
 
     second = _demo(var)
     assert second.returncode == 0, second.stdout + second.stderr
