@@ -156,6 +156,7 @@ def test_the_nightly_direct_debit_cycle_runs_on_the_celery_workers(services: Air
                     admin.patch(f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
     with services.client("admin") as admin:  # unpaused one by one below, when their turn comes
         for dag_id in POM_DAGS:
+            services.wait_for_dag(admin, dag_id)
             admin.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": True}).raise_for_status()
     services.unpause("pain_export", "camt053_import", "mandate_execution")
     with services.client("operator") as operator:
