@@ -139,7 +139,9 @@ def cycle_figures(engine: Engine) -> dict[str, Any]:
             "expired": session.scalar(select(func.count()).select_from(PaymentReference)
                                       .where(PaymentReference.status == ReferenceStatus.EXPIRED)),
             "pom_requests": _grouped(session, PomPaymentRequest.status),
-            "pom_events": _grouped(session, PomEvent.outcome),
+            # What POM told (by type), not how each callback was taken: a cancellation's callback finds the request
+            # cancelled already or not, depending on which commit came first.
+            "pom_events": _grouped(session, PomEvent.event_type),
             "invoices": _grouped(session, Invoice.channel, where=Invoice.withdrawn_at.is_(None)),
             "diagnoses": _grouped(session, DeliveryDiagnosis.diagnosis),
         }

@@ -211,7 +211,7 @@ def test_the_nightly_direct_debit_cycle_runs_on_the_celery_workers(services: Air
             del os.environ["AIRFLOW_CONN_POM_DEFAULT"]
         _run(services, "operator", "pom_delivery_report", {"as_of": as_of})
     figures = cycle_figures(engine)
-    assert figures["pom_events"].get("paid") == by_callback, figures["pom_events"]
+    assert figures["pom_events"].get("payment_request.paid") == by_callback, figures["pom_events"]
     assert figures["payments"]["pom"][0] == by_callback + silent, figures["payments"]
     assert figures["diagnoses"] and figures["invoices"]
 

@@ -93,7 +93,7 @@ def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, ai
     # The figures make cluster-check compares the cluster's cycle with.
     figures = json.loads((var / "demo" / "figures.json").read_text())
     assert figures["bank_entries"] == outcomes
-    assert figures["pom_events"]["paid"] == int(paid_by.group(1))
+    assert figures["pom_events"]["payment_request.paid"] == int(paid_by.group(1))
     assert figures["diagnoses"] == diagnoses and figures["invoices"] == channels
 
     second = _demo(var)
