@@ -38,3 +38,11 @@ def parsed_dag(dag_id: str) -> Any:
     for param, value in _parse_time_params(dag_id):
         param.value = copy.deepcopy(value)
     return dag_bag().dags[dag_id]
+
+
+def fresh_dag(dag_id: str) -> Any:
+    """DAG ``dag_id`` parsed anew from its own file, for a test that renders its operators' templates or
+    answers them in place (which changes the parsed operators for whoever runs them next)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS / f"{dag_id}.py")).dags[dag_id]

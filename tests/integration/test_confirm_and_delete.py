@@ -26,7 +26,7 @@ from include.finance.reference_deletion import delete_references
 from include.sepa.collection_confirm import confirm_collection_run
 from include.sepa.export import export_collection_run
 from include.sepa.mandate_execution import execute_mandates
-from tests.dag_bag import parsed_dag
+from tests.dag_bag import fresh_dag
 from tests.factories import add_debt, make_institution, make_mandate, make_user
 
 AMOUNTS = ("25.00", "17.50", "8.25")  # open total 50.75
@@ -217,7 +217,7 @@ AT = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
 @pytest.fixture
 def confirm_dag():  # type: ignore[no-untyped-def]
     """Parsed afresh for each test: rendering templates and answering change the operators in place."""
-    return parsed_dag("collection_confirm")
+    return fresh_dag("collection_confirm")
 
 
 @pytest.fixture
