@@ -9,11 +9,7 @@ imports it.
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,51 +35,9 @@ os.environ.update(
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
 from include.finance.db import create_schema, get_engine, transaction  # noqa: E402
+from sandbox.throwaway_postgres import PostgresCluster  # noqa: E402
 
 DEMO_DAY = date(2026, 11, 20)  # the day the demo fixture and the DAG tests run on
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PostgresCluster:
-    """A PostgreSQL server in a temporary directory, on a free loopback port."""
-
-    def __init__(self) -> None:
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
-        if not found:
-            raise RuntimeError("Debian's PostgreSQL binaries are missing: run `make postgres` (apt-get install postgresql)")
-        self.bin = Path(found[-1]).parent
-        self.dir = Path(tempfile.mkdtemp(prefix="innen-pg-"))
-        self.dir.chmod(0o755)
-        self.port = _free_port()
-        self._as_postgres = os.geteuid() == 0
-        if self._as_postgres:
-            shutil.chown(self.dir, "postgres", "postgres")
-
-    def _run(self, *args: str) -> None:
-        command = [str(self.bin / args[0]), *args[1:]]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, cwd=self.dir)
-
-    def start(self) -> None:
-        data = self.dir / "data"
-        self._run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "server.log"), "-w", "start")
-
-    def stop(self) -> None:
-        try:
-            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
 
 @pytest.fixture(scope="session")

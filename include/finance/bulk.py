@@ -6,15 +6,26 @@ The ORM's bulk paths cost tens of microseconds a row; Core ``executemany``
 with identifiers we chose ourselves (no RETURNING round trips) keeps 200 000
 collections with their references, lines and audit rows to seconds, and
 still runs every value through the column's SQLAlchemy type (Money, JSON).
+
+A file's million rows go in with :func:`insert_rows` (plain tuples, many
+rows per statement), into their own table or one :func:`staged` for the
+database to join with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import json
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import lru_cache, partial
+from itertools import chain, count as count_from, islice
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Dialect, Executable, Table, text
+from sqlalchemy import JSON, Column, Dialect, Executable, MetaData, Table, cast, text
+from sqlalchemy import ARRAY, BigInteger, Integer, Select, any_, bindparam, func, literal, literal_column, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 
@@ -138,3 +149,243 @@ def stream_chunks(session: Session, statement: Executable, batch: int = 10_000) 
             yield rows
     finally:
         cursor.close()
+
+
+
+# --- Named rows, id sets and tuple inserts (mandate check and execution) -------------------------------------------
+
+
+def stream_records(session: Session, statement: Select[Any], batch: int = 10_000) -> Iterator[Any]:
+    """:func:`stream_rows` as named tuples with one field per selected column (``row.loi``), the same raw values."""
+    record = namedtuple("Record", statement.selected_columns.keys())  # type: ignore[misc]
+    make = partial(tuple.__new__, record)  # what ``record._make`` does, without a Python call per row
+    for rows in stream_chunks(session, statement, batch):
+        yield from map(make, rows)
+
+
+def in_ids(session: Session, column: Any, ids: Iterable[int]) -> Any:
+    """``column IN ids`` with all the ids in one bound value: a JSON array on SQLite, an array on PostgreSQL.
+
+    A statement with thousands of placeholders costs more to render and send
+    than to run; one value costs about the same for ten ids or 200 000.
+    """
+    values = [int(value) for value in ids]
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(BigInteger)))
+    each = select(literal_column("value", Integer)).select_from(func.json_each(bindparam(None, json.dumps(values))))
+    return column.in_(each.scalar_subquery())
+
+
+def insert_tuples(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """:func:`insert_many` for rows given as tuples in the order of ``columns``: no mapping to build per row.
+
+    Each value passes through its column type's bind processor, :data:`CHUNK` rows at a time; as in
+    :func:`insert_many`, the last conversion per column is reused for the same object (a run's timestamp).
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    names = list(columns)
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(dialect.identifier_preparer.quote(name) for name in names)}) "
+        f"VALUES ({', '.join([marker] * len(names))})"
+    )
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    active = [(i, process) for i, process in enumerate(processors) if process is not None]
+    last: list[tuple[Any, Any]] = [(None, None)] * len(names)
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, CHUNK)):
+        if active:
+            chunk = [_bound_reusing(row, active, last) for row in chunk]
+        connection.exec_driver_sql(sql, chunk)
+
+
+def _bound_reusing(row: Sequence[Any], active: list[tuple[int, Any]], last: list[tuple[Any, Any]]) -> tuple[Any, ...]:
+    record = list(row)
+    for i, process in active:
+        value = record[i]
+        if value is not None:
+            seen, result = last[i]
+            if value is not seen:
+                result = process(value)
+                last[i] = (value, result)
+            record[i] = result
+    return tuple(record)
+
+
+def _bound(row: Sequence[Any], active: list[tuple[int, Any]]) -> tuple[Any, ...]:
+    record = list(row)
+    for i, process in active:
+        if record[i] is not None:
+            record[i] = process(record[i])
+    return tuple(record)
+
+
+# --- Staging a file's values for set-based writes (camt.053 import) -------------------------------------------
+#
+# What a file brings is staged in temporary tables, then joined, inserted and updated by the database
+# (INSERT … SELECT, UPDATE … FROM). PostgreSQL is fed with COPY, SQLite with insert_rows.
+
+
+@contextmanager
+def staged(session: Session, name: str, columns: Mapping[str, Any],
+           rows: Iterable[Sequence[Any]] = ()) -> Iterator[Table]:
+    """A temporary table ``name`` (``columns``: name -> SQLAlchemy type, the first one its key) holding ``rows``,
+    tuples in the order of ``columns`` (more can be added with :func:`copy_tuples`), for the statements of this
+    transaction; dropped when the block ends without an error (on an error the transaction's rollback takes it
+    away)."""
+    key = next(iter(columns))
+    table = Table(name, MetaData(), *(Column(column, type_, primary_key=column == key, autoincrement=False)
+                                      for column, type_ in columns.items()), prefixes=["TEMPORARY"])
+    connection = session.connection()
+    table.create(connection)
+    restage(session, table, rows)
+    yield table
+    table.drop(connection)
+
+
+def copy_tuples(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """:func:`insert_rows`, with PostgreSQL's COPY: each value through its column type's bind processor."""
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        insert_rows(session, table, columns, rows)
+        return
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    active = [(i, process) for i, process in enumerate(processors) if process is not None]
+    names = ", ".join(dialect.identifier_preparer.quote(name) for name in columns)
+    sql = f"COPY {table.name} ({names}) FROM STDIN"
+    try:
+        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(_bound(row, active) if active else row)
+    except dialect.loaded_dbapi.Error as error:  # as SQLAlchemy raises the driver's errors elsewhere
+        raise DBAPIError.instance(sql, None, error, dialect.loaded_dbapi.Error) from error
+
+
+def restage(session: Session, table: Table, rows: Iterable[Sequence[Any]]) -> Table:
+    """The staged ``table`` emptied and filled with ``rows`` (cheaper than a new table: no schema change)."""
+    session.execute(table.delete())
+    copy_tuples(session, table, list(table.c.keys()), rows)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {table.name}"))  # else the planner guesses its size, and scans what it joins
+    return table
+
+
+def id_reserver(session: Session, table: Table) -> Callable[[int], list[int]]:
+    """A function giving fresh primary keys for ``table``, a few at a time, ascending, for rows written later in
+    this transaction (:func:`reserve_ids` alone would give SQLite's same ones again until they are written)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return lambda count: reserve_ids(session, table, count)
+    following = count_from(reserve_ids(session, table, 1)[0])
+    return lambda count: list(islice(following, count))
+
+
+def update_from(session: Session, table: Table, source: Table, columns: Sequence[str]) -> None:
+    """UPDATE ``table`` from the rows of ``source`` (a staged table keyed by ``id`` holding ``columns``), by id."""
+    dialect = session.connection().dialect
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    if dialect.name == "postgresql":
+        sets = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in columns)
+        session.execute(text(f"UPDATE {table.name} SET {sets} FROM {source.name} AS s WHERE s.id = {table.name}.id"))
+        return
+    # SQLite: a lookup per staged id (its UPDATE … FROM scans the whole target here), UPDATE_ROWS at a time:
+    # one statement holds every page it changes in memory until it ends.
+    sql = (f"UPDATE {table.name} SET ({names}) = (SELECT {names} FROM {source.name} AS s WHERE s.id = {table.name}.id) "
+           f"WHERE id IN (SELECT id FROM {source.name} WHERE id > :after ORDER BY id LIMIT {UPDATE_ROWS})")
+    after = -1
+    while (last := session.scalar(text(f"SELECT MAX(id) FROM (SELECT id FROM {source.name} WHERE id > :after "
+                                       f"ORDER BY id LIMIT {UPDATE_ROWS})"), {"after": after})) is not None:
+        session.execute(text(sql), {"after": after})
+        after = last
+
+
+UPDATE_ROWS = 5_000  # rows per UPDATE of update_from on SQLite
+
+
+def as_json(session: Session, expression: Any) -> Any:
+    """A text ``expression`` holding JSON, as a value for a JSON column (PostgreSQL wants the cast, SQLite not)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(expression, JSON)
+    return expression
+
+
+# --- Many tuples, many to a statement (delivery report lines and diagnoses) ------------------------------------
+
+ROWS_PER_STATEMENT = 100  # rows in one INSERT … VALUES of insert_rows
+MEMO_LIMIT = 100_000  # converted values remembered per column by insert_rows
+
+
+def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                fixed: Mapping[str, Any] | None = None) -> int:
+    """:func:`insert_tuples` for a million rows; returns how many. ``fixed``: columns with one value for all rows.
+
+    :data:`ROWS_PER_STATEMENT` rows go in one ``INSERT … VALUES (…), (…)``
+    (SQLite then runs a statement per hundred rows, not per row, which takes
+    a third off the time), and each distinct value of a chunk's column passes
+    its column type's bind processor once (a time repeated down a report):
+    equal values are converted alike, so give aware times in one zone.
+    ``rows`` may be a generator: one chunk of :data:`CHUNK` rows is held at a time.
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    single, many = _insert_statements(dialect, table, tuple(columns), tuple((fixed or {}).items()))
+    convert = _chunk_converter(table, dialect, columns)
+    flat = chain.from_iterable
+    count = 0
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, CHUNK)):
+        if convert is not None:
+            chunk = convert(chunk)
+        whole = len(chunk) - len(chunk) % ROWS_PER_STATEMENT
+        if whole:
+            connection.exec_driver_sql(many, [
+                tuple(flat(chunk[i : i + ROWS_PER_STATEMENT])) for i in range(0, whole, ROWS_PER_STATEMENT)])
+        if whole < len(chunk):
+            connection.exec_driver_sql(single, chunk[whole:])
+        count += len(chunk)
+    return count
+
+
+@lru_cache(maxsize=64)
+def _insert_statements(dialect: Dialect, table: Table, columns: tuple[str, ...],
+                       fixed: tuple[tuple[str, Any], ...]) -> tuple[str, str]:
+    """The INSERT of one row and of :data:`ROWS_PER_STATEMENT` rows, ``fixed`` values written in as literals."""
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer.quote
+    constants = [str(literal(value, table.c[name].type).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+                 for name, value in fixed]
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in [*dict(fixed), *columns])}) VALUES "
+    one = "(" + ", ".join(constants + [marker] * len(columns)) + ")"
+    return head + one, head + ", ".join([one] * ROWS_PER_STATEMENT)
+
+
+def _chunk_converter(table: Table, dialect: Dialect, columns: Sequence[str]) -> Any:
+    """A chunk → converted chunk function that converts each distinct value once; None if no column converts."""
+    active = []
+    for index, name in enumerate(columns):
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            active.append((index, process, {}))
+    if not active:
+        return None
+
+    def convert(chunk: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        for index, process, memo in active:
+            try:
+                new = set(map(itemgetter(index), chunk)).difference(memo)
+            except TypeError:  # unhashable values (JSON): each one converted
+                chunk = [row if row[index] is None else row[:index] + (process(row[index]),) + row[index + 1:]
+                         for row in chunk]
+                continue
+            if len(memo) + len(new) > MEMO_LIMIT:
+                memo.clear()
+                new = set(map(itemgetter(index), chunk))
+            memo.update((value, process(value)) for value in new if value is not None)
+            chunk = [row if row[index] is None else row[:index] + (memo[row[index]],) + row[index + 1:]
+                     for row in chunk]
+        return chunk
+
+    return convert

@@ -12,19 +12,17 @@ Mandates are streamed in id order, so a million of them never sit in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from itertools import groupby
-from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, case, func, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
-from include.finance.bulk import stream_rows
+from include.finance.bulk import in_ids, stream_records
 from include.finance.business_days import roll_forward
 from include.finance.money import from_cents
 from include.finance.models import (
@@ -45,7 +43,6 @@ from include.sepa.schedule import next_due_date, slot
 from include.sepa.transaction_codes import cached_matcher
 
 STREAM_BATCH = 10_000
-ID_BATCH = 5_000
 
 
 class MandateList(StrEnum):
@@ -75,27 +72,20 @@ class MandateStatus:
         "reasons", "next_due_date", "next_collection_date", "due", "note", "list",
     )
 
-    def __init__(
-        self, id: int, loi: str, reference: str, active: bool, end_user_id: int, debtor_id: int | None,
-        hub_id: int | None, type_id: int | None, first_collection_date: date | None, end_date: date | None,
-        schedule: Schedule | None, one_off: bool, last_collected: date | None, patterns: tuple[str, ...],
-        owner_eloi: str = "", debtor_name: str = "", debtor_iban: str | None = None, type_code: str = "",
-        frequency_code: str = "",
-    ) -> None:
-        self.id, self.loi, self.reference, self.active = id, loi, reference, active
-        self.end_user_id, self.debtor_id, self.hub_id, self.type_id = end_user_id, debtor_id, hub_id, type_id
-        self.first_collection_date, self.end_date, self.schedule = first_collection_date, end_date, schedule
-        self.one_off, self.last_collected, self.has_prior = one_off, last_collected, last_collected is not None
-        self.patterns, self.owner_eloi, self.debtor_name, self.debtor_iban = patterns, owner_eloi, debtor_name, debtor_iban
-        self.debtor_bic: str | None = None
-        self.type_code, self.frequency_code, self.hub_code = type_code, frequency_code, ""
+    def __init__(self, row: Any, patterns: tuple[str, ...]) -> None:
+        """The facts of ``row`` (one record of :func:`_mandate_rows`); the check fills in the rest."""
+        self.id, self.loi, self.reference, self.active = row.id, row.loi, row.reference, bool(row.active)
+        self.end_user_id, self.debtor_id, self.hub_id, self.type_id = row.end_user_id, row.debtor_id, row.hub_id, row.type_id
+        self.debtor_iban, self.debtor_bic, self.owner_eloi, self.patterns = row.debtor_iban, row.debtor_bic, row.owner_eloi, patterns
+        first, last = row.debtor_first_name, row.debtor_last_name
+        self.debtor_name = f"{first} {last}" if first else (last or "")
+        self.hub_code = ""
         self.eligible_amount: Decimal | None = None
         self.reasons: list[str] = []
         self.next_due_date: date | None = None
         self.next_collection_date: date | None = None
         self.due = False  # the next due date lies within the hub's lead time: execute today
         self.note = ""
-        self.list = MandateList.ACTIVE_OK
 
     def classify(self) -> None:
         if self.active:
@@ -112,30 +102,74 @@ def hub_facts(session: Session) -> dict[int, HubFacts]:
     }
 
 
-class _Lookups:
-    """Small metadata tables, read once per check."""
+class _Dates(NamedTuple):
+    """What a mandate's dates (as read) tell, the same for every mandate with the same dates."""
 
-    def __init__(self, session: Session) -> None:
+    first: date | None
+    end: date | None
+    last_collected: date | None
+    reasons: list[str]
+    lapsed: str | None
+
+
+class _Lookups:
+    """Small metadata tables, read once per check, and the answers of the pure rules for values seen before.
+
+    Mandates share accounts, dates and schedules: each distinct combination is worked out once per check.
+    """
+
+    def __init__(self, session: Session, run_date: date) -> None:
+        self.run_date = run_date
         self.hubs = hub_facts(session)
         self.types = {
             type_.id: (type_.code, type_.default_sequence_type == "OOFF")
             for type_ in session.scalars(select(PaymentReferenceType))
         }
         self.frequencies = {f.id: (f.code, Schedule(f.unit, f.every)) for f in session.scalars(select(Frequency))}
-        self._iban: dict[str, str | None] = {}
-        self._bic: dict[str, str | None] = {}
+        self._accounts: dict[tuple[str | None, str | None], list[str]] = {}
+        self._days: dict[Any, date | None] = {None: None}
+        self._dates: dict[tuple[Any, ...], _Dates] = {}
+        self._next: dict[tuple[Any, ...], tuple[date | None, date | None, bool, str]] = {}
 
-    def iban_problem(self, value: str | None) -> str | None:
-        key = value or ""
-        if key not in self._iban:
-            self._iban[key] = debtor_iban_problem(value)
-        return self._iban[key]
+    def account_reasons(self, iban: str | None, bic: str | None) -> list[str]:
+        key = (iban, bic)
+        reasons = self._accounts.get(key)
+        if reasons is None:
+            problems = (debtor_iban_problem(iban), bic_problem(bic))
+            reasons = self._accounts[key] = ["debtor " + problem for problem in problems if problem is not None]
+        return reasons
 
-    def bic_problem(self, value: str | None) -> str | None:
-        key = value or ""
-        if key not in self._bic:
-            self._bic[key] = bic_problem(value)
-        return self._bic[key]
+    def day(self, value: date | str | None) -> date | None:
+        """Dates arrive as ``date`` (PostgreSQL) or ISO text (SQLite, read raw: much faster than SQLAlchemy's parser)."""
+        try:
+            return self._days[value]
+        except KeyError:
+            day = self._days[value] = value if isinstance(value, date) else date.fromisoformat(value)  # type: ignore[arg-type]
+            return day
+
+    def dates(self, row: Any) -> _Dates:
+        key = (row.signature_date, row.first_collection_date, row.end_date, row.last_collection_date, row.last_due,
+               row.last_presented)
+        dates = self._dates.get(key)
+        if dates is None:
+            day = self.day
+            first, end, converted_last = day(row.first_collection_date), day(row.end_date), day(row.last_collection_date)
+            presented = [value for value in (day(row.last_presented), converted_last) if value is not None]
+            dates = self._dates[key] = _Dates(
+                first, end, day(row.last_due) or converted_last, _date_reasons(day(row.signature_date), first, end),
+                _lapsed(max(presented, default=None), self.run_date),
+            )
+        return dates
+
+    def next_dates(self, m: MandateStatus, frequency_id: int | None, hub: HubFacts) -> tuple[date | None, date | None, bool, str]:
+        key = (m.first_collection_date, frequency_id, m.one_off, m.last_collected, m.end_date, hub.lead_days)
+        dates = self._next.get(key)
+        if dates is None:
+            dates = self._next[key] = _next_dates(
+                m.first_collection_date, m.schedule, m.one_off, m.last_collected, m.end_date,  # type: ignore[arg-type]
+                hub.lead_days, self.run_date,
+            )
+        return dates
 
 
 MANDATE_LIFE_MONTHS = 36
@@ -161,9 +195,8 @@ def _lapsed(last_presented: date | None, run_date: date) -> str | None:
             "(SDD rulebook); a new mandate must be signed")
 
 
-def _date_reasons(m: MandateStatus, signature: date | None) -> list[str]:
+def _date_reasons(signature: date | None, first: date | None, end: date | None) -> list[str]:
     reasons = []
-    first, end = m.first_collection_date, m.end_date
     if signature is None:
         reasons.append("signature date missing")
     if first is None:
@@ -177,16 +210,11 @@ def _date_reasons(m: MandateStatus, signature: date | None) -> list[str]:
     return reasons
 
 
-def _day(value: date | str | None) -> date | None:
-    """Dates arrive as ``date`` (PostgreSQL) or ISO text (SQLite, read raw: much faster than SQLAlchemy's parser)."""
-    return value if value is None or isinstance(value, date) else date.fromisoformat(value)
-
-
 def _raw(column):  # type: ignore[no-untyped-def]
     return type_coerce(column, String)
 
 
-def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Sequence[Any]]:
+def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Any]:
     owner, debtor = aliased(EndUser), aliased(EndUser)
     collected = (
         select(
@@ -203,9 +231,12 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Seque
     statement = (
         select(
             Mandate.id, Mandate.loi, Mandate.reference, Mandate.active, Mandate.end_user_id, Mandate.debtor_id,
-            Mandate.hub_id, Mandate.type_id, _raw(Mandate.signature_date), _raw(Mandate.first_collection_date),
-            _raw(Mandate.last_collection_date), _raw(Mandate.end_date), Mandate.frequency_id, Mandate.debtor_iban,
-            Mandate.debtor_bic, collected.c.last_due, collected.c.last_presented, owner.eloi, debtor.first_name, debtor.last_name,
+            Mandate.hub_id, Mandate.type_id, _raw(Mandate.signature_date).label("signature_date"),
+            _raw(Mandate.first_collection_date).label("first_collection_date"),
+            _raw(Mandate.last_collection_date).label("last_collection_date"), _raw(Mandate.end_date).label("end_date"),
+            Mandate.frequency_id, Mandate.debtor_iban,
+            Mandate.debtor_bic, collected.c.last_due, collected.c.last_presented, owner.eloi.label("owner_eloi"),
+            debtor.first_name.label("debtor_first_name"), debtor.last_name.label("debtor_last_name"),
             Mandate.blocked_reason,
         )
         .join(owner, owner.id == Mandate.end_user_id)
@@ -213,11 +244,35 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Seque
         .outerjoin(collected, collected.c.mandate_id == Mandate.id)
         .order_by(Mandate.id)
     )
-    if ids is None:
-        yield from stream_rows(session, statement, STREAM_BATCH)
-        return
-    for start in range(0, len(ids), ID_BATCH):
-        yield from stream_rows(session, statement.where(Mandate.id.in_(ids[start : start + ID_BATCH])), STREAM_BATCH)
+    if ids is not None:
+        statement = statement.where(in_ids(session, Mandate.id, ids))
+    return stream_records(session, statement, STREAM_BATCH)
+
+
+def _per_mandate(rows: Iterator[Any]) -> Iterator[tuple[int, list[Any]]]:
+    """(mandate id, its rows), from rows in mandate id order."""
+    current, group = None, []
+    for row in rows:
+        if row.mandate_id != current:
+            if group:
+                yield current, group  # type: ignore[misc]
+            current, group = row.mandate_id, []
+        group.append(row)
+    if group:
+        yield current, group  # type: ignore[misc]
+
+
+def by_mandate(groups: Iterator[tuple[int, Any]], default: Any) -> Callable[[int], Any]:
+    """For ascending mandate ids, asked one after the other: what ``groups`` holds for that id, or ``default``."""
+    next_id, held = next(groups, (None, default))
+
+    def of(mandate_id: int) -> Any:
+        nonlocal next_id, held
+        while next_id is not None and next_id < mandate_id:
+            next_id, held = next(groups, (None, default))
+        return held if next_id == mandate_id else default
+
+    return of
 
 
 def _pattern_rows(session: Session, ids: Sequence[int] | None) -> Iterator[tuple[int, tuple[str, ...]]]:
@@ -225,36 +280,33 @@ def _pattern_rows(session: Session, ids: Sequence[int] | None) -> Iterator[tuple
     statement = select(MandateTransactionCode.mandate_id, MandateTransactionCode.pattern).order_by(
         MandateTransactionCode.mandate_id, MandateTransactionCode.pattern
     )
-    if ids is None:
-        rows: Iterable[Sequence[Any]] = stream_rows(session, statement, STREAM_BATCH)
-    else:
-        rows = (
-            row
-            for start in range(0, len(ids), ID_BATCH)
-            for row in stream_rows(
-                session, statement.where(MandateTransactionCode.mandate_id.in_(ids[start : start + ID_BATCH]))
-            )
-        )
-    for mandate_id, group in groupby(rows, key=itemgetter(0)):
-        yield mandate_id, tuple(row[1] for row in group)
+    if ids is not None:
+        statement = statement.where(in_ids(session, MandateTransactionCode.mandate_id, ids))
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per set of patterns: hashed and matched once
+    for mandate_id, rows in _per_mandate(stream_records(session, statement, STREAM_BATCH)):
+        patterns = tuple(row.pattern for row in rows)
+        yield mandate_id, shared.setdefault(patterns, patterns)
 
 
-def eligible_debt_cents(session: Session) -> dict[tuple[int, int], list[tuple[str, int]]]:
-    """Open debt in no open reference, per (end user, financial system): (transaction code, cents) pairs.
+def open_debt_by_mandate(session: Session, ids: Sequence[int] | None) -> Iterator[tuple[int, list[Any]]]:
+    """(mandate id, the open debt lines it could collect), in mandate id order; each line oldest first with its
+    ``id``, ``transaction_code`` and open amount in whole ``cents`` (exact on both databases).
 
-    Summed in SQL as integer cents, which is exact on both databases.
+    A mandate could collect its owner's lines in its hub's financial system that are in no open reference; which
+    of them match its patterns is for the caller to tell.
     """
-    totals: dict[tuple[int, int], list[tuple[str, int]]] = {}
-    rows = stream_rows(
-        session,
-        select(DebtLine.end_user_id, DebtLine.financial_system_id, DebtLine.transaction_code, func.sum(in_cents(DebtLine.open_amount)))
+    statement = (
+        select(Mandate.id.label("mandate_id"), DebtLine.id, DebtLine.transaction_code,
+               in_cents(DebtLine.open_amount).label("cents"))
+        .join(BankHub, BankHub.id == Mandate.hub_id)
+        .join(DebtLine, (DebtLine.end_user_id == Mandate.end_user_id)
+              & (DebtLine.financial_system_id == BankHub.financial_system_id))
         .where(DebtLine.payment_reference_id.is_(None), DebtLine.open_amount > 0)
-        .group_by(DebtLine.end_user_id, DebtLine.financial_system_id, DebtLine.transaction_code),
-        STREAM_BATCH,
+        .order_by(Mandate.id, DebtLine.id)
     )
-    for user, system, code, cents in rows:
-        totals.setdefault((user, system), []).append((code, int(cents)))
-    return totals
+    if ids is not None:
+        statement = statement.where(in_ids(session, Mandate.id, ids))
+    return _per_mandate(stream_records(session, statement, STREAM_BATCH))
 
 
 def check_mandates(
@@ -265,90 +317,72 @@ def check_mandates(
     ``with_amounts`` also computes each active-ok mandate's eligible open debt
     (what it would collect now), as the seed's check does for its lists.
     """
-    lookups = _Lookups(session)
-    debts = eligible_debt_cents(session) if with_amounts else None
+    lookups = _Lookups(session, run_date)
     ids = None if mandate_ids is None else sorted(set(mandate_ids))
-    patterns = _pattern_rows(session, ids)
-    pending = next(patterns, None)
+    patterns = by_mandate(_pattern_rows(session, ids), ())
+    debt = by_mandate(open_debt_by_mandate(session, ids), ()) if with_amounts else None
+    amounts: dict[int, Decimal] = {}  # of cents: many mandates owe the same
     for row in _mandate_rows(session, ids):
-        mandate_id = row[0]
-        while pending is not None and pending[0] < mandate_id:
-            pending = next(patterns, None)
-        row_patterns: tuple[str, ...] = ()
-        if pending is not None and pending[0] == mandate_id:
-            row_patterns = pending[1]
-        status = _check_one(row, row_patterns, lookups, run_date)
-        if debts is not None and status.list is MandateList.ACTIVE_OK:
-            hub = lookups.hubs[status.hub_id]  # type: ignore[index]
+        status = _check_one(row, patterns(row.id), lookups)
+        if debt is not None and status.list is MandateList.ACTIVE_OK:
             matches = cached_matcher(status.patterns)
-            cents = sum(c for code, c in debts.get((status.end_user_id, hub.financial_system_id), ()) if matches(code))
-            status.eligible_amount = from_cents(cents)
+            cents = sum(line.cents for line in debt(row.id) if matches(line.transaction_code))
+            if cents not in amounts:
+                amounts[cents] = from_cents(cents)
+            status.eligible_amount = amounts[cents]
         yield status
 
 
-def _check_one(row: Sequence[Any], patterns: tuple[str, ...], lookups: _Lookups, run_date: date) -> MandateStatus:
-    (mandate_id, loi, reference, active, owner_id, debtor_id, hub_id, type_id, signed, first, converted_last, end,
-     frequency_id, iban, bic, last_due, last_presented, owner_eloi, debtor_first, debtor_last, blocked) = row
-    type_code, one_off = lookups.types.get(type_id, ("", False))
-    frequency_code, schedule = lookups.frequencies.get(frequency_id, ("", None))
-    last_collected = _day(last_due) or _day(converted_last)
-    m = MandateStatus(
-        mandate_id, loi, reference, bool(active), owner_id, debtor_id, hub_id, type_id, _day(first), _day(end),
-        None if one_off else schedule, one_off, last_collected, patterns, owner_eloi,
-        f"{debtor_first} {debtor_last}" if debtor_first else (debtor_last or ""), iban, type_code, frequency_code,
-    )
-    m.debtor_bic = bic
+def _check_one(row: Any, patterns: tuple[str, ...], lookups: _Lookups) -> MandateStatus:
+    m = MandateStatus(row, patterns)
+    m.type_code, m.one_off = lookups.types.get(row.type_id, ("", False))
+    m.frequency_code, schedule = lookups.frequencies.get(row.frequency_id, ("", None))
+    m.schedule = None if m.one_off else schedule
+    dates = lookups.dates(row)
+    m.first_collection_date, m.end_date, m.last_collected = dates.first, dates.end, dates.last_collected
+    m.has_prior = dates.last_collected is not None
     reasons = m.reasons
-    if (problem := mandate_reference_problem(reference)) is not None:
+    if (problem := mandate_reference_problem(row.reference)) is not None:
         reasons.append(problem)
-    if (problem := lookups.iban_problem(iban)) is not None:
-        reasons.append("debtor " + problem)
-    if (problem := lookups.bic_problem(bic)) is not None:
-        reasons.append("debtor " + problem)
-    reasons.extend(_date_reasons(m, _day(signed)))
-    hub = lookups.hubs.get(hub_id) if hub_id is not None else None
+    reasons += lookups.account_reasons(row.debtor_iban, row.debtor_bic)
+    reasons += dates.reasons
+    hub = lookups.hubs.get(row.hub_id) if row.hub_id is not None else None
     if hub is None:
         reasons.append("no bank hub")
     else:
         m.hub_code = hub.code
         if hub.problems:
             reasons.append(f"bank hub {hub.code} incomplete: " + "; ".join(hub.problems))
-    if debtor_id is None:
+    if row.debtor_id is None:
         reasons.append("no debtor")
     elif not m.debtor_name.strip():
         reasons.append("debtor has no name (the bank file needs one)")
-    if type_id is None:
+    if row.type_id is None:
         reasons.append("no payment reference type")
-    elif not one_off and frequency_id is None:
+    elif not m.one_off and row.frequency_id is None:
         reasons.append("no frequency (the type is not one-off)")
     if not patterns:
         reasons.append("no transaction-code pattern")
-    if blocked:
-        reasons.append(f"blocked: {blocked}; a new mandate is needed")
-    presented = [day for day in (_day(last_presented), _day(converted_last)) if day is not None]
-    if (lapsed := _lapsed(max(presented, default=None), run_date)) is not None:
-        reasons.append(lapsed)
+    if row.blocked_reason:
+        reasons.append(f"blocked: {row.blocked_reason}; a new mandate is needed")
+    if dates.lapsed is not None:
+        reasons.append(dates.lapsed)
     m.classify()
-    if m.list is MandateList.ACTIVE_OK and hub is not None and m.first_collection_date is not None:
-        _schedule_next(m, hub, run_date)
+    if m.list is MandateList.ACTIVE_OK and hub is not None and dates.first is not None:
+        m.next_due_date, m.next_collection_date, m.due, m.note = lookups.next_dates(m, row.frequency_id, hub)
     return m
 
 
-def _schedule_next(m: MandateStatus, hub: HubFacts, run_date: date) -> None:
-    earliest = run_date + timedelta(days=hub.lead_days)
-    due = next_due_date(
-        first=m.first_collection_date,  # type: ignore[arg-type]
-        frequency=m.schedule,
-        last_collected=m.last_collected,
-        horizon=earliest,
-        end=m.end_date,
-    )
+def _next_dates(
+    first: date, schedule: Schedule | None, one_off: bool, last_collected: date | None, end: date | None,
+    lead_days: int, run_date: date,
+) -> tuple[date | None, date | None, bool, str]:
+    """(next due date, its collection date, due now, note) of an active-ok mandate collected through a hub."""
+    earliest = run_date + timedelta(days=lead_days)
+    due = next_due_date(first=first, frequency=schedule, last_collected=last_collected, horizon=earliest, end=end)
     if due is None:
-        m.note = "collected once (one-off)" if m.one_off else f"ended on {m.end_date}"
-        return
+        return None, None, False, "collected once (one-off)" if one_off else f"ended on {end}"
     collection_date = roll_forward(max(due, earliest))
-    if m.end_date is not None and collection_date > m.end_date:
-        m.note = f"ended: the next collection date {collection_date} falls after the end date {m.end_date}"
-        return
-    m.next_due_date, m.next_collection_date = due, collection_date
-    m.due = due <= earliest
+    if end is not None and collection_date > end:
+        return None, None, False, f"ended: the next collection date {collection_date} falls after the end date {end}"
+    return due, collection_date, due <= earliest, ""

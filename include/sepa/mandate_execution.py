@@ -17,17 +17,18 @@ constraint on (mandate, due date).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
-from include.finance.bulk import insert_many, reserve_ids, stream_rows, update_by_id
+from include.finance.bulk import in_ids, insert_tuples, reserve_ids, stream_records
 from include.finance.counters import reserve
 from include.finance.money import ZERO, from_cents
 from include.finance.models import (
@@ -44,31 +45,47 @@ from include.finance.models import (
 )
 from include.finance.numbering import reference_numbers
 from include.sepa.amendments import Amendment, Told, amendment
-from include.sepa.mandate_check import HubFacts, MandateList, MandateStatus, check_mandates, hub_facts
+from include.sepa.mandate_check import (
+    HubFacts,
+    MandateList,
+    by_mandate,
+    check_mandates,
+    hub_facts,
+    open_debt_by_mandate,
+)
 from include.sepa.schedule import is_final
 from include.sepa.sequence_type import sequence_type
 from include.sepa.transaction_codes import cached_matcher
 
-USER_BATCH = 5_000
-
-
-@dataclass(slots=True)
-class _Debt:
-    id: int
-    code: str
-    open_amount: Decimal
+# (debt line id, transaction code, open amount): exact tuples of plain values, which the garbage collector leaves be.
+Line = tuple[int, str, Decimal]
 
 
 @dataclass(slots=True)
 class _Plan:
-    mandate: MandateStatus
+    """One collection to make: a plain record, so that 200 000 of them leave little for the garbage collector."""
+
+    mandate_id: int
+    mandate_loi: str
+    end_user_id: int
+    type_id: int
+    # What this collection tells the banks about its mandate (Told's fields), and the BIC.
+    mandate_reference: str
+    debtor_iban: str | None
+    creditor_id: str | None
+    debtor_bic: str | None
+    due_date: date
     hub: HubFacts
-    lines: list[_Debt]
+    lines: tuple[Line, ...]
     amount: Decimal
     sequence_type: str
     collection_date: date
-    told: Told | None = None  # what this collection tells the banks about its mandate
     amendment: Amendment | None = None
+    reference_id: int = 0
+    collection_id: int = 0
+    loi: str = ""
+    reference_number: str | None = None
+    invoice_number: str | None = None
 
 
 @dataclass
@@ -88,134 +105,111 @@ class ExecutionResult:
         return [run["loi"] for run in self.runs]
 
 
-def _open_debts(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int, int], list[_Debt]]:
-    """Open debt lines in no open reference, per (end user, financial system), oldest first."""
-    pool: dict[tuple[int, int], list[_Debt]] = defaultdict(list)
-    users = sorted({user for user, _ in keys})
-    systems = sorted({system for _, system in keys})
-    for start in range(0, len(users), USER_BATCH):
-        rows = stream_rows(
-            session,
-            select(
-                DebtLine.id, DebtLine.end_user_id, DebtLine.financial_system_id, DebtLine.transaction_code,
-                in_cents(DebtLine.open_amount),
-            )
-            .where(
-                DebtLine.end_user_id.in_(users[start : start + USER_BATCH]),
-                DebtLine.financial_system_id.in_(systems),
-                DebtLine.payment_reference_id.is_(None),
-                DebtLine.open_amount > 0,
-            )
-            .order_by(DebtLine.id),
-        )
-        for line_id, user, system, code, open_cents in rows:
-            if (user, system) in keys:
-                pool[(user, system)].append(_Debt(line_id, code, from_cents(open_cents)))
-    return pool
-
-
-def _claim(pool: list[_Debt], patterns: tuple[str, ...]) -> list[_Debt]:
-    """Take the lines matching ``patterns`` out of ``pool`` (so no other mandate takes them)."""
-    matches = cached_matcher(patterns)
-    claimed, kept = [], []
-    for line in pool:
-        (claimed if matches(line.code) else kept).append(line)
-    pool[:] = kept
-    return claimed
-
-
 def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids: Iterable[int] | None) -> list[_Plan]:
+    """Each due mandate with the open debt lines it collects: those of its owner in its hub's financial system that
+    match its patterns and no mandate before it (in id order) took."""
     hubs = hub_facts(session)
-    checked = check_mandates(session, run_date, mandate_ids=mandate_ids)
-    due = [m for m in checked if m.list is MandateList.ACTIVE_OK and m.due]
-    result.due = len(due)
-    pool = _open_debts(session, {(m.end_user_id, hubs[m.hub_id].financial_system_id) for m in due})  # type: ignore[index]
+    ids = None if mandate_ids is None else sorted(set(mandate_ids))
+    debt_of = by_mandate(open_debt_by_mandate(session, ids), ())
+    claimed: set[int] = set()
     plans = []
-    for m in due:
-        hub = hubs[m.hub_id]  # type: ignore[index]
-        lines = _claim(pool.get((m.end_user_id, hub.financial_system_id), []), m.patterns)
+    for m in check_mandates(session, run_date, mandate_ids=ids):
+        if m.list is not MandateList.ACTIVE_OK or not m.due:
+            continue
+        result.due += 1
+        matches = cached_matcher(m.patterns)
+        lines = tuple((line.id, line.transaction_code, from_cents(line.cents)) for line in debt_of(m.id)
+                      if line.id not in claimed and matches(line.transaction_code))
         if not lines:
             result.without_debt += 1
             continue
+        claimed.update(line_id for line_id, _, _ in lines)
+        hub = hubs[m.hub_id]  # type: ignore[index]
         seq = sequence_type(
             one_off=m.one_off,
             has_prior=m.has_prior,
             final=is_final(m.first_collection_date, m.next_due_date, m.schedule, m.end_date),  # type: ignore[arg-type]
             rcur_only=hub.rcur_only,
         )
-        amount = sum((line.open_amount for line in lines), ZERO)
-        plans.append(_Plan(m, hub, lines, amount, seq, m.next_collection_date))  # type: ignore[arg-type]
+        amount = sum((amount for _, _, amount in lines), ZERO)
+        plans.append(_Plan(
+            m.id, m.loi, m.end_user_id, m.type_id, m.reference, m.debtor_iban, None, m.debtor_bic,  # type: ignore[arg-type]
+            m.next_due_date, hub, lines, amount, seq, m.next_collection_date,  # type: ignore[arg-type]
+        ))
     return plans
 
 
 def _what_to_tell(session: Session, plans: list[_Plan]) -> None:
     """Each plan's mandate details as they stand, and the amendment since the mandate's latest collection."""
-    creditor_ids = {hub_id: creditor_id for hub_id, creditor_id in session.execute(select(BankHub.id, BankHub.creditor_id))}
-    by_mandate = {plan.mandate.id: plan for plan in plans}
-    ids = sorted(by_mandate)
-    for start in range(0, len(ids), USER_BATCH):
-        batch = ids[start : start + USER_BATCH]
-        latest = (
-            select(func.max(Collection.id))
-            .where(Collection.mandate_id.in_(batch), Collection.status != "cancelled")
-            .group_by(Collection.mandate_id)
+    creditor_ids = {hub.id: hub.creditor_id for hub in session.execute(select(BankHub.id, BankHub.creditor_id))}
+    latest = (
+        select(func.max(Collection.id))
+        .where(in_ids(session, Collection.mandate_id, [plan.mandate_id for plan in plans]), Collection.status != "cancelled")
+        .group_by(Collection.mandate_id)
+    )
+    told_before = {
+        row.mandate_id: Told(row.mandate_reference, row.debtor_iban, row.creditor_id)
+        for row in stream_records(
+            session,
+            select(Collection.mandate_id, Collection.mandate_reference, Collection.debtor_iban, Collection.creditor_id)
+            .where(Collection.id.in_(latest)),
         )
-        told_before = {
-            mandate_id: Told(reference, iban, creditor_id)
-            for mandate_id, reference, iban, creditor_id in session.execute(
-                select(Collection.mandate_id, Collection.mandate_reference, Collection.debtor_iban, Collection.creditor_id)
-                .where(Collection.id.in_(latest))
-            )
-        }
-        for mandate_id in batch:
-            plan = by_mandate[mandate_id]
-            plan.told = Told(plan.mandate.reference, plan.mandate.debtor_iban, creditor_ids.get(plan.hub.id))
-            plan.amendment = amendment(told_before.get(mandate_id), plan.told)
-            if plan.amendment and plan.amendment.debtor_agent_changed and plan.sequence_type == "RCUR" and not plan.hub.rcur_only:
-                # The new bank holds no earlier collection: it gets a first one (the EPC's rule for SMNDA until the
-                # 2016 rulebook, still allowed since; an RCUR-only hub keeps RCUR).
-                plan.sequence_type = "FRST"
+    }
+    for plan in plans:
+        plan.creditor_id = creditor_ids.get(plan.hub.id)
+        plan.amendment = amendment(told_before.get(plan.mandate_id), _told(plan))
+        if plan.amendment and plan.amendment.debtor_agent_changed and plan.sequence_type == "RCUR" and not plan.hub.rcur_only:
+            # The new bank holds no earlier collection: it gets a first one (the EPC's rule for SMNDA until the
+            # 2016 rulebook, still allowed since; an RCUR-only hub keeps RCUR).
+            plan.sequence_type = "FRST"
 
 
-def _numbering(session: Session, plans: list[_Plan]) -> list[dict[str, Any]]:
+def _told(plan: _Plan) -> Told:
+    return Told(plan.mandate_reference, plan.debtor_iban, plan.creditor_id)
+
+
+def _number(session: Session, plans: list[_Plan]) -> None:
     """Identifiers, reference numbers and invoice numbers, one counter statement per series."""
     # A due mandate has a type: mandate_check lists one without as active-err.
-    wanted = [(plan.hub.financial_system_id, plan.mandate.type_id) for plan in plans]
-    return reference_numbers(session, wanted)  # type: ignore[arg-type]
+    wanted = [(plan.hub.financial_system_id, plan.type_id) for plan in plans]
+    for plan, number in zip(plans, reference_numbers(session, wanted), strict=True):  # type: ignore[arg-type]
+        plan.loi, plan.reference_number, plan.invoice_number = (
+            number["loi"], number["reference_number"], number["invoice_number"])  # type: ignore[assignment]
 
 
 def _transaction_costs(session: Session, plans: list[_Plan]) -> dict[int, tuple[str, Decimal, str | None]]:
     """Plan index → (code, amount, description) of the transaction cost its type adds when sealed (seed 2.5.2
     ``transcost``), where the hub's financial system has a tariff for the code."""
-    codes = dict(session.execute(select(PaymentReferenceType.id, PaymentReferenceType.transaction_cost_code)
-                                 .where(PaymentReferenceType.transaction_cost_code.is_not(None))).all())
+    codes = {type_.id: type_.transaction_cost_code for type_ in session.execute(
+        select(PaymentReferenceType.id, PaymentReferenceType.transaction_cost_code)
+        .where(PaymentReferenceType.transaction_cost_code.is_not(None)))}
     if not codes:
         return {}
-    tariffs = {(system, code): (amount, text) for system, code, amount, text in session.execute(
+    tariffs = {(cost.financial_system_id, cost.transaction_code): cost for cost in session.execute(
         select(TransactionCost.financial_system_id, TransactionCost.transaction_code, TransactionCost.amount,
                TransactionCost.description))}
     costs = {}
     for index, plan in enumerate(plans):
-        code = codes.get(plan.mandate.type_id)  # type: ignore[arg-type]
+        code = codes.get(plan.type_id)  # type: ignore[arg-type]
         tariff = tariffs.get((plan.hub.financial_system_id, code)) if code else None
         if tariff is not None:
-            costs[index] = (code, tariff[0], tariff[1])
+            costs[index] = (code, tariff.amount, tariff.description)
     return costs
 
 
-def _add_cost_lines(session: Session, plans: list[_Plan], reference_ids: list[int],
-                    costs: dict[int, tuple[str, Decimal, str | None]], run_date: date) -> None:
+def _add_cost_lines(session: Session, plans: list[_Plan], costs: dict[int, tuple[str, Decimal, str | None]],
+                    run_date: date) -> None:
     """The cost lines of the sealed references, each already part of its reference (and of its plan's lines)."""
     line_ids = reserve_ids(session, DebtLine.__table__, len(costs))
     rows = []
-    for line_id, (index, (code, amount, text)) in zip(line_ids, sorted(costs.items()), strict=True):
-        plan, ref_id = plans[index], reference_ids[index]
-        rows.append({"id": line_id, "financial_system_id": plan.hub.financial_system_id,
-                     "end_user_id": plan.mandate.end_user_id, "transaction_code": code, "description": text or code,
-                     "amount": amount, "open_amount": amount, "created_on": run_date, "payment_reference_id": ref_id,
-                     "cost_of_reference_id": ref_id})
-        plan.lines.append(_Debt(line_id, code, amount))
-    insert_many(session, DebtLine.__table__, rows)
+    for line_id, (index, (code, amount, label)) in zip(line_ids, sorted(costs.items()), strict=True):
+        plan = plans[index]
+        rows.append((line_id, plan.hub.financial_system_id, plan.end_user_id, code, label or code, amount,
+                     amount, run_date, plan.reference_id, plan.reference_id))
+        plan.lines += ((line_id, code, amount),)
+    insert_tuples(session, DebtLine.__table__, (
+        "id", "financial_system_id", "end_user_id", "transaction_code", "description", "amount", "open_amount",
+        "created_on", "payment_reference_id", "cost_of_reference_id"), rows)
 
 
 def _lock(session: Session) -> None:
@@ -239,93 +233,42 @@ def execute_mandates(
     if not plans:
         return result
     _what_to_tell(session, plans)
-    numbers = _numbering(session, plans)
+    _number(session, plans)
     costs = _transaction_costs(session, plans)
     for index, (_code, cost, _text) in costs.items():
         plans[index].amount += cost
 
-    reference_rows = [
-        {
-            **number,
-            "financial_system_id": plan.hub.financial_system_id,
-            "type_id": plan.mandate.type_id,
-            "end_user_id": plan.mandate.end_user_id,
-            "mandate_id": plan.mandate.id,
-            "hub_id": plan.hub.id,
-            "status": "sealed",
-            "amount": plan.amount,
-            "open_amount": plan.amount,
-            "due_date": plan.collection_date,
-            "description": f"Direct debit {plan.mandate.loi} ({plan.mandate.reference}) due {plan.mandate.next_due_date}",
-            "created_at": now,
-            "sealed_at": now,
-        }
-        for plan, number in zip(plans, numbers, strict=True)
-    ]
-    reference_ids = reserve_ids(session, PaymentReference.__table__, len(plans))
-    for row, ref_id in zip(reference_rows, reference_ids, strict=True):
-        row["id"] = ref_id
-    insert_many(session, PaymentReference.__table__, reference_rows)
+    for plan, ref_id in zip(plans, reserve_ids(session, PaymentReference.__table__, len(plans)), strict=True):
+        plan.reference_id = ref_id
+    insert_tuples(session, PaymentReference.__table__, _REFERENCE_COLUMNS, (
+        (plan.reference_id, plan.loi, plan.reference_number, plan.invoice_number, plan.hub.financial_system_id,
+         plan.type_id, plan.end_user_id, plan.mandate_id, plan.hub.id, "sealed", plan.amount,
+         plan.amount, plan.collection_date,
+         f"Direct debit {plan.mandate_loi} ({plan.mandate_reference}) due {plan.due_date}", now, now)
+        for plan in plans
+    ))
     if costs:
-        _add_cost_lines(session, plans, reference_ids, costs, run_date)
-    insert_many(
-        session,
-        PaymentReferenceLine.__table__,
-        [
-            {"payment_reference_id": ref_id, "debt_line_id": line.id, "transaction_code": line.code, "amount": line.open_amount}
-            for plan, ref_id in zip(plans, reference_ids, strict=True)
-            for line in plan.lines
-        ],
+        _add_cost_lines(session, plans, costs, run_date)
+    insert_tuples(
+        session, PaymentReferenceLine.__table__, ("payment_reference_id", "debt_line_id", "transaction_code", "amount"),
+        ((plan.reference_id, line_id, code, amount) for plan in plans for line_id, code, amount in plan.lines),
     )
-    update_by_id(
-        session,
-        DebtLine.__table__,
-        [{"id": line.id, "payment_reference_id": ref_id} for plan, ref_id in zip(plans, reference_ids, strict=True) for line in plan.lines],
-    )
+    _hold_lines(session, [plan.reference_id for plan in plans])
 
-    run_ids, audits = _runs_for(session, plans, run_date, actor, now)
-    collection_ids = reserve_ids(session, Collection.__table__, len(plans))
-    # Bulk rows share their keys: the amendment columns only when some collection carries one (else their defaults).
+    run_ids, run_audits = _runs_for(session, plans, run_date, actor, now)
+    for plan, coll_id in zip(plans, reserve_ids(session, Collection.__table__, len(plans)), strict=True):
+        plan.collection_id = coll_id
+    # The amendment columns only when some collection carries one (else their defaults).
     amended = any(plan.amendment is not None for plan in plans)
-    collection_rows = [
-        {
-            "id": coll_id,
-            "run_id": run_ids[(plan.hub.id, plan.collection_date)],
-            "mandate_id": plan.mandate.id,
-            "payment_reference_id": ref_id,
-            "sequence_type": plan.sequence_type,
-            "due_date": plan.mandate.next_due_date,
-            "amount": plan.amount,
-            "end_to_end_id": ref_row["loi"],
-            "status": "pending",
-            "return_reason": None,
-            **_told_columns(plan, amended),
-        }
-        for plan, ref_id, ref_row, coll_id in zip(plans, reference_ids, reference_rows, collection_ids, strict=True)
-    ]
-    insert_many(session, Collection.__table__, collection_rows)
-
-    for plan, ref_row, coll_row in zip(plans, reference_rows, collection_rows, strict=True):
-        audits.append(
-            audit_row(
-                "payment_reference", ref_row["id"], "created", actor,
-                after={
-                    "loi": ref_row["loi"], "status": "sealed", "amount": plan.amount,
-                    "reference_number": ref_row["reference_number"], "mandate": plan.mandate.loi,
-                    "debt_line_ids": [line.id for line in plan.lines],
-                },
-                at=now,
-            )
-        )
-        after = {
-            "status": "pending", "sequence_type": plan.sequence_type, "amount": plan.amount,
-            "due_date": coll_row["due_date"], "end_to_end_id": coll_row["end_to_end_id"],
-        }
-        if plan.amendment is not None:
-            after["amendment"] = asdict(plan.amendment)
-        audits.append(audit_row("collection", coll_row["id"], "created", actor, after=after, at=now))
-    audits.extend(_refresh_run_totals(session, set(run_ids.values()), actor, now))
-    record_many(session, audits)
+    insert_tuples(session, Collection.__table__, _COLLECTION_COLUMNS + (_AMENDMENT_COLUMNS if amended else ()), (
+        (plan.collection_id, run_ids[(plan.hub.id, plan.collection_date)], plan.mandate_id, plan.reference_id,
+         plan.sequence_type, plan.due_date, plan.amount, plan.loi, "pending", None,
+         *_told(plan), plan.debtor_bic,
+         *(_amendment_values(plan.amendment) if amended else ()))
+        for plan in plans
+    ))
+    total_audits = _refresh_run_totals(session, set(run_ids.values()), actor, now)
+    record_many(session, chain(run_audits, _created_audits(plans, actor, now), total_audits))
 
     by_seq: dict[str, int] = defaultdict(int)
     for plan in plans:
@@ -343,23 +286,52 @@ def execute_mandates(
     return result
 
 
-def _told_columns(plan: _Plan, with_amendment: bool) -> dict[str, Any]:
-    """The collection's columns for what it tells the banks, and (``with_amendment``) for the amendment it carries."""
-    told = plan.told
-    assert told is not None
-    columns = {
-        "mandate_reference": told.mandate_reference, "debtor_iban": told.debtor_iban,
-        "debtor_bic": plan.mandate.debtor_bic, "creditor_id": told.creditor_id,
-    }
-    if with_amendment:
-        change = plan.amendment or Amendment()
-        columns.update(
-            original_mandate_reference=change.original_mandate_reference,
-            original_creditor_id=change.original_creditor_id,
-            original_debtor_iban=change.original_debtor_iban,
-            debtor_agent_changed=change.debtor_agent_changed,
+_REFERENCE_COLUMNS = (
+    "id", "loi", "reference_number", "invoice_number", "financial_system_id", "type_id", "end_user_id", "mandate_id",
+    "hub_id", "status", "amount", "open_amount", "due_date", "description", "created_at", "sealed_at",
+)
+# What the collection tells the banks about its mandate (Told's fields, then the BIC), and the amendment it carries.
+_COLLECTION_COLUMNS = (
+    "id", "run_id", "mandate_id", "payment_reference_id", "sequence_type", "due_date", "amount", "end_to_end_id",
+    "status", "return_reason", *Told._fields, "debtor_bic",
+)
+_AMENDMENT_COLUMNS = ("original_mandate_reference", "original_creditor_id", "original_debtor_iban", "debtor_agent_changed")
+
+
+def _amendment_values(change: Amendment | None) -> tuple[Any, ...]:
+    change = change or Amendment()
+    return (change.original_mandate_reference, change.original_creditor_id, change.original_debtor_iban,
+            change.debtor_agent_changed)
+
+
+def _hold_lines(session: Session, reference_ids: list[int]) -> None:
+    """Each debt line put into one of the new references now points at it (its open reference)."""
+    lines = PaymentReferenceLine.__table__
+    session.execute(
+        update(DebtLine.__table__)
+        .values(payment_reference_id=lines.c.payment_reference_id)
+        .where(lines.c.debt_line_id == DebtLine.__table__.c.id, in_ids(session, lines.c.payment_reference_id, reference_ids))
+    )
+
+
+def _created_audits(plans: list[_Plan], actor: str, now: datetime) -> Iterator[dict[str, Any]]:
+    """The audit rows of each new reference and its collection, made as they are written (not all held at once)."""
+    for plan in plans:
+        yield audit_row(
+            "payment_reference", plan.reference_id, "created", actor,
+            after={
+                "loi": plan.loi, "status": "sealed", "amount": plan.amount, "reference_number": plan.reference_number,
+                "mandate": plan.mandate_loi, "debt_line_ids": tuple(line_id for line_id, _, _ in plan.lines),
+            },
+            at=now,
         )
-    return columns
+        after = {
+            "status": "pending", "sequence_type": plan.sequence_type, "amount": plan.amount,
+            "due_date": plan.due_date, "end_to_end_id": plan.loi,
+        }
+        if plan.amendment is not None:
+            after["amendment"] = asdict(plan.amendment)
+        yield audit_row("collection", plan.collection_id, "created", actor, after=after, at=now)
 
 
 def _runs_for(
@@ -404,12 +376,13 @@ def _refresh_run_totals(session: Session, run_ids: set[int], actor: str, now: da
     """Transaction count and total of each run, from its collections (summed in exact cents)."""
     audits = []
     for run in session.scalars(select(CollectionRun).where(CollectionRun.id.in_(run_ids))):
-        count, cents = session.execute(
-            select(func.count(), func.coalesce(func.sum(in_cents(Collection.amount)), 0)).where(Collection.run_id == run.id)
+        totals = session.execute(
+            select(func.count().label("transactions"), func.coalesce(func.sum(in_cents(Collection.amount)), 0).label("cents"))
+            .where(Collection.run_id == run.id)
         ).one()
         before = {"transactions": run.transaction_count, "total": run.total_amount}
-        run.transaction_count = count
-        run.total_amount = from_cents(int(cents))
+        run.transaction_count = totals.transactions
+        run.total_amount = from_cents(int(totals.cents))
         after = {"transactions": run.transaction_count, "total": run.total_amount}
         if before != after:
             audits.append(audit_row("collection_run", run.id, "collections_added", actor, before=before, after=after, at=now))

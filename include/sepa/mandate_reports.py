@@ -26,14 +26,35 @@ HEADER = (
 ORDER = (MandateList.ACTIVE_ERR, MandateList.NONACTIVE_ERR, MandateList.ACTIVE_OK, MandateList.NONACTIVE_OK)
 
 
-def _row(m: MandateStatus) -> list[object]:
-    """One line of a list; csv writes None as empty and dates in ISO form."""
+def _row(m: MandateStatus, text: _Text) -> list[object]:
+    """One line of a list; csv writes None as empty."""
     return [
-        m.loi, m.reference, "yes" if m.active else "no", m.owner_eloi, m.debtor_name, mask_iban(m.debtor_iban),
-        m.hub_code, m.type_code, m.frequency_code, m.first_collection_date, m.last_collected, m.end_date,
-        m.next_due_date, m.next_collection_date, ("yes" if m.due else "no") if m.list is MandateList.ACTIVE_OK else None,
+        m.loi, m.reference, "yes" if m.active else "no", m.owner_eloi, m.debtor_name, text.iban(m.debtor_iban),
+        m.hub_code, m.type_code, m.frequency_code, text.day(m.first_collection_date), text.day(m.last_collected),
+        text.day(m.end_date), text.day(m.next_due_date), text.day(m.next_collection_date),
+        ("yes" if m.due else "no") if m.list is MandateList.ACTIVE_OK else None,
         m.eligible_amount, " | ".join(m.reasons), m.note,
     ]
+
+
+class _Text:
+    """Dates in ISO form and masked IBANs, each worked out once per list: mandates share them."""
+
+    def __init__(self) -> None:
+        self._days: dict[date | None, str | None] = {None: None}
+        self._ibans: dict[str | None, str] = {}
+
+    def day(self, value: date | None) -> str | None:
+        text = self._days.get(value)
+        if text is None and value is not None:
+            text = self._days[value] = value.isoformat()
+        return text
+
+    def iban(self, value: str | None) -> str:
+        text = self._ibans.get(value)
+        if text is None:
+            text = self._ibans[value] = mask_iban(value)
+        return text
 
 
 @dataclass
@@ -92,9 +113,10 @@ def write_mandate_lists(statuses: Iterable[MandateStatus], run_date: date, folde
     csvs = {name: CsvReport(folder / f"{name}.csv", HEADER) for name in MandateList}
     tables = {name: Table(name.value, HEADER, csv_name=f"{name.value}.csv") for name in MandateList}
     due: list[int] = []
+    text = _Text()
     try:
         for status in statuses:
-            row = _row(status)
+            row = _row(status, text)
             csvs[status.list].write(row)
             tables[status.list].add(row)
             if status.due:
