@@ -92,7 +92,7 @@ def pom_delivery_report() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.pom.delivery_files import analyse_report_file
-        from include.pom.delivery_report import DeliveryReportRefused
+        from include.pom.delivery_reader import DeliveryReportRefused
         from include.runtime import actor, as_of
 
         context = get_current_context()

@@ -18,12 +18,10 @@ Written to ``var/reports/pom_delivery/<batch>/``:
   CSV has them all), and seed 003's steps for putting POM on a mail
   program's safe senders (for a delivered invoice the recipient cannot find).
 
-Two ways to the same files: the analysis writes the list from the very rows
-it stores, in the same pass (:class:`ActionListWriter`, made final only once
-the transaction has committed), and :func:`write_action_list` writes it again
-from the database alone (``delivery_diagnosis`` with its sent document,
-customer, payment reference and decisive report line), e.g. after a crash
-between the commit and the files.
+:func:`write_action_list` writes them from the database alone
+(``delivery_diagnosis`` with its sent document, customer, payment reference
+and decisive report line): once the analysis has committed, and again
+whenever asked (e.g. after a crash between the commit and the files).
 """
 
 from __future__ import annotations
@@ -35,15 +33,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from include.config import reports_dir
 from include.files import atomic_writer
-from include.finance.bulk import stream_rows
+from include.finance.bulk import stream_chunks
 from include.finance.models import (
     DeliveryDiagnosis,
     DeliveryReport,
@@ -57,16 +56,49 @@ from include.reports import Table, write_csv, write_html
 
 HEADER = ("action", "diagnosis", "customer", "invoice", "document_id", "recipient", "email_address", "postal_address",
           "attempts", "last_attempt", "last_status", "pom_message", "note", "what_to_do")
-DELIVERED_HEADER = ("customer", "invoice", "document_id", "recipient", "email_address", "postal_address", "attempts",
-                    "delivered_at", "note")
 HTML_HEADER = ("customer", "invoice", "recipient", "e-mail address", "diagnosis", "last attempt", "POM's message",
                "what to do")
 ACTION_CSV = "action-list.csv"
 DELIVERED_CSV = "delivered.csv"
-DELIVERED_CHUNK = 10_000
 HTML_ROWS = {"none": 200}  # per action in index.html; the others show up to 2 000 (the CSV has every row)
 HTML_DEFAULT_ROWS = 2_000
-_SPECIAL = re.compile('[;"\r\n]')
+
+
+class ActionListRow(NamedTuple):
+    """One invoice × recipient as the action list shows it (``last_at`` and ``retry_until``: as stored)."""
+
+    action: str
+    diagnosis: str
+    customer: str | None
+    invoice: str | None
+    document_id: str
+    recipient: str | None  # the name on POM's decisive line
+    email: str | None
+    address: str | None  # the postal address of a contact on a later address
+    attempts: int
+    last_at: Any  # the decisive attempt's time: aware, or SQLite's text in UTC; None without attempts
+    status: str | None
+    message: str | None
+    note: str | None
+    detail: str | None
+    retry_until: Any
+
+
+class DeliveredRow(NamedTuple):
+    """A row of ``delivered.csv`` (its header: the field names)."""
+
+    customer: str | None
+    invoice: str | None
+    document_id: str
+    recipient: str | None
+    email_address: str | None
+    postal_address: str | None
+    attempts: int
+    delivered_at: str  # Brussels wall-clock time
+    note: str | None
+
+
+DELIVERED_HEADER = DeliveredRow._fields
 
 
 @dataclass
@@ -97,14 +129,13 @@ def customer_name(first: str | None, last: str | None) -> str | None:
 
 
 class _Times:
-    """Times (aware datetimes, or SQLite's text in UTC) as (datetime, Brussels wall-clock text), each value once."""
+    """Stored times (aware datetimes, or SQLite's text in UTC) as aware datetimes and as Brussels wall-clock text,
+    each distinct value converted once."""
 
     def __init__(self) -> None:
         self.cache: dict[Any, tuple[datetime, str]] = {}
 
-    def __call__(self, value: Any) -> tuple[datetime | None, str]:
-        if value is None:
-            return None, ""
+    def _convert(self, value: Any) -> tuple[datetime, str]:
         found = self.cache.get(value)
         if found is None:
             moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
@@ -114,6 +145,15 @@ class _Times:
                 self.cache.clear()
             found = self.cache[value] = (moment, local_time(moment))
         return found
+
+    def moment(self, value: Any) -> datetime | None:
+        return None if value is None else self._convert(value)[0]
+
+    def local(self, value: Any) -> str:
+        found = self.cache.get(value)
+        if found is None:
+            return "" if value is None else self._convert(value)[1]
+        return found[1]
 
 
 class ActionListWriter:
@@ -132,111 +172,66 @@ class ActionListWriter:
         self._files = {action: (self._tmp / f"{action}.csv").open("w", encoding="utf-8", newline="")
                        for action in ACTIONS}
         # Delivered rows are a file of their own, written in place (they are most of a report).
-        self._files["none"].write("\ufeff" + ";".join(DELIVERED_HEADER) + "\r\n")
-        self._writers = {action: csv.writer(handle, delimiter=";", lineterminator="\r\n").writerow
+        self._files["none"].write("\ufeff")
+        self._writers = {action: csv.writer(handle, delimiter=";", lineterminator="\r\n")
                          for action, handle in self._files.items()}
+        self._writers["none"].writerow(DELIVERED_HEADER)
         self.tables = {action: Table(title, HTML_HEADER, csv_name=DELIVERED_CSV if action == "none" else ACTION_CSV)
                        for action, title in ACTIONS.items()}
         self._limits = {action: HTML_ROWS.get(action, HTML_DEFAULT_ROWS) for action in ACTIONS}
-        self._titles = dict(ACTIONS)
         self._labels = {code: label for code, (_, label, _) in DIAGNOSES.items()}
         self._todo: dict[tuple[str, str | None, Any], str] = {}
+        self._delivered_todo = what_to_do("delivered")
         self.times = _Times()
         self.rows = 0
-        self._delivered_todo = what_to_do("delivered")
-        # Delivered rows waiting to be written: (customer, invoice, document id, recipient, email, address,
-        # attempts, delivered at, note).
-        self.delivered: list[tuple[Any, ...]] = []
 
-    def add(self, action: str, diagnosis: str, customer: str | None, invoice: str | None, document_id: str,
-            recipient: str | None, email: str | None, address: str | None, attempts: int, last_at: Any,
-            status: str | None, message: str | None, note: str | None, detail: str | None, retry_until: Any) -> None:
-        if action == "none":
-            self._delivered(customer, invoice, document_id, recipient, email, address, attempts, last_at, note)
+    def add(self, row: ActionListRow) -> None:
+        """One invoice × recipient, in the order it was stored."""
+        if row.action == "none":
+            self.add_delivered([DeliveredRow(row.customer, row.invoice, row.document_id, row.recipient, row.email,
+                                             row.address, row.attempts, self.times.local(row.last_at), row.note)])
             return
-        until = self.times(retry_until)[0] if retry_until is not None else None
-        key = (diagnosis, detail, until)
+        last = self.times.local(row.last_at)
+        label = self._labels[row.diagnosis]
+        todo = self._what_to_do(row)
+        self._writers[row.action].writerow((
+            ACTIONS[row.action], label, row.customer, row.invoice, row.document_id, row.recipient, row.email,
+            row.address, row.attempts, last, row.status, row.message, row.note, todo))
+        if self._room(row.action, 1):
+            self._show(row.action, row.customer, row.invoice, row.recipient, row.email, label, last, row.message,
+                       todo, row.note)
+
+    def add_delivered(self, rows: list[DeliveredRow]) -> None:
+        """Delivered rows (most of a report), in the order they were stored."""
+        self._writers["none"].writerows(rows)
+        label = self._labels["delivered"]
+        for row in rows[:self._room("none", len(rows))]:
+            self._show("none", row.customer, row.invoice, row.recipient, row.email_address, label, row.delivered_at,
+                       None, self._delivered_todo, row.note)
+
+    def _room(self, action: str, rows: int) -> int:
+        """How many of ``rows`` more rows of an action go into index.html; all of them are counted."""
+        table = self.tables[action]
+        self.rows += rows
+        table.total_rows += rows
+        return max(self._limits[action] - len(table.rows), 0)
+
+    def _show(self, action: str, customer: str | None, invoice: str | None, recipient: str | None,
+              email: str | None, label: str, last: str, message: str | None, todo: str, note: str | None) -> None:
+        self.tables[action].rows.append([customer or "", invoice or "", recipient or "", email or "", label, last,
+                                         message or "", todo + (f" ({note})" if note else "")])
+
+    def _what_to_do(self, row: ActionListRow) -> str:
+        until = self.times.moment(row.retry_until)
+        key = (row.diagnosis, row.detail, until)
         text = self._todo.get(key)
         if text is None:
             if len(self._todo) > 100_000:
                 self._todo.clear()
-            text = self._todo[key] = what_to_do(diagnosis, detail, until)
-        last = self.times(last_at)[1] if last_at is not None else ""
-        label = self._labels[diagnosis]
-        fields = (self._titles[action], label, customer or "", invoice or "", document_id, recipient or "",
-                  email or "", address or "", str(attempts), last, status or "", message or "", note or "", text)
-        self._write(action, fields)
-        self.rows += 1
-        table = self.tables[action]
-        table.total_rows += 1
-        if len(table.rows) < self._limits[action]:
-            table.rows.append([customer or "", invoice or "", recipient or "", email or "", label, last, message or "",
-                               text + (f" ({note})" if note else "")])
-
-    def add_delivered(self, customer: str | None, invoice: str | None, document_id: str, recipient: str | None,
-                      email: str | None, address: str | None, last_at: Any, note: str | None = None) -> None:
-        """:meth:`add` for the bulk of a report: delivered, nothing to do (see :attr:`delivered`)."""
-        self.delivered.append((customer, invoice, document_id, recipient, email, address, 1, last_at, note))
-        if len(self.delivered) >= DELIVERED_CHUNK:
-            self.flush_delivered()
-
-    def _delivered(self, customer: str | None, invoice: str | None, document_id: str, recipient: str | None,
-                   email: str | None, address: str | None, attempts: int, last_at: Any, note: str | None) -> None:
-        self.delivered.append((customer, invoice, document_id, recipient, email, address, attempts, last_at, note))
-        if len(self.delivered) >= DELIVERED_CHUNK:
-            self.flush_delivered()
-
-    def flush_delivered(self) -> None:
-        """Write the delivered rows gathered so far (a caller on the million-row path appends to
-        :attr:`delivered` itself and calls this every :data:`DELIVERED_CHUNK` rows)."""
-        rows = self.delivered  # emptied in place at the end: a caller may hold on to the list
-        if not rows:
-            return
-        times = self.times
-        write = self._files["none"].write
-        special = _SPECIAL.search
-        table = self.tables["none"]
-        room = self._limits["none"] - len(table.rows)
-        shown = {last_at: times(last_at)[1] for last_at in {row[7] for row in rows}}  # Brussels time, each once
-        # Fields joined with \x1f, rows with \x1e: one search over the whole chunk tells whether any field needs
-        # csv's quoting (or holds a separator of ours); then the chunk is written as it is, else row by row.
-        joined = [f"{customer or ''}\x1f{invoice or ''}\x1f{document_id}\x1f{recipient or ''}\x1f{email or ''}"
-                  f"\x1f{address or ''}\x1f{attempts}\x1f{shown[last_at]}"
-                  f"\x1f{note or ''}"
-                  for customer, invoice, document_id, recipient, email, address, attempts, last_at, note in rows]
-        body = "\x1e".join(joined)
-        if not special(body) and body.count("\x1f") == 8 * len(rows) and body.count("\x1e") == len(rows) - 1:
-            write(body.replace("\x1f", ";").replace("\x1e", "\r\n") + "\r\n")
-        else:
-            lines = []
-            for row, text in zip(rows, joined):
-                if special(text) or text.count("\x1f") != 8 or "\x1e" in text:
-                    write("".join(lines))
-                    lines = []
-                    customer, invoice, document_id, recipient, email, address, attempts, last_at, note = row
-                    self._writers["none"]((customer or "", invoice or "", document_id, recipient or "", email or "",
-                                           address or "", str(attempts), shown[last_at], note or ""))
-                else:
-                    lines.append(text.replace("\x1f", ";") + "\r\n")
-            write("".join(lines))
-        for customer, invoice, document_id, recipient, email, address, attempts, last_at, note in rows[:max(room, 0)]:
-            table.rows.append([customer or "", invoice or "", recipient or "", email or "",
-                               self._labels["delivered"], shown[last_at], "",
-                               self._delivered_todo + (f" ({note})" if note else "")])
-        self.rows += len(rows)
-        table.total_rows += len(rows)
-        rows.clear()
-
-    def _write(self, action: str, fields: tuple[str, ...]) -> None:
-        # csv's writer looks at every character; most rows need no quoting, which one search tells.
-        joined = "\x1f".join(fields)
-        if _SPECIAL.search(joined) or joined.count("\x1f") != len(fields) - 1:
-            self._writers[action](fields)
-        else:
-            self._files[action].write(joined.replace("\x1f", ";") + "\r\n")
+            text = self._todo[key] = what_to_do(row.diagnosis, row.detail, until)
+        return text
 
     def finish(self, report: DeliveryReport) -> ActionList:
-        self.flush_delivered()
         self._files["none"].flush()
         os.fsync(self._files["none"].fileno())
         for handle in self._files.values():
@@ -263,9 +258,9 @@ class ActionListWriter:
                 ("batch", report.batch), ("file", report.file_name), ("source", report.source),
                 ("encoding", report.encoding), ("report lines (attempts)", report.lines),
                 ("invoice × recipient", report.recipients),
-                ("attempts from", self.times(report.first_attempt_at)[1] or "-"),
-                ("attempts until", self.times(report.last_attempt_at)[1] or "-"),
-                ("48-hour rule as of", self.times(report.as_of)[1]), ("analysed by", report.analysed_by),
+                ("attempts from", self.times.local(report.first_attempt_at) or "-"),
+                ("attempts until", self.times.local(report.last_attempt_at) or "-"),
+                ("48-hour rule as of", self.times.local(report.as_of)), ("analysed by", report.analysed_by),
             ]
             facts += [(label, summary[code]) for code, (_, label, _) in DIAGNOSES.items() if summary.get(code)]
             write_html(self.folder / "index.html", f"POM delivery report — batch {report.batch}",
@@ -280,30 +275,96 @@ class ActionListWriter:
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
+class _Stored(NamedTuple):
+    """A row of :func:`_stored_query`: a stored diagnosis with what the action list shows of it."""
+
+    diagnosis: str
+    first_name: str | None
+    last_name: str | None
+    invoice_number: str | None
+    loi: str | None
+    document_id: str
+    recipient_name: str | None
+    email: str | None
+    address_label: str | None
+    attempts: int
+    attempted_at: Any
+    status: str | None
+    description: str | None
+    note: str | None
+    detail: str | None
+    retry_until: Any
+
+
+class _StoredDelivered(NamedTuple):
+    """:class:`_Stored` of a delivered row: what delivered.csv shows."""
+
+    first_name: str | None
+    last_name: str | None
+    invoice_number: str | None
+    loi: str | None
+    document_id: str
+    recipient_name: str | None
+    email: str | None
+    address_label: str | None
+    attempts: int
+    attempted_at: Any
+    note: str | None
+
+
+def _stored_query(report_id: int, action: str, fields: tuple[str, ...]) -> Any:
+    """A report's diagnoses of one action, in the order they were stored, with their customer, invoice and
+    decisive line: the columns named in ``fields``."""
+    d, line = DeliveryDiagnosis, DeliveryReportLine
+    columns: dict[str, Any] = {
+        "diagnosis": d.diagnosis, "first_name": EndUser.first_name, "last_name": EndUser.last_name,
+        "invoice_number": PaymentReference.invoice_number, "loi": PaymentReference.loi,
+        "document_id": d.document_id, "recipient_name": line.recipient_name, "email": d.email,
+        "address_label": d.address_label, "attempts": d.attempts, "attempted_at": line.attempted_at,
+        "status": line.status, "description": line.description, "note": d.note, "detail": d.detail,
+        "retry_until": d.retry_until,
+    }
+    return (
+        select(*(columns[name].label(name) for name in fields))
+        .select_from(d)
+        .outerjoin(SentDocument, SentDocument.id == d.sent_document_id)
+        .outerjoin(EndUser, EndUser.id == SentDocument.end_user_id)
+        .outerjoin(PaymentReference, PaymentReference.id == SentDocument.payment_reference_id)
+        .outerjoin(line, and_(line.report_id == d.report_id, line.line_no == d.last_line_no))
+        .where(d.report_id == report_id, d.action == action)
+        .order_by(d.id)
+    )
+
+
+# NamedTuple._make without a Python call per row
+_new_stored = partial(tuple.__new__, _Stored)
+_new_stored_delivered = partial(tuple.__new__, _StoredDelivered)
+_new_delivered = partial(tuple.__new__, DeliveredRow)
+
+
 def write_action_list(session: Session, report_id: int, folder: Path | None = None) -> ActionList:
-    """The action list of a stored report, from the database alone (the same files as the analysis wrote)."""
+    """The action list of a stored report, from the database alone (``folder``: default its batch's)."""
     report = session.get(DeliveryReport, report_id)
     if report is None:
         raise ValueError(f"no delivery report {report_id}")
     writer = ActionListWriter(folder or folder_for(report.batch))
-    d, line = DeliveryDiagnosis, DeliveryReportLine
+    local = writer.times.local
     try:
         for action in ACTIONS:
-            query = (
-                select(d.diagnosis, EndUser.first_name, EndUser.last_name, PaymentReference.invoice_number,
-                       PaymentReference.loi, d.document_id, line.recipient_name, d.email, d.address_label, d.attempts,
-                       line.attempted_at, line.status, line.description, d.note, d.detail, d.retry_until)
-                .outerjoin(SentDocument, SentDocument.id == d.sent_document_id)
-                .outerjoin(EndUser, EndUser.id == SentDocument.end_user_id)
-                .outerjoin(PaymentReference, PaymentReference.id == SentDocument.payment_reference_id)
-                .outerjoin(line, and_(line.report_id == d.report_id, line.line_no == d.last_line_no))
-                .where(d.report_id == report_id, d.action == action)
-                .order_by(d.id)
-            )
-            for (diagnosis, first, last, invoice, loi, document_id, recipient, email, address, attempts, last_at,
-                 status, message, note, detail, retry_until) in stream_rows(session, query):
-                writer.add(action, diagnosis, customer_name(first, last), invoice or loi, document_id, recipient, email,
-                           address, attempts, last_at, status, message, note, detail, retry_until)
+            if action == "none":
+                for chunk in stream_chunks(session, _stored_query(report_id, action, _StoredDelivered._fields)):
+                    writer.add_delivered([_new_delivered((
+                        customer_name(row.first_name, row.last_name), row.invoice_number or row.loi, row.document_id,
+                        row.recipient_name, row.email, row.address_label, row.attempts, local(row.attempted_at),
+                        row.note)) for row in map(_new_stored_delivered, chunk)])
+                continue
+            for chunk in stream_chunks(session, _stored_query(report_id, action, _Stored._fields)):
+                for row in map(_new_stored, chunk):
+                    writer.add(ActionListRow(
+                        action, row.diagnosis, customer_name(row.first_name, row.last_name),
+                        row.invoice_number or row.loi, row.document_id, row.recipient_name, row.email,
+                        row.address_label, row.attempts, row.attempted_at, row.status, row.description, row.note,
+                        row.detail, row.retry_until))
     except BaseException:
         writer.abort()
         raise

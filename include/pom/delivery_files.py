@@ -32,8 +32,9 @@ from sqlalchemy.engine import Engine
 from include.config import archive_dir, inbox_dir, quarantine_dir
 from include.files import atomic_write, move_into, waiting_files
 from include.finance.db import transaction
-from include.pom.delivery_report import DeliveryReportRefused, open_delivery_report
-from include.pom.delivery_store import StoredReport, store_report
+from include.pom.delivery_action_list import write_action_list
+from include.pom.delivery_reader import DeliveryReportRefused, open_delivery_report
+from include.pom.delivery_store import store_report
 
 log = logging.getLogger(__name__)
 
@@ -95,22 +96,15 @@ def analyse_report(
     report = open_delivery_report(source, name=name, batch=batch)
     log.info("%s: %s bytes checked (%s, %r) in %.1f s", report.name, report.size, report.encoding_label,
              report.delimiter, time.perf_counter() - started)
-    stored: list[StoredReport] = []
-    try:
-        with transaction(engine) as session:
-            stored = store_report(session, report, actor, now, source_kind=source_kind)
-    except BaseException:
-        for result in stored:  # the commit failed: no action list either
-            if result.action_list is not None:
-                result.action_list.abort()
-        raise
+    with transaction(engine) as session:
+        stored = store_report(session, report, actor, now, source_kind=source_kind)
     log.info("%s: committed after %.1f s", report.name, time.perf_counter() - started)
     lists = []
-    for result in stored:
-        assert result.action_list is not None
-        action_list = result.action_list.finish(result.report)
-        lists.append({"batch": result.batch, "html": action_list.html, "csv": action_list.csv,
-                      "delivered_csv": action_list.delivered_csv})
+    with transaction(engine, readonly=True) as session:
+        for result in stored:
+            action_list = write_action_list(session, result.report_id)
+            lists.append({"batch": result.batch, "html": action_list.html, "csv": action_list.csv,
+                          "delivered_csv": action_list.delivered_csv})
     log.info("%s: action lists written after %.1f s", report.name, time.perf_counter() - started)
     summary: dict[str, int] = {}
     for result in stored:

@@ -1,16 +1,18 @@
 """Delivery reports into the database: the lines as POM wrote them, and one diagnosis per invoice × recipient.
 
 :func:`store_report` runs inside the caller's transaction and streams the
-report once: every line goes to ``delivery_report_line`` (executemany, a chunk
-at a time) and into a map of attempts per (document id, e-mail address).
-Then, per batch, the invoices we sent in it (``sent_document``) are read with
-their customer, invoice number, sales journal and e-mail contacts (and the
-addresses those hang on), and every invoice × contact gets its diagnosis from
-:mod:`include.pom.delivery_diagnosis`: from its attempts, or, without any, from
-the flags in the customer data. Report lines left over (an address that is not
-on the customer record, a document we did not send in that batch) get a
-diagnosis too, with a note. A customer without any e-mail contact gives one
-row for the invoice.
+report once: every line goes to ``delivery_report_line`` (a bulk insert of
+the parsed lines) and, as an :class:`Attempt`, into a map of attempts per
+invoice and e-mail address. Then, per batch, one query returns the invoices
+we sent in it (``sent_document``) with the e-mail contacts of their
+customer and the addresses those hang on, document by document, and every
+invoice × contact gets its diagnosis from the rules of
+:mod:`include.pom.delivery_diagnosis`: from its attempts, or, without any,
+from the flags in the customer data. Report lines left over (an address that
+is not on the customer record, a document we did not send in that batch) get
+a diagnosis too, with a note. A customer without any e-mail contact gives
+one row for the invoice. The diagnoses go in with a bulk insert, in the
+order the action list shows them.
 
 One ``delivery_report`` row per batch holds the latest analysis: analysing a
 batch again (the same file, or a newer report with POM's later retries)
@@ -25,33 +27,32 @@ handed to POM (what the sending side calls).
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain
 from datetime import datetime, timezone
-from typing import Any
+from functools import partial
+from itertools import chain, groupby
+from operator import attrgetter, itemgetter
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.orm import Session, aliased
 
 from include.finance.audit import record
-from include.finance.bulk import stream_chunks
+from include.finance.bulk import insert_rows, stream_chunks
 from include.finance.models import (
     Address,
     Contact,
     DeliveryDiagnosis,
     DeliveryReport,
     DeliveryReportLine,
-    EndUser,
     PaymentReference,
     SalesJournal,
     SentDocument,
 )
-from include.pom.delivery_action_list import DELIVERED_CHUNK, ActionListWriter, customer_name, folder_for
 from include.pom.delivery_diagnosis import (
     DIAGNOSIS_CODES,
     Attempt,
@@ -61,23 +62,27 @@ from include.pom.delivery_diagnosis import (
     diagnose_not_attempted,
     missing_flags,
 )
-from include.pom.delivery_report import DeliveryReportFile, DeliveryReportRefused
+from include.pom.delivery_reader import DeliveryReportFile, DeliveryReportRefused, ReportLine
 
-LINE_COLUMNS = ("line_no", "document_id", "recipient_name", "email", "status", "message_kind", "description",
-                "attempted_at")
-DELIVERED_COLUMNS = ("sent_document_id", "document_id", "contact_id", "address_id", "email", "address_label", "note",
-                     "attempts", "last_line_no")
-DIAGNOSIS_COLUMNS = ("sent_document_id", "document_id", "contact_id", "address_id", "email", "address_label",
-                     "diagnosis", "action", "detail", "note", "attempts", "last_line_no", "retry_until")
 log = logging.getLogger(__name__)
 
-CHUNK = 10_000
-ROWS_PER_INSERT = 100
+# delivery_report_line's columns (but report_id), each with the field of ReportLine it holds
+LINE_COLUMNS = {"line_no": "line_no", "document_id": "document_id", "recipient_name": "recipient_name",
+                "email": "email", "status": "status", "message_kind": "kind", "description": "description",
+                "attempted_at": "at"}
+_line_values = itemgetter(*map(ReportLine._fields.index, LINE_COLUMNS.values()))
+_attempt_values = attrgetter(*Attempt._fields)  # of a ReportLine, which has them all
+_new_attempt = partial(tuple.__new__, Attempt)  # Attempt._make without a Python call per attempt
+
+
+def email_key(email: str) -> str:
+    """An e-mail address as compared between the report and the customer record."""
+    return email.strip().lower()
 
 
 @dataclass
 class StoredReport:
-    """What one batch's analysis stored; ``action_list`` is written and made final once the transaction commits."""
+    """What one batch's analysis stored."""
 
     report_id: int
     batch: str
@@ -85,82 +90,102 @@ class StoredReport:
     recipients: int
     summary: dict[str, int]
     replaced: bool  # an earlier analysis of the batch was replaced
-    report: DeliveryReport = field(repr=False)
-    action_list: ActionListWriter | None = field(default=None, repr=False)
 
 
-class _Inserts:
-    """Plain tuples into one table, a chunk at a time; ``fixed`` columns are written as literals.
+class _DiagnosisRow(NamedTuple):
+    """An invoice × recipient as ``delivery_diagnosis`` holds it (but its report)."""
 
-    Like :func:`include.finance.bulk.insert_many` without a dict per row (the
-    report path writes a million rows), and with :data:`ROWS_PER_INSERT` rows
-    per INSERT statement: SQLite then runs a statement per hundred rows, not
-    per row, which takes a third off the time.
+    sent_document_id: int | None
+    document_id: str
+    contact_id: int | None
+    address_id: int | None
+    email: str | None
+    address_label: str | None
+    diagnosis: str
+    action: str
+    detail: str | None
+    note: str | None
+    attempts: int
+    last_line_no: int | None
+    retry_until: datetime | None
+
+
+class _Reached(NamedTuple):
+    """A row of :func:`_recipients_query`: an invoice sent in the batch × one e-mail contact of its customer (all
+    None: the customer has none). Flags come as the driver gives them (SQLite: 0 or 1)."""
+
+    sent_document_id: int
+    document_id: str
+    sales_journal_id: int | None
+    type_id: int | None
+    contact_id: int | None
+    email: str | None
+    email_recipient: Any
+    address_id: int | None
+    address_position: int | None
+    address_copy_per_address: Any
+    # The next five only for a contact on an address past position 1 (else None): the lowest position among the
+    # customer's addresses, and the contact's own address.
+    first_position: int | None
+    street: str | None
+    house_number: str | None
+    postal_code: str | None
+    city: str | None
+
+
+class _Attempts:
+    """A batch's report lines as :class:`Attempt` per document and e-mail address: what the rules need of a
+    million lines, and no more (the lines themselves are in the database).
+
+    Held as plain tuples in :class:`Attempt`'s field order, made Attempts when
+    taken out: the cyclic garbage collector stops looking at a plain tuple of
+    plain values, but would walk a million named tuples at every full collection.
     """
 
-    def __init__(self, session: Session, table: Any, columns: Sequence[str], fixed: dict[str, Any]) -> None:
-        self.connection = session.connection()
-        dialect = self.connection.dialect
-        marker = "?" if dialect.paramstyle == "qmark" else "%s"
-        quote = dialect.identifier_preparer.quote
-        names = [*fixed, *columns]
-        one = "(" + ", ".join([_literal(v) for v in fixed.values()] + [marker] * len(columns)) + ")"
-        head = f"INSERT INTO {table.name} ({', '.join(quote(c) for c in names)}) VALUES "
-        self.sql = head + one
-        self.many_sql = head + ", ".join([one] * ROWS_PER_INSERT)
-        self.rows: list[tuple[Any, ...]] = []
-        self.count = 0
+    def __init__(self) -> None:
+        # "document id NUL e-mail key" -> the values of its one attempt, or a list of them (a NUL cannot be in a
+        # report: the reader refuses it)
+        self._by_recipient: dict[str, tuple[Any, ...] | list[tuple[Any, ...]]] = {}
 
-    def flush(self) -> None:
-        rows = self.rows
-        if not rows:
-            return
-        whole = len(rows) - len(rows) % ROWS_PER_INSERT
-        if whole:
-            flat = chain.from_iterable
-            self.connection.exec_driver_sql(
-                self.many_sql, [tuple(flat(rows[i : i + ROWS_PER_INSERT])) for i in range(0, whole, ROWS_PER_INSERT)])
-        if whole < len(rows):
-            self.connection.exec_driver_sql(self.sql, rows[whole:])
-        self.count += len(rows)
-        self.rows = []
+    def remember(self, lines: Iterable[ReportLine]) -> Iterator[ReportLine]:
+        """Take in every line passing by."""
+        found = self._by_recipient
+        for line in lines:
+            key = f"{line.document_id}\0{line.email.lower()}"  # email_key() of an address the reader stripped
+            attempt = _attempt_values(line)
+            known = found.get(key)
+            if known is None:
+                found[key] = attempt
+            elif type(known) is list:
+                known.append(attempt)
+            else:
+                found[key] = [known, attempt]
+            yield line
 
+    def pop(self, document_id: str, email: str) -> list[Attempt]:
+        """The attempts for an invoice and address (stripped), taken out (an empty list: none)."""
+        return self._attempts(self._by_recipient.pop(f"{document_id}\0{email.lower()}", None))
 
-def _literal(value: Any) -> str:
-    """Our own constants (ids, codes) as SQL literals."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, str) and value.replace("_", "").isalnum():
-        return f"'{value}'"
-    raise ValueError(f"not a literal we write: {value!r}")
+    def left(self) -> list[tuple[str, list[Attempt]]]:
+        """The attempts nobody took, per document and address in that order: (document id, attempts)."""
+        return [(key.partition("\0")[0], self._attempts(known)) for key, known in sorted(self._by_recipient.items())]
 
-
-def _processor(session: Session, column: Any) -> Any:
-    """The column type's bind conversion for this database (SQLite: datetimes to text), or the identity."""
-    dialect = session.connection().dialect
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return process if process is not None else (lambda value: value)
+    @staticmethod
+    def _attempts(known: tuple[Any, ...] | list[tuple[Any, ...]] | None) -> list[Attempt]:
+        if known is None:
+            return []
+        return list(map(_new_attempt, known)) if type(known) is list else [_new_attempt(known)]
 
 
 @dataclass
 class _Batch:
     report: DeliveryReport
     before: dict[str, Any] | None
-    attempts: dict[tuple[str, str], Any] = field(default_factory=dict)  # (document id, email key) -> row or rows
-    lines: _Inserts | None = None
-    first_at: datetime | None = None
-    last_at: datetime | None = None
+    attempts: _Attempts = field(default_factory=_Attempts)
 
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def email_key(email: str) -> str:
-    """An e-mail address as compared between the report and the customer record."""
-    return email.strip().lower()
 
 
 def _snapshot(report: DeliveryReport) -> dict[str, Any]:
@@ -193,118 +218,70 @@ def _open_batch(session: Session, batch: str, source: DeliveryReportFile, source
     report.analysed_by = actor
     report.summary = {}
     session.flush()
-    opened = _Batch(report, before)
-    opened.lines = _Inserts(session, DeliveryReportLine.__table__, LINE_COLUMNS, {"report_id": report.id})
-    return opened
+    return _Batch(report, before)
+
+
+class _Batches(dict[str, _Batch]):
+    """The report's batches by name, each opened (see :func:`_open_batch`) when its first line comes."""
+
+    def __init__(self, open_batch: Any) -> None:
+        super().__init__()
+        self._open = open_batch
+
+    def __missing__(self, name: str) -> _Batch:
+        opened = self[name] = self._open(name)
+        return opened
 
 
 def store_report(
     session: Session, source: DeliveryReportFile, actor: str, now: datetime | None = None, *,
-    source_kind: str = "file", action_lists: bool = True,
+    source_kind: str = "file",
 ) -> list[StoredReport]:
     """Store and diagnose every batch of a checked report (see the module text); one result per batch.
 
     Raises :class:`DeliveryReportRefused` (the caller's transaction then
-    rolls back and nothing is stored). With ``action_lists``, each result
-    carries its :class:`ActionListWriter`, filled in the same pass: call its
-    ``finish`` after the commit (``abort`` if the commit fails).
+    rolls back and nothing is stored).
     """
-    collecting = gc.isenabled()
-    gc.disable()  # a million tuples held: the cyclic collector would walk them again and again (none form cycles)
-    try:
-        return _store_report(session, source, actor, now, source_kind, action_lists)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _store_report(session: Session, source: DeliveryReportFile, actor: str, now: datetime | None, source_kind: str,
-                  action_lists: bool) -> list[StoredReport]:
     now = _utc(now or datetime.now(timezone.utc))
     analysed_at = datetime.now(timezone.utc)
     started = time.perf_counter()
-    process = _processor(session, DeliveryReportLine.__table__.c.attempted_at)
-    converted: dict[datetime, Any] = {}  # each distinct time converted once
-    batches: dict[str, _Batch] = {}
-    name: str | None = None
-    current: _Batch | None = None
-    attempts: dict[tuple[str, str], Any] = {}
-    rows: list[tuple[Any, ...]] = []
-    first_at = last_at = None
-    for row in source.rows():
-        # row: line_no, batch, document_id, recipient_name, email, status, description, at, kind
-        if row[1] != name:
-            if current is not None:
-                current.first_at, current.last_at = first_at, last_at
-                current.lines.flush()  # type: ignore[union-attr]
-            name = row[1]
-            current = batches.get(name)
-            if current is None:
-                current = batches[name] = _open_batch(session, name, source, source_kind, actor, now, analysed_at)
-            attempts = current.attempts
-            rows = current.lines.rows  # type: ignore[union-attr]
-            first_at, last_at = current.first_at, current.last_at
-        line_no, _, document_id, recipient, email, status, description, at, kind = row
-        stored_at = converted.get(at)
-        if stored_at is None:
-            if len(converted) > 100_000:
-                converted.clear()
-            stored_at = converted[at] = process(at)
-        rows.append((line_no, document_id, recipient, email, status, kind, description, stored_at))
-        if len(rows) >= CHUNK:
-            current.lines.flush()  # type: ignore[union-attr]
-            rows = current.lines.rows  # type: ignore[union-attr]
-        low = email.lower()
-        key = (document_id, email if low == email else low)
-        known = attempts.get(key)
-        if known is None:
-            attempts[key] = row
-        elif type(known) is list:
-            known.append(row)
-        else:
-            attempts[key] = [known, row]
-        if last_at is None or at > last_at:
-            last_at = at
-            if first_at is None:
-                first_at = at
-        elif at < first_at:  # type: ignore[operator]
-            first_at = at
-    if current is not None:
-        current.first_at, current.last_at = first_at, last_at
-        current.lines.flush()  # type: ignore[union-attr]
+    batches = _Batches(lambda name: _open_batch(session, name, source, source_kind, actor, now, analysed_at))
+    lines = 0
+    for name, same_batch in groupby(source.lines(), attrgetter("batch")):
+        batch = batches[name]
+        lines += insert_rows(session, DeliveryReportLine.__table__, list(LINE_COLUMNS),
+                             map(_line_values, batch.attempts.remember(same_batch)),
+                             fixed={"report_id": batch.report.id})
     if not batches:
         if source.batch is None:
             raise DeliveryReportRefused(source.name, "no attempt lines, only a header, and no batch given")
-        batches[source.batch] = _open_batch(session, source.batch, source, source_kind, actor, now, analysed_at)
-    log.info("%s: %d lines read and stored in %.1f s", source.name,
-             sum(b.lines.count for b in batches.values() if b.lines is not None), time.perf_counter() - started)
-    results: list[StoredReport] = []
-    writers: list[ActionListWriter] = []
-    try:
-        for batch in batches.values():
-            writer = ActionListWriter(folder_for(batch.report.batch)) if action_lists else None
-            if writer is not None:
-                writers.append(writer)
-            started = time.perf_counter()
-            summary = _diagnose_batch(session, batch, now, writer)
-            log.info("batch %s: %d invoice × recipient diagnosed and stored in %.1f s", batch.report.batch,
-                     sum(summary.values()), time.perf_counter() - started)
-            report = batch.report
-            report.lines = batch.lines.count  # type: ignore[union-attr]
-            report.recipients = sum(summary.values())
-            report.first_attempt_at, report.last_attempt_at = batch.first_at, batch.last_at
-            report.summary = summary
-            session.flush()
-            record(session, "delivery_report", report.id, "reanalysed" if batch.before else "analysed", actor,
-                   before=batch.before, after=_snapshot(report), at=analysed_at)
-            results.append(StoredReport(report.id, report.batch, report.lines, report.recipients, summary,
-                                        batch.before is not None, report, writer))
-            batch.attempts = {}
-    except BaseException:
-        for writer in writers:
-            writer.abort()
-        raise
+        batches[source.batch]  # opened: an empty report says POM tried nobody
+    log.info("%s: %d lines read and stored in %.1f s", source.name, lines, time.perf_counter() - started)
+    results = []
+    for batch in batches.values():
+        started = time.perf_counter()
+        report = batch.report
+        report.lines, report.first_attempt_at, report.last_attempt_at = _line_facts(session, report.id)
+        summary = _diagnose_batch(session, batch, now)
+        log.info("batch %s: %d invoice × recipient diagnosed and stored in %.1f s", report.batch,
+                 sum(summary.values()), time.perf_counter() - started)
+        report.recipients = sum(summary.values())
+        report.summary = summary
+        session.flush()
+        record(session, "delivery_report", report.id, "reanalysed" if batch.before else "analysed", actor,
+               before=batch.before, after=_snapshot(report), at=analysed_at)
+        results.append(StoredReport(report.id, report.batch, report.lines, report.recipients, summary,
+                                    batch.before is not None))
     return results
+
+
+def _line_facts(session: Session, report_id: int) -> tuple[int, datetime | None, datetime | None]:
+    """How many lines a batch's report has, and its first and last attempt."""
+    line = DeliveryReportLine
+    count, first, last = session.execute(
+        select(func.count(), func.min(line.attempted_at), func.max(line.attempted_at)).where(line.report_id == report_id)
+    ).one()
+    return count, first and _utc(first), last and _utc(last)
 
 
 # -- the join with what we sent ---------------------------------------------------------------------
@@ -312,7 +289,7 @@ def _store_report(session: Session, source: DeliveryReportFile, actor: str, now:
 
 def _recipients_query(batch: str) -> Any:
     """Every e-mail contact of the customer of every document sent in the batch (one row with none for a customer
-    without any), in document order.
+    without any), in document order, then contact order.
 
     Only a contact on an address past position 1 asks which address is the
     customer's first (the lowest position) and where its own one is: those
@@ -323,17 +300,19 @@ def _recipients_query(batch: str) -> Any:
     first_position = (
         select(func.min(other.position)).where(other.end_user_id == SentDocument.end_user_id).scalar_subquery()
     )
+    columns: dict[str, Any] = {
+        "sent_document_id": SentDocument.id, "document_id": SentDocument.document_id,
+        "sales_journal_id": SentDocument.sales_journal_id, "type_id": PaymentReference.type_id,
+        "contact_id": Contact.id, "email": Contact.value, "email_recipient": Contact.email_recipient,
+        "address_id": Address.id, "address_position": Address.position,
+        "address_copy_per_address": Address.copy_per_address,
+        "first_position": case((later, first_position)), "street": case((later, Address.street)),
+        "house_number": case((later, Address.house_number)), "postal_code": case((later, Address.postal_code)),
+        "city": case((later, Address.city)),
+    }
     return (
-        select(
-            SentDocument.id, SentDocument.document_id, SentDocument.end_user_id, SentDocument.sales_journal_id,
-            PaymentReference.type_id, PaymentReference.invoice_number, PaymentReference.loi,
-            EndUser.first_name, EndUser.last_name,
-            Contact.id, Contact.value, Contact.email_recipient, Address.id, Address.position, Address.copy_per_address,
-            case((later, first_position), else_=None), case((later, Address.street), else_=None),
-            case((later, Address.house_number), else_=None), case((later, Address.postal_code), else_=None),
-            case((later, Address.city), else_=None),
-        )
-        .join(EndUser, EndUser.id == SentDocument.end_user_id)
+        select(*(columns[name].label(name) for name in _Reached._fields))
+        .select_from(SentDocument)
         .outerjoin(PaymentReference, PaymentReference.id == SentDocument.payment_reference_id)
         .outerjoin(Contact, and_(Contact.end_user_id == SentDocument.end_user_id, Contact.kind == "email"))
         .outerjoin(Address, Address.id == Contact.address_id)
@@ -363,213 +342,159 @@ class _Journals:
         return self.by_type.get(type_id, (None, False)) if type_id is not None else (None, False)
 
 
-def _is_later(row: tuple[Any, ...]) -> bool:
-    """Whether a recipients-query row's contact hangs on an address after the customer's first."""
-    return row[15] is not None and row[13] > row[15]
+def _is_later(row: _Reached) -> bool:
+    """Whether a contact hangs on an address after the customer's first."""
+    return row.first_position is not None and row.address_position > row.first_position
 
 
-def _setup(row: tuple[Any, ...], journals: _Journals) -> RecipientSetup:
-    """What the customer data says about the contact of a recipients-query row."""
-    address_id, position = row[12], row[13]
-    label, copy = journals.of(row[3], row[4])
+def _setup(row: _Reached, journals: _Journals) -> RecipientSetup:
+    """What the customer data says about a contact."""
+    label, copy = journals.of(row.sales_journal_id, row.type_id)
     return RecipientSetup(
-        email=(row[10] or "").strip(), email_recipient=bool(row[11]),
-        address_position=position if address_id is not None else None, first_position=row[15],
-        address_copy_per_address=bool(row[14]), journal_copy_per_address=copy, journal=label,
-        address_label=_street_line(*row[16:20]) if _is_later(row) else None,
+        email=(row.email or "").strip(), email_recipient=bool(row.email_recipient),
+        address_position=row.address_position if row.address_id is not None else None,
+        first_position=row.first_position, address_copy_per_address=bool(row.address_copy_per_address),
+        journal_copy_per_address=copy, journal=label,
+        address_label=_street_line(row) if _is_later(row) else None,
     )
 
 
-def _label(row: tuple[Any, ...]) -> str | None:
+def _label(row: _Reached) -> str | None:
     """The address_label of a contact on a later address ("address 2: Dorp 2, 3001 Heverlee"), else None."""
     if not _is_later(row):
         return None
-    line = _street_line(*row[16:20])
-    return (f"address {row[13]}" + (f": {line}" if line else ""))[:200]
+    line = _street_line(row)
+    return (f"address {row.address_position}" + (f": {line}" if line else ""))[:200]
 
 
-def _street_line(street: str | None, number: str | None, postal: str | None, city: str | None) -> str | None:
-    place = " ".join(p for p in (postal, city) if p)
-    return ", ".join(p for p in (" ".join(q for q in (street, number) if q), place) if p) or None
+def _street_line(row: _Reached) -> str | None:
+    place = " ".join(p for p in (row.postal_code, row.city) if p)
+    return ", ".join(p for p in (" ".join(q for q in (row.street, row.house_number) if q), place) if p) or None
 
 
-def _attempts(found: Any) -> list[Attempt]:
-    """A recipient's report rows as :class:`Attempt`, in time order (then line order)."""
-    rows = found if type(found) is list else [found]
-    return sorted(Attempt(row[7], row[0], row[8], row[5], row[6]) for row in rows)
+def _intended(contacts: list[_Reached], journals: _Journals) -> list[_Reached]:
+    """An invoice's contacts, one per e-mail address, in their order: of two with the same address, the one POM
+    should reach counts (the fewest flags missing; the first of equals), in the place of the first."""
+    if len(contacts) == 1:
+        return contacts
+    chosen: dict[str, _Reached] = {}
+    for contact in contacts:
+        key = email_key(contact.email or "")
+        if key not in chosen or len(missing_flags(_setup(contact, journals))) < len(
+                missing_flags(_setup(chosen[key], journals))):
+            chosen[key] = contact
+    return list(chosen.values())
 
 
-_DELIVERED = diagnose_attempts([Attempt(datetime(2000, 1, 1, tzinfo=timezone.utc), 1, "delivered", "DELIVERED", "")],
-                               datetime(2000, 1, 1, tzinfo=timezone.utc))
+_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# A single delivered attempt is delivered whenever it was (the rule, asked once for the most common recipient).
+ONE_DELIVERED = diagnose_attempts([Attempt(_EPOCH, 1, "delivered", "DELIVERED", "")], _EPOCH)
+# NamedTuple._make without a Python call per row
+_new_reached = partial(tuple.__new__, _Reached)
+_new_diagnosis_row = partial(tuple.__new__, _DiagnosisRow)
 
 
-def _diagnose_batch(session: Session, batch: _Batch, now: datetime, writer: ActionListWriter | None) -> dict[str, int]:
-    report_id = batch.report.id
-    batch_name = batch.report.batch
-    attempts = batch.attempts
-    journals = _Journals(session)
-    inserts = _Inserts(session, DeliveryDiagnosis.__table__, DIAGNOSIS_COLUMNS, {"report_id": report_id})
-    # Most rows: one attempt, delivered. Their constants are written into the statement, not bound row by row
-    # (ids still follow the order of each action group, which is what the action list reads back).
-    delivered_inserts = _Inserts(session, DeliveryDiagnosis.__table__, DELIVERED_COLUMNS, {
-        "report_id": report_id, "diagnosis": _DELIVERED.diagnosis, "action": _DELIVERED.action})
-    process = _processor(session, DeliveryDiagnosis.__table__.c.retry_until)
-    counts: Counter[str] = Counter()
-    add_row = writer.add if writer is not None else None
-    delivered = _DELIVERED.diagnosis
-    n_delivered = 0
+class _Diagnoses:
+    """One batch's diagnoses in the order they are stored (and listed): every invoice × recipient in document
+    order, then the lines for nobody we meant."""
 
-    def emit(diagnosis: Diagnosis, found: Any, sent_id: int | None, document_id: str, customer: str | None,
-             invoice: str | None, contact_id: int | None, address_id: int | None, email: str | None,
-             label: str | None, note: str | None) -> None:
-        code, action = diagnosis.diagnosis, diagnosis.action
-        if found is None:
-            last, count = None, 0
-        elif type(found) is list:
-            last, count = max(found, key=lambda row: (row[7], row[0])), len(found)
-        else:
-            last, count = found, 1
-        until = diagnosis.retry_until
-        if code == delivered:  # with the other delivered rows, so that ids keep the order of the action list
-            delivered_inserts.rows.append((sent_id, document_id, contact_id, address_id, email, label, note, count,
-                                           last[0] if last else None))
-            if len(delivered_inserts.rows) >= CHUNK:
-                delivered_inserts.flush()
-        else:
-            inserts.rows.append((sent_id, document_id, contact_id, address_id, email, label, code, action,
-                                 diagnosis.detail, note, count, last[0] if last else None,
-                                 process(until) if until is not None else None))
-            if len(inserts.rows) >= CHUNK:
-                inserts.flush()
-        counts[code] += 1
-        if add_row is not None:
-            if last is None:
-                add_row(action, code, customer, invoice, document_id, None, email, label, 0, None, None, None, note,
-                        diagnosis.detail, until)
+    def __init__(self, session: Session, batch: _Batch, now: datetime) -> None:
+        self.session = session
+        self.report_id = batch.report.id
+        self.batch = batch.report.batch
+        self.attempts = batch.attempts
+        self.now = now
+        self.journals = _Journals(session)
+        self.counts: Counter[str] = Counter()
+
+    def of_recipients(self, rows: Iterable[_Reached]) -> Iterator[_DiagnosisRow]:
+        journals, pop = self.journals, self.attempts.pop
+        for _, same_document in groupby(rows, attrgetter("sent_document_id")):
+            for contact in _intended(list(same_document), journals):
+                if contact.contact_id is None:  # the customer has no e-mail contact at all
+                    yield self.emit(diagnose_not_attempted(None), contact, None, [])
+                    continue
+                email = contact.email.strip()
+                attempts = pop(contact.document_id, email)
+                if len(attempts) == 1 and attempts[0].kind == "delivered" and contact.first_position is None:
+                    yield self.delivered_at_once(contact, email, attempts[0])
+                elif attempts:
+                    yield self.emit(diagnose_attempts(attempts, self.now), contact, email or None, attempts)
+                else:
+                    yield self.emit(diagnose_not_attempted(_setup(contact, journals)), contact, email or None, [])
+
+    def delivered_at_once(self, contact: _Reached, email: str, attempt: Attempt) -> _DiagnosisRow:
+        """:meth:`emit` for most of a report: a contact on the customer's first address, delivered at the first
+        attempt."""
+        self.counts[ONE_DELIVERED.diagnosis] += 1
+        return _new_diagnosis_row((
+            contact.sent_document_id, contact.document_id, contact.contact_id, contact.address_id, email, None,
+            ONE_DELIVERED.diagnosis, ONE_DELIVERED.action, ONE_DELIVERED.detail, None, 1, attempt.line_no,
+            ONE_DELIVERED.retry_until))
+
+    def emit(self, diagnosis: Diagnosis, contact: _Reached, email: str | None,
+             attempts: list[Attempt]) -> _DiagnosisRow:
+        self.counts[diagnosis.diagnosis] += 1
+        return _DiagnosisRow(
+            sent_document_id=contact.sent_document_id, document_id=contact.document_id,
+            contact_id=contact.contact_id, address_id=contact.address_id, email=email,
+            address_label=_label(contact) if contact.first_position is not None else None,
+            diagnosis=diagnosis.diagnosis, action=diagnosis.action, detail=diagnosis.detail, note=None,
+            attempts=len(attempts), last_line_no=_decisive(attempts), retry_until=diagnosis.retry_until)
+
+    def of_lines_left(self) -> Iterator[_DiagnosisRow]:
+        """The lines for nobody we meant: one diagnosis per document and address, with a note."""
+        left = self.attempts.left()
+        sent = _sent_documents(self.session, self.batch, {document_id for document_id, _ in left})
+        # Each with the address as written on the last of its lines in the file.
+        written_last = [max(attempts, key=attrgetter("line_no")).line_no for _, attempts in left]
+        emails = _line_emails(self.session, self.report_id, written_last)
+        for (document_id, attempts), line_no in zip(left, written_last):
+            sent_id = sent.get(document_id)
+            if sent_id is None:
+                note = f"document id not among the documents we sent in batch {self.batch}"
             else:
-                add_row(action, code, customer, invoice, document_id, last[3], email, label, count, last[7], last[5],
-                        last[6], note, diagnosis.detail, until)
-
-    listed = writer.delivered if writer is not None else None
-
-    def one_delivered(sent_id: int, document_id: str, contact_id: int, address_id: int | None, email: str,
-                      label: str | None, found: tuple[Any, ...], customer: str | None, invoice: str | None) -> None:
-        """The common case: one attempt, delivered."""
-        nonlocal n_delivered
-        rows = delivered_inserts.rows
-        rows.append((sent_id, document_id, contact_id, address_id, email, label, None, 1, found[0]))
-        if len(rows) >= CHUNK:
-            delivered_inserts.flush()
-        n_delivered += 1
-        if listed is not None:
-            listed.append((customer, invoice, document_id, found[3], email, label, 1, found[7], None))
-            if len(listed) >= DELIVERED_CHUNK:
-                writer.flush_delivered()  # type: ignore[union-attr]
-
-    def finish(group: list[tuple[Any, ...]]) -> None:
-        head = group[0]
-        sent_id, document_id = head[0], head[1]
-        customer = customer_name(head[7], head[8])
-        invoice = head[5] or head[6]
-        if head[9] is None:  # no e-mail contact at all
-            emit(diagnose_not_attempted(None), None, sent_id, document_id, customer, invoice, None, None, None, None,
-                 None)
-            return
-        if len(group) > 1:
-            # One diagnosis per address: of two contacts with the same address, the one POM should reach counts.
-            chosen: dict[str, tuple[Any, ...]] = {}
-            for row in group:
-                key = email_key(row[10] or "")
-                if key not in chosen or len(missing_flags(_setup(row, journals))) < len(
-                        missing_flags(_setup(chosen[key], journals))):
-                    chosen[key] = row
-            group = list(chosen.values())
-        for row in group:
-            email = (row[10] or "").strip()
-            found = attempts.pop((document_id, email.lower()), None)
-            label = _label(row) if row[15] is not None else None
-            if found is not None and type(found) is not list and found[8] == "delivered":
-                one_delivered(sent_id, document_id, row[9], row[12], email, label, found, customer, invoice)
-                continue
-            if found is None:
-                diagnosis = diagnose_not_attempted(_setup(row, journals))
-            else:
-                diagnosis = diagnose_attempts(_attempts(found), now)
-            emit(diagnosis, found, sent_id, document_id, customer, invoice, row[9], row[12], email or None, label, None)
-
-    # Rows come grouped by document. A document with one contact, not on a later address, whose one attempt
-    # was delivered (most of a report) is handled right here; everything else goes through finish().
-    # (one_delivered() written out in the loop: it runs for most of a million rows.)
-    group: list[tuple[Any, ...]] = []
-    pop = attempts.pop
-    for row in chain.from_iterable(stream_chunks(session, _recipients_query(batch_name))):
-        if group and row[0] == group[0][0]:
-            group.append(row)
-            continue
-        if len(group) == 1 and group[0][9] is not None and group[0][15] is None:
-            head = group[0]
-            email = (head[10] or "").strip()
-            key = (head[1], email.lower())
-            found = pop(key, None)
-            if found is not None and type(found) is not list and found[8] == "delivered":
-                delivered_rows = delivered_inserts.rows  # a new list after each flush (finish() flushes too)
-                delivered_rows.append((head[0], head[1], head[9], head[12], email, None, None, 1, found[0]))
-                if len(delivered_rows) >= CHUNK:
-                    delivered_inserts.flush()
-                n_delivered += 1
-                if listed is not None:
-                    first, last = head[7], head[8]
-                    listed.append((f"{first} {last}" if first and last else (last or first or None),
-                                   head[5] or head[6], head[1], found[3], email, None, 1, found[7], None))
-                    if len(listed) >= DELIVERED_CHUNK:
-                        writer.flush_delivered()  # type: ignore[union-attr]
-                group = [row]
-                continue
-            if found is not None:
-                attempts[key] = found  # back, for finish()
-        if group:
-            finish(group)
-        group = [row]
-    if group:
-        finish(group)
-    counts[delivered] += n_delivered
-
-    # Lines for nobody we meant: an address not on the customer record, or a document not sent in this batch.
-    if attempts:
-        documents = _documents(session, batch_name, {document_id for document_id, _ in attempts})
-        for document_id, key in sorted(attempts):
-            found = attempts[(document_id, key)]
-            ordered = _attempts(found)
-            known = documents.get(document_id)
-            if known is None:
-                sent_id, customer, invoice = None, None, None
-                note = f"document id not among the documents we sent in batch {batch_name}"
-            else:
-                sent_id, customer, invoice = known
                 note = "e-mail address not (or no longer) on the customer record"
-            last = found[-1] if type(found) is list else found
-            emit(diagnose_attempts(ordered, now), found, sent_id, document_id, customer, invoice, None, None,
-                 last[4], None, note)
-    inserts.flush()
-    delivered_inserts.flush()
-    return {code: counts[code] for code in DIAGNOSIS_CODES if counts[code]}
+            diagnosis = diagnose_attempts(attempts, self.now)
+            self.counts[diagnosis.diagnosis] += 1
+            yield _DiagnosisRow(
+                sent_document_id=sent_id, document_id=document_id, contact_id=None, address_id=None,
+                email=emails[line_no], address_label=None, diagnosis=diagnosis.diagnosis, action=diagnosis.action,
+                detail=diagnosis.detail, note=note, attempts=len(attempts), last_line_no=_decisive(attempts),
+                retry_until=diagnosis.retry_until)
 
 
-def _documents(session: Session, batch: str, document_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
-    """(sent id, customer, invoice) of the given documents of a batch."""
-    found: dict[str, tuple[Any, ...]] = {}
+def _decisive(attempts: list[Attempt]) -> int | None:
+    """The line of the latest attempt (the one that decides), if any."""
+    return max(attempts, key=attrgetter("at", "line_no")).line_no if attempts else None
+
+
+def _diagnose_batch(session: Session, batch: _Batch, now: datetime) -> dict[str, int]:
+    diagnoses = _Diagnoses(session, batch, now)
+    table, fixed = DeliveryDiagnosis.__table__, {"report_id": batch.report.id}
+    rows = map(_new_reached, chain.from_iterable(stream_chunks(session, _recipients_query(batch.report.batch))))
+    insert_rows(session, table, _DiagnosisRow._fields, diagnoses.of_recipients(rows), fixed=fixed)
+    insert_rows(session, table, _DiagnosisRow._fields, diagnoses.of_lines_left(), fixed=fixed)
+    return {code: diagnoses.counts[code] for code in DIAGNOSIS_CODES if diagnoses.counts[code]}
+
+
+def _sent_documents(session: Session, batch: str, document_ids: Iterable[str]) -> dict[str, int]:
+    """Document id → sent_document id, of the given documents of a batch."""
+    found: dict[str, int] = {}
     wanted = sorted(document_ids)
     for start in range(0, len(wanted), 500):
-        query = (
-            select(SentDocument.id, SentDocument.document_id, EndUser.first_name, EndUser.last_name,
-                   PaymentReference.invoice_number, PaymentReference.loi)
-            .join(EndUser, EndUser.id == SentDocument.end_user_id)
-            .outerjoin(PaymentReference, PaymentReference.id == SentDocument.payment_reference_id)
-            .where(SentDocument.batch == batch, SentDocument.document_id.in_(wanted[start : start + 500]))
-        )
-        for sent_id, document_id, first, last, invoice, loi in session.execute(query):
-            customer = customer_name(first, last)
-            found[document_id] = (sent_id, customer[:210] if customer else None, invoice or loi or None)
+        found.update(session.execute(select(SentDocument.document_id, SentDocument.id).where(
+            SentDocument.batch == batch, SentDocument.document_id.in_(wanted[start : start + 500]))).all())
+    return found
+
+
+def _line_emails(session: Session, report_id: int, line_numbers: list[int]) -> dict[int, str]:
+    """Line number → the e-mail address written on it, of the given lines of a batch's report."""
+    line = DeliveryReportLine
+    found: dict[int, str] = {}
+    for start in range(0, len(line_numbers), 500):
+        found.update(session.execute(select(line.line_no, line.email).where(
+            line.report_id == report_id, line.line_no.in_(line_numbers[start : start + 500]))).all())
     return found
 
 

@@ -34,8 +34,9 @@ from include.finance.models import (
 )
 from include.pom.delivery_diagnosis import SEED_MESSAGES
 from include.pom.delivery_files import analyse_recent_batches, analyse_report_file
-from include.pom.delivery_report import DeliveryReportRefused
+from include.pom.delivery_reader import DeliveryReportRefused
 from include.pom.delivery_store import DocumentToSend, intended_recipients, record_sent_documents
+from tests.dag_bag import parsed_dag
 from tests.factories import make_institution, make_reference, make_user
 
 BATCH = "B-2026-03-16"
@@ -305,6 +306,30 @@ def test_retrying_turns_into_given_up_when_analysed_later(engine: Engine, batch:
     assert diagnoses(engine)[("D-B", "b@example.be")].diagnosis == "given_up"
 
 
+def test_a_report_of_two_batches_line_by_line(engine: Engine, batch: dict[str, Any]) -> None:
+    later = "B-2026-03-17"
+    with transaction(engine) as session:
+        record_sent_documents(session, later, [DocumentToSend("D-A2", batch["users"]["A"]),
+                                               DocumentToSend("D-B2", batch["users"]["B"])], "test", sent_at=T0)
+    header, *first = report_lines()
+    second = [f"{later},D-A2,Anna,a@example.be,DELIVERED,,{at(24)}",
+              f'{later},D-B2,Bert,b@example.be,FAILED,"{SEED_MESSAGES["blacklisted"]}",{at(24)}']
+    # The second batch's lines come between the first one's: lines 3 and 5 of the file.
+    result = analyse_report_file(inbox([header, first[0], second[0], first[1], second[1], *first[2:]]), "test",
+                                 engine, now=NOW)
+
+    assert [(b["batch"], b["lines"], b["recipients"]) for b in result["batches"]] == [
+        (BATCH, 15, len(EXPECTED)), (later, 2, 2)]
+    found = {key: row.diagnosis for key, row in diagnoses(engine).items()}
+    assert found == {**EXPECTED, ("D-A2", "a@example.be"): "delivered", ("D-B2", "b@example.be"): "blacklisted"}
+    with transaction(engine, readonly=True) as session:
+        lines = session.execute(select(DeliveryReport.batch, DeliveryReportLine.line_no).join(
+            DeliveryReportLine, DeliveryReportLine.report_id == DeliveryReport.id)).all()
+    assert sorted(line_no for name, line_no in lines if name == later) == [3, 5]
+    assert sorted(line_no for name, line_no in lines if name == BATCH) == [2, 4, *range(6, 19)]
+    assert len(result["action_lists"]) == 2
+
+
 # -- refusals: clear error, nothing stored --------------------------------------------------------------
 
 
@@ -403,8 +428,6 @@ def test_the_sending_side_uses_the_same_rule(engine: Engine, batch: dict[str, An
 
 def test_the_dag_analyses_the_inbox(sqlite_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                     airflow_db: None) -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
     from include.finance.db import get_engine
 
     monkeypatch.setenv("INNEN_DB_URL", sqlite_url)
@@ -412,7 +435,7 @@ def test_the_dag_analyses_the_inbox(sqlite_url: str, var_dir: Path, monkeypatch:
     build_batch(engine)
     inbox(report_lines())
     inbox(["Batch;Status", "x;y"], name="broken.csv")
-    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags["pom_delivery_report"]
+    dag = parsed_dag("pom_delivery_report")
     run = dag.test(run_conf={"as_of": NOW.isoformat()})
     states = {(ti.task_id, ti.map_index): str(ti.state) for ti in run.get_task_instances()}
     assert str(run.state).endswith("failed"), states  # broken.csv failed its task; the good report went through
@@ -508,7 +531,6 @@ def test_the_dag_fetches_from_pom(sqlite_url: str, var_dir: Path, monkeypatch: p
     import json
 
     import httpx
-    from airflow.dag_processing.dagbag import DagBag
 
     from include.finance.db import get_engine
 
@@ -534,7 +556,7 @@ def test_the_dag_fetches_from_pom(sqlite_url: str, var_dir: Path, monkeypatch: p
     control.post("/_sim/clock", json={"now": NOW.isoformat()}).raise_for_status()
     control.close()
 
-    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags["pom_delivery_report"]
+    dag = parsed_dag("pom_delivery_report")
     run = dag.test(run_conf={"fetch_days": 3, "as_of": NOW.isoformat()})
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert str(run.state).endswith("success"), states

@@ -14,12 +14,10 @@ from __future__ import annotations
 import copy
 import random
 import re
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -29,10 +27,10 @@ from include.finance.db import transaction
 from include.finance.models import BankStatement, DeliveryDiagnosis, DeliveryReport, Payment
 from include.finance.reference_numbers import format_ogm, ogm
 from include.pom.delivery_files import analyse_report_file
-from include.pom.delivery_report import DeliveryReportRefused
+from include.pom.delivery_reader import DeliveryReportRefused
 from include.sepa.camt import CamtRefused
-from sandbox.camt_writer import Entry, Tx, write_camt053
 from include.sepa.statement_files import import_statement_file
+from sandbox.camt_writer import Entry, Tx, write_camt053
 from tests.factories import make_institution, make_reference, make_user
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "iso20022"

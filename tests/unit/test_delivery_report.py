@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from include.pom.delivery_diagnosis import SEED_MESSAGES
-from include.pom.delivery_report import (
+from include.pom.delivery_reader import (
     DeliveryReportRefused,
     open_delivery_report,
     read_delivery_report,
@@ -216,16 +216,20 @@ def test_the_action_list_quotes_only_what_needs_it(tmp_path: Path) -> None:
     import csv
 
     from include.finance.models import DeliveryReport
-    from include.pom.delivery_action_list import ActionListWriter
+    from include.pom.delivery_action_list import ActionListRow, ActionListWriter
 
     at = datetime(2026, 3, 16, 8, 0, tzinfo=timezone.utc)
     writer = ActionListWriter(tmp_path / "B1")
-    writer.add("contact_support", "unknown", 'Jan "Jantje" Peeters', "F-1", "D1", "Jan", "jan@example.be", None, 1, at,
-               "FAILED", "Rejected; policy\r\nline two", None, "'Rejected; policy line two'", None)
-    writer.add("correct_address", "blacklisted", "Ann Aerts", "F-2", "D2", "Ann", "ann@example.be", None, 1, at,
-               "FAILED", "EmailAddress of recipient is blacklisted.", None, None, None)
-    writer.add_delivered("Zoë; Peeters", "F-3", "D3", None, "zoe@example.be", "address 2: Dorp 2, 3001 Heverlee", at)
-    writer.add_delivered("Bart", "F-4", "D4", "Bart", "bart@example.be", None, at)
+    writer.add(ActionListRow("contact_support", "unknown", 'Jan "Jantje" Peeters', "F-1", "D1", "Jan", "jan@example.be",
+                             None, 1, at, "FAILED", "Rejected; policy\r\nline two", None, "'Rejected; policy line two'",
+                             None))
+    writer.add(ActionListRow("correct_address", "blacklisted", "Ann Aerts", "F-2", "D2", "Ann", "ann@example.be", None,
+                             1, at, "FAILED", "EmailAddress of recipient is blacklisted.", None, None, None))
+    writer.add(ActionListRow("none", "delivered", "Zoë; Peeters", "F-3", "D3", None, "zoe@example.be",
+                             "address 2: Dorp 2, 3001 Heverlee", 1, at, "DELIVERED", "", None, None, None))
+    # SQLite gives the time back as text in UTC
+    writer.add(ActionListRow("none", "delivered", "Bart", "F-4", "D4", "Bart", "bart@example.be", None, 1,
+                             "2026-03-16 08:00:00.000000", "DELIVERED", "", None, None, None))
     report = DeliveryReport(batch="B1", source="file", file_name="r.csv", file_sha256="0" * 64, encoding="UTF-8",
                             lines=4, recipients=4, as_of=at, analysed_at=at, analysed_by="test",
                             summary={"unknown": 1, "blacklisted": 1, "delivered": 2})
@@ -251,11 +255,11 @@ def test_the_action_list_quotes_only_what_needs_it(tmp_path: Path) -> None:
 
 
 def test_an_aborted_action_list_leaves_nothing(tmp_path: Path) -> None:
-    from include.pom.delivery_action_list import ActionListWriter
+    from include.pom.delivery_action_list import ActionListRow, ActionListWriter
 
     writer = ActionListWriter(tmp_path / "B1")
-    writer.add_delivered("Bart", "F-4", "D4", "Bart", "bart@example.be", None,
-                         datetime(2026, 3, 16, tzinfo=timezone.utc))
+    writer.add(ActionListRow("none", "delivered", "Bart", "F-4", "D4", "Bart", "bart@example.be", None, 1,
+                             datetime(2026, 3, 16, tzinfo=timezone.utc), "DELIVERED", "", None, None, None))
     writer.abort()
     assert list(tmp_path.iterdir()) == []
 

@@ -44,9 +44,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 from zoneinfo import ZoneInfo
 
 from include.errors import InnenError
@@ -112,6 +113,13 @@ class DeliveryReportRefused(InnenError):
         self.file, self.reason, self.line, self.column = file, reason, line, column
         where = "".join([f": line {line}" if line else "", f": column {column}" if column else ""])
         super().__init__(f"{file}{where}: {reason}")
+
+
+class _Message(NamedTuple):
+    """A description as the lines that repeat it share it: its kind and its text, stripped."""
+
+    kind: str
+    text: str
 
 
 class ReportLine(NamedTuple):
@@ -206,15 +214,11 @@ class DeliveryReportFile:
         binary: BinaryIO = open(source, "rb") if isinstance(source, Path) else io.BytesIO(source or b"")
         return io.TextIOWrapper(binary, encoding=self.encoding, newline="")
 
-    def lines(self) -> Iterator[ReportLine]:
-        """Every attempt line in file order; raises :class:`DeliveryReportRefused` at the first bad line."""
-        return map(ReportLine._make, self.rows())
-
     def _repeats_header(self, row: list[str]) -> bool:
         return list(map(normalise_title, row)) == list(map(normalise_title, self.header_cells))
 
-    def rows(self) -> Iterator[tuple[Any, ...]]:
-        """:meth:`lines` as plain tuples in :class:`ReportLine`'s field order (the store's million-line path)."""
+    def lines(self) -> Iterator[ReportLine]:
+        """Every attempt line in file order; raises :class:`DeliveryReportRefused` at the first bad line."""
         name = self.name
         cols = self.columns
         needed = max(cols.values()) + 1
@@ -233,9 +237,10 @@ class DeliveryReportFile:
         times = parse_time.cache
         batches: dict[str, str] = {}  # raw text -> checked value, one object per repeated text
         statuses: dict[str, str] = {}
-        kinds: dict[str, dict[str, tuple[str, str]]] = {}  # status -> description -> (kind, shared description)
+        messages: dict[str, dict[str, _Message]] = {}  # status -> description as written -> its kind and text
         titles = {field: column_title(field) for field in HEADER_SYNONYMS}
         time_title = titles["date" if split_time else "timestamp"]
+        new_line = partial(tuple.__new__, ReportLine)  # ReportLine._make without a Python call per line
         with self._text() as text:
             reader = csv.reader(text, delimiter=self.delimiter, strict=True)
             try:
@@ -279,19 +284,18 @@ class DeliveryReportFile:
                     normal = statuses.get(status)
                     if normal is None:
                         normal = statuses[status] = normalise_status(status)[:20]
-                        kinds.setdefault(normal, {})
-                    by_text = kinds[normal]
-                    known = by_text.get(description)
-                    if known is None:
+                        messages.setdefault(normal, {})
+                    by_text = messages[normal]
+                    message = by_text.get(description)
+                    if message is None:
                         clean = description.strip()
-                        known = (line_kind(normal, clean), clean)
+                        message = _Message(line_kind(normal, clean), clean)
                         if len(by_text) < 10_000:  # a report repeats a handful of messages
-                            by_text[description] = known
-                    yield (
-                        reader.line_num, batch, document_id,
-                        (recipient.strip()[:200] or None) if has_name else None,
-                        email, normal, known[1], at, known[0],
-                    )
+                            by_text[description] = message
+                    yield new_line((
+                        reader.line_num, batch, document_id, (recipient.strip()[:200] or None) if has_name else None,
+                        email, normal, message.text, at, message.kind,
+                    ))
             except csv.Error as exc:
                 raise DeliveryReportRefused(name, f"not readable as CSV: {exc}", line=reader.line_num) from None
             except UnicodeDecodeError as exc:  # checked before; only if the file changed in between
