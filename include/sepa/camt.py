@@ -23,11 +23,12 @@ carry no amounts (kept as one line for a person to split).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -190,6 +191,9 @@ MAX_AMOUNT = Decimal("9999999999.99")  # what NUMERIC(12,2) holds
 
 
 def _amount(value: str | None, where: str, file: str, statement: str | None) -> Decimal:
+    amount = _AMOUNTS.get(value)  # type: ignore[arg-type]
+    if amount is not None:
+        return amount
     if value is None:
         raise CamtRefused(file, "amount missing", statement=statement, element=where)
     if not _DECIMAL.fullmatch(value):
@@ -199,7 +203,15 @@ def _amount(value: str | None, where: str, file: str, statement: str | None) -> 
         raise CamtRefused(file, f"amount {value} is above {MAX_AMOUNT}", statement=statement, element=where)
     if amount != amount.quantize(Decimal("0.01")):
         raise CamtRefused(file, f"not an amount in cents: {value!r}", statement=statement, element=where)
-    return amount.quantize(Decimal("0.01"))
+    if len(_AMOUNTS) >= _KNOWN_AMOUNTS:
+        _AMOUNTS.clear()
+    amount = _AMOUNTS[value] = amount.quantize(Decimal("0.01"))
+    return amount
+
+
+# Amounts read so far, by their text: a statement repeats its amounts, and a Decimal is immutable.
+_AMOUNTS: dict[str, Decimal] = {}
+_KNOWN_AMOUNTS = 50_000
 
 
 def _day(value: str | None, where: str, file: str, statement: str | None) -> date | None:
@@ -237,6 +249,8 @@ def _credit_debit(value: str | None, where: str, file: str, statement: str | Non
 class _StatementReader:
     def __init__(self, r: _Reader, file: str) -> None:
         self.r, self.file = r, file
+        self.entry_plan = _plan(r.q, _ENTRY_PATHS)
+        self.tx_plan = _plan(r.q, _TX_PATHS)
 
     def header_element(self, st: Statement, el: etree._Element, local: str) -> None:
         r, file = self.r, self.file
@@ -279,8 +293,8 @@ class _StatementReader:
         index = st.entries
         where = f"Ntry[{index}]"
         details: list[etree._Element] = []
-        values = _leaves(ntry, self.r.q, details)
-        first = _first(values)
+        values = _leaves(ntry, self.entry_plan, self.r.q, details)
+        first = {path: found[0] for path, found in values.items()}.get
         amount = _amount(first("Amt"), f"{where}/Amt", file, sid)
         credit = _credit_debit(first("CdtDbtInd"), f"{where}/CdtDbtInd", file, sid)
         status = first("Sts/Cd") or first("Sts") or "BOOK"
@@ -304,7 +318,7 @@ class _StatementReader:
         if not details:
             st.lines.append(EntryLine(tx_index=1, amount=amount, additional_info=entry_text, **common))
             return
-        transactions = [_leaves(tx, self.r.q) for tx in details]
+        transactions = [_leaves(tx, self.tx_plan, self.r.q) for tx in details]
         amounts = [self._tx_amount(tx, f"{where}/NtryDtls/TxDtls[{n}]", sid) for n, tx in enumerate(transactions, 1)]
         if len(transactions) == 1:
             amounts = [amount]
@@ -329,7 +343,7 @@ class _StatementReader:
     def _tx(self, tx: dict[str, list[str]], credit: bool, entry_text: str | None = None) -> dict[str, object]:
         """A transaction's fields; ``additional_info`` is its ``AddtlTxInf`` or ``Strd/AddtlRmtInf``, else
         ``entry_text``."""
-        first = _first(tx)
+        first = {path: found[0] for path, found in tx.items()}.get
         party, agent = ("Dbtr", "DbtrAgt") if credit else ("Cdtr", "CdtrAgt")
         e2e = first("Refs/EndToEndId")
         iban = first(f"RltdPties/{party}Acct/Id/IBAN")
@@ -346,29 +360,69 @@ class _StatementReader:
         }
 
 
-def _leaves(element: etree._Element, q: str, details: list[etree._Element] | None = None) -> dict[str, list[str]]:
-    """The non-blank texts below ``element`` by their path (local names joined by ``/``), in document order.
+# The paths (local names joined by "/") read below an entry and below each of its transactions.
+_ENTRY_PATHS = (
+    "Amt", "CdtDbtInd", "Sts", "Sts/Cd", "RvslInd", "BookgDt/Dt", "BookgDt/DtTm", "ValDt/Dt", "ValDt/DtTm", "NtryRef",
+    "AcctSvcrRef", "BkTxCd/Domn/Cd", "BkTxCd/Domn/Fmly/Cd", "BkTxCd/Domn/Fmly/SubFmlyCd", "BkTxCd/Prtry/Cd",
+    "NtryDtls/Btch/PmtInfId", "NtryDtls/Btch/MsgId", "AddtlNtryInf",
+)
+_TX_PATHS = (
+    "Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt", "Refs/EndToEndId", "Refs/AcctSvcrRef",
+    *(f"RltdPties/{party}/{name}" for party in ("Dbtr", "Cdtr") for name in ("Nm", "Pty/Nm")),
+    *(f"RltdPties/{party}Acct/Id/IBAN" for party in ("Dbtr", "Cdtr")),
+    *(f"RltdAgts/{agent}/FinInstnId/{bic}" for agent in ("DbtrAgt", "CdtrAgt") for bic in ("BIC", "BICFI")),
+    "RmtInf/Strd/CdtrRefInf/Ref", "RmtInf/Ustrd", "AddtlTxInf", "RmtInf/Strd/AddtlRmtInf", "RtrInf/Rsn/Cd",
+    "RtrInf/Rsn/Prtry",
+)
+_Plan = dict[str, tuple[str, "_Plan | None"]]
 
-    One walk instead of a path search per field: the entry's fields are then dictionary lookups.
-    With ``details``, the ``NtryDtls/TxDtls`` elements are collected there instead of walked (``NtryDtls/Btch``
-    is walked).
+
+def _plan(q: str, paths: Iterable[str]) -> _Plan:
+    """What to read below an element: tag -> (its path, what to read below it). An element of our namespace or
+    of none is known by its local name; elements elsewhere are skipped."""
+    plan: dict[str, Any] = {}
+    for path in paths:
+        level = plan
+        parts = path.split("/")
+        for depth, local in enumerate(parts, 1):
+            step = level.get(q + local)
+            if step is None:
+                step = level[q + local] = level[local] = ["/".join(parts[:depth]), {}]
+            level = step[1]
+
+    def frozen(level: dict[str, Any]) -> _Plan:
+        return {tag: (path, frozen(below) if below else None) for tag, (path, below) in level.items()}
+
+    return frozen(plan)
+
+
+def _leaves(element: etree._Element, plan: _Plan, q: str,
+            details: list[etree._Element] | None = None) -> dict[str, list[str]]:
+    """The non-blank texts of the elements ``plan`` names below ``element``, by path, in document order (an
+    element with children of its own has no text of its own).
+
+    One walk instead of a path search per field: the entry's fields are then dictionary lookups. With
+    ``details`` (an entry), the ``NtryDtls/TxDtls`` elements are collected there instead of walked, and of
+    ``NtryDtls`` only ``Btch`` is read.
     """
     values: dict[str, list[str]] = {}
-    q_len = len(q)
+    transaction, batch = q + "TxDtls", q + "Btch"
 
-    def walk(parent: etree._Element, prefix: str) -> None:
+    def walk(parent: etree._Element, plan: _Plan) -> None:
         for child in parent:
-            tag = child.tag
-            path = prefix + (tag[q_len:] if tag.startswith(q) else tag)
+            step = plan.get(child.tag)  # type: ignore[arg-type]
+            if step is None:
+                continue
+            path, below = step
             if len(child):
                 if details is not None and path == "NtryDtls":
                     for part in child:
-                        if part.tag == q + "TxDtls":
+                        if part.tag == transaction:
                             details.append(part)
-                        elif part.tag == q + "Btch":
-                            walk(part, "NtryDtls/Btch/")
-                else:
-                    walk(child, path + "/")
+                        elif part.tag == batch:
+                            walk(part, below[batch][1])  # type: ignore[index,arg-type]
+                elif below is not None:
+                    walk(child, below)
                 continue
             text = child.text
             if text and not text.isspace():
@@ -378,16 +432,8 @@ def _leaves(element: etree._Element, q: str, details: list[etree._Element] | Non
                 else:
                     found.append(text.strip())
 
-    walk(element, "")
+    walk(element, plan)
     return values
-
-
-def _first(values: dict[str, list[str]]):  # type: ignore[no-untyped-def]
-    def first(path: str) -> str | None:
-        found = values.get(path)
-        return found[0] if found else None
-
-    return first
 
 
 def read_camt(path: Path, *, max_bytes: int = MAX_BYTES) -> CamtFile:

@@ -1,4 +1,4 @@
-"""Importing bank statements: no statement twice, credits matched to payment references, returns undone.
+"""Importing bank statements: no statement twice, every new line decided, the decisions written in bulk.
 
 One file is one transaction: either every statement in it is booked, or
 (refused file, balance that does not add up, crash) nothing is. A statement
@@ -11,30 +11,15 @@ references and text, entry reference, position in the batch, and how many
 identical entries came before it in the statement); so overlapping
 statements and copies (``CpyDplctInd`` DUPL/CODU) add only what is new.
 
-A batch credit that names one of our collection runs in ``NtryDtls/Btch``
-(``PmtInfId``, the payment block ``fj:SYS:n/FRST``, else ``MsgId``, the
-whole run) and carries no transaction of one of our collections, which is
-how banks report a batch-booked collection, is booked all or nothing, as a
-run is confirmed by hand: when it equals the open total of the block's
-collections that are neither returned nor cancelled, each is paid;
-otherwise nothing is booked and the control list gives the difference. An
-exported run that a file's credits (batch or per collection) leave with no
-collection waiting is confirmed, as by hand. A credit for one of our
-collections already paid, of its amount, is the detail of what was booked
-(a bank's "detail of a collective credit" after the batch line, or a
-statement after a confirmation by hand): stored, not booked again.
-
-Credits are matched in this order: the end-to-end id of one of our
-collections (the bank crediting a direct debit), the structured
-communication (``Strd/CdtrRefInf/Ref``: OGM or RF), an OGM in the free
-text, an RF reference in the free text. The free text is ``RmtInf/Ustrd``,
-or without it the bank's ``AddtlTxInf``, ``Strd/AddtlRmtInf`` or ``AddtlNtryInf``. An OGM there
-is ``+++…+++``, ``***…***``, twelve digits, or three groups as payers type
-them (``123/4567/89002``, or with ``-``, ``.`` or spaces), always with a
-valid check; an RF is compact or in groups of four as printed. Debits
-carrying a return reason or a reversal indicator, or the end-to-end id of
-one of our collections, are returns: of a collection, or of a credit
-transfer booked earlier (see :meth:`_Importer._undo_credit`).
+What each new line does is decided by :func:`include.sepa.camt_decision.decide`
+(matching, payments, batch credits, returns, reversals, the control list).
+This module gathers the facts the statement's lines need, in a few joins
+against a staged copy of what the file names (reference numbers, end-to-end
+ids, entry keys), and writes the decisions in bulk: entries and control-list
+items per statement; payments, allocations, references, debt lines and their
+audit rows once for the file, computed by the database from staged rows.
+An exported run that the file's credits leave with no collection waiting is
+confirmed, as by hand.
 
 Everything that needs a person lands on the control list of its statement.
 """
@@ -42,92 +27,71 @@ Everything that needs a person lands on the control list of its statement.
 from __future__ import annotations
 
 import hashlib
-import re
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Integer, String, case, cast, func, insert, literal, null, select
 from sqlalchemy.orm import Session
 
-from include.errors import ReferenceNumberError
 from include.files import sha256_of
 from include.finance.audit import audit_row, record_many
-from include.finance.bulk import insert_many, reserve_ids, update_by_id
+from include.finance.bulk import (
+    as_json,
+    copy_tuples,
+    id_reserver,
+    reserve_ids,
+    restage,
+    staged,
+    update_by_id,
+    update_from,
+)
 from include.finance.models import (
+    AuditLog,
     BankEntry,
     BankHub,
     BankStatement,
     Collection,
     CollectionRun,
     ControlListItem,
-    EndUser,
+    DebtLine,
     Mandate,
+    Money,
     Payment,
+    PaymentAllocation,
     PaymentReference,
 )
 from include.finance.money import ZERO
-from include.finance.names import orderings
-from include.finance.payments import Ledger, OpenReference
-from include.finance.reference_numbers import display_reference, parse_ogm, parse_rf
+from include.finance.payments import reverse_transaction_costs
+from include.finance.statuses import BOOKED_OUTCOMES, WAITING_COLLECTION, RunStatus
 from include.sepa.camt import CamtFile, CamtRefused, EntryLine, Statement
-from include.sepa.identifiers import mask_iban
+from include.sepa.camt_decision import Booking, Decision, decide_all
+from include.sepa.camt_facts import FactsReader, candidates
 
-ID_BATCH = 5_000
-ENTRY_CHUNK = 10_000  # entry rows held before they are written: a 100 000-entry statement never sits in memory as rows
 CANDIDATE_SEARCHES = 500  # unmatched entries per file for which we look for likely payers
 CANDIDATES = 5
+SOURCE = "bank_statement"
 
-# +++123/4567/89002+++ (or ***…***), 12 digits, or 123/4567/89002 as payers type it (/, -, . or a space between).
-_OGM_IN_TEXT = re.compile(
-    r"[+*]{3}\s*(\d{3})\s*/?\s*(\d{4})\s*/?\s*(\d{5})\s*[+*]{3}|(?<!\d)(\d{12})(?!\d)"
-    r"|(?<!\d)(?<!\d[/.-])(\d{3})[/.\- ](\d{4})[/.\- ](\d{5})(?!\d)(?![/.-]\d)"
+ENTRY_COLUMNS = (
+    "id", "statement_id", "account", "entry_key", "entry_index", "tx_index", "amount", "credit", "reversal", "status",
+    "booking_date", "value_date", "entry_ref", "account_servicer_ref", "end_to_end_id", "bank_tx_code",
+    "counterparty_name", "counterparty_iban", "counterparty_bic", "reference", "remittance", "return_reason",
+    "outcome", "payment_reference_id", "collection_id", "booked_amount",
 )
-# RF18539007547034, or printed in groups of four: RF18 5390 0754 7034 (the longest valid prefix is taken).
-_RF_IN_TEXT = re.compile(r"\bRF\d{2}(?: ?[A-Z0-9]{1,4}){1,6}\b", re.IGNORECASE)
-
-
-def references_in(line: EntryLine) -> list[str]:
-    """The payment reference numbers a credit may carry, most reliable first (stored form: OGM digits or RF)."""
-    found: list[str] = []
-    for value in line.structured_refs:
-        for parse in (parse_ogm, parse_rf):
-            try:
-                found.append(parse(value))
-                break
-            except ReferenceNumberError:
-                continue
-    text = line.free_text or ""
-    for match in _OGM_IN_TEXT.finditer(text):
-        digits = match.group(4) or "".join(match.group(1, 2, 3) if match.group(1) else match.group(5, 6, 7))
-        try:
-            found.append(parse_ogm(digits))
-        except ReferenceNumberError:
-            continue
-    for match in _RF_IN_TEXT.finditer(text):
-        reference = _rf_at_start(match.group(0))
-        if reference is not None:
-            found.append(reference)
-    return list(dict.fromkeys(found))
-
-
-def _rf_at_start(text: str) -> str | None:
-    """The longest valid RF reference ``text`` starts with, taking whole space-separated groups (words after it
-    in the free text are not part of it)."""
-    groups = text.split(" ")
-    for end in range(len(groups), 0, -1):
-        candidate = "".join(groups[:end])
-        if len(candidate) > 25:
-            continue
-        try:
-            return parse_rf(candidate)
-        except ReferenceNumberError:
-            continue
-    return None
+ITEM_COLUMNS = ("statement_id", "bank_entry_id", "kind", "reason", "action", "amount", "details")
+ENTRY_CHUNK = 10_000  # lines decided and written at a time
+PAYMENT_STAGE = {
+    "id": BigInteger(), "payment_reference_id": Integer(), "amount": Money(), "amount_text": String(),
+    "bank_entry_id": Integer(), "reverses_payment_id": Integer(), "note": String(), "note_json": String(),
+}
+ALLOCATION_STAGE = {"seq": Integer(), "payment_id": BigInteger(), "debt_line_id": Integer(), "amount": Money()}
 
 
 def entry_keys(statement: Statement) -> list[str]:
@@ -199,74 +163,81 @@ def check_balances(camt: CamtFile) -> None:
             )
 
 
-@dataclass(frozen=True)
-class _Block:
-    """The collections a batch credit books: one payment block of a run, or the whole run."""
-
-    name: str  # as the credit gives it: PmtInfId, else MsgId
-    run: str
-    collections: list[dict[str, Any]]
+def import_statements(session: Session, camt: CamtFile, actor: str, *, now: datetime | None = None) -> ImportResult:
+    """Book every statement of a parsed file in ``session`` (the caller's transaction); refuses bad balances first."""
+    check_balances(camt)
+    return _Import(session, camt, sha256_of(Path(camt.path)), actor, now or datetime.now(timezone.utc)).run()
 
 
-def _books_a_batch(line: EntryLine) -> bool:
-    """Whether ``line`` is a whole batch credit naming the creditor's block or message, without the
-    transaction of one of our collections (an entry with such details is booked per transaction)."""
-    return (line.credit and not line.reversal and not line.return_reason and bool(line.batch_payment_id or line.batch_message_id)
-            and line.amount == line.entry_amount and (line.end_to_end_id is None or line.unsplit_batch))
-
-
-def _batch_key(line: EntryLine) -> str:
-    return line.batch_payment_id or line.batch_message_id or ""
+def outcome_counts(results: Iterable[StatementResult]) -> dict[str, int]:
+    total: dict[str, int] = defaultdict(int)
+    for result in results:
+        for outcome, count in result.outcomes.items():
+            total[outcome] += count
+    return dict(total)
 
 
 def _identity(statement: Statement) -> str:
-    return f"{statement.account}|{statement.statement_id}|{statement.electronic_seq if statement.electronic_seq is not None else ''}"
+    sequence = statement.electronic_seq if statement.electronic_seq is not None else ""
+    return f"{statement.account}|{statement.statement_id}|{sequence}"
 
 
-class _Importer:
+@lru_cache(maxsize=1024)
+def _json_text(value: str) -> str:
+    """``value`` as a JSON string, as the database's JSON serializer writes it."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _item(statement_id: int, entry_id: int | None, kind: str, reason: str, action: str, amount: Decimal | None,
+          details: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    return statement_id, entry_id, kind, reason, action, amount, details
+
+
+class _Import:
+    """One file: per statement, its facts gathered and its lines decided, entries and items written; then the
+    file's payments and everything they change, written together."""
+
     def __init__(self, session: Session, camt: CamtFile, sha256: str, actor: str, now: datetime) -> None:
         self.session, self.camt, self.sha256, self.actor, self.now = session, camt, sha256, actor, now
         self.file_name = Path(camt.path).name
-        self.ledger = Ledger(session, actor, now)
         self.hubs = {
             (hub.creditor_iban or "").replace(" ", "").upper(): hub
             for hub in session.scalars(select(BankHub)) if hub.creditor_iban
         }
-        self.audits: list[dict[str, Any]] = []
+        self.undoable = any(not line.credit or line.reversal for st in camt.statements for line in st.lines)
+        self.released: set[int] = set()  # references closed by a returned collection
+        self.payment_ids: dict[Booking, int] = {}  # this file's bookings, for a reversal of one later in the file
         self.collection_updates: dict[int, dict[str, Any]] = {}
+        self.mandate_updates: list[dict[str, Any]] = []
+        self.audits: list[dict[str, Any]] = []
         self.candidate_searches = 0
-        # What a return or reversal of a credit booked from this file is matched on:
-        # (account, amount, end-to-end id, reference, booking date, payment).
-        self.booked_credits: list[tuple[str, Decimal, str | None, str | None, Any, dict[str, Any]]] = []
-        self.paid_in_runs: set[int] = set()  # runs of the collections this file paid
 
     def run(self) -> ImportResult:
         result = ImportResult(self.file_name, self.sha256, "already_imported")
-        for statement in self.camt.statements:
-            outcome = self._statement(statement)
-            result.statements.append(outcome)
-            if outcome.status == "imported":
-                result.status = "imported"
-        self.ledger.flush()
-        update_by_id(self.session, Collection.__table__, list(self.collection_updates.values()))
+        session = self.session
+        with ExitStack() as stage:
+            self.reader = FactsReader(session, self.file_name, self.undoable, stage)
+            self.facts = self.reader.facts
+            self.keys = stage.enter_context(staged(session, "camt_entry_key", {"entry_key": String(200)}))
+            # The file's payments and their allocations, staged as their lines are decided, written at the end.
+            self.payments = stage.enter_context(staged(session, "camt_payment", PAYMENT_STAGE))
+            self.allocations = stage.enter_context(staged(session, "camt_allocation", ALLOCATION_STAGE))
+            self.next_payment_ids = id_reserver(session, Payment.__table__)
+            self.allocation_count = 0
+            for statement in self.camt.statements:
+                outcome = self._statement(statement)
+                result.statements.append(outcome)
+                if outcome.status == "imported":
+                    result.status = "imported"
+            self._write_payments()
+        self._write_references()
+        self._write_debt_lines()
+        self._release()
+        update_by_id(session, Collection.__table__, list(self.collection_updates.values()))
+        update_by_id(session, Mandate.__table__, self.mandate_updates)
         self._confirm_paid_runs()
-        record_many(self.session, self.audits)
+        record_many(session, self.audits)
         return result
-
-    def _confirm_paid_runs(self) -> None:
-        """An exported run that this file's credits left with no collection waiting is confirmed, as by hand."""
-        for run in self.session.scalars(
-            select(CollectionRun).where(CollectionRun.id.in_(sorted(self.paid_in_runs)), CollectionRun.status == "exported")
-        ):
-            waiting = self.session.scalar(
-                select(func.count()).where(Collection.run_id == run.id, Collection.status.in_(("pending", "exported")))
-            )
-            if waiting == 0:
-                run.status = "confirmed"
-                self.audits.append(audit_row("collection_run", run.id, "confirmed", self.actor,
-                                             before={"status": "exported"},
-                                             after={"status": "confirmed", "by": f"credits in {self.file_name}"},
-                                             at=self.now))
 
     # -- one statement -----------------------------------------------------------------------
 
@@ -295,18 +266,50 @@ class _Importer:
         session.add(record)
         session.flush()
         result.status, result.statement_db_id = "imported", record.id
-        items: list[dict[str, Any]] = []
-        if st.electronic_seq is not None and previous_seq is not None and st.electronic_seq > previous_seq + 1:
-            items.append(self._item(record.id, None, "sequence_gap",
-                                    f"electronic sequence jumps from {previous_seq} to {st.electronic_seq}: "
-                                    f"statement(s) {previous_seq + 1}..{st.electronic_seq - 1} are missing",
-                                    "ask the bank for the missing statements and import them", None))
         new = [(line, key) for line, key in zip(st.lines, keys, strict=True) if key not in known]
         record.new_lines = result.new_lines = len(new)
-        outcomes, booked = self._decide(record, hub, new, items)
-        if items:
-            insert_many(session, ControlListItem.__table__, items)
-        result.outcomes = dict(sorted(outcomes.items()))
+        items: list[tuple[Any, ...]] = []
+        if st.electronic_seq is not None and previous_seq is not None and st.electronic_seq > previous_seq + 1:
+            items.append(_item(record.id, None, "sequence_gap",
+                               f"electronic sequence jumps from {previous_seq} to {st.electronic_seq}: "
+                               f"statement(s) {previous_seq + 1}..{st.electronic_seq - 1} are missing",
+                               "ask the bank for the missing statements and import them", None))
+        # References and collections are in euro: a statement of another currency (one IBAN can carry several
+        # currency accounts) is stored, never booked.
+        foreign = hub is not None and bool(new) and (record.currency or "EUR").upper() != "EUR"
+        if foreign:
+            items.append(_item(record.id, None, "foreign_currency",
+                               f"statement {record.statement_id} is in {record.currency}, not in euro: none of its "
+                               f"{len(new)} entries was booked", "book what concerns us by hand, in euro", None))
+        self.reader.read(st, hub, foreign, [line for line, _ in new])
+        ids = iter(reserve_ids(session, BankEntry.__table__, len(new)))
+        outcomes: Counter[str] = Counter()
+        booked = ZERO
+        # A chunk of lines at a time decided and written (the unmatched ones' candidates see the entries of the
+        # chunks before).
+        for start in range(0, len(new), ENTRY_CHUNK):
+            chunk = new[start : start + ENTRY_CHUNK]
+            lines = [line for line, _ in chunk]
+            entries: list[tuple[Any, ...]] = []
+            paying: list[tuple[int, Decision]] = []
+            for (line, key), decision in zip(chunk, decide_all(lines, self.facts), strict=True):
+                entry_id = next(ids)
+                outcomes[decision.outcome] += 1
+                if decision.outcome in BOOKED_OUTCOMES:
+                    booked += decision.booked or ZERO
+                if decision.bookings or decision.reversals:
+                    paying.append((entry_id, decision))
+                self._changes(decision)
+                if decision.item is not None:
+                    item = decision.item
+                    details = {"candidates": self._candidates(hub, line)} if item.candidates else item.details
+                    items.append(_item(record.id, entry_id, item.kind, item.reason, item.action, item.amount,
+                                       details))
+                entries.append(_entry(record, entry_id, line, key, decision))
+            copy_tuples(session, BankEntry.__table__, ENTRY_COLUMNS, entries)
+            self._stage_payments(paying)
+        copy_tuples(session, ControlListItem.__table__, ITEM_COLUMNS, items)
+        result.outcomes = {str(outcome): count for outcome, count in sorted(outcomes.items())}
         result.booked = str(booked)
         result.control_items = len(items)
         self.audits.append(audit_row("bank_statement", record.id, "imported", self.actor,
@@ -315,423 +318,169 @@ class _Importer:
         return result
 
     def _known_keys(self, account: str, keys: list[str]) -> set[str]:
-        known: set[str] = set()
-        for start in range(0, len(keys), ID_BATCH):
-            known.update(self.session.scalars(
-                select(BankEntry.entry_key).where(BankEntry.account == account, BankEntry.entry_key.in_(keys[start : start + ID_BATCH]))
-            ))
-        return known
+        wanted = restage(self.session, self.keys, ((key,) for key in set(keys)))
+        return set(self.session.scalars(
+            select(BankEntry.entry_key).where(BankEntry.account == account,
+                                              BankEntry.entry_key.in_(select(wanted.c.entry_key)))
+        ))
 
-    # -- deciding what each line is ------------------------------------------------------------
+    def _changes(self, decision: Decision) -> None:
+        """What a decision changes beside payments and references: collections and mandates, with audit rows."""
+        self.released.update(change.id for change in decision.references if change.released)
+        for change in decision.collections:
+            values = {"id": change.id, "status": change.status, "return_reason": change.reason}
+            self.collection_updates[change.id] = values
+            self.audits.append(audit_row("collection", change.id, change.status, self.actor,
+                                         before={"status": change.before},
+                                         after={"status": change.status, "return_reason": change.reason}, at=self.now))
+        block = decision.mandate_block
+        if block is not None:
+            self.mandate_updates.append({"id": block.mandate_id, "blocked_reason": block.reason})
+            self.audits.append(audit_row("mandate", block.mandate_id, "blocked", self.actor,
+                                         before={"blocked_reason": None}, after={"blocked_reason": block.reason},
+                                         at=self.now))
 
-    def _decide(self, record: BankStatement, hub: BankHub | None, new: list[tuple[EntryLine, str]],
-                items: list[dict[str, Any]]) -> tuple[Counter[str], Decimal]:
-        """Decide and store every new line (a chunk of entry rows at a time); returns outcome counts and the total booked."""
-        # References and collections are in euro: a statement of another currency (one IBAN can carry several
-        # currency accounts) is stored, never booked.
-        foreign = hub is not None and bool(new) and (record.currency or "EUR").upper() != "EUR"
-        if foreign:
-            items.append(self._item(
-                record.id, None, "foreign_currency",
-                f"statement {record.statement_id} is in {record.currency}, not in euro: none of its "
-                f"{len(new)} entries was booked", "book what concerns us by hand, in euro", None))
-            hub = None
-        numbers = [references_in(line) if line.credit and hub is not None else [] for line, _ in new]
-        references = self._references(hub, numbers)
-        collections = self._collections([line.end_to_end_id for line, _ in new if line.end_to_end_id])
-        blocks = self._collection_blocks(hub, [line for line, _ in new if _books_a_batch(line)])
-        self.ledger.load({ref_id for ref_id in references.values()} | {c["payment_reference_id"] for c in collections.values()}
-                         | {c["payment_reference_id"] for block in blocks.values() for c in block.collections})
-        ids = iter(reserve_ids(self.session, BankEntry.__table__, len(new)))
-        outcomes: Counter[str] = Counter()
-        booked = ZERO
-        chunk: list[dict[str, Any]] = []
-        for (line, key), refs in zip(new, numbers, strict=True):
-            row = self._row(record, line, key, refs)
-            row["id"] = next(ids)
-            line_items: list[dict[str, Any]] = []
-            if foreign:
-                row["outcome"] = "not_booked"
-            elif hub is None:
-                row["outcome"] = "unknown_account"
-                line_items.append(self._item(record.id, row, "unknown_account",
-                                             f"account {record.account} belongs to no bank hub: nothing was booked",
-                                             "link the account to a bank hub, or remove the statement", line.amount))
-            elif line.status != "BOOK":
-                row["outcome"] = "not_booked"
-            elif _books_a_batch(line) and (block := blocks.get(_batch_key(line))) is not None:
-                self._credit_block(record, line, row, block, line_items)
-            elif line.unsplit_batch:
-                row["outcome"] = "unsplit"
-                line_items.append(self._item(record.id, row, "unsplit",
-                                             f"batch entry of {line.entry_amount} whose transactions carry no amounts",
-                                             "split the batch by hand and book each payment", line.amount))
-            elif line.credit and not line.reversal and line.return_reason:
-                # Money of ours coming back (a refund or payment we sent, returned by the payee's bank): never a payment.
-                row["outcome"] = "unknown_return"
-                line_items.append(self._item(
-                    record.id, row, "unknown_return",
-                    f"{line.amount} of ours came back (return reason {line.return_reason}) from "
-                    f"{line.counterparty_name or 'an unknown party'}: nothing was booked",
-                    "find the refund or payment this returns and ask for a correct account", line.amount))
-            elif line.credit and not line.reversal:
-                self._credit(record, hub, line, row, refs, references, collections, line_items)
-            else:
-                self._debit(record, hub, line, row, collections, line_items)
-            for payment in row.pop("_block_payments", ()):
-                payment["bank_entry_id"] = row["id"]
-            payment = row.pop("_payment", None)
-            if payment is not None:
-                payment["bank_entry_id"] = row["id"]
-                self.booked_credits.append((row["account"], row["amount"], row["end_to_end_id"], row["reference"],
-                                            row["booking_date"], payment))
-            for item in line_items:
-                item["bank_entry_id"] = row["id"]
-            items.extend(line_items)
-            outcomes[row["outcome"]] += 1
-            if row["outcome"] in ("paid", "partial", "overpaid"):
-                booked += row["booked_amount"] or ZERO
-            chunk.append(row)
-            if len(chunk) == ENTRY_CHUNK:
-                insert_many(self.session, BankEntry.__table__, chunk)
-                chunk = []
-        insert_many(self.session, BankEntry.__table__, chunk)
-        return outcomes, booked
-
-    def _row(self, record: BankStatement, line: EntryLine, key: str, refs: list[str]) -> dict[str, Any]:
-        return {
-            "statement_id": record.id, "account": record.account, "entry_key": key, "entry_index": line.entry_index,
-            "tx_index": line.tx_index, "amount": line.amount, "credit": line.credit, "reversal": line.reversal,
-            "status": line.status[:4], "booking_date": line.booking_date, "value_date": line.value_date,
-            "entry_ref": line.entry_ref, "account_servicer_ref": line.tx_servicer_ref or line.entry_servicer_ref,
-            "end_to_end_id": line.end_to_end_id, "bank_tx_code": line.bank_tx_code,
-            "counterparty_name": (line.counterparty_name or "")[:140] or None, "counterparty_iban": line.counterparty_iban,
-            "counterparty_bic": (line.counterparty_bic or "")[:11] or None, "reference": refs[0] if refs else None,
-            "remittance": " ".join(filter(None, (*line.structured_refs, line.free_text))) or None,
-            "return_reason": (line.return_reason or "")[:10] or None, "outcome": "other_debit",
-            "payment_reference_id": None, "collection_id": None, "booked_amount": None,
-        }
-
-    def _references(self, hub: BankHub | None, found_in_lines: list[list[str]]) -> dict[str, int]:
-        """reference number -> payment reference id, for every number the credits carry (in the hub's system)."""
-        if hub is None:
-            return {}
-        numbers = sorted({ref for refs in found_in_lines for ref in refs})
-        found: dict[str, int] = {}
-        for start in range(0, len(numbers), ID_BATCH):
-            found.update(self.session.execute(
-                select(PaymentReference.reference_number, PaymentReference.id).where(
-                    PaymentReference.financial_system_id == hub.financial_system_id,
-                    PaymentReference.reference_number.in_(numbers[start : start + ID_BATCH]),
-                )
-            ).all())
-        return found
-
-    def _collections(self, e2e_ids: list[str]) -> dict[str, dict[str, Any]]:
-        ids = sorted(set(e2e_ids))
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), ID_BATCH):
-            for row in self.session.execute(
-                select(Collection.id, Collection.end_to_end_id, Collection.payment_reference_id, Collection.status,
-                       Collection.mandate_id, Collection.amount, Collection.run_id)
-                .where(Collection.end_to_end_id.in_(ids[start : start + ID_BATCH]))
-            ):
-                found[row.end_to_end_id] = dict(row._mapping)
-        return found
-
-    def _collection_blocks(self, hub: BankHub | None, lines: list[EntryLine]) -> dict[str, _Block]:
-        """Our collection runs' payment blocks (``fj:SYS:n/FRST``) or whole runs (``fj:SYS:n``) that batch
-        credits name, on this statement's hub, by the name the credit gives."""
-        if hub is None or not lines:
-            return {}
-        wanted: dict[str, tuple[str, str | None]] = {}  # batch key -> (run id, sequence type or None: the whole run)
-        for line in lines:
-            key = _batch_key(line)
-            if line.batch_payment_id and "/" in line.batch_payment_id:
-                run, sequence_type = line.batch_payment_id.rsplit("/", 1)
-                wanted[key] = (run, sequence_type)
-            elif line.batch_message_id:
-                wanted[key] = (line.batch_message_id, None)
-        runs = {loi: run_id for run_id, loi in self.session.execute(
-            select(CollectionRun.id, CollectionRun.loi).where(
-                CollectionRun.hub_id == hub.id, CollectionRun.loi.in_(sorted({run for run, _ in wanted.values()})),
-                CollectionRun.status.in_(("exported", "confirmed")),  # a run never sent cannot have been credited
-            ))}
-        blocks: dict[str, _Block] = {}
-        for key, (run, sequence_type) in wanted.items():
-            run_id = runs.get(run)
-            if run_id is None:
-                continue
-            query = select(Collection.id, Collection.end_to_end_id, Collection.payment_reference_id, Collection.status,
-                           Collection.mandate_id, Collection.amount, Collection.run_id).where(Collection.run_id == run_id)
-            if sequence_type is not None:
-                query = query.where(Collection.sequence_type == sequence_type)
-            found = [dict(row._mapping) for row in self.session.execute(query.order_by(Collection.id))]
-            if found:
-                blocks[key] = _Block(key, run, found)
-        return blocks
-
-    def _credit_block(self, record: BankStatement, line: EntryLine, row: dict[str, Any], block: _Block,
-                      items: list[dict[str, Any]]) -> None:
-        """A batch credit for one of our payment blocks (or runs): all or nothing, as a run is confirmed by hand.
-
-        Counted, as in :mod:`include.sepa.collection_confirm`: the collections neither returned nor cancelled
-        whose reference is still open. The credit must equal their open total; then each is booked as paid.
-        """
-        counted = []
-        for collection in block.collections:
-            ref = self.ledger.references.get(collection["payment_reference_id"])
-            if collection["status"] not in ("returned", "cancelled") and ref is not None and ref.is_open:
-                counted.append((collection, ref))
-        open_total = sum((ref.open_amount for _, ref in counted), ZERO)
-        row["remittance"] = row["remittance"] or f"batch {block.name}"
-        if not counted or line.amount != open_total:
-            row["outcome"] = "unmatched"
-            items.append(self._item(
-                record.id, row, "batch_mismatch",
-                f"batch credit of {line.amount} for {block.name} ({len(block.collections)} collections of run "
-                f"{block.run}), whose open total is {open_total} (difference {line.amount - open_total}): "
-                "nothing was booked",
-                "find the collections returned or paid some other way (returns on this or a later statement), "
-                f"then confirm {block.run} by hand (collection_confirm)", line.amount, {"run": block.run}))
-            return
-        payments = []
-        for collection, ref in counted:
-            payments.append(self.ledger.pay(ref, ref.open_amount, source="bank_statement",
-                                            note=f"{self.file_name} {record.statement_id}: batch {block.name}"))
-            self._collection_status(collection, "paid")
-        row["_block_payments"] = payments
-        row["outcome"] = "paid"
-        row["booked_amount"] = line.amount
-
-    def _credit(self, record: BankStatement, hub: BankHub, line: EntryLine, row: dict[str, Any], refs: list[str],
-                references: dict[str, int], collections: dict[str, dict[str, Any]], items: list[dict[str, Any]]) -> None:
-        collection = collections.get(line.end_to_end_id or "")
-        ref: OpenReference | None = None
-        if collection is not None:
-            ref = self.ledger.references.get(collection["payment_reference_id"])
-            row["collection_id"] = collection["id"]
-            if collection["status"] == "paid" and line.amount == collection["amount"]:
-                # Already booked, by the block's batch credit or a confirmation: these are its details (a bank's
-                # camt.054 "detail of a collective credit"), not money received again.
-                row["outcome"] = "not_booked"
-                row["payment_reference_id"] = collection["payment_reference_id"]
-                return
-        if ref is None:
-            for number in refs:
-                if number in references:
-                    ref = self.ledger.references[references[number]]
-                    break
-        if ref is None:
-            row["outcome"] = "unmatched"
-            text = f"communication {display_reference(row['reference'])}" if row["reference"] else "no usable communication"
-            items.append(self._item(record.id, row, "unmatched",
-                                    f"credit of {line.amount} from {line.counterparty_name or 'an unknown payer'}: {text}, "
-                                    "no open payment reference found",
-                                    "identify the payer (see the candidates), book by hand or refund", line.amount,
-                                    {"candidates": self._candidates(hub, line)}))
-            return
-        row["payment_reference_id"] = ref.id
-        if not ref.is_open:
-            row["outcome"] = "closed_reference"
-            items.append(self._item(record.id, row, "closed_reference",
-                                    f"credit of {line.amount} for {ref.loi}, which is {ref.status}",
-                                    "refund the payer, or book the amount on another open reference of the payer",
-                                    line.amount, {"reference": ref.loi}))
-            return
-        open_before = ref.open_amount
-        booked = min(line.amount, open_before)
-        payment = self.ledger.pay(ref, booked, source="bank_statement", note=f"{self.file_name} {record.statement_id}")
-        row["_payment"] = payment
-        row["booked_amount"] = booked
-        if collection is not None and ref.status == "paid":
-            self._collection_status(collection, "paid")
-        if line.amount == open_before:
-            row["outcome"] = "paid"
-        elif line.amount < open_before:
-            row["outcome"] = "partial"
-            items.append(self._item(record.id, row, "partial",
-                                    f"{line.amount} paid on {ref.loi} whose open amount was {open_before}; {ref.open_amount} remains open",
-                                    "remind the payer of the rest, or write it off", line.amount, {"reference": ref.loi}))
-        else:
-            row["outcome"] = "overpaid"
-            excess = line.amount - open_before
-            items.append(self._item(record.id, row, "overpaid",
-                                    f"{line.amount} paid on {ref.loi} whose open amount was {open_before}: {excess} too much",
-                                    f"refund {excess} to {mask_iban(line.counterparty_iban) or 'the payer'} or keep it as a credit",
-                                    excess, {"reference": ref.loi}))
-
-    def _debit(self, record: BankStatement, hub: BankHub, line: EntryLine, row: dict[str, Any],
-               collections: dict[str, dict[str, Any]], items: list[dict[str, Any]]) -> None:
-        collection = collections.get(line.end_to_end_id or "")
-        is_return = line.return_reason is not None or line.reversal
-        if collection is None:
-            if is_return and self._undo_credit(record, line, row, items):
-                return
-            if is_return:
-                row["outcome"] = "unknown_return"
-                items.append(self._item(record.id, row, "unknown_return",
-                                        f"{'reversal' if line.reversal else 'return'} of {line.amount} "
-                                        f"(reason {line.return_reason or '-'}, end-to-end id {line.end_to_end_id or '-'}) "
-                                        "that matches none of our collections",
-                                        "check with the bank which payment this undoes", line.amount))
-            return
-        row["collection_id"] = collection["id"]
-        row["payment_reference_id"] = collection["payment_reference_id"]
-        row["outcome"] = "returned"
-        reason = line.return_reason or ("reversal" if line.reversal else "returned")
-        if collection["status"] == "returned":
-            return
-        ref = self.ledger.references[collection["payment_reference_id"]]
-        reversed_total = self.ledger.reverse(ref, note=f"collection {line.end_to_end_id} returned ({reason})",
-                                             bank_entry_id=row["id"])
-        self.ledger.release(ref, "deleted")
-        self._collection_status(collection, "returned", reason)
-        fatal = reason in (hub.fatal_return_reasons or "").split()
-        action = "the debt is open again and will be collected with the next run (FRST again if this was the first)"
-        if fatal:
-            action = "the mandate is blocked (it lists on active-err): ask the debtor for a new mandate or another way to pay"
-            self._block_mandate(collection["mandate_id"], f"collection {line.end_to_end_id} returned with {reason} on {line.booking_date}")
-        items.append(self._item(record.id, row, "returned",
-                                f"collection {line.end_to_end_id} of {collection['amount']} returned ({reason}); "
-                                f"{reversed_total} of payments reversed", action, line.amount,
-                                {"reason": reason, "reference": ref.loi}))
-
-    def _undo_credit(self, record: BankStatement, line: EntryLine, row: dict[str, Any],
-                     items: list[dict[str, Any]]) -> bool:
-        """A return or reversal of a credit transfer we booked: its payment is undone and the reference is open
-        again. Only when exactly one standing payment fits: a credit on the same account, of the same amount,
-        with the same end-to-end id (or, when none has it, the same payment reference), on a reference that is
-        sealed or paid; otherwise ``False`` (the caller lists it for a person)."""
-        if line.credit:  # a reversal of a debit brings money in: there is no credit of ours to undo
-            return False
-        numbers = references_in(line)
-        e2e = line.end_to_end_id
-        # (reference id, payment, booking date): by the end-to-end id, else by the payment reference
-        found = self._credits_taken_back(record.account, line.amount, e2e, []) if e2e else []
-        if not found and numbers:
-            found = self._credits_taken_back(record.account, line.amount, None, numbers)
-        if len(found) != 1:
-            return False
-        ref_id, payment, booked_on = found[0]
-        ref = self.ledger.load([ref_id])[ref_id]
-        if ref.status not in ("sealed", "paid"):
-            return False
-        what = "reversal" if line.reversal else f"return ({line.return_reason})"
-        undone_total = self.ledger.reverse(ref, note=f"{what} of the credit of {line.amount} booked on {booked_on}",
-                                           only=payment, bank_entry_id=row["id"])
-        if not undone_total:
-            return False
-        row["outcome"] = "returned"
-        row["payment_reference_id"] = ref.id
-        row["reference"] = ref.reference_number
-        items.append(self._item(
-            record.id, row, "returned",
-            f"the bank took back the credit of {line.amount} of {booked_on} ({what}): the payment of {undone_total} "
-            f"on {ref.loi} is undone and {ref.open_amount} is open again",
-            "check with the payer why the transfer came back; the debt is open again and will be asked again",
-            line.amount, {"reason": line.return_reason or "reversal", "reference": ref.loi}))
-        return True
-
-    def _credits_taken_back(self, account: str, amount: Decimal, e2e: str | None,
-                            numbers: list[str]) -> list[tuple[int, dict[str, Any] | int, Any]]:
-        """Standing payments of credits on ``account`` of ``amount``, with end-to-end id ``e2e`` (or, without
-        one, a payment reference among ``numbers``): this file's, then the stored ones."""
-        found: list[tuple[int, dict[str, Any] | int, Any]] = []
-        for credit_account, credit_amount, credit_e2e, reference, booked_on, payment in self.booked_credits:
-            if (credit_amount == amount and credit_account == account and not payment.get("_reversed")
-                    and (credit_e2e == e2e if e2e else reference in numbers)):
-                found.append((payment["payment_reference_id"], payment, booked_on))
-        undone = select(Payment.reverses_payment_id).where(Payment.reverses_payment_id.is_not(None))
-        query = (
-            select(Payment.payment_reference_id, Payment.id, BankEntry.booking_date)
-            .join(BankEntry, BankEntry.id == Payment.bank_entry_id)
-            .where(BankEntry.account == account, BankEntry.credit.is_(True), BankEntry.amount == amount,
-                   Payment.amount > 0, ~Payment.id.in_(undone),
-                   BankEntry.end_to_end_id == e2e if e2e else BankEntry.reference.in_(numbers))
-        )
-        found += [tuple(r) for r in self.session.execute(query)]  # type: ignore[misc]
-        return found
-
-    # -- side effects on collections and mandates ----------------------------------------------
-
-    def _collection_status(self, collection: dict[str, Any], status: str, reason: str | None = None) -> None:
-        before = collection["status"]
-        if status == "paid":
-            self.paid_in_runs.add(collection["run_id"])
-        collection["status"] = status
-        values: dict[str, Any] = {"id": collection["id"], "status": status, "return_reason": reason[:10] if reason else None}
-        self.collection_updates[collection["id"]] = values
-        self.audits.append(audit_row("collection", collection["id"], status, self.actor, before={"status": before},
-                                     after={"status": status, "return_reason": values["return_reason"]}, at=self.now))
-
-    def _block_mandate(self, mandate_id: int, reason: str) -> None:
-        mandate = self.session.get(Mandate, mandate_id)
-        if mandate is None or mandate.blocked_reason:
-            return
-        mandate.blocked_reason = reason[:200]
-        self.audits.append(audit_row("mandate", mandate_id, "blocked", self.actor, before={"blocked_reason": None},
-                                     after={"blocked_reason": mandate.blocked_reason}, at=self.now))
-
-    # -- control list --------------------------------------------------------------------------
-
-    def _item(self, statement_id: int, row: dict[str, Any] | None, kind: str, reason: str, action: str,
-              amount: Decimal | None, details: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"statement_id": statement_id, "bank_entry_id": None, "kind": kind, "reason": reason,
-                "action": action, "amount": amount, "details": details}
-
-    def _candidates(self, hub: BankHub, line: EntryLine) -> list[dict[str, str]]:
-        """Open references the payer may have meant: by debtor IBAN, earlier payments, amount, name."""
-        if self.candidate_searches >= CANDIDATE_SEARCHES:
+    def _candidates(self, hub: BankHub | None, line: EntryLine) -> list[dict[str, str]]:
+        """The references the payer may have meant, for the first :data:`CANDIDATE_SEARCHES` of the file."""
+        if hub is None or self.candidate_searches >= CANDIDATE_SEARCHES:
             return []
         self.candidate_searches += 1
-        session, system = self.session, hub.financial_system_id
-        found: dict[int, str] = {}
-        # Only equality conditions: next to "open_amount > 0" SQLite scans the (system, open amount) index
-        # range instead of looking the payer or the amount up; a still open reference has an amount left.
-        open_refs = select(PaymentReference.id).where(
-            PaymentReference.financial_system_id == system, PaymentReference.status.in_(("draft", "sealed")),
-        )
+        return candidates(self.session, hub.financial_system_id, line)
 
-        def add(refs: Any, why: str) -> None:
-            for ref_id in session.scalars(refs.limit(CANDIDATES)):
-                found.setdefault(ref_id, why)
+    # -- the file's payments and what they change ----------------------------------------------------
 
-        users: set[int] = set()
-        if line.counterparty_iban:
-            users.update(session.scalars(select(Mandate.end_user_id).where(Mandate.debtor_iban == line.counterparty_iban)))
-            users.update(session.scalars(
-                select(PaymentReference.end_user_id).join(BankEntry, BankEntry.payment_reference_id == PaymentReference.id)
-                .where(BankEntry.counterparty_iban == line.counterparty_iban)
-            ))
-        if users:
-            add(open_refs.where(PaymentReference.end_user_id.in_(users)), "account of the payer")
-        add(open_refs.where(PaymentReference.open_amount == line.amount), "same amount")
-        keys = orderings(line.counterparty_name)
-        if keys and len(found) < CANDIDATES:
-            named = session.scalars(select(EndUser.id).where(EndUser.name_key.in_(keys)).limit(CANDIDATES)).all()
-            if named:
-                add(open_refs.where(PaymentReference.end_user_id.in_(named)), "name of the payer")
-        rows = session.execute(
-            select(PaymentReference.id, PaymentReference.loi, PaymentReference.reference_number, PaymentReference.open_amount)
-            .where(PaymentReference.id.in_(list(found)), PaymentReference.open_amount > 0)
-        ).all()
-        return [
-            {"reference": row.loi, "communication": display_reference(row.reference_number) if row.reference_number else "",
-             "open_amount": str(row.open_amount), "why": found[row.id]}
-            for row in rows[:CANDIDATES]
-        ]
+    def _stage_payments(self, paying: list[tuple[int, Decision]]) -> None:
+        """Stage the payments and reversals of decisions (with their entry ids), and their allocations, in order."""
+        payments = [(payment, entry_id) for entry_id, decision in paying
+                    for payment in (*decision.bookings, *decision.reversals)]
+        rows, allocations = [], []
+        for (payment, entry_id), payment_id in zip(payments, self.next_payment_ids(len(payments)), strict=True):
+            if isinstance(payment, Booking):
+                if self.undoable:
+                    self.payment_ids[payment] = payment_id
+                amount, reverses, shares = payment.amount, None, payment.shares
+            else:
+                undone = payment.reverses
+                amount = -payment.amount
+                reverses = self.payment_ids[undone] if isinstance(undone, Booking) else undone.id
+                shares = tuple((line_id, -share) for line_id, share in undone.shares)
+            rows.append((payment_id, payment.reference_id, amount, str(amount), entry_id, reverses, payment.note,
+                         _json_text(payment.note)))
+            for line_id, share in shares:
+                self.allocation_count += 1
+                allocations.append((self.allocation_count, payment_id, line_id, share))
+        copy_tuples(self.session, self.payments, list(PAYMENT_STAGE), rows)
+        copy_tuples(self.session, self.allocations, list(ALLOCATION_STAGE), allocations)
+
+    def _write_payments(self) -> None:
+        """The staged payments and allocations, and an audit row per payment (as the Ledger writes it:
+        ``{"payment_reference_id": …, "amount": "…", …, "note": "…"}``), computed by the database."""
+        session, s, a = self.session, self.payments.c, self.allocations.c
+        session.execute(insert(Payment).from_select(
+            ["id", "payment_reference_id", "amount", "source", "bank_entry_id", "reverses_payment_id", "booked_at",
+             "booked_by", "note"],
+            select(s.id, s.payment_reference_id, s.amount, literal(SOURCE), s.bank_entry_id, s.reverses_payment_id,
+                   literal(self.now, Payment.booked_at.type), literal(self.actor), s.note).order_by(s.id),
+        ))
+        session.execute(insert(PaymentAllocation).from_select(
+            ["payment_id", "debt_line_id", "amount"], select(a.payment_id, a.debt_line_id, a.amount).order_by(a.seq),
+        ))
+        after = (literal('{"payment_reference_id": ') + cast(s.payment_reference_id, String)
+                 + literal(', "amount": "') + s.amount_text + literal(f'", "source": "{SOURCE}", "bank_entry_id": ')
+                 + cast(s.bank_entry_id, String) + literal(', "reverses_payment_id": ')
+                 + func.coalesce(cast(s.reverses_payment_id, String), literal("null")) + literal(', "note": ')
+                 + s.note_json + literal("}"))
+        self._audit_from("payment", s.id, case((s.amount < 0, literal("reversed")), else_=literal("booked")),
+                         null(), after, self.payments, s.id)
+
+    def _write_references(self) -> None:
+        """The references the file changed: their new status and open amount, an audit row each (in the order
+        they were first held)."""
+        changed = []
+        for order, reference in enumerate(self.facts.references.values()):
+            before_status, before_open = self.reader.references_before[reference.id]
+            if (reference.status, reference.open_amount) != (before_status, before_open):
+                changed.append((reference.id, order, str(reference.status), reference.open_amount,
+                                str(reference.open_amount), before_status, str(before_open)))
+        if not changed:
+            return
+        with staged(self.session, "camt_reference", {
+            "id": Integer(), "seq": Integer(), "status": String(), "open_amount": Money(), "open_text": String(),
+            "before_status": String(), "before_text": String(),
+        }, changed) as references:
+            update_from(self.session, PaymentReference.__table__, references, ["status", "open_amount"])
+            s = references.c
+
+            def state(status: Any, amount: Any) -> Any:
+                return literal('{"status": "') + status + literal('", "open_amount": "') + amount + literal('"}')
+
+            action = case((s.status != s.before_status, s.status), else_=literal("open_amount_changed"))
+            self._audit_from("payment_reference", s.id, action, state(s.before_status, s.before_text),
+                             state(s.status, s.open_text), references, s.seq)
+
+    def _write_debt_lines(self) -> None:
+        before = self.reader.lines_before
+        lines = [(line_id, line.open_amount) for line_id, line in self.reader.lines.items()
+                 if line.open_amount != before[line_id]]
+        if lines:
+            with staged(self.session, "camt_debt_line", {"id": Integer(), "open_amount": Money()}, lines) as changed:
+                update_from(self.session, DebtLine.__table__, changed, ["open_amount"])
+
+    def _audit_from(self, entity: str, entity_id: Any, action: Any, before: Any, after: Any, source: Any,
+                    order: Any) -> None:
+        """One audit row per row of the staged ``source``, before and after given as JSON text."""
+        session = self.session
+        session.execute(insert(AuditLog).from_select(
+            ["entity", "entity_id", "action", "before", "after", "actor", "at"],
+            select(literal(entity), entity_id, action, as_json(session, before), as_json(session, after),
+                   literal(self.actor), literal(self.now, AuditLog.at.type)).select_from(source).order_by(order),
+        ))
+
+    def _release(self) -> None:
+        """Returned collections' references are closed: their debt lines are free, their transaction cost undone."""
+        released = sorted(self.released)
+        if not released:
+            return
+        session = self.session
+        freed: dict[int, list[int]] = defaultdict(list)
+        for line_id, reference_id in session.execute(
+            select(DebtLine.id, DebtLine.payment_reference_id).where(DebtLine.payment_reference_id.in_(released))
+            .order_by(DebtLine.id)
+        ):
+            freed[reference_id].append(line_id)
+        update_by_id(session, DebtLine.__table__,
+                     [{"id": line_id, "payment_reference_id": None} for ids in freed.values() for line_id in ids])
+        record_many(session, [audit_row("payment_reference", reference_id, "debt_released", self.actor,
+                                        after={"debt_line_ids": line_ids}, at=self.now)
+                              for reference_id, line_ids in freed.items()])
+        reverse_transaction_costs(session, released, self.actor, self.now)
+
+    def _confirm_paid_runs(self) -> None:
+        """An exported run that this file's credits left with no collection waiting is confirmed, as by hand."""
+        for run in self.session.scalars(
+            select(CollectionRun).where(CollectionRun.id.in_(sorted(self.facts.paid_runs)),
+                                        CollectionRun.status == RunStatus.EXPORTED)
+        ):
+            waiting = self.session.scalar(
+                select(func.count()).where(Collection.run_id == run.id, Collection.status.in_(WAITING_COLLECTION))
+            )
+            if waiting == 0:
+                run.status = RunStatus.CONFIRMED
+                self.audits.append(audit_row("collection_run", run.id, "confirmed", self.actor,
+                                             before={"status": "exported"},
+                                             after={"status": "confirmed", "by": f"credits in {self.file_name}"},
+                                             at=self.now))
 
 
-def import_statements(session: Session, camt: CamtFile, actor: str, *, now: datetime | None = None) -> ImportResult:
-    """Book every statement of a parsed file in ``session`` (the caller's transaction); refuses bad balances first."""
-    check_balances(camt)
-    return _Importer(session, camt, sha256_of(Path(camt.path)), actor, now or datetime.now(timezone.utc)).run()
-
-
-def outcome_counts(results: Iterable[StatementResult]) -> dict[str, int]:
-    total: dict[str, int] = defaultdict(int)
-    for result in results:
-        for outcome, count in result.outcomes.items():
-            total[outcome] += count
-    return dict(total)
+def _entry(record: BankStatement, entry_id: int, line: EntryLine, key: str, decision: Decision) -> tuple[Any, ...]:
+    """The bank_entry row of a line (in :data:`ENTRY_COLUMNS` order)."""
+    remittance = " ".join(filter(None, (*line.structured_refs, line.free_text))) or decision.remittance
+    return (
+        entry_id, record.id, record.account, key, line.entry_index, line.tx_index, line.amount, line.credit,
+        line.reversal, line.status[:4], line.booking_date, line.value_date, line.entry_ref,
+        line.tx_servicer_ref or line.entry_servicer_ref, line.end_to_end_id, line.bank_tx_code,
+        (line.counterparty_name or "")[:140] or None, line.counterparty_iban,
+        (line.counterparty_bic or "")[:11] or None,
+        decision.communication, remittance, (line.return_reason or "")[:10] or None, str(decision.outcome),
+        decision.reference_id, decision.collection_id, decision.booked,
+    )

@@ -27,11 +27,11 @@ from include.finance.models import (
 from include.finance.reference_numbers import format_ogm, format_rf, ogm, rf
 from include.sepa import camt_import
 from include.sepa.camt import CamtRefused
-from include.sepa.camt_import import references_in
-from sandbox.camt_writer import SDD_COLLECTED, SDD_RETURNED, Entry, Tx, write_camt053
+from include.sepa.camt_decision import references_in
 from include.sepa.export import export_collection_run
 from include.sepa.mandate_execution import execute_mandates
 from include.sepa.statement_files import import_statement_file
+from sandbox.camt_writer import SDD_COLLECTED, SDD_RETURNED, Entry, Tx, write_camt053
 from tests.factories import add_debt, make_institution, make_mandate, make_reference, make_user
 
 DAY = date(2026, 11, 24)
@@ -399,23 +399,25 @@ def test_a_crash_after_some_entries_leaves_nothing_and_the_rerun_books_each_once
     entries = [_credit("30.00", ref=ogm("062", 1), asr="A1"), _credit("15.50", ref=ogm("062", 2), asr="A2"),
                _credit("40.00", ref=ogm("062", 3), asr="A3")]
     path = _statement(var_dir, account, entries)
-    original = camt_import._Importer._credit
-    calls = {"n": 0}
+    # The crash comes once the entries, payments and allocations are written, before the references are.
+    original = camt_import._Import._write_references
+    written = {}
 
-    def crash_on_third(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("worker killed")
-        return original(self, *args, **kwargs)
+    def crash(self):  # type: ignore[no-untyped-def]
+        with_session = self.session
+        written.update({model: with_session.scalar(select(func.count()).select_from(model))
+                        for model in (BankEntry, Payment, PaymentAllocation)})
+        raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(camt_import._Importer, "_credit", crash_on_third)
+    monkeypatch.setattr(camt_import._Import, "_write_references", crash)
     with pytest.raises(RuntimeError):
         import_statement_file(path, "test", engine=engine)
+    assert written == {BankEntry: 3, Payment: 3, PaymentAllocation: 5}  # the references have 2, 1 and 2 debt lines
     assert path.exists(), "the file stays in the inbox for the rerun"
     for model in (BankStatement, BankEntry, Payment, PaymentAllocation, ControlListItem, AuditLog):
         assert _count(engine, model) == 0, model
     assert {r.status for r in _rows(engine, PaymentReference)} == {"sealed"}
-    monkeypatch.setattr(camt_import._Importer, "_credit", original)
+    monkeypatch.setattr(camt_import._Import, "_write_references", original)
     assert import_statement_file(path, "test", engine=engine)["outcomes"] == {"paid": 3}
     assert _count(engine, Payment) == 3
 

@@ -28,8 +28,8 @@ from include.finance.db import transaction
 from include.finance.models import AuditLog, BankEntry, BankStatement, Base, ControlListItem, Payment
 from include.sepa import camt_import
 from include.sepa.camt import MAX_BYTES, CamtRefused
-from sandbox.camt_writer import Entry, Statement, Tx, write_camt053, write_camt053_multi
 from include.sepa.statement_files import import_statement_file
+from sandbox.camt_writer import Entry, Statement, Tx, write_camt053, write_camt053_multi
 from tests.factories import make_institution
 
 ACTOR = "test"
@@ -361,7 +361,7 @@ def test_second_statement_broken_books_nothing_of_the_first(engine, var_dir, tmp
     if broken == "malformed amount":
         content = content.replace(b'<Ntry><Amt Ccy="EUR">33.30</Amt>', b'<Ntry><Amt Ccy="EUR">33,30</Amt>')
     if broken == "refused while booking":  # the first statement is already flushed when the second fails
-        book = camt_import._Importer._statement
+        book = camt_import._Import._statement
 
         def book_then_refuse_the_second(self, statement):  # type: ignore[no-untyped-def]
             result = book(self, statement)
@@ -371,7 +371,7 @@ def test_second_statement_broken_books_nothing_of_the_first(engine, var_dir, tmp
                 raise CamtRefused(self.file_name, "refused while booking", statement="STMT-002")
             return result
 
-        monkeypatch.setattr(camt_import._Importer, "_statement", book_then_refuse_the_second)
+        monkeypatch.setattr(camt_import._Import, "_statement", book_then_refuse_the_second)
     with pytest.raises(CamtRefused) as refused:
         inbox_import(engine, "two.xml", content)
     assert_quarantined(engine, refused.value, "two.xml", content, element=element[broken], statement="STMT-002")
