@@ -92,19 +92,7 @@ def _converted(table: Table, dialect: Dialect, columns: list[str], rows: Sequenc
     values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     active = [(i, process) for i, process in enumerate(processors) if process is not None]
     last: list[tuple[Any, Any]] = [(None, None)] * len(columns)
-    converted = []
-    for row in rows:
-        record = list(values(row))
-        for i, process in active:
-            value = record[i]
-            if value is not None:
-                seen, result = last[i]
-                if value is not seen:
-                    result = process(value)
-                    last[i] = (value, result)
-                record[i] = result
-        converted.append(tuple(record))
-    return converted
+    return [_bound_reusing(values(row), active, last) for row in rows]
 
 
 def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
