@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -638,3 +639,46 @@ def test_refused_balance_books_nothing(engine, var_dir, bib) -> None:
     with pytest.raises(CamtRefused, match="closing balance"):
         import_statement_file(path, "test", engine=engine)
     assert _count(engine, Payment) == 0 and (var_dir / "quarantine" / "statement.xml.reason.txt").exists()
+
+
+def _import_in_a_process(url: str, path: str, start, results) -> None:  # type: ignore[no-untyped-def]
+    """A worker's import task: its own engine and connection; one retry after a failure, as Airflow's."""
+    from include.finance.db import get_engine
+
+    engine = get_engine(url)
+    start.wait()
+    for attempt in (1, 2):
+        try:
+            outcome = import_statement_file(Path(path), f"worker-{os.getpid()}", engine=engine)
+            results.put((path, attempt, outcome["status"], outcome["outcomes"]))
+            return
+        except Exception as error:  # noqa: BLE001 - the retry below is what Airflow would do
+            if attempt == 2:
+                results.put((path, attempt, "failed", repr(error)))
+    engine.dispose()
+
+
+def test_two_overlapping_statements_imported_at_once_book_every_entry_once(engine, var_dir, bib) -> None:
+    # Two workers pick up two statements of one account that share two entries, at the same moment.
+    import multiprocessing
+
+    account, refs = bib
+    shared = [_credit("30.00", ref=ogm("062", 1), asr="A1"), _credit("15.50", ref=ogm("062", 2), asr="A2")]
+    first = _statement(var_dir, account, shared, statement_id="day-1", seq=1, name="a.xml")
+    second = _statement(var_dir, account, [*shared, _credit("40.00", ref=ogm("062", 3), asr="A3")],
+                        statement_id="day-1b", seq=2, name="b.xml")
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(2), context.Queue()
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    workers = [context.Process(target=_import_in_a_process, args=(url, str(path), start, results))
+               for path in (first, second)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    outcomes = [results.get(timeout=5) for _ in workers]
+    assert all(status == "imported" for _, _, status, _ in outcomes), outcomes
+    assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("15.50"), Decimal("30.00"), Decimal("40.00")]
+    assert _count(engine, BankEntry) == 3
+    assert {r.status for r in _rows(engine, PaymentReference, PaymentReference.id.in_(refs))} == {"paid"}
