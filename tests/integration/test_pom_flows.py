@@ -440,3 +440,44 @@ def test_a_downloaded_invoice_gets_a_fresh_pom_code_once_the_printed_one_no_long
         current = session.scalars(select(Invoice.version).where(Invoice.payment_reference_id == ref_id,
                                                                 Invoice.withdrawn_at.is_(None))).all()
     assert len(versions) == 3 and current == [3]
+
+
+def test_a_callback_and_the_reconciliation_booking_the_same_payment_at_once_book_it_once(
+        engine, books, clients, callbacks, sim_api: SimApi) -> None:
+    # The payer paid; POM's callback and the nightly reconciliation see the payment at the same moment.
+    import threading
+
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    paid = [rows[ref] for ref in books["refs"][:2]]
+    for row in paid:
+        sim_api.control("POST", f"pay/{row.pom_id}", {"channel": "bancontact", "callback": False})
+    start = threading.Barrier(1 + len(paid))
+    answers: list[Any] = []
+    errors: list[BaseException] = []
+
+    def callback(row: PomPaymentRequest, n: int) -> None:
+        body = json.dumps({"event_id": f"ev-race-{n}", "type": "payment_request.paid", "request_id": row.pom_id,
+                           "amount": str(row.amount), "paid_at": _now().isoformat(),
+                           "channel": "bancontact"}).encode()
+        start.wait()
+        answers.append(_post(f"{callbacks.base_url}/pom/callback/default", body, PROD["callback_secret"]))
+
+    def reconciliation() -> None:
+        start.wait()
+        try:
+            reconcile(engine, clients, ACTOR, _now())
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=callback, args=(row, n)) for n, row in enumerate(paid)]
+    threads.append(threading.Thread(target=reconciliation))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and all(answer.status_code == 200 for answer in answers), (errors, answers)
+    payments = _pom_payments(engine)
+    assert sorted(ref for ref, _ in payments) == sorted(books["refs"][:2])  # one payment each, whoever came first
+    assert {_reference(engine, ref).status for ref in books["refs"][:2]} == {"paid"}
+    assert {r.status for r in _requests(engine) if r.payment_reference_id in books["refs"][:2]} == {"paid"}
