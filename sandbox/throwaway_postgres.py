@@ -47,8 +47,16 @@ class PostgresCluster:
     def start(self) -> None:
         data = self.dir / "data"
         self._run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        self._serve()
+
+    def _serve(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "server.log"), "-w", "start")
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", options, "-l", str(self.dir / "server.log"), "-w", "start")
+
+    def restart(self) -> None:
+        """Stop the server as a crash would (``immediate``: open transactions are lost) and start it again."""
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+        self._serve()  # with its log file: a server started without one would hold our output pipe open
 
     def stop(self) -> None:
         try:
