@@ -67,11 +67,7 @@ def insert_many(session: Session, table: Table, rows: Iterable[Mapping[str, Any]
     connection = session.connection()
     dialect = connection.dialect
     columns = list(first)
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(dialect.identifier_preparer.quote(c) for c in columns)}) "
-        f"VALUES ({', '.join([marker] * len(columns))})"
-    )
+    sql = _insert_sql(dialect, table, columns)
     chunk = [first]
     for row in iterator:
         chunk.append(row)
@@ -80,6 +76,17 @@ def insert_many(session: Session, table: Table, rows: Iterable[Mapping[str, Any]
             chunk = []
     if chunk:
         connection.exec_driver_sql(sql, _converted(table, dialect, columns, chunk))
+
+
+def _marker(dialect: Dialect) -> str:
+    return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
+def _insert_sql(dialect: Dialect, table: Table, columns: Sequence[str]) -> str:
+    """One row's INSERT of ``columns`` into ``table``, with the driver's own parameter markers."""
+    quote = dialect.identifier_preparer.quote
+    return (f"INSERT INTO {table.name} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({', '.join([_marker(dialect)] * len(columns))})")
 
 
 def _converted(table: Table, dialect: Dialect, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
@@ -102,7 +109,7 @@ def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any
     connection = session.connection()
     dialect = connection.dialect
     columns = [key for key in rows[0] if key != "id"]
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    marker = _marker(dialect)
     quote = dialect.identifier_preparer.quote
     sql = f"UPDATE {table.name} SET {', '.join(f'{quote(c)} = {marker}' for c in columns)} WHERE id = {marker}"
     for start in range(0, len(rows), CHUNK):
@@ -173,11 +180,7 @@ def insert_tuples(session: Session, table: Table, columns: Sequence[str], rows: 
     connection = session.connection()
     dialect = connection.dialect
     names = list(columns)
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(dialect.identifier_preparer.quote(name) for name in names)}) "
-        f"VALUES ({', '.join([marker] * len(names))})"
-    )
+    sql = _insert_sql(dialect, table, names)
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
     active = [(i, process) for i, process in enumerate(processors) if process is not None]
     last: list[tuple[Any, Any]] = [(None, None)] * len(names)
@@ -341,7 +344,7 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: It
 def _insert_statements(dialect: Dialect, table: Table, columns: tuple[str, ...],
                        fixed: tuple[tuple[str, Any], ...]) -> tuple[str, str]:
     """The INSERT of one row and of :data:`ROWS_PER_STATEMENT` rows, ``fixed`` values written in as literals."""
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    marker = _marker(dialect)
     quote = dialect.identifier_preparer.quote
     constants = [str(literal(value, table.c[name].type).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
                  for name, value in fixed]
