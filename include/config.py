@@ -7,8 +7,14 @@ tests agree without a config file:
     SQLAlchemy URL of the application database. Default: a SQLite file
     ``var/innen.sqlite`` in the project.
 ``INNEN_VAR_DIR``
-    Root of the files Innen writes (outbox, reports). Default: ``var/`` in the
-    project.
+    This machine's own folder: the default SQLite database and the default
+    storage root. Default: ``var/`` in the project.
+``INNEN_STORAGE_URL``
+    The root every worker sees for inbox, outbox, staging, archive,
+    quarantine, reports and invoices: a local folder or shared mount
+    (``/srv/innen``, ``file:///srv/innen``) or an object store
+    (``s3://<connection id>@<bucket>/<prefix>``, see :mod:`include.storage`).
+    Default: ``INNEN_VAR_DIR``.
 ``INNEN_TEMPLATE_DIR``
     The invoice templates an institution edits (``<print state>.<language>.typ``).
     Default: ``templates/invoices`` in the project.
@@ -23,48 +29,58 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from include.storage import Location, location
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DB_URL_SETTING = "INNEN_DB_URL"
 
 
+STORAGE_URL_SETTING = "INNEN_STORAGE_URL"
+
+
 def var_dir() -> Path:
-    """Root folder for everything Innen writes at run time."""
+    """This machine's folder for what is not shared: the default SQLite database (and the default storage)."""
     return Path(os.environ.get("INNEN_VAR_DIR") or PROJECT_ROOT / "var")
 
 
-def outbox_dir() -> Path:
+def storage_root() -> Location:
+    """The root of the files every worker shares (``INNEN_STORAGE_URL``, default :func:`var_dir`)."""
+    return location(os.environ.get(STORAGE_URL_SETTING) or var_dir())
+
+
+def outbox_dir() -> Location:
     """Released bank files: only validated, complete files ever appear here."""
-    return var_dir() / "outbox"
+    return storage_root() / "outbox"
 
 
-def staging_dir() -> Path:
+def staging_dir() -> Location:
     """Bank files waiting for finance's approval; the outbox gets them only when approved."""
-    return var_dir() / "staging"
+    return storage_root() / "staging"
 
 
-def reports_dir() -> Path:
+def reports_dir() -> Location:
     """CSV and HTML reports for finance."""
-    return var_dir() / "reports"
+    return storage_root() / "reports"
 
 
-def inbox_dir(kind: str) -> Path:
+def inbox_dir(kind: str) -> Location:
     """Where files to import arrive, e.g. ``var/inbox/camt053``."""
-    return var_dir() / "inbox" / kind
+    return storage_root() / "inbox" / kind
 
 
-def archive_dir() -> Path:
+def archive_dir() -> Location:
     """Imported files, kept as they came."""
-    return var_dir() / "archive"
+    return storage_root() / "archive"
 
 
-def quarantine_dir() -> Path:
+def quarantine_dir() -> Location:
     """Refused files, each with ``<name>.reason.txt`` beside it."""
-    return var_dir() / "quarantine"
+    return storage_root() / "quarantine"
 
 
-def invoices_dir() -> Path:
+def invoices_dir() -> Location:
     """Invoice PDFs, one folder per print day: ``var/invoices/<day>/<document>.pdf``."""
-    return var_dir() / "invoices"
+    return storage_root() / "invoices"
 
 
 TEMPLATE_DIR_SETTING = "INNEN_TEMPLATE_DIR"

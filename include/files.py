@@ -1,29 +1,43 @@
-"""Writing files so that a reader never sees half of one.
+"""Writing, finding and moving files so that a reader never sees half of one.
 
-Every file goes to a hidden temporary name in its final folder, is flushed to
-disk, and only then renamed into place (``os.replace`` is atomic on POSIX).
-If the writer raises, the temporary file is removed and nothing appears.
+On a local folder or shared mount, every file goes to a hidden temporary name
+in its final folder, is flushed to disk, and only then renamed into place
+(``os.replace`` is atomic on POSIX). On an object store (see
+:mod:`include.storage`), where rename is a copy, the file is written to a local
+temporary file and uploaded with one put once complete: the store shows the
+object whole or not at all. Either way, if the writer raises, nothing appears.
+
+Moving a file out of the inbox on an object store is a copy then a delete. A
+crash between the two leaves the file in the inbox as well as in the archive;
+the next import finds it already imported (same checksum) and only moves it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from include.storage import Location, is_local
+
 
 @contextmanager
-def atomic_writer(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+def atomic_writer(path: Location, *, durable: bool = True) -> Iterator[BinaryIO]:
     """A binary file object that becomes ``path`` when the block ends without error.
 
     ``durable=False`` leaves the flush to disk to the caller, who writes many
     files and makes them durable together with :func:`make_durable` before
     recording them anywhere.
     """
+    if not is_local(path):
+        with _uploaded(path) as handle:
+            yield handle
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     tmp = Path(tmp_name)
@@ -40,14 +54,52 @@ def atomic_writer(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+@contextmanager
+def _uploaded(path: Location) -> Iterator[BinaryIO]:
+    with tempfile.NamedTemporaryFile(prefix=".innen-upload.", suffix=".part") as spool:
+        yield spool  # type: ignore[misc]
+        spool.flush()
+        path.fs.put_file(spool.name, path.path)
+
+
+def scratch_folder(near: Location) -> Path:
+    """A hidden local folder for the parts of files that will become files in ``near``'s folder.
+
+    On local storage it sits beside ``near`` (same file system, so
+    :func:`put_in_place` renames); for an object store it is a local temporary folder.
+    """
+    if is_local(near):
+        near.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=near.parent, prefix=f".{near.name}.", suffix=".part"))
+    return Path(tempfile.mkdtemp(prefix=f".{near.name}.", suffix=".part"))
+
+
+def put_in_place(written: Path, target: Location) -> None:
+    """A complete local file (from :func:`scratch_folder`) becomes ``target``, durably, in one step."""
+    if not is_local(target):
+        target.fs.put_file(str(written), target.path)
+        written.unlink()
+        return
+    with written.open("rb") as handle:
+        os.fsync(handle.fileno())
+    written.chmod(0o644)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(written, target)
+
+
+def atomic_write(path: Location, data: bytes, *, durable: bool = True) -> None:
     with atomic_writer(path, durable=durable) as handle:
         handle.write(data)
 
 
-def make_durable(paths: list[Path], threads: int = 8) -> None:
-    """Flush many written files and their folders to disk; the flushes wait on the disk together, not in turn."""
+def make_durable(paths: list[Location], threads: int = 8) -> None:
+    """Flush many written files and their folders to disk; the flushes wait on the disk together, not in turn.
+
+    Objects in an object store are durable once their put returned.
+    """
     from concurrent.futures import ThreadPoolExecutor
+
+    paths = [path for path in paths if is_local(path)]
 
     def flush(target: Path) -> None:
         fd = os.open(target, os.O_RDONLY)
@@ -61,11 +113,21 @@ def make_durable(paths: list[Path], threads: int = 8) -> None:
         list(pool.map(flush, [*paths, *folders]))
 
 
+@contextmanager
+def parse_source(path: Location) -> Iterator[str | BinaryIO]:
+    """What a parser reads ``path`` from: its name on local storage (libxml2 then reads the file itself), else a stream."""
+    if is_local(path):
+        yield str(path)
+        return
+    with path.open("rb") as stream:
+        yield stream
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Location) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -73,14 +135,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_checksum(path: Path, sha256: str) -> Path:
+def write_checksum(path: Location, sha256: str) -> Location:
     """``<file>.sha256`` beside ``path``, in the format ``sha256sum -c`` reads."""
     checksum = path.with_name(path.name + ".sha256")
     atomic_write(checksum, f"{sha256}  {path.name}\n".encode())
     return checksum
 
 
-def waiting_files(source: Path, suffixes: tuple[str, ...]) -> list[Path]:
+def waiting_files(source: Location, suffixes: tuple[str, ...]) -> list[Location]:
     """``source`` itself when it is a file, else its files with one of ``suffixes``; hidden (partial) files skipped."""
     if source.is_file():
         return [source]
@@ -92,13 +154,22 @@ def waiting_files(source: Path, suffixes: tuple[str, ...]) -> list[Path]:
     )
 
 
-def move_into(path: Path, folder: Path) -> Path:
+def replace(path: Location, target: Location) -> None:
+    """``path`` becomes ``target``: one rename on local storage; on an object store, a complete put, then the delete."""
+    if is_local(path) and is_local(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        return
+    with path.open("rb") as source, atomic_writer(target) as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+    path.unlink()
+
+
+def move_into(path: Location, folder: Location) -> Location:
     """Move ``path`` into ``folder``; a name already taken gets the file's checksum added.
 
     The very same file (same name and checksum) there already: ``path`` is dropped.
     """
-    import shutil
-
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name
     if target.exists():
@@ -106,5 +177,8 @@ def move_into(path: Path, folder: Path) -> Path:
     if target.exists():
         path.unlink()
         return target
-    shutil.move(str(path), target)
+    if is_local(path) and is_local(target):
+        shutil.move(str(path), target)
+    else:
+        replace(path, target)
     return target

@@ -41,6 +41,7 @@ from urllib.parse import quote
 from jinja2 import Environment, select_autoescape
 
 from include.config import reports_dir
+from include.storage import Location, is_local
 
 SUFFIXES = (".html", ".csv")
 MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".csv": "text/csv; charset=utf-8"}
@@ -96,13 +97,19 @@ class _Found:
 # -- paths ------------------------------------------------------------------------------------------------------
 
 
-def _root() -> Path:
-    return reports_dir().resolve()
+def _root() -> Location:
+    root = reports_dir()
+    return root.resolve() if is_local(root) else root
 
 
 def _relative(value: str) -> str | None:
-    """``value`` (an absolute path from a task's return value) relative to the reports folder, if it is in it."""
-    if "\0" in value or not value.startswith("/"):
+    """``value`` (an absolute path or URL from a task's return value) relative to the reports folder, if it is in it."""
+    if "\0" in value:
+        return None
+    if not is_local(reports_dir()):
+        prefix = str(reports_dir()).rstrip("/") + "/"
+        return value[len(prefix):] if value.startswith(prefix) else None
+    if not value.startswith("/"):
         return None
     path = PurePosixPath(value)
     root = PurePosixPath(_root().as_posix())
@@ -123,7 +130,7 @@ def _relative(value: str) -> str | None:
     return None
 
 
-def report_file(relative: str) -> Path:
+def report_file(relative: str) -> Location:
     """The file ``relative`` names under the reports folder, if it may be read; else :class:`ReportNotFound`.
 
     Refused: empty, absolute, ``..`` or hidden parts (``.x.csv.part`` is a file being written), anything but
@@ -138,6 +145,11 @@ def report_file(relative: str) -> Path:
     if pure.suffix.lower() not in SUFFIXES:
         raise ReportNotFound(relative)
     root = _root()
+    if not is_local(root):  # an object store: no links to follow, and the parts were checked above
+        target = root.joinpath(*pure.parts)
+        if not target.is_file():
+            raise ReportNotFound(relative)
+        return target
     try:
         target = (root / Path(*pure.parts)).resolve(strict=True)
     except (OSError, RuntimeError):

@@ -156,7 +156,7 @@ def create_finance_app() -> Any:
     from airflow.configuration import conf
     from airflow.utils.session import create_session
     from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import FileResponse, HTMLResponse, Response
+    from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 
     from include.errors import ConfigError
     from include.finance.db import transaction
@@ -192,6 +192,23 @@ def create_finance_app() -> Any:
         facts, results = found
         return facts, reports_of(dag_id, results, _run_date(facts))
 
+    def file_response(target: Any, media_type: str, filename: str | None = None) -> Response:
+        """A file from Innen's storage: sent by the server from a local folder, streamed from an object store."""
+        from include.storage import is_local
+
+        if is_local(target):
+            return FileResponse(target, media_type=media_type, filename=filename, headers=PAGE_HEADERS)
+
+        def chunks():  # type: ignore[no-untyped-def]
+            with target.open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    yield block
+
+        headers = dict(PAGE_HEADERS)
+        if filename:
+            headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+
     def serve(dag_id: str, run_id: str, path: str) -> Response:
         _facts, reports = reports_of_run(dag_id, run_id)
         try:
@@ -199,9 +216,8 @@ def create_finance_app() -> Any:
         except ReportNotFound:
             raise HTTPException(404, "no such report file of this run") from None
         if target.suffix.lower() == ".csv":
-            return FileResponse(target, media_type="text/csv; charset=utf-8", filename=target.name,
-                                headers=PAGE_HEADERS)
-        return FileResponse(target, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+            return file_response(target, "text/csv; charset=utf-8", filename=target.name)
+        return file_response(target, "text/html; charset=utf-8")
 
     @app.get("/runs/{dag_id}/{run_id}/reports", dependencies=run_access)
     def reports_page(dag_id: str, run_id: str):  # type: ignore[no-untyped-def]
@@ -229,7 +245,7 @@ def create_finance_app() -> Any:
             path = file_to_view(approval_id)
         except LookupError as gone:
             raise HTTPException(404, str(gone)) from None
-        return FileResponse(path, media_type="text/plain; charset=utf-8", headers=PAGE_HEADERS)
+        return file_response(path, "text/plain; charset=utf-8")
 
     def sections(limit: int | None) -> list[Any]:
         today = datetime.now(LOCAL_ZONE).date()

@@ -50,19 +50,25 @@ sys.path.insert(0, str(ROOT))
 
 from include.config import (  # noqa: E402
     DB_URL_SETTING,
+    STORAGE_URL_SETTING,
     archive_dir,
     inbox_dir,
     invoices_dir,
     outbox_dir,
+    quarantine_dir,
     reports_dir,
     staging_dir,
+    storage_root,
     var_dir,
 )
 from include.runtime import LOCAL_ZONE  # noqa: E402
+from include.storage import is_local  # noqa: E402
 
 
 def _show(path: Path | str) -> str:
     """A path as the reader can use it: relative to the project when inside it."""
+    if not isinstance(path, (str, Path)):
+        return str(path)  # an object store's URL
     path = Path(path)
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
@@ -82,9 +88,12 @@ def _fresh_database() -> str:
         print(f"Rebuilding the demo database {_show(database)} (the previous demo's data, outbox and reports are removed).")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    for folder in (outbox_dir(), staging_dir(), reports_dir(), var_dir() / "inbox", archive_dir(),
-                   var_dir() / "quarantine", invoices_dir()):
-        shutil.rmtree(folder, ignore_errors=True)
+    for folder in (outbox_dir(), staging_dir(), reports_dir(), storage_root() / "inbox", archive_dir(),
+                   quarantine_dir(), invoices_dir()):
+        if is_local(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+        elif folder.exists():
+            folder.fs.rm(folder.path, recursive=True)
     url = f"sqlite:///{database}"
     os.environ[DB_URL_SETTING] = url
     return url
@@ -242,7 +251,8 @@ def _airflow(url: str) -> Any:
     from sandbox.airflow_services import AirflowServices
 
     return AirflowServices.prepare(Path(os.environ["AIRFLOW_HOME"]),
-                                   env={DB_URL_SETTING: url, "INNEN_VAR_DIR": str(var_dir())})
+                                   env={DB_URL_SETTING: url, "INNEN_VAR_DIR": str(var_dir()),
+                                        STORAGE_URL_SETTING: str(storage_root())})
 
 
 def _approve_in_airflow(url: str) -> None:
@@ -410,7 +420,7 @@ def _invoices_and_mailing(engine, base_url: str, run_date: date, log: TextIO) ->
                                         .group_by(Invoice.channel)).all())
     overview = folder_for(run_date)
     print("  invoices: " + ", ".join(f"{k} {v}" for k, v in sorted(channels.items()))
-          + f" ({_show(var_dir() / 'invoices' / run_date.isoformat())}/)")
+          + f" ({_show(invoices_dir() / run_date.isoformat())}/)")
     print(f"  the day's printing: {_show(overview / 'index.html')}, for the print room {_show(overview / 'print.pdf')}")
     script_mail_servers(engine, base_url)
     _run_dag("invoice_mailing", None, log, conf={"day": run_date.isoformat()})

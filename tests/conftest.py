@@ -95,6 +95,7 @@ def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private ``var/`` (outbox, reports) for one test."""
     folder = tmp_path / "var"
     monkeypatch.setenv("INNEN_VAR_DIR", str(folder))
+    monkeypatch.delenv("INNEN_STORAGE_URL", raising=False)
     return folder
 
 

@@ -47,7 +47,6 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -71,6 +70,7 @@ from include.finance.reference_numbers import display_reference
 from include.pom.accounts import DEFAULT_ACCOUNT, PomClients
 from include.pom.client import PomDocument, PomRecipient, PomRejected, PomUnavailable
 from include.pom.delivery_store import intended_recipients
+from include.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def mailing_accounts(engine: Engine) -> set[str]:
     return {name or DEFAULT_ACCOUNT for name in (*waiting, *unaccepted)}
 
 
-def read_invoice_pdf(path: Path, sha256: str) -> bytes:
+def read_invoice_pdf(path: Location, sha256: str) -> bytes:
     """The PDF at ``path``, refused with :class:`InvoiceFileChanged` unless it has the SHA-256 it was made with."""
     try:
         pdf = path.read_bytes()

@@ -31,7 +31,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from include.config import invoices_dir, templates_dir
-from include.files import make_durable
+from include.files import atomic_write, make_durable
 from include.finance.audit import audit_row, record_many
 from include.finance.bulk import insert_many, reserve_ids
 from include.finance.db import transaction
@@ -172,6 +172,9 @@ def make_invoices(
     chunks: list[dict[int, InvoiceFacts]] = []
     with RenderPool(folder, len(to_make), workers) as pool:
         for _jobs, made in pipelined(jobs(), pool):
+            for m in made:
+                if m.pdf is not None:  # rendered for an object store: put whole, durable once put
+                    atomic_write(m.path, m.pdf)
             make_durable([m.path for m in made])  # on disk before the database says they exist
             facts_of = chunks.pop(0)
             _record(engine, [(facts_of[m.reference_id], m) for m in made], steps, actor, now, run)

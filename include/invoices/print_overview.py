@@ -26,6 +26,7 @@ from include.files import atomic_write
 from include.finance.models import EndUser, Invoice, PaymentReference, PaymentReferenceType, SalesJournal
 from include.finance.money import ZERO
 from include.reports import Table, write_csv, write_html
+from include.storage import Location
 
 PAPER = ("paper", "both")
 
@@ -71,10 +72,10 @@ def write_print_overview(session: Session, day: date) -> Overview:
                 pages, path]
                for document, channel, amount, pages, path, loi, type_code, journal, first, last in rows]
     write_csv(folder / "invoices.csv", detail_header, details)
-    paper = [str(invoices_dir() / row[4]) for row in rows if row[1] in PAPER]
+    paper = [invoices_dir() / row[4] for row in rows if row[1] in PAPER]
     print_pdf = folder / "print.pdf" if paper else None
     if print_pdf is not None:
-        atomic_write(print_pdf, combined_pdf([Path(p) for p in paper]))
+        atomic_write(print_pdf, combined_pdf(paper))
     else:
         (folder / "print.pdf").unlink(missing_ok=True)
     per_type = Table("Per type, sales journal and channel", header, csv_name="overview.csv")
@@ -91,7 +92,7 @@ def write_print_overview(session: Session, day: date) -> Overview:
     return Overview(folder, len(rows), len(paper), print_pdf)
 
 
-def combined_pdf(files: list[Path]) -> bytes:
+def combined_pdf(files: list[Location]) -> bytes:
     """One PDF of ``files`` in order (pypdf writes no random document id, so the bytes repeat)."""
     writer = pypdf.PdfWriter()
     for path in files:

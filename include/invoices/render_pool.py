@@ -22,8 +22,8 @@ is why small runs render in their own process.
 from __future__ import annotations
 
 import multiprocessing
-from collections import deque
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from typing import Any
 from include.files import atomic_write, sha256_bytes
 from include.invoices.qr_codes import make_qr, qr_svg
 from include.invoices.render import Renderer, page_count
+from include.storage import Location, is_local
 
 # Below this many invoices a run renders in its own process: starting workers costs a second or two.
 PARALLEL_FROM = 100
@@ -50,7 +51,7 @@ class RenderJob:
     version: int
     document_id: str
     template: Path
-    target: Path
+    target: Location
     data: dict[str, Any]  # the placeholders' values (include.invoices.facts.invoice_data), without the EPC image
     epc_payload: bytes | None  # the EPC code's checked payload, drawn by the worker
     print_day: date
@@ -64,10 +65,11 @@ class MadeInvoice:
     version: int
     document_id: str
     template: str
-    path: Path
+    path: Location
     sha256: str
     pages: int
     print_day: date
+    pdf: bytes | None = None  # for an object store: the bytes, put there by the main process (see render_job)
 
 
 def render_job(renderer: Renderer, job: RenderJob) -> MadeInvoice:
@@ -76,9 +78,12 @@ def render_job(renderer: Renderer, job: RenderJob) -> MadeInvoice:
     if job.epc_payload is not None:
         data = data | {"epc_svg": qr_svg(make_qr(job.epc_payload, error="m")).decode("ascii")}
     pdf = renderer.render(job.template, data)
-    atomic_write(job.target, pdf, durable=False)
+    # A worker process has no Airflow connection to reach an object store with: the main process puts those.
+    local = is_local(job.target)
+    if local:
+        atomic_write(job.target, pdf, durable=False)
     return MadeInvoice(job.reference_id, job.version, job.document_id, job.template.name, job.target,
-                       sha256_bytes(pdf), page_count(pdf), job.print_day)
+                       sha256_bytes(pdf), page_count(pdf), job.print_day, None if local else pdf)
 
 
 _renderer: Renderer | None = None

@@ -27,21 +27,18 @@ whenever asked (e.g. after a crash between the commit and the files).
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from include.config import reports_dir
-from include.files import atomic_writer
+from include.files import atomic_writer, put_in_place, scratch_folder
 from include.finance.bulk import stream_chunks
 from include.finance.models import (
     DeliveryDiagnosis,
@@ -53,6 +50,7 @@ from include.finance.models import (
 )
 from include.pom.delivery_diagnosis import ACTIONS, DIAGNOSES, SAFE_SENDERS, local_time, what_to_do
 from include.reports import Table, write_csv, write_html
+from include.storage import Location
 
 HEADER = ("action", "diagnosis", "customer", "invoice", "document_id", "recipient", "email_address", "postal_address",
           "attempts", "last_attempt", "last_status", "pom_message", "note", "what_to_do")
@@ -109,18 +107,18 @@ class ActionList:
 
     @property
     def html(self) -> str:
-        return str(Path(self.folder) / "index.html")
+        return f"{self.folder}/index.html"
 
     @property
     def csv(self) -> str:
-        return str(Path(self.folder) / ACTION_CSV)
+        return f"{self.folder}/{ACTION_CSV}"
 
     @property
     def delivered_csv(self) -> str:
-        return str(Path(self.folder) / DELIVERED_CSV)
+        return f"{self.folder}/{DELIVERED_CSV}"
 
 
-def folder_for(batch: str) -> Path:
+def folder_for(batch: str) -> Location:
     return reports_dir() / "pom_delivery" / (re.sub(r"[^A-Za-z0-9._-]+", "-", batch).strip("-.") or "batch")
 
 
@@ -165,10 +163,9 @@ class ActionListWriter:
     order they were stored.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Location) -> None:
         self.folder = folder
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
+        self._tmp = scratch_folder(folder)
         self._files = {action: (self._tmp / f"{action}.csv").open("w", encoding="utf-8", newline="")
                        for action in ACTIONS}
         # Delivered rows are a file of their own, written in place (they are most of a report).
@@ -232,8 +229,6 @@ class ActionListWriter:
         return text
 
     def finish(self, report: DeliveryReport) -> ActionList:
-        self._files["none"].flush()
-        os.fsync(self._files["none"].fileno())
         for handle in self._files.values():
             handle.close()
         try:
@@ -244,9 +239,7 @@ class ActionListWriter:
                     if action != "none":
                         with (self._tmp / f"{action}.csv").open("rb") as part:
                             shutil.copyfileobj(part, out, 1 << 20)
-            delivered = self._tmp / "none.csv"
-            delivered.chmod(0o644)
-            os.replace(delivered, self.folder / DELIVERED_CSV)
+            put_in_place(self._tmp / "none.csv", self.folder / DELIVERED_CSV)
             summary = dict(report.summary or {})
             write_csv(self.folder / "summary.csv", ("diagnosis", "label", "action", "count"),
                       [(code, label, action, summary.get(code, 0)) for code, (action, label, _) in DIAGNOSES.items()])
@@ -342,7 +335,7 @@ _new_stored_delivered = partial(tuple.__new__, _StoredDelivered)
 _new_delivered = partial(tuple.__new__, DeliveredRow)
 
 
-def write_action_list(session: Session, report_id: int, folder: Path | None = None) -> ActionList:
+def write_action_list(session: Session, report_id: int, folder: Location | None = None) -> ActionList:
     """The action list of a stored report, from the database alone (``folder``: default its batch's)."""
     report = session.get(DeliveryReport, report_id)
     if report is None:

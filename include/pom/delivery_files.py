@@ -23,23 +23,22 @@ import logging
 import re
 import time
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from include.config import archive_dir, inbox_dir, quarantine_dir
-from include.files import atomic_write, move_into, waiting_files
 from include.finance.db import transaction
+from include.inbox import Inbox
 from include.pom.delivery_action_list import write_action_list
 from include.pom.delivery_reader import DeliveryReportRefused, open_delivery_report
 from include.pom.delivery_store import store_report
+from include.storage import Location
 
 log = logging.getLogger(__name__)
 
 INBOX = "pom_reports"
-SUFFIXES = (".csv", ".txt")
+REPORTS = Inbox(INBOX, (".csv", ".txt"), keep_under=INBOX)
 NIGHTLY_HOUR = 3  # the scheduled run in the 03:00-03:14 slot (Brussels) fetches from POM
 NIGHTLY_DAYS = 4  # POM retries for 48 hours: a batch is fetched again until it has settled
 LOCAL_ZONE = ZoneInfo("Europe/Brussels")
@@ -68,22 +67,13 @@ def fetch_window(fetch_days: int | None, run_type: Any, moment: datetime | None)
     return None
 
 
-def pending_reports(source: Path | str | None = None) -> list[Path]:
+def pending_reports(source: str | Location | None = None) -> list[Location]:
     """Reports to analyse: ``source`` (a file or a folder), or the inbox; hidden and partial files skipped."""
-    source = Path(source) if source else inbox_dir(INBOX)
-    return waiting_files(source, SUFFIXES)
-
-
-def _move(path: Path, folder: Path) -> Path:
-    return move_into(path, folder)
-
-
-def _reason(target: Path, refusal: DeliveryReportRefused) -> None:
-    atomic_write(target.with_name(target.name + ".reason.txt"), (str(refusal) + "\n").encode("utf-8"))
+    return REPORTS.pending(source)
 
 
 def analyse_report(
-    source: Path | str | bytes, actor: str, *, engine: Engine | None = None, now: datetime | None = None,
+    source: str | Location | bytes, actor: str, *, engine: Engine | None = None, now: datetime | None = None,
     name: str | None = None, batch: str | None = None, source_kind: str = "file",
 ) -> dict[str, Any]:
     """Check, store and diagnose a report, then write its action lists; raises :class:`DeliveryReportRefused`.
@@ -122,17 +112,12 @@ def analyse_report(
 
 
 def analyse_report_file(
-    path: Path | str, actor: str, engine: Engine | None = None, now: datetime | None = None
+    path: str | Location, actor: str, engine: Engine | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """Analyse one file from the inbox and archive it; a refused file is quarantined, then the refusal raised."""
-    path = Path(path)
-    try:
-        result = analyse_report(path, actor, engine=engine, now=now)
-    except DeliveryReportRefused as refusal:
-        target = _move(path, quarantine_dir() / INBOX)
-        _reason(target, refusal)
-        raise
-    result["archived"] = str(_move(path, archive_dir() / INBOX))
+    result, archived = REPORTS.take(path, lambda found: analyse_report(found, actor, engine=engine, now=now),
+                                    DeliveryReportRefused)
+    result["archived"] = str(archived)
     return result
 
 
@@ -150,13 +135,9 @@ def analyse_fetched_report(
     try:
         result = analyse_report(data, actor, engine=engine, now=now, name=name, batch=batch, source_kind="pom")
     except DeliveryReportRefused as refusal:
-        target = quarantine_dir() / INBOX / name
-        atomic_write(target, data)
-        _reason(target, refusal)
+        REPORTS.keep(name, data, str(refusal))
         raise
-    target = archive_dir() / INBOX / name
-    atomic_write(target, data)
-    result["archived"] = str(target)
+    result["archived"] = str(REPORTS.keep(name, data))
     return result
 
 

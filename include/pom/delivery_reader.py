@@ -46,12 +46,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from operator import itemgetter
-from pathlib import Path
 from typing import BinaryIO, NamedTuple
 from zoneinfo import ZoneInfo
 
 from include.errors import InnenError
 from include.pom.delivery_diagnosis import line_kind, normalise_status
+from include.storage import Location, location
 
 MAX_BYTES = 1024 * 1024 * 1024
 PREAMBLE_LINES = 10  # non-blank lines searched for the header (a title above the table is passed over)
@@ -203,7 +203,7 @@ class DeliveryReportFile:
     batch: str | None = None  # the batch asked for (the client's fetch), or None
     header_line: int = 1  # the header's line number (lines before it are a title or Excel's "sep=")
     header_cells: list[str] = field(default_factory=list)  # the header as written
-    _source: Path | bytes | None = field(default=None, repr=False)
+    _source: Location | bytes | None = field(default=None, repr=False)
 
     @property
     def encoding_label(self) -> str:
@@ -211,7 +211,7 @@ class DeliveryReportFile:
 
     def _text(self) -> io.TextIOWrapper:
         source = self._source
-        binary: BinaryIO = open(source, "rb") if isinstance(source, Path) else io.BytesIO(source or b"")
+        binary: BinaryIO = io.BytesIO(source or b"") if isinstance(source, (bytes, type(None))) else source.open("rb")
         return io.TextIOWrapper(binary, encoding=self.encoding, newline="")
 
     def _repeats_header(self, row: list[str]) -> bool:
@@ -452,7 +452,7 @@ def _find_header(report: DeliveryReportFile) -> tuple[str, int, str]:
 
 
 def open_delivery_report(
-    source: Path | str | bytes, *, name: str | None = None, batch: str | None = None, max_bytes: int = MAX_BYTES
+    source: str | Location | bytes, *, name: str | None = None, batch: str | None = None, max_bytes: int = MAX_BYTES
 ) -> DeliveryReportFile:
     """Check a report's bytes and header; ``batch``: the batch the report must be of (fills an empty Batch column).
 
@@ -469,9 +469,9 @@ def open_delivery_report(
             check.feed(data[start : start + CHUNK], final=start + CHUNK >= len(data))
         if not data:
             check.feed(b"", final=True)
-        stored: Path | bytes = data
+        stored: Location | bytes = data
     else:
-        path = Path(source)
+        path = location(source)
         label = name or path.name
         check = _ByteCheck(label)
         try:
@@ -522,7 +522,7 @@ def open_delivery_report(
 
 
 def read_delivery_report(
-    source: Path | str | bytes, *, name: str | None = None, batch: str | None = None
+    source: str | Location | bytes, *, name: str | None = None, batch: str | None = None
 ) -> Iterator[ReportLine]:
     """Every line of a report (checks first, then streams); see :func:`open_delivery_report`."""
     return open_delivery_report(source, name=name, batch=batch).lines()

@@ -21,12 +21,10 @@ A hub without approval keeps the direct path of :mod:`include.sepa.export`.
 from __future__ import annotations
 
 import enum
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from schwifty import IBAN
@@ -37,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from include.config import outbox_dir, staging_dir
 from include.errors import ExportRejected, InnenError
-from include.files import sha256_of, write_checksum
+from include.files import replace, sha256_of, write_checksum
 from include.finance.audit import audit_row, record_many
 from include.finance.db import transaction
 from include.finance.models import BankFileApproval, BankHub, Collection, CollectionRun
@@ -52,6 +50,7 @@ from include.sepa.export import (
     record_export,
     write_run_file,
 )
+from include.storage import Location, location, name_of
 
 APPROVE, REJECT = "Approve", "Reject"  # the options of Airflow's ApprovalOperator
 REASON_MAX = 1000
@@ -130,7 +129,7 @@ def summarise(session: Session, run: CollectionRun, hub: BankHub, written: Writt
         "creditor_id": hub.creditor_id or "",
         "collection_date": run.collection_date.isoformat(),
         "export_format": export_format,
-        "file_name": Path(written.path).name,
+        "file_name": name_of(written.path),
         "file_bytes": written.size,
         "sha256": written.sha256,
         "transactions": written.transactions,
@@ -196,7 +195,7 @@ def _staged(approval: BankFileApproval, run: CollectionRun, body: str) -> dict[s
     return {
         "run": run.loi, "approval_id": approval.id, "attempt": approval.attempt, "approval_required": True,
         "status": approval.status, "four_eyes": approval.four_eyes, "requested_by": approval.requested_by,
-        "file_name": Path(approval.staged_path).name, "sha256": approval.file_sha256,
+        "file_name": name_of(approval.staged_path), "sha256": approval.file_sha256,
         "transactions": approval.transaction_count, "total": format_amount(approval.total_amount),
         "summary": approval.summary, "body": body,
     }
@@ -268,7 +267,7 @@ def _wait_for_approval(session: Session, written: WrittenRun, summary: dict, fou
     session.add(approval)
     session.flush()
     audits.append(audit_row("bank_file_approval", approval.id, "staged", actor, after={
-        "run": run.loi, "attempt": attempt, "sha256": approval.file_sha256, "file": Path(approval.staged_path).name,
+        "run": run.loi, "attempt": attempt, "sha256": approval.file_sha256, "file": name_of(approval.staged_path),
         "transactions": approval.transaction_count, "total": format_amount(approval.total_amount),
         "requested_by": requested_by, "four_eyes": four_eyes}, at=now))
     record_many(session, audits)
@@ -292,7 +291,7 @@ def _approval(session: Session, approval_id: int) -> tuple[BankFileApproval, Col
     return approval, run
 
 
-def release(approval_id: int, approver: str | None, actor: str, *, outbox: Path | None = None,
+def release(approval_id: int, approver: str | None, actor: str, *, outbox: Location | None = None,
             engine: Engine | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Move the approved file into the outbox and mark the run exported (idempotent: a rerun finds it done)."""
     now = now or datetime.now(timezone.utc)
@@ -305,14 +304,13 @@ def release(approval_id: int, approver: str | None, actor: str, *, outbox: Path 
         if approval.status != "waiting":
             raise InnenError(f"{run.loi}: its bank file (attempt {approval.attempt}) was {approval.status}: "
                              f"{approval.reason or ''}".rstrip(": "))
-        staged = Path(approval.staged_path)
+        staged = location(approval.staged_path)
         target = (outbox or outbox_dir()) / staged.name
         if staged.exists():
             if sha256_of(staged) != approval.file_sha256:
                 raise ExportRejected(f"{staged.name}: the staged file is not the one shown for approval "
                                      f"(SHA-256 {approval.file_sha256}); nothing released")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)  # one rename: the outbox never holds part of a file
+            replace(staged, target)  # the outbox never holds part of a file
         elif not (target.exists() and sha256_of(target) == approval.file_sha256):
             raise ExportRejected(f"{staged.name}: the staged file is gone and the outbox does not hold it; "
                                  "export the run again")
@@ -353,7 +351,7 @@ def reject(approval_id: int, by: str | None, reason: str, actor: str, *, engine:
             audit_row("collection_run", run.id, "export_rejected", who[:250], before=before,
                       after={"error": run.error}, at=now),
         ])
-        Path(approval.staged_path).unlink(missing_ok=True)
+        location(approval.staged_path).unlink(missing_ok=True)
         return {"run": run.loi, "status": run.status, "rejected_by": by, "reason": reason, "already": False}
 
 
@@ -382,12 +380,12 @@ def waiting(session: Session) -> list[dict[str, Any]]:
         select(BankFileApproval, CollectionRun.loi).join(CollectionRun, CollectionRun.id == BankFileApproval.run_id)
         .where(BankFileApproval.status == "waiting").order_by(BankFileApproval.requested_at, BankFileApproval.id)
     )
-    return [{"approval_id": a.id, "run": loi, "file_name": Path(a.staged_path).name, "transactions": a.transaction_count,
+    return [{"approval_id": a.id, "run": loi, "file_name": name_of(a.staged_path), "transactions": a.transaction_count,
              "total": format_amount(a.total_amount), "requested_by": a.requested_by, "requested_at": a.requested_at,
              "airflow_task": a.airflow_task, "sha256": a.file_sha256} for a, loi in rows]
 
 
-def file_to_view(approval_id: int, *, engine: Engine | None = None) -> Path:
+def file_to_view(approval_id: int, *, engine: Engine | None = None) -> Location:
     """The file approval ``approval_id`` is about: staged while it waits, released once approved.
 
     Raises :class:`LookupError` when there is none (rejected files are removed).
@@ -398,9 +396,9 @@ def file_to_view(approval_id: int, *, engine: Engine | None = None) -> Path:
             raise LookupError(f"no bank file approval {approval_id}")
         run = session.get(CollectionRun, approval.run_id)
         if approval.status == "waiting":
-            path = Path(approval.staged_path)
+            path = location(approval.staged_path)
         elif approval.status == "approved" and run.file_sha256 == approval.file_sha256 and run.file_path:
-            path = Path(run.file_path)
+            path = location(run.file_path)
         else:
             raise LookupError(f"the file of approval {approval_id} was {approval.status}: nothing to show")
     if not path.is_file():

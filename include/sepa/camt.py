@@ -27,13 +27,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lxml import etree
 
 from include.errors import BankFileError
+from include.files import parse_source
 from include.finance.money import ZERO
+from include.storage import Location, location
 
 MAX_BYTES = 160 * 1024 * 1024
 PROLOG_BYTES = 4096
@@ -151,7 +152,7 @@ class CamtFile:
 _ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
-def _check_prolog(path: Path, max_bytes: int) -> None:
+def _check_prolog(path: Location, max_bytes: int) -> None:
     name = path.name
     size = path.stat().st_size
     if size == 0:
@@ -436,11 +437,16 @@ def _leaves(element: etree._Element, plan: _Plan, q: str,
     return values
 
 
-def read_camt(path: Path, *, max_bytes: int = MAX_BYTES) -> CamtFile:
+def read_camt(path: str | Location, *, max_bytes: int = MAX_BYTES) -> CamtFile:
     """Every statement of ``path`` with its entry lines; raises :class:`CamtRefused` for anything unsafe or malformed."""
-    path = Path(path)
-    name = path.name
+    path = location(path)
     _check_prolog(path, max_bytes)
+    with parse_source(path) as source:
+        return _parse(path, source)
+
+
+def _parse(path: Location, source: str | BinaryIO) -> CamtFile:
+    name = path.name
     statements: list[Statement] = []
     current: Statement | None = None
     kind = version = ""
@@ -452,7 +458,7 @@ def read_camt(path: Path, *, max_bytes: int = MAX_BYTES) -> CamtFile:
         # Only the elements we act on come back from the parser (filtered in C); everything else is
         # read from them, and the header elements before and after the entries from their statement.
         events = etree.iterparse(
-            str(path), events=("start", "end"), tag=_EVENT_TAGS, resolve_entities=False, load_dtd=False,
+            source, events=("start", "end"), tag=_EVENT_TAGS, resolve_entities=False, load_dtd=False,
             no_network=True, huge_tree=False, remove_comments=True, remove_pis=True,
         )
         for event, element in _guarded(events, name, lambda: current):
@@ -537,10 +543,11 @@ def _root(element: etree._Element, name: str) -> tuple[str, str, _StatementReade
     return kind, version, _StatementReader(_Reader(qname.namespace), name)
 
 
-def _first_element(path: Path, name: str) -> etree._Element:
-    events = etree.iterparse(str(path), events=("start",), resolve_entities=False, load_dtd=False, no_network=True)
-    for _event, element in _guarded(events, name, lambda: None):
-        return element
+def _first_element(path: Location, name: str) -> etree._Element:
+    with parse_source(path) as source:
+        events = etree.iterparse(source, events=("start",), resolve_entities=False, load_dtd=False, no_network=True)
+        for _event, element in _guarded(events, name, lambda: None):
+            return element
     raise CamtRefused(name, "no root element", element="Document")
 
 

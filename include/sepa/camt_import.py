@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, String, case, cast, func, insert, literal, null, select
@@ -74,6 +73,7 @@ from include.finance.statuses import BOOKED_OUTCOMES, WAITING_COLLECTION, RunSta
 from include.sepa.camt import CamtFile, CamtRefused, EntryLine, Statement
 from include.sepa.camt_decision import Booking, Decision, decide_all
 from include.sepa.camt_facts import FactsReader, candidates
+from include.storage import location, name_of
 
 CANDIDATE_SEARCHES = 500  # unmatched entries per file for which we look for likely payers
 CANDIDATES = 5
@@ -148,7 +148,7 @@ class ImportResult:
 
 def check_balances(camt: CamtFile) -> None:
     """Opening balance + booked entries must give the closing balance, for every statement that has both."""
-    name = Path(camt.path).name
+    name = name_of(camt.path)
     for statement in camt.statements:
         if statement.opening_balance is None or statement.closing_balance is None:
             continue
@@ -166,7 +166,7 @@ def check_balances(camt: CamtFile) -> None:
 def import_statements(session: Session, camt: CamtFile, actor: str, *, now: datetime | None = None) -> ImportResult:
     """Book every statement of a parsed file in ``session`` (the caller's transaction); refuses bad balances first."""
     check_balances(camt)
-    return _Import(session, camt, sha256_of(Path(camt.path)), actor, now or datetime.now(timezone.utc)).run()
+    return _Import(session, camt, sha256_of(location(camt.path)), actor, now or datetime.now(timezone.utc)).run()
 
 
 def outcome_counts(results: Iterable[StatementResult]) -> dict[str, int]:
@@ -199,7 +199,7 @@ class _Import:
 
     def __init__(self, session: Session, camt: CamtFile, sha256: str, actor: str, now: datetime) -> None:
         self.session, self.camt, self.sha256, self.actor, self.now = session, camt, sha256, actor, now
-        self.file_name = Path(camt.path).name
+        self.file_name = name_of(camt.path)
         self.hubs = {
             (hub.creditor_iban or "").replace(" ", "").upper(): hub
             for hub in session.scalars(select(BankHub)) if hub.creditor_iban

@@ -40,7 +40,7 @@ class ControlList:
 
     @property
     def html(self) -> str:
-        return str(Path(self.folder) / "index.html")
+        return f"{self.folder}/index.html"
 
 
 def folder_for(statement: BankStatement) -> Path:

@@ -72,7 +72,7 @@ class MandateLists:
 
     @property
     def html(self) -> str:
-        return str(Path(self.folder) / "index.html")
+        return f"{self.folder}/index.html"
 
 
 def compact_ids(ids: Iterable[int]) -> str:

@@ -12,58 +12,48 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from include.config import archive_dir, inbox_dir, quarantine_dir
-from include.files import atomic_write, move_into, waiting_files
 from include.finance.db import transaction
+from include.inbox import Inbox
 from include.sepa.camt import MAX_BYTES, CamtRefused, read_camt
-from include.sepa.camt_import import check_balances, import_statements, outcome_counts
+from include.sepa.camt_import import ImportResult, check_balances, import_statements, outcome_counts
 from include.sepa.control_list import write_control_list
+from include.storage import Location
 
-SUFFIXES = (".xml", ".camt", ".053", ".054")
+STATEMENTS = Inbox("camt053", (".xml", ".camt", ".053", ".054"))
 
 
-def pending_files(source: Path | None = None) -> list[Path]:
+def pending_files(source: str | Location | None = None) -> list[Location]:
     """Files to import: ``source`` (a file or a folder), or the camt053 inbox; hidden and partial files skipped."""
-    source = Path(source) if source else inbox_dir("camt053")
-    return waiting_files(source, SUFFIXES)
+    return STATEMENTS.pending(source)
 
 
-def _move(path: Path, folder: Path) -> Path:
-    return move_into(path, folder)
-
-
-def quarantine(path: Path, reason: str) -> Path:
-    target = _move(path, quarantine_dir())
-    atomic_write(target.with_name(target.name + ".reason.txt"), (reason + "\n").encode("utf-8"))
-    return target
+def quarantine(path: Location, reason: str) -> Location:
+    return STATEMENTS.refuse(path, reason)
 
 
 def import_statement_file(
-    path: Path, actor: str, *, engine: Engine | None = None, max_bytes: int = MAX_BYTES
+    path: str | Location, actor: str, *, engine: Engine | None = None, max_bytes: int = MAX_BYTES
 ) -> dict[str, Any]:
     """Import one file; returns a summary. Raises :class:`CamtRefused` after quarantining a refused file."""
-    path = Path(path)
-    try:
+
+    def take(path: Location) -> tuple[ImportResult, list[str]]:
         camt = read_camt(path, max_bytes=max_bytes)
         check_balances(camt)
         with transaction(engine) as session:
             result = import_statements(session, camt, actor)
-    except CamtRefused as refusal:
-        quarantine(path, str(refusal))
-        raise
-    reports = []
-    with transaction(engine, readonly=True) as session:
-        for statement in result.statements:
-            if statement.statement_db_id is not None:
-                reports.append(write_control_list(session, statement.statement_db_id).html)
-    archived = _move(path, archive_dir())
+        with transaction(engine, readonly=True) as session:
+            reports = [write_control_list(session, statement.statement_db_id).html
+                       for statement in result.statements if statement.statement_db_id is not None]
+        return result, reports
+
+    (result, reports), archived = STATEMENTS.take(path, take, CamtRefused)
     return {
-        "file": path.name, "status": result.status, "message": result.message, "archived": str(archived),
+        "file": result.file, "status": result.status,
+        "message": result.message, "archived": str(archived),
         "sha256": result.sha256, "statements": [asdict(s) for s in result.statements],
         "outcomes": outcome_counts(result.statements), "control_lists": reports,
     }
