@@ -88,7 +88,7 @@ def camt053_import() -> None:
         from include.sepa.statement_files import import_statement_file, max_bytes_setting
 
         try:
-            result = import_statement_file(Path(path), actor(get_current_context()), max_bytes=max_bytes_setting())
+            result = import_statement_file(path, actor(get_current_context()), max_bytes=max_bytes_setting())
         except CamtRefused as refusal:
             raise AirflowFailException(f"refused and quarantined: {refusal}") from None
         log.info("%s; outcomes %s; control lists %s", result["message"], result["outcomes"], result["control_lists"])

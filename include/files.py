@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -121,6 +122,36 @@ def parse_source(path: Location) -> Iterator[str | BinaryIO]:
         return
     with path.open("rb") as stream:
         yield stream
+
+
+def modified_at(path: Location) -> float | None:
+    """When ``path`` was last written (seconds since the epoch), or None when its store does not say.
+
+    Raises :class:`FileNotFoundError` when it is gone. Object stores name the
+    time differently (S3 ``LastModified``, the memory store ``created``).
+    """
+    if is_local(path):
+        return os.stat(path, follow_symlinks=False).st_mtime
+    info = path.fs.info(path.path)
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+        if isinstance(value, str) and value:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def remove(path: Location) -> None:
+    """Remove a file, or a folder with everything in it (a symbolic link itself, not what it points to)."""
+    if not is_local(path):
+        path.fs.rm(path.path, recursive=True)
+    elif path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def sha256_bytes(data: bytes) -> str:

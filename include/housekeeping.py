@@ -54,7 +54,6 @@ import csv
 import logging
 import os
 import re
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -66,6 +65,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from include.config import archive_dir, outbox_dir, quarantine_dir, reports_dir
+from include.files import modified_at, remove
 from include.finance.audit import audit_row, record, record_many
 from include.finance.db import get_engine, transaction
 from include.finance.models import BankEntry, BankHub, BankStatement, Collection, CollectionRun, DeliveryReport
@@ -74,6 +74,7 @@ from include.pom.delivery_files import INBOX as POM_REPORTS
 from include.reports import Table, write_csv, write_html
 from include.runtime import LOCAL_ZONE
 from include.sepa.control_list import folder_for
+from include.storage import Location, is_local
 
 log = logging.getLogger(__name__)
 
@@ -281,28 +282,34 @@ def _facts(session: Session) -> _Facts:
 
 @dataclass(frozen=True)
 class FileItem:
-    path: Path
+    path: Location
     what: str
     claim: Claim
 
 
-def modified_day(path: Path) -> date:
-    """The Brussels day ``path`` (or, for a folder, anything in it) was last modified (today once it is gone)."""
+def modified_day(path: Location) -> date:
+    """The Brussels day ``path`` (or, for a folder, anything in it) was last modified.
+
+    Today once it is gone, or when its store does not say (nothing goes on a guess).
+    """
+    today = datetime.now(LOCAL_ZONE).date()
     try:
-        newest = path.stat().st_mtime
+        newest = modified_at(path)
     except FileNotFoundError:
-        return datetime.now(LOCAL_ZONE).date()
+        return today
     if path.is_dir():
-        for folder, dirs, files in os.walk(path):
-            for name in (*dirs, *files):
-                try:
-                    newest = max(newest, os.stat(os.path.join(folder, name), follow_symlinks=False).st_mtime)
-                except FileNotFoundError:
-                    continue
-    return datetime.fromtimestamp(newest, LOCAL_ZONE).date()
+        inside = (Path(folder, name) for folder, dirs, files in os.walk(path) for name in (*dirs, *files)) \
+            if is_local(path) else path.rglob("*")
+        for inner in inside:
+            try:
+                found = modified_at(inner)
+            except FileNotFoundError:
+                continue
+            newest = None if found is None or newest is None else max(newest, found)
+    return today if newest is None else datetime.fromtimestamp(newest, LOCAL_ZONE).date()
 
 
-def _entries(folder: Path, *, folders: bool = False) -> list[Path]:
+def _entries(folder: Location, *, folders: bool = False) -> list[Location]:
     """The visible files (and, with ``folders``, folders) of ``folder``; hidden ones are writes in progress."""
     if not folder.is_dir():
         return []
@@ -312,7 +319,7 @@ def _entries(folder: Path, *, folders: bool = False) -> list[Path]:
     )
 
 
-def _modified(facts: _Facts, path: Path, hub_id: int | None = None) -> Claim:
+def _modified(facts: _Facts, path: Location, hub_id: int | None = None) -> Claim:
     return facts.claim(hub_id, modified_day(path), "file modified")
 
 
@@ -326,16 +333,16 @@ class _Listing:
     possibly old, modification time).
     """
 
-    outbox: list[Path]
-    archive: list[Path]
-    archive_pom: list[Path]
-    quarantine: list[Path]
-    quarantine_pom: list[Path]
-    reports: list[tuple[str | None, Path]]  # (kind folder, entry); None for a file right in reports/
+    outbox: list[Location]
+    archive: list[Location]
+    archive_pom: list[Location]
+    quarantine: list[Location]
+    quarantine_pom: list[Location]
+    reports: list[tuple[str | None, Location]]  # (kind folder, entry); None for a file right in reports/
 
 
 def _listing() -> _Listing:
-    reports: list[tuple[str | None, Path]] = []
+    reports: list[tuple[str | None, Location]] = []
     for kind in _entries(reports_dir(), folders=True):
         if kind.is_file():
             reports.append((None, kind))
@@ -416,13 +423,6 @@ def expired_files(facts: _Facts, listing: _Listing, today: date) -> list[FileIte
         if item.path.exists() and item.claim.expired(today)
     ]
     return sorted(found, key=lambda item: str(item.path))
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
 
 
 # --- the database ----------------------------------------------------------------------------------
@@ -555,7 +555,7 @@ def housekeep(today: date, actor: str, *, dry_run: bool = True, engine: Engine |
                        after={"path": str(item.path), "what": item.what, "hub": item.claim.hub,
                               "keep_days": item.claim.keep_days, "counted_from": item.claim.made_on,
                               "dated_by": item.claim.dated_by})
-                _remove(item.path)  # inside the transaction: a file that cannot be removed leaves no audit row
+                remove(item.path)  # inside the transaction: a file that cannot be removed leaves no audit row
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -588,7 +588,7 @@ def _report_rows(result: Housekeeping) -> list[list[Any]]:
     return rows
 
 
-def _earlier_rows(path: Path) -> list[list[str]]:
+def _earlier_rows(path: Location) -> list[list[str]]:
     """The rows of the day's report so far (a rerun adds to it)."""
     if not path.is_file():
         return []

@@ -12,17 +12,19 @@ to Airflow's ObjectStoragePath, as a provider attaches ``s3``.
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 from airflow.sdk.io import attach
 from fsspec.implementations.memory import MemoryFileSystem
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from include.config import storage_root
 from include.files import atomic_write, sha256_of
 from include.finance.db import create_schema, get_engine, transaction
-from include.finance.models import BankEntry, CollectionRun, Invoice
+from include.finance.models import BankEntry, BankStatement, CollectionRun, Invoice
+from include.housekeeping import housekeep
 from include.invoices.mailing import read_invoice_pdf
 from include.invoices.making import make_invoices
 from include.invoices.print_overview import write_print_overview
@@ -155,4 +157,26 @@ def test_invoices_and_the_print_overview_are_written_to_the_root_and_read_back(r
         overview = write_print_overview(session, DAY)
     assert str(overview.folder) == str(root / "reports" / "invoice_run" / DAY.isoformat())
     assert (overview.invoices, overview.paper) == (1, 1) and (root / "reports" / "invoice_run" / DAY.isoformat() / "print.pdf").exists()
+    _nothing_on_this_machine(var_dir)
+
+
+def test_housekeeping_removes_expired_files_from_the_root_and_keeps_fresh_ones(root, db, var_dir) -> None:  # type: ignore[no-untyped-def]
+    atomic_write(root / "inbox" / "camt053" / "statement.xml", STATEMENT.read_bytes())
+    imported = import_statement_file(pending_files()[0], "test", engine=db)
+    with transaction(db) as session:  # imported long ago: its files are past keeping, the stray one is not
+        session.execute(update(BankStatement).values(imported_at=datetime(2014, 1, 6, tzinfo=timezone.utc)))
+    fresh = root / "outbox" / "stray.xml"
+    atomic_write(fresh, b"<x/>")
+    archived = location(imported["archived"])
+    control_list = location(imported["control_lists"][0]).parent
+
+    dry = housekeep(date(2027, 1, 4), "test", dry_run=True, engine=db)
+    assert {str(item.path) for item in dry.files} == {str(archived), str(control_list)}
+    assert archived.exists() and control_list.exists()
+
+    done = housekeep(date(2027, 1, 4), "test", dry_run=False, engine=db)
+
+    assert not archived.exists() and not control_list.exists() and fresh.exists()
+    assert {str(item.path) for item in done.files} == {str(archived), str(control_list)} and not done.errors
+    assert str(done.report).startswith(str(root / "reports" / "housekeeping"))
     _nothing_on_this_machine(var_dir)
