@@ -38,14 +38,14 @@ from sqlalchemy.orm import Session
 
 from include.finance.control_list_resolution import open_item_query
 from include.finance.models import BankHub, CollectionRun, ControlListItem, in_cents
-from include.finance.statuses import SENT_RUN
+from include.finance.statuses import REFUND_ITEM, SENT_RUN
 from include.runtime import LOCAL_ZONE
 from include.sepa.bank_file_approval import waiting as waiting_bank_files
 from include.sepa.identifiers import mask_iban
 
 APPROVAL_DAGS = ("pain_export", "collection_confirm")
 RELEASED_STATUSES = SENT_RUN
-REFUND_KINDS = ("overpaid", "closed_reference")
+REFUND_KINDS = REFUND_ITEM
 HTML_LIMIT = 500
 
 OPEN_HEADER = ("item", "since", "source", "kind", "statement", "account", "amount", "reference", "counterparty",

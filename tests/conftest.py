@@ -32,9 +32,11 @@ os.environ.update(
     }
 )
 
-from sqlalchemy import Engine, create_engine, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, select, text  # noqa: E402
 
 from include.finance.db import create_schema, get_engine, transaction  # noqa: E402
+from include.finance.models import ControlListItem  # noqa: E402
+from include.finance.statuses import ControlListKind, values  # noqa: E402
 from sandbox.throwaway_postgres import PostgresCluster  # noqa: E402
 
 DEMO_DAY = date(2026, 11, 20)  # the day the demo fixture and the DAG tests run on
@@ -88,6 +90,23 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine = get_engine(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def known_control_list_kinds(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test on a database (``db_url``): every kind of control-list item written is a ``ControlListKind``.
+
+    For the modules that write items (``pytestmark``): an item of a kind the enum does not know fails the test's
+    teardown, naming the kind.
+    """
+    url = request.getfixturevalue("db_url") if "db_url" in request.fixturenames else None
+    yield
+    if url is None:
+        return
+    with transaction(get_engine(url), readonly=True) as session:
+        written = set(session.scalars(select(ControlListItem.kind).distinct()))
+    unknown = sorted(written - set(values(ControlListKind)))
+    assert not unknown, f"control-list item kinds that ControlListKind does not know: {unknown}"
 
 
 @pytest.fixture

@@ -71,21 +71,20 @@ from include.finance.models import (
 from include.finance.money import money
 from include.finance.payments import Ledger
 from include.finance.reference_numbers import display_reference, parse_ogm, parse_rf
-from include.finance.statuses import Received
+from include.finance.statuses import BOOKABLE_ITEM, ControlListKind, Received
 from include.sepa.identifiers import mask_iban
 
 ACTIONS = ("book", "handle")
-# Items whose amount is money received and not (or not wholly) booked: the only ones that can be booked.
-BOOKABLE_KINDS = ("unmatched", "closed_reference", "overpaid")
+# Why an item that is not in BOOKABLE_ITEM cannot be booked, for the refusal.
 _WHY_NOT_BOOKABLE = {
-    "partial": "the credit is booked already; what is open is on the reference",
-    "returned": "it is money going back, already undone on its reference",
-    "unknown_return": "it is a return, not money received",
-    "unsplit": "a batch must be split first; book each payment of it by hand",
-    "batch_mismatch": "a batch credit is booked by confirming its collection run (collection_confirm)",
-    "sequence_gap": "it is about the statement, not about money",
-    "foreign_currency": "the statement is not in euro",
-    "unknown_account": "the account belongs to no bank hub",
+    ControlListKind.PARTIAL: "the credit is booked already; what is open is on the reference",
+    ControlListKind.RETURNED: "it is money going back, already undone on its reference",
+    ControlListKind.UNKNOWN_RETURN: "it is a return, not money received",
+    ControlListKind.UNSPLIT: "a batch must be split first; book each payment of it by hand",
+    ControlListKind.BATCH_MISMATCH: "a batch credit is booked by confirming its collection run (collection_confirm)",
+    ControlListKind.SEQUENCE_GAP: "it is about the statement, not about money",
+    ControlListKind.FOREIGN_CURRENCY: "the statement is not in euro",
+    ControlListKind.UNKNOWN_ACCOUNT: "the account belongs to no bank hub",
 }
 
 
@@ -214,7 +213,7 @@ def _check_money_received(item: ControlListItem, entry: BankEntry | None) -> Non
         what = "a return" if entry.return_reason or entry.reversal else "a debit"
         raise InnenError(f"control-list item {item.id} is {what} of {entry.amount}, not money received: it cannot be "
                          "booked onto a payment reference; handle it with a note")
-    if item.kind not in BOOKABLE_KINDS:
+    if item.kind not in BOOKABLE_ITEM:
         why = _WHY_NOT_BOOKABLE.get(item.kind, "it holds no money waiting to be booked")
         raise InnenError(f"control-list item {item.id} ({item.kind}) cannot be booked: {why}; handle it with a note")
     if item.amount is None or item.amount <= 0:
@@ -276,7 +275,7 @@ def _rest_item(session: Session, item: ControlListItem, entry: BankEntry | None,
     payer = mask_iban(entry.counterparty_iban) if entry is not None and entry.counterparty_iban else "the payer"
     new = ControlListItem(
         statement_id=item.statement_id, bank_entry_id=item.bank_entry_id, source=item.source,
-        pom_event_id=item.pom_event_id, kind="overpaid",
+        pom_event_id=item.pom_event_id, kind=ControlListKind.OVERPAID,
         reason=f"{amount} of control-list item {item.id} booked by hand on {loi} whose open amount was {open_before}: "
                f"{rest} too much",
         action=f"refund the rest: {rest} to {payer}, or book it on another open reference",

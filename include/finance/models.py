@@ -751,7 +751,7 @@ class ControlListItem(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     statement_id: Mapped[int | None] = mapped_column(ForeignKey("bank_statement.id"), index=True)
     bank_entry_id: Mapped[int | None] = mapped_column(ForeignKey("bank_entry.id"))
-    kind: Mapped[str] = mapped_column(String(30))
+    kind: Mapped[str] = mapped_column(String(30))  # a ControlListKind
     reason: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(Text)
     amount: Mapped[Decimal | None] = mapped_column(Money)

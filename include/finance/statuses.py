@@ -1,4 +1,4 @@
-"""Every status and outcome Innen stores, defined once.
+"""Every status, outcome and control-list kind Innen stores, defined once.
 
 Each is a ``StrEnum``: a member *is* the string stored in the database
 (``ReferenceStatus.PAID == "paid"``), so rows read back compare equal to the
@@ -11,6 +11,8 @@ True
 ['draft', 'sealed']
 >>> values(RunStatus)
 ('ready', 'exported', 'failed', 'confirmed', 'deleted')
+>>> "overpaid" in BOOKABLE_ITEM
+True
 """
 
 from __future__ import annotations
@@ -108,6 +110,34 @@ class EntryOutcome(StrEnum):
 
 
 BOOKED_OUTCOMES = (EntryOutcome.PAID, EntryOutcome.PARTIAL, EntryOutcome.OVERPAID)
+
+
+class ControlListKind(StrEnum):
+    """Why a control-list item (``control_list_item.kind``) needs a person; its ``action`` says what to do.
+
+    From a statement's lines (most are named after the line's :class:`EntryOutcome`),
+    from the statement itself (``sequence_gap``, ``foreign_currency``), and
+    ``overpaid`` and ``closed_reference`` also from POM and from an over-payment
+    booked by hand (:mod:`include.finance.control_list_resolution`).
+    """
+
+    UNMATCHED = "unmatched"  # a credit for no reference we found: identify the payer, book by hand or refund
+    BATCH_MISMATCH = "batch_mismatch"  # a batch credit that is not the open total of its collections: nothing booked
+    PARTIAL = "partial"  # less than the open amount was paid: the rest stays open on the reference
+    OVERPAID = "overpaid"  # more than the open amount was paid: the excess is to refund or keep as a credit
+    CLOSED_REFERENCE = "closed_reference"  # paid on a paid, deleted or expired reference: nothing booked, refund
+    RETURNED = "returned"  # a collection, or a credit we booked, came back: its payment undone
+    UNKNOWN_RETURN = "unknown_return"  # a return or reversal tied to nothing of ours
+    UNSPLIT = "unsplit"  # a batch entry without transaction amounts: to split by hand
+    UNKNOWN_ACCOUNT = "unknown_account"  # the statement's account belongs to no bank hub: nothing booked
+    SEQUENCE_GAP = "sequence_gap"  # statements missing before this one (its electronic sequence jumps)
+    FOREIGN_CURRENCY = "foreign_currency"  # a statement not in euro: stored, none of it booked
+
+
+# Money received and not (or not wholly) booked: the only items finance can book onto a reference.
+BOOKABLE_ITEM = frozenset({ControlListKind.UNMATCHED, ControlListKind.CLOSED_REFERENCE, ControlListKind.OVERPAID})
+# Money received that the payer should get back unless it is booked elsewhere (the Finance page's refunds).
+REFUND_ITEM = (ControlListKind.OVERPAID, ControlListKind.CLOSED_REFERENCE)
 
 
 def values(enum: type[StrEnum]) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ from include.finance.bulk import insert_many
 from include.finance.models import ControlListItem, Payment, PomPaymentRequest
 from include.finance.money import ZERO, money
 from include.finance.payments import Ledger, OpenReference, Receipt
-from include.finance.statuses import Received
+from include.finance.statuses import ControlListKind, Received
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +118,12 @@ def _control_item(row: PomPaymentRequest, ref: OpenReference, info: PaidAtPom, r
     paid_how = f"POM {row.pom_id} ({info.channel or 'unknown channel'}, via {via})"
     amount, excess = received.received, received.excess
     if received.outcome is Received.OVERPAID:
-        kind = "overpaid"
+        kind = ControlListKind.OVERPAID
         reason = (f"{amount} paid through {paid_how} on {ref.loi} whose open amount was {received.open_before}: "
                   f"{excess} too much")
         action = f"refund {excess} to the payer or keep it as a credit"
     else:
-        kind = "closed_reference"
+        kind = ControlListKind.CLOSED_REFERENCE
         reason = f"{amount} paid through {paid_how} for {ref.loi}, which is {ref.status}"
         action = "refund the payer, or book the amount on another open reference of the payer"
     return {

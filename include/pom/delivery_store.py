@@ -42,7 +42,7 @@ from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.orm import Session, aliased
 
 from include.finance.audit import record
-from include.finance.bulk import insert_rows, stream_chunks
+from include.finance.bulk import insert_tuples, stream_chunks
 from include.finance.models import (
     Address,
     Contact,
@@ -249,9 +249,9 @@ def store_report(
     lines = 0
     for name, same_batch in groupby(source.lines(), attrgetter("batch")):
         batch = batches[name]
-        lines += insert_rows(session, DeliveryReportLine.__table__, list(LINE_COLUMNS),
-                             map(_line_values, batch.attempts.remember(same_batch)),
-                             fixed={"report_id": batch.report.id})
+        lines += insert_tuples(session, DeliveryReportLine.__table__, list(LINE_COLUMNS),
+                               map(_line_values, batch.attempts.remember(same_batch)),
+                               fixed={"report_id": batch.report.id})
     if not batches:
         if source.batch is None:
             raise DeliveryReportRefused(source.name, "no attempt lines, only a header, and no batch given")
@@ -473,8 +473,8 @@ def _diagnose_batch(session: Session, batch: _Batch, now: datetime) -> dict[str,
     diagnoses = _Diagnoses(session, batch, now)
     table, fixed = DeliveryDiagnosis.__table__, {"report_id": batch.report.id}
     rows = map(_new_reached, chain.from_iterable(stream_chunks(session, _recipients_query(batch.report.batch))))
-    insert_rows(session, table, _DiagnosisRow._fields, diagnoses.of_recipients(rows), fixed=fixed)
-    insert_rows(session, table, _DiagnosisRow._fields, diagnoses.of_lines_left(), fixed=fixed)
+    insert_tuples(session, table, _DiagnosisRow._fields, diagnoses.of_recipients(rows), fixed=fixed)
+    insert_tuples(session, table, _DiagnosisRow._fields, diagnoses.of_lines_left(), fixed=fixed)
     return {code: diagnoses.counts[code] for code in DIAGNOSIS_CODES if diagnoses.counts[code]}
 
 

@@ -62,6 +62,7 @@ from include.finance.statuses import (
     OPEN_REFERENCE,
     SETTLED_COLLECTION,
     CollectionStatus,
+    ControlListKind,
     EntryOutcome,
     Received,
     ReferenceStatus,
@@ -261,7 +262,7 @@ class MandateBlock:
 class Item:
     """A control-list item: what is irregular, what a person should do, about which amount."""
 
-    kind: str
+    kind: ControlListKind
     reason: str
     action: str
     amount: Decimal | None
@@ -397,7 +398,7 @@ def decide(line: EntryLine, facts: Facts) -> Decision:
         return Decision(EntryOutcome.NOT_BOOKED)
     if statement.hub is None:
         return Decision(EntryOutcome.UNKNOWN_ACCOUNT, item=Item(
-            "unknown_account", f"account {statement.account} belongs to no bank hub: nothing was booked",
+            ControlListKind.UNKNOWN_ACCOUNT, f"account {statement.account} belongs to no bank hub: nothing was booked",
             "link the account to a bank hub, or remove the statement", line.amount))
     numbers = facts.numbers_in(line) if line.credit else []
     communication = numbers[0] if numbers else None
@@ -407,12 +408,13 @@ def decide(line: EntryLine, facts: Facts) -> Decision:
         return _batch_credit(line, block, facts, communication)
     if line.unsplit_batch:
         return Decision(EntryOutcome.UNSPLIT, communication, item=Item(
-            "unsplit", f"batch entry of {line.entry_amount} whose transactions carry no amounts",
+            ControlListKind.UNSPLIT, f"batch entry of {line.entry_amount} whose transactions carry no amounts",
             "split the batch by hand and book each payment", line.amount))
     if line.credit and not line.reversal and line.return_reason:
         # Money of ours coming back (a refund or payment we sent, returned by the payee's bank): never a payment.
         return Decision(EntryOutcome.UNKNOWN_RETURN, communication, item=Item(
-            "unknown_return", f"{line.amount} of ours came back (return reason {line.return_reason}) from "
+            ControlListKind.UNKNOWN_RETURN,
+            f"{line.amount} of ours came back (return reason {line.return_reason}) from "
             f"{line.counterparty_name or 'an unknown party'}: nothing was booked",
             "find the refund or payment this returns and ask for a correct account", line.amount))
     if line.credit and not line.reversal:
@@ -436,7 +438,7 @@ def _batch_credit(line: EntryLine, block: Block, facts: Facts, communication: st
     remittance = f"batch {block.name}"
     if not counted or line.amount != open_total:
         return Decision(EntryOutcome.UNMATCHED, communication, remittance=remittance, item=Item(
-            "batch_mismatch",
+            ControlListKind.BATCH_MISMATCH,
             f"batch credit of {line.amount} for {block.name} ({len(block.collections)} collections of run "
             f"{block.run}), whose open total is {open_total} (difference {line.amount - open_total}): "
             "nothing was booked",
@@ -473,23 +475,27 @@ def _credit(line: EntryLine, facts: Facts, numbers: list[str], communication: st
     if reference is None:
         text = f"communication {display_reference(communication)}" if communication else "no usable communication"
         return Decision(EntryOutcome.UNMATCHED, communication, item=Item(
-            "unmatched", f"credit of {line.amount} from {line.counterparty_name or 'an unknown payer'}: {text}, "
+            ControlListKind.UNMATCHED,
+            f"credit of {line.amount} from {line.counterparty_name or 'an unknown payer'}: {text}, "
             "no open payment reference found",
             "identify the payer (see the candidates), book by hand or refund", line.amount, candidates=True))
     received = receipt(reference.status, reference.open_amount, line.amount)
     if received.outcome is Received.CLOSED_REFERENCE:
         return Decision(EntryOutcome.CLOSED_REFERENCE, communication, reference.id, collection_id, item=Item(
-            "closed_reference", f"credit of {line.amount} for {reference.loi}, which is {reference.status}",
+            ControlListKind.CLOSED_REFERENCE,
+            f"credit of {line.amount} for {reference.loi}, which is {reference.status}",
             "refund the payer, or book the amount on another open reference of the payer", line.amount,
             {"reference": reference.loi}))
     paid = received.left == 0
     item = None
     if received.outcome is Received.PARTIAL:
-        item = Item("partial", f"{line.amount} paid on {reference.loi} whose open amount was {received.open_before}; "
+        item = Item(ControlListKind.PARTIAL,
+                    f"{line.amount} paid on {reference.loi} whose open amount was {received.open_before}; "
                     f"{received.left} remains open", "remind the payer of the rest, or write it off", line.amount,
                     {"reference": reference.loi})
     elif received.outcome is Received.OVERPAID:
-        item = Item("overpaid", f"{line.amount} paid on {reference.loi} whose open amount was {received.open_before}: "
+        item = Item(ControlListKind.OVERPAID,
+                    f"{line.amount} paid on {reference.loi} whose open amount was {received.open_before}: "
                     f"{received.excess} too much",
                     f"refund {received.excess} to {mask_iban(line.counterparty_iban) or 'the payer'} "
                     "or keep it as a credit",
@@ -516,7 +522,7 @@ def _debit(line: EntryLine, facts: Facts, communication: str | None) -> Decision
         if undone is not None:
             return undone
         return Decision(EntryOutcome.UNKNOWN_RETURN, communication, item=Item(
-            "unknown_return", f"{'reversal' if line.reversal else 'return'} of {line.amount} "
+            ControlListKind.UNKNOWN_RETURN, f"{'reversal' if line.reversal else 'return'} of {line.amount} "
             f"(reason {line.return_reason or '-'}, end-to-end id {line.end_to_end_id or '-'}) "
             "that matches none of our collections", "check with the bank which payment this undoes", line.amount))
     returned = Decision(EntryOutcome.RETURNED, communication, collection.reference_id, collection.id)
@@ -544,7 +550,8 @@ def _debit(line: EntryLine, facts: Facts, communication: str | None) -> Decision
                                     released=True),),
         collections=(CollectionChange(collection.id, collection.status, CollectionStatus.RETURNED, reason[:10]),),
         mandate_block=block,
-        item=Item("returned", f"collection {line.end_to_end_id} of {collection.amount} returned ({reason}); "
+        item=Item(ControlListKind.RETURNED,
+                  f"collection {line.end_to_end_id} of {collection.amount} returned ({reason}); "
                   f"{undone_total} of payments reversed", action, line.amount,
                   {"reason": reason, "reference": reference.loi}),
     )
@@ -577,7 +584,7 @@ def _undo_credit(line: EntryLine, facts: Facts) -> Decision | None:
         reversals=(Reversal(reference.id, payment, payment.amount,
                             f"{what} of the credit of {line.amount} booked on {credit.booked_on}"),),
         references=(ReferenceChange(reference.id, ReferenceStatus.SEALED, open_after),),
-        item=Item("returned",
+        item=Item(ControlListKind.RETURNED,
                   f"the bank took back the credit of {line.amount} of {credit.booked_on} ({what}): the payment of "
                   f"{payment.amount} on {reference.loi} is undone and {open_after} is open again",
                   "check with the payer why the transfer came back; the debt is open again and will be asked again",

@@ -69,7 +69,7 @@ from include.finance.models import (
 )
 from include.finance.money import ZERO
 from include.finance.payments import reverse_transaction_costs
-from include.finance.statuses import BOOKED_OUTCOMES, WAITING_COLLECTION, RunStatus
+from include.finance.statuses import BOOKED_OUTCOMES, WAITING_COLLECTION, ControlListKind, RunStatus
 from include.sepa.camt import CamtFile, CamtRefused, EntryLine, Statement
 from include.sepa.camt_decision import Booking, Decision, decide_all
 from include.sepa.camt_facts import FactsReader, candidates
@@ -188,8 +188,8 @@ def _json_text(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _item(statement_id: int, entry_id: int | None, kind: str, reason: str, action: str, amount: Decimal | None,
-          details: dict[str, Any] | None = None) -> tuple[Any, ...]:
+def _item(statement_id: int, entry_id: int | None, kind: ControlListKind, reason: str, action: str,
+          amount: Decimal | None, details: dict[str, Any] | None = None) -> tuple[Any, ...]:
     return statement_id, entry_id, kind, reason, action, amount, details
 
 
@@ -270,7 +270,7 @@ class _Import:
         record.new_lines = result.new_lines = len(new)
         items: list[tuple[Any, ...]] = []
         if st.electronic_seq is not None and previous_seq is not None and st.electronic_seq > previous_seq + 1:
-            items.append(_item(record.id, None, "sequence_gap",
+            items.append(_item(record.id, None, ControlListKind.SEQUENCE_GAP,
                                f"electronic sequence jumps from {previous_seq} to {st.electronic_seq}: "
                                f"statement(s) {previous_seq + 1}..{st.electronic_seq - 1} are missing",
                                "ask the bank for the missing statements and import them", None))
@@ -278,7 +278,7 @@ class _Import:
         # currency accounts) is stored, never booked.
         foreign = hub is not None and bool(new) and (record.currency or "EUR").upper() != "EUR"
         if foreign:
-            items.append(_item(record.id, None, "foreign_currency",
+            items.append(_item(record.id, None, ControlListKind.FOREIGN_CURRENCY,
                                f"statement {record.statement_id} is in {record.currency}, not in euro: none of its "
                                f"{len(new)} entries was booked", "book what concerns us by hand, in euro", None))
         self.reader.read(st, hub, foreign, [line for line, _ in new])

@@ -1,19 +1,13 @@
-"""include/finance/bulk.py's named rows, id sets and tuple inserts, on SQLite and PostgreSQL."""
+"""include/finance/bulk.py's named rows and id sets, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
-
-from datetime import date, datetime, timezone
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
-from include.finance import bulk
-from include.finance.bulk import in_ids, insert_tuples, stream_records
+from include.finance.bulk import in_ids, stream_records
 from include.finance.db import transaction
-from include.finance.models import AuditLog, DebtLine, EndUser, FinancialSystem
-
-AT = datetime(2026, 3, 2, 4, 0, tzinfo=timezone.utc)
+from include.finance.models import EndUser, FinancialSystem
 
 
 def _users(engine, count: int) -> None:  # type: ignore[no-untyped-def]
@@ -41,29 +35,3 @@ def test_in_ids_selects_exactly_the_given_ids(engine, wanted) -> None:
         found = [row.id for row in stream_records(
             session, select(EndUser.id).where(in_ids(session, EndUser.id, iter(wanted)), EndUser.id > 1).order_by(EndUser.id))]
     assert found == sorted({n for n in wanted if 1 < n <= 20_000})
-
-
-def test_insert_tuples_binds_every_value_through_its_column_type(engine, monkeypatch) -> None:
-    monkeypatch.setattr(bulk, "CHUNK", 3)  # several executemany calls, one conversion memory across them
-    _users(engine, 1)
-    amount = Decimal("12.50")
-    with transaction(engine) as session:
-        insert_tuples(session, DebtLine.__table__, ("id", "financial_system_id", "end_user_id", "transaction_code",
-                                                    "amount", "open_amount", "created_on", "reversed_at"),
-                      ((n, 1, 1, "LID", amount, Decimal(n), date(2026, 3, n), AT if n == 4 else None)
-                       for n in range(1, 8)))
-        insert_tuples(session, AuditLog.__table__, ("entity", "entity_id", "action", "after", "actor", "at"),
-                      [("debt_line", n, "created", {"amount": amount, "ids": (n, n + 1)}, "test", AT) for n in (1, 2)])
-    with transaction(engine, readonly=True) as session:
-        lines = session.scalars(select(DebtLine).order_by(DebtLine.id)).all()
-        audits = session.scalars(select(AuditLog).order_by(AuditLog.id)).all()
-    assert [(line.id, line.amount, line.open_amount, line.created_on) for line in lines] == [
-        (n, Decimal("12.50"), Decimal(f"{n}.00"), date(2026, 3, n)) for n in range(1, 8)]
-    assert [_utc(line.reversed_at) for line in lines] == [None, None, None, AT, None, None, None]
-    assert [audit.after for audit in audits] == [{"amount": "12.50", "ids": [1, 2]}, {"amount": "12.50", "ids": [2, 3]}]
-    assert [_utc(audit.at) for audit in audits] == [AT, AT]
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """SQLite gives timestamps back without their zone (they are stored in UTC)."""
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)

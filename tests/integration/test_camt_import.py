@@ -35,6 +35,7 @@ from include.sepa.statement_files import import_statement_file
 from sandbox.camt_writer import SDD_COLLECTED, SDD_RETURNED, Entry, Tx, write_camt053
 from tests.factories import add_debt, make_institution, make_mandate, make_reference, make_user
 
+pytestmark = pytest.mark.usefixtures("known_control_list_kinds")  # every item's kind is a ControlListKind
 DAY = date(2026, 11, 24)
 
 

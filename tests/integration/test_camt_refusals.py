@@ -32,6 +32,7 @@ from include.sepa.statement_files import import_statement_file
 from sandbox.camt_writer import Entry, Statement, Tx, write_camt053, write_camt053_multi
 from tests.factories import make_institution
 
+pytestmark = pytest.mark.usefixtures("known_control_list_kinds")  # every item's kind is a ControlListKind
 ACTOR = "test"
 BOOKING_TABLES = [t.__table__ for t in (BankStatement, BankEntry, Payment, ControlListItem, AuditLog)]
 NOTHING_BOOKED = {table.name: 0 for table in BOOKING_TABLES}

@@ -39,6 +39,7 @@ from sandbox.camt_writer import Entry, Tx, write_camt053
 from tests.dag_bag import parsed_dag
 from tests.factories import make_institution, make_reference, make_user
 
+pytestmark = pytest.mark.usefixtures("known_control_list_kinds")  # every item's kind is a ControlListKind
 DAY = date(2026, 11, 24)
 NOW = datetime(2026, 12, 5, 9, 30, tzinfo=timezone.utc)
 PAYER_IBAN = "BE68539007547034"

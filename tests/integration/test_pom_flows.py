@@ -38,6 +38,7 @@ from tests.factories import make_institution, make_mandate, make_reference, make
 from tests.integration.pom_fixtures import *  # noqa: F403
 from tests.integration.pom_fixtures import ACCOUNTS, SimApi, eventually
 
+pytestmark = pytest.mark.usefixtures("known_control_list_kinds")  # every item's kind is a ControlListKind
 ACTOR = "test"
 PROD = ACCOUNTS["prod"]
 
