@@ -1,7 +1,7 @@
 """The DDL of the shared database, generated from the models for each dialect.
 
 ``python -m include.finance.schema`` rewrites ``sql/schema.sqlite.sql`` and
-``sql/schema.postgresql.sql``; ``tests/unit/test_schema.py`` fails when they
+``sql/schema.postgresql.sql``; ``tests/integration/test_db.py`` fails when they
 are stale, so the files in ``sql/`` always say what the code creates.
 """
 

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from include.config import reports_dir
+from include.finance.statuses import EntryOutcome
 from include.finance.models import BankEntry, BankStatement, ControlListItem, Payment, PaymentReference
 from include.finance.money import ZERO
 from include.finance.reference_numbers import display_reference
@@ -23,12 +24,13 @@ from include.sepa.identifiers import mask_iban
 
 HEADER = ("kind", "booking_date", "amount", "direction", "counterparty", "counterparty_iban", "communication",
           "reference", "reason", "action", "candidates")
+_O = EntryOutcome
 SUMMARY_OUTCOMES = (
-    ("paid", "matched, paid in full"), ("partial", "partial payments"), ("overpaid", "over-paid"),
-    ("unmatched", "unmatched"), ("closed_reference", "on a paid, deleted or expired reference"),
-    ("returned", "returns"), ("unknown_return", "returns we cannot place"), ("unsplit", "batches to split"),
-    ("other_debit", "other debits"), ("not_booked", "pending or information only"),
-    ("unknown_account", "on an account of no hub"),
+    (_O.PAID, "matched, paid in full"), (_O.PARTIAL, "partial payments"), (_O.OVERPAID, "over-paid"),
+    (_O.UNMATCHED, "unmatched"), (_O.CLOSED_REFERENCE, "on a paid, deleted or expired reference"),
+    (_O.RETURNED, "returns"), (_O.UNKNOWN_RETURN, "returns we cannot place"), (_O.UNSPLIT, "batches to split"),
+    (_O.OTHER_DEBIT, "other debits"), (_O.NOT_BOOKED, "pending or information only"),
+    (_O.UNKNOWN_ACCOUNT, "on an account of no hub"),
 )
 
 
