@@ -40,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox.bench_loading import insert_all  # noqa: E402
+from sandbox.bench_loading import copy_all, insert_all  # noqa: E402
 from sandbox.throwaway_postgres import PostgresCluster  # noqa: E402
 from children import idle, in_child, print_profile  # noqa: E402
 
@@ -190,7 +190,7 @@ def load(url: str, references: int) -> dict[str, int]:
     engine = get_engine(url)
     create_schema(engine)
     counts: dict[str, int] = {}
-    fill = _copy_all if engine.dialect.name == "postgresql" else insert_all
+    fill = copy_all if engine.dialect.name == "postgresql" else insert_all
     with engine.begin() as connection:
         for table, rows in metadata:
             insert_all(connection, table, rows)
@@ -208,23 +208,6 @@ def load(url: str, references: int) -> dict[str, int]:
             connection.exec_driver_sql("VACUUM ANALYZE")  # as autovacuum would leave a loaded database
     engine.dispose()  # the last connection closes: the WAL is checkpointed into the database file
     return counts
-
-
-def _copy_all(connection: Any, table: Any, rows: Iterator[dict[str, Any]]) -> int:
-    """PostgreSQL's COPY of ``rows`` into ``table`` (a million rows in seconds, not minutes)."""
-    from itertools import chain
-
-    first = next(rows, None)
-    if first is None:
-        return 0
-    columns = list(first)
-    count = 0
-    with connection.connection.driver_connection.cursor() as cursor:
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in chain((first,), rows):
-                copy.write_row([row[column] for column in columns])
-                count += 1
-    return count
 
 
 def plan(references: int, entries: int, seed: int) -> list[tuple[str, int]]:

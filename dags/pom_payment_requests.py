@@ -19,7 +19,8 @@ Accounts: a payment reference type names its POM account or `default`;
 account `x` is the Airflow Connection `pom_x` (host, login, password; extra:
 `sender_id`, `sender_contract_number`, `callback_secret`, `beta`,
 `rate_limit_per_second`). If POM cannot be reached for some references, the
-rest is done and the task fails so that its retry finishes the job.
+rest is done and the task fails so that its retry finishes the job: up to
+four retries, the first a minute later, each wait twice the one before.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ log = logging.getLogger(__name__)
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Brussels"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=10), "owner": "finance"},
+    # A lost worker's task is retried a minute after the scheduler fails it; POM being down, the waits double
+    # (1-2, 2-4, 4-8, 8-16 minutes: about half an hour of outage ridden out). Retrying is safe: creates are journalled
+    # with their idempotency key first.
+    default_args={"retries": 4, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": 2.0,
+                  "max_retry_delay": timedelta(minutes=30), "owner": "finance"},
     tags=["innen", "pom", "online-payment"],
     params={
         "renew_within_days": Param(14, type="integer", minimum=0, maximum=89, title="Renew QR codes expiring within (days)"),

@@ -1,4 +1,5 @@
-"""Loading a benchmark's synthetic data: Core executemany in batches, so that a million rows never sit in memory."""
+"""Loading a benchmark's synthetic data: Core executemany in batches (or PostgreSQL's COPY), so that a million rows
+never sit in memory."""
 
 from __future__ import annotations
 
@@ -23,4 +24,23 @@ def insert_all(connection: Any, table: Any, rows: Iterable[dict[str, Any]], batc
     if batch:
         connection.execute(insert(table), batch)
         count += len(batch)
+    return count
+
+
+def copy_all(connection: Any, table: Any, rows: Iterable[dict[str, Any]]) -> int:
+    """PostgreSQL's COPY of ``rows`` (dicts with the same keys) into ``table``: a million rows in seconds, not
+    minutes. Column defaults are not applied: a row names every column that may not be empty."""
+    from itertools import chain
+
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
+        return 0
+    columns = list(first)
+    count = 0
+    with connection.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in chain((first,), iterator):
+                copy.write_row([row[column] for column in columns])
+                count += 1
     return count

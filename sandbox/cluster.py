@@ -11,6 +11,8 @@ in for the shared storage every worker mounts.
     python -m sandbox.cluster start | stop | status
 
 ``stop`` stops exactly what ``start`` started: the processes and servers recorded in ``var/cluster/state.json``.
+:func:`kill_worker` kills a worker as a lost machine would (its tasks with it), :func:`restart_worker` starts it
+again (and records it there).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ REDIS_PORT = int(os.environ.get("INNEN_CLUSTER_REDIS_PORT") or 56379)
 API_PORT = int(os.environ.get("INNEN_CLUSTER_API_PORT") or 58080)
 WORKERS = ("worker-1", "worker-2")
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", *WORKERS)
+WORKER_CONCURRENCY = 2  # task slots per worker
 
 
 def _pg_bin() -> Path:
@@ -123,20 +126,30 @@ def _start_redis() -> None:
         time.sleep(0.1)
 
 
-def services() -> AirflowServices:
-    """The cluster's Airflow, configured from ``deploy/airflow.env`` (metadata database and Innen's migrated)."""
+def services(*, prepare: bool = True) -> AirflowServices:
+    """The cluster's Airflow, configured from ``deploy/airflow.env``; ``prepare``: its metadata database migrated
+    and the demo users made (not needed to start one more component of a running cluster)."""
     values = cluster_values()
     env = deploy_env(values)
     home = CLUSTER / "airflow"
     base = airflow_env(home, API_PORT, env)
-    services = AirflowServices.prepare(home, port=API_PORT, env={**base, **env})
-    for n, worker in enumerate(WORKERS, start=1):
-        services.component_specs[worker] = (
-            ["celery", "worker", "--celery-hostname", f"{worker}@%h", "--concurrency", "2"],
-            CLUSTER / worker,  # its own working directory: nothing may rely on another worker's disk
-            {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(8793 + n)},
-        )
+    if prepare:
+        services = AirflowServices.prepare(home, port=API_PORT, env={**base, **env})
+    else:
+        services = AirflowServices(home, API_PORT, {**base, **env},
+                                   json.loads((home / "innen-demo-users.json").read_text()))
+    for worker in WORKERS:
+        services.component_specs[worker] = worker_spec(worker)
     return services
+
+
+def worker_spec(worker: str, concurrency: int = WORKER_CONCURRENCY) -> tuple[list[str], Path, dict[str, str]]:
+    """How ``worker`` runs: its Celery node name, ``concurrency`` task slots, its own folder and log-server port."""
+    return (
+        ["celery", "worker", "--celery-hostname", f"{worker}@%h", "--concurrency", str(concurrency)],
+        CLUSTER / worker,  # its own working directory: nothing may rely on another worker's disk
+        {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(8794 + WORKERS.index(worker))},
+    )
 
 
 def _innen_schema(url: str) -> None:
@@ -171,6 +184,98 @@ def start() -> AirflowServices:
     state = {"pids": {name: process.pid for name, process in airflow.processes.items()}, "api": airflow.base}
     (CLUSTER / "state.json").write_text(json.dumps(state, indent=2))
     return airflow
+
+
+def _state() -> dict:
+    return json.loads((CLUSTER / "state.json").read_text())
+
+
+def worker_of(pid: int) -> str | None:
+    """The worker whose processes include ``pid`` (a task's, as its task instance records it), or None.
+
+    By ancestry, not by process group: Airflow's supervisor puts each task process in a group of its own."""
+    import psutil
+
+    workers = {number: name for name, number in _state()["pids"].items() if name in WORKERS}
+    try:
+        process = psutil.Process(pid)
+        lineage = [process, *process.parents()]
+    except psutil.NoSuchProcess:
+        return None
+    return next((workers[p.pid] for p in lineage if p.pid in workers), None)
+
+
+def kill_worker(worker: str) -> list[int]:
+    """SIGKILL ``worker`` as a lost machine or the kernel's OOM killer would: the Celery worker, its pool, the
+    task supervisors and the task processes (each in a process group of its own, so killing the worker's group
+    alone would leave them running as orphans). Returns the process ids killed."""
+    import psutil
+
+    pid = _state()["pids"][worker]
+    os.killpg(pid, signal.SIGSTOP)  # frozen first: nothing forks or exits while the tree is listed
+    try:
+        tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    groups = {pid}
+    for process in tree:
+        try:
+            groups.add(os.getpgid(process.pid))
+        except ProcessLookupError:
+            pass
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    psutil.wait_procs(tree, timeout=10)
+    return [process.pid for process in tree]
+
+
+def stop_worker(worker: str, timeout: float = 60) -> None:
+    """Stop ``worker`` as an operator would (Celery's warm shutdown: its running tasks finish first); the cluster
+    counts as not running until :func:`restart_worker` starts it again."""
+    pid = _state()["pids"].get(worker)
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)  # reaped, when this process started it
+            except ChildProcessError:
+                pass
+            os.killpg(pid, 0)
+            time.sleep(0.2)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def restart_worker(worker: str, *, concurrency: int = WORKER_CONCURRENCY, timeout: float = 120) -> int:
+    """Start ``worker`` again (stopping it first if it still runs), with ``concurrency`` task slots, and record it in
+    ``state.json``; returns its process id once Celery reports it ready."""
+    stop_worker(worker)
+    state = _state()
+    airflow = services(prepare=False)
+    airflow.component_specs[worker] = worker_spec(worker, concurrency)
+    log = airflow.home / f"{worker}.log"
+    offset = log.stat().st_size if log.exists() else 0
+    airflow.start((worker,), timeout=timeout, pause_all=False)
+    process = airflow.processes[worker]
+    state["pids"][worker] = process.pid
+    (CLUSTER / "state.json").write_text(json.dumps(state, indent=2))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # Celery's own word that the worker consumes its queue
+        with log.open("rb") as text:
+            text.seek(offset)
+            if b" ready." in text.read():
+                return process.pid
+        if process.poll() is not None:
+            raise RuntimeError(f"{worker} exited with {process.returncode}:\n{airflow.log(worker)[-3000:]}")
+        time.sleep(0.3)
+    raise RuntimeError(f"{worker} not ready after {timeout} s:\n{airflow.log(worker)[-3000:]}")
 
 
 def stop() -> list[str]:

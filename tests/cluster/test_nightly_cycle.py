@@ -50,16 +50,6 @@ def _last_nightly_day() -> date:
     return now.date() if now.hour >= 5 else now.date() - timedelta(days=1)
 
 
-@pytest.fixture(scope="module")
-def services() -> AirflowServices:
-    state = cluster.CLUSTER / "state.json"
-    if not state.exists():
-        pytest.fail("no cluster is running: make cluster (make cluster-check starts it)")
-    home = cluster.CLUSTER / "airflow"
-    env = cluster.deploy_env(cluster.cluster_values())
-    return AirflowServices(home, cluster.API_PORT, env, json.loads((home / "innen-demo-users.json").read_text()))
-
-
 def _latest_run(client, dag_id: str, run_type: str, timeout: float = 120) -> str:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
