@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from children import in_child  # noqa: E402
 
+from include.storage import location  # noqa: E402
 from sandbox import cluster  # noqa: E402
 
 RUN_DATE = date(2026, 3, 2)
@@ -347,7 +348,7 @@ def main() -> None:
         cluster.start()
     services = cluster.services(prepare=False)
     url = services.env["INNEN_DB_URL"]
-    outbox = Path(services.env["INNEN_VAR_DIR"]) / "outbox"
+    outbox = location(services.env["INNEN_STORAGE_URL"]) / "outbox"
     print(f"pain.008 export through Airflow on the local cluster: {args.hubs} hubs × {args.collections} collections, "
           f"Innen's database {url.rsplit('@', 1)[-1]} (emptied), {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}", flush=True)

@@ -299,6 +299,7 @@ def test_a_worker_killed_during_a_statement_import_leaves_what_an_undisturbed_im
 
     # Undisturbed: the same file imported in-process into the fresh database.
     monkeypatch.setenv("INNEN_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("INNEN_STORAGE_URL", raising=False)
     started = time.monotonic()
     alone = import_statement_file(tmp_path / statement.name, "undisturbed", engine=undisturbed)
     seconds_alone = time.monotonic() - started
