@@ -4,17 +4,13 @@ How: transactions are string-formatted from a template, a chunk of
 :data:`CHUNK` at a time and column by column (an order of magnitude faster
 than building elements), and every chunk is validated by lxml against the
 official schema as a small document of its own: the file's group header, the
-current payment-information header, the chunk's transactions, closed.
-Parsing and validating release the GIL, so one worker thread checks chunks
-while the main thread formats the next ones; when the worker falls
-:data:`IN_FLIGHT` chunks behind, the main thread checks the newest waiting
-chunk itself. Two threads on two cores, and memory bounded by the chunks in
-flight whatever the file size. While a file is written the interpreter's
-switch interval is :data:`SWITCH_INTERVAL`: the worker, back from a parse or
-a check, waits for the GIL at most that long, not the default 5 ms.
-Measured A/B in one process, 100k transactions of bench/pain008.py, 12 runs
-each: median 0.83 s, against 1.15 s for two workers without help, row-by-row
-formatting, 1 000-transaction chunks and a 0.5 ms interval.
+current payment-information header, the chunk's transactions, closed. The
+chunks are checked on threads beside the formatting, with memory bounded by
+the chunks in flight whatever the file size
+(:class:`include.sepa.chunk_validation.ChunkValidator`, which says how and
+why). What stays here is what is pain.008's own: the templates, the
+formatting, the chunk documents, and where in a pain.008 file a schema
+error is (:func:`_location`).
 
 Why that equals validating the whole file: the pain.008 schemas declare no
 identity constraints (xs:key/xs:unique/xs:keyref), and ``PmtInf`` and
@@ -31,18 +27,13 @@ every chunk passed; a failing file never appears.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import sys
-import threading
-from collections import deque
-from collections.abc import Iterable, Iterator
-from itertools import chain, islice, repeat
-from contextlib import contextmanager
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
+from itertools import chain, repeat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,15 +45,11 @@ from include.finance.money import ZERO, format_amount
 from include.finance.reference_numbers import issuer
 from include.sepa.amendments import Amendment
 from include.sepa.charset import bank_text, plain_texts
-from include.sepa.identifiers import mask_ibans_in
+from include.sepa.chunk_validation import ChunkValidator, chunks
 from include.sepa.xsd import namespace, thread_schema
-from include.xml_safety import safe_parser
 
-CHUNK = 500
-IN_FLIGHT = 4
-WORKERS = 1
-SYNC_EVERY = 8 << 20
-SWITCH_INTERVAL = 0.0002  # seconds
+CHUNK = 500  # transactions formatted and validated at a time
+SYNC_EVERY = 8 << 20  # bytes written between two flushes to disk
 NAME_MAX = 70  # EPC: names and address lines at most 70 characters
 ID_MAX = 35
 
@@ -373,9 +360,6 @@ def _issuers(references: tuple[str, ...]) -> Iterable[str]:
     return [issuer(reference) for reference in references]
 
 
-_NAMESPACE = re.compile(r"\{(?:urn|https?):[^}]*\}")  # "{urn:…}Nm" in libxml2's messages; not an enumeration
-
-
 def _location(node: etree._Element, first_number: int) -> str:
     """Where a schema error is, for a person: the element's path, and for a transaction its end-to-end id or number.
 
@@ -396,134 +380,6 @@ def _location(node: etree._Element, first_number: int) -> str:
     return f" at {path[path.index('DrctDbtTxInf'):]} (transaction {which}number {number} in the file)"
 
 
-_per_thread = threading.local()
-
-
-def _thread_parser() -> etree.XMLParser:
-    """This thread's parser for chunk documents (an lxml parser must not be shared between threads)."""
-    parser = getattr(_per_thread, "parser", None)
-    if parser is None:
-        parser = _per_thread.parser = safe_parser(collect_ids=False)
-    return parser
-
-
-class _Pending:
-    """A chunk handed to the worker; the main thread may take it back and check it itself."""
-
-    __slots__ = ("future", "document", "first_number", "checked_here")
-
-    def __init__(self, future: Future[str | None], document: bytes, first_number: int) -> None:
-        self.future = future
-        self.document = document
-        self.first_number = first_number
-        self.checked_here: Future[str | None] | None = None
-
-    def done(self) -> bool:
-        return self.checked_here is not None or self.future.done()
-
-    def outcome(self) -> str | None:
-        """The problem found (None: valid); raises what the check raised."""
-        return (self.checked_here or self.future).result()
-
-
-class _ChunkValidator:
-    """Validates chunk documents on a worker thread; reports the first failure in file order.
-
-    When the worker falls :data:`IN_FLIGHT` chunks behind, the main thread
-    takes back the newest chunk not yet started and checks it itself, so the
-    two threads share the work on two cores without a third thread
-    competing with the formatting for them.
-    """
-
-    def __init__(self, version: str, file_name: str) -> None:
-        self._version = version
-        self._file_name = file_name
-        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="pain008-xsd")
-        # Disk flushes wait on the device, not the CPU: on a thread of their own they never hold up a check.
-        self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pain008-sync")
-        self._pending: deque[_Pending] = deque()
-
-    def _check(self, document: bytes, first_number: int) -> str | None:
-        tree = etree.fromstring(document, _thread_parser())
-        schema = thread_schema(self._version)
-        if schema.validate(tree):
-            return None
-        error = schema.error_log[0]
-        nodes = tree.xpath(error.path) if error.path else []
-        where = _location(nodes[0], first_number) if nodes else ""
-        message = mask_ibans_in(_NAMESPACE.sub("", error.message))
-        return f"{self._file_name}: {message}{where}"
-
-    def sync(self, fd: int) -> None:
-        """Start flushing the file's written pages to disk (fdatasync releases the GIL)."""
-        self._flusher.submit(os.fdatasync, fd)
-
-    def submit(self, document: bytes, first_number: int) -> None:
-        """Check a chunk document whose first transaction is the file's ``first_number``-th (from 1)."""
-        future = self._pool.submit(self._check, document, first_number)
-        self._pending.append(_Pending(future, document, first_number))
-        self._settle(IN_FLIGHT)
-
-    def _settle(self, open_allowed: int) -> None:
-        """Report finished chunks in file order until at most ``open_allowed`` are open, helping the worker."""
-        pending = self._pending
-        while pending:
-            if pending[0].done():
-                problem = pending.popleft().outcome()
-                if problem is not None:
-                    raise ExportRejected(f"XSD validation failed: {problem}")
-            elif sum(not item.done() for item in pending) <= open_allowed:
-                return
-            elif not self._check_one_here():
-                pending[0].future.result()
-
-    def _check_one_here(self) -> bool:
-        """Take back the newest chunk the worker has not started and check it on this thread."""
-        for item in reversed(self._pending):
-            if item.checked_here is None and item.future.cancel():
-                item.checked_here = here = Future()
-                try:
-                    here.set_result(self._check(item.document, item.first_number))
-                except Exception as error:  # reported in file order, as the worker's would be
-                    here.set_exception(error)
-                return True
-        return False
-
-    def finish(self) -> None:
-        """Wait for every check; raises for the first chunk in file order that failed."""
-        self._settle(0)
-
-    def __enter__(self) -> _ChunkValidator:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Drop what is not checked yet and wait for the threads (before the file is closed: they may flush it)."""
-        for item in self._pending:
-            item.future.cancel()
-        self._pool.shutdown(wait=True)
-        self._flusher.shutdown(wait=True)
-
-
-def _chunks(items: Iterable[Transaction], size: int) -> Iterator[list[Transaction]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-@contextmanager
-def _switch_interval(seconds: float) -> Iterator[None]:
-    """The interpreter's thread switch interval set to ``seconds`` for the block (never raised above the current)."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(seconds, before))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
-
-
 def write_pain008(message: Message, path: Path) -> WrittenFile:
     """Write ``message`` to ``path``, validated chunk by chunk; nothing appears at ``path`` unless valid.
 
@@ -542,9 +398,8 @@ def write_pain008(message: Message, path: Path) -> WrittenFile:
     digest = hashlib.sha256()
     size = unsynced = 0
     with (
-        _switch_interval(SWITCH_INTERVAL),
         atomic_writer(path) as out,
-        _ChunkValidator(message.version, path.name) as validator,
+        ChunkValidator(partial(thread_schema, message.version), path.name, _location) as validator,
     ):
 
         def emit(text: str) -> bytes:
@@ -568,7 +423,7 @@ def write_pain008(message: Message, path: Path) -> WrittenFile:
             header = _payment_header(message, batch)
             chunk_open = envelope_open + emit(header)
             seen, seen_total = 0, ZERO
-            for chunk in _chunks(batch.transactions, CHUNK):
+            for chunk in chunks(batch.transactions, CHUNK):
                 body, chunk_total = _format_chunk(templates, chunk, message.safe)
                 validator.submit(chunk_open + emit(body) + envelope_close, written + seen + 1)
                 seen += len(chunk)

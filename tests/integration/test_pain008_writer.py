@@ -12,7 +12,7 @@ from lxml import etree
 
 from include.errors import ExportRejected
 from include.finance.reference_numbers import ogm, rf
-from include.sepa import pain008
+from include.sepa import chunk_validation, pain008
 from include.sepa.amendments import Amendment
 from include.sepa.pain008 import Creditor, Message, PaymentBatch, Transaction, write_pain008
 from include.sepa.xsd import XSD_DIR
@@ -143,8 +143,8 @@ def test_the_first_error_in_file_order_is_reported_whichever_thread_checked_it(
     # in_flight 0: the main thread takes back nearly every chunk; 100: the worker gets them all and the main
     # thread helps only at the end, newest chunk first, so the later bad chunk is often checked before the earlier.
     monkeypatch.setattr(pain008, "CHUNK", 3)
-    monkeypatch.setattr(pain008, "WORKERS", workers)
-    monkeypatch.setattr(pain008, "IN_FLIGHT", in_flight)
+    monkeypatch.setattr(chunk_validation, "WORKERS", workers)
+    monkeypatch.setattr(chunk_validation, "IN_FLIGHT", in_flight)
     txs = [_tx(n) for n in range(1, 31)]
     txs[7] = _tx(8, debtor_iban="XX00")  # third chunk
     for n in (16, 26, 29):  # later chunks
@@ -159,7 +159,7 @@ def test_a_valid_file_is_the_same_whichever_thread_checked_its_chunks(tmp_path, 
     monkeypatch.setattr(pain008, "CHUNK", 4)
     digests = set()
     for in_flight in (0, 2, 100):
-        monkeypatch.setattr(pain008, "IN_FLIGHT", in_flight)
+        monkeypatch.setattr(chunk_validation, "IN_FLIGHT", in_flight)
         digests.add(write_pain008(_message("pain.008.001.08", [("RCUR", [_tx(n) for n in range(1, 60)])]),
                                   tmp_path / f"{in_flight}.xml").sha256)
     assert len(digests) == 1

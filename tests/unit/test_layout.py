@@ -55,3 +55,16 @@ def test_the_tools_live_in_sandbox() -> None:
         assert not (INCLUDE / moved).exists(), f"include/{moved} is a tool"
     for tool in ("demo_institution.py", "pom_simulator.py", "camt_writer.py", "bench_loading.py"):
         assert (ROOT / "sandbox" / tool).is_file()
+
+
+SWITCH_INTERVAL_ALLOWED = {"include/sepa/chunk_validation.py"}  # the chunked validation engine, lowering it while it runs
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_domain_module_tunes_the_interpreter(path: Path) -> None:
+    """Speed machinery lives in modules of its own: no ``gc`` anywhere in include/, the switch interval in one place."""
+    relative = str(path.relative_to(ROOT))
+    assert "gc" not in _imports(path), f"{relative} imports gc"
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    sets = any(isinstance(node, ast.Attribute) and node.attr == "setswitchinterval" for node in ast.walk(tree))
+    assert not sets or relative in SWITCH_INTERVAL_ALLOWED, f"{relative} sets the interpreter's switch interval"
