@@ -23,7 +23,7 @@ from itertools import chain, count as count_from, islice
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Column, Dialect, Executable, MetaData, Table, cast, text
+from sqlalchemy import JSON, Column, Dialect, Executable, MetaData, Table, Text, case, cast, text
 from sqlalchemy import ARRAY, BigInteger, Integer, Select, any_, bindparam, func, literal, literal_column, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -156,6 +156,48 @@ def stream_records(session: Session, statement: Select[Any], batch: int = 10_000
     make = partial(tuple.__new__, record)  # what ``record._make`` does, without a Python call per row
     for rows in stream_chunks(session, statement, batch):
         yield from map(make, rows)
+
+
+class Memo(dict):  # type: ignore[type-arg]
+    """A dict that fills itself: ``memo[key]`` is ``function(key)``, worked out on the first ask only.
+
+    Nightly volumes repeat a few values (a million mandates share some thousand accounts and dates): a hit is
+    one dictionary lookup in C, without a Python call.
+
+    >>> squares = Memo(lambda n: n * n)
+    >>> squares[4], len(squares)
+    (16, 1)
+    """
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.function = function
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.function(key)
+        return value
+
+
+def texts_of(session: Session, column: Any, *where: Any) -> Any:
+    """A correlated scalar subquery: the texts of ``column`` in the rows ``where`` selects, as one value
+    (a JSON array on SQLite, an array on PostgreSQL) that :func:`text_tuples` reads back.
+
+    One value per outer row instead of a second stream to merge: a million mandates' patterns cost a
+    subquery each in the database rather than a merge step per mandate in Python.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return select(func.array_agg(column)).where(*where).scalar_subquery()
+    return select(func.json_group_array(column)).where(*where).scalar_subquery()
+
+
+def text_tuples(session: Session) -> Callable[[Any], tuple[str, ...]]:
+    """What :func:`texts_of` selected, as a sorted tuple of texts (empty when no row): equal sets give equal
+    tuples whatever order the database aggregated them in. SQLite's JSON texts are read once per distinct text."""
+    if session.get_bind().dialect.name == "postgresql":
+        return lambda value: tuple(sorted(value)) if value else ()
+    return Memo(lambda value: tuple(sorted(json.loads(value)))).__getitem__
 
 
 def in_ids(session: Session, column: Any, ids: Iterable[int]) -> Any:
@@ -294,6 +336,63 @@ def update_from(session: Session, table: Table, source: Table, columns: Sequence
 
 
 UPDATE_ROWS = 5_000  # rows per UPDATE of update_from on SQLite
+
+
+# --- JSON text made by the database (audit rows written with INSERT … SELECT) -------------------------------------
+#
+# The application's JSON columns hold what include.finance.db's serializer writes: json.dumps(value, default=str,
+# ensure_ascii=False), i.e. ", " and ": " between items, keys in the order given, non-ASCII kept, amounts and dates
+# as their text. json_object_sql writes the same text in SQL, so that rows made by the database read (and compare)
+# exactly as rows made in Python. A test holds the two to the same bytes on both databases.
+
+
+def json_object_sql(session: Session, *fields: tuple[str, Any, str] | tuple[str, Any, str, Any]) -> Any:
+    """SQL for the JSON text of ``{key: value, …}``, as the application's serializer writes it.
+
+    Each field is ``(key, expression, kind)`` or ``(key, expression, kind, present)``, where ``present`` is an SQL
+    condition: the field is left out where it is false (the first field is always present). Kinds: ``"text"`` (a
+    string, or null), ``"integer"``, ``"amount"`` (a Money column: its text, two places, as a JSON string),
+    ``"date"`` (its ISO text as a JSON string), ``"boolean"``, ``"json"`` (an expression already holding JSON text).
+    """
+    dialect = session.get_bind().dialect.name
+    parts: list[Any] = []
+    for index, (key, expression, kind, *present) in enumerate(fields):
+        piece = literal(("" if index == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ": ") + _json_value(
+            dialect, expression, kind)
+        if present:
+            assert index > 0, "the first field is always present"
+            piece = case((present[0], piece), else_=literal(""))
+        parts.append(piece)
+    return _joined([literal("{"), *parts, literal("}")])
+
+
+def _joined(parts: Sequence[Any]) -> Any:
+    """SQL ``a || b || …``."""
+    result = parts[0]
+    for part in parts[1:]:
+        result = result.concat(part)
+    return result
+
+
+def _json_value(dialect: str, expression: Any, kind: str) -> Any:
+    postgresql = dialect == "postgresql"
+    if kind == "text":
+        if postgresql:
+            return func.coalesce(cast(func.to_json(cast(expression, Text)), Text), literal("null"))
+        return func.json_quote(expression)
+    if kind == "integer":
+        return func.coalesce(cast(expression, Text), literal("null"))
+    if kind == "boolean":
+        return case((expression.is_(None), literal("null")), (expression, literal("true")), else_=literal("false"))
+    if kind == "json":
+        return expression
+    if kind == "amount":
+        text_ = cast(expression, Text) if postgresql else func.printf("%.2f", expression)
+    elif kind == "date":
+        text_ = func.to_char(expression, "YYYY-MM-DD") if postgresql else cast(expression, Text)
+    else:
+        raise ValueError(f"unknown JSON kind {kind!r}")
+    return case((expression.is_(None), literal("null")), else_=_joined([literal('"'), text_, literal('"')]))
 
 
 def as_json(session: Session, expression: Any) -> Any:

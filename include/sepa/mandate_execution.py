@@ -16,27 +16,29 @@ constraint on (mandate, due date).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from itertools import chain
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Integer, String, func, insert, literal, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
-from include.finance.bulk import in_ids, insert_tuples, reserve_ids, stream_records
+from include.finance.bulk import as_json, in_ids, insert_tuples, json_object_sql, reserve_ids, staged, stream_records
 from include.finance.counters import reserve
 from include.finance.money import ZERO, from_cents
 from include.finance.models import (
+    AuditLog,
     BankHub,
     Collection,
     CollectionRun,
     DebtLine,
     FinancialSystem,
+    Mandate,
     PaymentReference,
     PaymentReferenceLine,
     PaymentReferenceType,
@@ -268,7 +270,9 @@ def execute_mandates(
         for plan in plans
     ))
     total_audits = _refresh_run_totals(session, set(run_ids.values()), actor, now)
-    record_many(session, chain(run_audits, _created_audits(plans, actor, now), total_audits))
+    record_many(session, run_audits)
+    _audit_created(session, plans, actor, now)
+    record_many(session, total_audits)
 
     by_seq: dict[str, int] = defaultdict(int)
     for plan in plans:
@@ -314,24 +318,43 @@ def _hold_lines(session: Session, reference_ids: list[int]) -> None:
     )
 
 
-def _created_audits(plans: list[_Plan], actor: str, now: datetime) -> Iterator[dict[str, Any]]:
-    """The audit rows of each new reference and its collection, made as they are written (not all held at once)."""
-    for plan in plans:
-        yield audit_row(
-            "payment_reference", plan.reference_id, "created", actor,
-            after={
-                "loi": plan.loi, "status": "sealed", "amount": plan.amount, "reference_number": plan.reference_number,
-                "mandate": plan.mandate_loi, "debt_line_ids": tuple(line_id for line_id, _, _ in plan.lines),
-            },
-            at=now,
-        )
-        after = {
-            "status": "pending", "sequence_type": plan.sequence_type, "amount": plan.amount,
-            "due_date": plan.due_date, "end_to_end_id": plan.loi,
-        }
-        if plan.amendment is not None:
-            after["amendment"] = asdict(plan.amendment)
-        yield audit_row("collection", plan.collection_id, "created", actor, after=after, at=now)
+def _audit_created(session: Session, plans: list[_Plan], actor: str, now: datetime) -> None:
+    """The audit rows of each new reference and its collection, in plan order, made by the database from the rows
+    just written (INSERT … SELECT): what each says is what was stored. Only the reference's debt line ids come
+    from the plan (staged), in the order they were claimed."""
+    with staged(session, "mandate_plan_audit", {"reference_id": Integer(), "collection_id": Integer(),
+                                                "debt_line_ids": String()},
+                ((plan.reference_id, plan.collection_id, json.dumps([line_id for line_id, _, _ in plan.lines]))
+                 for plan in plans)) as staged_plans:
+        p, r, c, m = staged_plans.c, PaymentReference.__table__.c, Collection.__table__.c, Mandate.__table__.c
+        reference_after = json_object_sql(
+            session, ("loi", r.loi, "text"), ("status", r.status, "text"), ("amount", r.amount, "amount"),
+            ("reference_number", r.reference_number, "text"), ("mandate", m.loi, "text"),
+            ("debt_line_ids", p.debt_line_ids, "json"))
+        amended = (c.original_mandate_reference.is_not(None) | c.original_creditor_id.is_not(None)
+                   | c.original_debtor_iban.is_not(None))
+        collection_after = json_object_sql(
+            session, ("status", c.status, "text"), ("sequence_type", c.sequence_type, "text"),
+            ("amount", c.amount, "amount"), ("due_date", c.due_date, "date"), ("end_to_end_id", c.end_to_end_id, "text"),
+            ("amendment", json_object_sql(
+                session, ("original_mandate_reference", c.original_mandate_reference, "text"),
+                ("original_creditor_id", c.original_creditor_id, "text"),
+                ("original_debtor_iban", c.original_debtor_iban, "text"),
+                ("debtor_agent_changed", c.debtor_agent_changed, "boolean")), "json", amended))
+        rows = union_all(
+            select(literal("payment_reference").label("entity"), r.id.label("entity_id"),
+                   as_json(session, reference_after).label("after"), p.reference_id.label("plan"),
+                   literal(0).label("kind"))
+            .select_from(staged_plans.join(PaymentReference.__table__, r.id == p.reference_id)
+                         .join(Mandate.__table__, m.id == r.mandate_id)),
+            select(literal("collection"), c.id, as_json(session, collection_after), p.reference_id, literal(1))
+            .select_from(staged_plans.join(Collection.__table__, c.id == p.collection_id)),
+        ).subquery()
+        session.execute(insert(AuditLog).from_select(
+            ["entity", "entity_id", "action", "after", "actor", "at"],
+            select(rows.c.entity, rows.c.entity_id, literal("created"), rows.c.after, literal(actor),
+                   literal(now, AuditLog.at.type)).order_by(rows.c.plan, rows.c.kind),
+        ))
 
 
 def _runs_for(

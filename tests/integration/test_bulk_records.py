@@ -67,3 +67,45 @@ def test_insert_tuples_binds_every_value_through_its_column_type(engine, monkeyp
 def _utc(moment: datetime | None) -> datetime | None:
     """SQLite gives timestamps back without their zone (they are stored in UTC)."""
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+TRICKY_TEXTS = [
+    "fp:BIB:1", "Zoë D'Hondt", 'quote " and back\\slash', "tab\tline\nfeed\rreturn\x08\x0c", "\x01\x1f\x7f",
+    "\u2028\u2029 «»—€ 😀", "", None,
+]
+
+
+def test_json_object_sql_writes_the_text_the_serializer_writes(engine) -> None:
+    """JSON made by the database (audit rows written with INSERT … SELECT) is byte for byte what
+    include.finance.db's serializer writes for the same values, on both databases."""
+    from sqlalchemy import String, literal
+
+    from include.finance.bulk import json_object_sql
+    from include.finance.db import _json
+
+    _users(engine, 1)
+    amounts = ["0.01", "0.10", "1.00", "25.00", "126.35", "1234567.89", "99999999.99"]
+    with transaction(engine) as session:
+        insert_tuples(session, DebtLine.__table__, ("id", "financial_system_id", "end_user_id", "transaction_code",
+                                                    "description", "amount", "open_amount", "created_on"),
+                      [(n, 1, 1, "LID", TRICKY_TEXTS[n % len(TRICKY_TEXTS)], Decimal(amount), Decimal(amount),
+                        date(2026, 1 + n % 12, 1 + n)) for n, amount in enumerate(amounts, start=1)])
+    with transaction(engine, readonly=True) as session:
+        made = session.execute(select(json_object_sql(
+            session, ("id", DebtLine.id, "integer"), ("code", DebtLine.transaction_code, "text"),
+            ("description", DebtLine.description, "text"), ("amount", DebtLine.amount, "amount"),
+            ("on", DebtLine.created_on, "date"), ("reference", DebtLine.payment_reference_id, "integer"),
+            ("reversed", DebtLine.reversed_at, "date"),
+            ("ids", literal("[1, 2]", String), "json"), ("even", (DebtLine.id % 2) == 0, "boolean"),
+            ("odd", literal("yes", String), "text", (DebtLine.id % 2) == 1),
+        )).order_by(DebtLine.id)).scalars().all()
+        lines = session.scalars(select(DebtLine).order_by(DebtLine.id)).all()
+        expected = [_json({"id": line.id, "code": line.transaction_code, "description": line.description,
+                           "amount": line.amount, "on": line.created_on, "reference": None, "reversed": None,
+                           "ids": [1, 2], "even": line.id % 2 == 0} | ({"odd": "yes"} if line.id % 2 else {}))
+                    for line in lines]
+        texts = [_json({"text": value}) for value in TRICKY_TEXTS]
+        made_texts = [session.scalar(select(json_object_sql(session, ("text", literal(value, String), "text"))))
+                      for value in TRICKY_TEXTS]
+    assert made == expected
+    assert made_texts == texts
