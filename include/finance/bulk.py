@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Dialect, Executable, MetaData, Table, Text, case, cast, text
 from sqlalchemy import ARRAY, BigInteger, Integer, Select, any_, bindparam, func, literal, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -364,6 +365,21 @@ def json_object_sql(session: Session, *fields: tuple[str, Any, str] | tuple[str,
             piece = case((present[0], piece), else_=literal(""))
         parts.append(piece)
     return _joined([literal("{"), *parts, literal("}")])
+
+
+def ids_json_sql(session: Session, column: Any, *where: Any) -> Any:
+    """SQL for the JSON text of the ascending list of the integers ``column`` holds in the rows ``where`` selects
+    (a correlated subquery), as the serializer writes a list: ``[1, 2, 3]``, ``[]`` for none.
+
+    PostgreSQL orders the aggregate itself; SQLite (before 3.44) keeps the ORDER BY of a subquery that feeds an
+    aggregate other than count(), min() and max(), and concatenates in that order.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        listed = select(func.string_agg(cast(column, Text), aggregate_order_by(literal(", "), column))).where(*where)
+    else:
+        ordered = select(column.label("value")).where(*where).order_by(column).correlate_except(column.table).subquery()
+        listed = select(func.group_concat(ordered.c.value, literal(", ")))
+    return _joined([literal("["), func.coalesce(listed.scalar_subquery(), literal("")), literal("]")])
 
 
 def _joined(parts: Sequence[Any]) -> Any:

@@ -16,7 +16,6 @@ constraint on (mandate, due date).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,11 +23,11 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, String, func, insert, literal, select, text, union_all, update
+from sqlalchemy import func, insert, literal, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
-from include.finance.bulk import as_json, in_ids, insert_tuples, json_object_sql, reserve_ids, staged, stream_records
+from include.finance.bulk import as_json, ids_json_sql, in_ids, insert_tuples, json_object_sql, reserve_ids, stream_records
 from include.finance.counters import reserve
 from include.finance.money import ZERO, from_cents
 from include.finance.models import (
@@ -320,41 +319,36 @@ def _hold_lines(session: Session, reference_ids: list[int]) -> None:
 
 def _audit_created(session: Session, plans: list[_Plan], actor: str, now: datetime) -> None:
     """The audit rows of each new reference and its collection, in plan order, made by the database from the rows
-    just written (INSERT … SELECT): what each says is what was stored. Only the reference's debt line ids come
-    from the plan (staged), in the order they were claimed."""
-    with staged(session, "mandate_plan_audit", {"reference_id": Integer(), "collection_id": Integer(),
-                                                "debt_line_ids": String()},
-                ((plan.reference_id, plan.collection_id, json.dumps([line_id for line_id, _, _ in plan.lines]))
-                 for plan in plans)) as staged_plans:
-        p, r, c, m = staged_plans.c, PaymentReference.__table__.c, Collection.__table__.c, Mandate.__table__.c
-        reference_after = json_object_sql(
-            session, ("loi", r.loi, "text"), ("status", r.status, "text"), ("amount", r.amount, "amount"),
-            ("reference_number", r.reference_number, "text"), ("mandate", m.loi, "text"),
-            ("debt_line_ids", p.debt_line_ids, "json"))
-        amended = (c.original_mandate_reference.is_not(None) | c.original_creditor_id.is_not(None)
-                   | c.original_debtor_iban.is_not(None))
-        collection_after = json_object_sql(
-            session, ("status", c.status, "text"), ("sequence_type", c.sequence_type, "text"),
-            ("amount", c.amount, "amount"), ("due_date", c.due_date, "date"), ("end_to_end_id", c.end_to_end_id, "text"),
-            ("amendment", json_object_sql(
-                session, ("original_mandate_reference", c.original_mandate_reference, "text"),
-                ("original_creditor_id", c.original_creditor_id, "text"),
-                ("original_debtor_iban", c.original_debtor_iban, "text"),
-                ("debtor_agent_changed", c.debtor_agent_changed, "boolean")), "json", amended))
-        rows = union_all(
-            select(literal("payment_reference").label("entity"), r.id.label("entity_id"),
-                   as_json(session, reference_after).label("after"), p.reference_id.label("plan"),
-                   literal(0).label("kind"))
-            .select_from(staged_plans.join(PaymentReference.__table__, r.id == p.reference_id)
-                         .join(Mandate.__table__, m.id == r.mandate_id)),
-            select(literal("collection"), c.id, as_json(session, collection_after), p.reference_id, literal(1))
-            .select_from(staged_plans.join(Collection.__table__, c.id == p.collection_id)),
-        ).subquery()
-        session.execute(insert(AuditLog).from_select(
-            ["entity", "entity_id", "action", "after", "actor", "at"],
-            select(rows.c.entity, rows.c.entity_id, literal("created"), rows.c.after, literal(actor),
-                   literal(now, AuditLog.at.type)).order_by(rows.c.plan, rows.c.kind),
-        ))
+    just written (INSERT … SELECT): what each says is what was stored."""
+    r, c, m = PaymentReference.__table__.c, Collection.__table__.c, Mandate.__table__.c
+    lines = PaymentReferenceLine.__table__.c
+    reference_after = json_object_sql(
+        session, ("loi", r.loi, "text"), ("status", r.status, "text"), ("amount", r.amount, "amount"),
+        ("reference_number", r.reference_number, "text"), ("mandate", m.loi, "text"),
+        ("debt_line_ids", ids_json_sql(session, lines.debt_line_id, lines.payment_reference_id == r.id), "json"))
+    amended = (c.original_mandate_reference.is_not(None) | c.original_creditor_id.is_not(None)
+               | c.original_debtor_iban.is_not(None))
+    collection_after = json_object_sql(
+        session, ("status", c.status, "text"), ("sequence_type", c.sequence_type, "text"),
+        ("amount", c.amount, "amount"), ("due_date", c.due_date, "date"), ("end_to_end_id", c.end_to_end_id, "text"),
+        ("amendment", json_object_sql(
+            session, ("original_mandate_reference", c.original_mandate_reference, "text"),
+            ("original_creditor_id", c.original_creditor_id, "text"),
+            ("original_debtor_iban", c.original_debtor_iban, "text"),
+            ("debtor_agent_changed", c.debtor_agent_changed, "boolean")), "json", amended))
+    rows = union_all(
+        select(literal("payment_reference").label("entity"), r.id.label("entity_id"),
+               as_json(session, reference_after).label("after"), r.id.label("plan"), literal(0).label("kind"))
+        .select_from(PaymentReference.__table__.join(Mandate.__table__, m.id == r.mandate_id))
+        .where(in_ids(session, r.id, [plan.reference_id for plan in plans])),
+        select(literal("collection"), c.id, as_json(session, collection_after), c.payment_reference_id, literal(1))
+        .where(in_ids(session, c.id, [plan.collection_id for plan in plans])),
+    ).subquery()
+    session.execute(insert(AuditLog).from_select(
+        ["entity", "entity_id", "action", "after", "actor", "at"],
+        select(rows.c.entity, rows.c.entity_id, literal("created"), rows.c.after, literal(actor),
+               literal(now, AuditLog.at.type)).order_by(rows.c.plan, rows.c.kind),
+    ))
 
 
 def _runs_for(

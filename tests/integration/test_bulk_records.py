@@ -109,3 +109,33 @@ def test_json_object_sql_writes_the_text_the_serializer_writes(engine) -> None:
                       for value in TRICKY_TEXTS]
     assert made == expected
     assert made_texts == texts
+
+
+def test_ids_json_sql_lists_ids_ascending_whatever_order_they_were_written(engine) -> None:
+    from sqlalchemy import func as sql_func
+
+    from include.finance.bulk import ids_json_sql
+    from include.finance.db import _json
+    from include.finance.models import PaymentReference, PaymentReferenceLine
+    from tests.factories import add_debt, make_institution, make_reference, make_user
+
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        user = make_user(session)
+        references = [make_reference(session, inst, user, ("1.00",), number=n) for n in (1, 2, 3)]
+        extra = [add_debt(session, inst, user, "LID", "2.00") for _ in range(5)]
+        # the second reference's further lines written highest id first, the third has none of its own
+        for line in reversed(extra):
+            session.add(PaymentReferenceLine(payment_reference_id=references[1].id, debt_line_id=line.id,
+                                             transaction_code="LID", amount=line.amount))
+        session.execute(PaymentReferenceLine.__table__.delete().where(
+            PaymentReferenceLine.payment_reference_id == references[2].id))
+    with transaction(engine, readonly=True) as session:
+        lines = PaymentReferenceLine.__table__.c
+        made = session.execute(select(PaymentReference.id, ids_json_sql(
+            session, lines.debt_line_id, lines.payment_reference_id == PaymentReference.id)).order_by(PaymentReference.id)).all()
+        expected = [(reference_id, _json(sorted(session.scalars(select(lines.debt_line_id).where(
+            lines.payment_reference_id == reference_id))))) for reference_id, _ in made]
+        assert session.scalar(select(sql_func.count()).select_from(PaymentReferenceLine)) == 7
+    assert made == expected
+    assert [text for _, text in made][2] == "[]" and made[1][1].count(", ") == 5
