@@ -94,13 +94,17 @@ def _converted(table: Table, dialect: Dialect, columns: list[str], rows: Sequenc
     """Rows as DBAPI parameter tuples, each value through its column type's bind processor.
 
     A column often repeats one value down all rows (the run's timestamp, its
-    collection date): the last conversion per column is reused for the same object.
+    collection date): a conversion is reused for the same object.
     """
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
     values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
-    active = [(i, process) for i, process in enumerate(processors) if process is not None]
-    last: list[tuple[Any, Any]] = [(None, None)] * len(columns)
-    return [_bound_reusing(values(row), active, last) for row in rows]
+    active = _reusing_processors(table, dialect, columns)
+    return [_bound_reusing(values(row), active) for row in rows]
+
+
+def _reusing_processors(table: Table, dialect: Dialect, columns: Sequence[str]) -> list[tuple[int, Any, dict[int, Any]]]:
+    """(index, bind processor, conversions already made) of each column of ``columns`` whose type converts."""
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    return [(i, process, {}) for i, process in enumerate(processors) if process is not None]
 
 
 def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -181,26 +185,6 @@ class Memo(dict):  # type: ignore[type-arg]
         return value
 
 
-def texts_of(session: Session, column: Any, *where: Any) -> Any:
-    """A correlated scalar subquery: the texts of ``column`` in the rows ``where`` selects, as one value
-    (a JSON array on SQLite, an array on PostgreSQL) that :func:`text_tuples` reads back.
-
-    One value per outer row instead of a second stream to merge: a million mandates' patterns cost a
-    subquery each in the database rather than a merge step per mandate in Python.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        return select(func.array_agg(column)).where(*where).scalar_subquery()
-    return select(func.json_group_array(column)).where(*where).scalar_subquery()
-
-
-def text_tuples(session: Session) -> Callable[[Any], tuple[str, ...]]:
-    """What :func:`texts_of` selected, as a sorted tuple of texts (empty when no row): equal sets give equal
-    tuples whatever order the database aggregated them in. SQLite's JSON texts are read once per distinct text."""
-    if session.get_bind().dialect.name == "postgresql":
-        return lambda value: tuple(sorted(value)) if value else ()
-    return Memo(lambda value: tuple(sorted(json.loads(value)))).__getitem__
-
-
 def in_ids(session: Session, column: Any, ids: Iterable[int]) -> Any:
     """``column IN ids`` with all the ids in one bound value: a JSON array on SQLite, an array on PostgreSQL.
 
@@ -218,32 +202,39 @@ def insert_tuples(session: Session, table: Table, columns: Sequence[str], rows: 
     """:func:`insert_many` for rows given as tuples in the order of ``columns``: no mapping to build per row.
 
     Each value passes through its column type's bind processor, :data:`CHUNK` rows at a time; as in
-    :func:`insert_many`, the last conversion per column is reused for the same object (a run's timestamp).
+    :func:`insert_many`, a conversion is reused for the same object (a run's timestamp, an amount many rows share).
     """
     connection = session.connection()
     dialect = connection.dialect
     names = list(columns)
     sql = _insert_sql(dialect, table, names)
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
-    active = [(i, process) for i, process in enumerate(processors) if process is not None]
-    last: list[tuple[Any, Any]] = [(None, None)] * len(names)
+    active = _reusing_processors(table, dialect, names)
     iterator = iter(rows)
     while chunk := list(islice(iterator, CHUNK)):
         if active:
-            chunk = [_bound_reusing(row, active, last) for row in chunk]
+            chunk = [_bound_reusing(row, active) for row in chunk]
         connection.exec_driver_sql(sql, chunk)
 
 
-def _bound_reusing(row: Sequence[Any], active: list[tuple[int, Any]], last: list[tuple[Any, Any]]) -> tuple[Any, ...]:
+REUSE_LIMIT = 100_000  # conversions remembered per column by _bound_reusing
+
+
+def _bound_reusing(row: Sequence[Any], active: list[tuple[int, Any, dict[int, Any]]]) -> tuple[Any, ...]:
+    """``row`` with each value of a converting column through its bind processor, once per object: the same object
+    (by identity, so equal values of other types or time zones are never confused) gets the conversion it got
+    before. Each remembered object is held by its entry, so its id cannot be taken by another meanwhile."""
     record = list(row)
-    for i, process in active:
+    for i, process, made in active:
         value = record[i]
         if value is not None:
-            seen, result = last[i]
-            if value is not seen:
-                result = process(value)
-                last[i] = (value, result)
-            record[i] = result
+            entry = made.get(id(value))
+            if entry is not None and entry[0] is value:
+                record[i] = entry[1]
+            else:
+                if len(made) >= REUSE_LIMIT:
+                    made.clear()
+                result = record[i] = process(value)
+                made[id(value)] = (value, result)
     return tuple(record)
 
 

@@ -20,10 +20,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, String, case, cast, func, literal, select, type_coerce
+from sqlalchemy import BigInteger, String, and_, case, cast, false, func, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
-from include.finance.bulk import Memo, in_ids, stream_records, text_tuples, texts_of
+from include.finance.bulk import Memo, in_ids, stream_records
 from include.finance.business_days import roll_forward
 from include.finance.money import from_cents
 from include.finance.models import (
@@ -80,7 +80,7 @@ class MandateStatus(NamedTuple):
     one_off: bool
     last_collected: date | None
     has_prior: bool
-    patterns: tuple[str, ...]
+    has_patterns: bool  # at least one transaction-code pattern (which debt matches them, SQL tells: _collectable)
     owner_eloi: str
     debtor_name: str
     debtor_iban: str | None
@@ -176,7 +176,6 @@ class _Lookups:
         self.days = Memo(_day)
         self.days[None] = None
         self.shapes = Memo(self._shape)
-        self.patterns = text_tuples(session)
         self.amounts = Memo(from_cents)  # many mandates owe the same
 
     @staticmethod
@@ -242,7 +241,7 @@ def _raw(column):  # type: ignore[no-untyped-def]
 
 def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: bool) -> Iterator[Any]:
     """Each mandate (or those of ``ids``) in id order, with what the check needs: its owner and debtor, its latest
-    collections, its patterns, and with ``with_amounts`` the open debt it could collect in whole cents."""
+    collections, whether it has patterns, and with ``with_amounts`` the open debt it could collect in whole cents."""
     owner, debtor = aliased(EndUser), aliased(EndUser)
     collected = (
         select(
@@ -265,7 +264,8 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: boo
         Mandate.debtor_bic, collected.c.last_due, collected.c.last_presented, owner.eloi.label("owner_eloi"),
         debtor.first_name.label("debtor_first_name"), debtor.last_name.label("debtor_last_name"),
         Mandate.blocked_reason,
-        texts_of(session, MandateTransactionCode.pattern, MandateTransactionCode.mandate_id == Mandate.id).label("patterns"),
+        select(MandateTransactionCode.id).where(MandateTransactionCode.mandate_id == Mandate.id).exists()
+        .label("has_patterns"),
     ]
     statement = (
         select(*columns)
@@ -282,13 +282,16 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: boo
     return stream_records(session, statement, STREAM_BATCH)
 
 
-def _eligible_cents(session: Session) -> Any:
-    """SQL: the open debt the mandate could collect now, in whole cents (0 for none): its owner's lines in its hub's
-    financial system that are in no open reference and match one of its patterns, as
-    :func:`~include.sepa.transaction_codes.matcher` decides (:func:`sql_matches`)."""
+def _collectable(session: Session) -> Any:
+    """SQL: the debt line ``DebtLine`` is one the mandate ``Mandate`` (of hub ``BankHub``) could collect now: its
+    owner's, in its hub's financial system, open, in no open reference, and matching one of its patterns as
+    :func:`~include.sepa.transaction_codes.matcher` decides (:func:`sql_matches`; a rule without a pattern to
+    compare with matches nothing)."""
+    open_line = and_(DebtLine.end_user_id == Mandate.end_user_id, DebtLine.financial_system_id == BankHub.financial_system_id,
+                     DebtLine.payment_reference_id.is_(None), DebtLine.open_amount > 0)
     meanings = sql_meanings(session.scalars(select(MandateTransactionCode.pattern).distinct()))
     if meanings is None:
-        return literal(0, BigInteger)
+        return and_(open_line, false())
     pattern = aliased(MandateTransactionCode)
     matches = (
         select(pattern.id)
@@ -296,10 +299,14 @@ def _eligible_cents(session: Session) -> Any:
         .correlate(Mandate, DebtLine)
         .exists()
     )
+    return and_(open_line, matches)
+
+
+def _eligible_cents(session: Session) -> Any:
+    """SQL: the debt the mandate could collect now (:func:`_collectable`), in whole cents (0 for none)."""
     return (
         select(func.coalesce(cast(func.sum(in_cents(DebtLine.open_amount)), BigInteger), 0))
-        .where(DebtLine.end_user_id == Mandate.end_user_id, DebtLine.financial_system_id == BankHub.financial_system_id,
-               DebtLine.payment_reference_id.is_(None), DebtLine.open_amount > 0, matches)
+        .where(_collectable(session))
         .scalar_subquery()
     )
 
@@ -331,19 +338,14 @@ def by_mandate(groups: Iterator[tuple[int, Any]], default: Any) -> Callable[[int
 
 
 def open_debt_by_mandate(session: Session, ids: Sequence[int] | None) -> Iterator[tuple[int, list[Any]]]:
-    """(mandate id, the open debt lines it could collect), in mandate id order; each line oldest first with its
-    ``id``, ``transaction_code`` and open amount in whole ``cents`` (exact on both databases).
-
-    A mandate could collect its owner's lines in its hub's financial system that are in no open reference; which
-    of them match its patterns is for the caller to tell.
-    """
+    """(mandate id, the debt lines it could collect now (:func:`_collectable`)), in mandate id order; each line
+    oldest first with its ``id``, ``transaction_code`` and open amount in whole ``cents`` (exact on both databases).
+    A line two mandates could collect is listed for both: which one takes it is the caller's to tell."""
     statement = (
         select(Mandate.id.label("mandate_id"), DebtLine.id, DebtLine.transaction_code,
                in_cents(DebtLine.open_amount).label("cents"))
         .join(BankHub, BankHub.id == Mandate.hub_id)
-        .join(DebtLine, (DebtLine.end_user_id == Mandate.end_user_id)
-              & (DebtLine.financial_system_id == BankHub.financial_system_id))
-        .where(DebtLine.payment_reference_id.is_(None), DebtLine.open_amount > 0)
+        .join(DebtLine, _collectable(session))
         .order_by(Mandate.id, DebtLine.id)
     )
     if ids is not None:
@@ -367,7 +369,6 @@ def check_mandates(
 def _check_one(row: Any, lookups: _Lookups) -> MandateStatus:
     shape = lookups.shapes[row.hub_id, row.type_id, row.frequency_id, row.signature_date, row.first_collection_date,
                            row.end_date, row.last_collection_date, row.last_due, row.last_presented]
-    patterns = lookups.patterns(row.patterns)
     first, last = row.debtor_first_name, row.debtor_last_name
     debtor_name = f"{first} {last}" if first else (last or "")
     reasons = []
@@ -383,7 +384,7 @@ def _check_one(row: Any, lookups: _Lookups) -> MandateStatus:
         reasons.append("debtor has no name (the bank file needs one)")
     if shape.type_reasons:
         reasons += shape.type_reasons
-    if not patterns:
+    if not row.has_patterns:
         reasons.append("no transaction-code pattern")
     if row.blocked_reason:
         reasons.append(f"blocked: {row.blocked_reason}; a new mandate is needed")
@@ -402,7 +403,7 @@ def _check_one(row: Any, lookups: _Lookups) -> MandateStatus:
     return _status((
         row.id, row.loi, row.reference, bool(row.active), row.end_user_id, row.debtor_id, row.hub_id, row.type_id,
         shape.first, shape.end, shape.schedule, shape.one_off, shape.last_collected, shape.last_collected is not None,
-        patterns, row.owner_eloi, debtor_name, row.debtor_iban, row.debtor_bic, shape.hub_code, shape.type_code,
+        bool(row.has_patterns), row.owner_eloi, debtor_name, row.debtor_iban, row.debtor_bic, shape.hub_code, shape.type_code,
         shape.frequency_code, amount, reasons, *next_dates, listed,
     ))
 

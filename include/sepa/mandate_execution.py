@@ -27,7 +27,7 @@ from sqlalchemy import func, insert, literal, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
-from include.finance.bulk import as_json, ids_json_sql, in_ids, insert_tuples, json_object_sql, reserve_ids, stream_records
+from include.finance.bulk import Memo, as_json, ids_json_sql, in_ids, insert_tuples, json_object_sql, reserve_ids, stream_records
 from include.finance.counters import reserve
 from include.finance.money import ZERO, from_cents
 from include.finance.models import (
@@ -56,7 +56,6 @@ from include.sepa.mandate_check import (
 )
 from include.sepa.schedule import is_final
 from include.sepa.sequence_type import sequence_type
-from include.sepa.transaction_codes import cached_matcher
 
 # (debt line id, transaction code, open amount): exact tuples of plain values, which the garbage collector leaves be.
 Line = tuple[int, str, Decimal]
@@ -108,23 +107,24 @@ class ExecutionResult:
 
 def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids: Iterable[int] | None) -> list[_Plan]:
     """Each due mandate with the open debt lines it collects: those of its owner in its hub's financial system that
-    match its patterns and no mandate before it (in id order) took."""
+    match its patterns (:func:`~include.sepa.mandate_check.open_debt_by_mandate`) and no mandate before it (in id
+    order) took."""
     hubs = hub_facts(session)
     ids = None if mandate_ids is None else sorted(set(mandate_ids))
     debt_of = by_mandate(open_debt_by_mandate(session, ids), ())
     claimed: set[int] = set()
     plans = []
+    amounts = Memo(from_cents)  # one Decimal per amount: many lines and plans share one, bound once
     for m in check_mandates(session, run_date, mandate_ids=ids):
         if m.list is not MandateList.ACTIVE_OK or not m.due:
             continue
         result.due += 1
-        matches = cached_matcher(m.patterns)
-        lines = tuple((line.id, line.transaction_code, from_cents(line.cents)) for line in debt_of(m.id)
-                      if line.id not in claimed and matches(line.transaction_code))
-        if not lines:
+        taken = [line for line in debt_of(m.id) if line.id not in claimed]
+        if not taken:
             result.without_debt += 1
             continue
-        claimed.update(line_id for line_id, _, _ in lines)
+        lines = tuple((line.id, line.transaction_code, amounts[line.cents]) for line in taken)
+        claimed.update(line.id for line in taken)
         hub = hubs[m.hub_id]  # type: ignore[index]
         seq = sequence_type(
             one_off=m.one_off,
@@ -132,7 +132,7 @@ def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids
             final=is_final(m.first_collection_date, m.next_due_date, m.schedule, m.end_date),  # type: ignore[arg-type]
             rcur_only=hub.rcur_only,
         )
-        amount = sum((amount for _, _, amount in lines), ZERO)
+        amount = amounts[sum(line.cents for line in taken)]
         plans.append(_Plan(
             m.id, m.loi, m.end_user_id, m.type_id, m.reference, m.debtor_iban, None, m.debtor_bic,  # type: ignore[arg-type]
             m.next_due_date, hub, lines, amount, seq, m.next_collection_date,  # type: ignore[arg-type]

@@ -17,7 +17,6 @@ hold both to the same table of cases.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Integer, String, func, literal, select, union_all
@@ -49,12 +48,6 @@ def matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
             exact.add(code)
     prefix_tuple = tuple(prefixes)
     return lambda code: code in exact or code.startswith(prefix_tuple)
-
-
-@lru_cache(maxsize=4096)
-def cached_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
-    """:func:`matcher` for a tuple of patterns, kept for reuse: mandates share a few pattern sets."""
-    return matcher(patterns)
 
 
 def sql_meanings(patterns: Iterable[str]) -> Any:

@@ -139,3 +139,23 @@ def test_ids_json_sql_lists_ids_ascending_whatever_order_they_were_written(engin
         assert session.scalar(select(sql_func.count()).select_from(PaymentReferenceLine)) == 7
     assert made == expected
     assert [text for _, text in made][2] == "[]" and made[1][1].count(", ") == 5
+
+
+def test_insert_tuples_reuses_a_conversion_for_the_same_object_only(engine) -> None:
+    """Equal but distinct values (one instant in two time zones) each get their own conversion, as if written alone."""
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    summer = timezone(timedelta(hours=2))
+    moments = [AT, AT.astimezone(summer), AT, AT.astimezone(summer)]
+    with transaction(engine) as session:
+        insert_tuples(session, AuditLog.__table__, ("entity", "entity_id", "action", "actor", "at"),
+                      [("together", n, "created", "test", moment) for n, moment in enumerate(moments)])
+        for n, moment in enumerate(moments):
+            insert_tuples(session, AuditLog.__table__, ("entity", "entity_id", "action", "actor", "at"),
+                          [("alone", n, "created", "test", moment)])
+    with transaction(engine, readonly=True) as session:
+        stored = {(entity, n): at for entity, n, at in session.execute(
+            text("SELECT entity, entity_id, CAST(at AS TEXT) FROM audit_log"))}
+    assert [stored["together", n] for n in range(4)] == [stored["alone", n] for n in range(4)]
