@@ -206,14 +206,27 @@ def insert_tuples(session: Session, table: Table, columns: Sequence[str], rows: 
     """
     connection = session.connection()
     dialect = connection.dialect
-    names = list(columns)
-    sql = _insert_sql(dialect, table, names)
+    names = tuple(columns)
+    statements = _insert_statements(dialect, table, names, ())
     active = _reusing_processors(table, dialect, names)
     iterator = iter(rows)
     while chunk := list(islice(iterator, CHUNK)):
         if active:
             chunk = [_bound_reusing(row, active) for row in chunk]
-        connection.exec_driver_sql(sql, chunk)
+        _execute_rows(connection, statements, chunk)
+
+
+def _execute_rows(connection: Any, statements: tuple[str, str], chunk: list[Sequence[Any]]) -> None:
+    """``chunk`` inserted by the statements of :func:`_insert_statements`: :data:`ROWS_PER_STATEMENT` rows to a
+    statement (SQLite then steps a statement per hundred rows rather than per row), the rest one by one."""
+    single, many = statements
+    whole = len(chunk) - len(chunk) % ROWS_PER_STATEMENT
+    if whole:
+        flat = chain.from_iterable
+        connection.exec_driver_sql(many, [
+            tuple(flat(chunk[i : i + ROWS_PER_STATEMENT])) for i in range(0, whole, ROWS_PER_STATEMENT)])
+    if whole < len(chunk):
+        connection.exec_driver_sql(single, chunk[whole:])
 
 
 REUSE_LIMIT = 100_000  # conversions remembered per column by _bound_reusing
@@ -428,20 +441,14 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: It
     """
     connection = session.connection()
     dialect = connection.dialect
-    single, many = _insert_statements(dialect, table, tuple(columns), tuple((fixed or {}).items()))
+    statements = _insert_statements(dialect, table, tuple(columns), tuple((fixed or {}).items()))
     convert = _chunk_converter(table, dialect, columns)
-    flat = chain.from_iterable
     count = 0
     iterator = iter(rows)
     while chunk := list(islice(iterator, CHUNK)):
         if convert is not None:
             chunk = convert(chunk)
-        whole = len(chunk) - len(chunk) % ROWS_PER_STATEMENT
-        if whole:
-            connection.exec_driver_sql(many, [
-                tuple(flat(chunk[i : i + ROWS_PER_STATEMENT])) for i in range(0, whole, ROWS_PER_STATEMENT)])
-        if whole < len(chunk):
-            connection.exec_driver_sql(single, chunk[whole:])
+        _execute_rows(connection, statements, chunk)
         count += len(chunk)
     return count
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
+from itertools import repeat
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -363,7 +364,7 @@ def check_mandates(
     """
     lookups = _Lookups(session, run_date, with_amounts)
     ids = None if mandate_ids is None else sorted(set(mandate_ids))
-    return map(partial(_check_one, lookups=lookups), _mandate_rows(session, ids, with_amounts))
+    return map(_check_one, _mandate_rows(session, ids, with_amounts), repeat(lookups))
 
 
 def _check_one(row: Any, lookups: _Lookups) -> MandateStatus:
