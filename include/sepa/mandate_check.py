@@ -13,12 +13,12 @@ Mandates are streamed in id order, so a million of them never sit in memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import partial
-from itertools import repeat
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, String, and_, case, cast, false, func, select, type_coerce
