@@ -10,6 +10,12 @@ still runs every value through the column's SQLAlchemy type (Money, JSON).
 A file's million rows go in with :func:`insert_rows` (plain tuples, many
 rows per statement), into their own table or one :func:`staged` for the
 database to join with.
+
+Rows the database can make from rows it holds are made there (INSERT …
+SELECT): audit rows carry JSON text built in SQL (:func:`json_object_sql`)
+exactly as the application's serializer writes it. Reads over a million rows
+come as named raw tuples (:func:`stream_records`); what repeats down them is
+worked out once (:class:`Memo`).
 """
 
 from __future__ import annotations

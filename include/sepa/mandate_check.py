@@ -7,7 +7,10 @@
 
 The check reads the database only; :mod:`include.sepa.mandate_reports` writes
 the lists, :mod:`include.sepa.mandate_execution` acts on ``active-ok``.
-Mandates are streamed in id order, so a million of them never sit in memory.
+Mandates are streamed in id order, so a million of them never sit in memory:
+one statement per check, which also sums each mandate's collectable debt
+(the patterns' SQL twin, :func:`_collectable`). The pure rules answer once
+per distinct account and per distinct shape (hub, type, frequency, dates).
 """
 
 from __future__ import annotations

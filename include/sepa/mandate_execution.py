@@ -11,7 +11,11 @@ same hub and date that is still ``ready``.
 Everything happens in the caller's transaction and in bulk statements: a
 crash leaves the database as it was, and a rerun for the same date finds the
 mandates no longer due (their slot is collected), backed by the unique
-constraint on (mandate, due date).
+constraint on (mandate, due date). Which lines a mandate may collect is
+decided in SQL by the patterns' meanings (``mandate_check``), which takes
+them is decided here (the first due mandate in id order); the references,
+their lines and the collections are written from the plans, the debt lines'
+reference and the audit rows by the database from what was written.
 """
 
 from __future__ import annotations
