@@ -7,6 +7,7 @@ HTML is one self-contained page. Both are written atomically.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterable, Sequence
@@ -36,7 +37,9 @@ class CsvReport:
         self.path = path
         self._context = atomic_writer(path)
         self._binary = self._context.__enter__()
-        self._text = io.TextIOWrapper(self._binary, encoding="utf-8-sig" if bom else "utf-8", newline="")
+        if bom:  # what "utf-8-sig" writes first; its encoder would then be a Python call for every row
+            self._binary.write(codecs.BOM_UTF8)
+        self._text = io.TextIOWrapper(self._binary, encoding="utf-8", newline="")
         self._writer = csv.writer(self._text, delimiter=";", lineterminator="\r\n")
         self._writer.writerow(header)
         self.rows = 0
@@ -45,6 +48,11 @@ class CsvReport:
         """One row; None is written empty, everything else as ``str()`` (booleans: convert first)."""
         self._writer.writerow(row)
         self.rows += 1
+
+    def write_many(self, rows: Sequence[Iterable[Any]]) -> None:
+        """:meth:`write` for each of ``rows``, in one call."""
+        self._writer.writerows(rows)
+        self.rows += len(rows)
 
     def close(self, error: BaseException | None = None) -> None:
         self._text.flush()

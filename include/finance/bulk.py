@@ -10,6 +10,12 @@ still runs every value through the column's SQLAlchemy type (Money, JSON).
 Rows built in Python as tuples (a file's million lines, a run's
 collections) go in with :func:`insert_tuples`, many rows per statement,
 into their own table or one :func:`staged` for the database to join with.
+
+Rows the database can make from rows it holds are made there (INSERT …
+SELECT): audit rows carry JSON text built in SQL (:func:`json_object_sql`)
+exactly as the application's serializer writes it. Reads over a million rows
+come as named raw tuples (:func:`stream_records`); what repeats down them is
+worked out once (:class:`Memo`).
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ from sqlalchemy import (
     MetaData,
     Select,
     Table,
+    Text,
     any_,
     bindparam,
+    case,
     cast,
     func,
     literal,
@@ -44,6 +52,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -111,13 +120,17 @@ def _converted(table: Table, dialect: Dialect, columns: list[str], rows: Sequenc
     """Rows as DBAPI parameter tuples, each value through its column type's bind processor.
 
     A column often repeats one value down all rows (the run's timestamp, its
-    collection date): the last conversion per column is reused for the same object.
+    collection date): a conversion is reused for the same object.
     """
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
     values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
-    active = [(i, process) for i, process in enumerate(processors) if process is not None]
-    last: list[tuple[Any, Any]] = [(None, None)] * len(columns)
-    return [_bound_reusing(values(row), active, last) for row in rows]
+    active = _reusing_processors(table, dialect, columns)
+    return [_bound_reusing(values(row), active) for row in rows]
+
+
+def _reusing_processors(table: Table, dialect: Dialect, columns: Sequence[str]) -> list[tuple[int, Any, dict[int, Any]]]:
+    """(index, bind processor, conversions already made) of each column of ``columns`` whose type converts."""
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    return [(i, process, {}) for i, process in enumerate(processors) if process is not None]
 
 
 def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -176,6 +189,28 @@ def stream_records(session: Session, statement: Select[Any], batch: int = 10_000
         yield from map(make, rows)
 
 
+class Memo(dict):  # type: ignore[type-arg]
+    """A dict that fills itself: ``memo[key]`` is ``function(key)``, worked out on the first ask only.
+
+    Nightly volumes repeat a few values (a million mandates share some thousand accounts and dates): a hit is
+    one dictionary lookup in C, without a Python call.
+
+    >>> squares = Memo(lambda n: n * n)
+    >>> squares[4], len(squares)
+    (16, 1)
+    """
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.function = function
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.function(key)
+        return value
+
+
 def in_ids(session: Session, column: Any, ids: Iterable[int]) -> Any:
     """``column IN ids`` with all the ids in one bound value: a JSON array on SQLite, an array on PostgreSQL.
 
@@ -189,16 +224,25 @@ def in_ids(session: Session, column: Any, ids: Iterable[int]) -> Any:
     return column.in_(each.scalar_subquery())
 
 
-def _bound_reusing(row: Sequence[Any], active: list[tuple[int, Any]], last: list[tuple[Any, Any]]) -> tuple[Any, ...]:
+REUSE_LIMIT = 100_000  # conversions remembered per column by _bound_reusing
+
+
+def _bound_reusing(row: Sequence[Any], active: list[tuple[int, Any, dict[int, Any]]]) -> tuple[Any, ...]:
+    """``row`` with each value of a converting column through its bind processor, once per object: the same object
+    (by identity, so equal values of other types or time zones are never confused) gets the conversion it got
+    before. Each remembered object is held by its entry, so its id cannot be taken by another meanwhile."""
     record = list(row)
-    for i, process in active:
+    for i, process, made in active:
         value = record[i]
         if value is not None:
-            seen, result = last[i]
-            if value is not seen:
-                result = process(value)
-                last[i] = (value, result)
-            record[i] = result
+            entry = made.get(id(value))
+            if entry is not None and entry[0] is value:
+                record[i] = entry[1]
+            else:
+                if len(made) >= REUSE_LIMIT:
+                    made.clear()
+                result = record[i] = process(value)
+                made[id(value)] = (value, result)
     return tuple(record)
 
 
@@ -292,6 +336,78 @@ def update_from(session: Session, table: Table, source: Table, columns: Sequence
 
 
 UPDATE_ROWS = 5_000  # rows per UPDATE of update_from on SQLite
+
+
+# --- JSON text made by the database (audit rows written with INSERT … SELECT) -------------------------------------
+#
+# The application's JSON columns hold what include.finance.db's serializer writes: json.dumps(value, default=str,
+# ensure_ascii=False), i.e. ", " and ": " between items, keys in the order given, non-ASCII kept, amounts and dates
+# as their text. json_object_sql writes the same text in SQL, so that rows made by the database read (and compare)
+# exactly as rows made in Python. A test holds the two to the same bytes on both databases.
+
+
+def json_object_sql(session: Session, *fields: tuple[str, Any, str] | tuple[str, Any, str, Any]) -> Any:
+    """SQL for the JSON text of ``{key: value, …}``, as the application's serializer writes it.
+
+    Each field is ``(key, expression, kind)`` or ``(key, expression, kind, present)``, where ``present`` is an SQL
+    condition: the field is left out where it is false (the first field is always present). Kinds: ``"text"`` (a
+    string, or null), ``"integer"``, ``"amount"`` (a Money column: its text, two places, as a JSON string),
+    ``"date"`` (its ISO text as a JSON string), ``"boolean"``, ``"json"`` (an expression already holding JSON text).
+    """
+    dialect = session.get_bind().dialect.name
+    parts: list[Any] = []
+    for index, (key, expression, kind, *present) in enumerate(fields):
+        piece = literal(("" if index == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ": ") + _json_value(
+            dialect, expression, kind)
+        if present:
+            assert index > 0, "the first field is always present"
+            piece = case((present[0], piece), else_=literal(""))
+        parts.append(piece)
+    return _joined([literal("{"), *parts, literal("}")])
+
+
+def ids_json_sql(session: Session, column: Any, *where: Any) -> Any:
+    """SQL for the JSON text of the ascending list of the integers ``column`` holds in the rows ``where`` selects
+    (a correlated subquery), as the serializer writes a list: ``[1, 2, 3]``, ``[]`` for none.
+
+    PostgreSQL orders the aggregate itself; SQLite (before 3.44) keeps the ORDER BY of a subquery that feeds an
+    aggregate other than count(), min() and max(), and concatenates in that order.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        listed = select(func.string_agg(cast(column, Text), aggregate_order_by(literal(", "), column))).where(*where)
+    else:
+        ordered = select(column.label("value")).where(*where).order_by(column).correlate_except(column.table).subquery()
+        listed = select(func.group_concat(ordered.c.value, literal(", ")))
+    return _joined([literal("["), func.coalesce(listed.scalar_subquery(), literal("")), literal("]")])
+
+
+def _joined(parts: Sequence[Any]) -> Any:
+    """SQL ``a || b || …``."""
+    result = parts[0]
+    for part in parts[1:]:
+        result = result.concat(part)
+    return result
+
+
+def _json_value(dialect: str, expression: Any, kind: str) -> Any:
+    postgresql = dialect == "postgresql"
+    if kind == "text":
+        if postgresql:
+            return func.coalesce(cast(func.to_json(cast(expression, Text)), Text), literal("null"))
+        return func.json_quote(expression)
+    if kind == "integer":
+        return func.coalesce(cast(expression, Text), literal("null"))
+    if kind == "boolean":
+        return case((expression.is_(None), literal("null")), (expression, literal("true")), else_=literal("false"))
+    if kind == "json":
+        return expression
+    if kind == "amount":
+        text_ = cast(expression, Text) if postgresql else func.printf("%.2f", expression)
+    elif kind == "date":
+        text_ = func.to_char(expression, "YYYY-MM-DD") if postgresql else cast(expression, Text)
+    else:
+        raise ValueError(f"unknown JSON kind {kind!r}")
+    return case((expression.is_(None), literal("null")), else_=_joined([literal('"'), text_, literal('"')]))
 
 
 def as_json(session: Session, expression: Any) -> Any:

@@ -68,9 +68,19 @@ def _plain_utf8(text: str) -> bool:
 
 def bank_text(text: str | None, max_length: int, *, safe: bool) -> str:
     """A text field for a bank file: reduced (``safe``) or kept in UTF-8, trimmed to ``max_length``, escaped."""
-    if text is not None and len(text) <= max_length and (_PLAIN.fullmatch(text) if safe else _plain_utf8(text)):
-        return text
+    if kept_as_is(text, max_length, safe=safe):
+        return text  # type: ignore[return-value]
     return _bank_text(text, max_length, safe=safe)
+
+
+def kept_as_is(text: str | None, max_length: int, *, safe: bool) -> bool:
+    """Whether :func:`bank_text` gives ``text`` back as it is, seen without making anything (a false answer for a
+    plain text can only come from :func:`bank_text`'s own reading, never a true one for a text it would change).
+
+    >>> kept_as_is("BIB-M-0000042", 35, safe=True), kept_as_is("Zoë", 35, safe=True), kept_as_is("Zoë", 35, safe=False)
+    (True, False, True)
+    """
+    return text is not None and len(text) <= max_length and bool(_PLAIN.fullmatch(text) if safe else _plain_utf8(text))
 
 
 def plain_texts(texts: Sequence[str], max_length: int, *, safe: bool) -> bool:

@@ -22,7 +22,7 @@ from schwifty.exceptions import SchwiftyException
 from stdnum.eu import at_02
 from stdnum.exceptions import ValidationError
 
-from include.sepa.charset import BASIC_LATIN, bank_text
+from include.sepa.charset import BASIC_LATIN, bank_text, kept_as_is
 
 _SPACES = re.compile(r"\s+")
 
@@ -127,6 +127,8 @@ def mandate_reference_problem(value: str | None) -> str | None:
     >>> mandate_reference_problem("Mandaat Zoë")
     "mandate reference 'Mandaat Zoë' holds 'ë': an id takes only a-z A-Z 0-9 / - ? : ( ) . , ' + and the space"
     """
+    if value and value[0] != "/" and value[-1] != "/" and "//" not in value and kept_as_is(value, UMR_MAX, safe=True):
+        return None  # the common case, checked once: what bank_text keeps as it is, without a slash at an end or two
     if not value or not value.strip():
         return "mandate reference (UMR) missing"
     if len(value) > UMR_MAX:

@@ -7,7 +7,10 @@
 
 The check reads the database only; :mod:`include.sepa.mandate_reports` writes
 the lists, :mod:`include.sepa.mandate_execution` acts on ``active-ok``.
-Mandates are streamed in id order, so a million of them never sit in memory.
+Mandates are streamed in id order, so a million of them never sit in memory:
+one statement per check, which also sums each mandate's collectable debt
+(the patterns' SQL twin, :func:`_collectable`). The pure rules answer once
+per distinct account and per distinct shape (hub, type, frequency, dates).
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
+from itertools import repeat
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, case, func, select, type_coerce
+from sqlalchemy import BigInteger, String, and_, case, cast, false, func, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
-from include.finance.bulk import in_ids, stream_records
+from include.finance.bulk import Memo, in_ids, stream_records
 from include.finance.business_days import roll_forward
 from include.finance.money import from_cents
 from include.finance.models import (
@@ -40,7 +45,7 @@ from include.sepa.hubs import hub_problems
 from include.sepa.identifiers import bic_problem, debtor_iban_problem, mandate_reference_problem
 from include.sepa.schedule import Frequency as Schedule
 from include.sepa.schedule import next_due_date, slot
-from include.sepa.transaction_codes import cached_matcher
+from include.sepa.transaction_codes import sql_matches, sql_meanings
 
 STREAM_BATCH = 10_000
 
@@ -62,36 +67,41 @@ class HubFacts:
     problems: list[str]
 
 
-class MandateStatus:
-    """One mandate as the check sees it: its facts, its list and why."""
+class MandateStatus(NamedTuple):
+    """One mandate as the check sees it: its facts, its list and why (a plain record: a million of them are made)."""
 
-    __slots__ = (
-        "id", "loi", "reference", "active", "end_user_id", "debtor_id", "hub_id", "type_id",
-        "first_collection_date", "end_date", "schedule", "one_off", "last_collected", "has_prior", "patterns",
-        "owner_eloi", "debtor_name", "debtor_iban", "debtor_bic", "hub_code", "type_code", "frequency_code", "eligible_amount",
-        "reasons", "next_due_date", "next_collection_date", "due", "note", "list",
-    )
+    id: int
+    loi: str
+    reference: str
+    active: bool
+    end_user_id: int
+    debtor_id: int | None
+    hub_id: int | None
+    type_id: int | None
+    first_collection_date: date | None
+    end_date: date | None
+    schedule: Schedule | None
+    one_off: bool
+    last_collected: date | None
+    has_prior: bool
+    has_patterns: bool  # at least one transaction-code pattern (which debt matches them, SQL tells: _collectable)
+    owner_eloi: str
+    debtor_name: str
+    debtor_iban: str | None
+    debtor_bic: str | None
+    hub_code: str
+    type_code: str
+    frequency_code: str
+    eligible_amount: Decimal | None  # with_amounts: what an active-ok mandate would collect now
+    reasons: list[str]
+    next_due_date: date | None
+    next_collection_date: date | None
+    due: bool  # the next due date lies within the hub's lead time: execute today
+    note: str
+    list: MandateList
 
-    def __init__(self, row: Any, patterns: tuple[str, ...]) -> None:
-        """The facts of ``row`` (one record of :func:`_mandate_rows`); the check fills in the rest."""
-        self.id, self.loi, self.reference, self.active = row.id, row.loi, row.reference, bool(row.active)
-        self.end_user_id, self.debtor_id, self.hub_id, self.type_id = row.end_user_id, row.debtor_id, row.hub_id, row.type_id
-        self.debtor_iban, self.debtor_bic, self.owner_eloi, self.patterns = row.debtor_iban, row.debtor_bic, row.owner_eloi, patterns
-        first, last = row.debtor_first_name, row.debtor_last_name
-        self.debtor_name = f"{first} {last}" if first else (last or "")
-        self.hub_code = ""
-        self.eligible_amount: Decimal | None = None
-        self.reasons: list[str] = []
-        self.next_due_date: date | None = None
-        self.next_collection_date: date | None = None
-        self.due = False  # the next due date lies within the hub's lead time: execute today
-        self.note = ""
 
-    def classify(self) -> None:
-        if self.active:
-            self.list = MandateList.ACTIVE_ERR if self.reasons else MandateList.ACTIVE_OK
-        else:
-            self.list = MandateList.NONACTIVE_ERR if self.reasons else MandateList.NONACTIVE_OK
+_status = partial(tuple.__new__, MandateStatus)  # a MandateStatus from a tuple of its fields, without a Python call
 
 
 def hub_facts(session: Session) -> dict[int, HubFacts]:
@@ -102,74 +112,93 @@ def hub_facts(session: Session) -> dict[int, HubFacts]:
     }
 
 
-class _Dates(NamedTuple):
-    """What a mandate's dates (as read) tell, the same for every mandate with the same dates."""
+class _Shape:
+    """What a mandate's hub, payment reference type, frequency and dates (as read) tell, the same for every
+    mandate with the same ones: its reasons among them, and the next dates if it is active-ok."""
 
-    first: date | None
-    end: date | None
-    last_collected: date | None
-    reasons: list[str]
-    lapsed: str | None
+    __slots__ = ("hub", "hub_code", "type_code", "one_off", "frequency_code", "schedule", "first", "end",
+                 "last_collected", "early_reasons", "type_reasons", "lapsed", "next_dates")
+
+    def __init__(self, hub: HubFacts | None, type_: tuple[str, bool] | None, frequency: tuple[str, Schedule] | None,
+                 type_id: int | None, frequency_id: int | None, dates: tuple[date | None, ...], run_date: date) -> None:
+        signature, first, end, last_collection, last_due, last_presented = dates
+        self.hub = hub
+        self.hub_code = hub.code if hub is not None else ""
+        self.type_code, self.one_off = type_ or ("", False)
+        self.frequency_code, schedule = frequency or ("", None)
+        self.schedule = None if self.one_off else schedule
+        self.first, self.end = first, end
+        # the latest collection that counts (not returned), or a converted mandate's last collection date
+        self.last_collected = last_due or last_collection
+        # the dates' reasons, then the hub's: they come before the debtor's
+        self.early_reasons = _date_reasons(signature, first, end)
+        if hub is None:
+            self.early_reasons.append("no bank hub")
+        elif hub.problems:
+            self.early_reasons.append(f"bank hub {hub.code} incomplete: " + "; ".join(hub.problems))
+        if type_id is None:
+            self.type_reasons = ["no payment reference type"]
+        elif not self.one_off and frequency_id is None:
+            self.type_reasons = ["no frequency (the type is not one-off)"]
+        else:
+            self.type_reasons = []
+        presented = [value for value in (last_presented, last_collection) if value is not None]
+        self.lapsed = _lapsed(max(presented, default=None), run_date)
+        self.next_dates: tuple[date | None, date | None, bool, str] | None = None  # see next_of
+
+    def next_of(self, run_date: date) -> tuple[date | None, date | None, bool, str]:
+        """(next due date, its collection date, due now, note) of an active-ok mandate of this shape."""
+        if self.next_dates is None:
+            if self.hub is None or self.first is None:
+                self.next_dates = _NOT_DUE
+            else:
+                self.next_dates = _next_dates(self.first, self.schedule, self.one_off, self.last_collected, self.end,
+                                              self.hub.lead_days, run_date)
+        return self.next_dates
+
+
+_NOT_DUE: tuple[date | None, date | None, bool, str] = (None, None, False, "")
 
 
 class _Lookups:
     """Small metadata tables, read once per check, and the answers of the pure rules for values seen before.
 
-    Mandates share accounts, dates and schedules: each distinct combination is worked out once per check.
+    Mandates share accounts, dates, hubs, types and schedules: each distinct combination is worked out once per
+    check, and found in a :class:`~include.finance.bulk.Memo` after that.
     """
 
-    def __init__(self, session: Session, run_date: date) -> None:
+    def __init__(self, session: Session, run_date: date, with_amounts: bool) -> None:
         self.run_date = run_date
+        self.with_amounts = with_amounts
         self.hubs = hub_facts(session)
         self.types = {
             type_.id: (type_.code, type_.default_sequence_type == "OOFF")
             for type_ in session.scalars(select(PaymentReferenceType))
         }
         self.frequencies = {f.id: (f.code, Schedule(f.unit, f.every)) for f in session.scalars(select(Frequency))}
-        self._accounts: dict[tuple[str | None, str | None], list[str]] = {}
-        self._days: dict[Any, date | None] = {None: None}
-        self._dates: dict[tuple[Any, ...], _Dates] = {}
-        self._next: dict[tuple[Any, ...], tuple[date | None, date | None, bool, str]] = {}
+        self.accounts = Memo(self._account_reasons)
+        self.days = Memo(_day)
+        self.days[None] = None
+        self.shapes = Memo(self._shape)
+        self.amounts = Memo(from_cents)  # many mandates owe the same
 
-    def account_reasons(self, iban: str | None, bic: str | None) -> list[str]:
-        key = (iban, bic)
-        reasons = self._accounts.get(key)
-        if reasons is None:
-            problems = (debtor_iban_problem(iban), bic_problem(bic))
-            reasons = self._accounts[key] = ["debtor " + problem for problem in problems if problem is not None]
-        return reasons
+    @staticmethod
+    def _account_reasons(key: tuple[str | None, str | None]) -> list[str]:
+        problems = (debtor_iban_problem(key[0]), bic_problem(key[1]))
+        return ["debtor " + problem for problem in problems if problem is not None]
 
-    def day(self, value: date | str | None) -> date | None:
-        """Dates arrive as ``date`` (PostgreSQL) or ISO text (SQLite, read raw: much faster than SQLAlchemy's parser)."""
-        try:
-            return self._days[value]
-        except KeyError:
-            day = self._days[value] = value if isinstance(value, date) else date.fromisoformat(value)  # type: ignore[arg-type]
-            return day
+    def _shape(self, key: tuple[Any, ...]) -> _Shape:
+        """(hub, type, frequency, then the dates as read: signature, first collection, end, last collection,
+        last due, last presented)."""
+        hub_id, type_id, frequency_id = key[:3]
+        return _Shape(self.hubs.get(hub_id) if hub_id is not None else None, self.types.get(type_id),  # type: ignore[arg-type]
+                      self.frequencies.get(frequency_id), type_id, frequency_id,  # type: ignore[arg-type]
+                      tuple(self.days[value] for value in key[3:]), self.run_date)
 
-    def dates(self, row: Any) -> _Dates:
-        key = (row.signature_date, row.first_collection_date, row.end_date, row.last_collection_date, row.last_due,
-               row.last_presented)
-        dates = self._dates.get(key)
-        if dates is None:
-            day = self.day
-            first, end, converted_last = day(row.first_collection_date), day(row.end_date), day(row.last_collection_date)
-            presented = [value for value in (day(row.last_presented), converted_last) if value is not None]
-            dates = self._dates[key] = _Dates(
-                first, end, day(row.last_due) or converted_last, _date_reasons(day(row.signature_date), first, end),
-                _lapsed(max(presented, default=None), self.run_date),
-            )
-        return dates
 
-    def next_dates(self, m: MandateStatus, frequency_id: int | None, hub: HubFacts) -> tuple[date | None, date | None, bool, str]:
-        key = (m.first_collection_date, frequency_id, m.one_off, m.last_collected, m.end_date, hub.lead_days)
-        dates = self._next.get(key)
-        if dates is None:
-            dates = self._next[key] = _next_dates(
-                m.first_collection_date, m.schedule, m.one_off, m.last_collected, m.end_date,  # type: ignore[arg-type]
-                hub.lead_days, self.run_date,
-            )
-        return dates
+def _day(value: date | str) -> date:
+    """Dates arrive as ``date`` (PostgreSQL) or ISO text (SQLite, read raw: much faster than SQLAlchemy's parser)."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 MANDATE_LIFE_MONTHS = 36
@@ -214,7 +243,9 @@ def _raw(column):  # type: ignore[no-untyped-def]
     return type_coerce(column, String)
 
 
-def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Any]:
+def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: bool) -> Iterator[Any]:
+    """Each mandate (or those of ``ids``) in id order, with what the check needs: its owner and debtor, its latest
+    collections, whether it has patterns, and with ``with_amounts`` the open debt it could collect in whole cents."""
     owner, debtor = aliased(EndUser), aliased(EndUser)
     collected = (
         select(
@@ -228,25 +259,60 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None) -> Iterator[Any]:
         .group_by(Collection.mandate_id)
         .subquery()
     )
+    columns = [
+        Mandate.id, Mandate.loi, Mandate.reference, Mandate.active, Mandate.end_user_id, Mandate.debtor_id,
+        Mandate.hub_id, Mandate.type_id, _raw(Mandate.signature_date).label("signature_date"),
+        _raw(Mandate.first_collection_date).label("first_collection_date"),
+        _raw(Mandate.last_collection_date).label("last_collection_date"), _raw(Mandate.end_date).label("end_date"),
+        Mandate.frequency_id, Mandate.debtor_iban,
+        Mandate.debtor_bic, collected.c.last_due, collected.c.last_presented, owner.eloi.label("owner_eloi"),
+        debtor.first_name.label("debtor_first_name"), debtor.last_name.label("debtor_last_name"),
+        Mandate.blocked_reason,
+        select(MandateTransactionCode.id).where(MandateTransactionCode.mandate_id == Mandate.id).exists()
+        .label("has_patterns"),
+    ]
     statement = (
-        select(
-            Mandate.id, Mandate.loi, Mandate.reference, Mandate.active, Mandate.end_user_id, Mandate.debtor_id,
-            Mandate.hub_id, Mandate.type_id, _raw(Mandate.signature_date).label("signature_date"),
-            _raw(Mandate.first_collection_date).label("first_collection_date"),
-            _raw(Mandate.last_collection_date).label("last_collection_date"), _raw(Mandate.end_date).label("end_date"),
-            Mandate.frequency_id, Mandate.debtor_iban,
-            Mandate.debtor_bic, collected.c.last_due, collected.c.last_presented, owner.eloi.label("owner_eloi"),
-            debtor.first_name.label("debtor_first_name"), debtor.last_name.label("debtor_last_name"),
-            Mandate.blocked_reason,
-        )
+        select(*columns)
         .join(owner, owner.id == Mandate.end_user_id)
         .outerjoin(debtor, debtor.id == Mandate.debtor_id)
         .outerjoin(collected, collected.c.mandate_id == Mandate.id)
         .order_by(Mandate.id)
     )
+    if with_amounts:
+        statement = statement.add_columns(_eligible_cents(session).label("eligible_cents")).outerjoin(
+            BankHub, BankHub.id == Mandate.hub_id)
     if ids is not None:
         statement = statement.where(in_ids(session, Mandate.id, ids))
     return stream_records(session, statement, STREAM_BATCH)
+
+
+def _collectable(session: Session) -> Any:
+    """SQL: the debt line ``DebtLine`` is one the mandate ``Mandate`` (of hub ``BankHub``) could collect now: its
+    owner's, in its hub's financial system, open, in no open reference, and matching one of its patterns as
+    :func:`~include.sepa.transaction_codes.matcher` decides (:func:`sql_matches`; a rule without a pattern to
+    compare with matches nothing)."""
+    open_line = and_(DebtLine.end_user_id == Mandate.end_user_id, DebtLine.financial_system_id == BankHub.financial_system_id,
+                     DebtLine.payment_reference_id.is_(None), DebtLine.open_amount > 0)
+    meanings = sql_meanings(session.scalars(select(MandateTransactionCode.pattern).distinct()))
+    if meanings is None:
+        return and_(open_line, false())
+    pattern = aliased(MandateTransactionCode)
+    matches = (
+        select(pattern.id)
+        .where(pattern.mandate_id == Mandate.id, sql_matches(meanings, pattern.pattern, DebtLine.transaction_code))
+        .correlate(Mandate, DebtLine)
+        .exists()
+    )
+    return and_(open_line, matches)
+
+
+def _eligible_cents(session: Session) -> Any:
+    """SQL: the debt the mandate could collect now (:func:`_collectable`), in whole cents (0 for none)."""
+    return (
+        select(func.coalesce(cast(func.sum(in_cents(DebtLine.open_amount)), BigInteger), 0))
+        .where(_collectable(session))
+        .scalar_subquery()
+    )
 
 
 def _per_mandate(rows: Iterator[Any]) -> Iterator[tuple[int, list[Any]]]:
@@ -275,33 +341,15 @@ def by_mandate(groups: Iterator[tuple[int, Any]], default: Any) -> Callable[[int
     return of
 
 
-def _pattern_rows(session: Session, ids: Sequence[int] | None) -> Iterator[tuple[int, tuple[str, ...]]]:
-    """(mandate id, its patterns), in mandate id order."""
-    statement = select(MandateTransactionCode.mandate_id, MandateTransactionCode.pattern).order_by(
-        MandateTransactionCode.mandate_id, MandateTransactionCode.pattern
-    )
-    if ids is not None:
-        statement = statement.where(in_ids(session, MandateTransactionCode.mandate_id, ids))
-    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per set of patterns: hashed and matched once
-    for mandate_id, rows in _per_mandate(stream_records(session, statement, STREAM_BATCH)):
-        patterns = tuple(row.pattern for row in rows)
-        yield mandate_id, shared.setdefault(patterns, patterns)
-
-
 def open_debt_by_mandate(session: Session, ids: Sequence[int] | None) -> Iterator[tuple[int, list[Any]]]:
-    """(mandate id, the open debt lines it could collect), in mandate id order; each line oldest first with its
-    ``id``, ``transaction_code`` and open amount in whole ``cents`` (exact on both databases).
-
-    A mandate could collect its owner's lines in its hub's financial system that are in no open reference; which
-    of them match its patterns is for the caller to tell.
-    """
+    """(mandate id, the debt lines it could collect now (:func:`_collectable`)), in mandate id order; each line
+    oldest first with its ``id``, ``transaction_code`` and open amount in whole ``cents`` (exact on both databases).
+    A line two mandates could collect is listed for both: which one takes it is the caller's to tell."""
     statement = (
         select(Mandate.id.label("mandate_id"), DebtLine.id, DebtLine.transaction_code,
                in_cents(DebtLine.open_amount).label("cents"))
         .join(BankHub, BankHub.id == Mandate.hub_id)
-        .join(DebtLine, (DebtLine.end_user_id == Mandate.end_user_id)
-              & (DebtLine.financial_system_id == BankHub.financial_system_id))
-        .where(DebtLine.payment_reference_id.is_(None), DebtLine.open_amount > 0)
+        .join(DebtLine, _collectable(session))
         .order_by(Mandate.id, DebtLine.id)
     )
     if ids is not None:
@@ -317,60 +365,51 @@ def check_mandates(
     ``with_amounts`` also computes each active-ok mandate's eligible open debt
     (what it would collect now), as the seed's check does for its lists.
     """
-    lookups = _Lookups(session, run_date)
+    lookups = _Lookups(session, run_date, with_amounts)
     ids = None if mandate_ids is None else sorted(set(mandate_ids))
-    patterns = by_mandate(_pattern_rows(session, ids), ())
-    debt = by_mandate(open_debt_by_mandate(session, ids), ()) if with_amounts else None
-    amounts: dict[int, Decimal] = {}  # of cents: many mandates owe the same
-    for row in _mandate_rows(session, ids):
-        status = _check_one(row, patterns(row.id), lookups)
-        if debt is not None and status.list is MandateList.ACTIVE_OK:
-            matches = cached_matcher(status.patterns)
-            cents = sum(line.cents for line in debt(row.id) if matches(line.transaction_code))
-            if cents not in amounts:
-                amounts[cents] = from_cents(cents)
-            status.eligible_amount = amounts[cents]
-        yield status
+    return map(_check_one, _mandate_rows(session, ids, with_amounts), repeat(lookups))
 
 
-def _check_one(row: Any, patterns: tuple[str, ...], lookups: _Lookups) -> MandateStatus:
-    m = MandateStatus(row, patterns)
-    m.type_code, m.one_off = lookups.types.get(row.type_id, ("", False))
-    m.frequency_code, schedule = lookups.frequencies.get(row.frequency_id, ("", None))
-    m.schedule = None if m.one_off else schedule
-    dates = lookups.dates(row)
-    m.first_collection_date, m.end_date, m.last_collected = dates.first, dates.end, dates.last_collected
-    m.has_prior = dates.last_collected is not None
-    reasons = m.reasons
+def _check_one(row: Any, lookups: _Lookups) -> MandateStatus:
+    shape = lookups.shapes[row.hub_id, row.type_id, row.frequency_id, row.signature_date, row.first_collection_date,
+                           row.end_date, row.last_collection_date, row.last_due, row.last_presented]
+    first, last = row.debtor_first_name, row.debtor_last_name
+    debtor_name = f"{first} {last}" if first else (last or "")
+    reasons = []
     if (problem := mandate_reference_problem(row.reference)) is not None:
         reasons.append(problem)
-    reasons += lookups.account_reasons(row.debtor_iban, row.debtor_bic)
-    reasons += dates.reasons
-    hub = lookups.hubs.get(row.hub_id) if row.hub_id is not None else None
-    if hub is None:
-        reasons.append("no bank hub")
-    else:
-        m.hub_code = hub.code
-        if hub.problems:
-            reasons.append(f"bank hub {hub.code} incomplete: " + "; ".join(hub.problems))
+    if account := lookups.accounts[row.debtor_iban, row.debtor_bic]:
+        reasons += account
+    if shape.early_reasons:
+        reasons += shape.early_reasons
     if row.debtor_id is None:
         reasons.append("no debtor")
-    elif not m.debtor_name.strip():
+    elif not debtor_name.strip():
         reasons.append("debtor has no name (the bank file needs one)")
-    if row.type_id is None:
-        reasons.append("no payment reference type")
-    elif not m.one_off and row.frequency_id is None:
-        reasons.append("no frequency (the type is not one-off)")
-    if not patterns:
+    if shape.type_reasons:
+        reasons += shape.type_reasons
+    if not row.has_patterns:
         reasons.append("no transaction-code pattern")
     if row.blocked_reason:
         reasons.append(f"blocked: {row.blocked_reason}; a new mandate is needed")
-    if dates.lapsed is not None:
-        reasons.append(dates.lapsed)
-    m.classify()
-    if m.list is MandateList.ACTIVE_OK and hub is not None and dates.first is not None:
-        m.next_due_date, m.next_collection_date, m.due, m.note = lookups.next_dates(m, row.frequency_id, hub)
-    return m
+    if shape.lapsed is not None:
+        reasons.append(shape.lapsed)
+    amount = None
+    if not row.active:
+        listed = MandateList.NONACTIVE_ERR if reasons else MandateList.NONACTIVE_OK
+        next_dates = _NOT_DUE
+    elif reasons:
+        listed, next_dates = MandateList.ACTIVE_ERR, _NOT_DUE
+    else:
+        listed, next_dates = MandateList.ACTIVE_OK, shape.next_dates or shape.next_of(lookups.run_date)
+        if lookups.with_amounts:
+            amount = lookups.amounts[row.eligible_cents]
+    return _status((
+        row.id, row.loi, row.reference, bool(row.active), row.end_user_id, row.debtor_id, row.hub_id, row.type_id,
+        shape.first, shape.end, shape.schedule, shape.one_off, shape.last_collected, shape.last_collected is not None,
+        bool(row.has_patterns), row.owner_eloi, debtor_name, row.debtor_iban, row.debtor_bic, shape.hub_code, shape.type_code,
+        shape.frequency_code, amount, reasons, *next_dates, listed,
+    ))
 
 
 def _next_dates(

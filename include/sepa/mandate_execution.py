@@ -11,32 +11,37 @@ same hub and date that is still ``ready``.
 Everything happens in the caller's transaction and in bulk statements: a
 crash leaves the database as it was, and a rerun for the same date finds the
 mandates no longer due (their slot is collected), backed by the unique
-constraint on (mandate, due date).
+constraint on (mandate, due date). Which lines a mandate may collect is
+decided in SQL by the patterns' meanings (``mandate_check``), which takes
+them is decided here (the first due mandate in id order); the references,
+their lines and the collections are written from the plans, the debt lines'
+reference and the audit rows by the database from what was written.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from itertools import chain
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, literal, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
-from include.finance.bulk import in_ids, insert_tuples, reserve_ids, stream_records
+from include.finance.bulk import Memo, as_json, ids_json_sql, in_ids, insert_tuples, json_object_sql, reserve_ids, stream_records
 from include.finance.counters import reserve
 from include.finance.money import ZERO, from_cents
 from include.finance.models import (
+    AuditLog,
     BankHub,
     Collection,
     CollectionRun,
     DebtLine,
     FinancialSystem,
+    Mandate,
     PaymentReference,
     PaymentReferenceLine,
     PaymentReferenceType,
@@ -55,7 +60,6 @@ from include.sepa.mandate_check import (
 )
 from include.sepa.schedule import is_final
 from include.sepa.sequence_type import sequence_type
-from include.sepa.transaction_codes import cached_matcher
 
 # (debt line id, transaction code, open amount): exact tuples of plain values, which the garbage collector leaves be.
 Line = tuple[int, str, Decimal]
@@ -107,23 +111,24 @@ class ExecutionResult:
 
 def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids: Iterable[int] | None) -> list[_Plan]:
     """Each due mandate with the open debt lines it collects: those of its owner in its hub's financial system that
-    match its patterns and no mandate before it (in id order) took."""
+    match its patterns (:func:`~include.sepa.mandate_check.open_debt_by_mandate`) and no mandate before it (in id
+    order) took."""
     hubs = hub_facts(session)
     ids = None if mandate_ids is None else sorted(set(mandate_ids))
     debt_of = by_mandate(open_debt_by_mandate(session, ids), ())
     claimed: set[int] = set()
     plans = []
+    amounts = Memo(from_cents)  # one Decimal per amount: many lines and plans share one, bound once
     for m in check_mandates(session, run_date, mandate_ids=ids):
         if m.list is not MandateList.ACTIVE_OK or not m.due:
             continue
         result.due += 1
-        matches = cached_matcher(m.patterns)
-        lines = tuple((line.id, line.transaction_code, from_cents(line.cents)) for line in debt_of(m.id)
-                      if line.id not in claimed and matches(line.transaction_code))
-        if not lines:
+        taken = [line for line in debt_of(m.id) if line.id not in claimed]
+        if not taken:
             result.without_debt += 1
             continue
-        claimed.update(line_id for line_id, _, _ in lines)
+        lines = tuple((line.id, line.transaction_code, amounts[line.cents]) for line in taken)
+        claimed.update(line.id for line in taken)
         hub = hubs[m.hub_id]  # type: ignore[index]
         seq = sequence_type(
             one_off=m.one_off,
@@ -131,7 +136,7 @@ def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids
             final=is_final(m.first_collection_date, m.next_due_date, m.schedule, m.end_date),  # type: ignore[arg-type]
             rcur_only=hub.rcur_only,
         )
-        amount = sum((amount for _, _, amount in lines), ZERO)
+        amount = amounts[sum(line.cents for line in taken)]
         plans.append(_Plan(
             m.id, m.loi, m.end_user_id, m.type_id, m.reference, m.debtor_iban, None, m.debtor_bic,  # type: ignore[arg-type]
             m.next_due_date, hub, lines, amount, seq, m.next_collection_date,  # type: ignore[arg-type]
@@ -268,7 +273,9 @@ def execute_mandates(
         for plan in plans
     ))
     total_audits = _refresh_run_totals(session, set(run_ids.values()), actor, now)
-    record_many(session, chain(run_audits, _created_audits(plans, actor, now), total_audits))
+    record_many(session, run_audits)
+    _audit_created(session, plans, actor, now)
+    record_many(session, total_audits)
 
     by_seq: dict[str, int] = defaultdict(int)
     for plan in plans:
@@ -314,24 +321,38 @@ def _hold_lines(session: Session, reference_ids: list[int]) -> None:
     )
 
 
-def _created_audits(plans: list[_Plan], actor: str, now: datetime) -> Iterator[dict[str, Any]]:
-    """The audit rows of each new reference and its collection, made as they are written (not all held at once)."""
-    for plan in plans:
-        yield audit_row(
-            "payment_reference", plan.reference_id, "created", actor,
-            after={
-                "loi": plan.loi, "status": "sealed", "amount": plan.amount, "reference_number": plan.reference_number,
-                "mandate": plan.mandate_loi, "debt_line_ids": tuple(line_id for line_id, _, _ in plan.lines),
-            },
-            at=now,
-        )
-        after = {
-            "status": "pending", "sequence_type": plan.sequence_type, "amount": plan.amount,
-            "due_date": plan.due_date, "end_to_end_id": plan.loi,
-        }
-        if plan.amendment is not None:
-            after["amendment"] = asdict(plan.amendment)
-        yield audit_row("collection", plan.collection_id, "created", actor, after=after, at=now)
+def _audit_created(session: Session, plans: list[_Plan], actor: str, now: datetime) -> None:
+    """The audit rows of each new reference and its collection, in plan order, made by the database from the rows
+    just written (INSERT … SELECT): what each says is what was stored."""
+    r, c, m = PaymentReference.__table__.c, Collection.__table__.c, Mandate.__table__.c
+    lines = PaymentReferenceLine.__table__.c
+    reference_after = json_object_sql(
+        session, ("loi", r.loi, "text"), ("status", r.status, "text"), ("amount", r.amount, "amount"),
+        ("reference_number", r.reference_number, "text"), ("mandate", m.loi, "text"),
+        ("debt_line_ids", ids_json_sql(session, lines.debt_line_id, lines.payment_reference_id == r.id), "json"))
+    amended = (c.original_mandate_reference.is_not(None) | c.original_creditor_id.is_not(None)
+               | c.original_debtor_iban.is_not(None))
+    collection_after = json_object_sql(
+        session, ("status", c.status, "text"), ("sequence_type", c.sequence_type, "text"),
+        ("amount", c.amount, "amount"), ("due_date", c.due_date, "date"), ("end_to_end_id", c.end_to_end_id, "text"),
+        ("amendment", json_object_sql(
+            session, ("original_mandate_reference", c.original_mandate_reference, "text"),
+            ("original_creditor_id", c.original_creditor_id, "text"),
+            ("original_debtor_iban", c.original_debtor_iban, "text"),
+            ("debtor_agent_changed", c.debtor_agent_changed, "boolean")), "json", amended))
+    rows = union_all(
+        select(literal("payment_reference").label("entity"), r.id.label("entity_id"),
+               as_json(session, reference_after).label("after"), r.id.label("plan"), literal(0).label("kind"))
+        .select_from(PaymentReference.__table__.join(Mandate.__table__, m.id == r.mandate_id))
+        .where(in_ids(session, r.id, [plan.reference_id for plan in plans])),
+        select(literal("collection"), c.id, as_json(session, collection_after), c.payment_reference_id, literal(1))
+        .where(in_ids(session, c.id, [plan.collection_id for plan in plans])),
+    ).subquery()
+    session.execute(insert(AuditLog).from_select(
+        ["entity", "entity_id", "action", "after", "actor", "at"],
+        select(rows.c.entity, rows.c.entity_id, literal("created"), rows.c.after, literal(actor),
+               literal(now, AuditLog.at.type)).order_by(rows.c.plan, rows.c.kind),
+    ))
 
 
 def _runs_for(

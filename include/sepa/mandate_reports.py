@@ -14,7 +14,8 @@ from datetime import date
 from pathlib import Path
 
 from include.config import reports_dir
-from include.reports import CsvReport, Table, write_html
+from include.finance.bulk import Memo
+from include.reports import HTML_ROW_LIMIT, CsvReport, Table, write_html
 from include.sepa.identifiers import mask_iban
 from include.sepa.mandate_check import MandateList, MandateStatus
 
@@ -26,35 +27,16 @@ HEADER = (
 ORDER = (MandateList.ACTIVE_ERR, MandateList.NONACTIVE_ERR, MandateList.ACTIVE_OK, MandateList.NONACTIVE_OK)
 
 
-def _row(m: MandateStatus, text: _Text) -> list[object]:
-    """One line of a list; csv writes None as empty."""
+def _row(m: MandateStatus, days: Memo, ibans: Memo) -> list[object]:
+    """One line of a list; csv writes None as empty. ``days`` and ``ibans``: dates in ISO form and masked IBANs, each
+    worked out once per list (mandates share them)."""
     return [
-        m.loi, m.reference, "yes" if m.active else "no", m.owner_eloi, m.debtor_name, text.iban(m.debtor_iban),
-        m.hub_code, m.type_code, m.frequency_code, text.day(m.first_collection_date), text.day(m.last_collected),
-        text.day(m.end_date), text.day(m.next_due_date), text.day(m.next_collection_date),
+        m.loi, m.reference, "yes" if m.active else "no", m.owner_eloi, m.debtor_name, ibans[m.debtor_iban],
+        m.hub_code, m.type_code, m.frequency_code, days[m.first_collection_date], days[m.last_collected],
+        days[m.end_date], days[m.next_due_date], days[m.next_collection_date],
         ("yes" if m.due else "no") if m.list is MandateList.ACTIVE_OK else None,
         m.eligible_amount, " | ".join(m.reasons), m.note,
     ]
-
-
-class _Text:
-    """Dates in ISO form and masked IBANs, each worked out once per list: mandates share them."""
-
-    def __init__(self) -> None:
-        self._days: dict[date | None, str | None] = {None: None}
-        self._ibans: dict[str | None, str] = {}
-
-    def day(self, value: date | None) -> str | None:
-        text = self._days.get(value)
-        if text is None and value is not None:
-            text = self._days[value] = value.isoformat()
-        return text
-
-    def iban(self, value: str | None) -> str:
-        text = self._ibans.get(value)
-        if text is None:
-            text = self._ibans[value] = mask_iban(value)
-        return text
 
 
 @dataclass
@@ -108,19 +90,33 @@ def expand_ids(text: str) -> list[int]:
     return ids
 
 
+WRITE_BATCH = 1_000  # rows handed to a list's csv writer at once
+
+
 def write_mandate_lists(statuses: Iterable[MandateStatus], run_date: date, folder: Path | None = None) -> MandateLists:
     folder = folder or reports_dir() / "mandate_check" / run_date.isoformat()
     csvs = {name: CsvReport(folder / f"{name}.csv", HEADER) for name in MandateList}
     tables = {name: Table(name.value, HEADER, csv_name=f"{name.value}.csv") for name in MandateList}
+    pending: dict[MandateList, list[list[object]]] = {name: [] for name in MandateList}
     due: list[int] = []
-    text = _Text()
+    days = Memo(lambda day: day.isoformat())
+    days[None] = None
+    ibans = Memo(mask_iban)
     try:
         for status in statuses:
-            row = _row(status, text)
-            csvs[status.list].write(row)
-            tables[status.list].add(row)
+            row = _row(status, days, ibans)
+            rows = pending[status.list]
+            rows.append(row)
+            if len(rows) == WRITE_BATCH:
+                csvs[status.list].write_many(rows)
+                rows.clear()
+            table = tables[status.list]
+            if len(table.rows) < HTML_ROW_LIMIT:  # the page shows the first rows; the CSV has them all
+                table.add(row)
             if status.due:
                 due.append(status.id)
+        for name, rows in pending.items():
+            csvs[name].write_many(rows)
     except BaseException as exc:
         for report in csvs.values():
             report.close(exc)
@@ -128,6 +124,8 @@ def write_mandate_lists(statuses: Iterable[MandateStatus], run_date: date, folde
     for report in csvs.values():
         report.close()
     counts = {name.value: csvs[name].rows for name in MandateList}
+    for name, table in tables.items():
+        table.total_rows = csvs[name].rows
     write_html(
         folder / "index.html",
         f"Mandate check {run_date.isoformat()}",

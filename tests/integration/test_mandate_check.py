@@ -211,3 +211,48 @@ def test_a_returned_collection_keeps_the_mandate_alive_and_a_cancelled_one_does_
         later = {m.loi: m for m in check_mandates(session, date(2026, 12, 2))}
     assert any(r.startswith("lapsed: no collection presented since 2023-12-01") for r in later[lois[0]].reasons)
     assert not any(r.startswith("lapsed") for r in later[lois[1]].reasons)
+
+
+def test_the_sql_pattern_match_decides_as_the_python_rule(engine) -> None:
+    """Every case of the matcher's own table, answered by the SQL the check sums eligible debt with."""
+    from sqlalchemy import exists, select
+
+    from include.finance.models import DebtLine, MandateTransactionCode
+    from include.sepa.transaction_codes import matcher, sql_matches, sql_meanings
+    from tests.unit.test_transaction_codes import CASES
+
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        cases = []
+        for patterns, code, expected in CASES:
+            user = make_user(session)
+            mandate = make_mandate(session, inst, user, first=date(2026, 11, 21), patterns=tuple(patterns))
+            line = add_debt(session, inst, user, code, "1.00")
+            assert matcher(patterns)(code) is expected
+            cases.append((mandate.id, line.id, expected))
+    with transaction(engine, readonly=True) as session:
+        meanings = sql_meanings(session.scalars(select(MandateTransactionCode.pattern).distinct()))
+        for mandate_id, line_id, expected in cases:
+            matched = session.scalar(select(exists().where(
+                MandateTransactionCode.mandate_id == mandate_id, DebtLine.id == line_id,
+                sql_matches(meanings, MandateTransactionCode.pattern, DebtLine.transaction_code))))
+            assert bool(matched) is expected, CASES[[c[0] for c in cases].index(mandate_id)]
+
+
+def test_eligible_amounts_follow_the_rule_for_every_case(engine) -> None:
+    """The check's eligible amount (summed in SQL) is what the rule matches, case by case of the matcher's table."""
+    from tests.unit.test_transaction_codes import CASES
+
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        expected = {}
+        for patterns, code, matches in CASES:
+            user = make_user(session)
+            # every mandate needs a pattern to be active-ok; one that matches no code here keeps the case's answer
+            loi = make_mandate(session, inst, user, first=date(2026, 11, 21),
+                               patterns=tuple(patterns) or ("NO-SUCH-CODE",)).loi
+            add_debt(session, inst, user, code, "2.50")
+            add_debt(session, inst, user, "OTHER-CODE", "0.10")
+            expected[loi] = Decimal("2.50") * matches + Decimal("0.10") * any(p.strip() == "*" for p in patterns)
+    checked = _by_loi(engine, with_amounts=True)
+    assert {loi: checked[loi].eligible_amount for loi in expected} == expected

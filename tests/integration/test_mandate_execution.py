@@ -12,6 +12,7 @@ from stdnum.be import ogm_vcs
 from include.finance.db import transaction
 from include.finance.models import (
     AuditLog,
+    Mandate,
     Collection,
     CollectionRun,
     DebtLine,
@@ -318,3 +319,38 @@ def test_two_executions_for_the_same_day_at_once_make_one_set_of_collections(eng
         runs = session.scalar(select(func.count()).select_from(CollectionRun))
     assert len(per_mandate) == 12 and {count for _mandate, count in per_mandate} == {1}
     assert runs == 1
+
+
+def test_each_reference_and_collection_is_audited_with_what_was_stored(engine) -> None:
+    """The audit rows the database writes say what each row holds, in the order the collections were planned."""
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        for n in range(3):
+            owner = make_user(session)
+            make_mandate(session, inst, owner, first=date(2026, 11, 21))
+            add_debt(session, inst, owner, "LID", f"{n + 1}.10")
+            add_debt(session, inst, owner, "PRINT", "0.40")  # not collected
+            add_debt(session, inst, owner, "BOETE-LAAT", f"0.0{n + 1}")
+    _execute(engine)
+    with transaction(engine, readonly=True) as session:
+        audits = session.scalars(select(AuditLog).where(AuditLog.action == "created",
+                                                        AuditLog.entity != "collection_run").order_by(AuditLog.id)).all()
+        references = session.scalars(select(PaymentReference).order_by(PaymentReference.id)).all()
+        collections = {c.payment_reference_id: c for c in session.scalars(select(Collection))}
+        lines = {r.id: sorted(session.scalars(select(PaymentReferenceLine.debt_line_id).where(
+            PaymentReferenceLine.payment_reference_id == r.id))) for r in references}
+        mandates = {r.id: session.get(Mandate, r.mandate_id).loi for r in references}
+    expected = []
+    for reference in references:
+        collection = collections[reference.id]
+        expected += [
+            ("payment_reference", reference.id, {
+                "loi": reference.loi, "status": "sealed", "amount": str(reference.amount),
+                "reference_number": reference.reference_number, "mandate": mandates[reference.id],
+                "debt_line_ids": lines[reference.id]}),
+            ("collection", collection.id, {
+                "status": "pending", "sequence_type": "FRST", "amount": str(collection.amount),
+                "due_date": "2026-11-21", "end_to_end_id": reference.loi}),
+        ]
+    assert [(a.entity, a.entity_id, a.after) for a in audits] == expected
+    assert all(len(ids) == 2 for ids in lines.values()) and all(a.actor == "test" for a in audits)

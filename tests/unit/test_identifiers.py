@@ -284,3 +284,19 @@ def test_every_printable_ascii_character_in_a_mandate_reference() -> None:
     for code in range(0x20, 0x7F):
         char = chr(code)
         assert (mandate_reference_problem(f"M{char}7") is None) == (char in allowed), repr(char)
+
+
+def test_the_quick_answer_for_a_plain_mandate_reference_is_the_full_rule_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mandate_reference_problem answers plain references without working out bank_text; the answer is the same."""
+    import random
+
+    from include.sepa import identifiers
+
+    rng = random.Random(7)
+    alphabet = "aZ09/-?:().,'+ &ë\t"
+    values = ["", " ", "/", "A", "A/", "/A", "A//B", "A / B", "A  B", " A", "A ", "x" * 35, "x" * 36]
+    values += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(20_000)]
+    quick = [identifiers.mandate_reference_problem(value) for value in values]
+    monkeypatch.setattr(identifiers, "kept_as_is", lambda *args, **kwargs: False)  # never the quick answer
+    assert quick == [identifiers.mandate_reference_problem(value) for value in values]
+    assert quick.count(None) > 1_000

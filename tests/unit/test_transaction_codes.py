@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from include.sepa.transaction_codes import matcher
+from include.sepa.transaction_codes import matcher, meaning
 
-
-@pytest.mark.parametrize(
-    ("patterns", "code", "expected"),
-    [
+# (patterns, code, matches): the rule's table, also the SQL twin's (tests/integration/test_mandate_check.py).
+CASES = [
         # exact codes
         (["LID"], "LID", True),
         (["LID"], "LIDGELD", False),  # an exact code is no prefix
@@ -42,8 +42,22 @@ from include.sepa.transaction_codes import matcher
         # blank patterns are ignored, not an exact match for ""
         (["", "   "], "", False),
         (["", "   "], "LID", False),
-    ],
-)
+        # what str.strip() takes off: every Unicode space, not only ASCII
+        (["\u3000LID\xa0", "\x1cBOETE*\u2028"], "LID", True),
+        (["\u3000LID\xa0", "\x1cBOETE*\u2028"], "BOETE-X", True),
+        # a '*' inside a pattern is no wildcard, accents and case count, codes are compared whole
+        (["A*B"], "AXB", False),
+        (["A*B"], "A*B", True),
+        (["Zoë*"], "ZOË-1", False),
+        (["Zoë*"], "Zoë-1", True),
+        (["lid"], "LID", False),
+        (["B_*"], "BX1", False),
+        (["B%"], "BX", False),
+        (["B%"], "B%", True),
+    ]
+
+
+@pytest.mark.parametrize(("patterns", "code", "expected"), CASES)
 def test_matcher(patterns: list[str], code: str, expected: bool) -> None:
     assert matcher(patterns)(code) is expected
 
@@ -51,3 +65,10 @@ def test_matcher(patterns: list[str], code: str, expected: bool) -> None:
 def test_matcher_takes_a_one_shot_iterable_and_can_be_reused() -> None:
     matches = matcher(p for p in ["LID", "BOETE*"])
     assert [matches(c) for c in ["LID", "BOETE-X", "LIDGELD", "LID", "BOETE"]] == [True, True, False, True, True]
+
+
+def test_meaning_strips_what_str_strip_strips() -> None:
+    spaces = "".join(character for character in map(chr, range(sys.maxunicode + 1)) if character.isspace())
+    assert meaning(f"{spaces}LID{spaces}") == ("LID", None)
+    assert meaning(f"{spaces}*{spaces}") == (None, "")
+    assert meaning(spaces) == (None, None)
