@@ -39,7 +39,7 @@ from tests.integration.test_delivery_report_store import build_batch, report_lin
 from tests.integration.test_export import _prepare
 from tests.integration.test_invoices import DAY, NOW, _setup
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "iso20022" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "iso20022"
 STATEMENT = SAMPLES / "viafintech-camt_parser__053_valid_example.xml"
 
 attach("memory", fs=MemoryFileSystem())
