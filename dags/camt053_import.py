@@ -79,7 +79,6 @@ def camt053_import() -> None:
 
     @task(max_active_tis_per_dagrun=1)
     def import_file(path: str) -> dict:
-        from pathlib import Path
 
         from airflow.sdk.exceptions import AirflowFailException
 

@@ -144,6 +144,16 @@ def modified_at(path: Location) -> float | None:
     return None
 
 
+def everything_in(folder: Location) -> Iterator[Location]:
+    """Every file and folder below ``folder``, at any depth (locally without following symbolic links)."""
+    if not is_local(folder):
+        yield from folder.rglob("*")
+        return
+    for parent, folders, files in os.walk(folder):
+        for name in (*folders, *files):
+            yield Path(parent, name)
+
+
 def remove(path: Location) -> None:
     """Remove a file, or a folder with everything in it (a symbolic link itself, not what it points to)."""
     if not is_local(path):

@@ -52,12 +52,11 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -65,7 +64,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from include.config import archive_dir, outbox_dir, quarantine_dir, reports_dir
-from include.files import modified_at, remove
+from include.files import everything_in, modified_at, remove
 from include.finance.audit import audit_row, record, record_many
 from include.finance.db import get_engine, transaction
 from include.finance.models import BankEntry, BankHub, BankStatement, Collection, CollectionRun, DeliveryReport
@@ -74,7 +73,7 @@ from include.pom.delivery_files import INBOX as POM_REPORTS
 from include.reports import Table, write_csv, write_html
 from include.runtime import LOCAL_ZONE
 from include.sepa.control_list import folder_for
-from include.storage import Location, is_local
+from include.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -298,9 +297,7 @@ def modified_day(path: Location) -> date:
     except FileNotFoundError:
         return today
     if path.is_dir():
-        inside = (Path(folder, name) for folder, dirs, files in os.walk(path) for name in (*dirs, *files)) \
-            if is_local(path) else path.rglob("*")
-        for inner in inside:
+        for inner in everything_in(path):
             try:
                 found = modified_at(inner)
             except FileNotFoundError:
