@@ -42,16 +42,42 @@ class PostgresCluster:
         command = [str(self.bin / args[0]), *args[1:]]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, cwd=self.dir)
+        done = subprocess.run(command, capture_output=True, cwd=self.dir, text=True)
+        if done.returncode:
+            raise RuntimeError(
+                f"{args[0]} failed ({done.returncode}): {done.stdout.strip()} {done.stderr.strip()}"
+                f"\n--- server.log ---\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join((self.dir / "server.log").read_text(errors="replace").splitlines()[-20:])
+        except OSError:
+            return "(no log)"
 
     def start(self) -> None:
         data = self.dir / "data"
         self._run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
         self._serve()
 
-    def _serve(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-        self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", options, "-l", str(self.dir / "server.log"), "-w", "start")
+    def _serve(self, attempts: int = 5) -> None:
+        # A free port can be taken by another process between our probe and the
+        # server's bind (two test workers start their servers at the same moment),
+        # and a busy machine can take longer than pg_ctl's default minute: a new
+        # port and a longer wait, a few times, before giving up with the log.
+        for attempt in range(1, attempts + 1):
+            options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+            try:
+                self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", options, "-l", str(self.dir / "server.log"),
+                          "-w", "-t", "180", "start")
+                return
+            except RuntimeError:
+                if attempt == attempts:
+                    raise
+                subprocess.run(
+                    (["runuser", "-u", "postgres", "--"] if self._as_postgres else [])
+                    + [str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop"],
+                    capture_output=True, cwd=self.dir)
+                self.port = _free_port()
 
     def restart(self) -> None:
         """Stop the server as a crash would (``immediate``: open transactions are lost) and start it again."""
