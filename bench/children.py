@@ -56,5 +56,5 @@ def print_profile(profiler: Any, what: str) -> None:
 
     for order, label in (("tottime", "own time"), ("cumulative", "cumulative time")):
         print(f"\n--- cProfile of {what} (top 25 by {label}) ---")
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats(order).print_stats(25)
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats(order).print_stats(int(os.environ.get("BENCH_PROFILE_LINES", "25")))
     sys.stdout.flush()

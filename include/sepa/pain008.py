@@ -429,6 +429,9 @@ def write_pain008(message: Message, path: Path) -> WrittenFile:
                 seen += len(chunk)
                 seen_total += chunk_total
             if seen != batch.count or seen_total != batch.total:
+                # A schema error in a chunk already written comes first in the file, so it is the one told,
+                # whichever thread got there first.
+                validator.finish()
                 raise ExportRejected(
                     f"{path.name}: payment {batch.payment_id} declares {batch.count} transactions for "
                     f"{format_amount(batch.total)} but holds {seen} for {format_amount(seen_total)}"

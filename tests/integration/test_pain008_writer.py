@@ -203,6 +203,25 @@ def test_declared_totals_must_match_the_streamed_transactions(tmp_path) -> None:
     assert not (tmp_path / "count.xml").exists()
 
 
+
+@pytest.mark.parametrize("in_flight", [0, 1, 100])
+def test_a_schema_error_is_told_before_a_count_mismatch_whichever_thread_checked_it(
+    tmp_path, monkeypatch, in_flight
+) -> None:
+    # The schema error is in the file's first chunk; the count is found wrong only after the last one.
+    monkeypatch.setattr(pain008, "CHUNK", 2)
+    monkeypatch.setattr(chunk_validation, "IN_FLIGHT", in_flight)
+    txs = [_tx(n) for n in range(1, 8)]
+    txs[0] = _tx(1, debtor_iban="XX00")
+    for attempt in range(5):
+        message = _message("pain.008.001.02", [("FRST", txs)])
+        message.batches[0].count = 9
+        with pytest.raises(ExportRejected) as refused:
+            write_pain008(message, tmp_path / "bad.xml")
+        assert "(transaction fp:BIB:1, number 1 in the file)" in str(refused.value), attempt
+        assert "declares" not in str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+
 UNSTRUCTURED = "<PstlAdr><Ctry>BE</Ctry><AdrLine>Rue de l'Étuve 12</AdrLine><AdrLine>4000 Liège</AdrLine></PstlAdr>"
 
 
