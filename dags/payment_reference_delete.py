@@ -63,7 +63,7 @@ def delete_or_report(context: Mapping[str, Any], role_source: Any) -> dict:
     try:
         with transaction() as session:
             result = delete_references(
-                session, actor(context), roles=roles, run_loi=(params.get("collection_run") or "").strip() or None,
+                session, actor(context, with_user=True), roles=roles, run_loi=(params.get("collection_run") or "").strip() or None,
                 reference_lois=lois or None, dry_run=bool(params["dry_run"]),
             )
     except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
@@ -112,7 +112,7 @@ def payment_reference_delete() -> None:
         if deletion["dry_run"] or not deletion["deleted"]:
             return {"cancelled": 0}
         context = get_current_context()
-        summary = retire_requests_of_lois(get_engine(), deletion["deleted"], actor(context), as_of(context), Connection.get)
+        summary = retire_requests_of_lois(get_engine(), deletion["deleted"], actor(context, with_user=True), as_of(context), Connection.get)
         log.info("POM requests of the deleted references: %s", summary)
         return summary
 

@@ -119,7 +119,7 @@ def payment_reference_seal() -> None:
         if result["action"] != "unseal" or not result["changed"]:
             return {"cancelled": 0}
         context = get_current_context()
-        summary = retire_requests_of_lois(get_engine(), result["changed"], actor(context), as_of(context), Connection.get)
+        summary = retire_requests_of_lois(get_engine(), result["changed"], actor(context, with_user=True), as_of(context), Connection.get)
         log.info("POM requests of the unsealed references: %s", summary)
         return summary
 

@@ -206,6 +206,11 @@ def test_deleting_a_reference_needs_the_types_admin_lock_and_a_dry_run_reports_i
     if may_delete:
         assert isinstance(result, dict) and result["deleted"] == [books.reference], result
         assert _status(engine, books.reference_id) == "deleted"
+        with transaction(engine, readonly=True) as session:  # the audit names the person who asked
+            actors = set(session.scalars(select(AuditLog.actor).where(
+                AuditLog.entity == "payment_reference", AuditLog.entity_id == books.reference_id,
+                AuditLog.action == "deleted")))
+        assert actors == {"airflow:payment_reference_delete/manual__test/delete" + (f" by {person}" if person else "")}
         return
     assert result == f"refused: nothing deleted{'' if person else NOBODY}: {lock}"
     assert _status(engine, books.reference_id) == "sealed"
