@@ -1,4 +1,4 @@
-"""Reading bank statements (camt.053.001.02/.04/.08) and notifications (camt.054.001.02), safely and streamed.
+"""Reading bank statements (camt.053.001.02 to .13) and notifications (camt.054), safely and streamed.
 
 Safety first: a file larger than the limit, empty, not UTF-8, or carrying a
 DTD or entity declaration is refused before the XML parser sees it; the
@@ -39,12 +39,17 @@ from include.storage import Location, location
 MAX_BYTES = 160 * 1024 * 1024
 PROLOG_BYTES = 4096
 
+# The versions read: every camt.053 and camt.054 from .02 to .13. What we read of an entry (amounts,
+# indicators, dates, references, parties, agents, remittance and return information) keeps its local names
+# across them; where a version renamed an element (Sts vs Sts/Cd, Dbtr/Nm vs Dbtr/Pty/Nm, BIC vs BICFI, a
+# transaction's Amt vs AmtDtls/TxAmt/Amt) both names are read. A bank moving to a newer version is then no
+# reason to refuse its statements.
+VERSIONS = range(2, 14)
+_MESSAGES = {"camt.053": ("BkToCstmrStmt", "Stmt"), "camt.054": ("BkToCstmrDbtCdtNtfctn", "Ntfctn")}
 # namespace -> (kind, version, message element, statement element)
 FORMATS = {
-    "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02": ("camt.053", "camt.053.001.02", "BkToCstmrStmt", "Stmt"),
-    "urn:iso:std:iso:20022:tech:xsd:camt.053.001.04": ("camt.053", "camt.053.001.04", "BkToCstmrStmt", "Stmt"),
-    "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08": ("camt.053", "camt.053.001.08", "BkToCstmrStmt", "Stmt"),
-    "urn:iso:std:iso:20022:tech:xsd:camt.054.001.02": ("camt.054", "camt.054.001.02", "BkToCstmrDbtCdtNtfctn", "Ntfctn"),
+    f"urn:iso:std:iso:20022:tech:xsd:{kind}.001.{number:02d}": (kind, f"{kind}.001.{number:02d}", *elements)
+    for kind, elements in _MESSAGES.items() for number in VERSIONS
 }
 NOT_PROVIDED = {"", "NOTPROVIDED", "NOT PROVIDED"}
 
@@ -536,7 +541,7 @@ def _root(element: etree._Element, name: str) -> tuple[str, str, _StatementReade
     if qname.namespace not in FORMATS:
         raise CamtRefused(
             name,
-            f"namespace {qname.namespace or '(none)'} is not camt.053.001.02/.04/.08 or camt.054.001.02",
+            f"namespace {qname.namespace or '(none)'} is not camt.053 or camt.054, versions .001.02 to .001.13",
             element="Document",
         )
     kind, version, _message, _statement = FORMATS[qname.namespace]

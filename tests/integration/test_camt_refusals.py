@@ -261,6 +261,8 @@ def test_truncated_file_is_refused_naming_the_statement(engine, var_dir, tmp_pat
 WRONG_DOCUMENT = {  # case -> (element named, what the message says)
     "camt.052": ("Document", "namespace urn:iso:std:iso:20022:tech:xsd:camt.052.001.02 is not"),
     "pain.008": ("Document", "namespace urn:iso:std:iso:20022:tech:xsd:pain.008.001.02 is not"),
+    "camt.053.001.01": ("Document", "namespace urn:iso:std:iso:20022:tech:xsd:camt.053.001.01 is not"),
+    "camt.053.001.14": ("Document", "namespace urn:iso:std:iso:20022:tech:xsd:camt.053.001.14 is not"),
     "root Foo": ("Foo", "root element is Foo, not Document"),
     "no namespace": ("Document", "namespace (none) is not"),
 }
@@ -271,6 +273,8 @@ def test_wrong_namespace_or_root_is_refused(engine, var_dir, valid, case) -> Non
     content = {
         "camt.052": valid.replace(CAMT053, CAMT053.replace(b"camt.053", b"camt.052")),
         "pain.008": valid.replace(CAMT053, CAMT053.replace(b"camt.053", b"pain.008")),
+        "camt.053.001.01": valid.replace(CAMT053, b"urn:iso:std:iso:20022:tech:xsd:camt.053.001.01"),
+        "camt.053.001.14": valid.replace(CAMT053, b"urn:iso:std:iso:20022:tech:xsd:camt.053.001.14"),
         "root Foo": valid.replace(b"<Document ", b"<Foo ").replace(b"</Document>", b"</Foo>"),
         "no namespace": valid.replace(b' xmlns="' + CAMT053 + b'"', b""),
     }[case]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from include.sepa.camt import read_camt
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "iso20022"
@@ -29,3 +31,34 @@ def test_a_german_statement_with_a_batch_entry() -> None:
     assert second.end_to_end_id is None  # NOTPROVIDED
     assert statement.lines[3].end_to_end_id == "STZV-EtE27122013-11:02-1"
     assert statement.lines[3].unstructured.startswith("Sammelueberwseisung 2. Zahlung")
+
+
+def _as_version(sample: str, old: str, new: str, tmp_path: Path) -> Path:
+    content = (SAMPLES / sample).read_bytes()
+    assert f"xsd:{old}".encode() in content
+    copy = tmp_path / f"{new}.xml"
+    copy.write_bytes(content.replace(f"xsd:{old}".encode(), f"xsd:{new}".encode()))
+    return copy
+
+
+def _lines(camt) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return [(s.statement_id, s.opening_balance, s.closing_balance,
+             [(line.entry_index, line.amount, line.credit, line.end_to_end_id, line.counterparty_iban,
+               line.structured_refs, line.unstructured, line.booking_date) for line in s.lines])
+            for s in camt.statements]
+
+
+
+@pytest.mark.parametrize(("sample", "old", "new"), [
+    ("viafintech-camt_parser__053_valid_example.xml", "camt.053.001.02", "camt.053.001.03"),
+    ("viafintech-camt_parser__053_valid_example.xml", "camt.053.001.02", "camt.053.001.06"),
+    ("viafintech-camt_parser__053_valid_example_v8.xml", "camt.053.001.08", "camt.053.001.10"),
+    ("viafintech-camt_parser__053_valid_example_v8.xml", "camt.053.001.08", "camt.053.001.13"),
+    ("genkgo-camt__camt054.v2.xml", "camt.054.001.02", "camt.054.001.08"),
+])
+def test_a_bank_on_a_newer_version_is_read_as_the_version_it_came_from(sample, old, new, tmp_path) -> None:
+    # The elements we read keep their names from .02 to .13: a bank moving on must not stop its imports.
+    original, moved = read_camt(SAMPLES / sample), read_camt(_as_version(sample, old, new, tmp_path))
+    assert (original.version, moved.version) == (old, new)
+    assert moved.kind == original.kind and _lines(moved) == _lines(original)
+    assert any(statement.lines for statement in moved.statements)
