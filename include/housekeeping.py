@@ -446,7 +446,8 @@ def _set_fields(
     """(row id, group id, the fields that still hold something) of the rows of ``where`` with anything to clear."""
     held = [getattr(model, name).is_not(None) for name in fields]
     rows = session.execute(select(model.id, group, *held).where(where, or_(*held)).order_by(model.id))
-    return [(row[0], row[1], [name for name, value in zip(fields, row[2:], strict=True) if value]) for row in rows]
+    return [(row_id, group_id, [name for name, value in zip(fields, flags, strict=True) if value])
+            for row_id, group_id, *flags in rows]
 
 
 def _clear(

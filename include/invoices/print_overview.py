@@ -72,7 +72,7 @@ def write_print_overview(session: Session, day: date) -> Overview:
                 pages, path]
                for document, channel, amount, pages, path, loi, type_code, journal, first, last in rows]
     write_csv(folder / "invoices.csv", detail_header, details)
-    paper = [invoices_dir() / row[4] for row in rows if row[1] in PAPER]
+    paper = [invoices_dir() / row.file_path for row in rows if row.channel in PAPER]
     print_pdf = folder / "print.pdf" if paper else None
     if print_pdf is not None:
         atomic_write(print_pdf, combined_pdf(paper))
@@ -85,9 +85,9 @@ def write_print_overview(session: Session, day: date) -> Overview:
     for row in details:
         listing.add(row)
     write_html(folder / "index.html", f"Printing of {day.isoformat()}", [per_type, listing], summary=[
-        ("invoices", len(rows)), ("total", sum((row[2] for row in rows), ZERO)),
-        ("paper invoices (print.pdf)", len(paper)), ("e-mailed only", sum(1 for row in rows if row[1] == "email")),
-        ("no channel (no address, no e-mail)", sum(1 for row in rows if row[1] == "none")),
+        ("invoices", len(rows)), ("total", sum((row.amount for row in rows), ZERO)),
+        ("paper invoices (print.pdf)", len(paper)), ("e-mailed only", sum(1 for row in rows if row.channel == "email")),
+        ("no channel (no address, no e-mail)", sum(1 for row in rows if row.channel == "none")),
     ])
     return Overview(folder, len(rows), len(paper), print_pdf)
 

@@ -188,7 +188,7 @@ def approval_needed(run_loi: str, *, engine: Engine | None = None) -> tuple[bool
         ).one_or_none()
     if row is None:
         raise InnenError(f"collection run {run_loi} does not exist")
-    return bool(row[0]), bool(row[1])
+    return bool(row.approval_required), bool(row.four_eyes)
 
 
 def _staged(approval: BankFileApproval, run: CollectionRun, body: str) -> dict[str, Any]:
