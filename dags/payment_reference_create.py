@@ -74,7 +74,7 @@ def make_reference(context: Mapping[str, Any], role_source: Any) -> dict:
                 financial_system=params.get("financial_system"),
                 debt_line_ids=[int(line_id) for line_id in params.get("debt_lines") or []],
                 pattern=params.get("pattern"), due_date=date.fromisoformat(due) if due else None,
-                description=params.get("description"), seal=bool(params["seal"]), actor=actor(context),
+                description=params.get("description"), seal=bool(params["seal"]), actor=actor(context, with_user=True),
                 now=as_of(context),
             )
             type_ = session.get(PaymentReferenceType, reference.type_id)
