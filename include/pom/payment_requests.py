@@ -49,7 +49,7 @@ from include.finance.models import (
     PomPaymentRequest,
 )
 from include.finance.reference_numbers import display_reference
-from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, Received
+from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, PomRequestStatus, Received, ReferenceStatus
 from include.pom.accounts import PomClients, accounts_from_connections
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomError, PomRejected, PomRequest, PomUnavailable
@@ -111,7 +111,7 @@ def _wanted(session: Any, today: date) -> dict[int, _Wanted]:
                PaymentReference.due_date, PaymentReference.description, PaymentReferenceType.pom_account,
                PaymentReferenceType.pom_auto_cancel)
         .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
-        .where(PaymentReference.status == "sealed", PaymentReference.open_amount > 0,
+        .where(PaymentReference.status == ReferenceStatus.SEALED, PaymentReference.open_amount > 0,
                PaymentReferenceType.allowed_online.is_(True), PaymentReference.mandate_id.is_(None),
                PaymentReference.reference_number.is_not(None))
     )
@@ -146,7 +146,7 @@ def sync_payment_requests(
         request = live.get(ref_id)
         if request is None:
             sync.guarded(sync.create, want)
-        elif request.status == "creating":
+        elif request.status == PomRequestStatus.CREATING:
             sync.guarded(sync.resume, request)
         elif request.amount != want.open_amount or request.account != want.account:
             sync.guarded(sync.replace, request, want)
@@ -197,7 +197,7 @@ class RequestSteps:
                 row = PomPaymentRequest(
                     payment_reference_id=want.reference_id, account=want.account,
                     idempotency_key=f"innen:{want.account}:{want.loi}:{made + 1}", amount=want.open_amount,
-                    communication=want.reference_number, due_date=want.due_date, status="creating",
+                    communication=want.reference_number, due_date=want.due_date, status=PomRequestStatus.CREATING,
                     created_at=self.now, updated_at=self.now,
                 )
                 session.add(row)
@@ -231,20 +231,22 @@ class RequestSteps:
                 idempotency_key=row.idempotency_key,
             )
         except PomRejected as exc:
-            self.close_here(row, "cancelled", f"refused by POM: {exc}"[:200], "refused")
+            self.close_here(row, PomRequestStatus.CANCELLED, f"refused by POM: {exc}"[:200], "refused")
             raise
         svg = self._svg(row.account, made)
         with transaction(self.engine) as session:
             current = session.get(PomPaymentRequest, row.id)
             assert current is not None
             before = {"status": current.status}
-            current.pom_id, current.status, current.updated_at = made.id, "open", self.now
+            current.pom_id, current.status, current.updated_at = made.id, PomRequestStatus.OPEN, self.now
             _set_qr(current, made, svg)
             record_many(session, [audit_row("pom_payment_request", current.id, "created", self.actor, before=before,
-                                            after={"status": "open", "pom_id": made.id, "qr_id": current.qr_id,
+                                            after={"status": PomRequestStatus.OPEN, "pom_id": made.id,
+                                                   "qr_id": current.qr_id,
                                                    "qr_expires_at": current.qr_expires_at}, at=self.now)])
         self.summary.counts["created"] += 1
-        if made.status != "open":  # POM knew the key: the request was made before, and has moved on since
+        # POM knew the key: the request was made before, and has moved on since
+        if made.status != PomRequestStatus.OPEN:
             self.follow(row.id, made)
 
     def replace(self, row: PomPaymentRequest, want: _Wanted) -> None:
@@ -276,12 +278,12 @@ class RequestSteps:
         self.summary.counts["renewed"] += 1
 
     def retire(self, row: PomPaymentRequest, reason: str) -> None:
-        if row.status == "creating":
+        if row.status == PomRequestStatus.CREATING:
             self.resume(row)
             with transaction(self.engine, readonly=True) as session:
                 row = session.get(PomPaymentRequest, row.id)  # type: ignore[assignment]
                 session.expunge(row)
-            if row.status != "open":
+            if row.status != PomRequestStatus.OPEN:
                 return
         if self.cancel(row, reason):
             self.summary.counts["cancelled"] += 1
@@ -296,10 +298,10 @@ class RequestSteps:
                 raise
             self.follow(row.id, client.get_request(row.pom_id or ""))
             return False
-        if cancelled.status == "paid":
+        if cancelled.status == PomRequestStatus.PAID:
             self.follow(row.id, cancelled)
             return False
-        self.close_here(row, "cancelled", reason, None)
+        self.close_here(row, PomRequestStatus.CANCELLED, reason, None)
         return True
 
     # -- helpers ----------------------------------------------------------------------------
@@ -328,7 +330,7 @@ class RequestSteps:
 
     def follow(self, request_id: int, request: PomRequest) -> None:
         """POM's request is no longer open: book a payment, or record the cancellation or expiry."""
-        if request.status == "paid" and request.payment is not None:
+        if request.status == PomRequestStatus.PAID and request.payment is not None:
             with transaction(self.engine) as session:
                 (booking,) = book_paid_requests(
                     session, {request_id: PaidAtPom(request.payment.amount, request.payment.paid_at,
@@ -366,7 +368,7 @@ def invoice_qr(engine: Engine, reference_loi: str) -> str:
         row = session.execute(
             select(PomPaymentRequest.qr_svg, PomPaymentRequest.pay_url)
             .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
-            .where(PaymentReference.loi == reference_loi, PomPaymentRequest.status == "open")
+            .where(PaymentReference.loi == reference_loi, PomPaymentRequest.status == PomRequestStatus.OPEN)
         ).one_or_none()
     if row is None or not row.qr_svg:
         return ""
@@ -409,6 +411,7 @@ def stale_request_accounts(engine: Engine) -> dict[int, str]:
         return dict(session.execute(
             select(PomPaymentRequest.payment_reference_id, PomPaymentRequest.account)
             .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
-            .where(PomPaymentRequest.status == "open",
-                   (PaymentReference.status != "sealed") | (PaymentReference.open_amount != PomPaymentRequest.amount))
+            .where(PomPaymentRequest.status == PomRequestStatus.OPEN,
+                   (PaymentReference.status != ReferenceStatus.SEALED)
+                   | (PaymentReference.open_amount != PomPaymentRequest.amount))
         ).all())
