@@ -36,7 +36,7 @@ from include.finance.bulk import insert_many
 from include.finance.models import ControlListItem, Payment, PomPaymentRequest
 from include.finance.money import ZERO, money
 from include.finance.payments import Ledger, OpenReference, Receipt
-from include.finance.statuses import ControlListKind, PomRequestStatus, Received
+from include.finance.statuses import ControlListKind, PomRequestStatus, Received, ReconciliationOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class PaidAtPom:
 class Booking:
     request_id: int
     reference_loi: str
-    outcome: str
+    outcome: Received | ReconciliationOutcome  # ALREADY_BOOKED, or what the payment did to the reference
     paid: Decimal
     booked: Decimal
 
@@ -91,7 +91,7 @@ def book_paid_requests(
         ref = references[row.payment_reference_id]
         amount = money(info.amount)
         if row.status == PomRequestStatus.PAID or request_id in booked_before:
-            bookings.append(Booking(request_id, ref.loi, "already_booked", amount, ZERO))
+            bookings.append(Booking(request_id, ref.loi, ReconciliationOutcome.ALREADY_BOOKED, amount, ZERO))
             continue
         before = {"status": row.status}
         received, _ = ledger.receive(ref, amount, source="pom", pom_payment_request_id=row.id,

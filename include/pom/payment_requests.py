@@ -49,7 +49,15 @@ from include.finance.models import (
     PomPaymentRequest,
 )
 from include.finance.reference_numbers import display_reference
-from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, PomRequestStatus, Received, ReferenceStatus
+from include.finance.statuses import (
+    ENDED_UNPAID_POM_REQUEST,
+    SYNC_FOUND,
+    SYNC_RECEIVED,
+    PomRequestStatus,
+    Received,
+    ReferenceStatus,
+    RequestSync,
+)
 from include.pom.accounts import PomClients, accounts_from_connections
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomError, PomRejected, PomRequest, PomUnavailable
@@ -66,7 +74,7 @@ class PomSyncIncomplete(InnenError):
 
 @dataclass
 class SyncSummary:
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[RequestSync] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -155,8 +163,8 @@ def sync_payment_requests(
         ):
             sync.guarded(sync.renew, request)
         else:
-            summary.counts["unchanged"] += 1
-    failed = summary.counts.get("unavailable", 0)
+            summary.counts[RequestSync.UNCHANGED] += 1
+    failed = summary.counts.get(RequestSync.UNAVAILABLE, 0)
     if failed:
         raise PomSyncIncomplete(
             f"POM could not be reached for {failed} reference(s); the rest is done: {summary.as_dict()}"
@@ -180,11 +188,11 @@ class RequestSteps:
         try:
             step(*args)
         except PomUnavailable as exc:
-            self.summary.counts["unavailable"] += 1
+            self.summary.counts[RequestSync.UNAVAILABLE] += 1
             self.summary.problems.append(f"{_name(args[0])}: POM unavailable: {exc}")
             log.warning("POM unavailable for %s: %s", _name(args[0]), exc)
         except PomRejected as exc:
-            self.summary.counts["refused"] += 1
+            self.summary.counts[RequestSync.REFUSED] += 1
             self.summary.problems.append(f"{_name(args[0])}: refused by POM: {exc}")
             log.warning("POM refused a step for %s: %s", _name(args[0]), exc)
 
@@ -207,7 +215,7 @@ class RequestSteps:
                                                        "account": want.account}, at=self.now)])
                 session.expunge(row)
         except IntegrityError:  # another run journalled one for this reference meanwhile
-            self.summary.counts["skipped_concurrent"] += 1
+            self.summary.counts[RequestSync.SKIPPED_CONCURRENT] += 1
             return
         self.resume(row, description=want.description, auto_cancel=want.auto_cancel, loi=want.loi)
 
@@ -231,7 +239,7 @@ class RequestSteps:
                 idempotency_key=row.idempotency_key,
             )
         except PomRejected as exc:
-            self.close_here(row, PomRequestStatus.CANCELLED, f"refused by POM: {exc}"[:200], "refused")
+            self.close_here(row, PomRequestStatus.CANCELLED, f"refused by POM: {exc}"[:200], RequestSync.REFUSED)
             raise
         svg = self._svg(row.account, made)
         with transaction(self.engine) as session:
@@ -244,7 +252,7 @@ class RequestSteps:
                                             after={"status": PomRequestStatus.OPEN, "pom_id": made.id,
                                                    "qr_id": current.qr_id,
                                                    "qr_expires_at": current.qr_expires_at}, at=self.now)])
-        self.summary.counts["created"] += 1
+        self.summary.counts[RequestSync.CREATED] += 1
         # POM knew the key: the request was made before, and has moved on since
         if made.status != PomRequestStatus.OPEN:
             self.follow(row.id, made)
@@ -254,7 +262,7 @@ class RequestSteps:
                   else f"account changed from {row.account} to {want.account}")
         if self.cancel(row, reason):
             self.create(want)
-            self.summary.counts["replaced"] += 1
+            self.summary.counts[RequestSync.REPLACED] += 1
 
     def renew(self, row: PomPaymentRequest) -> None:
         client = self.clients.client(row.account)
@@ -275,7 +283,7 @@ class RequestSteps:
             record_many(session, [audit_row("pom_payment_request", current.id, "qr_renewed", self.actor, before=before,
                                             after={"qr_id": current.qr_id, "qr_expires_at": current.qr_expires_at},
                                             at=self.now)])
-        self.summary.counts["renewed"] += 1
+        self.summary.counts[RequestSync.RENEWED] += 1
 
     def retire(self, row: PomPaymentRequest, reason: str) -> None:
         if row.status == PomRequestStatus.CREATING:
@@ -286,7 +294,7 @@ class RequestSteps:
             if row.status != PomRequestStatus.OPEN:
                 return
         if self.cancel(row, reason):
-            self.summary.counts["cancelled"] += 1
+            self.summary.counts[RequestSync.CANCELLED] += 1
 
     def cancel(self, row: PomPaymentRequest, reason: str) -> bool:
         """Cancel at POM, then here; False when POM says it was paid (then booked or reported)."""
@@ -315,7 +323,7 @@ class RequestSteps:
             log.warning("QR image of %s not fetched: %s", request.id, exc)
             return None
 
-    def close_here(self, row: PomPaymentRequest, status: str, reason: str, count: str | None) -> None:
+    def close_here(self, row: PomPaymentRequest, status: str, reason: str, count: RequestSync | None) -> None:
         with transaction(self.engine) as session:
             current = session.get(PomPaymentRequest, row.id)
             assert current is not None
@@ -336,7 +344,7 @@ class RequestSteps:
                     session, {request_id: PaidAtPom(request.payment.amount, request.payment.paid_at,
                                                     request.payment.channel)},
                     self.actor, self.now, via="pom_payment_requests")
-            self.summary.counts[f"received_{booking.outcome}"] += 1
+            self.summary.counts[SYNC_RECEIVED[booking.outcome]] += 1
             if booking.outcome in (Received.CLOSED_REFERENCE, Received.OVERPAID):
                 self.summary.problems.append(
                     f"{booking.reference_loi}: paid at POM {booking.paid}, booked {booking.booked}: refund {booking.excess}")
@@ -345,7 +353,8 @@ class RequestSteps:
                 row = session.get(PomPaymentRequest, request_id)
                 assert row is not None
                 session.expunge(row)
-            self.close_here(row, request.status, request.cancelled_reason or f"{request.status} at POM", f"found_{request.status}")
+            self.close_here(row, request.status, request.cancelled_reason or f"{request.status} at POM",
+                            SYNC_FOUND[request.status])
 
 
 def _set_qr(row: PomPaymentRequest, request: PomRequest, svg: str | None) -> None:
@@ -395,7 +404,7 @@ def retire_requests_of_lois(engine: Engine, reference_lois: list[str], actor: st
     ``get_connection``, Airflow's ``Connection.get``); what was done, for the task's log."""
     live = live_request_accounts(engine, reference_lois)
     if not live:
-        return {"cancelled": 0}
+        return {RequestSync.CANCELLED: 0}
     with PomClients(accounts_from_connections(set(live.values()), get_connection)) as clients:
         return retire_requests_of(engine, clients, actor, now, set(live)).as_dict()
 
