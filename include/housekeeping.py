@@ -68,7 +68,7 @@ from include.files import everything_in, modified_at, remove
 from include.finance.audit import audit_row, record, record_many
 from include.finance.db import get_engine, transaction
 from include.finance.models import BankEntry, BankHub, BankStatement, Collection, CollectionRun, DeliveryReport
-from include.finance.statuses import UNSENT_RUN
+from include.finance.statuses import UNSENT_RUN, CollectionStatus
 from include.pom.delivery_files import INBOX as POM_REPORTS
 from include.reports import Table, write_csv, write_html
 from include.runtime import LOCAL_ZONE
@@ -483,7 +483,8 @@ def clear_personal_data(session: Session, facts: _Facts, today: date, actor: str
         entries += _set_fields(session, BankEntry, ENTRY_FIELDS, BankEntry.statement_id.in_(chunk),
                                BankEntry.statement_id)
     # Each mandate's latest collection stays whole: the next collection compares its account with it (AT-24).
-    latest = select(func.max(Collection.id)).where(Collection.status != "cancelled").group_by(Collection.mandate_id)
+    latest = (select(func.max(Collection.id)).where(Collection.status != CollectionStatus.CANCELLED)
+              .group_by(Collection.mandate_id))
     collections: list[tuple[int, int, list[str]]] = []
     for chunk in _chunks(sorted(runs)):
         collections += _set_fields(session, Collection, COLLECTION_FIELDS,

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from include.errors import InnenError
 from include.finance.models import PaymentReference, PaymentReferenceType
+from include.finance.statuses import ReferenceStatus
 
 ID_BATCH = 5_000
 
@@ -242,7 +243,7 @@ def refusals_by_reference(
             query = query.with_for_update(of=PaymentReference)
         for ref_id, loi, status, type_code, read, write, admin in session.execute(query):
             seen.add(ref_id)
-            why = refusal(action, (read, write, admin), roles, type_code, loi, draft=status == "draft")
+            why = refusal(action, (read, write, admin), roles, type_code, loi, draft=status == ReferenceStatus.DRAFT)
             if why is not None:
                 refusals[ref_id] = why
     refusals.update((ref_id, f"payment reference id {ref_id} does not exist") for ref_id in ids if ref_id not in seen)
@@ -270,7 +271,7 @@ def require_reference(session: Session, reference: PaymentReference, action: str
     if type_ is None:  # the foreign key forbids it; a message rather than an AttributeError all the same
         raise InnenError(f"{reference.loi}: its payment reference type ({reference.type_id}) does not exist")
     why = refusal(action, (type_.access_read, type_.access_write, type_.access_admin), user_roles, type_.code,
-                  reference.loi, draft=reference.status == "draft")
+                  reference.loi, draft=reference.status == ReferenceStatus.DRAFT)
     if why is not None:
         raise AccessRefused(action, [why])
 

@@ -394,7 +394,7 @@ class PaymentReference(Base):
     end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"))
     mandate_id: Mapped[int | None] = mapped_column(ForeignKey("mandate.id"))
     hub_id: Mapped[int | None] = mapped_column(ForeignKey("bank_hub.id"))
-    status: Mapped[str] = mapped_column(String(10), default="draft")
+    status: Mapped[str] = mapped_column(String(10), default=ReferenceStatus.DRAFT)
     amount: Mapped[Decimal] = mapped_column(Money)
     open_amount: Mapped[Decimal] = mapped_column(Money)
     reference_number: Mapped[str | None] = mapped_column(String(25))
@@ -436,7 +436,7 @@ class CollectionRun(Base):
     hub_id: Mapped[int] = mapped_column(ForeignKey("bank_hub.id"))
     collection_date: Mapped[date] = mapped_column(Date)
     run_date: Mapped[date] = mapped_column(Date)  # the logical date of the execution that made it
-    status: Mapped[str] = mapped_column(String(10), default="ready")
+    status: Mapped[str] = mapped_column(String(10), default=RunStatus.READY)
     export_format: Mapped[str | None] = mapped_column(String(10))
     file_path: Mapped[str | None] = mapped_column(String(500))
     file_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -465,7 +465,7 @@ class Collection(Base):
     due_date: Mapped[date] = mapped_column(Date)  # the mandate's schedule slot
     amount: Mapped[Decimal] = mapped_column(Money)
     end_to_end_id: Mapped[str] = mapped_column(String(35), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[str] = mapped_column(String(10), default=CollectionStatus.PENDING)
     return_reason: Mapped[str | None] = mapped_column(String(10))
     # What the collection tells the banks about its mandate, as it was when the collection was made: the bank
     # file writes these, and the mandate's next collection compares with them (include/sepa/amendments.py).
@@ -514,7 +514,7 @@ class PomPaymentRequest(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     communication: Mapped[str] = mapped_column(String(25))
     due_date: Mapped[date | None] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(10), default="creating")
+    status: Mapped[str] = mapped_column(String(10), default=PomRequestStatus.CREATING)
     qr_id: Mapped[str | None] = mapped_column(String(60))
     qr_payload: Mapped[str | None] = mapped_column(Text)
     pay_url: Mapped[str | None] = mapped_column(Text)
@@ -939,7 +939,7 @@ class BankFileApproval(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("collection_run.id"))
     attempt: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(10), default="waiting")
+    status: Mapped[str] = mapped_column(String(10), default=ApprovalStatus.WAITING)
     export_format: Mapped[str] = mapped_column(String(10))
     staged_path: Mapped[str] = mapped_column(String(500))
     file_sha256: Mapped[str] = mapped_column(String(64))

@@ -36,7 +36,14 @@ from include.finance.audit import audit_row, record_many
 from include.finance.bulk import update_by_id
 from include.finance.models import Collection, CollectionRun, PaymentReference
 from include.finance.payments import Ledger
-from include.finance.statuses import RELEASED_REFERENCE, SETTLED_COLLECTION, WAITING_COLLECTION
+from include.finance.statuses import (
+    RELEASED_REFERENCE,
+    SETTLED_COLLECTION,
+    WAITING_COLLECTION,
+    CollectionStatus,
+    ReferenceStatus,
+    RunStatus,
+)
 
 
 @dataclass
@@ -73,7 +80,7 @@ def delete_references(
         result.refused.extend({"reference": loi, "reason": "does not exist"} for loi in sorted(missing))
     deletable = []
     for ref_id, loi, status in targets:
-        if status == "paid":
+        if status == ReferenceStatus.PAID:
             result.refused.append({"reference": loi, "reason": "paid: a paid reference cannot be deleted"})
         elif status in RELEASED_REFERENCE:
             result.refused.append({"reference": loi, "reason": f"already {status}"})
@@ -97,26 +104,28 @@ def delete_references(
     ledger = Ledger(session, actor, now)
     references = ledger.load(deletable)
     for ref_id in deletable:
-        ledger.release(references[ref_id], "deleted")
+        ledger.release(references[ref_id], ReferenceStatus.DELETED)
     ledger.flush()
     collections = session.execute(
         select(Collection.id, Collection.status, Collection.run_id).where(
             Collection.payment_reference_id.in_(deletable), Collection.status.in_(WAITING_COLLECTION)
         )
     ).all()
-    update_by_id(session, Collection.__table__, [{"id": c.id, "status": "cancelled"} for c in collections])
+    cancelled = CollectionStatus.CANCELLED
+    update_by_id(session, Collection.__table__, [{"id": c.id, "status": cancelled} for c in collections])
     audits: list[dict[str, Any]] = [
-        audit_row("collection", c.id, "cancelled", actor, before={"status": c.status}, after={"status": "cancelled"}, at=now)
+        audit_row("collection", c.id, "cancelled", actor, before={"status": c.status}, after={"status": cancelled},
+                  at=now)
         for c in collections
     ]
     for run in session.scalars(select(CollectionRun).where(CollectionRun.id.in_({c.run_id for c in collections}))):
         left = session.scalar(
             select(Collection.id).where(Collection.run_id == run.id, Collection.status.not_in(SETTLED_COLLECTION)).limit(1)
         )
-        if left is None and run.status != "deleted":
+        if left is None and run.status != RunStatus.DELETED:
             audits.append(audit_row("collection_run", run.id, "deleted", actor, before={"status": run.status},
-                                    after={"status": "deleted"}, at=now))
-            run.status = "deleted"
+                                    after={"status": RunStatus.DELETED}, at=now))
+            run.status = RunStatus.DELETED
             result.runs_deleted.append(run.loi)
     record_many(session, audits)
     result.message = f"{len(result.deleted)} deleted, {len(result.refused)} refused"

@@ -56,7 +56,7 @@ from include.finance.models import (
 )
 from include.finance.money import ZERO
 from include.finance.numbering import reference_numbers
-from include.finance.statuses import SETTLED_COLLECTION
+from include.finance.statuses import SETTLED_COLLECTION, ReferenceStatus
 from include.invoices.withdrawal import withdraw_current
 from include.runtime import LOCAL_ZONE
 from include.sepa.transaction_codes import matcher
@@ -139,8 +139,8 @@ def create_reference(
     numbers = reference_numbers(session, [(system_id, type_.id)])[0]
     amount = sum((line.open_amount for line in lines), ZERO)
     reference = PaymentReference(
-        loi=numbers["loi"], financial_system_id=system_id, type_id=type_.id, end_user_id=user.id, status="draft",
-        amount=amount, open_amount=amount, reference_number=numbers["reference_number"],
+        loi=numbers["loi"], financial_system_id=system_id, type_id=type_.id, end_user_id=user.id,
+        status=ReferenceStatus.DRAFT, amount=amount, open_amount=amount, reference_number=numbers["reference_number"],
         invoice_number=numbers["invoice_number"], due_date=due_date, description=description or None, created_at=now,
     )
     session.add(reference)
@@ -153,9 +153,10 @@ def create_reference(
     record_many(session, [audit_row(
         "payment_reference", reference.id, "created", actor,
         after={
-            "loi": reference.loi, "status": "draft", "type": type_.code, "end_user": user.eloi, "amount": amount,
-            "reference_number": reference.reference_number, "invoice_number": reference.invoice_number,
-            "due_date": due_date, "debt_line_ids": [line.id for line in lines],
+            "loi": reference.loi, "status": ReferenceStatus.DRAFT, "type": type_.code, "end_user": user.eloi,
+            "amount": amount, "reference_number": reference.reference_number,
+            "invoice_number": reference.invoice_number, "due_date": due_date,
+            "debt_line_ids": [line.id for line in lines],
         },
         at=now,
     )])
@@ -259,11 +260,11 @@ def seal(session: Session, reference_ids: Iterable[int], actor: str, now: dateti
     audits: list[dict[str, Any]] = []
     sealed = []
     for ref in references:
-        if ref.status != "draft":
+        if ref.status != ReferenceStatus.DRAFT:
             continue
-        ref.status, ref.sealed_at = "sealed", now
-        audits.append(audit_row("payment_reference", ref.id, "sealed", actor, before={"status": "draft"},
-                                after={"status": "sealed", "sealed_at": now}, at=now))
+        ref.status, ref.sealed_at = ReferenceStatus.SEALED, now
+        audits.append(audit_row("payment_reference", ref.id, "sealed", actor, before={"status": ReferenceStatus.DRAFT},
+                                after={"status": ReferenceStatus.SEALED, "sealed_at": now}, at=now))
         cost = _add_transaction_cost(session, ref, actor, now)
         if cost is not None:
             audits.append(cost)
@@ -328,23 +329,24 @@ def unseal(session: Session, reference_ids: Iterable[int], actor: str, now: date
     }
     refused = []
     for ref in references:
-        if ref.status == "paid":
+        if ref.status == ReferenceStatus.PAID:
             refused.append(f"{ref.loi} is paid: a paid payment reference cannot be unsealed")
         elif ref.status not in OPEN_REFERENCE_STATUSES:
             refused.append(f"{ref.loi} is {ref.status}: only a sealed payment reference can be unsealed")
-        elif ref.status == "sealed" and ref.id in at_the_bank:
+        elif ref.status == ReferenceStatus.SEALED and ref.id in at_the_bank:
             run, run_status = at_the_bank[ref.id]
             refused.append(f"{ref.loi} is collected in run {run} ({run_status}): delete the run's references instead "
                            "(payment_reference_delete)")
     if refused:
         raise InnenError("nothing unsealed: " + "; ".join(refused))
     audits: list[dict[str, Any]] = []
-    unsealed = [ref for ref in references if ref.status == "sealed"]
+    unsealed = [ref for ref in references if ref.status == ReferenceStatus.SEALED]
     for ref in unsealed:
         audits.append(audit_row("payment_reference", ref.id, "unsealed", actor,
-                                before={"status": "sealed", "sealed_at": ref.sealed_at}, after={"status": "draft"},
+                                before={"status": ReferenceStatus.SEALED, "sealed_at": ref.sealed_at},
+                                after={"status": ReferenceStatus.DRAFT},
                                 at=now))
-        ref.status, ref.sealed_at = "draft", None
+        ref.status, ref.sealed_at = ReferenceStatus.DRAFT, None
     session.flush()
     record_many(session, audits)
     if unsealed:

@@ -13,6 +13,8 @@ True
 ('ready', 'exported', 'failed', 'confirmed', 'deleted')
 >>> "overpaid" in BOOKABLE_ITEM
 True
+>>> SYNC_RECEIVED[ReconciliationOutcome.PAID]
+<RequestSync.RECEIVED_PAID: 'received_paid'>
 """
 
 from __future__ import annotations
@@ -110,6 +112,57 @@ class EntryOutcome(StrEnum):
 
 
 BOOKED_OUTCOMES = (EntryOutcome.PAID, EntryOutcome.PARTIAL, EntryOutcome.OVERPAID)
+
+
+class ReconciliationOutcome(StrEnum):
+    """A line of the nightly POM reconciliation's report (:mod:`include.pom.reconciliation`, its ``ACTIONS`` say
+    what finance does); the first four are :class:`Received`'s, for a payment POM reported."""
+
+    PAID = "paid"  # paid at POM, the open amount: booked
+    PARTIAL = "partial"  # paid at POM, less than the open amount: booked, the rest stays open
+    OVERPAID = "overpaid"  # paid at POM, more than the open amount: the open amount booked, the excess to refund
+    CLOSED_REFERENCE = "closed_reference"  # paid at POM on a paid, deleted or expired reference: nothing booked, refund
+    ALREADY_BOOKED = "already_booked"  # paid at POM and booked before (the callback came first): nothing to do
+    CANCELLED_OVERDUE = "cancelled_overdue"  # unpaid past its due date, of a type that cancels: cancelled at POM
+    PAID_WHILE_CANCELLING = "paid_while_cancelling"  # overdue, but paid at POM when we cancelled: booked at once
+    FOUND_CANCELLED = "found_cancelled"  # cancelled at POM (its portal, or its own auto-cancel): recorded here
+    FOUND_EXPIRED = "found_expired"  # expired at POM: recorded here
+    ERROR = "error"  # POM's status not read, or the cancel failed: the next night tries again
+    NOTE = "note"  # what a step above reported (a refund after a payment while cancelling): read the note
+
+
+class RequestSync(StrEnum):
+    """What the POM request sync did (the counts of :class:`include.pom.payment_requests.SyncSummary`)."""
+
+    UNCHANGED = "unchanged"  # the live request fits its reference
+    UNAVAILABLE = "unavailable"  # POM not reached: the run ends incomplete and Airflow retries
+    REFUSED = "refused"  # POM refused a step: see the problems
+    SKIPPED_CONCURRENT = "skipped_concurrent"  # another run journalled a request for the reference meanwhile
+    CREATED = "created"  # a new request with its QR code
+    REPLACED = "replaced"  # cancelled for another amount or account, and made anew
+    RENEWED = "renewed"  # a new QR code on the same request
+    CANCELLED = "cancelled"  # the reference no longer waits for an online payment
+    RECEIVED_PAID = "received_paid"  # POM had it paid, the open amount: booked
+    RECEIVED_PARTIAL = "received_partial"  # POM had it paid, less than the open amount: booked, the rest stays open
+    RECEIVED_OVERPAID = "received_overpaid"  # POM had it paid, more: the excess is to refund (in the problems)
+    RECEIVED_CLOSED_REFERENCE = "received_closed_reference"  # POM had it paid on a closed reference: refund
+    RECEIVED_ALREADY_BOOKED = "received_already_booked"  # POM had it paid, and it was booked before
+    FOUND_CANCELLED = "found_cancelled"  # cancelled at POM: recorded here
+    FOUND_EXPIRED = "found_expired"  # expired at POM: recorded here
+
+
+# The sync's count of a payment POM reported, by the booking's outcome, and of a request POM ended unpaid.
+SYNC_RECEIVED = {
+    Received.PAID: RequestSync.RECEIVED_PAID,
+    Received.PARTIAL: RequestSync.RECEIVED_PARTIAL,
+    Received.OVERPAID: RequestSync.RECEIVED_OVERPAID,
+    Received.CLOSED_REFERENCE: RequestSync.RECEIVED_CLOSED_REFERENCE,
+    ReconciliationOutcome.ALREADY_BOOKED: RequestSync.RECEIVED_ALREADY_BOOKED,
+}
+SYNC_FOUND = {
+    PomRequestStatus.CANCELLED: RequestSync.FOUND_CANCELLED,
+    PomRequestStatus.EXPIRED: RequestSync.FOUND_EXPIRED,
+}
 
 
 class ControlListKind(StrEnum):

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from include.config import invoices_dir
 from include.finance.db import transaction
 from include.finance.models import Invoice, PaymentReference, PaymentReferenceType, PomPaymentRequest
+from include.finance.statuses import PomRequestStatus, ReferenceStatus
 from include.invoices.making import make_invoices
 from include.invoices.withdrawal import withdraw_current
 from include.pom.accounts import PomClients
@@ -44,13 +45,13 @@ def invoice_pdf(engine: Engine, clients: PomClients, loi: str, now: datetime) ->
             select(Invoice.file_path, PomPaymentRequest.status, PomPaymentRequest.qr_expires_at)
             .outerjoin(PomPaymentRequest, PomPaymentRequest.id == Invoice.pom_payment_request_id)
             .where(Invoice.payment_reference_id == ref_id, Invoice.withdrawn_at.is_(None))).one_or_none()
-    wants_code = status == "sealed" and open_amount > 0 and online and mandate_id is None
+    wants_code = status == ReferenceStatus.SEALED and open_amount > 0 and online and mandate_id is None
     if current is not None:
         path, request_status, expires = current
         expires = _aware(expires)
-        if not wants_code or (request_status == "open" and expires is not None and expires > now):
+        if not wants_code or (request_status == PomRequestStatus.OPEN and expires is not None and expires > now):
             return (invoices_dir() / path).read_bytes()
-    elif status != "sealed" or open_amount <= 0:
+    elif status != ReferenceStatus.SEALED or open_amount <= 0:
         return None
     if wants_code:
         sync_payment_requests(engine, clients, ACTOR, now, reference_ids={ref_id}, renew_within_days=0)

@@ -44,7 +44,7 @@ from include.finance.models import (
     SalesJournal,
 )
 from include.finance.reference_numbers import display_reference
-from include.finance.statuses import SETTLED_COLLECTION
+from include.finance.statuses import SETTLED_COLLECTION, PomRequestStatus
 from include.invoices.channel import Channel, address_types, decide_channel
 from include.invoices.templates import LANGUAGES
 from include.pom.delivery_store import email_contacts
@@ -167,7 +167,7 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
     pom = {ref_id: (request_id, svg, url) for request_id, ref_id, svg, url in session.execute(
         select(PomPaymentRequest.id, PomPaymentRequest.payment_reference_id, PomPaymentRequest.qr_svg,
                PomPaymentRequest.pay_url)
-        .where(PomPaymentRequest.payment_reference_id.in_(ids), PomPaymentRequest.status == "open"))}
+        .where(PomPaymentRequest.payment_reference_id.in_(ids), PomPaymentRequest.status == PomRequestStatus.OPEN))}
     out = []
     for ref, type_, user, system in refs:
         hub = hubs.get(ref.hub_id) if ref.hub_id else None

@@ -67,6 +67,7 @@ from include.finance.models import (
     SentDocument,
 )
 from include.finance.reference_numbers import display_reference
+from include.finance.statuses import ReferenceStatus
 from include.pom.accounts import DEFAULT_ACCOUNT, PomClients
 from include.pom.client import PomDocument, PomRecipient, PomRejected, PomUnavailable
 from include.pom.delivery_store import intended_recipients
@@ -171,7 +172,7 @@ def _pending(session: Session) -> tuple[list[_Pending], Counter[str]]:
     pending = []
     for (invoice_id, document_id, ref_id, user_id, path, sha, type_code, journal_id, journal_code, copy, status,
          open_amount, amount) in rows:
-        if status != "sealed" or open_amount != amount:
+        if status != ReferenceStatus.SEALED or open_amount != amount:
             left_out["stale"] += 1  # paid, unsealed or changed since made: the invoice run withdraws or remakes it
             continue
         pending.append(_Pending(invoice_id, document_id, ref_id, user_id, path, sha, type_code, journal_id,

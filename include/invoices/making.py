@@ -67,7 +67,7 @@ def decide(status: str, open_amount: Decimal, invoice_amount: Decimal | None) ->
     >>> decide("paid", Decimal("0.00"), Decimal("12.50"))
     <Step.KEEP: 'keep'>
     """
-    if status == "sealed" and open_amount > 0:
+    if status == ReferenceStatus.SEALED and open_amount > 0:
         if invoice_amount is None:
             return Step.MAKE
         return Step.KEEP if invoice_amount == open_amount else Step.REMAKE
@@ -94,7 +94,7 @@ def planned(engine: Engine, reference_ids: Iterable[int] | None = None) -> dict[
     query = (
         select(PaymentReference.id, PaymentReference.status, PaymentReference.open_amount, current.c.amount)
         .outerjoin(current, current.c.payment_reference_id == PaymentReference.id)
-        .where((PaymentReference.status == "sealed") | current.c.amount.is_not(None))
+        .where((PaymentReference.status == ReferenceStatus.SEALED) | current.c.amount.is_not(None))
     )
     wanted = None if reference_ids is None else set(reference_ids)
     steps = {}
@@ -135,7 +135,7 @@ def direct_references_of_runs(engine: Engine, run_lois: Iterable[str]) -> set[in
             .join(CollectionRun, CollectionRun.id == Collection.run_id)
             .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
             .where(CollectionRun.loi.in_(lois), PaymentReferenceType.direct_print.is_(True),
-                   PaymentReference.status == "sealed")))
+                   PaymentReference.status == ReferenceStatus.SEALED)))
 
 
 def make_invoices(

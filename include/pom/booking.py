@@ -36,7 +36,7 @@ from include.finance.bulk import insert_many
 from include.finance.models import ControlListItem, Payment, PomPaymentRequest
 from include.finance.money import ZERO, money
 from include.finance.payments import Ledger, OpenReference, Receipt
-from include.finance.statuses import ControlListKind, Received
+from include.finance.statuses import ControlListKind, PomRequestStatus, Received, ReconciliationOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class PaidAtPom:
 class Booking:
     request_id: int
     reference_loi: str
-    outcome: str
+    outcome: Received | ReconciliationOutcome  # ALREADY_BOOKED, or what the payment did to the reference
     paid: Decimal
     booked: Decimal
 
@@ -90,18 +90,19 @@ def book_paid_requests(
         info = paid[request_id]
         ref = references[row.payment_reference_id]
         amount = money(info.amount)
-        if row.status == "paid" or request_id in booked_before:
-            bookings.append(Booking(request_id, ref.loi, "already_booked", amount, ZERO))
+        if row.status == PomRequestStatus.PAID or request_id in booked_before:
+            bookings.append(Booking(request_id, ref.loi, ReconciliationOutcome.ALREADY_BOOKED, amount, ZERO))
             continue
         before = {"status": row.status}
         received, _ = ledger.receive(ref, amount, source="pom", pom_payment_request_id=row.id,
                                      note=f"POM {row.pom_id} ({info.channel or 'unknown channel'}, via {via})"[:250])
         outcome, booked = received.outcome, received.booked
-        row.status, row.paid_amount, row.paid_at, row.channel = "paid", amount, info.paid_at, info.channel
+        row.status, row.paid_amount = PomRequestStatus.PAID, amount
+        row.paid_at, row.channel = info.paid_at, info.channel
         row.updated_at = now
         audits.append(audit_row("pom_payment_request", row.id, "paid", actor, before=before,
-                                after={"status": "paid", "paid_amount": amount, "booked": booked, "outcome": outcome,
-                                       "channel": info.channel, "via": via}, at=now))
+                                after={"status": PomRequestStatus.PAID, "paid_amount": amount, "booked": booked,
+                                       "outcome": outcome, "channel": info.channel, "via": via}, at=now))
         bookings.append(Booking(request_id, ref.loi, outcome, amount, booked))
         if outcome in (Received.CLOSED_REFERENCE, Received.OVERPAID):
             items.append(_control_item(row, ref, info, received, via, pom_event_id, now))

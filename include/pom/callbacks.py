@@ -42,6 +42,7 @@ from include.finance.audit import audit_row, record_many
 from include.finance.db import get_engine, transaction
 from include.finance.models import LIVE_POM_REQUEST_STATUSES, PaymentReference, PomEvent, PomPaymentRequest
 from include.finance.reference_numbers import display_reference
+from include.finance.statuses import PomRequestStatus
 from include.pom.accounts import accounts_from_env
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomAccount
@@ -167,7 +168,7 @@ def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetim
                                                 ACTOR, now, via="callback")
                 outcome = booking.outcome
             elif kind in ("payment_request.cancelled", "payment_request.expired"):
-                status = kind.rsplit(".", 1)[1]
+                status = PomRequestStatus(kind.rsplit(".", 1)[1])
                 outcome = "ignored"
                 if row.status in LIVE_POM_REQUEST_STATUSES:
                     before = {"status": row.status}
@@ -210,7 +211,7 @@ def _reference_facts(engine: Engine, loi: str) -> dict[str, Any] | None:
             return None
         request = session.execute(
             select(PomPaymentRequest.qr_svg, PomPaymentRequest.pay_url).where(
-                PomPaymentRequest.payment_reference_id == ref.id, PomPaymentRequest.status == "open")
+                PomPaymentRequest.payment_reference_id == ref.id, PomPaymentRequest.status == PomRequestStatus.OPEN)
         ).one_or_none()
         return {
             "loi": ref.loi, "status": ref.status, "amount": ref.amount, "open_amount": ref.open_amount,

@@ -29,6 +29,7 @@ from include.finance.models import (
     PomPaymentRequest,
 )
 from include.finance.payments import Ledger
+from include.finance.statuses import PomRequestStatus, ReferenceStatus
 from include.pom.accounts import PomClients
 from include.pom.client import PomError
 from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary
@@ -82,15 +83,15 @@ def expire_references(engine: Engine, clients: PomClients, actor: str, now: date
         request = live.get(ref_id)
         if request is not None:
             try:
-                if request.status == "creating":
+                if request.status == PomRequestStatus.CREATING:
                     sync.resume(request)
                     with transaction(engine, readonly=True) as session:
                         request = session.get(PomPaymentRequest, request.id)
                         assert request is not None
                         session.expunge(request)
-                if request.status == "open":
+                if request.status == PomRequestStatus.OPEN:
                     answer = clients.client(request.account).get_request(request.pom_id or "")
-                    if answer.status == "open":
+                    if answer.status == PomRequestStatus.OPEN:
                         sync.cancel(request, "reference expired")
                     else:
                         sync.follow(request.id, answer)
@@ -109,7 +110,7 @@ def expire_references(engine: Engine, clients: PomClients, actor: str, now: date
             references = ledger.load(ready[start : start + BATCH])
             for ref in references.values():
                 if ref.status in OPEN_REFERENCE_STATUSES and ref.open_amount > 0:
-                    ledger.release(ref, "expired")
+                    ledger.release(ref, ReferenceStatus.EXPIRED)
                     summary.expired.append(ref.loi)
                 else:
                     summary.counts["paid_before_expiry"] += 1

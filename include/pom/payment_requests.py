@@ -49,7 +49,15 @@ from include.finance.models import (
     PomPaymentRequest,
 )
 from include.finance.reference_numbers import display_reference
-from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, Received
+from include.finance.statuses import (
+    ENDED_UNPAID_POM_REQUEST,
+    SYNC_FOUND,
+    SYNC_RECEIVED,
+    PomRequestStatus,
+    Received,
+    ReferenceStatus,
+    RequestSync,
+)
 from include.pom.accounts import PomClients, accounts_from_connections
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomError, PomRejected, PomRequest, PomUnavailable
@@ -66,7 +74,7 @@ class PomSyncIncomplete(InnenError):
 
 @dataclass
 class SyncSummary:
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[RequestSync] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -111,7 +119,7 @@ def _wanted(session: Any, today: date) -> dict[int, _Wanted]:
                PaymentReference.due_date, PaymentReference.description, PaymentReferenceType.pom_account,
                PaymentReferenceType.pom_auto_cancel)
         .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
-        .where(PaymentReference.status == "sealed", PaymentReference.open_amount > 0,
+        .where(PaymentReference.status == ReferenceStatus.SEALED, PaymentReference.open_amount > 0,
                PaymentReferenceType.allowed_online.is_(True), PaymentReference.mandate_id.is_(None),
                PaymentReference.reference_number.is_not(None))
     )
@@ -146,7 +154,7 @@ def sync_payment_requests(
         request = live.get(ref_id)
         if request is None:
             sync.guarded(sync.create, want)
-        elif request.status == "creating":
+        elif request.status == PomRequestStatus.CREATING:
             sync.guarded(sync.resume, request)
         elif request.amount != want.open_amount or request.account != want.account:
             sync.guarded(sync.replace, request, want)
@@ -155,8 +163,8 @@ def sync_payment_requests(
         ):
             sync.guarded(sync.renew, request)
         else:
-            summary.counts["unchanged"] += 1
-    failed = summary.counts.get("unavailable", 0)
+            summary.counts[RequestSync.UNCHANGED] += 1
+    failed = summary.counts.get(RequestSync.UNAVAILABLE, 0)
     if failed:
         raise PomSyncIncomplete(
             f"POM could not be reached for {failed} reference(s); the rest is done: {summary.as_dict()}"
@@ -180,11 +188,11 @@ class RequestSteps:
         try:
             step(*args)
         except PomUnavailable as exc:
-            self.summary.counts["unavailable"] += 1
+            self.summary.counts[RequestSync.UNAVAILABLE] += 1
             self.summary.problems.append(f"{_name(args[0])}: POM unavailable: {exc}")
             log.warning("POM unavailable for %s: %s", _name(args[0]), exc)
         except PomRejected as exc:
-            self.summary.counts["refused"] += 1
+            self.summary.counts[RequestSync.REFUSED] += 1
             self.summary.problems.append(f"{_name(args[0])}: refused by POM: {exc}")
             log.warning("POM refused a step for %s: %s", _name(args[0]), exc)
 
@@ -197,7 +205,7 @@ class RequestSteps:
                 row = PomPaymentRequest(
                     payment_reference_id=want.reference_id, account=want.account,
                     idempotency_key=f"innen:{want.account}:{want.loi}:{made + 1}", amount=want.open_amount,
-                    communication=want.reference_number, due_date=want.due_date, status="creating",
+                    communication=want.reference_number, due_date=want.due_date, status=PomRequestStatus.CREATING,
                     created_at=self.now, updated_at=self.now,
                 )
                 session.add(row)
@@ -207,7 +215,7 @@ class RequestSteps:
                                                        "account": want.account}, at=self.now)])
                 session.expunge(row)
         except IntegrityError:  # another run journalled one for this reference meanwhile
-            self.summary.counts["skipped_concurrent"] += 1
+            self.summary.counts[RequestSync.SKIPPED_CONCURRENT] += 1
             return
         self.resume(row, description=want.description, auto_cancel=want.auto_cancel, loi=want.loi)
 
@@ -231,20 +239,22 @@ class RequestSteps:
                 idempotency_key=row.idempotency_key,
             )
         except PomRejected as exc:
-            self.close_here(row, "cancelled", f"refused by POM: {exc}"[:200], "refused")
+            self.close_here(row, PomRequestStatus.CANCELLED, f"refused by POM: {exc}"[:200], RequestSync.REFUSED)
             raise
         svg = self._svg(row.account, made)
         with transaction(self.engine) as session:
             current = session.get(PomPaymentRequest, row.id)
             assert current is not None
             before = {"status": current.status}
-            current.pom_id, current.status, current.updated_at = made.id, "open", self.now
+            current.pom_id, current.status, current.updated_at = made.id, PomRequestStatus.OPEN, self.now
             _set_qr(current, made, svg)
             record_many(session, [audit_row("pom_payment_request", current.id, "created", self.actor, before=before,
-                                            after={"status": "open", "pom_id": made.id, "qr_id": current.qr_id,
+                                            after={"status": PomRequestStatus.OPEN, "pom_id": made.id,
+                                                   "qr_id": current.qr_id,
                                                    "qr_expires_at": current.qr_expires_at}, at=self.now)])
-        self.summary.counts["created"] += 1
-        if made.status != "open":  # POM knew the key: the request was made before, and has moved on since
+        self.summary.counts[RequestSync.CREATED] += 1
+        # POM knew the key: the request was made before, and has moved on since
+        if made.status != PomRequestStatus.OPEN:
             self.follow(row.id, made)
 
     def replace(self, row: PomPaymentRequest, want: _Wanted) -> None:
@@ -252,7 +262,7 @@ class RequestSteps:
                   else f"account changed from {row.account} to {want.account}")
         if self.cancel(row, reason):
             self.create(want)
-            self.summary.counts["replaced"] += 1
+            self.summary.counts[RequestSync.REPLACED] += 1
 
     def renew(self, row: PomPaymentRequest) -> None:
         client = self.clients.client(row.account)
@@ -273,18 +283,18 @@ class RequestSteps:
             record_many(session, [audit_row("pom_payment_request", current.id, "qr_renewed", self.actor, before=before,
                                             after={"qr_id": current.qr_id, "qr_expires_at": current.qr_expires_at},
                                             at=self.now)])
-        self.summary.counts["renewed"] += 1
+        self.summary.counts[RequestSync.RENEWED] += 1
 
     def retire(self, row: PomPaymentRequest, reason: str) -> None:
-        if row.status == "creating":
+        if row.status == PomRequestStatus.CREATING:
             self.resume(row)
             with transaction(self.engine, readonly=True) as session:
                 row = session.get(PomPaymentRequest, row.id)  # type: ignore[assignment]
                 session.expunge(row)
-            if row.status != "open":
+            if row.status != PomRequestStatus.OPEN:
                 return
         if self.cancel(row, reason):
-            self.summary.counts["cancelled"] += 1
+            self.summary.counts[RequestSync.CANCELLED] += 1
 
     def cancel(self, row: PomPaymentRequest, reason: str) -> bool:
         """Cancel at POM, then here; False when POM says it was paid (then booked or reported)."""
@@ -296,10 +306,10 @@ class RequestSteps:
                 raise
             self.follow(row.id, client.get_request(row.pom_id or ""))
             return False
-        if cancelled.status == "paid":
+        if cancelled.status == PomRequestStatus.PAID:
             self.follow(row.id, cancelled)
             return False
-        self.close_here(row, "cancelled", reason, None)
+        self.close_here(row, PomRequestStatus.CANCELLED, reason, None)
         return True
 
     # -- helpers ----------------------------------------------------------------------------
@@ -313,7 +323,7 @@ class RequestSteps:
             log.warning("QR image of %s not fetched: %s", request.id, exc)
             return None
 
-    def close_here(self, row: PomPaymentRequest, status: str, reason: str, count: str | None) -> None:
+    def close_here(self, row: PomPaymentRequest, status: str, reason: str, count: RequestSync | None) -> None:
         with transaction(self.engine) as session:
             current = session.get(PomPaymentRequest, row.id)
             assert current is not None
@@ -328,13 +338,13 @@ class RequestSteps:
 
     def follow(self, request_id: int, request: PomRequest) -> None:
         """POM's request is no longer open: book a payment, or record the cancellation or expiry."""
-        if request.status == "paid" and request.payment is not None:
+        if request.status == PomRequestStatus.PAID and request.payment is not None:
             with transaction(self.engine) as session:
                 (booking,) = book_paid_requests(
                     session, {request_id: PaidAtPom(request.payment.amount, request.payment.paid_at,
                                                     request.payment.channel)},
                     self.actor, self.now, via="pom_payment_requests")
-            self.summary.counts[f"received_{booking.outcome}"] += 1
+            self.summary.counts[SYNC_RECEIVED[booking.outcome]] += 1
             if booking.outcome in (Received.CLOSED_REFERENCE, Received.OVERPAID):
                 self.summary.problems.append(
                     f"{booking.reference_loi}: paid at POM {booking.paid}, booked {booking.booked}: refund {booking.excess}")
@@ -343,7 +353,8 @@ class RequestSteps:
                 row = session.get(PomPaymentRequest, request_id)
                 assert row is not None
                 session.expunge(row)
-            self.close_here(row, request.status, request.cancelled_reason or f"{request.status} at POM", f"found_{request.status}")
+            self.close_here(row, request.status, request.cancelled_reason or f"{request.status} at POM",
+                            SYNC_FOUND[request.status])
 
 
 def _set_qr(row: PomPaymentRequest, request: PomRequest, svg: str | None) -> None:
@@ -366,7 +377,7 @@ def invoice_qr(engine: Engine, reference_loi: str) -> str:
         row = session.execute(
             select(PomPaymentRequest.qr_svg, PomPaymentRequest.pay_url)
             .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
-            .where(PaymentReference.loi == reference_loi, PomPaymentRequest.status == "open")
+            .where(PaymentReference.loi == reference_loi, PomPaymentRequest.status == PomRequestStatus.OPEN)
         ).one_or_none()
     if row is None or not row.qr_svg:
         return ""
@@ -393,7 +404,7 @@ def retire_requests_of_lois(engine: Engine, reference_lois: list[str], actor: st
     ``get_connection``, Airflow's ``Connection.get``); what was done, for the task's log."""
     live = live_request_accounts(engine, reference_lois)
     if not live:
-        return {"cancelled": 0}
+        return {RequestSync.CANCELLED: 0}
     with PomClients(accounts_from_connections(set(live.values()), get_connection)) as clients:
         return retire_requests_of(engine, clients, actor, now, set(live)).as_dict()
 
@@ -409,6 +420,7 @@ def stale_request_accounts(engine: Engine) -> dict[int, str]:
         return dict(session.execute(
             select(PomPaymentRequest.payment_reference_id, PomPaymentRequest.account)
             .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
-            .where(PomPaymentRequest.status == "open",
-                   (PaymentReference.status != "sealed") | (PaymentReference.open_amount != PomPaymentRequest.amount))
+            .where(PomPaymentRequest.status == PomRequestStatus.OPEN,
+                   (PaymentReference.status != ReferenceStatus.SEALED)
+                   | (PaymentReference.open_amount != PomPaymentRequest.amount))
         ).all())

@@ -30,7 +30,8 @@ from include.config import reports_dir
 from include.finance.db import transaction
 from include.finance.models import PaymentReference, PaymentReferenceType, PomPaymentRequest
 from include.finance.money import ZERO
-from include.finance.statuses import ENDED_UNPAID_POM_REQUEST
+from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, PomRequestStatus
+from include.finance.statuses import ReconciliationOutcome as Outcome
 from include.pom.accounts import PomClients
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomError, PomRequest
@@ -41,16 +42,20 @@ log = logging.getLogger(__name__)
 
 BOOKING_BATCH = 500
 ACTIONS = {
-    "paid": "none: paid and booked",
-    "partial": "none: part paid and booked; the rest stays open",
-    "overpaid": "refund the payer the excess",
-    "closed_reference": "refund the payer: the reference was already paid, deleted or expired",
-    "already_booked": "none",
-    "cancelled_overdue": "none: overdue, cancelled at POM",
-    "found_cancelled": "none: cancelled at POM; a new request follows if the reference is still open",
-    "found_expired": "none: expired at POM",
-    "error": "look at the message; the next run tries again",
+    Outcome.PAID: "none: paid and booked",
+    Outcome.PARTIAL: "none: part paid and booked; the rest stays open",
+    Outcome.OVERPAID: "refund the payer the excess",
+    Outcome.CLOSED_REFERENCE: "refund the payer: the reference was already paid, deleted or expired",
+    Outcome.ALREADY_BOOKED: "none",
+    Outcome.CANCELLED_OVERDUE: "none: overdue, cancelled at POM",
+    Outcome.PAID_WHILE_CANCELLING: "none: paid at POM before our cancel, so booked instead; a refund due is in a note",
+    Outcome.FOUND_CANCELLED: "none: cancelled at POM; a new request follows if the reference is still open",
+    Outcome.FOUND_EXPIRED: "none: expired at POM",
+    Outcome.ERROR: "look at the message; the next run tries again",
+    Outcome.NOTE: "read the note",
 }
+NEEDS_A_PERSON = (Outcome.OVERPAID, Outcome.CLOSED_REFERENCE, Outcome.ERROR)
+FOUND = {PomRequestStatus.CANCELLED: Outcome.FOUND_CANCELLED, PomRequestStatus.EXPIRED: Outcome.FOUND_EXPIRED}
 
 
 @dataclass
@@ -85,7 +90,7 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
                    PaymentReference.due_date, PaymentReferenceType.pom_auto_cancel)
             .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
             .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
-            .where(PomPaymentRequest.status == "open", PomPaymentRequest.pom_id.is_not(None))
+            .where(PomPaymentRequest.status == PomRequestStatus.OPEN, PomPaymentRequest.pom_id.is_not(None))
             .order_by(PomPaymentRequest.id)
         ).all()
     by_account: dict[str, list[_Open]] = {}
@@ -107,13 +112,13 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
         try:
             cancelled = sync.cancel(row, "overdue: due date passed and the type cancels automatically")
         except PomError as exc:
-            _note(report, request, "error", f"cancel failed: {exc}")
+            _note(report, request, Outcome.ERROR, f"cancel failed: {exc}")
             continue
-        _note(report, request, "cancelled_overdue" if cancelled else "paid_while_cancelling", "")
+        _note(report, request, Outcome.CANCELLED_OVERDUE if cancelled else Outcome.PAID_WHILE_CANCELLING, "")
     for outcome, count in sync.summary.counts.items():
         report.counts[outcome] += count
     for problem in sync.summary.problems:
-        report.rows.append(["", "", "", "note", "read the note", "", problem])
+        report.rows.append(["", "", "", Outcome.NOTE, ACTIONS[Outcome.NOTE], "", problem])
     _write(report, folder or reports_dir() / "pom_reconciliation" / now.date().isoformat(), now)
     return report
 
@@ -128,9 +133,9 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
     for pom_id, answer in clients.client(account).get_many(list(by_pom_id)):
         request = by_pom_id[pom_id]
         if isinstance(answer, PomError):
-            _note(report, request, "error", f"status not read: {answer}")
+            _note(report, request, Outcome.ERROR, f"status not read: {answer}")
             continue
-        if answer.status == "paid" and answer.payment is not None:
+        if answer.status == PomRequestStatus.PAID and answer.payment is not None:
             paid[request.id] = PaidAtPom(answer.payment.amount, answer.payment.paid_at, answer.payment.channel)
             if len(paid) >= BOOKING_BATCH:
                 _book(engine, paid, by_pom_id, actor, now, report)
@@ -148,7 +153,7 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
                 assert row is not None
                 session.expunge(row)
             sync.close_here(row, answer.status, answer.cancelled_reason or f"{answer.status} at POM", None)
-            _note(report, request, f"found_{answer.status}", answer.cancelled_reason or "")
+            _note(report, request, FOUND[answer.status], answer.cancelled_reason or "")
     return still_open
 
 
@@ -165,12 +170,12 @@ def _book(engine: Engine, paid: dict[int, PaidAtPom], by_pom_id: dict[str, _Open
         detail = f"paid {booking.paid}, booked {booking.booked}"
         if booking.excess:
             detail += f", refund {booking.excess}"
-        _note(report, request, booking.outcome, detail)
+        _note(report, request, Outcome(booking.outcome), detail)
 
 
-def _note(report: ReconciliationReport, request: _Open, outcome: str, detail: str) -> None:
+def _note(report: ReconciliationReport, request: _Open, outcome: Outcome, detail: str) -> None:
     report.counts[outcome] += 1
-    report.rows.append([request.loi, request.account, request.pom_id, outcome, ACTIONS.get(outcome, ""), detail, ""])
+    report.rows.append([request.loi, request.account, request.pom_id, outcome, ACTIONS[outcome], detail, ""])
 
 
 HEADER = ["reference", "account", "POM request", "outcome", "action", "detail", "note"]
@@ -185,7 +190,7 @@ def _write(report: ReconciliationReport, folder: Path, now: datetime) -> None:
     everything = Table("Every change", HEADER, csv_name=csv_path.name)
     for row in rows:
         everything.add(row)
-        if row[3] in ("overpaid", "closed_reference", "error") or row[6]:
+        if row[3] in NEEDS_A_PERSON or row[6]:
             needs_a_person.add(row)
     html_path = folder / "pom_reconciliation.html"
     summary = [("run at", now.isoformat(timespec="seconds")), *((k, v) for k, v in sorted(report.counts.items())),

@@ -40,6 +40,7 @@ from include.finance.audit import audit_row, record_many
 from include.finance.db import transaction
 from include.finance.models import BankFileApproval, BankHub, Collection, CollectionRun
 from include.finance.money import format_amount
+from include.finance.statuses import ApprovalStatus
 from include.sepa.export import (
     SEQUENCE_ORDER,
     ExportResult,
@@ -243,23 +244,23 @@ def _wait_for_approval(session: Session, written: WrittenRun, summary: dict, fou
                        now: datetime) -> dict[str, Any]:
     run = session.get(CollectionRun, written.run_id)
     waiting = session.scalars(select(BankFileApproval).where(
-        BankFileApproval.run_id == run.id, BankFileApproval.status == "waiting")).one_or_none()
+        BankFileApproval.run_id == run.id, BankFileApproval.status == ApprovalStatus.WAITING)).one_or_none()
     if waiting is not None and waiting.file_sha256 == written.file.sha256 and waiting.requested_by == requested_by:
         if airflow_task and waiting.airflow_task != airflow_task:
             waiting.airflow_task = airflow_task  # the retried or new task is where the answer is expected now
         return _staged(waiting, run, _body(waiting, view_url))
     audits = []
     if waiting is not None:  # another file (format, data) or another requester: that question is void
-        waiting.status, waiting.decided_by, waiting.decided_at = "rejected", actor, now
+        waiting.status, waiting.decided_by, waiting.decided_at = ApprovalStatus.REJECTED, actor, now
         waiting.reason = f"superseded by a new export of {run.loi}"
         audits.append(audit_row("bank_file_approval", waiting.id, "superseded", actor,
-                                before={"status": "waiting"}, after={"status": "rejected", "reason": waiting.reason},
-                                at=now))
+                                before={"status": ApprovalStatus.WAITING},
+                                after={"status": ApprovalStatus.REJECTED, "reason": waiting.reason}, at=now))
         session.flush()
     attempt = (session.scalar(select(func.max(BankFileApproval.attempt)).where(
         BankFileApproval.run_id == run.id)) or 0) + 1
     approval = BankFileApproval(
-        run_id=run.id, attempt=attempt, status="waiting", export_format=written.export_format,
+        run_id=run.id, attempt=attempt, status=ApprovalStatus.WAITING, export_format=written.export_format,
         staged_path=written.file.path, file_sha256=written.file.sha256, transaction_count=written.file.transactions,
         total_amount=written.file.total, summary=summary, four_eyes=four_eyes, requested_by=requested_by,
         requested_at=now, airflow_task=airflow_task,
@@ -297,11 +298,11 @@ def release(approval_id: int, approver: str | None, actor: str, *, outbox: Locat
     now = now or datetime.now(timezone.utc)
     with transaction(engine) as session:
         approval, run = _approval(session, approval_id)
-        if approval.status == "approved":
+        if approval.status == ApprovalStatus.APPROVED:
             done = ExportResult(run.loi, run.status, approval.export_format, run.file_path, run.file_sha256,
                                 approval.transaction_count, format_amount(approval.total_amount))
             return {**done.__dict__, "approved_by": approval.decided_by, "already": True}
-        if approval.status != "waiting":
+        if approval.status != ApprovalStatus.WAITING:
             raise InnenError(f"{run.loi}: its bank file (attempt {approval.attempt}) was {approval.status}: "
                              f"{approval.reason or ''}".rstrip(": "))
         staged = location(approval.staged_path)
@@ -320,10 +321,10 @@ def release(approval_id: int, approver: str | None, actor: str, *, outbox: Locat
             target.stat().st_size))
         decided = f"{actor} approved by {approver}" if approver else actor
         result = record_export(session, written, decided[:250], now)
-        approval.status, approval.decided_by, approval.decided_at = "approved", approver or actor, now
+        approval.status, approval.decided_by, approval.decided_at = ApprovalStatus.APPROVED, approver or actor, now
         record_many(session, [audit_row("bank_file_approval", approval.id, "approved", decided[:250],
-                                        before={"status": "waiting"},
-                                        after={"status": "approved", "approved_by": approver,
+                                        before={"status": ApprovalStatus.WAITING},
+                                        after={"status": ApprovalStatus.APPROVED, "approved_by": approver,
                                                "sha256": approval.file_sha256, "shown": approval.summary}, at=now)])
         return {**result.__dict__, "approved_by": approver, "already": False}
 
@@ -335,19 +336,20 @@ def reject(approval_id: int, by: str | None, reason: str, actor: str, *, engine:
     reason = (reason or "").strip()[:REASON_MAX] or "no reason given"
     with transaction(engine) as session:
         approval, run = _approval(session, approval_id)
-        if approval.status == "rejected":
+        if approval.status == ApprovalStatus.REJECTED:
             return {"run": run.loi, "status": run.status, "rejected_by": approval.decided_by, "reason": approval.reason,
                     "already": True}
-        if approval.status != "waiting":
+        if approval.status != ApprovalStatus.WAITING:
             raise InnenError(f"{run.loi}: its bank file (attempt {approval.attempt}) was already {approval.status}")
-        approval.status, approval.decided_by, approval.decided_at, approval.reason = "rejected", by or actor, now, reason
+        approval.status, approval.decided_by, approval.decided_at = ApprovalStatus.REJECTED, by or actor, now
+        approval.reason = reason
         before = {"error": run.error}
         run.error = f"bank file rejected by {by or 'unknown'} on {now:%Y-%m-%d %H:%M} UTC: {reason}"
         who = f"{actor} rejected by {by}" if by else actor
         record_many(session, [
-            audit_row("bank_file_approval", approval.id, "rejected", who[:250], before={"status": "waiting"},
-                      after={"status": "rejected", "rejected_by": by, "reason": reason, "shown": approval.summary},
-                      at=now),
+            audit_row("bank_file_approval", approval.id, "rejected", who[:250], before={"status": ApprovalStatus.WAITING},
+                      after={"status": ApprovalStatus.REJECTED, "rejected_by": by, "reason": reason,
+                             "shown": approval.summary}, at=now),
             audit_row("collection_run", run.id, "export_rejected", who[:250], before=before,
                       after={"error": run.error}, at=now),
         ])
@@ -367,9 +369,9 @@ def decision(approval_id: int, *, engine: Engine | None = None) -> dict[str, Any
     """The answer acted on for approval ``approval_id`` (verdict, by, reason), or None while it waits."""
     with transaction(engine, readonly=True) as session:
         approval = session.get(BankFileApproval, approval_id)
-        if approval is None or approval.status == "waiting":
+        if approval is None or approval.status == ApprovalStatus.WAITING:
             return None
-        verdict = Verdict.RELEASE if approval.status == "approved" else Verdict.REJECT
+        verdict = Verdict.RELEASE if approval.status == ApprovalStatus.APPROVED else Verdict.REJECT
         return {"verdict": verdict.value, "by": approval.decided_by, "reason": approval.reason or "",
                 "chosen_options": [APPROVE if verdict is Verdict.RELEASE else REJECT]}
 
@@ -378,7 +380,8 @@ def waiting(session: Session) -> list[dict[str, Any]]:
     """Bank files waiting for approval, oldest first (the Finance page)."""
     rows = session.execute(
         select(BankFileApproval, CollectionRun.loi).join(CollectionRun, CollectionRun.id == BankFileApproval.run_id)
-        .where(BankFileApproval.status == "waiting").order_by(BankFileApproval.requested_at, BankFileApproval.id)
+        .where(BankFileApproval.status == ApprovalStatus.WAITING)
+        .order_by(BankFileApproval.requested_at, BankFileApproval.id)
     )
     return [{"approval_id": a.id, "run": loi, "file_name": name_of(a.staged_path), "transactions": a.transaction_count,
              "total": format_amount(a.total_amount), "requested_by": a.requested_by, "requested_at": a.requested_at,
@@ -395,9 +398,9 @@ def file_to_view(approval_id: int, *, engine: Engine | None = None) -> Location:
         if approval is None:
             raise LookupError(f"no bank file approval {approval_id}")
         run = session.get(CollectionRun, approval.run_id)
-        if approval.status == "waiting":
+        if approval.status == ApprovalStatus.WAITING:
             path = location(approval.staged_path)
-        elif approval.status == "approved" and run.file_sha256 == approval.file_sha256 and run.file_path:
+        elif approval.status == ApprovalStatus.APPROVED and run.file_sha256 == approval.file_sha256 and run.file_path:
             path = location(run.file_path)
         else:
             raise LookupError(f"the file of approval {approval_id} was {approval.status}: nothing to show")

@@ -467,9 +467,9 @@ class _Import:
             if waiting == 0:
                 run.status = RunStatus.CONFIRMED
                 self.audits.append(audit_row("collection_run", run.id, "confirmed", self.actor,
-                                             before={"status": "exported"},
-                                             after={"status": "confirmed", "by": f"credits in {self.file_name}"},
-                                             at=self.now))
+                                             before={"status": RunStatus.EXPORTED},
+                                             after={"status": RunStatus.CONFIRMED,
+                                                    "by": f"credits in {self.file_name}"}, at=self.now))
 
 
 def _entry(record: BankStatement, entry_id: int, line: EntryLine, key: str, decision: Decision) -> tuple[Any, ...]:

@@ -33,7 +33,7 @@ from include.finance.bulk import update_by_id
 from include.finance.models import Collection, CollectionRun, PaymentReference
 from include.finance.money import ZERO, money
 from include.finance.payments import Ledger
-from include.finance.statuses import OPEN_REFERENCE, SENT_RUN, SETTLED_COLLECTION
+from include.finance.statuses import OPEN_REFERENCE, SENT_RUN, SETTLED_COLLECTION, CollectionStatus, RunStatus
 
 SETTLED = SETTLED_COLLECTION
 PAID_OTHERWISE = "already paid some other way"
@@ -94,7 +94,7 @@ def confirm_collection_run(
         if not dry_run:
             raise InnenError(result.message)
         return result
-    if run.status == "confirmed":
+    if run.status == RunStatus.CONFIRMED:
         result.message = f"{run.loi} was confirmed before: nothing to book"
         return result
     if dry_run:
@@ -118,12 +118,12 @@ def confirm_collection_run(
         if payment is not None:
             paid.append(collection)
     ledger.flush()
-    update_by_id(session, Collection.__table__, [{"id": c.id, "status": "paid"} for c in paid])
-    audits = [audit_row("collection", c.id, "paid", actor, before={"status": c.status}, after={"status": "paid"}, at=now)
-              for c in paid]
+    update_by_id(session, Collection.__table__, [{"id": c.id, "status": CollectionStatus.PAID} for c in paid])
+    audits = [audit_row("collection", c.id, "paid", actor, before={"status": c.status},
+                        after={"status": CollectionStatus.PAID}, at=now) for c in paid]
     audits.append(audit_row("collection_run", run.id, "confirmed", actor, before={"status": run.status},
-                            after={"status": "confirmed", "received": received, **(approval or {})}, at=now))
-    run.status = "confirmed"
+                            after={"status": RunStatus.CONFIRMED, "received": received, **(approval or {})}, at=now))
+    run.status = RunStatus.CONFIRMED
     record_many(session, audits)
     result.booked = True
     result.message = f"{len(paid)} collections booked as paid for {received}; {run.loi} confirmed"

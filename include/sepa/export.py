@@ -40,6 +40,7 @@ from include.finance.models import (
 )
 from include.finance.money import ZERO, format_amount
 from include.finance.reference_numbers import display_reference
+from include.finance.statuses import ApprovalStatus, CollectionStatus, RunStatus
 from include.reports import write_csv
 from include.sepa.amendments import Amendment
 from include.sepa.hubs import hub_problems
@@ -285,27 +286,30 @@ def record_export(session: Session, written: WrittenRun, actor: str, now: dateti
     run = session.get(CollectionRun, written.run_id, with_for_update=True)
     assert run is not None
     path, sha256 = written.file.path, written.file.sha256
-    if run.status == "exported" and run.status != written.run_status and run.file_sha256 == sha256 \
+    if run.status == RunStatus.EXPORTED and run.status != written.run_status and run.file_sha256 == sha256 \
             and run.file_path == path:  # the same file, recorded meanwhile by the other export: nothing to add
-        return ExportResult(run.loi, "exported", run.export_format, path, sha256, written.file.transactions,
+        return ExportResult(run.loi, RunStatus.EXPORTED, run.export_format, path, sha256, written.file.transactions,
                             format_amount(written.file.total))
     if run.status != written.run_status:
         raise InnenError(f"{run.loi} changed from {written.run_status} to {run.status} while its file was written")
     before = {"status": run.status, "file_sha256": run.file_sha256, "export_format": run.export_format}
-    run.status, run.export_format, run.file_path, run.file_sha256 = "exported", written.export_format, path, sha256
+    run.status, run.export_format = RunStatus.EXPORTED, written.export_format
+    run.file_path, run.file_sha256 = path, sha256
     run.error, run.exported_at = None, now
     audits = [audit_row("collection_run", run.id, "exported", actor, before=before,
-                        after={"status": "exported", "file_sha256": sha256, "export_format": written.export_format,
-                               "file_path": path}, at=now)]
-    pending = session.scalars(select(Collection.id).where(Collection.run_id == run.id, Collection.status == "pending")).all()
+                        after={"status": RunStatus.EXPORTED, "file_sha256": sha256,
+                               "export_format": written.export_format, "file_path": path}, at=now)]
+    pending = session.scalars(select(Collection.id).where(Collection.run_id == run.id,
+                                                          Collection.status == CollectionStatus.PENDING)).all()
     if pending:
-        session.execute(update(Collection).where(Collection.id.in_(pending)).values(status="exported"))
+        session.execute(update(Collection).where(Collection.id.in_(pending)).values(status=CollectionStatus.EXPORTED))
         audits.extend(
-            audit_row("collection", cid, "exported", actor, before={"status": "pending"}, after={"status": "exported"}, at=now)
+            audit_row("collection", cid, "exported", actor, before={"status": CollectionStatus.PENDING},
+                      after={"status": CollectionStatus.EXPORTED}, at=now)
             for cid in pending
         )
     record_many(session, audits)
-    return ExportResult(run.loi, "exported", written.export_format, path, sha256, written.file.transactions,
+    return ExportResult(run.loi, RunStatus.EXPORTED, written.export_format, path, sha256, written.file.transactions,
                         format_amount(written.file.total))
 
 
@@ -324,14 +328,14 @@ def mark_failed(session: Session, run_loi: str, error: str, actor: str, now: dat
     """Record why a run produced no file (its own transaction: the export's was rolled back)."""
     run = session.scalars(select(CollectionRun).where(CollectionRun.loi == run_loi)).one()
     before = {"status": run.status, "error": run.error}
-    if run.status == "exported":
+    if run.status == RunStatus.EXPORTED:
         # A later re-export failed; the released file still stands for this run.
         record_many(session, [audit_row("collection_run", run.id, "export_failed", actor, before=before,
                                         after={"status": run.status, "error": error}, at=now)])
         return
-    run.status, run.error = "failed", error
+    run.status, run.error = RunStatus.FAILED, error
     record_many(session, [audit_row("collection_run", run.id, "failed", actor, before=before,
-                                    after={"status": "failed", "error": error}, at=now)])
+                                    after={"status": RunStatus.FAILED, "error": error}, at=now)])
 
 
 def export_collection_run(
@@ -364,8 +368,8 @@ def runs_to_export(session: Session) -> list[str]:
         select(BankFileApproval.id)
         .where(
             BankFileApproval.run_id == CollectionRun.id,
-            (BankFileApproval.status == "waiting")
-            | ((BankFileApproval.status == "rejected")
+            (BankFileApproval.status == ApprovalStatus.WAITING)
+            | ((BankFileApproval.status == ApprovalStatus.REJECTED)
                & (BankFileApproval.attempt == select(func.max(last.attempt)).where(last.run_id == CollectionRun.id)
                   .scalar_subquery())),
         )
@@ -375,7 +379,7 @@ def runs_to_export(session: Session) -> list[str]:
         select(CollectionRun.loi)
         .join(BankHub, BankHub.id == CollectionRun.hub_id)
         .where(
-            CollectionRun.status == "ready",
+            CollectionRun.status == RunStatus.READY,
             CollectionRun.export_format.is_not(None) | BankHub.export_format.is_not(None),
             ~undecided_or_rejected,
         )

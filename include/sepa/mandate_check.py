@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session, aliased
 
 from include.finance.bulk import Memo, in_ids, stream_records
 from include.finance.business_days import roll_forward
-from include.finance.money import from_cents
 from include.finance.models import (
     BankHub,
     Collection,
@@ -41,6 +40,8 @@ from include.finance.models import (
     PaymentReferenceType,
     in_cents,
 )
+from include.finance.money import from_cents
+from include.finance.statuses import CollectionStatus
 from include.sepa.hubs import hub_problems
 from include.sepa.identifiers import bic_problem, debtor_iban_problem, mandate_reference_problem
 from include.sepa.schedule import Frequency as Schedule
@@ -251,11 +252,11 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: boo
         select(
             Collection.mandate_id,
             # the latest collection that counts for the sequence type: a returned one does not
-            func.max(case((Collection.status != "returned", _raw(Collection.due_date)))).label("last_due"),
+            func.max(case((Collection.status != CollectionStatus.RETURNED, _raw(Collection.due_date)))).label("last_due"),
             # the latest one presented to the banks, returned or not: the 36 months of a mandate's life run from it
             func.max(_raw(Collection.due_date)).label("last_presented"),
         )
-        .where(Collection.status != "cancelled")
+        .where(Collection.status != CollectionStatus.CANCELLED)
         .group_by(Collection.mandate_id)
         .subquery()
     )

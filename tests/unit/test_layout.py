@@ -7,6 +7,9 @@ Airflow stays in ``dags/`` and ``plugins/``; four ``include/`` modules are
 adapters to it (roles, assets, the finance mail through Airflow's SMTP
 notifier, and the storage root, an ObjectStoragePath when it is not a local
 folder), and import Airflow inside their functions only.
+
+And a status is written as a member of :mod:`include.finance.statuses`, never
+as a string, where ``include/`` compares, sets or passes one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,15 @@ import ast
 from pathlib import Path
 
 import pytest
+
+from include.finance.statuses import (
+    ApprovalStatus,
+    CollectionStatus,
+    PomRequestStatus,
+    ReferenceStatus,
+    RunStatus,
+    values,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 INCLUDE = ROOT / "include"
@@ -68,3 +80,76 @@ def test_no_domain_module_tunes_the_interpreter(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     sets = any(isinstance(node, ast.Attribute) and node.attr == "setswitchinterval" for node in ast.walk(tree))
     assert not sets or relative in SWITCH_INTERVAL_ALLOWED, f"{relative} sets the interpreter's switch interval"
+
+
+# The statuses a row can have, spelled once in include/finance/statuses.py: code compares and sets the members.
+STATUS_VALUES = frozenset(value for enum in (ReferenceStatus, RunStatus, CollectionStatus, PomRequestStatus,
+                                             ApprovalStatus) for value in values(enum))
+
+
+def _status_name(name: str) -> bool:
+    return name == "status" or name.endswith("_status")
+
+
+def _is_status(node: ast.AST) -> bool:
+    return _status_name(node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else "")
+
+
+def _literals(node: ast.AST | None) -> list[str]:
+    """The status strings ``node`` spells: a literal, or a tuple, list or set of them."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value] if node.value in STATUS_VALUES else []
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [value for element in node.elts for value in _literals(element)]
+    return []
+
+
+def _assigned(target: ast.AST, value: ast.AST) -> list[str]:
+    if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+        return [found for part, given in zip(target.elts, value.elts) for found in _assigned(part, given)]
+    return _literals(value) if _is_status(target) else []
+
+
+def status_literals(path: Path) -> list[str]:
+    """``line: "value"`` for each status written as a string where a status is compared, set or passed."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        spelled: list[str] = []
+        if isinstance(node, ast.Compare) and any(_is_status(side) for side in (node.left, *node.comparators)):
+            spelled = [value for side in (node.left, *node.comparators) for value in _literals(side)]
+        elif isinstance(node, ast.keyword) and node.arg and _status_name(node.arg):
+            spelled = _literals(node.value)
+        elif isinstance(node, ast.Dict):
+            spelled = [value for key, item in zip(node.keys, node.values, strict=True)
+                       if isinstance(key, ast.Constant) and isinstance(key.value, str) and _status_name(key.value)
+                       for value in _literals(item)]
+        elif isinstance(node, ast.Assign):
+            spelled = [value for target in node.targets for value in _assigned(target, node.value)]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("in_", "not_in") \
+                and _is_status(node.func.value):
+            spelled = [value for argument in node.args for value in _literals(argument)]
+        found += [(node.lineno, value) for value in spelled]
+    return [f"{line}: {value!r}" for line, value in sorted(found)]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_statuses_are_the_enums_members(path: Path) -> None:
+    """``row.status == ReferenceStatus.PAID``, never ``== "paid"``: a misspelt member fails at import, a misspelt
+    string compares unequal for ever (the members equal their strings, so nothing stored changes)."""
+    spelled = status_literals(path)
+    assert not spelled, (f"{path.relative_to(ROOT)} spells statuses as strings (use include.finance.statuses): "
+                         f"{', '.join(spelled)}")
+
+
+def test_the_status_tripwire_sees_each_spelling(tmp_path: Path) -> None:
+    module = tmp_path / "spelled.py"
+    module.write_text(
+        'if ref.status == "paid" or "open" != request.status or run_status in ("ready", "failed"):\n'
+        '    row.status, row.at = "sealed", now\n'
+        'Run(loi=loi, status="exported")\n'
+        'after = {"status": "waiting", "reason": "paid"}\n'
+        'select(Collection).where(Collection.status.in_(("pending", "exported")))\n'
+        'fine = {"outcome": "paid", "status": ReferenceStatus.PAID, "open": 1} if kind == "paid" else None\n',
+        encoding="utf-8")
+    assert status_literals(module) == ["1: 'failed'", "1: 'open'", "1: 'paid'", "1: 'ready'", "2: 'sealed'",
+                                       "3: 'exported'", "4: 'waiting'", "5: 'exported'", "5: 'pending'"]
