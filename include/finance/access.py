@@ -46,6 +46,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from include.errors import InnenError
+from include.finance.db import hold_ledger
 from include.finance.models import PaymentReference, PaymentReferenceType
 from include.finance.statuses import ReferenceStatus
 
@@ -226,6 +227,8 @@ def refusals_by_reference(
     A reference id that does not exist is refused too.
     """
     needed_lock(action)  # an unknown action is refused before anything is read
+    if action != "read":
+        hold_ledger(session)  # the ledger before any reference's row lock, as every money change takes them
     ids = sorted(set(reference_ids))
     roles = set(user_roles)
     refusals: dict[int, str] = {}

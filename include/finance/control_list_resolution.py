@@ -59,6 +59,7 @@ from sqlalchemy.orm import Session
 from include.errors import InnenError, ReferenceNumberError
 from include.finance.access import require_reference
 from include.finance.audit import record
+from include.finance.db import hold_ledger
 from include.finance.models import (
     OPEN_REFERENCE_STATUSES,
     BankEntry,
@@ -164,6 +165,9 @@ def resolve_item(
 
 def _book(session: Session, item: ControlListItem, reference: str | None, note: str | None, actor: str,
           now: datetime, roles: Iterable[str]) -> Resolution:
+    # The ledger first, before the claim's and the reference's row locks: a statement's import holding it
+    # may be updating that reference, and waits for no row of ours while it does.
+    hold_ledger(session)
     entry = session.get(BankEntry, item.bank_entry_id) if item.bank_entry_id is not None else None
     _check_money_received(item, entry)
     amount = money(item.amount)

@@ -111,3 +111,37 @@ def transaction(engine: Engine | None = None, *, readonly: bool = False) -> Iter
         if readonly and bind.dialect.name == "postgresql":
             session.execute(text("SET TRANSACTION READ ONLY"))
         yield session
+
+
+def one_at_a_time(session: Session, name: str) -> None:
+    """Wait for, then hold until this transaction ends, the lock called ``name``.
+
+    PostgreSQL: a transaction-level advisory lock (released by the commit or
+    the rollback, also when the worker dies). SQLite: nothing to do, since a
+    write transaction already holds the database's only write lock from its
+    first statement (``BEGIN IMMEDIATE``).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+
+LEDGER = "innen.ledger"
+
+
+def hold_ledger(session: Session) -> None:
+    """Money on payment references changes one transaction at a time; call it before reading what will change.
+
+    Every booking reads a reference's open amount and status, decides, then
+    writes the new values (the decision depends on what was open: paid,
+    partial, over-paid, closed). Under PostgreSQL's READ COMMITTED two such
+    transactions (a statement import and a POM callback, a confirmation and
+    an import, an expiry and a payment) would each decide from the amount the
+    other has not committed yet, and the second write would undo the first.
+    Holding one lock for the ledger makes them queue as SQLite's writers do,
+    so every decision is made from committed money. The money-changing
+    transactions are short except a large statement's import, which the
+    others then wait for; none waits on a row lock while holding it, so they
+    cannot deadlock on each other.
+    """
+    one_at_a_time(session, LEDGER)
+

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
 from include.finance.bulk import insert_many, reserve_ids, update_by_id
+from include.finance.db import hold_ledger
 from include.finance.models import (
     DebtLine,
     FinancialSystem,
@@ -145,6 +146,7 @@ class Ledger:
     """Payments, reversals and deletions of one unit of work, written together by :meth:`flush`."""
 
     def __init__(self, session: Session, actor: str, now: datetime) -> None:
+        hold_ledger(session)  # what load() reads is then committed money no other transaction is changing
         self.session, self.actor, self.now = session, actor, now
         self.references: dict[int, OpenReference] = {}
         self._line_open: dict[int, Decimal] = {}

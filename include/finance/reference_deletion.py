@@ -34,6 +34,7 @@ from include.errors import InnenError
 from include.finance.access import AccessRefused, refusals_by_reference
 from include.finance.audit import audit_row, record_many
 from include.finance.bulk import update_by_id
+from include.finance.db import hold_ledger
 from include.finance.models import Collection, CollectionRun, PaymentReference
 from include.finance.payments import Ledger
 from include.finance.statuses import (
@@ -65,6 +66,7 @@ def delete_references(
     now = now or datetime.now(timezone.utc)
     if not run_loi and not reference_lois:
         raise InnenError("name a collection run or payment references to delete")
+    hold_ledger(session)  # a reference paid meanwhile is then seen paid, and refused
     query = select(PaymentReference.id, PaymentReference.loi, PaymentReference.status)
     if run_loi:
         run = session.scalars(select(CollectionRun).where(CollectionRun.loi == run_loi)).one_or_none()

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from include.errors import InnenError
 from include.finance.audit import audit_row, record_many
+from include.finance.db import hold_ledger
 from include.finance.models import (
     OPEN_REFERENCE_STATUSES,
     Collection,
@@ -98,6 +99,7 @@ def create_reference(
     patterns, comma-separated; a ``*`` at the end matches a prefix), not both.
     With ``seal`` the reference is sealed at once (:func:`seal`).
     """
+    hold_ledger(session)  # the debt lines it takes, and their open amounts, change under the ledger only
     user = session.scalars(select(EndUser).where(EndUser.eloi == (end_user or "").strip())).one_or_none()
     if user is None:
         raise InnenError(f"end user {end_user!r} does not exist")
@@ -232,6 +234,7 @@ def _matching_lines(session: Session, user: EndUser, system: FinancialSystem | N
 
 def _references(session: Session, reference_ids: Iterable[int]) -> list[PaymentReference]:
     """The references of ``reference_ids``, locked for this transaction; a missing one is refused."""
+    hold_ledger(session)  # sealing adds a transaction cost to the open amount a booking reads
     ids = sorted(set(reference_ids))
     if not ids:
         raise InnenError("name at least one payment reference")

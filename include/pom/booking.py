@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
 from include.finance.bulk import insert_many
+from include.finance.db import hold_ledger
 from include.finance.models import ControlListItem, Payment, PomPaymentRequest
 from include.finance.money import ZERO, money
 from include.finance.payments import Ledger, OpenReference, Receipt
@@ -71,9 +72,11 @@ def book_paid_requests(
     the control-list items this booking writes."""
     if not paid:
         return []
-    rows = {
+    hold_ledger(session)
+    rows = {  # read again under the lock: the caller may hold these rows from before it
         row.id: row
-        for row in session.scalars(select(PomPaymentRequest).where(PomPaymentRequest.id.in_(list(paid))).with_for_update())
+        for row in session.scalars(select(PomPaymentRequest).where(PomPaymentRequest.id.in_(list(paid)))
+                                   .with_for_update().execution_options(populate_existing=True))
     }
     booked_before = set(session.scalars(
         select(Payment.pom_payment_request_id).where(Payment.pom_payment_request_id.in_(list(paid)), Payment.amount > 0)

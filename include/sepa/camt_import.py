@@ -52,6 +52,7 @@ from include.finance.bulk import (
     update_by_id,
     update_from,
 )
+from include.finance.db import hold_ledger
 from include.finance.models import (
     AuditLog,
     BankEntry,
@@ -166,7 +167,9 @@ def check_balances(camt: CamtFile) -> None:
 def import_statements(session: Session, camt: CamtFile, actor: str, *, now: datetime | None = None) -> ImportResult:
     """Book every statement of a parsed file in ``session`` (the caller's transaction); refuses bad balances first."""
     check_balances(camt)
-    return _Import(session, camt, sha256_of(location(camt.path)), actor, now or datetime.now(timezone.utc)).run()
+    sha256 = sha256_of(location(camt.path))
+    hold_ledger(session)  # before the first read: the facts a line is decided on must be committed money
+    return _Import(session, camt, sha256, actor, now or datetime.now(timezone.utc)).run()
 
 
 def outcome_counts(results: Iterable[StatementResult]) -> dict[str, int]:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from include.errors import InnenError
 from include.finance.audit import audit_row, record_many
 from include.finance.bulk import update_by_id
+from include.finance.db import hold_ledger
 from include.finance.models import Collection, CollectionRun, PaymentReference
 from include.finance.money import ZERO, money
 from include.finance.payments import Ledger
@@ -63,6 +64,7 @@ def confirm_collection_run(
     """``approval``: who approved, when, and what they were shown; kept in the run's ``confirmed`` audit row."""
     now = now or datetime.now(timezone.utc)
     received = money(received)
+    hold_ledger(session)  # a statement's import may be confirming this run now: its status is read after it
     run = session.scalars(select(CollectionRun).where(CollectionRun.loi == run_loi)).one_or_none()
     if run is None:
         raise InnenError(f"collection run {run_loi} does not exist")

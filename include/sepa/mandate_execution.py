@@ -27,7 +27,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select, text, union_all, update
+from sqlalchemy import func, insert, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
 from include.finance.audit import audit_row, record_many
@@ -42,6 +42,7 @@ from include.finance.bulk import (
     stream_records,
 )
 from include.finance.counters import reserve
+from include.finance.db import hold_ledger, one_at_a_time
 from include.finance.models import (
     AuditLog,
     BankHub,
@@ -228,12 +229,6 @@ def _add_cost_lines(session: Session, plans: list[_Plan], costs: dict[int, tuple
         "created_on", "payment_reference_id", "cost_of_reference_id"), rows)
 
 
-def _lock(session: Session) -> None:
-    """One execution at a time. SQLite already holds its write lock (BEGIN IMMEDIATE)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('innen.mandate_execution'))"))
-
-
 def execute_mandates(
     session: Session, run_date: date, actor: str, now: datetime | None = None, *, mandate_ids: Iterable[int] | None = None
 ) -> ExecutionResult:
@@ -243,7 +238,8 @@ def execute_mandates(
     made just before); each is checked again here, inside the transaction.
     """
     now = now or datetime.now(timezone.utc)
-    _lock(session)
+    one_at_a_time(session, "innen.mandate_execution")  # before the ledger: a second execution waits here
+    hold_ledger(session)  # the debt lines it takes are free of any reference until it commits
     result = ExecutionResult(run_date=run_date.isoformat())
     plans = _plan(session, run_date, result, mandate_ids)
     if not plans:

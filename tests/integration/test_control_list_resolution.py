@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import func, select
 
 from include.errors import InnenError
-from include.finance import control_list_resolution
 from include.finance.control_list_resolution import open_items, resolve_item, write_open_list
 from include.finance.db import transaction
 from include.finance.models import (
@@ -301,26 +300,17 @@ def test_pom_over_payments_and_payments_on_closed_references_are_open_items(engi
 
 
 @pytest.mark.parametrize("entry", ["U1", "U3", "C4"])
-def test_two_people_resolving_one_item_at_once_resolve_it_once(engine, books, monkeypatch: pytest.MonkeyPatch,
-                                                               entry: str) -> None:
+def test_two_people_resolving_one_item_at_once_resolve_it_once(engine, books, entry: str) -> None:
     refs, item_id = books["refs"], books["items"][entry]
     barrier = threading.Barrier(2, timeout=30)
-    postgres = engine.dialect.name == "postgresql"
-    if postgres:
-        # Both have read the item as open before either claims it: the claims themselves race.
-        claim = control_list_resolution._claim
-
-        def claim_together(session, item, values):  # type: ignore[no-untyped-def]
-            barrier.wait()
-            return claim(session, item, values)
-
-        monkeypatch.setattr(control_list_resolution, "_claim", claim_together)
+    # Both start at once. On SQLite the second writer's transaction waits for the first (BEGIN IMMEDIATE); on
+    # PostgreSQL both read the item as open, then the second waits for the ledger the first holds, and its
+    # claim then finds the item taken.
     results: dict[str, Any] = {}
 
     def attempt(actor: str, reference: str) -> None:
         try:
-            if not postgres:  # SQLite: the second writer's transaction waits for the first (BEGIN IMMEDIATE)
-                barrier.wait()
+            barrier.wait()
             results[actor] = _resolve(engine, item_id, action="book", reference=reference, actor=actor)
         except Exception as exc:  # noqa: BLE001 - reported below
             results[actor] = exc

@@ -468,7 +468,7 @@ def test_the_dag_makes_and_seals_a_reference_from_its_form(engine, airflow_books
     assert (ref.status, ref.amount, ref.open_amount) == ("sealed", Decimal("5.90"), Decimal("5.90"))  # 1.20 + 3.35 + 1.35
     assert ref.due_date == date(2026, 12, 31) and ref.description == "Boetes november\nbibliotheek Leuven"
     assert ref.invoice_number == "F-1" and len(_cost_lines(engine, ref.id)) == 1
-    assert audit_actor.startswith("airflow:payment_reference_create/") and audit_actor.endswith("/create")
+    assert audit_actor.startswith("airflow:payment_reference_create/") and audit_actor.endswith("/create by dag_test")
 
     # A draft from chosen lines.
     conf = {"end_user": books.user, "reference_type": "DOM-BIB", "debt_lines": [books.lines["lid"]]}
