@@ -74,6 +74,7 @@ from include.pom.delivery_files import INBOX as POM_REPORTS
 from include.reports import Table, write_csv, write_html
 from include.runtime import LOCAL_ZONE
 from include.sepa.control_list import folder_name as control_list_folder
+from include.sepa.identifiers import mask_ibans_in
 from include.storage import Location
 
 log = logging.getLogger(__name__)
@@ -569,9 +570,9 @@ def housekeep(today: date, actor: str, *, dry_run: bool = True, engine: Engine |
                 remove(item.path)  # inside the transaction: a file that cannot be removed leaves no audit row
         except FileNotFoundError:
             continue
-        except OSError as exc:
-            result.errors.append(f"{item.path}: {exc.strerror or exc}")
-            log.warning("housekeeping: cannot remove %s: %s", item.path, exc)
+        except OSError as exc:  # logged, and returned (logged too): bank files and old folders name accounts
+            result.errors.append(mask_ibans_in(f"{item.path}: {exc.strerror or exc}"))
+            log.warning("housekeeping: cannot remove %s: %s", mask_ibans_in(str(item.path)), mask_ibans_in(str(exc)))
             continue
         result.files.append(item)
     result.report = write_report(result)

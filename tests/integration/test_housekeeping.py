@@ -271,3 +271,24 @@ def test_the_dag_runs_housekeeping_as_a_dry_run_by_default(sqlite_url: str, var_
     assert stale.exists() and (var_dir / "reports" / "housekeeping" / "2026-03-01" / "dry-run.html").is_file()
     run = parsed_dag("housekeeping").test(run_conf={"run_date": "2026-03-01", "dry_run": False})
     assert str(run.state).endswith("success") and not stale.exists()
+
+
+def test_a_path_that_cannot_be_removed_is_reported_with_its_account_masked(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The errors are returned by the DAG's task and logged: a bank's file name holds the account."""
+    stuck = _file(world.var / "archive" / "CODA_BE68539007547034_20250109.xml")
+    _old(stuck)
+    removing = housekeeping.remove
+
+    def remove(path):  # type: ignore[no-untyped-def]
+        if Path(str(path)).name == stuck.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        return removing(path)
+
+    monkeypatch.setattr(housekeeping, "remove", remove)
+    with caplog.at_level("WARNING", logger="include.housekeeping"):
+        result = housekeep(TODAY, "test", dry_run=False, engine=world.engine)  # type: ignore[arg-type]
+    assert result.errors == [f"{world.var / 'archive' / 'CODA_BE68 **** **** 7034_20250109.xml'}: Permission denied"]
+    assert stuck.exists() and "7034" in caplog.text
+    assert "539007547034" not in caplog.text + str(result.summary())
