@@ -18,7 +18,8 @@ then, in one transaction, every new entry is stored and matched:
 * returns and reversals of our collections: payments reversed, debt open
   again, the mandate blocked for reasons such as MD01;
 * everything else a person must look at goes to the statement's control list
-  in `var/reports/camt053/<account>_<statement>/` (CSV `;` and HTML).
+  in `var/reports/camt053/<hub>_<statement>_<id>/` (CSV `;` and HTML; the
+  hub's code, or the account masked when it belongs to no hub).
 
 The same statement twice adds nothing ("already imported"); overlapping
 statements add only their new entries. A refused file moves to
@@ -69,12 +70,14 @@ log = logging.getLogger(__name__)
     doc_md=__doc__,
 )
 def camt053_import() -> None:
-    @task
+    @task(show_return_value_in_logs=False)  # the paths hold the banks' file names, often with the account in full
     def files_to_import() -> list[str]:
+        from include.sepa.identifiers import mask_ibans_in
         from include.sepa.statement_files import pending_files
+        from include.storage import name_of
 
         files = [str(path) for path in pending_files(get_current_context()["params"].get("path"))]
-        log.info("files to import: %s", files or "none")
+        log.info("files to import: %s", [mask_ibans_in(name_of(path)) for path in files] or "none")
         return files
 
     @task(max_active_tis_per_dagrun=1)
@@ -84,12 +87,14 @@ def camt053_import() -> None:
 
         from include.runtime import actor
         from include.sepa.camt import CamtRefused
+        from include.sepa.identifiers import mask_ibans_in
         from include.sepa.statement_files import import_statement_file, max_bytes_setting
 
         try:
             result = import_statement_file(path, actor(get_current_context()), max_bytes=max_bytes_setting())
         except CamtRefused as refusal:
-            raise AirflowFailException(f"refused and quarantined: {refusal}") from None
+            raise AirflowFailException(f"refused and quarantined: {mask_ibans_in(str(refusal))}") from None
+        # Logged as is, and returned (Airflow logs that too): accounts and file names come masked.
         log.info("%s; outcomes %s; control lists %s", result["message"], result["outcomes"], result["control_lists"])
         return result
 

@@ -17,7 +17,8 @@ Scheduled by the asset `innen_collection_runs_ready` (set by
 * **approve** (one per run): finance's approval in Airflow's *Required
   actions*: hub, creditor account, collection date, transactions and totals
   per sequence type, the control sum, the file's SHA-256, amendments and a
-  link to the file. **Approve** or **Reject** (with a reason). No timeout:
+  link to the file, read from Innen's database (what `export_run` returns,
+  which Airflow logs, names no account). **Approve** or **Reject** (with a reason). No timeout:
   nothing is ever approved by itself. On a `four_eyes` hub (default) the
   person who triggered this run may not approve it: their answer is recorded
   as refused and the file keeps waiting for someone else. Finance gets an
@@ -89,9 +90,7 @@ class BankFileApproval(ApprovalOperator):
             return done
         if answered := self._answer_on_record(context):  # answered while this try was being scheduled
             return self.execute_complete(context, answered)
-        self.subject = (f"Approve bank file {staged['file_name']}: {staged['transactions']} collections, "
-                        f"EUR {staged['total']}?")
-        self.body = staged["body"]
+        self._question(staged)
         from include.finance_mail import approval_waiting_mail  # Airflow's SmtpNotifier, if a Connection says where
 
         approval_waiting_mail(context, staged)
@@ -117,6 +116,15 @@ class BankFileApproval(ApprovalOperator):
         return {"verdict": judgement.verdict.value, "by": judgement.by, "reason": judgement.reason,
                 "chosen_options": answer["chosen_options"]}
 
+    def _question(self, staged: dict[str, Any]) -> None:
+        """Subject and body of the question. The body (with the creditor account) is read from Innen's database:
+        the export task returns no account, since Airflow logs what a task returns."""
+        from include.sepa.bank_file_approval import approval_body
+
+        self.subject = (f"Approve bank file {staged['file_name']}: {staged['transactions']} collections, "
+                        f"EUR {staged['total']}?")
+        self.body = approval_body(staged["approval_id"], view_url=FILE_VIEW)
+
     def _answer_on_record(self, context: Any) -> dict[str, Any] | None:
         """The answer Airflow holds for this task instance already, if any (upserting the question would erase it)."""
         from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
@@ -137,6 +145,7 @@ class BankFileApproval(ApprovalOperator):
         from airflow.sdk.exceptions import TaskAwaitingInput
         from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
+        self._question(self.staged)  # this try resumed in a new process: the question is asked again in full
         upsert_hitl_detail(ti_id=context["task_instance"].id, options=self.options, subject=self.subject,
                            body=self.body, defaults=self.defaults, multiple=self.multiple,
                            params=self.serialized_params, assigned_users=self.assigned_users)
@@ -191,7 +200,7 @@ def pain_export() -> None:
         ti = context["ti"]
         try:
             result = stage_run(
-                run_loi, actor(context), requested_by=person(context), view_url=FILE_VIEW,
+                run_loi, actor(context), requested_by=person(context),
                 airflow_task=f"{ti.dag_id}/{ti.run_id}/bank_file.approve/{ti.map_index}",
                 export_format=context["params"].get("export_format"),
             )

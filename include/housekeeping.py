@@ -11,8 +11,9 @@ day it counts from:
   from its collection date;
 * archived statements ``archive/<file>``: the statements imported from it (``bank_statement.file_name``, or that
   name with the checksum added when it was taken), from the day they were imported;
-* control lists ``reports/camt053/<account>_<statement>/``: that statement, else the account's hub
-  (``bank_hub.creditor_iban``) from the folder's modification;
+* control lists ``reports/camt053/<hub>_<statement>_<id>/`` (:func:`include.sepa.control_list.folder_name`):
+  that statement, else the hub its name starts with (a hub's code, or, in folders named before the account was
+  masked, ``<account>_<statement>``, the hub of that ``bank_hub.creditor_iban``) from the folder's modification;
 * ``reports/collection_confirm/<run>/``, ``reports/payment_reference_delete/<run>/``: the run, from its
   collection date;
 * quarantined files and their ``.reason.txt``: the hub of a statement of that name, if any, from the day they
@@ -72,7 +73,8 @@ from include.finance.statuses import UNSENT_RUN, CollectionStatus
 from include.pom.delivery_files import INBOX as POM_REPORTS
 from include.reports import Table, write_csv, write_html
 from include.runtime import LOCAL_ZONE
-from include.sepa.control_list import folder_for
+from include.sepa.control_list import folder_name as control_list_folder
+from include.sepa.identifiers import mask_ibans_in
 from include.storage import Location
 
 log = logging.getLogger(__name__)
@@ -390,10 +392,21 @@ def _quarantined(facts: _Facts, listing: _Listing) -> Iterator[FileItem]:
             yield FileItem(path, what, decisive(claims) if claims else facts.claim(None, day, "quarantined"))
 
 
+def _hub_named(facts: _Facts, name: str) -> int | None:
+    """The hub a control list's folder name starts with: its code, or its account (folders named before masking)."""
+    by_code = sorted(((folder_name(code), hub_id) for hub_id, (code, _) in facts.hubs.items()), reverse=True)
+    for code, hub_id in by_code:  # the longest code first: "KBC" must not take "KBC-BIB_..."
+        if name.startswith(f"{code}_"):
+            return hub_id
+    return facts.by_account.get(compact_account(name.split("_", 1)[0]))
+
+
 def _reports(facts: _Facts, listing: _Listing) -> Iterator[FileItem]:
-    statements: dict[str, list[_Statement]] = {}  # one folder per account and statement id, whatever the sequence
+    statements: dict[str, list[_Statement]] = {}  # one folder per statement (its database id is in the name)
     for statement in facts.statements:
-        statements.setdefault(folder_for(statement).name, []).append(statement)  # type: ignore[arg-type]
+        code = facts.hubs[statement.hub_id][0] if statement.hub_id in facts.hubs else None
+        name = control_list_folder(statement.statement_id, statement.id, statement.account, code)
+        statements.setdefault(name, []).append(statement)
     runs = {folder_name(run.loi): run for run in facts.runs}
     for kind, path in listing.reports:
         if kind is None:
@@ -403,7 +416,7 @@ def _reports(facts: _Facts, listing: _Listing) -> Iterator[FileItem]:
         if kind == "camt053" and path.name in statements:
             claim = decisive([facts.statement_claim(statement) for statement in statements[path.name]])
         elif kind == "camt053":
-            claim = _modified(facts, path, facts.by_account.get(compact_account(path.name.split("_", 1)[0])))
+            claim = _modified(facts, path, _hub_named(facts, path.name))
         elif kind in RUN_REPORT_KINDS and path.name in runs:
             claim = facts.run_claim(runs[path.name])
         elif (day := date_in_name(path.name)) is not None:
@@ -557,9 +570,9 @@ def housekeep(today: date, actor: str, *, dry_run: bool = True, engine: Engine |
                 remove(item.path)  # inside the transaction: a file that cannot be removed leaves no audit row
         except FileNotFoundError:
             continue
-        except OSError as exc:
-            result.errors.append(f"{item.path}: {exc.strerror or exc}")
-            log.warning("housekeeping: cannot remove %s: %s", item.path, exc)
+        except OSError as exc:  # logged, and returned (logged too): bank files and old folders name accounts
+            result.errors.append(mask_ibans_in(f"{item.path}: {exc.strerror or exc}"))
+            log.warning("housekeeping: cannot remove %s: %s", mask_ibans_in(str(item.path)), mask_ibans_in(str(exc)))
             continue
         result.files.append(item)
     result.report = write_report(result)

@@ -41,7 +41,8 @@ def new_control_list_items(
     """The statements of ``results`` (return values of ``import_file``) that got new items.
 
     ``totals`` maps a statement's database id to the total amount of its items and its currency
-    (:func:`control_list_totals`); a statement missing there counts 0.00.
+    (:func:`control_list_totals`); a statement missing there counts 0.00. The results hold no account in
+    full (accounts masked, control lists in folders named after the hub): they are shown as they are.
     """
     totals = totals or {}
     found: list[NewItems] = []
@@ -55,9 +56,6 @@ def new_control_list_items(
             count = int(statement.get("control_items") or 0)
             if count <= 0:
                 continue
-            account = str(statement.get("account") or "")
-            if account and len(account) > 8:  # the folder is named after the account: never the whole number
-                control_list = control_list.replace(account.replace(" ", ""), mask_iban(account).replace(" ", ""))
             total, currency = totals.get(db_id, (Decimal("0.00"), "")) if db_id is not None else (Decimal("0.00"), "")
             found.append(NewItems(
                 statement=str(statement.get("statement") or ""), account=mask_iban(statement.get("account") or ""),
@@ -73,8 +71,8 @@ def _amount(value: Decimal, currency: str) -> str:
 def control_list_mail(found: list[NewItems], reports_url: str | None = None) -> tuple[str, str] | None:
     """Subject and HTML body of the mail to finance; ``None`` when there is nothing new.
 
-    The location of a control list names its account masked; ``reports_url`` (the run's "Reports"
-    page) links to the lists themselves.
+    The location of a control list names its hub, or its account masked; ``reports_url`` (the run's
+    "Reports" page) links to the lists themselves.
     """
     if not found:
         return None

@@ -1,7 +1,7 @@
 """Which reports a DAG run made, and reading one of them safely (the "Reports" tab of a DAG run).
 
 Reports are filed by what they are about — a run date (``mandate_check/<day>``),
-a statement (``camt053/<account>_<statement>``), a collection run, a POM
+a statement (``camt053/<hub>_<statement>_<id>``), a collection run, a POM
 batch — not by DAG run. A DAG run finds its own through what its tasks
 returned: every task that writes a report returns its path (an ``index.html``,
 a ``.csv``, or the report's folder), and Airflow keeps those return values

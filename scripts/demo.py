@@ -473,7 +473,7 @@ def _statement_summary(engine) -> None:  # type: ignore[no-untyped-def]
             items = session.scalar(select(func.count()).select_from(ControlListItem).where(ControlListItem.statement_id == statement.id))
             print(f"  statement {statement.statement_id} of {statement.account}: {statement.new_lines} lines: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-            print(f"  control list ({items} items): {_show(folder_for(statement) / 'index.html')}")
+            print(f"  control list ({items} items): {_show(folder_for(session, statement) / 'index.html')}")
         booked = session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).where(Payment.amount > 0))
         returned = session.scalar(select(func.count()).select_from(Collection).where(Collection.status == "returned"))
         blocked = session.scalar(select(func.count()).select_from(Mandate).where(Mandate.blocked_reason.is_not(None)))

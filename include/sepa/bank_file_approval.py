@@ -192,25 +192,25 @@ def approval_needed(run_loi: str, *, engine: Engine | None = None) -> tuple[bool
     return bool(row.approval_required), bool(row.four_eyes)
 
 
-def _staged(approval: BankFileApproval, run: CollectionRun, body: str) -> dict[str, Any]:
+def _staged(approval: BankFileApproval, run: CollectionRun) -> dict[str, Any]:
+    """What the export task returns (Airflow logs it): no account; the approval's body is built from its id."""
     return {
         "run": run.loi, "approval_id": approval.id, "attempt": approval.attempt, "approval_required": True,
         "status": approval.status, "four_eyes": approval.four_eyes, "requested_by": approval.requested_by,
         "file_name": name_of(approval.staged_path), "sha256": approval.file_sha256,
         "transactions": approval.transaction_count, "total": format_amount(approval.total_amount),
-        "summary": approval.summary, "body": body,
     }
 
 
 def stage_run(
     run_loi: str, actor: str, *, requested_by: str | None = None, airflow_task: str | None = None,
-    export_format: str | None = None, view_url: str | None = None, engine: Engine | None = None,
-    now: datetime | None = None,
+    export_format: str | None = None, engine: Engine | None = None, now: datetime | None = None,
 ) -> dict[str, Any]:
     """Write the run's file to staging and let it wait for approval; a hub without approval exports directly.
 
     Idempotent: the same file already waiting is the same approval (a retried task asks nobody twice).
-    ``view_url`` may hold ``{approval_id}``.
+    The result names no account (the task returns it, and Airflow logs that): the approver's screen gets
+    the creditor account from :func:`approval_body`.
     """
     required, four_eyes = approval_needed(run_loi, engine=engine)
     if not required:
@@ -232,23 +232,24 @@ def stage_run(
     for _ in range(2):  # a second export of the same run at once: its waiting row wins, ours re-reads it
         try:
             with transaction(engine) as session:
-                return _wait_for_approval(session, written, summary, four_eyes, requested_by, airflow_task,
-                                          view_url, actor, now)
+                return _wait_for_approval(session, written, summary, four_eyes, requested_by, airflow_task, actor, now)
         except IntegrityError:
             continue
     raise InnenError(f"{run_loi}: could not record the approval of its bank file")
 
 
 def _wait_for_approval(session: Session, written: WrittenRun, summary: dict, four_eyes: bool,
-                       requested_by: str | None, airflow_task: str | None, view_url: str | None, actor: str,
+                       requested_by: str | None, airflow_task: str | None, actor: str,
                        now: datetime) -> dict[str, Any]:
     run = session.get(CollectionRun, written.run_id)
+    # Locked: an answer (release, reject) being acted on at this moment finishes first, and is seen.
     waiting = session.scalars(select(BankFileApproval).where(
-        BankFileApproval.run_id == run.id, BankFileApproval.status == ApprovalStatus.WAITING)).one_or_none()
+        BankFileApproval.run_id == run.id, BankFileApproval.status == ApprovalStatus.WAITING)
+        .with_for_update().execution_options(populate_existing=True)).one_or_none()
     if waiting is not None and waiting.file_sha256 == written.file.sha256 and waiting.requested_by == requested_by:
         if airflow_task and waiting.airflow_task != airflow_task:
             waiting.airflow_task = airflow_task  # the retried or new task is where the answer is expected now
-        return _staged(waiting, run, _body(waiting, view_url))
+        return _staged(waiting, run)
     audits = []
     if waiting is not None:  # another file (format, data) or another requester: that question is void
         waiting.status, waiting.decided_by, waiting.decided_at = ApprovalStatus.REJECTED, actor, now
@@ -272,20 +273,34 @@ def _wait_for_approval(session: Session, written: WrittenRun, summary: dict, fou
         "transactions": approval.transaction_count, "total": format_amount(approval.total_amount),
         "requested_by": requested_by, "four_eyes": four_eyes}, at=now))
     record_many(session, audits)
-    return _staged(approval, run, _body(approval, view_url))
+    return _staged(approval, run)
 
 
-def _body(approval: BankFileApproval, view_url: str | None) -> str:
-    url = view_url.format(approval_id=approval.id) if view_url else None
-    return summary_markdown(approval.summary, view_url=url, requested_by=approval.requested_by,
-                            four_eyes=approval.four_eyes)
+def approval_body(approval_id: int, *, view_url: str | None = None, engine: Engine | None = None) -> str:
+    """The approval's body for the approver (the creditor account in full), from what the approval keeps.
+
+    Read here rather than passed on by the export task: what a task returns is logged. ``view_url`` may
+    hold ``{approval_id}``.
+    """
+    with transaction(engine, readonly=True) as session:
+        approval = session.get(BankFileApproval, approval_id)
+        if approval is None:
+            raise InnenError(f"bank file approval {approval_id} does not exist")
+        url = view_url.format(approval_id=approval.id) if view_url else None
+        return summary_markdown(approval.summary, view_url=url, requested_by=approval.requested_by,
+                                four_eyes=approval.four_eyes)
 
 
 # -- the answer -----------------------------------------------------------------------------------------------------
 
 
 def _approval(session: Session, approval_id: int) -> tuple[BankFileApproval, CollectionRun]:
-    approval = session.get(BankFileApproval, approval_id)
+    """The approval, its row locked until the transaction ends (``SELECT ... FOR UPDATE`` on PostgreSQL).
+
+    A release and a reject of one approval at once: the second waits for the first, then reads its
+    status afresh (``populate_existing``) and finds it decided. SQLite serialises writers anyway.
+    """
+    approval = session.get(BankFileApproval, approval_id, with_for_update=True, populate_existing=True)
     if approval is None:
         raise InnenError(f"bank file approval {approval_id} does not exist")
     run = session.get(CollectionRun, approval.run_id)

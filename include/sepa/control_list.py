@@ -1,8 +1,10 @@
 """The control list of a statement, for finance: every irregular entry with its reason and what to do.
 
-Written to ``var/reports/camt053/<account>_<statement>/`` as ``control-list.csv``
-(``;``) and ``index.html`` with the statement's summary. Everything is read
-back from the database, so writing it again (a rerun) replaces the files.
+Written to ``var/reports/camt053/<hub>_<statement>_<id>/`` as ``control-list.csv``
+(``;``) and ``index.html`` with the statement's summary (:func:`folder_name`:
+the hub's code, or the account masked, never the whole account number).
+Everything is read back from the database, so writing it again (a rerun)
+replaces the files.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from include.config import reports_dir
-from include.finance.statuses import EntryOutcome
-from include.finance.models import BankEntry, BankStatement, ControlListItem, Payment, PaymentReference
+from include.finance.models import BankEntry, BankHub, BankStatement, ControlListItem, Payment, PaymentReference
 from include.finance.money import ZERO
 from include.finance.reference_numbers import display_reference
+from include.finance.statuses import EntryOutcome
 from include.reports import Table, write_csv, write_html
 from include.sepa.identifiers import mask_iban
 
@@ -45,15 +47,34 @@ class ControlList:
         return f"{self.folder}/index.html"
 
 
-def folder_for(statement: BankStatement) -> Path:
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{statement.account}_{statement.statement_id}")
+def folder_name(statement_id: str, db_id: int, account: str, hub_code: str | None = None) -> str:
+    """The folder of a statement's control list: ``<hub>_<statement>_<database id>``.
+
+    ``<hub>`` is the code of the hub the statement was booked for, else its account masked
+    (``BE68-7034``): the path reaches task results, logs, e-mails and URLs, so it never holds the whole
+    account number. The statement's database id makes the name unique: two accounts of no hub can look
+    the same masked, and one statement id can come twice (another electronic sequence, a copy), each
+    with its own items.
+
+    >>> folder_name("2026-330", 17, "BE68539007547034", "KBC-BIB")
+    'KBC-BIB_2026-330_17'
+    >>> folder_name("2026/330", 17, "BE68539007547034")
+    'BE68-7034_2026-330_17'
+    """
+    who = hub_code or mask_iban(account).replace("*", "")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{who}_{statement_id}_{db_id}")
+
+
+def folder_for(session: Session, statement: BankStatement) -> Path:
+    hub = session.get(BankHub, statement.hub_id) if statement.hub_id is not None else None
+    name = folder_name(statement.statement_id, statement.id, statement.account, hub.code if hub else None)
     return reports_dir() / "camt053" / name
 
 
 def write_control_list(session: Session, statement_id: int, folder: Path | None = None) -> ControlList:
     statement = session.get(BankStatement, statement_id)
     assert statement is not None
-    folder = folder or folder_for(statement)
+    folder = folder or folder_for(session, statement)
     outcomes = dict(
         session.execute(
             select(BankEntry.outcome, func.count()).where(BankEntry.statement_id == statement_id).group_by(BankEntry.outcome)

@@ -42,7 +42,8 @@ def mask_iban(value: str | None) -> str:
     return f"{iban[:4]} **** **** {iban[-4:]}"
 
 
-_IBAN_LIKE = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){8,30}\b")
+# Not \b: a file name joins an account to the rest with "_", which \b counts as part of the word.
+_IBAN_LIKE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){8,30}(?![A-Za-z0-9])")
 
 
 def mask_ibans_in(text: str) -> str:
@@ -50,6 +51,8 @@ def mask_ibans_in(text: str) -> str:
 
     >>> mask_ibans_in("The value 'be68539007547034' is not accepted")
     "The value 'BE68 **** **** 7034' is not accepted"
+    >>> mask_ibans_in("CODA_BE68539007547034_20261124.xml")
+    'CODA_BE68 **** **** 7034_20261124.xml'
     """
     return _IBAN_LIKE.sub(lambda match: mask_iban(match.group(0)), text)
 

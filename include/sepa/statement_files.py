@@ -21,7 +21,8 @@ from include.inbox import Inbox
 from include.sepa.camt import MAX_BYTES, CamtRefused, read_camt
 from include.sepa.camt_import import ImportResult, check_balances, import_statements, outcome_counts
 from include.sepa.control_list import write_control_list
-from include.storage import Location
+from include.sepa.identifiers import mask_iban, mask_ibans_in
+from include.storage import Location, name_of
 
 STATEMENTS = Inbox("camt053", (".xml", ".camt", ".053", ".054"))
 
@@ -38,7 +39,11 @@ def quarantine(path: Location, reason: str) -> Location:
 def import_statement_file(
     path: str | Location, actor: str, *, engine: Engine | None = None, max_bytes: int = MAX_BYTES
 ) -> dict[str, Any]:
-    """Import one file; returns a summary. Raises :class:`CamtRefused` after quarantining a refused file."""
+    """Import one file; returns a summary. Raises :class:`CamtRefused` after quarantining a refused file.
+
+    The summary names no account in full (it is logged): accounts masked, IBANs in file names masked, and
+    control lists in folders named after the hub (:func:`include.sepa.control_list.folder_name`).
+    """
 
     def take(path: Location) -> tuple[ImportResult, list[str]]:
         camt = read_camt(path, max_bytes=max_bytes)
@@ -51,10 +56,14 @@ def import_statement_file(
         return result, reports
 
     (result, reports), archived = STATEMENTS.take(path, take, CamtRefused)
+    # Airflow logs what a task returns: accounts masked, and the file's name too (a bank names files after them).
+    archived_name = name_of(archived)
     return {
-        "file": result.file, "status": result.status,
-        "message": result.message, "archived": str(archived),
-        "sha256": result.sha256, "statements": [asdict(s) for s in result.statements],
+        "file": mask_ibans_in(result.file), "status": result.status,
+        "message": mask_ibans_in(result.message),
+        "archived": str(archived)[: len(str(archived)) - len(archived_name)] + mask_ibans_in(archived_name),
+        "sha256": result.sha256,
+        "statements": [{**asdict(s), "account": mask_iban(s.account)} for s in result.statements],
         "outcomes": outcome_counts(result.statements), "control_lists": reports,
     }
 

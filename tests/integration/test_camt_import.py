@@ -147,6 +147,32 @@ def test_full_partial_over_and_unmatched_credits(engine, var_dir, bib) -> None:
     assert "total booked" in page and "75.50" in page
 
 
+def test_the_summary_airflow_logs_and_the_control_lists_folder_hold_no_account_in_full(engine, var_dir, bib) -> None:
+    """import_file returns the summary (Airflow logs it); banks name their files after the account."""
+    import json
+
+    account, _ = bib
+    other = "BE71096123456769"  # an account of no hub
+    spaced = " ".join(other[i:i + 4] for i in range(0, len(other), 4))
+    results = [
+        import_statement_file(_statement(var_dir, iban, [_credit("12.34", text="lidgeld", asr=f"A-{iban}")],
+                                         name=f"CODA_{iban}_20261124.xml"), "test", engine=engine)
+        for iban in (account, other)
+    ]
+    with transaction(engine, readonly=True) as session:
+        ids = {s.account: s.id for s in session.scalars(select(BankStatement))}
+    shown = json.dumps(results)
+    for iban in (account, other):
+        assert iban not in shown and iban[4:] not in shown and iban[-8:] not in shown
+    assert spaced not in shown and "BE71 **** **** 6769" in shown
+    lists = [Path(result["control_lists"][0]) for result in results]
+    assert [path.parent.name for path in lists] == [f"HUB-BIB_2026-330_{ids[account]}", f"BE71-6769_2026-330_{ids[other]}"]
+    assert all(path.is_file() for path in lists)
+    assert results[1]["file"] == "CODA_BE71 **** **** 6769_20261124.xml"
+    assert results[1]["archived"].endswith("/archive/CODA_BE71 **** **** 6769_20261124.xml")
+    assert (var_dir / "archive" / f"CODA_{other}_20261124.xml").is_file()  # the file itself keeps its name
+
+
 _ADDITIONAL_INFO_STATEMENT = """<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>
 <GrpHdr><MsgId>ADDTL-1</MsgId><CreDtTm>2026-11-25T06:00:00</CreDtTm></GrpHdr>

@@ -105,7 +105,10 @@ def world(engine, var_dir: Path) -> World:  # type: ignore[no-untyped-def]
         "AAA-new": _import(engine, var_dir, accounts["AAA"], "AAA-new", 2, NEW),
         "BBB-old": _import(engine, var_dir, accounts["BBB"], "BBB-old", 1, OLD),
     }
-    control_lists = {key: next((var_dir / "reports" / "camt053").glob(f"*_ST-{key}")) for key in statements}
+    control_lists = {key: next((var_dir / "reports" / "camt053").glob(f"*_ST-{key}_{statements[key]}"))
+                     for key in statements}
+    # Named after the hub (AAA and BBB are hubs' accounts), never after the account in full.
+    assert sorted(path.name.split("_", 1)[0] for path in control_lists.values()) == ["HUB-AAA", "HUB-AAA", "HUB-BBB"]
     archived = {key: var_dir / "archive" / f"{key}.xml" for key in statements}
 
     refused_old = quarantine(_file(var_dir / "inbox" / "camt053" / "refused-old.xml", "not xml"), "not XML")
@@ -119,8 +122,10 @@ def world(engine, var_dir: Path) -> World:  # type: ignore[no-untyped-def]
     pom_old = _file(reports / "pom_reconciliation" / "2025-01-09" / "pom_reconciliation.csv").parent
     confirm = {key: _file(reports / "collection_confirm" / folder_name(loi) / "booked.csv").parent
                for key, loi in runs.items()}
-    unknown = _file(reports / "camt053" / f"{accounts['AAA']}_LOST-1" / "index.html").parent
-    _old(unknown)
+    unknown = _file(reports / "camt053" / f"{accounts['AAA']}_LOST-1" / "index.html").parent  # named before masking
+    # A list whose statement is gone: its hub from the code in its name (BBB keeps 730 days, the smallest is 365).
+    lost_bbb = _file(reports / "camt053" / "HUB-BBB_LOST-2_999" / "index.html").parent
+    _old(unknown, lost_bbb)
 
     gone = {
         files["AAA-old"], files["AAA-old"].with_name(files["AAA-old"].name + ".sha256"), stray,
@@ -129,7 +134,7 @@ def world(engine, var_dir: Path) -> World:  # type: ignore[no-untyped-def]
     }
     kept = {
         files["AAA-new"], files["BBB-old"], archived["AAA-new"], archived["BBB-old"], control_lists["AAA-new"],
-        control_lists["BBB-old"], confirm["AAA-new"], confirm["BBB-old"], refused_new, check_new,
+        control_lists["BBB-old"], confirm["AAA-new"], confirm["BBB-old"], refused_new, check_new, lost_bbb,
     }
     assert all(path.exists() for path in gone | kept)
     return World(engine, var_dir, runs, mandates, statements, gone, kept)
@@ -266,3 +271,24 @@ def test_the_dag_runs_housekeeping_as_a_dry_run_by_default(sqlite_url: str, var_
     assert stale.exists() and (var_dir / "reports" / "housekeeping" / "2026-03-01" / "dry-run.html").is_file()
     run = parsed_dag("housekeeping").test(run_conf={"run_date": "2026-03-01", "dry_run": False})
     assert str(run.state).endswith("success") and not stale.exists()
+
+
+def test_a_path_that_cannot_be_removed_is_reported_with_its_account_masked(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The errors are returned by the DAG's task and logged: a bank's file name holds the account."""
+    stuck = _file(world.var / "archive" / "CODA_BE68539007547034_20250109.xml")
+    _old(stuck)
+    removing = housekeeping.remove
+
+    def remove(path):  # type: ignore[no-untyped-def]
+        if Path(str(path)).name == stuck.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        return removing(path)
+
+    monkeypatch.setattr(housekeeping, "remove", remove)
+    with caplog.at_level("WARNING", logger="include.housekeeping"):
+        result = housekeep(TODAY, "test", dry_run=False, engine=world.engine)  # type: ignore[arg-type]
+    assert result.errors == [f"{world.var / 'archive' / 'CODA_BE68 **** **** 7034_20250109.xml'}: Permission denied"]
+    assert stuck.exists() and "7034" in caplog.text
+    assert "539007547034" not in caplog.text + str(result.summary())

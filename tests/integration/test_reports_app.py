@@ -81,8 +81,8 @@ def test_a_runs_reports_come_from_its_task_results(var_dir: Path) -> None:
     reports = var_dir / "reports"
     mandates = reports / "mandate_check" / "2026-11-20"
     _report(mandates, "Mandate check 2026-11-20", ("active-ok.csv", "active-err.csv"))
-    control = _report(reports / "camt053" / "BE68_STMT-1", "Control list — statement STMT-1", ("control-list.csv",))
-    _report(reports / "camt053" / "BE68_STMT-2", "Control list — statement STMT-2", ("control-list.csv",))
+    control = _report(reports / "camt053" / "HUB-BIB_STMT-1_1", "Control list — statement STMT-1", ("control-list.csv",))
+    _report(reports / "camt053" / "HUB-BIB_STMT-2_2", "Control list — statement STMT-2", ("control-list.csv",))
     recon = reports / "pom_reconciliation" / "2026-11-21"
     _report(recon, "POM reconciliation", ("pom_reconciliation.csv",), name="pom_reconciliation.html")
     outbox = var_dir / "outbox" / "KBC-BIB_fj-BIB-1.xml"
@@ -104,11 +104,11 @@ def test_a_runs_reports_come_from_its_task_results(var_dir: Path) -> None:
                         {"control_lists": [str(control)]}],
         "update_pom_requests": {"updated": 0},
     })
-    assert [r.html_path for r in imported] == ["camt053/BE68_STMT-1/index.html"]
-    assert files_of(imported) == {"camt053/BE68_STMT-1/index.html", "camt053/BE68_STMT-1/control-list.csv"}
-    assert run_file(imported, "camt053/BE68_STMT-1/control-list.csv").is_file()
+    assert [r.html_path for r in imported] == ["camt053/HUB-BIB_STMT-1_1/index.html"]
+    assert files_of(imported) == {"camt053/HUB-BIB_STMT-1_1/index.html", "camt053/HUB-BIB_STMT-1_1/control-list.csv"}
+    assert run_file(imported, "camt053/HUB-BIB_STMT-1_1/control-list.csv").is_file()
     with pytest.raises(ReportNotFound):  # another statement's list is no report of this run
-        run_file(imported, "camt053/BE68_STMT-2/control-list.csv")
+        run_file(imported, "camt053/HUB-BIB_STMT-2_2/control-list.csv")
 
     # CSVs a result names go with the page beside them.
     (recon_report,) = reports_of("pom_reconciliation", {"reconcile_requests": {

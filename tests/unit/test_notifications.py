@@ -56,13 +56,15 @@ def test_recipients() -> None:
     assert recipients({}) == []
 
 
-def test_the_control_list_location_masks_its_account_and_the_run_page_is_linked() -> None:
+def test_the_control_list_location_is_shown_as_the_import_gives_it_and_the_run_page_is_linked() -> None:
     from include.notifications import run_reports_url
 
-    results = [_result(_statement("2026-327", 2, 7), lists=["/srv/var/reports/camt053/BE76735000111295_2026-327/index.html"])]
+    # As import_file returns it: the account masked, the control list in a folder named after the hub.
+    results = [_result(_statement("2026-327", 2, 7, account="BE76 **** **** 1295"),
+                       lists=["/srv/var/reports/camt053/KBC-BIB_2026-327_7/index.html"])]
     url = run_reports_url("http://airflow.example/", "camt053_import", "manual__2026-11-24T06:00:00+00:00")
     assert url == ("http://airflow.example/innen-finance/runs/camt053_import/"
                    "manual__2026-11-24T06%3A00%3A00%2B00%3A00/reports")
     subject, body = control_list_mail(new_control_list_items(results), url)  # type: ignore[misc]
-    assert "BE76735000111295" not in body and "camt053/BE76********1295_2026-327/index.html" in body
+    assert "BE76 **** **** 1295" in subject and "/srv/var/reports/camt053/KBC-BIB_2026-327_7/index.html" in body
     assert f'<a href="{url}">' in body
