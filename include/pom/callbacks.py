@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from include.finance.audit import audit_row, record_many
 from include.finance.db import get_engine, transaction
 from include.finance.models import LIVE_POM_REQUEST_STATUSES, PaymentReference, PomEvent, PomPaymentRequest
+from include.finance.money import ZERO, money
 from include.finance.reference_numbers import display_reference
 from include.finance.statuses import PomRequestStatus
 from include.pom.accounts import accounts_from_env
@@ -159,10 +160,7 @@ def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetim
             if row is None:
                 outcome = "unknown_request"
             elif kind == "payment_request.paid":
-                try:
-                    amount = Decimal(str(event["amount"]))
-                except (KeyError, InvalidOperation):
-                    raise _BadEvent("a paid event needs its amount") from None
+                amount = _paid_amount(event)
                 paid_at = _moment(event.get("paid_at"))
                 (booking,) = book_paid_requests(session, {row.id: PaidAtPom(amount, paid_at, event.get("channel"))},
                                                 ACTOR, now, via="callback")
@@ -185,6 +183,23 @@ def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetim
         return "duplicate"
     log.info("POM event %s (%s) for %s: %s", event_id, kind, pom_id, outcome)
     return outcome
+
+
+def _paid_amount(event: dict[str, Any]) -> Decimal:
+    """The amount of a paid event: finite, above zero, whole cents; anything else is a :class:`_BadEvent` (400).
+
+    A valid signature says the event came from POM, not that it is sane: "NaN" would fail deep in the booking
+    (a 500 and POM's retries), and "-5" would mark the request paid while booking nothing.
+    """
+    if "amount" not in event:
+        raise _BadEvent("a paid event needs its amount")
+    try:
+        amount = money(str(event["amount"]))
+    except (ValueError, TypeError):  # money's refusals: not a number, not finite, fractions of a cent, too large
+        raise _BadEvent("a paid event's amount must be a decimal with at most two places") from None
+    if amount <= ZERO:
+        raise _BadEvent("a paid event's amount must be above zero")
+    return amount
 
 
 def _invoice_pdf(engine: Engine, accounts: dict[str, PomAccount], loi: str) -> bytes | None:

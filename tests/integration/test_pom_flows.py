@@ -28,7 +28,7 @@ from include.finance.models import (
 )
 from include.finance.payments import Ledger
 from include.pom.accounts import PomClients
-from include.pom.callbacks import RunningApp, create_app, take_event
+from include.pom.callbacks import RunningApp, _BadEvent, create_app, take_event
 from include.pom.client import PomAccount, PomClient
 from include.pom.expiry import expire_references
 from include.pom.payment_requests import PomSyncIncomplete, invoice_qr, return_token, sync_payment_requests
@@ -359,6 +359,28 @@ def test_take_event_for_an_unknown_request_is_recorded_not_booked(engine, books)
                                              "amount": "5.00"}, _now())
     assert outcome == "unknown_request"
     assert _pom_payments(engine) == []
+
+
+@pytest.mark.parametrize("amount", ["-5", "0.00", "NaN", "Infinity", "1.234", "abc", None])
+def test_a_signed_paid_event_with_an_insane_amount_is_refused_and_changes_nothing(
+        engine, books, clients, callbacks, amount: str | None) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    event = {"event_id": "ev-bad", "type": "payment_request.paid", "request_id": row.pom_id, "amount": amount,
+             "paid_at": _now().isoformat(), "channel": "bancontact"}
+    with pytest.raises(_BadEvent):
+        take_event(engine, "default", event, _now())
+    answer = _post(f"{callbacks.base_url}/pom/callback/default", json.dumps(event).encode(), PROD["callback_secret"])
+    assert (answer.status_code, answer.json()["error"]) == (400, "malformed_event")
+    (after,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert (after.status, after.paid_amount) == ("open", None)
+    assert _reference(engine, books["refs"][0]).status == "sealed"
+    assert _pom_payments(engine) == []
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(PomEvent)) == 0
+    good = take_event(engine, "default", {**event, "event_id": "ev-good", "amount": "12.50"}, _now())
+    assert good == "partial"  # the reference asks 20.00
+    assert _pom_payments(engine) == [(books["refs"][0], Decimal("12.50"))]
 
 
 # -- expiry --------------------------------------------------------------------------------------
