@@ -8,7 +8,8 @@ deployment and TLS; the same app runs on its own with
 
 ``POST /pom/callback/{account}``: the body must carry a valid signature of
 the account's callback secret over ``<timestamp>.<body>`` with a timestamp
-within five minutes; anything else is answered 4xx and writes nothing. Each
+within five minutes; anything else is answered 4xx and writes nothing (a body
+above :data:`MAX_CALLBACK_BYTES` gets 413 before it is read in full). Each
 event id is taken once; a payment is booked once, whether this callback or
 the nightly reconciliation sees it first.
 
@@ -53,6 +54,9 @@ from include.pom.signing import CallbackRejected, verify
 log = logging.getLogger(__name__)
 
 ACTOR = "pom:callback"
+# The largest callback body read. POM's events are a few hundred bytes; the endpoint is open to anyone, and the
+# body must be read before its signature can be checked, so an unbounded read would let any caller fill memory.
+MAX_CALLBACK_BYTES = 64 * 1024
 
 _STATUS_PAGE = Environment(autoescape=select_autoescape(default=True, default_for_string=True)).from_string(
     """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Betaling {{ loi }}</title>
@@ -82,7 +86,9 @@ def create_app(
 
     @app.post("/pom/callback/{account}")
     async def callback(account: str, request: Request) -> Response:
-        body = await request.body()
+        body = await _capped_body(request, MAX_CALLBACK_BYTES)
+        if body is None:
+            return JSONResponse({"error": "body_too_large", "limit": MAX_CALLBACK_BYTES}, status_code=413)
         secret = secret_of(account)
         if not secret:
             return JSONResponse({"error": "unknown_account"}, status_code=404)
@@ -140,6 +146,23 @@ def create_app(
 
 class _BadEvent(ValueError):
     pass
+
+
+async def _capped_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is more than ``limit`` bytes (declared or as it arrives).
+
+    The declared length refuses an honest large body before a byte of it is read; counting while streaming
+    catches a chunked body (no length) and a length that lies.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _token_ok(secret: str | None, loi: str, token: str) -> bool:

@@ -28,7 +28,7 @@ from include.finance.models import (
 )
 from include.finance.payments import Ledger
 from include.pom.accounts import PomClients
-from include.pom.callbacks import RunningApp, _BadEvent, create_app, take_event
+from include.pom.callbacks import MAX_CALLBACK_BYTES, RunningApp, _BadEvent, create_app, take_event
 from include.pom.client import PomAccount, PomClient
 from include.pom.expiry import expire_references
 from include.pom.payment_requests import PomSyncIncomplete, invoice_qr, return_token, sync_payment_requests
@@ -328,6 +328,52 @@ def test_callback_refusals_write_nothing(engine, books, clients, callbacks, case
     with transaction(engine, readonly=True) as session:
         assert session.scalar(select(func.count()).select_from(PomEvent)) == 0
         assert session.scalar(select(func.count()).select_from(Payment)) == 0
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_huge_callback_body_is_refused_unread(engine, books, clients, callbacks, declared: bool) -> None:
+    # Whoever can reach the endpoint can post; a 10 MiB body (valid JSON, signed, so only its size is wrong)
+    # must be refused without being kept in memory or written.
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    event = {"event_id": "ev-big", "type": "payment_request.paid", "request_id": row.pom_id, "amount": "20.00",
+             "padding": "x" * (10 * 1024 * 1024)}
+    body = json.dumps(event).encode()
+    stamp = int(time.time())
+    headers = {"Content-Type": "application/json", "X-POM-Timestamp": str(stamp),
+               "X-POM-Signature": sign(PROD["callback_secret"], stamp, body)}
+    # Without a length httpx sends the body chunked: the stream cap must catch it.
+    content = body if declared else (body[i:i + 65536] for i in range(0, len(body), 65536))
+    response = httpx.post(f"{callbacks.base_url}/pom/callback/default", content=content, headers=headers, timeout=30)
+    assert response.status_code == 413
+    assert response.json()["limit"] == MAX_CALLBACK_BYTES
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(PomEvent)) == 0
+    assert _pom_payments(engine) == []
+
+
+def test_a_declared_length_above_the_limit_is_refused_before_a_byte_is_read() -> None:
+    # Straight through the ASGI interface: a receive() that fails shows the body was never asked for.
+    import asyncio
+
+    def no_engine() -> Any:
+        raise AssertionError("the database was reached")
+
+    app = create_app(engine_provider=no_engine, accounts_provider=lambda: {})
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/pom/callback/default", "raw_path": b"/pom/callback/default", "query_string": b"",
+             "root_path": "", "headers": [(b"content-length", str(10 * 1024 * 1024).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("the body was read")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 413
 
 
 def test_same_event_twice_is_taken_once(engine, books, clients, callbacks) -> None:
