@@ -48,7 +48,7 @@ from include.finance.statuses import PomRequestStatus
 from include.pom.accounts import accounts_from_env
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomAccount
-from include.pom.payment_requests import return_token
+from include.pom.payment_requests import qr_data_uri, return_token, safe_pay_url
 from include.pom.signing import CallbackRejected, verify
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ _STATUS_PAGE = Environment(autoescape=select_autoescape(default=True, default_fo
 </head><body><h1>Betaling {{ communication }}</h1>
 {% if status == "paid" %}<p class="paid">Betaald. Bedankt!</p>
 {% elif status in ("draft", "sealed") %}<p class="open">Nog te betalen: € {{ open_amount }}.</p>
-{% if qr_svg %}<div>{{ qr_svg|safe }}</div>{% endif %}{% if pay_url %}<p><a href="{{ pay_url }}">Online betalen</a></p>{% endif %}
+{% if qr_image %}<div><img alt="QR-code" src="{{ qr_image }}"></div>{% endif %}{% if pay_url %}<p><a href="{{ pay_url }}">Online betalen</a></p>{% endif %}
 {% else %}<p>Deze betaalopdracht is niet meer te betalen ({{ status }}).</p>{% endif %}
 <p>Referentie {{ loi }}, bedrag € {{ amount }}.</p>
 {% if invoice_url %}<p><a href="{{ invoice_url }}">Factuur (PDF)</a></p>{% endif %}</body></html>"""
@@ -254,7 +254,10 @@ def _reference_facts(engine: Engine, loi: str) -> dict[str, Any] | None:
         return {
             "loi": ref.loi, "status": ref.status, "amount": ref.amount, "open_amount": ref.open_amount,
             "communication": display_reference(ref.reference_number) if ref.reference_number else ref.loi,
-            "qr_svg": request.qr_svg if request else None, "pay_url": request.pay_url if request else None,
+            # POM's SVG and link reach a public page of Innen's origin: the SVG only as an image (its scripts never
+            # run), the link only when it is https (or http on loopback: the simulator).
+            "qr_image": qr_data_uri(request.qr_svg) if request and request.qr_svg else None,
+            "pay_url": safe_pay_url(request.pay_url) if request else None,
         }
 
 

@@ -5,6 +5,7 @@ Each test runs on SQLite and on PostgreSQL (the ``engine`` fixture).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -398,6 +399,34 @@ def test_return_page_redirects_to_the_reference_status(engine, books, clients, c
     assert response.history and response.history[0].status_code == 303
     guessed = httpx.get(f"{callbacks.base_url}/pom/return/default/{loi}", params={"t": "guess"})
     assert guessed.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("pay_url", "shown"),
+    [("javascript:alert(document.cookie)", False), ("data:text/html,<script>alert(1)</script>", False),
+     ("http://pom.example/pay/qr_1", False), ("https://pom.example/pay/qr_1", True), (None, True)],
+    ids=["javascript", "data", "http-remote", "https", "simulator-loopback-http"],
+)
+def test_the_status_page_shows_pom_s_svg_only_as_an_image_and_a_pay_link_only_when_safe(
+        engine, books, clients, callbacks, pay_url: str | None, shown: bool) -> None:
+    # The page is public and served from Airflow's origin: what POM sent must not run there.
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    hostile = '<svg xmlns="http://www.w3.org/2000/svg"><script>alert("pwned")</script><rect/></svg>'
+    with transaction(engine) as session:
+        stored = session.get(PomPaymentRequest, row.id)
+        stored.qr_svg = hostile
+        stored.pay_url = pay_url or row.pay_url  # None: the simulator's own link, http://127.0.0.1:…
+    loi = _reference(engine, books["refs"][0]).loi
+    page = httpx.get(f"{callbacks.base_url}/pom/status/default/{loi}", params={"t": return_token(PROD["callback_secret"], loi)})
+    assert page.status_code == 200 and "Nog te betalen" in page.text
+    assert "<script" not in page.text and "pwned" not in page.text
+    assert f'src="data:image/svg+xml;base64,{base64.b64encode(hostile.encode()).decode()}"' in page.text
+    expected = pay_url or row.pay_url
+    assert (f'href="{expected}"' in page.text) is shown
+    assert ("Online betalen" in page.text) is shown
+    assert "javascript:" not in page.text
+    assert (f'href="{expected}"' in invoice_qr(engine, loi)) is shown  # the invoice's HTML takes the same care
 
 
 def test_take_event_for_an_unknown_request_is_recorded_not_booked(engine, books) -> None:
