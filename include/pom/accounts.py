@@ -55,12 +55,22 @@ def account_from_connection_json(account: str, value: str) -> PomAccount:
             account, host=fields.get("host") or "", port=fields.get("port"), schema=fields.get("schema"),
             login=fields.get("login"), password=fields.get("password"), extra=extra,
         )
-    parts = urlsplit(value)
-    extra = dict(parse_qsl(parts.query))
-    if "__extra__" in extra:
-        extra = json.loads(extra["__extra__"])
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+        extra = dict(parse_qsl(parts.query))
+        if "__extra__" in extra:
+            extra = json.loads(extra["__extra__"])
+    except ValueError:
+        # urllib's messages quote the piece it choked on: with an unencoded '/', '?' or '#' in the password
+        # that piece is part of the password ("Port could not be cast to integer value as 'S3cr'"), so none
+        # of the value goes into this message, nor into the traceback (from None).
+        raise ConfigError(
+            f"Connection {connection_id(account)} is not a valid URI; percent-encode special characters "
+            "('/', '?', '#', '@', ':') in its login and password, or use the JSON form"
+        ) from None
     return PomAccount.from_connection(
-        account, host=parts.hostname or "", port=parts.port, schema=unquote(parts.path.lstrip("/")) or None,
+        account, host=parts.hostname or "", port=port, schema=unquote(parts.path.lstrip("/")) or None,
         login=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None, extra=extra,
     )

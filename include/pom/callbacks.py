@@ -8,7 +8,8 @@ deployment and TLS; the same app runs on its own with
 
 ``POST /pom/callback/{account}``: the body must carry a valid signature of
 the account's callback secret over ``<timestamp>.<body>`` with a timestamp
-within five minutes; anything else is answered 4xx and writes nothing. Each
+within five minutes; anything else is answered 4xx and writes nothing (a body
+above :data:`MAX_CALLBACK_BYTES` gets 413 before it is read in full). Each
 event id is taken once; a payment is booked once, whether this callback or
 the nightly reconciliation sees it first.
 
@@ -28,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -41,17 +42,21 @@ from sqlalchemy.exc import IntegrityError
 from include.finance.audit import audit_row, record_many
 from include.finance.db import get_engine, transaction
 from include.finance.models import LIVE_POM_REQUEST_STATUSES, PaymentReference, PomEvent, PomPaymentRequest
+from include.finance.money import ZERO, money
 from include.finance.reference_numbers import display_reference
 from include.finance.statuses import PomRequestStatus
 from include.pom.accounts import accounts_from_env
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomAccount
-from include.pom.payment_requests import return_token
+from include.pom.payment_requests import qr_data_uri, return_token, safe_pay_url
 from include.pom.signing import CallbackRejected, verify
 
 log = logging.getLogger(__name__)
 
 ACTOR = "pom:callback"
+# The largest callback body read. POM's events are a few hundred bytes; the endpoint is open to anyone, and the
+# body must be read before its signature can be checked, so an unbounded read would let any caller fill memory.
+MAX_CALLBACK_BYTES = 64 * 1024
 
 _STATUS_PAGE = Environment(autoescape=select_autoescape(default=True, default_for_string=True)).from_string(
     """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Betaling {{ loi }}</title>
@@ -59,7 +64,7 @@ _STATUS_PAGE = Environment(autoescape=select_autoescape(default=True, default_fo
 </head><body><h1>Betaling {{ communication }}</h1>
 {% if status == "paid" %}<p class="paid">Betaald. Bedankt!</p>
 {% elif status in ("draft", "sealed") %}<p class="open">Nog te betalen: € {{ open_amount }}.</p>
-{% if qr_svg %}<div>{{ qr_svg|safe }}</div>{% endif %}{% if pay_url %}<p><a href="{{ pay_url }}">Online betalen</a></p>{% endif %}
+{% if qr_image %}<div><img alt="QR-code" src="{{ qr_image }}"></div>{% endif %}{% if pay_url %}<p><a href="{{ pay_url }}">Online betalen</a></p>{% endif %}
 {% else %}<p>Deze betaalopdracht is niet meer te betalen ({{ status }}).</p>{% endif %}
 <p>Referentie {{ loi }}, bedrag € {{ amount }}.</p>
 {% if invoice_url %}<p><a href="{{ invoice_url }}">Factuur (PDF)</a></p>{% endif %}</body></html>"""
@@ -81,7 +86,9 @@ def create_app(
 
     @app.post("/pom/callback/{account}")
     async def callback(account: str, request: Request) -> Response:
-        body = await request.body()
+        body = await _capped_body(request, MAX_CALLBACK_BYTES)
+        if body is None:
+            return JSONResponse({"error": "body_too_large", "limit": MAX_CALLBACK_BYTES}, status_code=413)
         secret = secret_of(account)
         if not secret:
             return JSONResponse({"error": "unknown_account"}, status_code=404)
@@ -141,6 +148,23 @@ class _BadEvent(ValueError):
     pass
 
 
+async def _capped_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is more than ``limit`` bytes (declared or as it arrives).
+
+    The declared length refuses an honest large body before a byte of it is read; counting while streaming
+    catches a chunked body (no length) and a length that lies.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def _token_ok(secret: str | None, loi: str, token: str) -> bool:
     return bool(secret) and hmac.compare_digest(return_token(secret or "", loi), token)
 
@@ -159,10 +183,7 @@ def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetim
             if row is None:
                 outcome = "unknown_request"
             elif kind == "payment_request.paid":
-                try:
-                    amount = Decimal(str(event["amount"]))
-                except (KeyError, InvalidOperation):
-                    raise _BadEvent("a paid event needs its amount") from None
+                amount = _paid_amount(event)
                 paid_at = _moment(event.get("paid_at"))
                 (booking,) = book_paid_requests(session, {row.id: PaidAtPom(amount, paid_at, event.get("channel"))},
                                                 ACTOR, now, via="callback")
@@ -185,6 +206,23 @@ def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetim
         return "duplicate"
     log.info("POM event %s (%s) for %s: %s", event_id, kind, pom_id, outcome)
     return outcome
+
+
+def _paid_amount(event: dict[str, Any]) -> Decimal:
+    """The amount of a paid event: finite, above zero, whole cents; anything else is a :class:`_BadEvent` (400).
+
+    A valid signature says the event came from POM, not that it is sane: "NaN" would fail deep in the booking
+    (a 500 and POM's retries), and "-5" would mark the request paid while booking nothing.
+    """
+    if "amount" not in event:
+        raise _BadEvent("a paid event needs its amount")
+    try:
+        amount = money(str(event["amount"]))
+    except (ValueError, TypeError):  # money's refusals: not a number, not finite, fractions of a cent, too large
+        raise _BadEvent("a paid event's amount must be a decimal with at most two places") from None
+    if amount <= ZERO:
+        raise _BadEvent("a paid event's amount must be above zero")
+    return amount
 
 
 def _invoice_pdf(engine: Engine, accounts: dict[str, PomAccount], loi: str) -> bytes | None:
@@ -216,7 +254,10 @@ def _reference_facts(engine: Engine, loi: str) -> dict[str, Any] | None:
         return {
             "loi": ref.loi, "status": ref.status, "amount": ref.amount, "open_amount": ref.open_amount,
             "communication": display_reference(ref.reference_number) if ref.reference_number else ref.loi,
-            "qr_svg": request.qr_svg if request else None, "pay_url": request.pay_url if request else None,
+            # POM's SVG and link reach a public page of Innen's origin: the SVG only as an image (its scripts never
+            # run), the link only when it is https (or http on loopback: the simulator).
+            "qr_image": qr_data_uri(request.qr_svg) if request and request.qr_svg else None,
+            "pay_url": safe_pay_url(request.pay_url) if request else None,
         }
 
 

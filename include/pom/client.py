@@ -12,12 +12,18 @@ plain HTTP is what a nightly job needs to be boring:
 * a client-side pacer at the account's rate limit, so that a reconciliation of
   100k requests runs close to the allowed rate instead of bouncing off 429s;
 * logs that carry method, path and status only: never credentials, tokens,
-  callback secrets or headers.
+  callback secrets or headers;
+* answers read as a stream up to a limit per kind of call (:data:`JSON_MAX_BYTES`,
+  :data:`IMAGE_MAX_BYTES`, a delivery report's :data:`REPORT_MAX_BYTES`), so a
+  broken or hostile server cannot fill the worker's memory: a longer answer is
+  dropped unread and raises :class:`PomUnavailable` at once (repeating would
+  fetch it again).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import random
 import threading
@@ -34,11 +40,19 @@ import httpx
 
 from include.errors import ConfigError, InnenError
 from include.finance.money import format_amount, money
+from include.pom.delivery_reader import MAX_BYTES as REPORT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
 ENVIRONMENTS = ("prod", "beta")
 DEFAULT_MAX_ATTEMPTS = 4
+# The most of an answer the client reads (see the module docstring). POM's JSON answers are a few KiB and its
+# QR images some tens of KiB: the limits leave room for growth, not for a runaway body. A delivery report may be
+# as large as the reader accepts (REPORT_MAX_BYTES, delivery_reader.MAX_BYTES); an error's body is only looked
+# at for its code.
+JSON_MAX_BYTES = 4 * 1024 * 1024
+IMAGE_MAX_BYTES = 4 * 1024 * 1024
+ERROR_MAX_BYTES = 64 * 1024
 
 T = TypeVar("T")
 
@@ -334,12 +348,33 @@ class RatePacer:
             self._next = max(self._next, self._clock() + seconds)
 
 
-def _error_fields(response: httpx.Response) -> dict[str, Any]:
+def _error_fields(body: bytes | None) -> dict[str, Any]:
+    if body is None:  # longer than ERROR_MAX_BYTES: not an error body of POM's
+        return {}
     try:
-        data = response.json()
+        data = json.loads(body)
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """The (decoded) body of a streamed response, or None as soon as it is known to be longer than ``limit``.
+
+    A declared length above the limit refuses before a byte is read; counting as the body arrives catches a
+    chunked body, a lying length and a compressed body that inflates. What was read so far is dropped.
+    """
+    declared = response.headers.get("Content-Length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -479,7 +514,8 @@ class PomClient:
             "GET",
             f"{self._prefix}/qr-codes/{quote(qr_id, safe='')}.{kind}",
             safe_to_repeat=True,
-            parse=lambda response: response.content,
+            parse=lambda body: body,
+            max_bytes=IMAGE_MAX_BYTES,
         )
 
     def get_many(self, request_ids: Iterable[str]) -> Iterator[tuple[str, PomRequest | PomError]]:
@@ -545,7 +581,7 @@ class PomClient:
             f"{self._prefix}/document-batches",
             json_body=body,
             safe_to_repeat=True,
-            parse=lambda response: int(response.json()["documents"]),
+            parse=lambda body: int(json.loads(body)["documents"]),
         )
 
     def delivery_report_batches(self, sent_since: date) -> list[str]:
@@ -555,16 +591,17 @@ class PomClient:
             f"{self._prefix}/delivery-reports",
             params={"sent_since": sent_since.isoformat()},
             safe_to_repeat=True,
-            parse=lambda response: [str(name) for name in response.json()["batches"]],
+            parse=lambda body: [str(name) for name in json.loads(body)["batches"]],
         )
 
     def delivery_report(self, batch: str) -> bytes:
-        """The CSV report of one batch: one line per e-mail attempt."""
+        """The CSV report of one batch: one line per e-mail attempt; PomUnavailable past REPORT_MAX_BYTES."""
         return self._call(
             "GET",
             f"{self._prefix}/delivery-reports/{quote(batch, safe='')}",
             safe_to_repeat=True,
-            parse=lambda response: response.content,
+            parse=lambda body: body,
+            max_bytes=REPORT_MAX_BYTES,
         )
 
     # plumbing
@@ -575,7 +612,7 @@ class PomClient:
             f"{self._prefix}/auth/token",
             json_body={"username": self.account.username, "password": self.account.password},
             safe_to_repeat=True,
-            parse=lambda response: str(response.json()["access_token"]),
+            parse=lambda body: str(json.loads(body)["access_token"]),
             authenticated=False,
         )
 
@@ -599,14 +636,18 @@ class PomClient:
         method: str,
         path: str,
         *,
-        parse: Callable[[httpx.Response], T],
+        parse: Callable[[bytes], T],
         safe_to_repeat: bool,
+        max_bytes: int = JSON_MAX_BYTES,
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         authenticated: bool = True,
     ) -> T:
-        """One API call with the retry rules of the module docstring; logs method, path and status only."""
+        """One API call with the retry rules of the module docstring; logs method, path and status only.
+
+        ``parse`` gets the body of a 2xx answer, read up to ``max_bytes``.
+        """
         logged_in_again = False
         attempt = 0
         while True:
@@ -621,21 +662,31 @@ class PomClient:
                 request_headers["Authorization"] = f"Bearer {token}"
             wait_at_least = 0.0
             try:
-                response = self._http.request(method, path, json=json_body, params=params, headers=request_headers)
+                with self._http.stream(
+                    method, path, json=json_body, params=params, headers=request_headers
+                ) as response:
+                    status = response.status_code
+                    limit = max_bytes if 200 <= status < 300 else ERROR_MAX_BYTES
+                    body = _read_capped(response, limit)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
                 retry, problem = True, f"cannot connect ({type(error).__name__})"
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
                 retry, problem = safe_to_repeat, f"no answer ({type(error).__name__})"
             else:
-                status = response.status_code
                 log.debug("%s %s -> %s", method, path, status)
                 if 200 <= status < 300:
+                    if body is None:
+                        raise PomUnavailable(
+                            f"{method} {path}: the {status} answer is longer than the limit of {limit} bytes; "
+                            "dropped unread",
+                            attempt,
+                        )
                     try:
-                        return parse(response)
+                        return parse(body)
                     except (ValueError, KeyError, TypeError, ArithmeticError):
                         retry, problem = safe_to_repeat, f"garbled {status} answer"
                 elif status == 401:
-                    code = _error_fields(response).get("error")
+                    code = _error_fields(body).get("error")
                     if authenticated and code == "invalid_token" and not logged_in_again:
                         logged_in_again = True
                         self._forget_token(token)
@@ -643,7 +694,7 @@ class PomClient:
                         continue
                     raise PomAuthError(f"{method} {path}: POM refused the credentials ({code})", status, code)
                 elif status == 403:
-                    code = _error_fields(response).get("error")
+                    code = _error_fields(body).get("error")
                     raise PomAuthError(f"{method} {path}: POM refused the sender id or contract ({code})", status, code)
                 elif status == 429:
                     wait_at_least = _retry_after(response)
@@ -653,7 +704,7 @@ class PomClient:
                 elif status >= 500:
                     retry, problem = True, f"server error ({status})"
                 else:
-                    raise _rejection(method, path, response)
+                    raise _rejection(method, path, status, body)
             if not retry or attempt >= self.max_attempts:
                 raise PomUnavailable(f"{method} {path}: {problem} after {attempt} attempt(s)", attempt)
             delay = max(wait_at_least, self._backoff(attempt))
@@ -663,15 +714,15 @@ class PomClient:
             self._sleep(delay)
 
 
-def _parse_request(response: httpx.Response) -> PomRequest:
-    return PomRequest.from_json(response.json())
+def _parse_request(body: bytes) -> PomRequest:
+    return PomRequest.from_json(json.loads(body))
 
 
-def _rejection(method: str, path: str, response: httpx.Response) -> PomRejected:
-    fields = _error_fields(response)
+def _rejection(method: str, path: str, status: int, body: bytes | None) -> PomRejected:
+    fields = _error_fields(body)
     code, field_name, message = fields.get("error"), fields.get("field"), fields.get("message")
-    text = f"{method} {path}: POM rejected the call ({response.status_code} {code}"
+    text = f"{method} {path}: POM rejected the call ({status} {code}"
     text += f", field {field_name}" if field_name else ""
     text += f": {message})" if message else ")"
-    kind = PomNotFound if response.status_code == 404 else PomRejected
-    return kind(text, response.status_code, code, field_name)
+    kind = PomNotFound if status == 404 else PomRejected
+    return kind(text, status, code, field_name)

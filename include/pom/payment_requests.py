@@ -28,12 +28,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
+import ipaddress
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
@@ -381,9 +384,53 @@ def invoice_qr(engine: Engine, reference_loi: str) -> str:
         ).one_or_none()
     if row is None or not row.qr_svg:
         return ""
-    image = base64.b64encode(row.qr_svg.encode("utf-8")).decode("ascii")
-    link = f'<a href="{row.pay_url}">Online betalen</a>' if row.pay_url else ""
-    return f'<div class="invoice-qr"><img alt="POM QR code" src="data:image/svg+xml;base64,{image}">{link}</div>'
+    pay_url = safe_pay_url(row.pay_url)
+    link = f'<a href="{html.escape(pay_url)}">Online betalen</a>' if pay_url else ""
+    return f'<div class="invoice-qr"><img alt="POM QR code" src="{qr_data_uri(row.qr_svg)}">{link}</div>'
+
+
+def qr_data_uri(svg: str) -> str:
+    """POM's SVG as a ``data:`` URI for an ``<img>``: a browser runs no script and loads nothing an image holds."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def safe_pay_url(url: str | None) -> str | None:
+    """POM's pay link if it may become an ``href``, else None (no link shown).
+
+    It comes from POM's answer and lands on pages served from Innen's origin, so only ``https`` passes (never
+    ``javascript:``, ``data:`` and the like); plain ``http`` only for a loopback host, which is the simulator
+    of the tests and the demo (http://127.0.0.1:…): it never leaves the machine, and nothing real is paid
+    there. A URL with whitespace or control characters is refused whole rather than cleaned, as browsers
+    clean such URLs in their own ways.
+
+    >>> safe_pay_url("https://pom.example/pay/qr_1"), safe_pay_url("http://127.0.0.1:8077/pay/qr_1")
+    ('https://pom.example/pay/qr_1', 'http://127.0.0.1:8077/pay/qr_1')
+    >>> [safe_pay_url(u) for u in ("javascript:alert(1)", "http://pom.example/pay", "java\tscript:x", "https:///x")]
+    [None, None, None, None]
+    """
+    if not url or any(ch <= " " or ch == "\x7f" for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if parts.scheme == "https":
+        return url
+    if parts.scheme == "http" and _loopback(host):
+        return url
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def live_request_accounts(engine: Engine, reference_lois: list[str]) -> dict[int, str]:

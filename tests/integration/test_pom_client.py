@@ -10,6 +10,7 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -20,6 +21,10 @@ import pytest
 
 from include.errors import ConfigError
 from include.pom.client import (
+    ERROR_MAX_BYTES,
+    IMAGE_MAX_BYTES,
+    JSON_MAX_BYTES,
+    REPORT_MAX_BYTES,
     PomAccount,
     PomAuthError,
     PomClient,
@@ -516,3 +521,111 @@ def test_logs_name_method_path_and_status_but_no_secret(
 
 def test_simulator_fixture_is_reset_between_tests(pom_sim: RunningSimulator, sim_api: SimApi) -> None:
     assert sim_api.request_count() == 0 and sim_api.control("GET", "callbacks") == {"callbacks": []}
+
+
+# -- answers too long to read ---------------------------------------------------------------------------
+# The simulator cannot serve a runaway body, so a mock transport does: a long stream (chunked, no length)
+# or a declared length whose body must never be asked for.
+
+CHUNK = b"x" * 65536
+
+
+class _Long(httpx.SyncByteStream):
+    """An answer four chunks longer than ``limit`` (finite, so a client without the limit fails, not hangs)."""
+
+    def __init__(self, limit: int) -> None:
+        self.total = limit + 4 * len(CHUNK)
+        self.served = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self.served < self.total:
+            self.served += len(CHUNK)
+            yield CHUNK
+
+
+class _Untouchable(httpx.SyncByteStream):
+    def __iter__(self) -> Iterator[bytes]:
+        raise AssertionError("the body of an answer declared too long was read")
+
+
+def _serving(answer: Callable[[], httpx.Response]) -> tuple[httpx.MockTransport, list[str]]:
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/auth/token"):
+            return httpx.Response(200, json={"access_token": "tok-SECRET", "token_type": "Bearer", "expires_in": 3600})
+        asked.append(f"{request.method} {request.url.path}")
+        return answer()
+
+    return httpx.MockTransport(handler), asked
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "limit"),
+    [
+        (lambda client: client.get_request("pr_1"), "GET /api/prod/payment-requests/pr_1", JSON_MAX_BYTES),
+        (lambda client: client.qr_image("qr_1", "svg"), "GET /api/prod/qr-codes/qr_1.svg", IMAGE_MAX_BYTES),
+        (lambda client: client.delivery_report_batches(date(2026, 3, 16)), "GET /api/prod/delivery-reports",
+         JSON_MAX_BYTES),
+    ],
+    ids=["json", "qr-image", "report-list"],
+)
+def test_a_long_answer_is_dropped_past_its_limit(
+    pom_account: PomAccount, sleeps: list[float], call: Callable[[PomClient], Any], path: str, limit: int
+) -> None:
+    stream = _Long(limit)
+    transport, asked = _serving(lambda: httpx.Response(200, stream=stream))
+    with PomClient(pom_account, transport=transport, sleep=sleeps.append) as client:
+        with pytest.raises(PomUnavailable) as refused:
+            call(client)
+    message = str(refused.value)
+    assert message.startswith(path) and f"limit of {limit} bytes" in message
+    assert pom_account.password not in message and "SECRET" not in message
+    assert limit < stream.served <= limit + len(CHUNK)  # read as a stream and left at the limit
+    assert asked == [path] and sleeps == []  # not fetched again: it would be as long the next time
+
+
+def test_a_delivery_report_declared_longer_than_the_reader_takes_is_not_read_nor_kept(
+    pom_account: PomAccount, var_dir: Any
+) -> None:
+    from include.config import archive_dir, quarantine_dir
+    from include.pom.delivery_files import analyse_recent_batches
+
+    def answer() -> httpx.Response:
+        if stream_listing[0]:
+            stream_listing[0] = False
+            return httpx.Response(200, json={"batches": ["B-huge"]})
+        return httpx.Response(200, headers={"Content-Length": str(REPORT_MAX_BYTES + 1)}, stream=_Untouchable())
+
+    stream_listing = [True]
+    transport, asked = _serving(answer)
+    with PomClient(pom_account, transport=transport) as client:
+        with pytest.raises(PomUnavailable, match=f"limit of {REPORT_MAX_BYTES} bytes"):
+            analyse_recent_batches(client, date(2026, 3, 16), "test")
+    assert asked == ["GET /api/prod/delivery-reports", "GET /api/prod/delivery-reports/B-huge"]
+    kept = [p for root in (archive_dir(), quarantine_dir()) if root.exists() for p in root.rglob("*") if p.is_file()]
+    assert kept == []
+
+
+def test_a_chunked_delivery_report_is_dropped_at_the_limit(
+    pom_account: PomAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real limit is 1 GiB; a smaller one shows the same counting without holding a gigabyte in the test.
+    import include.pom.client as client_module
+
+    monkeypatch.setattr(client_module, "REPORT_MAX_BYTES", 1024 * 1024)
+    stream = _Long(1024 * 1024)
+    transport, _ = _serving(lambda: httpx.Response(200, stream=stream))
+    with PomClient(pom_account, transport=transport) as client:
+        with pytest.raises(PomUnavailable, match="GET /api/prod/delivery-reports/B1: .*limit of 1048576 bytes"):
+            client.delivery_report("B1")
+    assert 1024 * 1024 < stream.served <= 1024 * 1024 + len(CHUNK)
+
+
+def test_a_long_error_body_is_not_read_for_its_code(pom_account: PomAccount) -> None:
+    stream = _Long(ERROR_MAX_BYTES)
+    transport, _ = _serving(lambda: httpx.Response(422, stream=stream))
+    with PomClient(pom_account, transport=transport) as client:
+        with pytest.raises(PomRejected, match=r"\(422 None\)"):
+            client.get_request("pr_1")
+    assert stream.served <= ERROR_MAX_BYTES + len(CHUNK)

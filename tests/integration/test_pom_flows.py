@@ -5,6 +5,7 @@ Each test runs on SQLite and on PostgreSQL (the ``engine`` fixture).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from include.finance.models import (
 )
 from include.finance.payments import Ledger
 from include.pom.accounts import PomClients
-from include.pom.callbacks import RunningApp, create_app, take_event
+from include.pom.callbacks import MAX_CALLBACK_BYTES, RunningApp, _BadEvent, create_app, take_event
 from include.pom.client import PomAccount, PomClient
 from include.pom.expiry import expire_references
 from include.pom.payment_requests import PomSyncIncomplete, invoice_qr, return_token, sync_payment_requests
@@ -330,6 +331,52 @@ def test_callback_refusals_write_nothing(engine, books, clients, callbacks, case
         assert session.scalar(select(func.count()).select_from(Payment)) == 0
 
 
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_huge_callback_body_is_refused_unread(engine, books, clients, callbacks, declared: bool) -> None:
+    # Whoever can reach the endpoint can post; a 10 MiB body (valid JSON, signed, so only its size is wrong)
+    # must be refused without being kept in memory or written.
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    event = {"event_id": "ev-big", "type": "payment_request.paid", "request_id": row.pom_id, "amount": "20.00",
+             "padding": "x" * (10 * 1024 * 1024)}
+    body = json.dumps(event).encode()
+    stamp = int(time.time())
+    headers = {"Content-Type": "application/json", "X-POM-Timestamp": str(stamp),
+               "X-POM-Signature": sign(PROD["callback_secret"], stamp, body)}
+    # Without a length httpx sends the body chunked: the stream cap must catch it.
+    content = body if declared else (body[i:i + 65536] for i in range(0, len(body), 65536))
+    response = httpx.post(f"{callbacks.base_url}/pom/callback/default", content=content, headers=headers, timeout=30)
+    assert response.status_code == 413
+    assert response.json()["limit"] == MAX_CALLBACK_BYTES
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(PomEvent)) == 0
+    assert _pom_payments(engine) == []
+
+
+def test_a_declared_length_above_the_limit_is_refused_before_a_byte_is_read() -> None:
+    # Straight through the ASGI interface: a receive() that fails shows the body was never asked for.
+    import asyncio
+
+    def no_engine() -> Any:
+        raise AssertionError("the database was reached")
+
+    app = create_app(engine_provider=no_engine, accounts_provider=lambda: {})
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/pom/callback/default", "raw_path": b"/pom/callback/default", "query_string": b"",
+             "root_path": "", "headers": [(b"content-length", str(10 * 1024 * 1024).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("the body was read")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 413
+
+
 def test_same_event_twice_is_taken_once(engine, books, clients, callbacks) -> None:
     sync_payment_requests(engine, clients, ACTOR, _now())
     (row,) = _requests(engine, payment_reference_id=books["refs"][0])
@@ -354,11 +401,61 @@ def test_return_page_redirects_to_the_reference_status(engine, books, clients, c
     assert guessed.status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("pay_url", "shown"),
+    [("javascript:alert(document.cookie)", False), ("data:text/html,<script>alert(1)</script>", False),
+     ("http://pom.example/pay/qr_1", False), ("https://pom.example/pay/qr_1", True), (None, True)],
+    ids=["javascript", "data", "http-remote", "https", "simulator-loopback-http"],
+)
+def test_the_status_page_shows_pom_s_svg_only_as_an_image_and_a_pay_link_only_when_safe(
+        engine, books, clients, callbacks, pay_url: str | None, shown: bool) -> None:
+    # The page is public and served from Airflow's origin: what POM sent must not run there.
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    hostile = '<svg xmlns="http://www.w3.org/2000/svg"><script>alert("pwned")</script><rect/></svg>'
+    with transaction(engine) as session:
+        stored = session.get(PomPaymentRequest, row.id)
+        stored.qr_svg = hostile
+        stored.pay_url = pay_url or row.pay_url  # None: the simulator's own link, http://127.0.0.1:…
+    loi = _reference(engine, books["refs"][0]).loi
+    page = httpx.get(f"{callbacks.base_url}/pom/status/default/{loi}", params={"t": return_token(PROD["callback_secret"], loi)})
+    assert page.status_code == 200 and "Nog te betalen" in page.text
+    assert "<script" not in page.text and "pwned" not in page.text
+    assert f'src="data:image/svg+xml;base64,{base64.b64encode(hostile.encode()).decode()}"' in page.text
+    expected = pay_url or row.pay_url
+    assert (f'href="{expected}"' in page.text) is shown
+    assert ("Online betalen" in page.text) is shown
+    assert "javascript:" not in page.text
+    assert (f'href="{expected}"' in invoice_qr(engine, loi)) is shown  # the invoice's HTML takes the same care
+
+
 def test_take_event_for_an_unknown_request_is_recorded_not_booked(engine, books) -> None:
     outcome = take_event(engine, "default", {"event_id": "ev-x", "type": "payment_request.paid", "request_id": "pr_nope",
                                              "amount": "5.00"}, _now())
     assert outcome == "unknown_request"
     assert _pom_payments(engine) == []
+
+
+@pytest.mark.parametrize("amount", ["-5", "0.00", "NaN", "Infinity", "1.234", "abc", None])
+def test_a_signed_paid_event_with_an_insane_amount_is_refused_and_changes_nothing(
+        engine, books, clients, callbacks, amount: str | None) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    event = {"event_id": "ev-bad", "type": "payment_request.paid", "request_id": row.pom_id, "amount": amount,
+             "paid_at": _now().isoformat(), "channel": "bancontact"}
+    with pytest.raises(_BadEvent):
+        take_event(engine, "default", event, _now())
+    answer = _post(f"{callbacks.base_url}/pom/callback/default", json.dumps(event).encode(), PROD["callback_secret"])
+    assert (answer.status_code, answer.json()["error"]) == (400, "malformed_event")
+    (after,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert (after.status, after.paid_amount) == ("open", None)
+    assert _reference(engine, books["refs"][0]).status == "sealed"
+    assert _pom_payments(engine) == []
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(PomEvent)) == 0
+    good = take_event(engine, "default", {**event, "event_id": "ev-good", "amount": "12.50"}, _now())
+    assert good == "partial"  # the reference asks 20.00
+    assert _pom_payments(engine) == [(books["refs"][0], Decimal("12.50"))]
 
 
 # -- expiry --------------------------------------------------------------------------------------
