@@ -67,6 +67,30 @@ def test_a_dry_run_reports_the_open_total_and_books_nothing(engine, run) -> None
         assert session.scalars(select(Payment)).all() == []
 
 
+
+def test_two_confirmations_of_one_run_at_once_book_it_once(engine, run) -> None:
+    # Two people (or a person and a statement's import) confirm the run at the same moment: the second finds
+    # it confirmed. On PostgreSQL the second waits for the ledger the first holds, then reads the run's status.
+    import threading
+
+    start, results = threading.Barrier(2, timeout=30), []
+
+    def confirm() -> None:
+        start.wait()
+        results.append(_confirm(engine, run, "50.75", False))
+
+    threads = [threading.Thread(target=confirm) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(result.booked for result in results) == [False, True], results
+    (second,) = [result for result in results if not result.booked]
+    assert second.message == f"{run} was confirmed before: nothing to book"
+    with transaction(engine, readonly=True) as session:
+        assert sorted(session.scalars(select(Payment.amount))) == sorted(Decimal(a) for a in AMOUNTS)
+        assert session.scalars(select(CollectionRun.status)).one() == "confirmed"
+
 def test_the_exact_amount_books_every_collection(engine, run) -> None:
     result = _confirm(engine, run, "50.75", False)
     assert result.booked and "3 collections" in result.message
