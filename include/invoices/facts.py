@@ -48,6 +48,7 @@ from include.finance.statuses import SETTLED_COLLECTION, PomRequestStatus
 from include.invoices.channel import Channel, address_types, decide_channel
 from include.invoices.templates import LANGUAGES
 from include.pom.delivery_store import email_contacts
+from include.pom.payment_requests import safe_pay_url
 from include.sepa.hubs import hub_problems
 from include.sepa.identifiers import mask_iban
 
@@ -193,7 +194,7 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
             lines=tuple(lines.get(ref.id, ())), sales_journal_id=journal_id,
             direct_debit=debits.get(ref.id) if ref.mandate_id is not None else None,
             pom_request_id=request[0] if request else None, pom_svg=request[1] if request else None,
-            pay_url=request[2] if request else None,
+            pay_url=safe_pay_url(request[2]) if request else None,  # a link in the PDF: https only
         ))
     return out
 
