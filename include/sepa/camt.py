@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
-from include.errors import BankFileError
+from include.errors import BankFileError, echoed
 from include.files import parse_source
 from include.finance.money import ZERO
 from include.storage import Location, location
@@ -203,12 +203,12 @@ def _amount(value: str | None, where: str, file: str, statement: str | None) -> 
     if value is None:
         raise CamtRefused(file, "amount missing", statement=statement, element=where)
     if not _DECIMAL.fullmatch(value):
-        raise CamtRefused(file, f"not an amount: {value[:40]!r}", statement=statement, element=where)
+        raise CamtRefused(file, f"not an amount: {echoed(value)}", statement=statement, element=where)
     amount = Decimal(value)
     if amount > MAX_AMOUNT:
         raise CamtRefused(file, f"amount {value} is above {MAX_AMOUNT}", statement=statement, element=where)
     if amount != amount.quantize(Decimal("0.01")):
-        raise CamtRefused(file, f"not an amount in cents: {value!r}", statement=statement, element=where)
+        raise CamtRefused(file, f"not an amount in cents: {echoed(value)}", statement=statement, element=where)
     if len(_AMOUNTS) >= _KNOWN_AMOUNTS:
         _AMOUNTS.clear()
     amount = _AMOUNTS[value] = amount.quantize(Decimal("0.01"))
@@ -226,7 +226,7 @@ def _day(value: str | None, where: str, file: str, statement: str | None) -> dat
     try:
         return date.fromisoformat(value[:10])
     except ValueError:
-        raise CamtRefused(file, f"not a date: {value!r}", statement=statement, element=where) from None
+        raise CamtRefused(file, f"not a date: {echoed(value)}", statement=statement, element=where) from None
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -242,13 +242,15 @@ def _integer(value: str | None, where: str, file: str, statement: str | None) ->
     if value is None:
         return None
     if not _INTEGER.fullmatch(value):
-        raise CamtRefused(file, f"not a sequence number: {value[:40]!r}", statement=statement, element=where)
+        raise CamtRefused(file, f"not a sequence number: {echoed(value)}", statement=statement, element=where)
     return int(value)
 
 
 def _credit_debit(value: str | None, where: str, file: str, statement: str | None) -> bool:
     if value not in ("CRDT", "DBIT"):
-        raise CamtRefused(file, f"credit/debit indicator {value!r} is neither CRDT nor DBIT", statement=statement, element=where)
+        reason = ("credit/debit indicator missing" if value is None
+                  else f"credit/debit indicator {echoed(value)} is neither CRDT nor DBIT")
+        raise CamtRefused(file, reason, statement=statement, element=where)
     return value == "CRDT"
 
 
