@@ -523,14 +523,34 @@ def _read_header(reader: _StatementReader, statement: Statement, element: etree.
 
 def _guarded(events: Iterator[tuple[str, etree._Element]], name: str, statement) -> Iterator[tuple[str, etree._Element]]:  # type: ignore[no-untyped-def]
     """The parser's events, with its errors turned into a refusal that says where."""
+    # The parser's error log outlives a parse (it is the thread's): emptied, its last error is this file's.
+    etree.clear_error_log()
     try:
         yield from events
     except etree.XMLSyntaxError as exc:
         current = statement()
-        line = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        number, message = _syntax_error(exc)
+        line = f" (line {number})" if number else ""
         raise CamtRefused(
-            name, f"not well-formed XML{line}: {exc.msg}", statement=current.statement_id if current else None
+            name, f"not well-formed XML{line}: {message}", statement=current.statement_id if current else None
         ) from None
+
+
+PARSER_MESSAGE_MAX = 200  # the parser's message can repeat a name from the file (up to 50 000 characters)
+
+
+def _syntax_error(exc: etree.XMLSyntaxError) -> tuple[int | None, str]:
+    """The line and message of what made the parser stop.
+
+    ``iterparse`` may raise with what followed from the error, without a line (an undeclared entity comes out
+    as "no element found", line 0); the parser's log then still holds the cause.
+    """
+    number, message = getattr(exc, "lineno", None), exc.msg
+    cause = exc.error_log.last_error
+    if not number and cause is not None:
+        number, message = cause.line, cause.message
+    message = (message or "").strip()
+    return number, message if len(message) <= PARSER_MESSAGE_MAX else message[:PARSER_MESSAGE_MAX] + "…"
 
 
 def _root(element: etree._Element, name: str) -> tuple[str, str, _StatementReader]:

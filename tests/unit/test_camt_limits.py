@@ -82,3 +82,13 @@ def test_a_long_credit_debit_indicator_is_quoted_short(tmp_path: Path) -> None:
     refused = refusal(tmp_path, CdtDbtInd="CRDT" * 25_000)
     assert (refused.statement, refused.element) == ("STMT-1", "Ntry[1]/CdtDbtInd")
     assert refused.reason == f"credit/debit indicator {'CRDT' * 10!r}… (100000 characters) is neither CRDT nor DBIT"
+
+
+@pytest.mark.parametrize("entity", ["e", "x" * 40_000])
+def test_an_undeclared_entity_is_refused_with_its_line_and_name(tmp_path: Path, entity: str) -> None:
+    # Without a DTD no entity but the five predefined ones exists; the parser, not resolving, stops at it.
+    line = TEMPLATE.splitlines().index(next(t for t in TEMPLATE.splitlines() if "{AddtlNtryInf}" in t)) + 1
+    refused = refusal(tmp_path, AddtlNtryInf=f"&{entity};")
+    assert refused.statement == "STMT-1"
+    assert refused.reason.startswith(f"not well-formed XML (line {line}): ")
+    assert f"Entity '{entity[:40]}" in refused.reason and len(refused.reason) < 300
