@@ -178,8 +178,8 @@ class _TimeParser:
             elif match := _YMD.match(value):
                 year, month, day, hour, minute, second, fraction = match.groups()
             else:
-                raise ValueError(
-                    f"not a time: {echoed(text)} (expected e.g. 2026-03-16T08:15:00+01:00 or 16/03/2026 08:15)") from None
+                raise ValueError(f"not a time: {echoed(text)} (expected e.g. 2026-03-16T08:15:00+01:00 or "
+                                 "16/03/2026 08:15)") from None
             try:
                 moment = datetime(
                     int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),

@@ -230,7 +230,8 @@ def test_a_long_other_batch_is_quoted_short(tmp_path: Path) -> None:
 def test_a_wide_header_without_our_columns_is_named_short(tmp_path: Path) -> None:
     header = ";".join(f"Kolom {n} " + "x" * 90 for n in range(600))
     refused = refusal(tmp_path, f"{header}\n".encode())
-    assert refused.reason.startswith(f"required column Batch is missing (columns found: Kolom 0 {'x' * 32}…, Kolom 1 ")
+    assert refused.reason.startswith(
+        f"required column Batch is missing (columns found: Kolom 0 {'x' * 32}…, Kolom 1 ")
     assert refused.reason.endswith(", … (600 columns))") and len(str(refused)) < 1200
 
 
