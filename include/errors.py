@@ -23,3 +23,22 @@ class BankFileError(InnenError):
 
 class ExportRejected(BankFileError):
     """A bank file failed its checks (XSD, hub data) and was not released."""
+
+
+ECHOED = 40  # characters of a bad value a refusal repeats: enough to find it in the file, never the whole file
+
+
+def echoed(value: str, width: int = ECHOED) -> str:
+    """``value`` as a refusal quotes it: its repr, cut after ``width`` characters (then with its length).
+
+    A refusal's text goes to logs, to the quarantine's reason file and to the person who reads it; a value of a
+    million characters must not become a message of a million characters.
+
+    >>> echoed("12,50")
+    "'12,50'"
+    >>> echoed("2026-13-45" * 10)
+    "'2026-13-452026-13-452026-13-452026-13-45'… (100 characters)"
+    """
+    if len(value) <= width:
+        return repr(value)
+    return f"{value[:width]!r}… ({len(value)} characters)"

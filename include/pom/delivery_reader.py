@@ -49,12 +49,15 @@ from operator import itemgetter
 from typing import BinaryIO, NamedTuple
 from zoneinfo import ZoneInfo
 
-from include.errors import InnenError
+from include.errors import ECHOED, InnenError, echoed
 from include.pom.delivery_diagnosis import line_kind, normalise_status
 from include.storage import Location, location
 
 MAX_BYTES = 1024 * 1024 * 1024
 PREAMBLE_LINES = 10  # non-blank lines searched for the header (a title above the table is passed over)
+# Characters read of a line while looking for the header: a header of our columns is a few hundred, and a file
+# without line breaks must not be read whole into one string.
+HEADER_LINE_MAX = 64 * 1024
 _SEP_HINT = re.compile(r"^\s*sep=([;,\t|])\s*$", re.IGNORECASE)
 CHUNK = 1 << 20
 LOCAL_ZONE = ZoneInfo("Europe/Brussels")
@@ -175,15 +178,15 @@ class _TimeParser:
             elif match := _YMD.match(value):
                 year, month, day, hour, minute, second, fraction = match.groups()
             else:
-                raise ValueError(
-                    f"not a time: {text!r} (expected e.g. 2026-03-16T08:15:00+01:00 or 16/03/2026 08:15)") from None
+                raise ValueError(f"not a time: {echoed(text)} (expected e.g. 2026-03-16T08:15:00+01:00 or "
+                                 "16/03/2026 08:15)") from None
             try:
                 moment = datetime(
                     int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
                     int((fraction or "0").ljust(6, "0")),
                 )
             except ValueError as exc:
-                raise ValueError(f"not a time: {text!r} ({exc})") from None
+                raise ValueError(f"not a time: {echoed(text)} ({exc})") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=LOCAL_ZONE)
         return moment.astimezone(timezone.utc)
@@ -310,7 +313,7 @@ def _checked_batch(name: str, line: int, batch: str, wanted: str | None, titles:
             raise DeliveryReportRefused(name, "no batch", line=line, column=titles["batch"])
         value = wanted
     elif wanted is not None and value != wanted:
-        raise DeliveryReportRefused(name, f"batch {value!r} in the report of batch {wanted!r}", line=line,
+        raise DeliveryReportRefused(name, f"batch {echoed(value)} in the report of batch {echoed(wanted)}", line=line,
                                     column=titles["batch"])
     if len(value) > 100:
         raise DeliveryReportRefused(name, "batch longer than 100 characters", line=line, column=titles["batch"])
@@ -427,7 +430,11 @@ def _find_header(report: DeliveryReportFile) -> tuple[str, int, str]:
     table: tuple[str, int, str] | None = None  # the first line with a separator
     seen = 0
     with report._text() as text:
-        for number, raw in enumerate(text, start=1):
+        for number, raw in enumerate(iter(partial(text.readline, HEADER_LINE_MAX), ""), start=1):
+            if len(raw) == HEADER_LINE_MAX and not raw.endswith(("\n", "\r")):
+                raise DeliveryReportRefused(
+                    report.name, f"a line of more than {HEADER_LINE_MAX} characters where the header should be: "
+                    "not a delivery report CSV", line=number)
             if not raw.strip():
                 continue
             seen += 1
@@ -449,6 +456,20 @@ def _find_header(report: DeliveryReportFile) -> tuple[str, int, str]:
         raise DeliveryReportRefused(
             report.name, "the header has no ';', ',' or tab separator: not a delivery report CSV", line=first)
     return table
+
+
+def _listed(titles: list[str], shown: int = 20) -> str:
+    """The titles a refusal names: the first ``shown``, each cut like any echoed value (a header may be 64 KiB).
+
+    >>> _listed(["Klant", "Bedrag"]), _listed([])
+    ('Klant, Bedrag', 'none')
+    >>> _listed(["T" * 50, "U", "V"], shown=2)
+    'TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT…, U, … (3 columns)'
+    """
+    if not titles:
+        return "none"
+    listed = [title if len(title) <= ECHOED else title[:ECHOED] + "…" for title in titles[:shown]]
+    return ", ".join(listed + ([f"… ({len(titles)} columns)"] if len(titles) > shown else []))
 
 
 def open_delivery_report(
@@ -507,7 +528,7 @@ def open_delivery_report(
         for extra in ("date", "time"):
             if extra in columns:
                 report.ignored.append(header[columns.pop(extra)].strip())
-    found_titles = ", ".join(t.strip() for t in header if t.strip()) or "none"
+    found_titles = _listed([t.strip() for t in header if t.strip()])
     for required in REQUIRED:
         if required in columns or (required == "timestamp" and "date" in columns):
             continue

@@ -31,8 +31,9 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
-from include.errors import BankFileError
+from include.errors import BankFileError, echoed
 from include.files import parse_source
+from include.finance.models import BankEntry, BankStatement
 from include.finance.money import ZERO
 from include.storage import Location, location
 
@@ -52,6 +53,30 @@ FORMATS = {
     for kind, elements in _MESSAGES.items() for number in VERSIONS
 }
 NOT_PROVIDED = {"", "NOTPROVIDED", "NOT PROVIDED"}
+
+# What is read lands in bounded columns: a longer value would pass the reader and then fail the booking on
+# PostgreSQL (a database error, not a refusal: no quarantine, the file tried again and again). The bounds are
+# the columns' own, so that they cannot drift apart.
+_STATEMENT_TABLE, _ENTRY_TABLE = BankStatement.__table__.c, BankEntry.__table__.c
+# Identifiers, and what entries are matched and told apart by: one cut short would name another statement,
+# account or payment, so a longer one refuses the file.
+STATEMENT_ID_MAX = _STATEMENT_TABLE.statement_id.type.length
+MESSAGE_ID_MAX = _STATEMENT_TABLE.message_id.type.length
+ACCOUNT_MAX = _STATEMENT_TABLE.account.type.length  # the account's IBAN, or its other id
+COPY_MAX = _STATEMENT_TABLE.copy_indicator.type.length
+CURRENCY = re.compile(f"[A-Z]{{{_STATEMENT_TABLE.currency.type.length}}}")  # ISO 4217
+STATUS_MAX = _ENTRY_TABLE.status.type.length
+ENTRY_REF_MAX = _ENTRY_TABLE.entry_ref.type.length
+SERVICER_REF_MAX = _ENTRY_TABLE.account_servicer_ref.type.length  # the entry's or the transaction's
+END_TO_END_MAX = _ENTRY_TABLE.end_to_end_id.type.length
+COUNTERPARTY_IBAN_MAX = _ENTRY_TABLE.counterparty_iban.type.length
+# Only shown to people: a longer one is cut, rather than the whole statement refused for one payer's long name.
+NAME_MAX = _ENTRY_TABLE.counterparty_name.type.length
+BIC_MAX = _ENTRY_TABLE.counterparty_bic.type.length
+BANK_TX_CODE_MAX = _ENTRY_TABLE.bank_tx_code.type.length
+# Cut where it is stored (include.sepa.camt_import): the line keeps the whole code, which the hub's list of
+# reasons that block a mandate is compared with.
+RETURN_REASON_MAX = _ENTRY_TABLE.return_reason.type.length
 
 
 class CamtRefused(BankFileError):
@@ -203,12 +228,12 @@ def _amount(value: str | None, where: str, file: str, statement: str | None) -> 
     if value is None:
         raise CamtRefused(file, "amount missing", statement=statement, element=where)
     if not _DECIMAL.fullmatch(value):
-        raise CamtRefused(file, f"not an amount: {value[:40]!r}", statement=statement, element=where)
+        raise CamtRefused(file, f"not an amount: {echoed(value)}", statement=statement, element=where)
     amount = Decimal(value)
     if amount > MAX_AMOUNT:
         raise CamtRefused(file, f"amount {value} is above {MAX_AMOUNT}", statement=statement, element=where)
     if amount != amount.quantize(Decimal("0.01")):
-        raise CamtRefused(file, f"not an amount in cents: {value!r}", statement=statement, element=where)
+        raise CamtRefused(file, f"not an amount in cents: {echoed(value)}", statement=statement, element=where)
     if len(_AMOUNTS) >= _KNOWN_AMOUNTS:
         _AMOUNTS.clear()
     amount = _AMOUNTS[value] = amount.quantize(Decimal("0.01"))
@@ -226,7 +251,7 @@ def _day(value: str | None, where: str, file: str, statement: str | None) -> dat
     try:
         return date.fromisoformat(value[:10])
     except ValueError:
-        raise CamtRefused(file, f"not a date: {value!r}", statement=statement, element=where) from None
+        raise CamtRefused(file, f"not a date: {echoed(value)}", statement=statement, element=where) from None
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -242,14 +267,32 @@ def _integer(value: str | None, where: str, file: str, statement: str | None) ->
     if value is None:
         return None
     if not _INTEGER.fullmatch(value):
-        raise CamtRefused(file, f"not a sequence number: {value[:40]!r}", statement=statement, element=where)
+        raise CamtRefused(file, f"not a sequence number: {echoed(value)}", statement=statement, element=where)
     return int(value)
 
 
 def _credit_debit(value: str | None, where: str, file: str, statement: str | None) -> bool:
     if value not in ("CRDT", "DBIT"):
-        raise CamtRefused(file, f"credit/debit indicator {value!r} is neither CRDT nor DBIT", statement=statement, element=where)
+        reason = ("credit/debit indicator missing" if value is None
+                  else f"credit/debit indicator {echoed(value)} is neither CRDT nor DBIT")
+        raise CamtRefused(file, reason, statement=statement, element=where)
     return value == "CRDT"
+
+
+def _exact(value: str | None, limit: int, what: str, where: str, path: str, file: str,
+           statement: str | None) -> str | None:
+    """``value``, refused if its column cannot hold it (``where``/``path`` is the element, joined only then)."""
+    if value is not None and len(value) > limit:
+        raise CamtRefused(file, f"{what} too long: {len(value)} characters (at most {limit} characters)",
+                          statement=statement, element=f"{where}/{path}" if where else path)
+    return value
+
+
+def _refuse_too_long(file: str, statement: str | None, where: str,
+                     *values: tuple[str | None, int, str, str]) -> None:
+    """Refuses the first of ``values`` (value, limit, what, path below ``where``) that is too long."""
+    for value, limit, what, path in values:
+        _exact(value, limit, what, where, path, file, statement)
 
 
 class _StatementReader:
@@ -261,7 +304,8 @@ class _StatementReader:
     def header_element(self, st: Statement, el: etree._Element, local: str) -> None:
         r, file = self.r, self.file
         if local == "Id":
-            st.statement_id = (el.text or "").strip()
+            st.statement_id = _exact((el.text or "").strip(), STATEMENT_ID_MAX, "statement id",
+                                     _statement_tag(st.version), "Id", file, None) or ""
         elif local == "ElctrncSeqNb":
             st.electronic_seq = _integer((el.text or "").strip() or None, "ElctrncSeqNb", file, st.statement_id)
         elif local == "LglSeqNb":
@@ -272,11 +316,19 @@ class _StatementReader:
             st.from_date = _day(r.text(el, "c:FrDtTm"), "FrToDt/FrDtTm", file, st.statement_id)
             st.to_date = _day(r.text(el, "c:ToDtTm"), "FrToDt/ToDtTm", file, st.statement_id)
         elif local == "CpyDplctInd":
-            st.copy = (el.text or "").strip() or None
+            st.copy = _exact((el.text or "").strip() or None, COPY_MAX, "copy indicator", "", local, file,
+                             st.statement_id)
         elif local == "Acct":
-            st.account_iban = (r.text(el, "c:Id/c:IBAN") or "").replace(" ", "").upper() or None
-            st.account_other = r.text(el, "c:Id/c:Othr/c:Id")
-            st.currency = r.text(el, "c:Ccy")
+            sid = st.statement_id
+            iban = (r.text(el, "c:Id/c:IBAN") or "").replace(" ", "").upper() or None
+            st.account_iban = _exact(iban, ACCOUNT_MAX, "account IBAN", "Acct", "Id/IBAN", file, sid)
+            st.account_other = _exact(r.text(el, "c:Id/c:Othr/c:Id"), ACCOUNT_MAX, "account id", "Acct",
+                                      "Id/Othr/Id", file, sid)
+            currency = r.text(el, "c:Ccy")
+            if currency is not None and not CURRENCY.fullmatch(currency):
+                raise CamtRefused(file, f"not a currency code (three capital letters): {echoed(currency)}",
+                                  statement=sid, element="Acct/Ccy")
+            st.currency = currency
         elif local == "Bal":
             self._balance(st, el)
 
@@ -304,6 +356,13 @@ class _StatementReader:
         amount = _amount(first("Amt"), f"{where}/Amt", file, sid)
         credit = _credit_debit(first("CdtDbtInd"), f"{where}/CdtDbtInd", file, sid)
         status = first("Sts/Cd") or first("Sts") or "BOOK"
+        entry_ref, servicer_ref = first("NtryRef"), first("AcctSvcrRef")
+        # One test for the common case (every entry), the element named only for a value too long.
+        if (len(status) > STATUS_MAX or len(entry_ref or "") > ENTRY_REF_MAX
+                or len(servicer_ref or "") > SERVICER_REF_MAX):
+            _refuse_too_long(file, sid, where, (status, STATUS_MAX, "entry status", "Sts"),
+                             (entry_ref, ENTRY_REF_MAX, "entry reference", "NtryRef"),
+                             (servicer_ref, SERVICER_REF_MAX, "bank reference", "AcctSvcrRef"))
         reversal = (first("RvslInd") or "").lower() == "true"
         booking = _day(first("BookgDt/Dt") or first("BookgDt/DtTm"), f"{where}/BookgDt", file, sid)
         value = _day(first("ValDt/Dt") or first("ValDt/DtTm"), f"{where}/ValDt", file, sid)
@@ -315,8 +374,8 @@ class _StatementReader:
         )
         common = {
             "entry_index": index, "credit": credit, "reversal": reversal, "status": status, "booking_date": booking,
-            "value_date": value, "entry_amount": amount, "entry_ref": first("NtryRef"),
-            "entry_servicer_ref": first("AcctSvcrRef"), "bank_tx_code": tx_code,
+            "value_date": value, "entry_amount": amount, "entry_ref": entry_ref, "entry_servicer_ref": servicer_ref,
+            "bank_tx_code": tx_code and tx_code[:BANK_TX_CODE_MAX],
             "batch_payment_id": first("NtryDtls/Btch/PmtInfId"), "batch_message_id": first("NtryDtls/Btch/MsgId"),
         }
         # Free text outside RmtInf: some banks give the payer's communication only there.
@@ -325,19 +384,20 @@ class _StatementReader:
             st.lines.append(EntryLine(tx_index=1, amount=amount, additional_info=entry_text, **common))
             return
         transactions = [_leaves(tx, self.tx_plan, self.r.q) for tx in details]
-        amounts = [self._tx_amount(tx, f"{where}/NtryDtls/TxDtls[{n}]", sid) for n, tx in enumerate(transactions, 1)]
+        places = [f"{where}/NtryDtls/TxDtls[{n}]" for n in range(1, len(transactions) + 1)]
+        amounts = [self._tx_amount(tx, place, sid) for tx, place in zip(transactions, places, strict=True)]
         if len(transactions) == 1:
             amounts = [amount]
         unsplit = any(a is None for a in amounts) or sum((a or ZERO for a in amounts), ZERO) != amount
         if unsplit:
             # We cannot split the entry: keep it whole, with the first transaction's details, for a person.
             st.lines.append(EntryLine(tx_index=1, amount=amount, unsplit_batch=True, **common,
-                                      **self._tx(transactions[0], credit, entry_text)))
+                                      **self._tx(transactions[0], credit, entry_text, places[0], sid)))
             return
         own_text = entry_text if len(transactions) == 1 else None  # a batch's entry text is not one payer's
-        for n, (tx, tx_amount) in enumerate(zip(transactions, amounts, strict=True), 1):
+        for n, (tx, tx_amount, place) in enumerate(zip(transactions, amounts, places, strict=True), 1):
             st.lines.append(EntryLine(tx_index=n, amount=tx_amount, **common,  # type: ignore[arg-type]
-                                      **self._tx(tx, credit, own_text)))
+                                      **self._tx(tx, credit, own_text, place, sid)))
 
     def _tx_amount(self, tx: dict[str, list[str]], where: str, sid: str) -> Decimal | None:
         for path in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
@@ -346,19 +406,32 @@ class _StatementReader:
                 return _amount(found[0], f"{where}/{path}", self.file, sid)
         return None
 
-    def _tx(self, tx: dict[str, list[str]], credit: bool, entry_text: str | None = None) -> dict[str, object]:
-        """A transaction's fields; ``additional_info`` is its ``AddtlTxInf`` or ``Strd/AddtlRmtInf``, else
-        ``entry_text``."""
+    def _tx(self, tx: dict[str, list[str]], credit: bool, entry_text: str | None, where: str,
+            sid: str) -> dict[str, object]:
+        """A transaction's fields (``where``: its element); ``additional_info`` is its ``AddtlTxInf`` or
+        ``Strd/AddtlRmtInf``, else ``entry_text``."""
         first = {path: found[0] for path, found in tx.items()}.get
         party, agent = ("Dbtr", "DbtrAgt") if credit else ("Cdtr", "CdtrAgt")
+        reference = first("Refs/AcctSvcrRef")
         e2e = first("Refs/EndToEndId")
+        if e2e is not None and e2e.upper() in NOT_PROVIDED:
+            e2e = None
         iban = first(f"RltdPties/{party}Acct/Id/IBAN")
+        if iban is not None:
+            iban = iban.replace(" ", "").upper()
+        if (len(reference or "") > SERVICER_REF_MAX or len(e2e or "") > END_TO_END_MAX
+                or len(iban or "") > COUNTERPARTY_IBAN_MAX):
+            _refuse_too_long(self.file, sid, where, (reference, SERVICER_REF_MAX, "bank reference", "Refs/AcctSvcrRef"),
+                             (e2e, END_TO_END_MAX, "end-to-end id", "Refs/EndToEndId"),
+                             (iban, COUNTERPARTY_IBAN_MAX, "counterparty IBAN", f"RltdPties/{party}Acct/Id/IBAN"))
+        name = first(f"RltdPties/{party}/Nm") or first(f"RltdPties/{party}/Pty/Nm")
+        bic = first(f"RltdAgts/{agent}/FinInstnId/BIC") or first(f"RltdAgts/{agent}/FinInstnId/BICFI")
         return {
-            "tx_servicer_ref": first("Refs/AcctSvcrRef"),
-            "end_to_end_id": None if e2e is None or e2e.upper() in NOT_PROVIDED else e2e,
-            "counterparty_name": first(f"RltdPties/{party}/Nm") or first(f"RltdPties/{party}/Pty/Nm"),
-            "counterparty_iban": iban.replace(" ", "").upper() if iban else None,
-            "counterparty_bic": first(f"RltdAgts/{agent}/FinInstnId/BIC") or first(f"RltdAgts/{agent}/FinInstnId/BICFI"),
+            "tx_servicer_ref": reference,
+            "end_to_end_id": e2e,
+            "counterparty_name": name and name[:NAME_MAX],
+            "counterparty_iban": iban,
+            "counterparty_bic": bic and bic[:BIC_MAX],
             "structured_refs": tuple(tx.get("RmtInf/Strd/CdtrRefInf/Ref", ())),
             "unstructured": " ".join(tx.get("RmtInf/Ustrd", ())) or None,
             "additional_info": " ".join(tx.get("AddtlTxInf", ()) or tx.get("RmtInf/Strd/AddtlRmtInf", ())) or entry_text,
@@ -494,7 +567,8 @@ def _parse(path: Location, source: str | BinaryIO) -> CamtFile:
                     reader.entry(current, element)
                     _forget(element)
             elif local == "GrpHdr" and event == "end" and parent_local == _message_tag(version):
-                message_id = reader.r.text(element, "c:MsgId")
+                message_id = _exact(reader.r.text(element, "c:MsgId"), MESSAGE_ID_MAX, "message id", "GrpHdr",
+                                    "MsgId", name, None)
                 created = _moment(reader.r.text(element, "c:CreDtTm"))
                 element.clear()
         if root is None:  # no element we act on: let the root say what the file is instead
@@ -521,14 +595,34 @@ def _read_header(reader: _StatementReader, statement: Statement, element: etree.
 
 def _guarded(events: Iterator[tuple[str, etree._Element]], name: str, statement) -> Iterator[tuple[str, etree._Element]]:  # type: ignore[no-untyped-def]
     """The parser's events, with its errors turned into a refusal that says where."""
+    # The parser's error log outlives a parse (it is the thread's): emptied, its last error is this file's.
+    etree.clear_error_log()
     try:
         yield from events
     except etree.XMLSyntaxError as exc:
         current = statement()
-        line = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        number, message = _syntax_error(exc)
+        line = f" (line {number})" if number else ""
         raise CamtRefused(
-            name, f"not well-formed XML{line}: {exc.msg}", statement=current.statement_id if current else None
+            name, f"not well-formed XML{line}: {message}", statement=current.statement_id if current else None
         ) from None
+
+
+PARSER_MESSAGE_MAX = 200  # the parser's message can repeat a name from the file (up to 50 000 characters)
+
+
+def _syntax_error(exc: etree.XMLSyntaxError) -> tuple[int | None, str]:
+    """The line and message of what made the parser stop.
+
+    ``iterparse`` may raise with what followed from the error, without a line (an undeclared entity comes out
+    as "no element found", line 0); the parser's log then still holds the cause.
+    """
+    number, message = getattr(exc, "lineno", None), exc.msg
+    cause = exc.error_log.last_error
+    if not number and cause is not None:
+        number, message = cause.line, cause.message
+    message = (message or "").strip()
+    return number, message if len(message) <= PARSER_MESSAGE_MAX else message[:PARSER_MESSAGE_MAX] + "…"
 
 
 def _root(element: etree._Element, name: str) -> tuple[str, str, _StatementReader]:

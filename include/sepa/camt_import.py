@@ -71,7 +71,7 @@ from include.finance.models import (
 from include.finance.money import ZERO
 from include.finance.payments import reverse_transaction_costs
 from include.finance.statuses import BOOKED_OUTCOMES, WAITING_COLLECTION, ControlListKind, RunStatus
-from include.sepa.camt import CamtFile, CamtRefused, EntryLine, Statement
+from include.sepa.camt import RETURN_REASON_MAX, CamtFile, CamtRefused, EntryLine, Statement
 from include.sepa.camt_decision import Booking, Decision, decide_all
 from include.sepa.camt_facts import FactsReader, candidates
 from include.storage import location, name_of
@@ -93,6 +93,9 @@ PAYMENT_STAGE = {
     "bank_entry_id": Integer(), "reverses_payment_id": Integer(), "note": String(), "note_json": String(),
 }
 ALLOCATION_STAGE = {"seq": Integer(), "payment_id": BigInteger(), "debt_line_id": Integer(), "amount": Money()}
+# A payment's note is made of the file's name and what the bank wrote (statement id, end-to-end id, return reason,
+# batch name): it is cut to what its column holds (the whole story stays on the entry and the control list).
+NOTE_MAX = Payment.__table__.c.note.type.length
 
 
 def entry_keys(statement: Statement) -> list[str]:
@@ -367,8 +370,9 @@ class _Import:
                 amount = -payment.amount
                 reverses = self.payment_ids[undone] if isinstance(undone, Booking) else undone.id
                 shares = tuple((line_id, -share) for line_id, share in undone.shares)
-            rows.append((payment_id, payment.reference_id, amount, str(amount), entry_id, reverses, payment.note,
-                         _json_text(payment.note)))
+            note = payment.note[:NOTE_MAX]
+            rows.append((payment_id, payment.reference_id, amount, str(amount), entry_id, reverses, note,
+                         _json_text(note)))
             for line_id, share in shares:
                 self.allocation_count += 1
                 allocations.append((self.allocation_count, payment_id, line_id, share))
@@ -476,14 +480,15 @@ class _Import:
 
 
 def _entry(record: BankStatement, entry_id: int, line: EntryLine, key: str, decision: Decision) -> tuple[Any, ...]:
-    """The bank_entry row of a line (in :data:`ENTRY_COLUMNS` order)."""
+    """The bank_entry row of a line (in :data:`ENTRY_COLUMNS` order); :mod:`include.sepa.camt` read every value
+    of it to fit its column but the return reason, kept whole for the decision."""
     remittance = " ".join(filter(None, (*line.structured_refs, line.free_text))) or decision.remittance
     return (
         entry_id, record.id, record.account, key, line.entry_index, line.tx_index, line.amount, line.credit,
-        line.reversal, line.status[:4], line.booking_date, line.value_date, line.entry_ref,
+        line.reversal, line.status, line.booking_date, line.value_date, line.entry_ref,
         line.tx_servicer_ref or line.entry_servicer_ref, line.end_to_end_id, line.bank_tx_code,
-        (line.counterparty_name or "")[:140] or None, line.counterparty_iban,
-        (line.counterparty_bic or "")[:11] or None,
-        decision.communication, remittance, (line.return_reason or "")[:10] or None, str(decision.outcome),
+        line.counterparty_name, line.counterparty_iban, line.counterparty_bic,
+        decision.communication, remittance, (line.return_reason or "")[:RETURN_REASON_MAX] or None,
+        str(decision.outcome),
         decision.reference_id, decision.collection_id, decision.booked,
     )

@@ -42,8 +42,12 @@ def mask_iban(value: str | None) -> str:
     return f"{iban[:4]} **** **** {iban[-4:]}"
 
 
-# Not \b: a file name joins an account to the rest with "_", which \b counts as part of the word.
-_IBAN_LIKE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){8,30}(?![A-Za-z0-9])")
+# A run of letters and digits that starts like an IBAN (country, check digits, 8 or more characters), however
+# long and whatever follows it: a value too long to be an IBAN, or glued to a letter, may still be one. Written
+# in groups of four, the last group may be shorter and only digits (a word after the IBAN stays a word).
+_IBAN_LIKE = re.compile(
+    r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[A-Za-z0-9]{8,}|(?: [A-Za-z0-9]{4}){2,}(?: \d{1,3}(?![A-Za-z0-9]))?)"
+)
 
 
 def mask_ibans_in(text: str) -> str:
@@ -53,6 +57,10 @@ def mask_ibans_in(text: str) -> str:
     "The value 'BE68 **** **** 7034' is not accepted"
     >>> mask_ibans_in("CODA_BE68539007547034_20261124.xml")
     'CODA_BE68 **** **** 7034_20261124.xml'
+    >>> mask_ibans_in("value 'BE6853900754703412345678901234567890'")
+    "value 'BE68 **** **** 7890'"
+    >>> mask_ibans_in("IBAN BE68 5390 0754 7034 is wrong, NL91 ABNA 0417 1643 00é too")
+    'IBAN BE68 **** **** 7034 is wrong, NL91 **** **** 4300é too'
     """
     return _IBAN_LIKE.sub(lambda match: mask_iban(match.group(0)), text)
 

@@ -709,3 +709,33 @@ def test_two_overlapping_statements_imported_at_once_book_every_entry_once(engin
     assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("15.50"), Decimal("30.00"), Decimal("40.00")]
     assert _count(engine, BankEntry) == 3
     assert {r.status for r in _rows(engine, PaymentReference, PaymentReference.id.in_(refs))} == {"paid"}
+
+
+def test_a_return_with_a_long_proprietary_reason_is_booked_with_its_note_cut(engine, var_dir, collected) -> None:
+    # A payment's note repeats the end-to-end id and the bank's reason: made longer than its column by a
+    # proprietary reason (Max35Text, any length in a broken file), it is cut, not the booking refused by the
+    # database.
+    account, collections = collected
+    (e2e, amount), (other, other_amount) = collections
+    paid = Entry(True, DAY, (Tx(amount, end_to_end_id=e2e, account_servicer_ref="C1"),
+                             Tx(other_amount, end_to_end_id=other, account_servicer_ref="C2")), bank_tx_code=SDD_COLLECTED)
+    import_statement_file(_statement(var_dir, account, [paid]), "test", engine=engine)
+    returned = Entry(False, date(2026, 11, 27), (Tx(amount, end_to_end_id=e2e, return_reason="AM04",
+                                                    account_servicer_ref="R1"),), bank_tx_code=SDD_RETURNED)
+    path = _statement(var_dir, account, [returned], statement_id="2026-331", seq=331,
+                      opening=str(Decimal("1000.00") + amount + other_amount), name="r.xml")
+    reason = "NOT-ALLOWED-" + "R" * 240
+    content = path.read_bytes()
+    assert content.count(b"<Rsn><Cd>AM04</Cd></Rsn>") == 1
+    path.write_bytes(content.replace(b"<Rsn><Cd>AM04</Cd></Rsn>", f"<Rsn><Prtry>{reason}</Prtry></Rsn>".encode()))
+    result = import_statement_file(path, "test", engine=engine)
+    assert result["outcomes"] == {"returned": 1}
+    collection = next(c for c in _rows(engine, Collection) if c.end_to_end_id == e2e)
+    assert (collection.status, collection.return_reason) == ("returned", reason[:10])
+    (entry,) = _rows(engine, BankEntry, BankEntry.account_servicer_ref == "R1")
+    assert entry.return_reason == reason[:10]
+    (undo,) = _rows(engine, Payment, Payment.amount < 0)
+    assert undo.note == f"collection {e2e} returned ({reason})"[:250]
+    with transaction(engine, readonly=True) as session:
+        audit = session.scalars(select(AuditLog).where(AuditLog.entity == "payment", AuditLog.entity_id == undo.id)).one()
+    assert audit.after["note"] == undo.note

@@ -390,6 +390,56 @@ def test_second_statement_broken_books_nothing_of_the_first(engine, var_dir, tmp
     assert row_counts(engine, [BankStatement.__table__, BankEntry.__table__]) == {"bank_statement": 1, "bank_entry": 2}
 
 
+# -- values longer than the tables hold ------------------------------------------------------------------------
+
+LONG_IBAN = "BE71096123456769" + "0" * 30  # 46 characters
+TOO_LONG = {  # case -> (what the writer wrote, what replaces it, the element the refusal names)
+    "statement id": (b"<Id>STMT-001</Id>", b"<Id>" + b"S" * 150 + b"</Id>", "Stmt/Id"),
+    "currency": (b"<Ccy>EUR</Ccy>", b"<Ccy>EURO-DOLLAR</Ccy>", "Acct/Ccy"),
+    "bank reference": (b"<AcctSvcrRef>TX-1</AcctSvcrRef>", b"<AcctSvcrRef>" + b"R" * 300 + b"</AcctSvcrRef>",
+                       "Ntry[1]/NtryDtls/TxDtls[1]/Refs/AcctSvcrRef"),
+    # the second transaction of a batch debit: its counterparty is the creditor
+    "counterparty IBAN": (b"<IBAN>BE62510007547061</IBAN>", f"<IBAN>{LONG_IBAN}</IBAN>".encode(),
+                          "Ntry[3]/NtryDtls/TxDtls[2]/RltdPties/CdtrAcct/Id/IBAN"),
+}
+
+
+@pytest.mark.parametrize("case", list(TOO_LONG))
+def test_a_value_longer_than_its_column_is_refused_not_failed_by_the_database(engine, var_dir, tmp_path,
+                                                                               case) -> None:
+    # Left to the database, such a value fails the booking on PostgreSQL with a database error (its text holding
+    # the row's IBANs): no quarantine, and the file tried again at every run.
+    batch = Entry(False, DAY, (Tx(Decimal("1.00"), account_servicer_ref="TX-3", counterparty_iban="BE71096123456769"),
+                               Tx(Decimal("2.00"), account_servicer_ref="TX-4", counterparty_iban="BE62510007547061")))
+    content = statement_file(tmp_path, account=hub_account(engine), entries=[
+        Entry(True, DAY, (Tx(Decimal("12.50"), account_servicer_ref="TX-1", counterparty_iban="BE71096123456769"),)),
+        Entry(True, DAY, (Tx(Decimal("7.25"), account_servicer_ref="TX-2"),)), batch,
+    ])
+    written, replaced, element = TOO_LONG[case]
+    assert content.count(written) == 1
+    broken = content.replace(written, replaced)
+    assert inbox_import(engine, "control.xml", content)["status"] == "imported"  # the file as written is fine
+    with transaction(engine) as session:
+        for table in reversed(BOOKING_TABLES):
+            session.execute(table.delete())
+    with pytest.raises(CamtRefused) as refused:
+        inbox_import(engine, "long.xml", broken)
+    message = assert_quarantined(engine, refused.value, "long.xml", broken, element=element,
+                                 statement=None if case == "statement id" else "STMT-001")
+    assert "0961234567" not in message and "5100075470" not in message
+
+
+def test_a_name_longer_than_its_column_is_booked_cut(engine, var_dir, tmp_path) -> None:
+    content = statement_file(tmp_path, account=hub_account(engine))
+    name = "Zoë D'Hondt-" + "Van Den Broeck-" * 20
+    broken = content.replace("<Nm>Zoë D'Hondt</Nm>".encode(), f"<Nm>{name}</Nm>".encode())
+    assert broken != content
+    assert inbox_import(engine, "name.xml", broken)["status"] == "imported"
+    with transaction(engine, readonly=True) as session:
+        names = session.scalars(select(BankEntry.counterparty_name).order_by(BankEntry.entry_index)).all()
+    assert names == [name[:140], None]
+
+
 # -- 13: real third-party samples -------------------------------------------------------------------
 
 # What each sample must give, worked out by reading the files (opening balance + booked entries vs closing):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import tracemalloc
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from include.pom.delivery_diagnosis import SEED_MESSAGES
 from include.pom.delivery_reader import (
+    HEADER_LINE_MAX,
     DeliveryReportRefused,
     open_delivery_report,
     read_delivery_report,
@@ -202,6 +204,64 @@ def test_a_bad_line_is_named(tmp_path: Path, row: str, line_no: int | None, colu
         assert refused.line == line_no
     assert refused.column == column
     assert reason in refused.reason
+
+
+LONG = 100_000  # characters of a value no refusal may repeat whole
+
+
+@pytest.mark.parametrize(("stamp", "says"), [
+    ("x" * LONG, "not a time: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'… (100000 characters) (expected e.g."),
+    (" " * (LONG - 16) + "31/02/2026 10:00", f"not a time: '{' ' * 40}'… (100000 characters) (day is out of range"),
+], ids=["unreadable", "impossible-date"])
+def test_a_long_bad_time_is_quoted_short(tmp_path: Path, stamp: str, says: str) -> None:
+    refused = refusal(tmp_path, f"{ENGLISH}\nB1,D1,x,a@example.be,FAILED,x,{stamp}\n".encode())
+    assert refused.line == 2 and refused.reason.startswith(says)
+    assert len(str(refused)) < 200
+
+
+def test_a_long_other_batch_is_quoted_short(tmp_path: Path) -> None:
+    report = f"{ENGLISH}\n{'B' * LONG},D1,,a@example.be,DELIVERED,,2026-03-16T08:00:00Z\n".encode()
+    with pytest.raises(DeliveryReportRefused) as refused:
+        list(read_delivery_report(report, name="B9.csv", batch="B9"))
+    assert str(refused.value) == (f"B9.csv: line 2: column Batch: batch '{'B' * 40}'… (100000 characters) in the "
+                                  "report of batch 'B9'")
+
+
+def test_a_wide_header_without_our_columns_is_named_short(tmp_path: Path) -> None:
+    header = ";".join(f"Kolom {n} " + "x" * 90 for n in range(600))
+    refused = refusal(tmp_path, f"{header}\n".encode())
+    assert refused.reason.startswith(
+        f"required column Batch is missing (columns found: Kolom 0 {'x' * 32}…, Kolom 1 ")
+    assert refused.reason.endswith(", … (600 columns))") and len(str(refused)) < 1200
+
+
+@pytest.mark.parametrize("tail", [b"", b"\n" + ENGLISH.encode() + b"\n"], ids=["no-line-break", "header-after-it"])
+def test_a_line_without_end_where_the_header_should_be_is_refused_unread(tmp_path: Path, tail: bytes) -> None:
+    # The header search reads at most HEADER_LINE_MAX characters of a line: a file without line breaks (up to
+    # the 1 GiB limit) must not become one string.
+    content = b"Batch;" * ((8 << 20) // 6) + tail
+    path = write(tmp_path, content)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DeliveryReportRefused) as refused:
+            open_delivery_report(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.line == 1
+    assert refused.value.reason == (f"a line of more than {HEADER_LINE_MAX} characters where the header should be: "
+                                    "not a delivery report CSV")
+    assert peak < 4 << 20  # the byte check's 1 MiB chunks and one capped line, not the file
+    assert len(str(refused.value)) < 200
+
+
+def test_a_header_line_of_almost_the_limit_is_read(tmp_path: Path) -> None:
+    padding = ",x" * ((HEADER_LINE_MAX - len(ENGLISH) - 2) // 2)
+    header = ENGLISH + padding
+    assert len(header) < HEADER_LINE_MAX - 1 < len(header) + 3
+    (line,) = read_delivery_report(write(tmp_path, f"{header}\r\nB1,D1,,a@example.be,DELIVERED,,2026-03-16T08:00:00Z"
+                                                   .encode()))
+    assert (line.line_no, line.document_id) == (2, "D1")
 
 
 def test_an_unknown_status_is_kept_as_unknown(tmp_path: Path) -> None:

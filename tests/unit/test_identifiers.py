@@ -20,6 +20,7 @@ from include.sepa.identifiers import (
     iban_problem,
     mandate_reference_problem,
     mask_iban,
+    mask_ibans_in,
 )
 
 
@@ -161,6 +162,42 @@ def test_mask_iban_shows_at_most_first_and_last_four(value: str) -> None:
     else:
         assert shown == iban[:2]
         assert len(masked) == len(iban)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("value 'BE68539007547034'", "value 'BE68 **** **** 7034'"),
+        ("value 'be68539007547034' refused", "value 'BE68 **** **** 7034' refused"),
+        # longer than any IBAN: masked all the same
+        ("value 'BE6853900754703412345678901234567890'", "value 'BE68 **** **** 7890'"),
+        ("BE68" + "1" * 200, "BE68 **** **** 1111"),
+        # glued to what follows: a letter outside A-Z, punctuation, an underscore
+        ("BE68539007547034é", "BE68 **** **** 7034é"),
+        ("BE68539007547034_x", "BE68 **** **** 7034_x"),
+        ("éBE68539007547034", "éBE68 **** **** 7034"),
+        ("(IBAN:BE68539007547034)", "(IBAN:BE68 **** **** 7034)"),
+        # in groups of four, the words after it left alone
+        ("IBAN BE68 5390 0754 7034 is wrong", "IBAN BE68 **** **** 7034 is wrong"),
+        ("NL91 ABNA 0417 1643 00, DE89 3704 0044 0532 0130 00.", "NL91 **** **** 4300, DE89 **** **** 3000."),
+        ("BE68539007547034 is wrong", "BE68 **** **** 7034 is wrong"),
+        # not the start of an IBAN: left as it is
+        ("AB12 test", "AB12 test"),
+        ("BE681234567", "BE681234567"),  # 7 characters after the check digits
+        ("reference xBE68539007547034", "reference xBE68539007547034"),  # part of a longer word
+        ("2026-03-16", "2026-03-16"),
+    ],
+)
+def test_mask_ibans_in(text: str, expected: str) -> None:
+    assert mask_ibans_in(text) == expected
+
+
+@pytest.mark.parametrize("value", VALID_IBANS + INVALID_IBANS)
+def test_mask_ibans_in_hides_the_middle_of_every_iban_however_it_is_followed(value: str) -> None:
+    iban = re.sub(r"\s", "", value).upper()
+    for text in (f"'{value}'", f"{iban}é", f"{iban}{iban[4:]}", f"x {value.lower()} y"):
+        masked = mask_ibans_in(text)
+        assert iban[4:-4] not in re.sub(r"[^0-9A-Z]", "", masked.upper()), (text, masked)
 
 
 # --- BIC ---------------------------------------------------------------------------
