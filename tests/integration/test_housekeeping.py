@@ -265,7 +265,6 @@ def test_the_dag_runs_housekeeping_as_a_dry_run_by_default(sqlite_url: str, var_
                                                             monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> None:
     monkeypatch.setenv("INNEN_DB_URL", sqlite_url)
     stale = _file(var_dir / "reports" / "mandate_check" / "2020-01-01" / "index.html").parent
-    dags = str(Path(housekeeping.__file__).resolve().parents[1] / "dags")
     run = parsed_dag("housekeeping").test(run_conf={"run_date": "2026-03-01"})
     assert str(run.state).endswith("success")
     assert stale.exists() and (var_dir / "reports" / "housekeeping" / "2026-03-01" / "dry-run.html").is_file()
