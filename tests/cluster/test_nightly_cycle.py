@@ -105,17 +105,31 @@ def _settle(services: AirflowServices, dag_id: str, since: datetime, timeout: fl
     raise AssertionError(f"runs of {dag_id} still going after {timeout} s")
 
 
-def _clear_of_the_quarter_hour(services: AirflowServices, dag_id: str, margin: float = 120) -> None:
-    """Wait out a quarter-hour boundary that is less than ``margin`` seconds away, and its scheduled run.
+def _clear_of_the_quarter_hour(services: AirflowServices, dag_id: str, margin: float = 120,
+                               timeout: float = 120) -> None:
+    """Wait until the DAG's scheduled run of the latest quarter hour has been made and has ended, first waiting
+    out a boundary less than ``margin`` seconds away.
 
-    The delivery reports are analysed by hand as of POM's clock, two days on. The DAG's own run of the next
-    quarter hour would analyse them first, as of the wall clock (runs queue by their time, and a scheduled
-    run's time is its boundary), so the reports must land clear of it."""
+    The delivery reports are analysed by hand as of POM's clock, two days on. A scheduled run that comes after
+    they land would analyse them first, as of the wall clock (runs queue by their time, and a scheduled run's
+    time is its boundary). Unpaused just after a boundary, the scheduler makes the run of the boundary before
+    and then, seconds later, the run of the one just passed: the reports must wait for both."""
     now = datetime.now(LOCAL_ZONE)
-    boundary = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0) + timedelta(minutes=15)
-    if (boundary - now).total_seconds() < margin:
-        time.sleep((boundary - now).total_seconds() + 5)
-        _settle(services, dag_id, boundary, scheduled=True)
+    latest = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    if (latest + timedelta(minutes=15) - now).total_seconds() < margin:
+        time.sleep((latest + timedelta(minutes=15) - now).total_seconds() + 5)
+        latest += timedelta(minutes=15)
+    deadline = time.monotonic() + timeout
+    with services.client("admin") as admin:
+        while time.monotonic() < deadline:
+            runs = admin.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 50, "order_by": "-run_after"}).json()
+            ran = [r for r in runs.get("dag_runs") or [] if r.get("run_type") == "scheduled" and r.get("logical_date")
+                   and datetime.fromisoformat(r["logical_date"].replace("Z", "+00:00")) >= latest]
+            if ran and all(r["state"] in ("success", "failed") for r in ran):
+                assert all(r["state"] == "success" for r in ran), [(r["dag_run_id"], r["state"]) for r in ran]
+                return
+            time.sleep(1)
+    raise AssertionError(f"no scheduled run of {dag_id} for {latest.isoformat()} after {timeout} s")
 
 
 def _set_connection(services: AirflowServices, conn_id: str, connection: dict) -> None:
