@@ -2,7 +2,7 @@
 ### Bank statements in (camt.053 / camt.054)
 
 Every 15 minutes, and by hand: imports the files waiting in
-`var/inbox/camt053/` (or the file or folder named in the `path` param).
+`var/inbox/camt053/` (or the file or folder inside it named in the `path` param).
 
 Per file (one mapped task each, one at a time): read safely and streamed
 (entities, DTDs and network off; size limit `INNEN_CAMT_MAX_BYTES`, default
@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
     params={
         "path": Param(
             None, type=["null", "string"], title="File or folder",
-            description="A camt.053/camt.054 file, or a folder of them. Empty: the inbox var/inbox/camt053.",
+            description="A camt.053/camt.054 file, or a folder of them, inside the inbox (relative: to it). "
+                        "Empty: the inbox var/inbox/camt053.",
         ),
     },
     access_control=access_control("camt053_import"),

@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
     params={
         "path": Param(
             None, type=["null", "string"], title="File or folder",
-            description="A delivery report (CSV) or a folder of them. Empty: the inbox var/inbox/pom_reports.",
+            description="A delivery report (CSV) or a folder of them, inside the inbox (relative: to it). "
+                        "Empty: the inbox var/inbox/pom_reports.",
         ),
         "fetch_days": Param(
             None, type=["null", "integer"], minimum=1, maximum=90, title="Fetch from POM (days)",

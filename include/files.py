@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -181,6 +182,22 @@ def write_checksum(path: Location, sha256: str) -> Location:
     checksum = path.with_name(path.name + ".sha256")
     atomic_write(checksum, f"{sha256}  {path.name}\n".encode())
     return checksum
+
+
+def inside(path: Location, folder: Location) -> bool:
+    """True when ``path`` is ``folder`` or lies under it, once ``..`` and (locally) symbolic links are resolved.
+
+    >>> inside(Path("/srv/innen/inbox/camt053/a.xml"), Path("/srv/innen/inbox/camt053"))
+    True
+    >>> inside(Path("/srv/innen/inbox/camt053/../../outbox/b.xml"), Path("/srv/innen/inbox/camt053"))
+    False
+    """
+    if isinstance(path, Path) and isinstance(folder, Path):
+        return Path(os.path.realpath(path)).is_relative_to(Path(os.path.realpath(folder)))
+    if isinstance(path, Path) != isinstance(folder, Path):
+        return False
+    here, there = posixpath.normpath(str(path)), posixpath.normpath(str(folder))
+    return here == there or here.startswith(there.rstrip("/") + "/")
 
 
 def waiting_files(source: Location, suffixes: tuple[str, ...]) -> list[Location]:

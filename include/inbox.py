@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from include.config import archive_dir, inbox_dir, quarantine_dir
-from include.files import atomic_write, move_into, waiting_files
+from include.errors import InnenError
+from include.files import atomic_write, inside, move_into, waiting_files
 from include.storage import Location, location
 
 Taken = TypeVar("Taken")
@@ -41,8 +43,21 @@ class Inbox:
         return quarantine_dir() / self.keep_under if self.keep_under else quarantine_dir()
 
     def pending(self, source: str | Location | None = None) -> list[Location]:
-        """Files to take: ``source`` (a file or a folder), or the inbox; hidden and partial files skipped."""
-        return waiting_files(location(source) if source else self.folder, self.suffixes)
+        """Files to take: ``source`` (a file or a folder inside the inbox; relative: to the inbox), or the
+        inbox; hidden and partial files skipped.
+
+        Whatever is taken is moved away afterwards (archive or quarantine), so a ``source`` outside the inbox is
+        refused: a run's parameter must not be able to move a bank file from the outbox, or the database.
+        """
+        folder = self.folder
+        if not source:
+            return waiting_files(folder, self.suffixes)
+        chosen = location(source)
+        if isinstance(chosen, Path) and not chosen.is_absolute():
+            chosen = folder / chosen
+        if not inside(chosen, folder):
+            raise InnenError(f"{source}: not inside the inbox {folder}; only a file or folder there is taken")
+        return waiting_files(chosen, self.suffixes)
 
     def take(self, path: str | Location, take: Callable[[Location], Taken],
              refused: type[Exception]) -> tuple[Taken, Location]:

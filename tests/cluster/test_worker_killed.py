@@ -290,7 +290,7 @@ def test_a_worker_killed_during_a_statement_import_leaves_what_an_undisturbed_im
     account = _open_references(engine, REFERENCES)
     _open_references(undisturbed, REFERENCES, account)
     shared = cluster.CLUSTER / "shared"
-    folder = shared / "incoming-killed"  # not the inbox: the scheduled imports leave this file alone
+    folder = shared / "inbox" / "camt053" / "killed"  # a subfolder: the scheduled imports take the inbox's own files
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     statement = folder / "KILLED_2026-330.xml"
