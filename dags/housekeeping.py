@@ -25,7 +25,7 @@ Scheduled runs use the default (dry run). A rerun finds nothing more.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
@@ -58,12 +58,17 @@ log = logging.getLogger(__name__)
 def housekeeping() -> None:
     @task
     def remove_expired() -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.errors import InnenError
-        from include.housekeeping import housekeep
-        from include.runtime import actor, run_date
+        from include.housekeeping import housekeep, run_date_refusal
+        from include.runtime import LOCAL_ZONE, actor, run_date
 
         context = get_current_context()
-        result = housekeep(run_date(context), actor(context), dry_run=bool(context["params"]["dry_run"]))
+        day, dry_run = run_date(context), bool(context["params"]["dry_run"])
+        if why := run_date_refusal(day, datetime.now(LOCAL_ZONE).date(), dry_run=dry_run):
+            raise AirflowFailException(f"refused: {why}")  # a person's parameter: no retry cures it
+        result = housekeep(day, actor(context, with_user=True), dry_run=dry_run)
         summary = result.summary()
         log.info("housekeeping %s: %s (report %s)", summary["day"], summary, result.report)
         if result.errors:

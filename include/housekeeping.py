@@ -545,6 +545,24 @@ class Housekeeping:
         }
 
 
+def run_date_refusal(day: date, today: date, *, dry_run: bool) -> str | None:
+    """Why a run that removes may not count ``keep_days`` back from ``day``, or None.
+
+    A day after today would remove what is not yet due: bank files, statements and payers' names, which
+    nothing brings back. A dry run may look ahead (what will go at the end of the year?).
+
+    >>> run_date_refusal(date(2099, 12, 31), date(2026, 12, 5), dry_run=False)
+    'run date 2099-12-31 is after today (2026-12-05): a real run removes only what is due by today; use a dry run to look ahead'
+    >>> [run_date_refusal(day, date(2026, 12, 5), dry_run=dry) for day, dry in
+    ...  ((date(2026, 12, 5), False), (date(2020, 1, 1), False), (date(2099, 12, 31), True))]
+    [None, None, None]
+    """
+    if dry_run or day <= today:
+        return None
+    return (f"run date {day.isoformat()} is after today ({today.isoformat()}): a real run removes only what is "
+            "due by today; use a dry run to look ahead")
+
+
 def housekeep(today: date, actor: str, *, dry_run: bool = True, engine: Engine | None = None) -> Housekeeping:
     """Remove (or, dry, list) what is past its keep_days on ``today``, audit each removal, and write the report."""
     engine = engine or get_engine()

@@ -272,6 +272,19 @@ def test_the_dag_runs_housekeeping_as_a_dry_run_by_default(sqlite_url: str, var_
     assert str(run.state).endswith("success") and not stale.exists()
 
 
+def test_a_real_run_may_not_count_back_from_a_day_after_today(sqlite_url: str, var_dir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> None:
+    # From 2099 everything would be past its keep_days: bank files, statements, payers' names, for good.
+    monkeypatch.setenv("INNEN_DB_URL", sqlite_url)
+    recent = _file(var_dir / "reports" / "mandate_check" / date.today().isoformat() / "index.html")
+    run = parsed_dag("housekeeping").test(run_conf={"run_date": "2099-12-31", "dry_run": False})
+    assert str(run.state).endswith("failed") and recent.exists()
+    assert not (var_dir / "reports" / "housekeeping" / "2099-12-31").exists()
+    run = parsed_dag("housekeeping").test(run_conf={"run_date": "2099-12-31"})  # looking ahead, dry
+    assert str(run.state).endswith("success") and recent.exists()
+    assert (var_dir / "reports" / "housekeeping" / "2099-12-31" / "dry-run.html").is_file()
+
+
 def test_a_path_that_cannot_be_removed_is_reported_with_its_account_masked(
     world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
