@@ -187,9 +187,10 @@ _READ = [("can_read", r) for r in (
 # Running and rerunning: global on runs and task instances, but effective only where the DAG's access_control
 # also grants "can edit" on the DAG itself.
 _RUN = [("can_create", "DAG Runs"), ("can_edit", "DAG Runs"), ("can_delete", "DAG Runs"),
-        ("can_create", "Task Instances"), ("can_edit", "Task Instances"), ("can_delete", "Task Instances"),
-        ("can_create", "Assets")]
-_ANSWER = [("can_edit", "HITL Detail"), ("menu_access", "HITL Detail")]
+        ("can_create", "Task Instances"), ("can_edit", "Task Instances"), ("can_delete", "Task Instances")]
+# An asset event made by hand starts the DAGs scheduled on it, whoever may trigger them: "collection runs ready"
+# starts the bank-file export, a money DAG. Only finance may (a task's own outlets need no one's permission).
+_ANSWER = [("can_edit", "HITL Detail"), ("menu_access", "HITL Detail"), ("can_create", "Assets")]
 
 ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
     VIEWER: frozenset(_READ),

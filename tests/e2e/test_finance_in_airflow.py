@@ -116,6 +116,10 @@ def test_an_operator_can_neither_approve_nor_trigger_a_bank_file(innen: Innen) -
         assert answer.status_code == 403, answer.text
         assert services.trigger(operator, "pain_export").status_code == 403
         assert services.trigger(operator, "collection_confirm", {"collection_run": loi}).status_code == 403
+        # nor start the export through its asset ("collection runs ready"), which schedules pain_export
+        assets = operator.get("/api/v2/assets", params={"uri_pattern": "innen://collection-runs"}).json()["assets"]
+        (ready,) = [asset for asset in assets if asset["uri"] == "innen://collection-runs/ready"]
+        assert operator.post("/api/v2/assets/events", json={"asset_id": ready["id"]}).status_code == 403
     with services.client("viewer") as viewer:
         assert services.answer(viewer, "pain_export", innen.export_run, "bank_file.approve", innen.waiting[loi]["map_index"],
                                "Approve").status_code == 403
