@@ -16,8 +16,9 @@ the bank likes; missing balances (then no balance check); a balance without
 its credit/debit indicator (read as credit); an entry without status (read
 as booked); a statement without
 an electronic sequence number; ``NOTPROVIDED`` as an end-to-end id (read as
-none); booking dates given as date-times; a batch entry whose transactions
-carry no amounts (kept as one line for a person to split).
+none); booking dates given as date-times; a reversal indicator written ``1``
+(an XML boolean); a batch entry whose transactions carry no amounts (kept as
+one line for a person to split).
 """
 
 from __future__ import annotations
@@ -363,7 +364,7 @@ class _StatementReader:
             _refuse_too_long(file, sid, where, (status, STATUS_MAX, "entry status", "Sts"),
                              (entry_ref, ENTRY_REF_MAX, "entry reference", "NtryRef"),
                              (servicer_ref, SERVICER_REF_MAX, "bank reference", "AcctSvcrRef"))
-        reversal = (first("RvslInd") or "").lower() == "true"
+        reversal = first("RvslInd") in ("true", "1")  # xs:boolean: "1" is as true as "true"
         booking = _day(first("BookgDt/Dt") or first("BookgDt/DtTm"), f"{where}/BookgDt", file, sid)
         value = _day(first("ValDt/Dt") or first("ValDt/DtTm"), f"{where}/ValDt", file, sid)
         domain = first("BkTxCd/Domn/Cd")

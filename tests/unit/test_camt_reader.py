@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from include.sepa.camt import read_camt
+from sandbox.camt_writer import Entry, Tx, write_camt053
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "iso20022"
+DAY = date(2026, 11, 24)
 
 
 def test_a_german_statement_with_a_batch_entry() -> None:
@@ -62,3 +65,23 @@ def test_a_bank_on_a_newer_version_is_read_as_the_version_it_came_from(sample, o
     assert (original.version, moved.version) == (old, new)
     assert moved.kind == original.kind and _lines(moved) == _lines(original)
     assert any(statement.lines for statement in moved.statements)
+
+
+@pytest.mark.parametrize(("indicator", "reversal"), [
+    ("<RvslInd>true</RvslInd>", True),
+    ("<RvslInd>1</RvslInd>", True),  # xs:boolean: some banks write 1 and 0
+    ("<RvslInd>false</RvslInd>", False),
+    ("<RvslInd>0</RvslInd>", False),
+    ("", False),
+])
+def test_the_reversal_indicator_is_an_xml_boolean(indicator, reversal, tmp_path) -> None:
+    path = tmp_path / "reversal.xml"
+    write_camt053(path, account_iban="BE68539007547034", statement_id="2026-330", electronic_seq=330,
+                  created_at=datetime(2026, 11, 25, 6, tzinfo=timezone.utc), from_date=DAY, to_date=DAY,
+                  opening_balance=Decimal("100.00"),
+                  entries=[Entry(False, DAY, (Tx(Decimal("30.00"), end_to_end_id="PAYER-1"),), reversal=True)])
+    content = path.read_bytes()
+    assert content.count(b"<RvslInd>true</RvslInd>") == 1
+    path.write_bytes(content.replace(b"<RvslInd>true</RvslInd>", indicator.encode()))
+    (line,) = read_camt(path).statements[0].lines
+    assert (line.reversal, line.credit, line.amount) == (reversal, False, Decimal("30.00"))
