@@ -23,8 +23,10 @@ What a line is, in this order:
 4. a credit with a return reason (our own money coming back): ``unknown_return``;
 5. any other credit: money received against a reference (:func:`_credit`),
    judged by :func:`include.finance.payments.receipt`;
-6. a debit, or a reversal: a returned collection, the undoing of a credit we
-   booked, or another debit (:func:`_debit`).
+6. a reversal of a debit (a credit with ``RvslInd``): money back in, neither
+   booked nor undoing anything, for a person (``unknown_return``);
+7. a debit, or a reversal of a credit: a returned collection, the undoing of a
+   credit we booked, or another debit (:func:`_debit`).
 
 A credit is matched on the end-to-end id of one of our collections (the bank
 crediting a direct debit), else on the first reference number it carries
@@ -419,6 +421,15 @@ def decide(line: EntryLine, facts: Facts) -> Decision:
             "find the refund or payment this returns and ask for a correct account", line.amount))
     if line.credit and not line.reversal:
         return _credit(line, facts, numbers, communication)
+    if line.credit:
+        # A reversal of a debit (RvslInd with CRDT): money back in, e.g. the bank taking back its return of one
+        # of our collections. Neither a return (that would undo payments for money that came in) nor a payment.
+        return Decision(EntryOutcome.UNKNOWN_RETURN, communication, item=Item(
+            ControlListKind.UNKNOWN_RETURN,
+            f"reversal of a debit: {line.amount} came back in (end-to-end id {line.end_to_end_id or '-'}, "
+            f"from {line.counterparty_name or 'an unknown party'}): nothing was booked or undone",
+            "find the debit this reversal undoes (a return of one of our collections taken back?) and book the "
+            "amount by hand", line.amount))
     return _debit(line, facts, communication)
 
 

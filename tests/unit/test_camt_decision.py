@@ -157,6 +157,14 @@ ROWS = [
         expect(EntryOutcome.UNKNOWN_RETURN, communication="062000000157", item=("unknown_return", d("30.00"))),
         id="unknown_return: our own money coming back is never a payment"),
     pytest.param(
+        {}, line("25.00", reversal=True, end_to_end_id="E2E-4"),
+        expect(EntryOutcome.UNKNOWN_RETURN, item=("unknown_return", d("25.00"))),
+        id="unknown_return: a reversal of a debit brings money in, it never returns our collection"),
+    pytest.param(
+        {}, line("17.50", reversal=True, end_to_end_id="E2E-5", return_reason="MS02"),
+        expect(EntryOutcome.UNKNOWN_RETURN, item=("unknown_return", d("17.50"))),
+        id="unknown_return: a reversal of a return, with the return's reason, is money back in"),
+    pytest.param(
         {}, line("6.00", unsplit_batch=True, entry_amount=d("6.00")),
         expect(EntryOutcome.UNSPLIT, item=("unsplit", d("6.00"))),
         id="unsplit: a batch whose transactions carry no amounts"),
