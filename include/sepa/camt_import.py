@@ -5,7 +5,8 @@ One file is one transaction: either every statement in it is booked, or
 is known by account + statement id + electronic sequence number; the same
 statement again adds nothing. Entries are known per account by the bank's
 reference for the transaction (``TxDtls/Refs/AcctSvcrRef``), else the
-entry's (``Ntry/AcctSvcrRef`` + position in the batch), else a fingerprint
+entry's (``Ntry/AcctSvcrRef`` + position in the batch), either with its rank
+when the statement repeats it on several lines, else a fingerprint
 (booking and value date, direction, amount, counterparty IBAN, end-to-end id,
 references and text, entry reference, position in the batch, and how many
 identical entries came before it in the statement); so overlapping
@@ -103,10 +104,13 @@ def entry_keys(statement: Statement) -> list[str]:
     keys = []
     seen: Counter[str] = Counter()
     for line in statement.lines:
-        if line.tx_servicer_ref:
-            keys.append(f"tx:{line.tx_servicer_ref}")
-        elif line.entry_servicer_ref:
-            keys.append(f"ntry:{line.entry_servicer_ref}:{line.tx_index}")
+        if line.tx_servicer_ref or line.entry_servicer_ref:
+            # A bank may repeat one reference on several lines (the batch's on each of its transactions): the
+            # second and later take their rank, as two lines cannot share a key.
+            key = (f"tx:{line.tx_servicer_ref}" if line.tx_servicer_ref
+                   else f"ntry:{line.entry_servicer_ref}:{line.tx_index}")
+            seen[key] += 1
+            keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
         else:
             facts = "|".join(
                 str(value or "")

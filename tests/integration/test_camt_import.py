@@ -385,6 +385,23 @@ def test_overlapping_statements_book_only_new_entries(engine, var_dir, bib, with
     assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("5.00"), Decimal("30.00"), Decimal("40.00")]
 
 
+def test_a_bank_reference_repeated_on_every_transaction_of_a_batch_books_each_once(engine, var_dir, bib) -> None:
+    # Some banks give each TxDtls of a batch the batch's own AcctSvcrRef: two lines of one statement, one reference.
+    account, (r1, r2, _) = bib
+    batch = Entry(True, DAY, (Tx(Decimal("30.00"), structured_reference=ogm("062", 1), account_servicer_ref="BATCH-7"),
+                              Tx(Decimal("15.50"), structured_reference=ogm("062", 2), account_servicer_ref="BATCH-7")),
+                  account_servicer_ref="BATCH-7")
+    twice = Entry(True, DAY, (Tx(Decimal("1.00"), unstructured="?"),), account_servicer_ref="NTRY-1")
+    result = import_statement_file(_statement(var_dir, account, [batch, twice, twice]), "test", engine=engine)
+    assert result["status"] == "imported" and result["outcomes"] == {"paid": 2, "unmatched": 2}
+    assert {r.id: r.status for r in _rows(engine, PaymentReference) if r.id in (r1, r2)} == {r1: "paid", r2: "paid"}
+    # The same lines again, in a statement overlapping it, are known: nothing new.
+    again = import_statement_file(_statement(var_dir, account, [batch, twice, twice], statement_id="2026-330b", seq=331,
+                                             name="again.xml"), "test", engine=engine)
+    assert again["statements"][0]["new_lines"] == 0 and again["outcomes"] == {}
+    assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("15.50"), Decimal("30.00")]
+
+
 def test_a_credit_notified_during_the_day_is_not_booked_again_by_the_statement(engine, var_dir, bib) -> None:
     # Banks notify credits as they come (camt.054) and list them again in the evening's statement (camt.053).
     account, (r1, r2, _) = bib
