@@ -142,6 +142,9 @@ class Statement:
     from_date: date | None = None
     to_date: date | None = None
     copy: str | None = None  # CpyDplctInd: COPY, DUPL or CODU
+    # A statement too long for one message comes in pages, each with the statement's id and sequence number:
+    # StmtPgntn/PgNb, else the message's GrpHdr/MsgPgntn/PgNb.
+    page: int | None = None
     account_iban: str | None = None
     account_other: str | None = None
     currency: str | None = None
@@ -316,6 +319,8 @@ class _StatementReader:
         elif local == "FrToDt":
             st.from_date = _day(r.text(el, "c:FrDtTm"), "FrToDt/FrDtTm", file, st.statement_id)
             st.to_date = _day(r.text(el, "c:ToDtTm"), "FrToDt/ToDtTm", file, st.statement_id)
+        elif local == "StmtPgntn":
+            st.page = _integer(r.text(el, "c:PgNb"), "StmtPgntn/PgNb", file, st.statement_id)
         elif local == "CpyDplctInd":
             st.copy = _exact((el.text or "").strip() or None, COPY_MAX, "copy indicator", "", local, file,
                              st.statement_id)
@@ -531,6 +536,7 @@ def _parse(path: Location, source: str | BinaryIO) -> CamtFile:
     kind = version = ""
     message_id: str | None = None
     created: datetime | None = None
+    page: int | None = None  # the message's page, for statements without their own
     reader: _StatementReader | None = None
     root: etree._Element | None = None
     try:
@@ -557,6 +563,8 @@ def _parse(path: Location, source: str | BinaryIO) -> CamtFile:
                 _read_header(reader, current, element)
                 if not current.statement_id:
                     raise CamtRefused(name, "statement without Id", element=local)
+                if current.page is None:
+                    current.page = page
                 statements.append(current)
                 current = None
                 _forget(element)
@@ -571,6 +579,7 @@ def _parse(path: Location, source: str | BinaryIO) -> CamtFile:
                 message_id = _exact(reader.r.text(element, "c:MsgId"), MESSAGE_ID_MAX, "message id", "GrpHdr",
                                     "MsgId", name, None)
                 created = _moment(reader.r.text(element, "c:CreDtTm"))
+                page = _integer(reader.r.text(element, "c:MsgPgntn/c:PgNb"), "GrpHdr/MsgPgntn/PgNb", name, None)
                 element.clear()
         if root is None:  # no element we act on: let the root say what the file is instead
             _root(_first_element(path, name), name)

@@ -402,6 +402,30 @@ def test_a_bank_reference_repeated_on_every_transaction_of_a_batch_books_each_on
     assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("15.50"), Decimal("30.00")]
 
 
+def test_a_statement_in_pages_books_every_page(engine, var_dir, bib) -> None:
+    # A long statement comes in several messages (GrpHdr/MsgPgntn), each page with the statement's id and number.
+    account, (r1, r2, _) = bib
+
+    def page(number: int, last: bool, entries: list[Entry], opening: str) -> Path:
+        path = _statement(var_dir, account, entries, opening=opening, name=f"page-{number}.xml")
+        single = b"<MsgPgntn><PgNb>1</PgNb><LastPgInd>true</LastPgInd></MsgPgntn>"
+        content = path.read_bytes()
+        assert content.count(single) == 1
+        path.write_bytes(content.replace(single, f"<MsgPgntn><PgNb>{number}</PgNb><LastPgInd>{str(last).lower()}"
+                                                 "</LastPgInd></MsgPgntn>".encode()))
+        return path
+
+    first = import_statement_file(page(1, False, [_credit("30.00", ref=ogm("062", 1), asr="P1")], "1000.00"), "test",
+                                  engine=engine)
+    second = import_statement_file(page(2, True, [_credit("15.50", ref=ogm("062", 2), asr="P2")], "1030.00"), "test",
+                                   engine=engine)
+    assert (first["outcomes"], second["outcomes"]) == ({"paid": 1}, {"paid": 1})
+    assert sorted(p.amount for p in _rows(engine, Payment)) == [Decimal("15.50"), Decimal("30.00")]
+    again = import_statement_file(page(2, True, [_credit("15.50", ref=ogm("062", 2), asr="P2")], "1030.00"), "test",
+                                  engine=engine)
+    assert again["status"] == "already_imported" and _count(engine, BankStatement) == 2
+
+
 def test_a_credit_notified_during_the_day_is_not_booked_again_by_the_statement(engine, var_dir, bib) -> None:
     # Banks notify credits as they come (camt.054) and list them again in the evening's statement (camt.053).
     account, (r1, r2, _) = bib

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -85,3 +86,22 @@ def test_the_reversal_indicator_is_an_xml_boolean(indicator, reversal, tmp_path)
     path.write_bytes(content.replace(b"<RvslInd>true</RvslInd>", indicator.encode()))
     (line,) = read_camt(path).statements[0].lines
     assert (line.reversal, line.credit, line.amount) == (reversal, False, Decimal("30.00"))
+
+
+@pytest.mark.parametrize(("message_page", "statement_page", "page"), [
+    ("<MsgPgntn><PgNb>1</PgNb><LastPgInd>true</LastPgInd></MsgPgntn>", "", 1),
+    ("<MsgPgntn><PgNb>3</PgNb><LastPgInd>false</LastPgInd></MsgPgntn>", "", 3),
+    ("", "", None),
+    ("<MsgPgntn><PgNb>1</PgNb><LastPgInd>true</LastPgInd></MsgPgntn>",
+     "<StmtPgntn><PgNb>2</PgNb><LastPgInd>true</LastPgInd></StmtPgntn>", 2),  # the statement's own page first
+])
+def test_the_page_of_a_statement_in_pages(message_page, statement_page, page, tmp_path) -> None:
+    path = tmp_path / "page.xml"
+    write_camt053(path, account_iban="BE68539007547034", statement_id="2026-330", electronic_seq=330,
+                  created_at=datetime(2026, 11, 25, 6, tzinfo=timezone.utc), from_date=DAY, to_date=DAY,
+                  opening_balance=Decimal("100.00"), entries=[Entry(True, DAY, (Tx(Decimal("30.00")),))])
+    content = path.read_bytes().replace(b"<MsgPgntn><PgNb>1</PgNb><LastPgInd>true</LastPgInd></MsgPgntn>",
+                                        message_page.encode())
+    content = re.sub(rb"(<Stmt>\s*<Id>[^<]*</Id>)", lambda m: m.group(1) + statement_page.encode(), content)
+    path.write_bytes(content)
+    assert read_camt(path).statements[0].page == page
