@@ -2,9 +2,9 @@
 
 One file is one transaction: either every statement in it is booked, or
 (refused file, balance that does not add up, crash) nothing is. A statement
-is known by account + statement id + electronic sequence number (+ page, for
-the second and later pages of a statement sent in pages); the same statement
-again adds nothing. Entries are known per account by the bank's
+is known by account + statement id + electronic sequence number (+ currency
+other than the euro, + page from the second of a statement sent in pages); the
+same statement again adds nothing. Entries are known per account by the bank's
 reference for the transaction (``TxDtls/Refs/AcctSvcrRef``), else the
 entry's (``Ntry/AcctSvcrRef`` + position in the batch), either with its rank
 when the statement repeats it on several lines, else a fingerprint
@@ -189,11 +189,14 @@ def outcome_counts(results: Iterable[StatementResult]) -> dict[str, int]:
 
 
 def _identity(statement: Statement) -> str:
-    """Account, statement id and electronic sequence number; and the page, from the second (each page of a statement
-    in pages carries the statement's id and number: without it, the second page would be taken for the first)."""
+    """Account, statement id and electronic sequence number; the currency, when not the euro (one IBAN can carry
+    several currency accounts, each with its statement, which may share id and number); and the page, from the
+    second (each page of a statement in pages carries the statement's id and number). Without them, the second
+    statement or page would be taken for the first, its entries never booked."""
     sequence = statement.electronic_seq if statement.electronic_seq is not None else ""
+    currency = f"|{statement.currency}" if statement.currency not in (None, "EUR") else ""
     page = f"|page {statement.page}" if statement.page is not None and statement.page > 1 else ""
-    return f"{statement.account}|{statement.statement_id}|{sequence}{page}"
+    return f"{statement.account}|{statement.statement_id}|{sequence}{currency}{page}"
 
 
 @lru_cache(maxsize=1024)

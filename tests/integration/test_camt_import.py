@@ -362,6 +362,19 @@ def test_a_statement_in_another_currency_books_nothing(engine, var_dir, bib) -> 
     assert item.kind == "foreign_currency" and "is in USD, not in euro" in item.reason
 
 
+def test_the_euro_statement_of_an_account_is_not_taken_for_its_dollar_statement(engine, var_dir, bib) -> None:
+    # The dollar and the euro account of one IBAN, each with its statement, may share the statement's id and number.
+    account, (r1, *_) = bib
+    dollars = _statement(var_dir, account, [_credit("5.00", text="usd", asr="U1")], name="usd.xml")
+    dollars.write_text(dollars.read_text(encoding="utf-8").replace("<Ccy>EUR</Ccy>", "<Ccy>USD</Ccy>")
+                       .replace('Ccy="EUR"', 'Ccy="USD"'), encoding="utf-8")
+    assert import_statement_file(dollars, "test", engine=engine)["outcomes"] == {"not_booked": 1}
+    euros = import_statement_file(_statement(var_dir, account, [_credit("30.00", ref=ogm("062", 1), asr="E1")],
+                                             name="eur.xml"), "test", engine=engine)
+    assert euros["status"] == "imported" and euros["outcomes"] == {"paid": 1}
+    assert [p.amount for p in _rows(engine, Payment)] == [Decimal("30.00")]
+
+
 def test_the_same_statement_twice_adds_nothing(engine, var_dir, bib) -> None:
     account, _ = bib
     entries = [_credit("30.00", ref=ogm("062", 1), asr="A1"), _credit("1.00", text="?", asr="A2")]
