@@ -269,8 +269,11 @@ class _Import:
         hub = self.hubs.get(st.account_iban or "")
         keys = entry_keys(st)
         known = self._known_keys(st.account, keys)
+        # Numbered per currency account: a dollar account's statements are not missing euro statements.
         previous_seq = session.scalar(
-            select(func.max(BankStatement.electronic_seq)).where(BankStatement.account == st.account)
+            select(func.max(BankStatement.electronic_seq)).where(
+                BankStatement.account == st.account,
+                func.coalesce(BankStatement.currency, "EUR") == (st.currency or "EUR"))
         )
         record = BankStatement(
             identity=identity, kind=st.kind, version=st.version, account=st.account, statement_id=st.statement_id,

@@ -474,6 +474,15 @@ def test_a_gap_in_electronic_sequence_numbers_is_on_the_control_list(engine, var
                                      opening="1001.00", name="s4.xml"), "test", engine=engine)
     gaps = [i for i in _rows(engine, ControlListItem) if i.kind == "sequence_gap"]
     assert len(gaps) == 1 and "2..3 are missing" in gaps[0].reason
+    # The account's dollar statements are numbered on their own: number 40 misses no euro statement.
+    dollars = _statement(var_dir, account, [_credit("1.00", text="c", asr="U1")], statement_id="u40", seq=40,
+                         name="usd.xml")
+    dollars.write_text(dollars.read_text(encoding="utf-8").replace("<Ccy>EUR</Ccy>", "<Ccy>USD</Ccy>")
+                       .replace('Ccy="EUR"', 'Ccy="USD"'), encoding="utf-8")
+    import_statement_file(dollars, "test", engine=engine)
+    import_statement_file(_statement(var_dir, account, [_credit("1.00", text="d", asr="A5")], statement_id="s5", seq=5,
+                                     opening="1002.00", name="s5.xml"), "test", engine=engine)
+    assert len([i for i in _rows(engine, ControlListItem) if i.kind == "sequence_gap"]) == 1
 
 
 def test_a_crash_after_some_entries_leaves_nothing_and_the_rerun_books_each_once(engine, var_dir, bib, monkeypatch) -> None:
