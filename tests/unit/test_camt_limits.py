@@ -165,11 +165,13 @@ def test_text_only_shown_is_cut_to_its_column_and_the_return_reason_kept_whole(t
 
 
 def test_the_limits_are_the_columns(tmp_path: Path) -> None:
-    # An entry's key is "tx:" or "ntry:" + a bank reference (+ ":" + its position), and a statement's identity
-    # account|statement id|electronic sequence: what the reader lets through must fit them too.
+    # An entry's key is "tx:" or "ntry:" + a bank reference (+ ":" + its position) (+ "#" + its rank in the
+    # statement), and a statement's identity account|statement id|electronic sequence (+ "|" + currency)
+    # (+ "|page " + page): what the reader lets through must fit them too.
     statement_columns, entry_columns = BankStatement.__table__.c, BankEntry.__table__.c
     assert camt.STATEMENT_ID_MAX == statement_columns.statement_id.type.length == 100
     assert camt.COUNTERPARTY_IBAN_MAX == entry_columns.counterparty_iban.type.length == 40
-    longest_sequence = len(str(10**18 - 1))  # what _INTEGER reads
-    assert camt.ACCOUNT_MAX + 1 + camt.STATEMENT_ID_MAX + 1 + longest_sequence <= statement_columns.identity.type.length
-    assert len("ntry:") + camt.SERVICER_REF_MAX + len(":") + 10 <= entry_columns.entry_key.type.length
+    longest_sequence = len(str(10**18 - 1))  # what _INTEGER reads (sequence numbers and pages)
+    assert (camt.ACCOUNT_MAX + 1 + camt.STATEMENT_ID_MAX + 1 + longest_sequence + len("|USD")
+            + len("|page ") + longest_sequence <= statement_columns.identity.type.length)
+    assert len("ntry:") + camt.SERVICER_REF_MAX + len(":") + 10 + len("#") + 10 <= entry_columns.entry_key.type.length
