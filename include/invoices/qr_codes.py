@@ -166,6 +166,23 @@ def make_qr(content: bytes, *, error: str = "m") -> segno.QRCode:
 
 
 QUIET_ZONE = 4  # modules of white around the code, as ISO/IEC 18004 asks
+# Printed widths on the A4 invoice, quiet zone included (include/invoices/render.py hands them to the prelude).
+# Measured with phone-like reading (72-100 dpi, blur, JPEG, a few degrees of rotation, perspective, uneven
+# light; zbar, OpenCV, WeChat, ZXing): 5 cm lost codes at 72 dpi with a blur of 0.35 mm that 7-8 cm keep.
+EPC_WIDTH_MM = 70  # modules of 1.3-1.6 mm for a usual payload (version 5-7), 0.91 mm at version 13, EPC's largest
+POM_WIDTH_MM = 80  # POM's image: its code with the amount above and the communication below, one column wide
+MIN_MODULE_MM = 0.5  # what banking apps' guidance asks at the least
+
+
+def module_mm(qr: segno.QRCode, width_mm: float) -> float:
+    """The side of one module in mm when ``qr``, with its quiet zone, is printed ``width_mm`` wide (:func:`qr_svg`).
+
+    >>> round(module_mm(segno.make_qr("A", error="m"), 29), 3)
+    1.0
+    """
+    return width_mm / qr.symbol_size(scale=1, border=QUIET_ZONE)[0]
+
+
 _DARK_RUN = re.compile(rb"[\x01-\xff]+")  # a row of the matrix holds one byte per module, dark when not 0
 
 
@@ -174,7 +191,7 @@ def qr_svg(qr: segno.QRCode) -> bytes:
 
     Written here rather than by segno's writer so that the bytes depend on the
     modules alone (no library version in them) and so that the SVG has a
-    viewBox: whoever places it (the invoice engine, about 4 cm wide) can scale it
+    viewBox: whoever places it (the invoice prints it EPC_WIDTH_MM wide) can scale it
     freely. The dark modules are one path of filled rectangles, one per run in
     a row: a renderer fills them as one shape, without hairlines between rows.
 

@@ -27,9 +27,17 @@ from typing import Any
 
 import typst
 
+from include.invoices.qr_codes import EPC_WIDTH_MM, POM_WIDTH_MM
 from include.invoices.templates import Template, TemplateError, load_template
 
 PRELUDE = Path(__file__).with_name("prelude.typ")
+
+
+def prelude() -> str:
+    """Innen's Typst part of every invoice: the printed widths of the QR codes, then ``prelude.typ``."""
+    return (f"#let innen-epc-qr-width = {EPC_WIDTH_MM}mm\n#let innen-pom-qr-width = {POM_WIDTH_MM}mm\n"
+            + PRELUDE.read_text(encoding="utf-8"))
+
 
 SAMPLE_DATA: dict[str, Any] = {
     "language": "nl", "State.Camount": "12,50", "State.Ccur": "EUR", "State.Cinvoicenr": "SAMPLE-1",
@@ -70,7 +78,7 @@ class Renderer:
         found = self._compilers.get(path)
         if found is None:
             template = load_template(path)
-            source = PRELUDE.read_text(encoding="utf-8") + "\n" + template.typst_source()
+            source = prelude() + "\n" + template.typst_source()
             # The compiler reads its main file again on every compile: a file of its own, not bytes (which the
             # binding serves once).
             main = self._workdir() / f"{len(self._compilers)}.typ"

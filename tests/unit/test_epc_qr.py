@@ -20,7 +20,7 @@ from include.invoices.epc_qr import (
     epc_qr,
     epc_svg,
 )
-from include.invoices.qr_codes import QUIET_ZONE
+from include.invoices.qr_codes import EPC_WIDTH_MM, MIN_MODULE_MM, QUIET_ZONE, module_mm, qr_svg
 
 IBAN = "BE68539007547034"
 ACADEMIE = "Académie & Bibliothèque Crèvecœur"
@@ -189,6 +189,20 @@ def test_payload_size_limit() -> None:
     assert qr.version <= 13 and qr.error == "M"
     with pytest.raises(EpcQrError, match=f"{MAX_PAYLOAD_BYTES + 1} bytes in UTF-8, at most {MAX_PAYLOAD_BYTES}"):
         call(reference=None, text=text + "x")
+
+
+def test_the_largest_code_prints_with_modules_a_phone_reads() -> None:
+    """The fullest payload the standard allows makes a version 13 code at level M (EPC069-12: level M, version at
+    most 13); printed EPC_WIDTH_MM wide with its 4-module quiet zone, its modules still measure 0.9 mm."""
+    room = MAX_PAYLOAD_BYTES - (len(call(reference=None, text="x").encode("utf-8")) - 1)
+    text = "€" * (room // 3) + "x" * (room % 3)
+    assert len(call(reference=None, text=text).encode("utf-8")) == MAX_PAYLOAD_BYTES
+    qr = epc_qr("Bibliotheek", IBAN, Decimal("12.50"), bic=None, text=text)
+    assert (qr.version, qr.error) == (13, "M")
+    assert QUIET_ZONE >= 4 and qr_svg(qr).startswith(b'<svg xmlns="http://www.w3.org/2000/svg" width="77" ')
+    assert module_mm(qr, EPC_WIDTH_MM) >= 0.9 > MIN_MODULE_MM
+    usual = epc_qr(ACADEMIE, IBAN, Decimal("12.50"), bic="GKCCBEBB", reference="+++123/4567/89002+++")
+    assert usual.version <= 7 and module_mm(usual, EPC_WIDTH_MM) >= 1.3
 
 
 # --- the code and its SVG -------------------------------------------------------

@@ -184,3 +184,82 @@ def test_a_customer_whose_flags_keep_pom_from_mailing(listed: list[str], address
 ])
 def test_what_a_reference_s_invoice_needs(status: str, open_amount: str, invoiced: str | None, expected: Step) -> None:
     assert decide(status, Decimal(open_amount), Decimal(invoiced) if invoiced else None) is expected
+
+
+# --- the QR codes as printed: read back the way a phone reads a page ----------------------------------------------
+
+TRANSFER = dict(name="Bibliotheek Crèvecœur & Co", iban="BE68539007547034", amount=Decimal("20.50"), bic="GKCCBEBB",
+                reference="+++062/0004/71114+++")
+PAY_LINK = "https://pay.pom.be/pay/qr_3f9a1c7e5b2d4086"
+# The largest codes an invoice may carry: the EPC payload near its 331 bytes (version 12), a long pay link.
+LONGEST_TRANSFER = dict(
+    name="Académie Royale des Beaux-Arts de Bruxelles – École supérieure des Arts ÉÉÉ", iban="BE68539007547034",
+    amount=Decimal("999999999.99"), bic="GKCCBEBB",
+    text="Inscription année académique 2026–2027 — œuvre « Crèvecœur » — frais de dossier, matériel et assurance "
+         "étudiante à payer avant fin")
+LONG_PAY_LINK = ("https://pay.pom.be/payment-requests/pr_0123456789abcdef0123456789abcdef/qr/"
+                 "qr_0123456789abcdef0123456789abcdef?lang=fr&utm=invoice")
+
+
+def _with_codes(transfer: dict, link: str, language: str = "nl") -> tuple[bytes, str]:
+    """The shipped template's invoice carrying ``transfer``'s EPC code and POM's image (its simulated layout) of
+    ``link``, and the EPC payload."""
+    from include.config import templates_dir
+    from include.invoices.epc_qr import epc_payload, epc_svg
+    from include.pom.qr_layout import QrLayout, svg
+
+    pom = svg(QrLayout(link, "20.50", "+++062/0004/71114+++", "2026-12-24"))
+    data = DATA | {"language": language, "epc_svg": epc_svg(**transfer).decode(), "pom_svg": pom, "pay_url": link}
+    pdf = Renderer(templates_dir()).render(templates_dir() / f"default.{language}.typ", data)
+    return pdf, epc_payload(**transfer)
+
+
+@pytest.mark.parametrize(("transfer", "link", "dpi"), [
+    (TRANSFER, PAY_LINK, 72),  # printed 5 cm wide, zbar lost both codes here
+    (LONGEST_TRANSFER, LONG_PAY_LINK, 100),  # 5 cm: both lost
+], ids=["usual", "longest"])
+def test_both_codes_read_from_a_coarse_blurred_view_of_the_page(transfer: dict, link: str, dpi: int) -> None:
+    from tests.qr_reading import phone_payloads
+
+    pdf, payload = _with_codes(transfer, link)
+    # two passes: a blur of sigma 1 pixel, 0.35 mm on paper at 72 dpi
+    assert sorted(phone_payloads(pdf, dpi=dpi, blur=2)) == sorted([payload, link])
+
+
+def test_the_transfer_code_is_printed_with_big_modules_and_nothing_in_its_quiet_zone() -> None:
+    from include.invoices.epc_qr import epc_qr
+    from include.invoices.qr_codes import EPC_WIDTH_MM, QUIET_ZONE, module_mm
+    from tests.qr_reading import light_everywhere, square_placements
+
+    for transfer, usual_version in ((TRANSFER, 6), (LONGEST_TRANSFER, 12)):
+        pdf, _payload = _with_codes(transfer, PAY_LINK)
+        qr = epc_qr(**transfer)
+        units = qr.symbol_size(scale=1, border=QUIET_ZONE)[0]
+        [placed] = square_placements(pdf, units)
+        printed_mm = placed.unit * 25.4 / 72
+        assert qr.version == usual_version and qr.error == "M"
+        assert printed_mm == pytest.approx(module_mm(qr, EPC_WIDTH_MM), abs=0.001)
+        assert printed_mm >= (1.4 if qr.version <= 6 else 0.9)
+        dpi = 150
+        left, top, right, bottom = placed.box(dpi, inset_units=QUIET_ZONE)
+        assert light_everywhere(pdf, placed.page, [placed.box(dpi), (left - 1, top - 1, right + 1, bottom + 1)],
+                                dpi=dpi)
+
+
+def test_pom_s_image_is_printed_so_that_its_code_has_big_modules() -> None:
+    """POM's layout puts texts around its code; printed POM_WIDTH_MM wide, the code still gets 1-1.4 mm modules."""
+    import re
+
+    from include.invoices.qr_codes import POM_WIDTH_MM
+    from include.pom.qr_layout import MODULE_PX, QrLayout, svg
+
+    for link, version, least_mm in ((PAY_LINK, 3, 1.4), (LONG_PAY_LINK, 8, 1.2)):
+        image = svg(QrLayout(link, "999999999.99", "+++062/0004/71114+++", "2026-12-24"))
+        width = int(re.match(r'<svg xmlns="http://www.w3.org/2000/svg" width="(\d+)"', image).group(1))
+        assert segno_version(link) == version and POM_WIDTH_MM * MODULE_PX / width >= least_mm
+
+
+def segno_version(link: str) -> int:
+    import segno
+
+    return segno.make(link, error="m", micro=False).version
