@@ -19,7 +19,7 @@ Bearer`` from ``POST /auth/token``), checked by Airflow's own
   (:mod:`include.run_reports`); ``.../files/<path>`` and ``.../file?path=``
   serve one of them (HTML inline, CSV as a download), nothing else;
 * ``GET /innen-finance/bank-files/<approval>`` — the bank file an approval is
-  about, as plain text (link in the approval's body), to who may read ``pain_export``;
+  about, as plain text (link in the approval's body), to who may answer its approval (finance);
 * ``GET /innen-finance/finance`` — the "Finance" page in the navigation
   (:mod:`include.finance_page`), ``/innen-finance/finance/<section>.csv`` its tables.
 """
@@ -234,7 +234,9 @@ def create_finance_app() -> Any:
         """The same, as a path: the links a report's page makes to its CSVs (relative) land here."""
         return serve(dag_id, run_id, path)
 
-    bank_file_access = [Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id="pain_export"))]
+    # A bank file shows every debtor's name and full account: only who may answer its approval (finance) reads it,
+    # not everyone who may read the export's runs (operators, viewers).
+    bank_file_access = [Depends(requires_access_dag("PUT", DagAccessEntity.HITL_DETAIL, param_dag_id="pain_export"))]
 
     @app.get("/bank-files/{approval_id}", dependencies=bank_file_access)
     def bank_file(approval_id: int):  # type: ignore[no-untyped-def]

@@ -234,6 +234,10 @@ def test_the_approvals_file_link_shows_the_file_to_finance_only(innen: Innen) ->
         assert page.status_code == 200 and approved[0] in page.text  # released today
     anonymous = httpx.get(f"{services.base}/innen-finance/bank-files/{approval.id}", timeout=30)
     assert anonymous.status_code in (401, 403)
+    for role in ("operator", "viewer"):  # they read the export's runs, not the debtors' accounts
+        with services.client(role) as other:
+            assert other.get(f"/innen-finance/bank-files/{approval.id}").status_code == 403, role
+            assert other.get("/api/v2/dags/pain_export/dagRuns").status_code == 200, role
 
 
 def test_finance_is_mailed_when_a_bank_file_waits(innen: Innen) -> None:
