@@ -404,12 +404,13 @@ def _runs_for(
 
 
 def _refresh_run_totals(session: Session, run_ids: set[int], actor: str, now: datetime) -> list[dict[str, Any]]:
-    """Transaction count and total of each run, from its collections (summed in exact cents)."""
+    """Transaction count and total of each run, from its collections that are not cancelled (summed in exact
+    cents): what its bank file holds."""
     audits = []
     for run in session.scalars(select(CollectionRun).where(CollectionRun.id.in_(run_ids))):
         totals = session.execute(
             select(func.count().label("transactions"), func.coalesce(func.sum(in_cents(Collection.amount)), 0).label("cents"))
-            .where(Collection.run_id == run.id)
+            .where(Collection.run_id == run.id, Collection.status != CollectionStatus.CANCELLED)
         ).one()
         before = {"transactions": run.transaction_count, "total": run.total_amount}
         run.transaction_count = totals.transactions
