@@ -45,6 +45,7 @@ from include.finance.counters import reserve
 from include.finance.db import hold_ledger, one_at_a_time
 from include.finance.models import (
     AuditLog,
+    BankFileApproval,
     BankHub,
     Collection,
     CollectionRun,
@@ -59,7 +60,7 @@ from include.finance.models import (
 )
 from include.finance.money import ZERO, from_cents
 from include.finance.numbering import reference_numbers
-from include.finance.statuses import CollectionStatus, ReferenceStatus, RunStatus
+from include.finance.statuses import ApprovalStatus, CollectionStatus, ReferenceStatus, RunStatus
 from include.sepa.amendments import Amendment, Told, amendment
 from include.sepa.mandate_check import (
     HubFacts,
@@ -368,10 +369,13 @@ def _audit_created(session: Session, plans: list[_Plan], actor: str, now: dateti
 def _runs_for(
     session: Session, plans: list[_Plan], run_date: date, actor: str, now: datetime
 ) -> tuple[dict[tuple[int, date], int], list[dict[str, Any]]]:
-    """The run of each (hub, collection date): a ``ready`` one of that day, or a new one."""
+    """The run of each (hub, collection date): a ``ready`` one of that day whose file is not waiting for finance's
+    approval (the staged file is what finance approves and what the bank gets), or a new one."""
     systems = {s.id: s.code for s in session.scalars(select(FinancialSystem))}
     run_ids: dict[tuple[int, date], int] = {}
     audits = []
+    staged = select(BankFileApproval.id).where(
+        BankFileApproval.run_id == CollectionRun.id, BankFileApproval.status == ApprovalStatus.WAITING).exists()
     for hub_id, collection_date in sorted({(p.hub.id, p.collection_date) for p in plans}):
         existing = session.scalars(
             select(CollectionRun.id)
@@ -379,6 +383,7 @@ def _runs_for(
                 CollectionRun.hub_id == hub_id,
                 CollectionRun.collection_date == collection_date,
                 CollectionRun.status == RunStatus.READY,
+                ~staged,
             )
             .order_by(CollectionRun.id)
         ).first()
