@@ -176,9 +176,11 @@ def _what_to_tell(session: Session, plans: list[_Plan]) -> None:
     for plan in plans:
         plan.creditor_id = creditor_ids.get(plan.hub.id)
         plan.amendment = amendment(told_before.get(plan.mandate_id), _told(plan))
-        if plan.amendment and plan.amendment.debtor_agent_changed and plan.sequence_type == "RCUR" and not plan.hub.rcur_only:
+        if (plan.amendment and plan.amendment.debtor_agent_changed and plan.sequence_type in ("RCUR", "FNAL")
+                and not plan.hub.rcur_only):
             # The new bank holds no earlier collection: it gets a first one (the EPC's rule for SMNDA until the
-            # 2016 rulebook, still allowed since; an RCUR-only hub keeps RCUR).
+            # 2016 rulebook, still allowed since; an RCUR-only hub keeps RCUR). The last collection too: a series
+            # opens with FRST, at the new bank as anywhere (sequence_type keeps a first-and-last FRST).
             plan.sequence_type = "FRST"
 
 
