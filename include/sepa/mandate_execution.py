@@ -73,6 +73,9 @@ from include.sepa.mandate_check import (
 from include.sepa.schedule import is_final
 from include.sepa.sequence_type import sequence_type
 
+# EPC SDD rulebook (AT-06): one collection carries at most EUR 999 999 999.99.
+MAX_COLLECTION_CENTS = 99_999_999_999
+
 # (debt line id, transaction code, open amount): exact tuples of plain values, which the garbage collector leaves be.
 Line = tuple[int, str, Decimal]
 
@@ -111,6 +114,9 @@ class ExecutionResult:
     run_date: str
     due: int = 0
     without_debt: int = 0
+    # Mandates whose eligible debt exceeds what one SEPA direct debit may carry (EPC: 999 999 999.99): not
+    # collected, their lines left open, each named (loi, amount) for finance to collect another way.
+    too_large: list[list[str]] = field(default_factory=list)
     collections: int = 0
     total: str = "0.00"
     by_sequence_type: dict[str, int] = field(default_factory=dict)
@@ -139,6 +145,10 @@ def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids
         if not taken:
             result.without_debt += 1
             continue
+        cents = sum(line.cents for line in taken)
+        if cents > MAX_COLLECTION_CENTS:
+            result.too_large.append([m.loi, str(from_cents(cents))])
+            continue
         lines = tuple((line.id, line.transaction_code, amounts[line.cents]) for line in taken)
         claimed.update(line.id for line in taken)
         hub = hubs[m.hub_id]  # type: ignore[index]
@@ -148,7 +158,7 @@ def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids
             final=is_final(m.first_collection_date, m.next_due_date, m.schedule, m.end_date),  # type: ignore[arg-type]
             rcur_only=hub.rcur_only,
         )
-        amount = amounts[sum(line.cents for line in taken)]
+        amount = amounts[cents]
         plans.append(_Plan(
             m.id, m.loi, m.end_user_id, m.type_id, m.reference, m.debtor_iban, None, m.debtor_bic,  # type: ignore[arg-type]
             m.next_due_date, hub, lines, amount, seq, m.next_collection_date,  # type: ignore[arg-type]
