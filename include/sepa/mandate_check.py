@@ -32,6 +32,7 @@ from include.finance.business_days import roll_forward
 from include.finance.models import (
     BankHub,
     Collection,
+    CollectionRun,
     DebtLine,
     EndUser,
     Frequency,
@@ -210,7 +211,7 @@ def _lapsed(last_presented: date | None, run_date: date) -> str | None:
     """Why the mandate has lapsed (SDD rulebook: no collection presented for 36 months), or None.
 
     The months run from the latest collection presented, returned ones
-    included (its due date, or a converted mandate's last collection date).
+    included (its collection date, or a converted mandate's last collection date).
 
     >>> print(_lapsed(date(2023, 11, 20), date(2026, 11, 21)))
     lapsed: no collection presented since 2023-11-20, more than 36 months ago (SDD rulebook); a new mandate must be signed
@@ -253,9 +254,11 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: boo
             Collection.mandate_id,
             # the latest collection that counts for the sequence type: a returned one does not
             func.max(case((Collection.status != CollectionStatus.RETURNED, _raw(Collection.due_date)))).label("last_due"),
-            # the latest one presented to the banks, returned or not: the 36 months of a mandate's life run from it
-            func.max(_raw(Collection.due_date)).label("last_presented"),
+            # the latest one presented to the banks, returned or not: the 36 months of a mandate's life run from
+            # the day it was collected (its run's collection date: a slot collected late is later than the slot)
+            func.max(_raw(CollectionRun.collection_date)).label("last_presented"),
         )
+        .join(CollectionRun, CollectionRun.id == Collection.run_id)
         .where(Collection.status != CollectionStatus.CANCELLED)
         .group_by(Collection.mandate_id)
         .subquery()
