@@ -265,7 +265,7 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: boo
     )
     columns = [
         Mandate.id, Mandate.loi, Mandate.reference, Mandate.active, Mandate.end_user_id, Mandate.debtor_id,
-        Mandate.hub_id, Mandate.type_id, _raw(Mandate.signature_date).label("signature_date"),
+        Mandate.hub_id, Mandate.financial_system_id, Mandate.type_id, _raw(Mandate.signature_date).label("signature_date"),
         _raw(Mandate.first_collection_date).label("first_collection_date"),
         _raw(Mandate.last_collection_date).label("last_collection_date"), _raw(Mandate.end_date).label("end_date"),
         Mandate.frequency_id, Mandate.debtor_iban,
@@ -386,6 +386,8 @@ def _check_one(row: Any, lookups: _Lookups) -> MandateStatus:
         reasons += account
     if shape.early_reasons:
         reasons += shape.early_reasons
+    if shape.hub is not None and shape.hub.financial_system_id != row.financial_system_id:
+        reasons.append(f"bank hub {shape.hub_code} collects the debt of another financial system than the mandate's")
     if row.debtor_id is None:
         reasons.append("no debtor")
     elif not debtor_name.strip():

@@ -277,3 +277,16 @@ def test_the_36_months_run_from_the_day_a_late_slot_was_collected(engine) -> Non
     assert alive.list is MandateList.ACTIVE_OK, alive.reasons
     assert lapsed.reasons == ["lapsed: no collection presented since 2024-10-03, more than 36 months ago (SDD rulebook); "
                               "a new mandate must be signed"]
+
+
+def test_a_mandate_whose_hub_serves_another_financial_system_is_refused(engine) -> None:
+    # fm:BIB:n with the hub of SKA would collect SKA's debt (the hub's system) under a BIB mandate.
+    with transaction(engine) as session:
+        bib, ska = make_institution(session), make_institution(session, code="SKA")
+        owner = make_user(session)
+        mandate = make_mandate(session, bib, owner, first=date(2026, 11, 21), hub_id=ska.hub.id)
+        add_debt(session, ska, owner, "LID", "10.00")
+        loi = mandate.loi
+    checked = _by_loi(engine)[loi]
+    assert checked.list is MandateList.ACTIVE_ERR
+    assert checked.reasons == ["bank hub HUB-SKA collects the debt of another financial system than the mandate's"]
