@@ -125,6 +125,19 @@ def _rf_at_start(text: str) -> str | None:
     return None
 
 
+DIRECT_DEBIT_FAMILIES = ("PMNT/IDDT/", "PMNT/RDDT/")  # bank transaction codes of direct debits (ISO 20022)
+
+
+def is_direct_debit(bank_tx_code: str | None) -> bool:
+    """Whether an entry's bank transaction code says it is a direct debit: a credit of one of our collections
+    even when the bank names it only by its communication, not its end-to-end id.
+
+    >>> is_direct_debit("PMNT/IDDT/ESDD"), is_direct_debit("PMNT/RCDT/ESCT"), is_direct_debit(None)
+    (True, False, False)
+    """
+    return bank_tx_code is not None and bank_tx_code.startswith(DIRECT_DEBIT_FAMILIES)
+
+
 def books_a_batch(line: EntryLine) -> bool:
     """Whether ``line`` is a whole batch credit naming the creditor's block or message, without the
     transaction of one of our collections (an entry with such details is booked per transaction)."""
@@ -506,7 +519,8 @@ def _credit(line: EntryLine, facts: Facts, numbers: list[str], communication: st
                     received.excess, {"reference": reference.loi})
     return Decision(
         _OUTCOMES[received.outcome], communication, reference.id, collection_id, booked=received.booked,
-        bookings=(_booking(reference, received.booked, facts.statement.label, of_collection=collection is not None),)
+        bookings=(_booking(reference, received.booked, facts.statement.label,
+                           of_collection=collection is not None or is_direct_debit(line.bank_tx_code)),)
         if received.booked else (),
         references=(ReferenceChange(reference.id, ReferenceStatus.PAID if paid else reference.status, received.left),),
         collections=(CollectionChange(collection.id, collection.status, CollectionStatus.PAID),)

@@ -47,6 +47,7 @@ from include.finance.reference_numbers import display_reference
 from include.finance.statuses import OPEN_REFERENCE, SENT_RUN
 from include.sepa.camt import EntryLine, Statement
 from include.sepa.camt_decision import (
+    DIRECT_DEBIT_FAMILIES,
     Block,
     Collection as CollectionFacts,
     Credit,
@@ -249,12 +250,13 @@ class FactsReader:
             return
         self.stored_held.update(wanted)
         undone = select(Payment.reverses_payment_id).where(Payment.reverses_payment_id.is_not(None))
-        # Booked by the reference's collection: the run's confirmation, a credit naming the collection, or a batch
-        # credit (an entry that books several references and names none).
+        # Booked by the reference's collection: the run's confirmation, a credit naming the collection, a batch
+        # credit (an entry that books several references and names none), or a direct-debit credit.
         of_collection = or_(
             Payment.source == "collection_confirm",
             BankEntry.collection_id.is_not(None),
             and_(Payment.source == "bank_statement", BankEntry.id.is_not(None), BankEntry.payment_reference_id.is_(None)),
+            *(BankEntry.bank_tx_code.startswith(family) for family in DIRECT_DEBIT_FAMILIES),
         )
         payments = self.session.execute(
             select(Payment.id, Payment.payment_reference_id, Payment.amount, of_collection.label("of_collection"))

@@ -802,3 +802,21 @@ def test_a_return_undoes_only_what_the_collection_booked(engine, var_dir, collec
     with transaction(engine) as session:
         again = execute_mandates(session, date(2026, 12, 19), "test")
     assert (again.collections, again.total) == (1, "15.00")
+
+
+@pytest.mark.parametrize("code", [SDD_COLLECTED, ("PMNT", "IDDT", "ESDD")], ids=["RDDT", "IDDT"])
+def test_a_collection_credited_by_its_communication_only_is_undone_by_its_return(engine, var_dir, collected, code) -> None:
+    # A bank that reports the collection's credit without its end-to-end id, by the structured communication the
+    # collection carried: still the collection's money, taken back by the return.
+    account, collections = collected
+    (e2e, amount), _ = collections
+    with transaction(engine, readonly=True) as session:
+        number = session.scalars(select(PaymentReference.reference_number).where(PaymentReference.loi == e2e)).one()
+    paid = Entry(True, DAY, (Tx(amount, structured_reference=number, account_servicer_ref="C1"),), bank_tx_code=code)
+    back = Entry(False, DAY, (Tx(amount, end_to_end_id=e2e, return_reason="MD06", account_servicer_ref="R1"),),
+                 bank_tx_code=SDD_RETURNED)
+    import_statement_file(_statement(var_dir, account, [paid], name="a.xml"), "test", engine=engine)
+    import_statement_file(_statement(var_dir, account, [back], statement_id="2026-331", seq=331, name="b.xml",
+                                     opening=str(Decimal("1000.00") + amount)), "test", engine=engine)
+    reference = _rows(engine, PaymentReference, PaymentReference.loi == e2e)[0]
+    assert (reference.status, reference.open_amount) == ("deleted", amount)
