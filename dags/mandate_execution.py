@@ -96,6 +96,8 @@ def mandate_execution() -> None:
             result.due, result.without_debt, result.collections, result.total, result.by_sequence_type,
             result.ready_runs,
         )
+        for loi, amount in result.too_large:
+            log.warning("%s owes EUR %s, more than one SEPA direct debit may carry: not collected", loi, amount)
         return asdict(result)
 
     @task(outlets=[COLLECTION_RUNS_READY])

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from include.errors import InnenError
@@ -35,11 +35,13 @@ from include.finance.access import AccessRefused, refusals_by_reference
 from include.finance.audit import audit_row, record_many
 from include.finance.bulk import update_by_id
 from include.finance.db import hold_ledger
-from include.finance.models import Collection, CollectionRun, PaymentReference
+from include.finance.models import Collection, CollectionRun, PaymentReference, in_cents
+from include.finance.money import from_cents
 from include.finance.payments import Ledger
 from include.finance.statuses import (
     RELEASED_REFERENCE,
     SETTLED_COLLECTION,
+    UNSENT_RUN,
     WAITING_COLLECTION,
     CollectionStatus,
     ReferenceStatus,
@@ -129,6 +131,17 @@ def delete_references(
                                     after={"status": RunStatus.DELETED}, at=now))
             run.status = RunStatus.DELETED
             result.runs_deleted.append(run.loi)
+        elif left is not None and run.status in UNSENT_RUN:
+            # Its file is still to be written, without the cancelled collections: the run counts what it will hold.
+            totals = session.execute(
+                select(func.count().label("transactions"),
+                       func.coalesce(func.sum(in_cents(Collection.amount)), 0).label("cents"))
+                .where(Collection.run_id == run.id, Collection.status != CollectionStatus.CANCELLED)
+            ).one()
+            before = {"transactions": run.transaction_count, "total": run.total_amount}
+            run.transaction_count, run.total_amount = totals.transactions, from_cents(int(totals.cents))
+            audits.append(audit_row("collection_run", run.id, "collections_cancelled", actor, before=before,
+                                    after={"transactions": run.transaction_count, "total": run.total_amount}, at=now))
     record_many(session, audits)
     result.message = f"{len(result.deleted)} deleted, {len(result.refused)} refused"
     return result

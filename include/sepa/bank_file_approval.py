@@ -40,7 +40,7 @@ from include.finance.audit import audit_row, record_many
 from include.finance.db import transaction
 from include.finance.models import BankFileApproval, BankHub, Collection, CollectionRun
 from include.finance.money import format_amount
-from include.finance.statuses import ApprovalStatus
+from include.finance.statuses import ApprovalStatus, RunStatus
 from include.sepa.export import (
     SEQUENCE_ORDER,
     ExportResult,
@@ -320,6 +320,13 @@ def release(approval_id: int, approver: str | None, actor: str, *, outbox: Locat
         if approval.status != ApprovalStatus.WAITING:
             raise InnenError(f"{run.loi}: its bank file (attempt {approval.attempt}) was {approval.status}: "
                              f"{approval.reason or ''}".rstrip(": "))
+        if run.status == RunStatus.DELETED or (run.transaction_count, run.total_amount) != (
+                approval.transaction_count, approval.total_amount):
+            # References of the run were deleted while its file waited: the file would still collect them.
+            raise ExportRejected(
+                f"{run.loi} changed while its file waited for approval: the file holds {approval.transaction_count} "
+                f"collections for {format_amount(approval.total_amount)}, the run now {run.transaction_count} for "
+                f"{format_amount(run.total_amount)} ({run.status}); nothing released, export the run again")
         staged = location(approval.staged_path)
         target = (outbox or outbox_dir()) / staged.name
         if staged.exists():

@@ -127,6 +127,19 @@ def _rf_at_start(text: str) -> str | None:
     return None
 
 
+DIRECT_DEBIT_FAMILIES = ("PMNT/IDDT/", "PMNT/RDDT/")  # bank transaction codes of direct debits (ISO 20022)
+
+
+def is_direct_debit(bank_tx_code: str | None) -> bool:
+    """Whether an entry's bank transaction code says it is a direct debit: a credit of one of our collections
+    even when the bank names it only by its communication, not its end-to-end id.
+
+    >>> is_direct_debit("PMNT/IDDT/ESDD"), is_direct_debit("PMNT/RCDT/ESCT"), is_direct_debit(None)
+    (True, False, False)
+    """
+    return bank_tx_code is not None and bank_tx_code.startswith(DIRECT_DEBIT_FAMILIES)
+
+
 def books_a_batch(line: EntryLine) -> bool:
     """Whether ``line`` is a whole batch credit naming the creditor's block or message, without the
     transaction of one of our collections (an entry with such details is booked per transaction)."""
@@ -165,6 +178,9 @@ class StoredPayment:
     reference_id: int
     amount: Decimal
     shares: tuple[tuple[int, Decimal], ...]
+    # Booked by the reference's collection (its credit, its batch credit, the run's confirmation), not paid
+    # another way (at the counter, a transfer, POM): only such a payment is undone when the collection comes back.
+    of_collection: bool = False
 
 
 @dataclass(slots=True)
@@ -224,6 +240,7 @@ class Booking:
     amount: Decimal
     note: str
     shares: tuple[tuple[int, Decimal], ...]
+    of_collection: bool = False  # booked by the reference's collection (see StoredPayment)
 
 
 @dataclass(slots=True)
@@ -458,7 +475,7 @@ def _batch_credit(line: EntryLine, block: Block, facts: Facts, communication: st
     note = f"{facts.statement.label}: batch {block.name}"
     return Decision(
         EntryOutcome.PAID, communication, booked=line.amount, remittance=remittance,
-        bookings=tuple(_booking(reference, reference.open_amount, note) for _, reference in counted),
+        bookings=tuple(_booking(reference, reference.open_amount, note, of_collection=True) for _, reference in counted),
         references=tuple(ReferenceChange(reference.id, ReferenceStatus.PAID, ZERO) for _, reference in counted),
         collections=tuple(CollectionChange(collection.id, collection.status, CollectionStatus.PAID)
                           for collection, _ in counted),
@@ -513,7 +530,9 @@ def _credit(line: EntryLine, facts: Facts, numbers: list[str], communication: st
                     received.excess, {"reference": reference.loi})
     return Decision(
         _OUTCOMES[received.outcome], communication, reference.id, collection_id, booked=received.booked,
-        bookings=(_booking(reference, received.booked, facts.statement.label),) if received.booked else (),
+        bookings=(_booking(reference, received.booked, facts.statement.label,
+                           of_collection=collection is not None or is_direct_debit(line.bank_tx_code)),)
+        if received.booked else (),
         references=(ReferenceChange(reference.id, ReferenceStatus.PAID if paid else reference.status, received.left),),
         collections=(CollectionChange(collection.id, collection.status, CollectionStatus.PAID),)
         if collection is not None and paid else (),
@@ -542,23 +561,33 @@ def _debit(line: EntryLine, facts: Facts, communication: str | None) -> Decision
     reason = line.return_reason or ("reversal" if line.reversal else "returned")
     reference = facts.references[collection.reference_id]
     note = f"collection {line.end_to_end_id} returned ({reason})"
-    reversals = tuple(Reversal(reference.id, payment, payment.amount, note) for payment in facts.standing(reference.id))
+    # Only what the collection itself booked is undone: a payment at the counter, by transfer or through POM
+    # stands (the debtor paid that; the bank gave back only the collection).
+    reversals = tuple(Reversal(reference.id, payment, payment.amount, note)
+                      for payment in facts.standing(reference.id) if payment.of_collection)
     undone_total = sum((reversal.amount for reversal in reversals), ZERO)
+    open_after = reference.open_amount + undone_total
     hub = facts.statement.hub
     assert hub is not None
     block = None
-    action = "the debt is open again and will be collected with the next run (FRST again if this was the first)"
+    if open_after > 0:
+        action = "the debt is open again and will be collected with the next run (FRST again if this was the first)"
+        # The reference is closed: its debt is free, to be collected again by the next run.
+        changes: tuple[ReferenceChange, ...] = (
+            ReferenceChange(reference.id, ReferenceStatus.DELETED, open_after, released=True),)
+    else:
+        action = (f"{reference.loi} was paid another way, so nothing is open again; the collection's money went back "
+                  "to the debtor: do not refund its credit as well")
+        changes = ()
     if reason in hub.fatal_return_reasons:
         action = ("the mandate is blocked (it lists on active-err): ask the debtor for a new mandate "
-                  "or another way to pay")
+                  "or another way to pay" + ("" if changes else f"; {action}"))
         if collection.mandate_id is not None and collection.mandate_id not in facts.blocked_mandates:
             block = MandateBlock(collection.mandate_id,
                                  f"collection {line.end_to_end_id} returned with {reason} on {line.booking_date}"[:200])
     return Decision(
         returned.outcome, communication, collection.reference_id, collection.id, reversals=reversals,
-        # The reference is closed: its debt is free, to be collected again by the next run.
-        references=(ReferenceChange(reference.id, ReferenceStatus.DELETED, reference.open_amount + undone_total,
-                                    released=True),),
+        references=changes,
         collections=(CollectionChange(collection.id, collection.status, CollectionStatus.RETURNED, reason[:10]),),
         mandate_block=block,
         item=Item(ControlListKind.RETURNED,
@@ -610,5 +639,6 @@ def _is_open(reference: Reference) -> bool:
     return reference.status in OPEN_REFERENCE and reference.open_amount > 0
 
 
-def _booking(reference: Reference, amount: Decimal, note: str) -> Booking:
-    return Booking(reference.id, amount, note, tuple(allocate(reference.lines, amount, reference.strategy)))
+def _booking(reference: Reference, amount: Decimal, note: str, *, of_collection: bool = False) -> Booking:
+    return Booking(reference.id, amount, note, tuple(allocate(reference.lines, amount, reference.strategy)),
+                   of_collection)

@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, or_, select
+from sqlalchemy import String, and_, or_, select
 from sqlalchemy.orm import Session
 
 from include.finance.bulk import in_ids, restage, staged, stream_records
@@ -47,6 +47,7 @@ from include.finance.reference_numbers import display_reference
 from include.finance.statuses import OPEN_REFERENCE, SENT_RUN
 from include.sepa.camt import EntryLine, Statement
 from include.sepa.camt_decision import (
+    DIRECT_DEBIT_FAMILIES,
     Block,
     Collection as CollectionFacts,
     Credit,
@@ -249,8 +250,17 @@ class FactsReader:
             return
         self.stored_held.update(wanted)
         undone = select(Payment.reverses_payment_id).where(Payment.reverses_payment_id.is_not(None))
+        # Booked by the reference's collection: the run's confirmation, a credit naming the collection, a batch
+        # credit (an entry that books several references and names none), or a direct-debit credit.
+        of_collection = or_(
+            Payment.source == "collection_confirm",
+            BankEntry.collection_id.is_not(None),
+            and_(Payment.source == "bank_statement", BankEntry.id.is_not(None), BankEntry.payment_reference_id.is_(None)),
+            *(BankEntry.bank_tx_code.startswith(family) for family in DIRECT_DEBIT_FAMILIES),
+        )
         payments = self.session.execute(
-            select(Payment.id, Payment.payment_reference_id, Payment.amount)
+            select(Payment.id, Payment.payment_reference_id, Payment.amount, of_collection.label("of_collection"))
+            .outerjoin(BankEntry, BankEntry.id == Payment.bank_entry_id)
             .where(Payment.payment_reference_id.in_(wanted), Payment.amount > 0, ~Payment.id.in_(undone))
             .order_by(Payment.id)
         ).all()
@@ -262,7 +272,8 @@ class FactsReader:
             shares[allocation.payment_id].append((allocation.debt_line_id, allocation.amount))
         for payment in payments:
             self.facts.references[payment.payment_reference_id].stored.append(
-                StoredPayment(payment.id, payment.payment_reference_id, payment.amount, tuple(shares[payment.id])))
+                StoredPayment(payment.id, payment.payment_reference_id, payment.amount, tuple(shares[payment.id]),
+                              bool(payment.of_collection)))
 
 
 def candidates(session: Session, system: int, line: EntryLine) -> list[dict[str, str]]:

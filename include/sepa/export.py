@@ -95,7 +95,8 @@ def _transactions(session: Session, run: CollectionRun, sequence_type: str) -> I
         .join(Mandate, Mandate.id == Collection.mandate_id)
         .join(debtor, debtor.id == Mandate.debtor_id)
         .join(PaymentReference, PaymentReference.id == Collection.payment_reference_id)
-        .where(Collection.run_id == run.id, Collection.sequence_type == sequence_type)
+        .where(Collection.run_id == run.id, Collection.sequence_type == sequence_type,
+               Collection.status != CollectionStatus.CANCELLED)
         .order_by(Collection.id),
         execution_options={"yield_per": STREAM_BATCH},
     )
@@ -118,10 +119,14 @@ def _transactions(session: Session, run: CollectionRun, sequence_type: str) -> I
 
 
 def _batches(session: Session, run: CollectionRun) -> list[PaymentBatch]:
-    """One payment information block per sequence type, with its count and Decimal total."""
+    """One payment information block per sequence type, with its count and Decimal total.
+
+    A cancelled collection (its reference deleted) is never written: its debt is open again.
+    """
     totals: dict[str, list[Any]] = {}
     for seq, amount in session.execute(
-        select(Collection.sequence_type, Collection.amount).where(Collection.run_id == run.id)
+        select(Collection.sequence_type, Collection.amount)
+        .where(Collection.run_id == run.id, Collection.status != CollectionStatus.CANCELLED)
     ):
         entry = totals.setdefault(seq, [0, ZERO])
         entry[0] += 1

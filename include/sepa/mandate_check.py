@@ -32,6 +32,7 @@ from include.finance.business_days import roll_forward
 from include.finance.models import (
     BankHub,
     Collection,
+    CollectionRun,
     DebtLine,
     EndUser,
     Frequency,
@@ -210,7 +211,7 @@ def _lapsed(last_presented: date | None, run_date: date) -> str | None:
     """Why the mandate has lapsed (SDD rulebook: no collection presented for 36 months), or None.
 
     The months run from the latest collection presented, returned ones
-    included (its due date, or a converted mandate's last collection date).
+    included (its collection date, or a converted mandate's last collection date).
 
     >>> print(_lapsed(date(2023, 11, 20), date(2026, 11, 21)))
     lapsed: no collection presented since 2023-11-20, more than 36 months ago (SDD rulebook); a new mandate must be signed
@@ -253,16 +254,18 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: boo
             Collection.mandate_id,
             # the latest collection that counts for the sequence type: a returned one does not
             func.max(case((Collection.status != CollectionStatus.RETURNED, _raw(Collection.due_date)))).label("last_due"),
-            # the latest one presented to the banks, returned or not: the 36 months of a mandate's life run from it
-            func.max(_raw(Collection.due_date)).label("last_presented"),
+            # the latest one presented to the banks, returned or not: the 36 months of a mandate's life run from
+            # the day it was collected (its run's collection date: a slot collected late is later than the slot)
+            func.max(_raw(CollectionRun.collection_date)).label("last_presented"),
         )
+        .join(CollectionRun, CollectionRun.id == Collection.run_id)
         .where(Collection.status != CollectionStatus.CANCELLED)
         .group_by(Collection.mandate_id)
         .subquery()
     )
     columns = [
         Mandate.id, Mandate.loi, Mandate.reference, Mandate.active, Mandate.end_user_id, Mandate.debtor_id,
-        Mandate.hub_id, Mandate.type_id, _raw(Mandate.signature_date).label("signature_date"),
+        Mandate.hub_id, Mandate.financial_system_id, Mandate.type_id, _raw(Mandate.signature_date).label("signature_date"),
         _raw(Mandate.first_collection_date).label("first_collection_date"),
         _raw(Mandate.last_collection_date).label("last_collection_date"), _raw(Mandate.end_date).label("end_date"),
         Mandate.frequency_id, Mandate.debtor_iban,
@@ -383,6 +386,8 @@ def _check_one(row: Any, lookups: _Lookups) -> MandateStatus:
         reasons += account
     if shape.early_reasons:
         reasons += shape.early_reasons
+    if shape.hub is not None and shape.hub.financial_system_id != row.financial_system_id:
+        reasons.append(f"bank hub {shape.hub_code} collects the debt of another financial system than the mandate's")
     if row.debtor_id is None:
         reasons.append("no debtor")
     elif not debtor_name.strip():

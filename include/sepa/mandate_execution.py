@@ -45,6 +45,7 @@ from include.finance.counters import reserve
 from include.finance.db import hold_ledger, one_at_a_time
 from include.finance.models import (
     AuditLog,
+    BankFileApproval,
     BankHub,
     Collection,
     CollectionRun,
@@ -59,7 +60,7 @@ from include.finance.models import (
 )
 from include.finance.money import ZERO, from_cents
 from include.finance.numbering import reference_numbers
-from include.finance.statuses import CollectionStatus, ReferenceStatus, RunStatus
+from include.finance.statuses import ApprovalStatus, CollectionStatus, ReferenceStatus, RunStatus
 from include.sepa.amendments import Amendment, Told, amendment
 from include.sepa.mandate_check import (
     HubFacts,
@@ -71,6 +72,9 @@ from include.sepa.mandate_check import (
 )
 from include.sepa.schedule import is_final
 from include.sepa.sequence_type import sequence_type
+
+# EPC SDD rulebook (AT-06): one collection carries at most EUR 999 999 999.99.
+MAX_COLLECTION_CENTS = 99_999_999_999
 
 # (debt line id, transaction code, open amount): exact tuples of plain values, which the garbage collector leaves be.
 Line = tuple[int, str, Decimal]
@@ -110,6 +114,9 @@ class ExecutionResult:
     run_date: str
     due: int = 0
     without_debt: int = 0
+    # Mandates whose eligible debt exceeds what one SEPA direct debit may carry (EPC: 999 999 999.99): not
+    # collected, their lines left open, each named (loi, amount) for finance to collect another way.
+    too_large: list[list[str]] = field(default_factory=list)
     collections: int = 0
     total: str = "0.00"
     by_sequence_type: dict[str, int] = field(default_factory=dict)
@@ -138,6 +145,10 @@ def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids
         if not taken:
             result.without_debt += 1
             continue
+        cents = sum(line.cents for line in taken)
+        if cents > MAX_COLLECTION_CENTS:
+            result.too_large.append([m.loi, str(from_cents(cents))])
+            continue
         lines = tuple((line.id, line.transaction_code, amounts[line.cents]) for line in taken)
         claimed.update(line.id for line in taken)
         hub = hubs[m.hub_id]  # type: ignore[index]
@@ -147,7 +158,7 @@ def _plan(session: Session, run_date: date, result: ExecutionResult, mandate_ids
             final=is_final(m.first_collection_date, m.next_due_date, m.schedule, m.end_date),  # type: ignore[arg-type]
             rcur_only=hub.rcur_only,
         )
-        amount = amounts[sum(line.cents for line in taken)]
+        amount = amounts[cents]
         plans.append(_Plan(
             m.id, m.loi, m.end_user_id, m.type_id, m.reference, m.debtor_iban, None, m.debtor_bic,  # type: ignore[arg-type]
             m.next_due_date, hub, lines, amount, seq, m.next_collection_date,  # type: ignore[arg-type]
@@ -175,9 +186,11 @@ def _what_to_tell(session: Session, plans: list[_Plan]) -> None:
     for plan in plans:
         plan.creditor_id = creditor_ids.get(plan.hub.id)
         plan.amendment = amendment(told_before.get(plan.mandate_id), _told(plan))
-        if plan.amendment and plan.amendment.debtor_agent_changed and plan.sequence_type == "RCUR" and not plan.hub.rcur_only:
+        if (plan.amendment and plan.amendment.debtor_agent_changed and plan.sequence_type in ("RCUR", "FNAL")
+                and not plan.hub.rcur_only):
             # The new bank holds no earlier collection: it gets a first one (the EPC's rule for SMNDA until the
-            # 2016 rulebook, still allowed since; an RCUR-only hub keeps RCUR).
+            # 2016 rulebook, still allowed since; an RCUR-only hub keeps RCUR). The last collection too: a series
+            # opens with FRST, at the new bank as anywhere (sequence_type keeps a first-and-last FRST).
             plan.sequence_type = "FRST"
 
 
@@ -368,10 +381,13 @@ def _audit_created(session: Session, plans: list[_Plan], actor: str, now: dateti
 def _runs_for(
     session: Session, plans: list[_Plan], run_date: date, actor: str, now: datetime
 ) -> tuple[dict[tuple[int, date], int], list[dict[str, Any]]]:
-    """The run of each (hub, collection date): a ``ready`` one of that day, or a new one."""
+    """The run of each (hub, collection date): a ``ready`` one of that day whose file is not waiting for finance's
+    approval (the staged file is what finance approves and what the bank gets), or a new one."""
     systems = {s.id: s.code for s in session.scalars(select(FinancialSystem))}
     run_ids: dict[tuple[int, date], int] = {}
     audits = []
+    staged = select(BankFileApproval.id).where(
+        BankFileApproval.run_id == CollectionRun.id, BankFileApproval.status == ApprovalStatus.WAITING).exists()
     for hub_id, collection_date in sorted({(p.hub.id, p.collection_date) for p in plans}):
         existing = session.scalars(
             select(CollectionRun.id)
@@ -379,6 +395,7 @@ def _runs_for(
                 CollectionRun.hub_id == hub_id,
                 CollectionRun.collection_date == collection_date,
                 CollectionRun.status == RunStatus.READY,
+                ~staged,
             )
             .order_by(CollectionRun.id)
         ).first()
@@ -404,12 +421,13 @@ def _runs_for(
 
 
 def _refresh_run_totals(session: Session, run_ids: set[int], actor: str, now: datetime) -> list[dict[str, Any]]:
-    """Transaction count and total of each run, from its collections (summed in exact cents)."""
+    """Transaction count and total of each run, from its collections that are not cancelled (summed in exact
+    cents): what its bank file holds."""
     audits = []
     for run in session.scalars(select(CollectionRun).where(CollectionRun.id.in_(run_ids))):
         totals = session.execute(
             select(func.count().label("transactions"), func.coalesce(func.sum(in_cents(Collection.amount)), 0).label("cents"))
-            .where(Collection.run_id == run.id)
+            .where(Collection.run_id == run.id, Collection.status != CollectionStatus.CANCELLED)
         ).one()
         before = {"transactions": run.transaction_count, "total": run.total_amount}
         run.transaction_count = totals.transactions

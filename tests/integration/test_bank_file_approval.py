@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +13,15 @@ import pytest
 from schwifty import IBAN
 from sqlalchemy import select
 
-from include.errors import InnenError
+from include.errors import ExportRejected, InnenError
 from include.finance.db import get_engine, transaction
-from include.finance.models import AuditLog, BankFileApproval, BankHub, CollectionRun
+from include.finance.models import AuditLog, BankFileApproval, BankHub, Collection, CollectionRun, PaymentReferenceType
+from include.finance.reference_deletion import delete_references
 from include.sepa import bank_file_approval
 from include.sepa.bank_file_approval import approval_body, reject, release, stage_run
+from include.sepa.mandate_execution import execute_mandates
 from tests.conftest import _postgres_database
+from tests.factories import add_debt, make_institution, make_mandate, make_user
 from tests.integration.test_export import _prepare
 
 
@@ -104,3 +109,52 @@ def test_a_release_and_a_reject_of_one_approval_at_once_decide_it_once(
         assert (approval.status, approval.decided_by, run.status) == ("rejected", "bram", "ready")
         assert released == [] and "wrong amounts" in run.error
         assert actions == ["export_rejected", "rejected"]
+
+
+
+
+def _staged_run(engine):  # type: ignore[no-untyped-def]
+    """Collections of 25.00 and 9.00 for Monday 23 November, their file staged on Friday 20th: (institution, run,
+    the staged file)."""
+    with transaction(engine) as session:
+        inst = make_institution(session, approval_required=True, four_eyes=False)
+        for amount in ("25.00", "9.00"):
+            owner = make_user(session)
+            make_mandate(session, inst, owner, first=date(2026, 11, 21))
+            add_debt(session, inst, owner, "LID", amount)
+        execute_mandates(session, date(2026, 11, 20), "test")
+        for type_ in session.scalars(select(PaymentReferenceType)):
+            type_.access_admin = "finance-admin"
+        loi = session.scalars(select(CollectionRun.loi)).one()
+    return inst, loi, stage_run(loi, "pain_export", requested_by="operator", engine=engine)
+
+
+def test_collections_made_while_a_file_waits_for_approval_go_to_a_new_run(engine, var_dir: Path) -> None:
+    # Friday's file waits for finance over the weekend; Saturday's execution finds another collection for the same
+    # Monday. It is not in the staged file, so it may not join that run (the release would mark it exported).
+    inst, loi, staged = _staged_run(engine)
+    with transaction(engine) as session:
+        owner = make_user(session)
+        make_mandate(session, inst, owner, first=date(2026, 11, 22))
+        add_debt(session, inst, owner, "LID", "4.00")
+        later = execute_mandates(session, date(2026, 11, 21), "test")
+    assert later.collections == 1 and [r["loi"] for r in later.runs] != [loi]
+    release(staged["approval_id"], "finance", "test", engine=engine, outbox=var_dir / "outbox")
+    with transaction(engine, readonly=True) as session:
+        runs = sorted((r.status, r.transaction_count, r.total_amount) for r in session.scalars(select(CollectionRun)))
+        assert runs == [("exported", 2, Decimal("34.00")), ("ready", 1, Decimal("4.00"))]
+        assert sorted(session.scalars(select(Collection.status))) == ["exported", "exported", "pending"]
+
+
+@pytest.mark.parametrize("deleted", [["fp:BIB:1"], ["fp:BIB:1", "fp:BIB:2"]], ids=["one", "all"])
+def test_a_file_whose_run_changed_while_it_waited_is_not_released(engine, var_dir: Path, deleted) -> None:
+    # A reference of the staged file is deleted (paid at the counter): the file would still collect it.
+    _inst, loi, staged = _staged_run(engine)
+    with transaction(engine) as session:
+        delete_references(session, "test", roles={"finance-admin"}, reference_lois=deleted, dry_run=False)
+    with pytest.raises(ExportRejected, match="changed while its file waited"):
+        release(staged["approval_id"], "finance", "test", engine=engine, outbox=var_dir / "outbox")
+    assert not (var_dir / "outbox").exists() or not any((var_dir / "outbox").iterdir())
+    with transaction(engine, readonly=True) as session:
+        assert session.scalars(select(BankFileApproval.status)).one() == "waiting"
+        assert session.scalars(select(CollectionRun.status)).one() == ("ready" if len(deleted) == 1 else "deleted")

@@ -802,3 +802,84 @@ def test_a_return_with_a_long_proprietary_reason_is_booked_with_its_note_cut(eng
     with transaction(engine, readonly=True) as session:
         audit = session.scalars(select(AuditLog).where(AuditLog.entity == "payment", AuditLog.entity_id == undo.id)).one()
     assert audit.after["note"] == undo.note
+
+
+def _pay_at_the_counter(engine, end_to_end_id: str, amount: Decimal) -> None:  # type: ignore[no-untyped-def]
+    from include.finance.payments import Ledger
+
+    with transaction(engine) as session:
+        reference = session.scalars(select(PaymentReference).where(PaymentReference.loi == end_to_end_id)).one()
+        ledger = Ledger(session, "cashier", datetime(2026, 11, 23, 10, tzinfo=timezone.utc))
+        ledger.receive(ledger.load([reference.id])[reference.id], amount, source="manual", note="paid at the counter")
+        ledger.flush()
+
+
+@pytest.mark.parametrize("credited", [True, False], ids=["credited-then-refunded", "rejected"])
+def test_a_return_of_a_collection_paid_another_way_leaves_that_payment(engine, var_dir, collected, credited) -> None:
+    # The debtor paid the collected reference at the counter after the file left. The bank then credits the
+    # collection (closed reference: refund it) and the debtor has it refunded (MD06), or the bank rejects it
+    # (AM04) with no credit at all. Either way the counter payment stands: nothing is open, nothing collected again.
+    account, collections = collected
+    (e2e, amount), _ = collections
+    _pay_at_the_counter(engine, e2e, amount)
+    entries = [Entry(True, DAY, (Tx(amount, end_to_end_id=e2e, account_servicer_ref="C1"),), bank_tx_code=SDD_COLLECTED)]
+    entries = entries if credited else []
+    entries.append(Entry(False, DAY, (Tx(amount, end_to_end_id=e2e, return_reason="MD06" if credited else "AM04",
+                                         account_servicer_ref="R1"),), bank_tx_code=SDD_RETURNED))
+    result = import_statement_file(_statement(var_dir, account, entries), "test", engine=engine)
+    assert result["outcomes"]["returned"] == 1
+    collection = next(c for c in _rows(engine, Collection) if c.end_to_end_id == e2e)
+    assert collection.status == "returned"
+    reference = _rows(engine, PaymentReference, PaymentReference.id == collection.payment_reference_id)[0]
+    assert (reference.status, reference.open_amount) == ("paid", Decimal("0.00"))
+    assert [(p.amount, p.source) for p in _rows(engine, Payment, Payment.payment_reference_id == reference.id)] == [
+        (amount, "manual")]
+    assert [line.open_amount for line in _rows(engine, DebtLine, DebtLine.end_user_id == reference.end_user_id)] == [
+        Decimal("0.00")]
+    returned = next(i for i in _rows(engine, ControlListItem) if i.kind == "returned")
+    assert "paid another way" in returned.action
+    with transaction(engine) as session:
+        assert execute_mandates(session, date(2026, 12, 19), "test").collections == 0
+
+
+def test_a_return_undoes_only_what_the_collection_booked(engine, var_dir, collected) -> None:
+    # 10.00 of the 25.00 came by transfer first; the collection's credit then booked the other 15.00 (overpaid:
+    # 10.00 to refund). Its return undoes those 15.00 only: 15.00 is open again and collected with the next run.
+    account, collections = collected
+    (e2e, amount), _ = collections
+    assert amount == Decimal("25.00")
+    with transaction(engine, readonly=True) as session:
+        number = session.scalars(select(PaymentReference.reference_number).where(PaymentReference.loi == e2e)).one()
+    paid = [_credit("10.00", ref=number, asr="T1"),
+            Entry(True, DAY, (Tx(amount, end_to_end_id=e2e, account_servicer_ref="C1"),), bank_tx_code=SDD_COLLECTED)]
+    assert import_statement_file(_statement(var_dir, account, paid), "test", engine=engine)["outcomes"] == {
+        "partial": 1, "overpaid": 1}
+    back = Entry(False, date(2026, 11, 27), (Tx(amount, end_to_end_id=e2e, return_reason="MD06", account_servicer_ref="R1"),),
+                 bank_tx_code=SDD_RETURNED)
+    import_statement_file(_statement(var_dir, account, [back], statement_id="2026-331", seq=331, name="r.xml",
+                                     opening="1035.00"), "test", engine=engine)
+    reference = _rows(engine, PaymentReference, PaymentReference.loi == e2e)[0]
+    assert (reference.status, reference.open_amount) == ("deleted", Decimal("15.00"))
+    assert sorted(p.amount for p in _rows(engine, Payment, Payment.payment_reference_id == reference.id)) == [
+        Decimal("-15.00"), Decimal("10.00"), Decimal("15.00")]
+    with transaction(engine) as session:
+        again = execute_mandates(session, date(2026, 12, 19), "test")
+    assert (again.collections, again.total) == (1, "15.00")
+
+
+@pytest.mark.parametrize("code", [SDD_COLLECTED, ("PMNT", "IDDT", "ESDD")], ids=["RDDT", "IDDT"])
+def test_a_collection_credited_by_its_communication_only_is_undone_by_its_return(engine, var_dir, collected, code) -> None:
+    # A bank that reports the collection's credit without its end-to-end id, by the structured communication the
+    # collection carried: still the collection's money, taken back by the return.
+    account, collections = collected
+    (e2e, amount), _ = collections
+    with transaction(engine, readonly=True) as session:
+        number = session.scalars(select(PaymentReference.reference_number).where(PaymentReference.loi == e2e)).one()
+    paid = Entry(True, DAY, (Tx(amount, structured_reference=number, account_servicer_ref="C1"),), bank_tx_code=code)
+    back = Entry(False, DAY, (Tx(amount, end_to_end_id=e2e, return_reason="MD06", account_servicer_ref="R1"),),
+                 bank_tx_code=SDD_RETURNED)
+    import_statement_file(_statement(var_dir, account, [paid], name="a.xml"), "test", engine=engine)
+    import_statement_file(_statement(var_dir, account, [back], statement_id="2026-331", seq=331, name="b.xml",
+                                     opening=str(Decimal("1000.00") + amount)), "test", engine=engine)
+    reference = _rows(engine, PaymentReference, PaymentReference.loi == e2e)[0]
+    assert (reference.status, reference.open_amount) == ("deleted", amount)

@@ -158,3 +158,49 @@ def test_two_exports_of_the_same_run_at_once_give_one_file_and_one_record(engine
                                                           AuditLog.action == "exported")).all()
         assert len(recorded) == 1
         assert set(session.scalars(select(Collection.status))) == {"exported"}
+
+
+def test_a_reference_deleted_before_the_export_is_not_in_the_bank_file(engine, tmp_path) -> None:
+    # Finance deletes one reference of a ready run (paid at the counter meanwhile): its collection is cancelled and
+    # its debt open again. The file must not collect it, and a later execution that collects the debt again joins
+    # the same run with a new collection, which the file then holds once.
+    from include.finance.models import PaymentReference, PaymentReferenceType
+    from include.finance.reference_deletion import delete_references
+
+    loi = _prepare(engine)
+    with transaction(engine) as session:
+        for type_ in session.scalars(select(PaymentReferenceType)):
+            type_.access_admin = "finance-admin"
+        first, second = session.scalars(select(PaymentReference.loi).order_by(PaymentReference.id)).all()[:2]
+    with transaction(engine) as session:
+        delete_references(session, "test", roles={"finance-admin"}, reference_lois=[first], dry_run=False)
+    run = _run(engine, loi)
+    assert (run.status, run.transaction_count, run.total_amount) == ("ready", 2, Decimal("23.50"))
+    result = export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    assert (result["transactions"], result["total"]) == (2, "23.50")
+    tree = etree.parse(result["file_path"])
+    e2e = [n.text for n in tree.iter() if etree.QName(n).localname == "EndToEndId"]
+    assert first not in e2e and second in e2e
+    with transaction(engine, readonly=True) as session:
+        assert sorted(session.scalars(select(Collection.status))) == ["cancelled", "exported", "exported"]
+
+
+def test_a_debt_collected_again_after_a_deletion_is_in_the_file_once(engine, tmp_path) -> None:
+    from include.finance.models import PaymentReference, PaymentReferenceType
+    from include.finance.reference_deletion import delete_references
+
+    loi = _prepare(engine)
+    with transaction(engine) as session:
+        for type_ in session.scalars(select(PaymentReferenceType)):
+            type_.access_admin = "finance-admin"
+        first = session.scalars(select(PaymentReference.loi).order_by(PaymentReference.id)).first()
+    with transaction(engine) as session:
+        delete_references(session, "test", roles={"finance-admin"}, reference_lois=[first], dry_run=False)
+    with transaction(engine) as session:
+        again = execute_mandates(session, RUN, "test")
+    assert [(r["loi"], r["transactions"], r["total"]) for r in again.runs] == [(loi, 3, "33.75")]
+    result = export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    assert (result["transactions"], result["total"]) == (3, "33.75")
+    tree = etree.parse(result["file_path"])
+    e2e = [n.text for n in tree.iter() if etree.QName(n).localname == "EndToEndId"]
+    assert len(e2e) == 3 and first not in e2e

@@ -104,6 +104,19 @@ def test_an_account_at_another_bank_is_told_as_smnda_without_the_old_iban(engine
     assert _latest(engine, mandate_id).sequence_type == "RCUR"
 
 
+def test_the_last_collection_at_a_new_bank_is_its_first(engine, tmp_path) -> None:
+    # The mandate ends after November: November's collection would be FNAL, but the new bank never saw the
+    # series, so it opens it (FRST), as a first collection that is also the last does.
+    inst, owner, mandate_id, _ = _mandate(engine)
+    _edit(engine, mandate_id, end_date=date(2026, 12, 1))
+    _collect_and_export(engine, inst, owner, OCTOBER, tmp_path)
+    _edit(engine, mandate_id, debtor_iban=BELFIUS, debtor_bic="GKCCBEBB")
+    second = _collect_and_export(engine, inst, owner, NOVEMBER, tmp_path)
+    assert _text(second, f"{DETAILS}/OrgnlDbtrAgt/FinInstnId/Othr/Id") == "SMNDA"
+    assert _latest(engine, mandate_id).sequence_type == "FRST"
+    assert _text(second.getparent(), "PmtTpInf/SeqTp") == "FRST"
+
+
 def test_an_rcur_only_hub_keeps_rcur_for_a_new_bank(engine, tmp_path) -> None:
     inst, owner, mandate_id, hub_id = _mandate(engine)
     with transaction(engine) as session:

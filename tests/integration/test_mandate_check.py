@@ -256,3 +256,37 @@ def test_eligible_amounts_follow_the_rule_for_every_case(engine) -> None:
             expected[loi] = Decimal("2.50") * matches + Decimal("0.10") * any(p.strip() == "*" for p in patterns)
     checked = _by_loi(engine, with_amounts=True)
     assert {loi: checked[loi].eligible_amount for loi in expected} == expected
+
+
+def test_the_36_months_run_from_the_day_a_late_slot_was_collected(engine) -> None:
+    # A yearly mandate's 15 January 2024 slot is collected only on 3 October 2024, when its first debt appears;
+    # nothing after. On 20 January 2027 the mandate is 36 months past the slot but not past the collection.
+    from include.sepa.mandate_execution import execute_mandates
+
+    with transaction(engine) as session:
+        inst = make_institution(session, lead_days=2)
+        owner = make_user(session)
+        mandate = make_mandate(session, inst, owner, first=date(2024, 1, 15), frequency=inst.yearly)
+        add_debt(session, inst, owner, "LID", "10.00")
+        loi = mandate.loi
+    with transaction(engine) as session:
+        assert execute_mandates(session, date(2024, 10, 1), "test").runs[0]["collection_date"] == "2024-10-03"
+    with transaction(engine, readonly=True) as session:
+        alive = {m.loi: m for m in check_mandates(session, date(2027, 1, 20))}[loi]
+        lapsed = {m.loi: m for m in check_mandates(session, date(2027, 10, 4))}[loi]
+    assert alive.list is MandateList.ACTIVE_OK, alive.reasons
+    assert lapsed.reasons == ["lapsed: no collection presented since 2024-10-03, more than 36 months ago (SDD rulebook); "
+                              "a new mandate must be signed"]
+
+
+def test_a_mandate_whose_hub_serves_another_financial_system_is_refused(engine) -> None:
+    # fm:BIB:n with the hub of SKA would collect SKA's debt (the hub's system) under a BIB mandate.
+    with transaction(engine) as session:
+        bib, ska = make_institution(session), make_institution(session, code="SKA")
+        owner = make_user(session)
+        mandate = make_mandate(session, bib, owner, first=date(2026, 11, 21), hub_id=ska.hub.id)
+        add_debt(session, ska, owner, "LID", "10.00")
+        loi = mandate.loi
+    checked = _by_loi(engine)[loi]
+    assert checked.list is MandateList.ACTIVE_ERR
+    assert checked.reasons == ["bank hub HUB-SKA collects the debt of another financial system than the mandate's"]

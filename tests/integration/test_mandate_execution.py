@@ -12,10 +12,10 @@ from stdnum.be import ogm_vcs
 from include.finance.db import transaction
 from include.finance.models import (
     AuditLog,
-    Mandate,
     Collection,
     CollectionRun,
     DebtLine,
+    Mandate,
     PaymentReference,
     PaymentReferenceLine,
 )
@@ -354,3 +354,20 @@ def test_each_reference_and_collection_is_audited_with_what_was_stored(engine) -
         ]
     assert [(a.entity, a.entity_id, a.after) for a in audits] == expected
     assert all(len(ids) == 2 for ids in lines.values()) and all(a.actor == "test" for a in audits)
+
+
+def test_debt_beyond_what_one_direct_debit_may_carry_is_not_collected(engine) -> None:
+    # EPC: at most 999 999 999.99 per collection. A bank refuses the whole file for one beyond it.
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        big, fits = make_user(session), make_user(session)
+        big_mandate = make_mandate(session, inst, big, first=date(2026, 11, 21))
+        make_mandate(session, inst, fits, first=date(2026, 11, 21))
+        add_debt(session, inst, big, "LID", "999999999.99")
+        add_debt(session, inst, big, "LID", "0.01")
+        add_debt(session, inst, fits, "LID", "999999999.99")
+        loi = big_mandate.loi
+    result = _execute(engine)
+    assert (result.collections, result.total, result.too_large) == (1, "999999999.99", [[loi, "1000000000.00"]])
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(DebtLine).where(DebtLine.payment_reference_id.is_(None))) == 2

@@ -28,7 +28,7 @@ from include.sepa.camt_decision import (
 
 DAY = date(2026, 11, 24)
 ACCOUNT = "BE71096123456769"
-PAID_BEFORE = StoredPayment(501, 4, Decimal("25.00"), ((41, Decimal("25.00")),))  # fp:BIB:4, collected earlier
+PAID_BEFORE = StoredPayment(501, 4, Decimal("25.00"), ((41, Decimal("25.00")),), True)  # fp:BIB:4, collected earlier
 
 
 def d(value: str) -> Decimal:
@@ -335,3 +335,16 @@ def test_without_returns_ahead_the_file_keeps_no_payment_for_them() -> None:
     known = facts(undoable=False)
     outcomes(known, line("30.00", structured_refs=("062000000157",), end_to_end_id="PAYER-9"))
     assert known.bookings == {} and known.credits_by_end_to_end_id == {} and known.credits_by_number == {}
+
+
+@pytest.mark.parametrize("reason", ["AM04", "MD01"])
+def test_a_return_of_a_collection_paid_another_way_undoes_nothing(reason: str) -> None:
+    # fp:BIB:4 was paid at the counter, not by its collection E2E-4: the return leaves that payment and the
+    # reference paid (a fatal reason still blocks the mandate).
+    known = facts()
+    known.references[4].stored = [StoredPayment(502, 4, d("25.00"), ((41, d("25.00")),))]
+    decision = decide(line("25.00", credit=False, end_to_end_id="E2E-4", return_reason=reason), known)
+    assert (decision.outcome, decision.reversals, decision.references) == (EntryOutcome.RETURNED, (), ())
+    assert summary(decision)["collections"] == [(40, "paid", "returned", reason)]
+    assert decision.item is not None and "paid another way" in decision.item.action
+    assert (decision.mandate_block is not None) == (reason == "MD01")
