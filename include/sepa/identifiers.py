@@ -174,26 +174,7 @@ def creditor_id_problem(value: str | None) -> str | None:
         at_02.validate(value)
     except ValidationError as exc:
         return f"creditor identifier {compact(value)} is invalid: {str(exc).strip().rstrip('.').lower()}"
-    identifier = compact(value)
-    if identifier.startswith("BE") and not _belgian_national_id(identifier[7:]):
-        return (f"creditor identifier {identifier} is invalid: its national identifier {identifier[7:]} is neither an "
-                "enterprise number (ten digits, mod-97 check) nor one a Belgian bank gives (three digits, D, nine digits)")
     return None
-
-
-_BANK_GIVEN = re.compile(r"\d{3}D\d{9}")
-
-
-def _belgian_national_id(value: str) -> bool:
-    """Whether ``value`` is the national part of a Belgian creditor identifier (Febelfin): the creditor's
-    enterprise (KBO) number, or the identifier its bank gives a creditor without one (``050D000000008``).
-
-    >>> _belgian_national_id("0207462511"), _belgian_national_id("0207462512"), _belgian_national_id("050D000000008")
-    (True, False, True)
-    """
-    if len(value) == 10 and value.isdigit():
-        return value[0] in "01" and 97 - int(value[:8]) % 97 == int(value[8:])
-    return _BANK_GIVEN.fullmatch(value) is not None
 
 
 def enterprise_number(base: int) -> str:

@@ -16,7 +16,6 @@ from include.sepa.charset import bank_text
 from include.sepa.identifiers import (
     bic_problem,
     compact,
-    creditor_id,
     creditor_id_problem,
     iban_problem,
     mandate_reference_problem,
@@ -271,28 +270,6 @@ def test_creditor_identifier_with_wrong_check_digits(value: str) -> None:
     problem = creditor_id_problem(value)
     assert problem is not None
     assert problem.startswith(f"creditor identifier {compact(value)} is invalid: ")
-
-
-@pytest.mark.parametrize(
-    ("national_id", "valid"),
-    [
-        ("0207462511", True),  # enterprise number (KBO), mod-97 check right
-        ("1000000120", True),  # a 1 first: the newer KBO numbers
-        ("0207462512", False),  # check off by one: the creditor identifier's own check digits are still right
-        ("2207462511", False),  # a KBO number starts with 0 or 1
-        ("050D000000008", True),  # given by the bank (Febelfin: three digits, D, nine digits)
-        ("050D00000008", False),
-        ("12345", False),
-        ("ABCDEFGHIJ", False),
-    ],
-)
-def test_belgian_creditor_identifier_national_part(national_id: str, valid: bool) -> None:
-    value = creditor_id("BE", national_id)
-    assert at_02.is_valid(value)  # only the Belgian rule can refuse it
-    problem = creditor_id_problem(value)
-    assert (problem is None) == valid, problem
-    if not valid:
-        assert problem.startswith(f"creditor identifier {value} is invalid: its national identifier {national_id} ")
 
 
 @pytest.mark.parametrize("value", ["BE69", "BE69ZZZ", "69ZZZ050D000000008", "BE69ZZZ050D00000000!"])
