@@ -251,6 +251,25 @@ def test_reconciliation_books_what_the_callback_missed_then_cancels_overdue(engi
     assert sync_payment_requests(engine, clients, ACTOR, later).counts.get("created", 0) == 0  # overdue: not renewed
 
 
+def test_overdue_is_judged_by_the_brussels_date_not_the_utc_one(engine, books, clients, sim_api: SimApi) -> None:
+    """POM ends an auto-cancel request at midnight in Brussels: at 23:30 UTC (00:30 or 01:30 the next day in
+    Brussels) the reference is overdue, though the UTC date is still its due date."""
+    due = date.today() + timedelta(days=1)
+    before_midnight = datetime.combine(due, datetime.min.time(), timezone.utc).replace(hour=21, minute=30)
+    after_midnight = before_midnight.replace(hour=23)
+    with transaction(engine) as session:
+        session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
+        for ref_id in books["refs"]:
+            session.get(PaymentReference, ref_id).due_date = due
+    sync_payment_requests(engine, clients, ACTOR, _now(), reference_ids={books["refs"][0]})
+    report = reconcile(engine, clients, ACTOR, before_midnight)
+    assert report.counts.get("cancelled_overdue", 0) == 0
+    report = reconcile(engine, clients, ACTOR, after_midnight)
+    assert report.counts["cancelled_overdue"] == 1
+    assert sync_payment_requests(engine, clients, ACTOR, after_midnight).counts.get("created", 0) == 0
+    assert sync_payment_requests(engine, clients, ACTOR, before_midnight).counts["created"] == 3  # all still due
+
+
 def test_paid_before_cancelled_when_the_payer_paid_at_the_last_minute(engine, books, clients, sim_api: SimApi) -> None:
     with transaction(engine) as session:
         session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
