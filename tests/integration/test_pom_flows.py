@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from include.finance.db import transaction
 from include.finance.models import (
     AuditLog,
+    ControlListItem,
     DebtLine,
     Payment,
     PaymentReference,
@@ -448,11 +449,40 @@ def test_the_status_page_shows_pom_s_svg_only_as_an_image_and_a_pay_link_only_wh
     assert (f'href="{expected}"' in invoice_qr(engine, loi)) is shown  # the invoice's HTML takes the same care
 
 
+def _control_items(engine: Any) -> list[ControlListItem]:
+    with transaction(engine, readonly=True) as session:
+        return list(session.scalars(select(ControlListItem).order_by(ControlListItem.id)))
+
+
 def test_take_event_for_an_unknown_request_is_recorded_not_booked(engine, books) -> None:
     outcome = take_event(engine, "default", {"event_id": "ev-x", "type": "payment_request.paid", "request_id": "pr_nope",
                                              "amount": "5.00"}, _now())
     assert outcome == "unknown_request"
     assert _pom_payments(engine) == []
+
+
+def test_money_paid_for_an_unknown_request_reaches_the_control_list_once(engine, books) -> None:
+    """Nobody else would see it (the reconciliation asks only about requests we know): the money goes to a person,
+    once, however often POM reports it; but not while our own request for the reference is still being created
+    (the next sync asks POM with the same key and books it)."""
+    event = {"event_id": "ev-1", "type": "payment_request.paid", "request_id": "pr_nope", "reference": "fp:OTHER:9",
+             "amount": "5.00", "paid_at": _now().isoformat(), "channel": "payconiq", "communication": "090933755493"}
+    assert take_event(engine, "default", event, _now()) == "unknown_request"
+    assert take_event(engine, "default", {**event, "event_id": "ev-2"}, _now()) == "unknown_request"  # POM again
+    assert take_event(engine, "default", {**event, "type": "payment_request.cancelled", "event_id": "ev-3"},
+                      _now()) == "unknown_request"
+    (item,) = _control_items(engine)
+    assert (item.kind, item.source, item.amount, item.statement_id) == ("unmatched", "pom", Decimal("5.00"), None)
+    assert item.details["pom_id"] == "pr_nope" and item.pom_event_id is not None and "fp:OTHER:9" in item.reason
+    assert _pom_payments(engine) == []
+    loi = _reference(engine, books["refs"][1]).loi
+    with transaction(engine) as session:  # our request for it reached POM, its answer not yet stored
+        session.add(PomPaymentRequest(payment_reference_id=books["refs"][1], account="default", pom_id=None,
+                                      idempotency_key="k-creating", amount=Decimal("20.00"), communication="1",
+                                      status="creating", created_at=_now(), updated_at=_now()))
+    assert take_event(engine, "default", {**event, "event_id": "ev-4", "request_id": "pr_new", "reference": loi},
+                      _now()) == "unknown_request"
+    assert len(_control_items(engine)) == 1
 
 
 @pytest.mark.parametrize("amount", ["-5", "0.00", "NaN", "Infinity", "1.234", "abc", None])
