@@ -55,7 +55,7 @@ from include.finance.reference_numbers import display_reference
 from include.finance.statuses import ControlListKind, PomRequestStatus
 from include.pom.accounts import accounts_from_env
 from include.pom.booking import PaidAtPom, book_paid_requests
-from include.pom.client import PomAccount
+from include.pom.client import PomAccount, instant
 from include.pom.payment_requests import qr_data_uri, return_token, safe_pay_url
 from include.pom.signing import CallbackRejected, verify
 
@@ -283,7 +283,7 @@ def _moment(value: Any) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return instant(str(value))
     except ValueError:
         return None
 

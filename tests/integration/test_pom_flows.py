@@ -31,7 +31,7 @@ from include.finance.models import (
 from include.finance.payments import Ledger
 from include.pom.accounts import PomClients
 from include.pom.callbacks import MAX_CALLBACK_BYTES, RunningApp, _BadEvent, create_app, take_event
-from include.pom.client import PomAccount, PomClient
+from include.pom.client import PomAccount, PomClient, PomRequest
 from include.pom.expiry import expire_references
 from include.pom.payment_requests import PomSyncIncomplete, invoice_qr, return_token, sync_payment_requests
 from include.pom.reconciliation import reconcile
@@ -459,6 +459,27 @@ def test_take_event_for_an_unknown_request_is_recorded_not_booked(engine, books)
                                              "amount": "5.00"}, _now())
     assert outcome == "unknown_request"
     assert _pom_payments(engine) == []
+
+
+@pytest.mark.parametrize("paid_at", ["2026-03-29T03:30:00+02:00", "2026-03-29T01:30:00Z", "2026-03-29T03:30:00"])
+def test_pom_times_are_stored_as_the_instant_they_name(engine, books, clients, paid_at: str) -> None:
+    """POM's times with a Brussels offset (or none: Brussels time), on the day summer time starts: stored as the
+    same instant (SQLite keeps no offset; a stored time is read as UTC), and so are the QR code's times."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    event = {"event_id": "ev-tz", "type": "payment_request.paid", "request_id": row.pom_id, "amount": "20.00",
+             "paid_at": paid_at, "channel": "bancontact"}
+    assert take_event(engine, "default", event, _now()) == "paid"
+    (after,) = _requests(engine, payment_reference_id=books["refs"][0])
+    stored = after.paid_at if after.paid_at.tzinfo else after.paid_at.replace(tzinfo=timezone.utc)
+    assert stored == datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc)
+    body = {"id": "pr_1", "status": "open", "amount": "1.00", "communication": "090933755493", "reference": "x",
+            "auto_cancel": False, "created_at": "2026-10-25T02:30:00+02:00",
+            "qr": {"id": "q", "payload": "p", "pay_url": "u", "png_url": "g", "svg_url": "s", "status": "active",
+                   "created_at": "2026-10-25T02:30:00+01:00", "expires_at": "2027-01-23T02:30:00+01:00"}}
+    parsed = PomRequest.from_json(body)
+    assert parsed.created_at.utcoffset() == parsed.qr.expires_at.utcoffset() == timedelta(0)
+    assert (parsed.created_at.hour, parsed.qr.created_at.hour, parsed.qr.expires_at.hour) == (0, 1, 1)
 
 
 def test_money_paid_for_an_unknown_request_reaches_the_control_list_once(engine, books) -> None:
