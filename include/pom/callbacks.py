@@ -11,7 +11,9 @@ the account's callback secret over ``<timestamp>.<body>`` with a timestamp
 within five minutes; anything else is answered 4xx and writes nothing (a body
 above :data:`MAX_CALLBACK_BYTES` gets 413 before it is read in full). Each
 event id is taken once; a payment is booked once, whether this callback or
-the nightly reconciliation sees it first.
+the nightly reconciliation sees it first. A payment for a request we do not
+know goes to the control list (``unmatched``, once per POM request), as no
+reconciliation will ever ask about it.
 
 ``GET /pom/return/{account}/{loi}?t=…``: where POM sends the payer back; it
 redirects to ``/pom/status/{account}/{loi}?t=…``, a page with the
@@ -41,13 +43,19 @@ from sqlalchemy.exc import IntegrityError
 
 from include.finance.audit import audit_row, record_many
 from include.finance.db import get_engine, transaction
-from include.finance.models import LIVE_POM_REQUEST_STATUSES, PaymentReference, PomEvent, PomPaymentRequest
+from include.finance.models import (
+    LIVE_POM_REQUEST_STATUSES,
+    ControlListItem,
+    PaymentReference,
+    PomEvent,
+    PomPaymentRequest,
+)
 from include.finance.money import ZERO, money
 from include.finance.reference_numbers import display_reference
-from include.finance.statuses import PomRequestStatus
+from include.finance.statuses import ControlListKind, PomRequestStatus
 from include.pom.accounts import accounts_from_env
 from include.pom.booking import PaidAtPom, book_paid_requests
-from include.pom.client import PomAccount
+from include.pom.client import PomAccount, instant
 from include.pom.payment_requests import qr_data_uri, return_token, safe_pay_url
 from include.pom.signing import CallbackRejected, verify
 
@@ -180,8 +188,11 @@ def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetim
                 return "duplicate"
             row = session.scalars(select(PomPaymentRequest).where(
                 PomPaymentRequest.account == account, PomPaymentRequest.pom_id == pom_id)).one_or_none()
+            unknown_payment = None
             if row is None:
                 outcome = "unknown_request"
+                if kind == "payment_request.paid":
+                    unknown_payment = _unknown_payment(session, account, event, pom_id)
             elif kind == "payment_request.paid":
                 amount = _paid_amount(event)
                 paid_at = _moment(event.get("paid_at"))
@@ -199,13 +210,48 @@ def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetim
                     outcome = status
             else:
                 outcome = "ignored"
-            session.add(PomEvent(account=account, event_id=event_id, event_type=kind, pom_id=pom_id, received_at=now,
-                                 outcome=outcome, body=event))
+            taken = PomEvent(account=account, event_id=event_id, event_type=kind, pom_id=pom_id, received_at=now,
+                             outcome=outcome, body=event)
+            session.add(taken)
             session.flush()
+            if unknown_payment is not None:
+                session.add(ControlListItem(**unknown_payment, pom_event_id=taken.id, created_at=now))
+                session.flush()
     except IntegrityError:  # the same event, taken by a concurrent delivery
         return "duplicate"
     log.info("POM event %s (%s) for %s: %s", event_id, kind, pom_id, outcome)
     return outcome
+
+
+def _unknown_payment(session: Any, account: str, event: dict[str, Any], pom_id: str | None) -> dict[str, Any] | None:
+    """The control-list item of money POM received for a request we do not know, or None.
+
+    None when a request of ours for the event's reference is still being created (its POM id not yet stored:
+    the next sync asks POM again with the same idempotency key and books the payment), or when an earlier
+    event already reported this payment. Otherwise the money reaches a person (nobody else will see it: the
+    reconciliation only asks about requests we know)."""
+    amount = _paid_amount(event)
+    reference = str(event.get("reference") or "")[:100]
+    if reference and session.scalar(
+        select(PomPaymentRequest.id).join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
+        .where(PomPaymentRequest.account == account, PomPaymentRequest.status == PomRequestStatus.CREATING,
+               PomPaymentRequest.pom_id.is_(None), PaymentReference.loi == reference)
+    ) is not None:
+        return None
+    if pom_id and session.scalar(select(PomEvent.id).where(
+            PomEvent.account == account, PomEvent.pom_id == pom_id, PomEvent.event_type == "payment_request.paid",
+            PomEvent.outcome == "unknown_request").limit(1)) is not None:
+        return None
+    channel = str(event.get("channel") or "unknown channel")[:20]
+    return {
+        "statement_id": None, "bank_entry_id": None, "kind": ControlListKind.UNMATCHED, "amount": amount,
+        "reason": f"{amount} paid through POM {pom_id or '(no request id)'} ({channel}, via callback) on account "
+                  f"{account} for reference {reference or '(none given)'}: a request Innen does not know; nothing booked",
+        "action": "identify the payer: book the amount on their open reference, or refund it",
+        "details": {"reference": reference or None, "pom_id": pom_id, "account": account, "channel": event.get("channel"),
+                    "communication": event.get("communication"), "paid_at": event.get("paid_at"), "via": "callback"},
+        "source": "pom",
+    }
 
 
 def _paid_amount(event: dict[str, Any]) -> Decimal:
@@ -237,7 +283,7 @@ def _moment(value: Any) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return instant(str(value))
     except ValueError:
         return None
 

@@ -31,10 +31,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -55,6 +56,23 @@ IMAGE_MAX_BYTES = 4 * 1024 * 1024
 ERROR_MAX_BYTES = 64 * 1024
 
 T = TypeVar("T")
+
+
+LOCAL_ZONE = ZoneInfo("Europe/Brussels")
+
+
+def instant(text: str) -> datetime:
+    """A POM time as an aware UTC datetime: its offset kept in the instant (``Z`` accepted), none meaning
+    Brussels time. UTC because SQLite stores a timestamp without its offset and we read stored ones as UTC.
+
+    >>> instant("2026-03-29T03:30:00+02:00"), instant("2026-03-29T03:30:00")
+    (datetime.datetime(2026, 3, 29, 1, 30, tzinfo=datetime.timezone.utc), datetime.datetime(2026, 3, 29, 1, 30, tzinfo=datetime.timezone.utc))
+    """
+    value = str(text).strip()
+    moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=LOCAL_ZONE)
+    return moment.astimezone(timezone.utc)
 
 
 class PomError(InnenError):
@@ -260,13 +278,13 @@ class PomRequest:
             due_date=date.fromisoformat(data["due_date"]) if data.get("due_date") else None,
             reference=str(data["reference"]),
             auto_cancel=bool(data["auto_cancel"]),
-            created_at=datetime.fromisoformat(data["created_at"]),
+            created_at=instant(data["created_at"]),
             cancelled_reason=data.get("cancelled_reason"),
             payment=None
             if not payment
             else PomPayment(
                 amount=money(str(payment["amount"])),
-                paid_at=datetime.fromisoformat(payment["paid_at"]),
+                paid_at=instant(payment["paid_at"]),
                 channel=str(payment["channel"]),
             ),
             qr=None
@@ -277,12 +295,12 @@ class PomRequest:
                 pay_url=str(qr["pay_url"]),
                 png_url=str(qr["png_url"]),
                 svg_url=str(qr["svg_url"]),
-                created_at=datetime.fromisoformat(qr["created_at"]),
-                expires_at=datetime.fromisoformat(qr["expires_at"]),
+                created_at=instant(qr["created_at"]),
+                expires_at=instant(qr["expires_at"]),
                 status=str(qr["status"]),
             ),
             description=data.get("description"),
-            cancelled_at=datetime.fromisoformat(data["cancelled_at"]) if data.get("cancelled_at") else None,
+            cancelled_at=instant(data["cancelled_at"]) if data.get("cancelled_at") else None,
         )
 
 

@@ -85,9 +85,12 @@ _PATTERNS = (
     ("rejected_blacklisted", re.compile(r"(will|shall) be blacklisted to prevent (any )?further bounces")),
     ("mailbox_full", re.compile(r"\bmail ?box is full\b|\bmail ?box (is )?(full|over ?quota)\b")),
     ("temporary", re.compile(r"retrying might result in a successful delivery")),
-    ("blacklisted", re.compile(r"^(the )?email ?address of (the )?recipient is blacklisted$")),
+    # Found inside a longer text too (a portal may put the server's first sentence before it); "It will be
+    # blacklisted …" is matched first, above.
+    ("blacklisted", re.compile(
+        r"\b(email ?address of (the )?recipient|(the )?recipient'?s? email ?address|recipient) (is|has been) blacklisted\b")),
     ("unsubscribed", re.compile(r"\bunsubscribed from receiving pom (e?mails?|messages)\b")),
-    ("document_id_used", re.compile(r"^(the )?document ?id (is )?already used$")),
+    ("document_id_used", re.compile(r"\bdocument ?id (is |has )?(already (been )?used|already in use)\b")),
 )
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "“": '"', "”": '"', "\u00a0": " "})
 _SPACES = re.compile(r"\s+")

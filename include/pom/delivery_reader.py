@@ -18,8 +18,9 @@ through a spreadsheet, so we accept:
 * UTF-8 with or without BOM, else Windows-1252 (what Excel writes on a
   Belgian Windows);
 * times as ISO 8601 (with ``T`` or a space, with or without offset or ``Z``)
-  or as ``dd/mm/yyyy hh:mm[:ss]`` (or ``yyyy/mm/dd``); a time without offset is Brussels time.
-  Every time is returned in UTC.
+  or as ``dd/mm/yyyy hh:mm[:ss]`` (or ``yyyy/mm/dd``); a time without offset is Brussels time,
+  or UTC when the column's title says so ("Timestamp (UTC)"). Every time is returned in UTC;
+* an e-mail address written as ``Name <address>`` or ``mailto:address`` is read as the address.
 
 A file we cannot read completely is refused with a
 :class:`DeliveryReportRefused` naming the file, and the line and column where
@@ -43,7 +44,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from functools import partial
 from operator import itemgetter
 from typing import BinaryIO, NamedTuple
@@ -73,15 +74,21 @@ HEADER_SYNONYMS: dict[str, tuple[str, tuple[str, ...]]] = {
     )),
     "email": ("EmailAddress", (
         "emailaddress", "email", "emailadres", "mailadres", "mailaddress", "mail", "emailontvanger", "recipientemail",
+        "emailadresontvanger", "ontvangeremail", "ontvangeremailadres", "recipientemailaddress", "emailaddressrecipient",
+        "emailrecipient", "toaddress",
     )),
-    "status": ("Status", ("status", "state", "toestand")),
+    "status": ("Status", (
+        "status", "state", "toestand", "deliverystatus", "bezorgstatus", "leveringsstatus", "verzendstatus",
+    )),
     "description": ("Description", (
         "description", "omschrijving", "beschrijving", "message", "bericht", "melding", "foutmelding", "reason",
-        "reden", "details", "detail",
+        "reden", "details", "detail", "foutomschrijving", "omschrijvingfout", "statusomschrijving", "statusdescription",
+        "statusmessage", "errormessage", "error", "fout", "foutboodschap",
     )),
     "timestamp": ("Timestamp", (
         "timestamp", "tijdstip", "datetime", "datumtijd", "datumuur", "sentat", "verzondenop", "attemptedat",
-        "tijdstippoging",
+        "tijdstippoging", "datumentijd", "datumenuur", "dateandtime", "datumtijdstip", "verzonden", "datumverzonden",
+        "datumverzending", "tijdstipverzending", "sent", "senton", "datesent", "sentdate", "attempt", "poging",
     )),
     # A date and a time in two columns (joined when there is no timestamp column).
     "date": ("Date", ("date", "datum", "verzenddatum")),
@@ -94,6 +101,10 @@ DUTCH_TITLES = {
 REQUIRED = ("batch", "document_id", "email", "status", "description", "timestamp")
 _LOOKUP = {alias: name for name, (_, aliases) in HEADER_SYNONYMS.items() for alias in aliases}
 _TITLE_JUNK = re.compile(r"[\s_\-./()\[\]:#'\"]+")
+# A time column whose title names its zone ("Timestamp (UTC)", "Tijdstip (Brussel)"): the zone of its times
+# without an offset.
+_TITLE_ZONE = re.compile(r"(utc|gmt|cet|cest|brussel|brussels|lokaletijd|localtime)$")
+_TIME_FIELDS = ("timestamp", "date", "time")
 _DMY = re.compile(
     r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?)?$"
 )
@@ -152,22 +163,24 @@ def column_title(name: str) -> str:
 
 
 class _TimeParser:
-    """ISO 8601 or day/month/year times to aware UTC datetimes, each distinct text parsed once."""
+    """ISO 8601 or day/month/year times to aware UTC datetimes, each distinct text parsed once; a time without
+    offset is in ``zone`` (Brussels unless the column's title names another)."""
 
-    def __init__(self) -> None:
+    def __init__(self, zone: tzinfo = LOCAL_ZONE) -> None:
         self.cache: dict[str, datetime] = {}
+        self.zone = zone
 
     def __call__(self, text: str) -> datetime:
         moment = self.cache.get(text)
         if moment is None:
-            moment = self._parse(text)
+            moment = self._parse(text, self.zone)
             if len(self.cache) >= 200_000:
                 self.cache.clear()
             self.cache[text] = moment
         return moment
 
     @staticmethod
-    def _parse(text: str) -> datetime:
+    def _parse(text: str, zone: tzinfo = LOCAL_ZONE) -> datetime:
         value = text.strip()
         try:
             moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
@@ -188,7 +201,7 @@ class _TimeParser:
             except ValueError as exc:
                 raise ValueError(f"not a time: {echoed(text)} ({exc})") from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=LOCAL_ZONE)
+            moment = moment.replace(tzinfo=zone)
         return moment.astimezone(timezone.utc)
 
 
@@ -206,6 +219,7 @@ class DeliveryReportFile:
     batch: str | None = None  # the batch asked for (the client's fetch), or None
     header_line: int = 1  # the header's line number (lines before it are a title or Excel's "sep=")
     header_cells: list[str] = field(default_factory=list)  # the header as written
+    naive_zone: tzinfo = LOCAL_ZONE  # the zone of a time without offset (UTC when the column title says so)
     _source: Location | bytes | None = field(default=None, repr=False)
 
     @property
@@ -236,7 +250,7 @@ class DeliveryReportFile:
         status_title = self.header_cells[status_column] if status_column < len(self.header_cells) else None
         pad = -1 in indexes
         wanted_batch = self.batch
-        parse_time = _TimeParser()
+        parse_time = _TimeParser(self.naive_zone)
         times = parse_time.cache
         batches: dict[str, str] = {}  # raw text -> checked value, one object per repeated text
         statuses: dict[str, str] = {}
@@ -271,6 +285,10 @@ class DeliveryReportFile:
                             name, "no document id" if not document_id else "document id longer than 100 characters",
                             line=reader.line_num, column=titles["document_id"])
                     email = email.strip()
+                    if email.endswith(">") and "<" in email:  # "Name <address>", as a mail program writes it
+                        email = email[email.rindex("<") + 1 : -1].strip()
+                    if email[:7].lower() == "mailto:":
+                        email = email[7:].strip()
                     if not email or len(email) > 254:
                         raise DeliveryReportRefused(
                             name, "no e-mail address" if not email else "e-mail address longer than 254 characters",
@@ -516,7 +534,12 @@ def open_delivery_report(
         raise DeliveryReportRefused(label, f"header not readable as CSV: {exc}", line=report.header_line) from None
     columns: dict[str, int] = {}
     for index, title in enumerate(header):
-        found = _LOOKUP.get(normalise_title(title))
+        normal = normalise_title(title)
+        found = _LOOKUP.get(normal)
+        if found is None and (zone := _TITLE_ZONE.search(normal)) and _LOOKUP.get(normal[:zone.start()]) in _TIME_FIELDS:
+            found = _LOOKUP[normal[:zone.start()]]
+            if found not in columns and zone.group(1) in ("utc", "gmt"):
+                report.naive_zone = timezone.utc
         if found is None or found in columns:
             if title.strip():
                 report.ignored.append(title.strip())

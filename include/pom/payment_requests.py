@@ -37,6 +37,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
@@ -69,6 +70,24 @@ log = logging.getLogger(__name__)
 
 QR_LIFETIME = timedelta(days=90)
 DEFAULT_RENEW_WITHIN_DAYS = 14
+LOCAL_ZONE = ZoneInfo("Europe/Brussels")
+
+
+def overdue(due: date | None, auto_cancel: bool | None, now: datetime) -> bool:
+    """Whether a reference of a type that auto-cancels is past its due date at ``now``.
+
+    POM ends such a request at the end of its due date in Brussels (API.md), so the day that counts is the
+    Brussels one, not the UTC one (which lags behind it an hour or two every night).
+
+    >>> overdue(date(2026, 4, 15), True, datetime(2026, 4, 15, 22, 30, tzinfo=timezone.utc))  # 00:30 on the 16th
+    True
+    >>> overdue(date(2026, 4, 15), True, datetime(2026, 4, 15, 21, 59, tzinfo=timezone.utc))
+    False
+    """
+    if not auto_cancel or due is None:
+        return False
+    moment = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    return due < moment.astimezone(LOCAL_ZONE).date()
 
 
 class PomSyncIncomplete(InnenError):
@@ -116,7 +135,7 @@ class _Wanted:
     auto_cancel: bool
 
 
-def _wanted(session: Any, today: date) -> dict[int, _Wanted]:
+def _wanted(session: Any, now: datetime) -> dict[int, _Wanted]:
     rows = session.execute(
         select(PaymentReference.id, PaymentReference.loi, PaymentReference.open_amount, PaymentReference.reference_number,
                PaymentReference.due_date, PaymentReference.description, PaymentReferenceType.pom_account,
@@ -128,7 +147,7 @@ def _wanted(session: Any, today: date) -> dict[int, _Wanted]:
     )
     wanted = {}
     for ref_id, loi, open_amount, number, due, description, account, auto_cancel in rows:
-        if auto_cancel and due is not None and due < today:
+        if overdue(due, auto_cancel, now):
             continue
         wanted[ref_id] = _Wanted(ref_id, loi, open_amount, number, due, description, account or "default", auto_cancel)
     return wanted
@@ -141,7 +160,7 @@ def sync_payment_requests(
     """Bring POM in line with the references (see the module docstring); returns what was done."""
     summary = SyncSummary()
     with transaction(engine, readonly=True) as session:
-        wanted = _wanted(session, now.date())
+        wanted = _wanted(session, now)
         live = {row.payment_reference_id: row for row in session.scalars(
             select(PomPaymentRequest).where(PomPaymentRequest.status.in_(LIVE_POM_REQUEST_STATUSES)))}
         session.expunge_all()

@@ -35,7 +35,7 @@ from include.finance.statuses import ReconciliationOutcome as Outcome
 from include.pom.accounts import PomClients
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomError, PomRequest
-from include.pom.payment_requests import RequestSteps, SyncSummary
+from include.pom.payment_requests import RequestSteps, SyncSummary, overdue
 from include.reports import Table, write_csv, write_html
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,6 @@ class _Open:
 def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *, folder: Path | None = None) -> ReconciliationReport:
     """Steps 1–3 of the module docstring, then the report."""
     report = ReconciliationReport()
-    today = now.date()
     with transaction(engine, readonly=True) as session:
         rows = session.execute(
             select(PomPaymentRequest.id, PomPaymentRequest.pom_id, PomPaymentRequest.account, PaymentReference.loi,
@@ -95,8 +94,7 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
         ).all()
     by_account: dict[str, list[_Open]] = {}
     for request_id, pom_id, account, loi, due, auto_cancel in rows:
-        overdue = bool(auto_cancel and due is not None and due < today)
-        by_account.setdefault(account, []).append(_Open(request_id, pom_id, account, loi, overdue))
+        by_account.setdefault(account, []).append(_Open(request_id, pom_id, account, loi, overdue(due, auto_cancel, now)))
     report.counts["open_requests"] = len(rows)
     still_open: list[_Open] = []
     for account, requests in sorted(by_account.items()):

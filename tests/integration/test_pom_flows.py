@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from include.finance.db import transaction
 from include.finance.models import (
     AuditLog,
+    ControlListItem,
     DebtLine,
     Payment,
     PaymentReference,
@@ -30,7 +31,7 @@ from include.finance.models import (
 from include.finance.payments import Ledger
 from include.pom.accounts import PomClients
 from include.pom.callbacks import MAX_CALLBACK_BYTES, RunningApp, _BadEvent, create_app, take_event
-from include.pom.client import PomAccount, PomClient
+from include.pom.client import PomAccount, PomClient, PomRequest
 from include.pom.expiry import expire_references
 from include.pom.payment_requests import PomSyncIncomplete, invoice_qr, return_token, sync_payment_requests
 from include.pom.reconciliation import reconcile
@@ -251,6 +252,25 @@ def test_reconciliation_books_what_the_callback_missed_then_cancels_overdue(engi
     assert sync_payment_requests(engine, clients, ACTOR, later).counts.get("created", 0) == 0  # overdue: not renewed
 
 
+def test_overdue_is_judged_by_the_brussels_date_not_the_utc_one(engine, books, clients, sim_api: SimApi) -> None:
+    """POM ends an auto-cancel request at midnight in Brussels: at 23:30 UTC (00:30 or 01:30 the next day in
+    Brussels) the reference is overdue, though the UTC date is still its due date."""
+    due = date.today() + timedelta(days=1)
+    before_midnight = datetime.combine(due, datetime.min.time(), timezone.utc).replace(hour=21, minute=30)
+    after_midnight = before_midnight.replace(hour=23)
+    with transaction(engine) as session:
+        session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
+        for ref_id in books["refs"]:
+            session.get(PaymentReference, ref_id).due_date = due
+    sync_payment_requests(engine, clients, ACTOR, _now(), reference_ids={books["refs"][0]})
+    report = reconcile(engine, clients, ACTOR, before_midnight)
+    assert report.counts.get("cancelled_overdue", 0) == 0
+    report = reconcile(engine, clients, ACTOR, after_midnight)
+    assert report.counts["cancelled_overdue"] == 1
+    assert sync_payment_requests(engine, clients, ACTOR, after_midnight).counts.get("created", 0) == 0
+    assert sync_payment_requests(engine, clients, ACTOR, before_midnight).counts["created"] == 3  # all still due
+
+
 def test_paid_before_cancelled_when_the_payer_paid_at_the_last_minute(engine, books, clients, sim_api: SimApi) -> None:
     with transaction(engine) as session:
         session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
@@ -429,11 +449,61 @@ def test_the_status_page_shows_pom_s_svg_only_as_an_image_and_a_pay_link_only_wh
     assert (f'href="{expected}"' in invoice_qr(engine, loi)) is shown  # the invoice's HTML takes the same care
 
 
+def _control_items(engine: Any) -> list[ControlListItem]:
+    with transaction(engine, readonly=True) as session:
+        return list(session.scalars(select(ControlListItem).order_by(ControlListItem.id)))
+
+
 def test_take_event_for_an_unknown_request_is_recorded_not_booked(engine, books) -> None:
     outcome = take_event(engine, "default", {"event_id": "ev-x", "type": "payment_request.paid", "request_id": "pr_nope",
                                              "amount": "5.00"}, _now())
     assert outcome == "unknown_request"
     assert _pom_payments(engine) == []
+
+
+@pytest.mark.parametrize("paid_at", ["2026-03-29T03:30:00+02:00", "2026-03-29T01:30:00Z", "2026-03-29T03:30:00"])
+def test_pom_times_are_stored_as_the_instant_they_name(engine, books, clients, paid_at: str) -> None:
+    """POM's times with a Brussels offset (or none: Brussels time), on the day summer time starts: stored as the
+    same instant (SQLite keeps no offset; a stored time is read as UTC), and so are the QR code's times."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    event = {"event_id": "ev-tz", "type": "payment_request.paid", "request_id": row.pom_id, "amount": "20.00",
+             "paid_at": paid_at, "channel": "bancontact"}
+    assert take_event(engine, "default", event, _now()) == "paid"
+    (after,) = _requests(engine, payment_reference_id=books["refs"][0])
+    stored = after.paid_at if after.paid_at.tzinfo else after.paid_at.replace(tzinfo=timezone.utc)
+    assert stored == datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc)
+    body = {"id": "pr_1", "status": "open", "amount": "1.00", "communication": "090933755493", "reference": "x",
+            "auto_cancel": False, "created_at": "2026-10-25T02:30:00+02:00",
+            "qr": {"id": "q", "payload": "p", "pay_url": "u", "png_url": "g", "svg_url": "s", "status": "active",
+                   "created_at": "2026-10-25T02:30:00+01:00", "expires_at": "2027-01-23T02:30:00+01:00"}}
+    parsed = PomRequest.from_json(body)
+    assert parsed.created_at.utcoffset() == parsed.qr.expires_at.utcoffset() == timedelta(0)
+    assert (parsed.created_at.hour, parsed.qr.created_at.hour, parsed.qr.expires_at.hour) == (0, 1, 1)
+
+
+def test_money_paid_for_an_unknown_request_reaches_the_control_list_once(engine, books) -> None:
+    """Nobody else would see it (the reconciliation asks only about requests we know): the money goes to a person,
+    once, however often POM reports it; but not while our own request for the reference is still being created
+    (the next sync asks POM with the same key and books it)."""
+    event = {"event_id": "ev-1", "type": "payment_request.paid", "request_id": "pr_nope", "reference": "fp:OTHER:9",
+             "amount": "5.00", "paid_at": _now().isoformat(), "channel": "payconiq", "communication": "090933755493"}
+    assert take_event(engine, "default", event, _now()) == "unknown_request"
+    assert take_event(engine, "default", {**event, "event_id": "ev-2"}, _now()) == "unknown_request"  # POM again
+    assert take_event(engine, "default", {**event, "type": "payment_request.cancelled", "event_id": "ev-3"},
+                      _now()) == "unknown_request"
+    (item,) = _control_items(engine)
+    assert (item.kind, item.source, item.amount, item.statement_id) == ("unmatched", "pom", Decimal("5.00"), None)
+    assert item.details["pom_id"] == "pr_nope" and item.pom_event_id is not None and "fp:OTHER:9" in item.reason
+    assert _pom_payments(engine) == []
+    loi = _reference(engine, books["refs"][1]).loi
+    with transaction(engine) as session:  # our request for it reached POM, its answer not yet stored
+        session.add(PomPaymentRequest(payment_reference_id=books["refs"][1], account="default", pom_id=None,
+                                      idempotency_key="k-creating", amount=Decimal("20.00"), communication="1",
+                                      status="creating", created_at=_now(), updated_at=_now()))
+    assert take_event(engine, "default", {**event, "event_id": "ev-4", "request_id": "pr_new", "reference": loi},
+                      _now()) == "unknown_request"
+    assert len(_control_items(engine)) == 1
 
 
 @pytest.mark.parametrize("amount", ["-5", "0.00", "NaN", "Infinity", "1.234", "abc", None])

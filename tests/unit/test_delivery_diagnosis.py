@@ -71,6 +71,21 @@ def test_every_seed_message_and_its_variants_are_recognised(kind: str, diagnosis
     assert (result.diagnosis, result.action) == (diagnosis, action)
 
 
+@pytest.mark.parametrize(("text", "kind"), [
+    ("The email was rejected by the recipient’s mail server. EmailAddress of recipient is blacklisted.", "blacklisted"),
+    ("550 5.1.1: EmailAddress of recipient is blacklisted", "blacklisted"),
+    ("Email address of the recipient has been blacklisted.", "blacklisted"),
+    ("The recipient's email address is blacklisted.", "blacklisted"),
+    ("Error: DocumentId already used.", "document_id_used"),
+    ("DocumentId has already been used.", "document_id_used"),
+    ("Document ID is already in use", "document_id_used"),
+    ("The email was rejected by the recipient’s mail server. It will be blacklisted to prevent further bounces.",
+     "rejected_blacklisted"),
+])
+def test_a_seed_message_inside_a_longer_or_reworded_text_is_recognised(text: str, kind: str) -> None:
+    assert classify_message(text) == kind
+
+
 @pytest.mark.parametrize("text", [
     "The email was rejected by the recipient’s mail server.",  # the common first sentence alone says nothing
     "Mail server timeout",

@@ -340,3 +340,31 @@ def test_when_the_dag_fetches_from_pom(days: int | None, run_type: str, local: s
 
     moment = datetime.fromisoformat(local).replace(tzinfo=ZoneInfo("Europe/Brussels")).astimezone(timezone.utc)
     assert fetch_window(days, run_type, moment) == (date.fromisoformat(since) if since else None)
+
+
+@pytest.mark.parametrize(("header", "stamp", "expected"), [
+    # the title names UTC: a time without offset is UTC, not Brussels time
+    ("Batch,DocumentId,RecipientName,EmailAddress,Status,Description,Timestamp (UTC)", "2026-03-29 01:30:00",
+     datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc)),
+    ("Batch;Document;Naam;E-mailadres ontvanger;Status;Omschrijving;Tijdstip (Brussel)", "29/03/2026 03:30",
+     datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc)),
+    ("Batch;Document ID;Ontvanger;Ontvanger e-mail;Bezorgstatus;Foutomschrijving;Datum en tijd", "16/03/2026 10:00",
+     datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)),
+    ("Batch,DocumentId,Recipient,Recipient Email Address,Delivery Status,Error Message,Date Sent", "2026-03-16T10:00:00Z",
+     datetime(2026, 3, 16, 10, 0, tzinfo=timezone.utc)),
+    ("Batch;DocumentId;Naam;Email;Status;Omschrijving;Verzonden", "16/03/2026 10:00",
+     datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)),
+])
+def test_other_column_titles_a_portal_may_use(header: str, stamp: str, expected: datetime) -> None:
+    sep = ";" if ";" in header else ","
+    row = sep.join(["B1", "D1", "An", "an@example.be", "FAILED", "DocumentId already used.", stamp])
+    (line,) = read_delivery_report(f"{header}\r\n{row}\r\n".encode(), name="r.csv")
+    assert (line.email, line.status, line.kind, line.at) == ("an@example.be", "FAILED", "document_id_used", expected)
+
+
+@pytest.mark.parametrize("written", ["An Peeters <an@example.be>", "<an@example.be>", "mailto:an@example.be",
+                                     " an@example.be "])
+def test_an_address_as_a_mail_program_writes_it_is_the_address(written: str) -> None:
+    data = f'{ENGLISH}\nB1,D1,An,"{written}",DELIVERED,,2026-03-16T10:00:00Z\n'.encode()
+    (line,) = read_delivery_report(data, name="r.csv")
+    assert line.email == "an@example.be"
