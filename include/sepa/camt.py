@@ -14,7 +14,8 @@ amount: '12,50'``.
 What we tolerate (real banks send it): elements we do not use, in any order
 the bank likes; missing balances (then no balance check); a balance without
 its credit/debit indicator (read as credit); an entry without status (read
-as booked); a statement without
+as booked; a status given only as ``Sts/Prtry`` is that status, so a
+proprietary pending entry is not booked); a statement without
 an electronic sequence number; ``NOTPROVIDED`` as an end-to-end id (read as
 none); booking dates given as date-times; a reversal indicator written ``1``
 (an XML boolean); a batch entry whose transactions carry no amounts (kept as
@@ -361,7 +362,7 @@ class _StatementReader:
         first = {path: found[0] for path, found in values.items()}.get
         amount = _amount(first("Amt"), f"{where}/Amt", file, sid)
         credit = _credit_debit(first("CdtDbtInd"), f"{where}/CdtDbtInd", file, sid)
-        status = first("Sts/Cd") or first("Sts") or "BOOK"
+        status = first("Sts/Cd") or first("Sts/Prtry") or first("Sts") or "BOOK"
         entry_ref, servicer_ref = first("NtryRef"), first("AcctSvcrRef")
         # One test for the common case (every entry), the element named only for a value too long.
         if (len(status) > STATUS_MAX or len(entry_ref or "") > ENTRY_REF_MAX
@@ -447,7 +448,7 @@ class _StatementReader:
 
 # The paths (local names joined by "/") read below an entry and below each of its transactions.
 _ENTRY_PATHS = (
-    "Amt", "CdtDbtInd", "Sts", "Sts/Cd", "RvslInd", "BookgDt/Dt", "BookgDt/DtTm", "ValDt/Dt", "ValDt/DtTm", "NtryRef",
+    "Amt", "CdtDbtInd", "Sts", "Sts/Cd", "Sts/Prtry", "RvslInd", "BookgDt/Dt", "BookgDt/DtTm", "ValDt/Dt", "ValDt/DtTm", "NtryRef",
     "AcctSvcrRef", "BkTxCd/Domn/Cd", "BkTxCd/Domn/Fmly/Cd", "BkTxCd/Domn/Fmly/SubFmlyCd", "BkTxCd/Prtry/Cd",
     "NtryDtls/Btch/PmtInfId", "NtryDtls/Btch/MsgId", "AddtlNtryInf",
 )

@@ -105,3 +105,22 @@ def test_the_page_of_a_statement_in_pages(message_page, statement_page, page, tm
     content = re.sub(rb"(<Stmt>\s*<Id>[^<]*</Id>)", lambda m: m.group(1) + statement_page.encode(), content)
     path.write_bytes(content)
     assert read_camt(path).statements[0].page == page
+
+
+@pytest.mark.parametrize(("status", "read"), [
+    ("<Sts><Cd>BOOK</Cd></Sts>", "BOOK"),
+    ("<Sts><Prtry>PDNG</Prtry></Sts>", "PDNG"),  # camt.053.001.09 on: a status may be proprietary only
+    ("<Sts><Prtry>BOOK</Prtry></Sts>", "BOOK"),
+    ("", "BOOK"),  # no status: booked
+])
+def test_a_proprietary_status_is_the_entrys_status(status, read, tmp_path) -> None:
+    path = tmp_path / "status.xml"
+    write_camt053(path, account_iban="BE68539007547034", statement_id="2026-330", electronic_seq=330,
+                  created_at=datetime(2026, 11, 25, 6, tzinfo=timezone.utc), from_date=DAY, to_date=DAY,
+                  opening_balance=Decimal("100.00"), entries=[Entry(True, DAY, (Tx(Decimal("30.00")),))],
+                  version="camt.053.001.08")
+    content = path.read_bytes()
+    assert content.count(b"<Sts><Cd>BOOK</Cd></Sts>") == 1
+    path.write_bytes(content.replace(b"<Sts><Cd>BOOK</Cd></Sts>", status.encode()))
+    (line,) = read_camt(path).statements[0].lines
+    assert line.status == read
