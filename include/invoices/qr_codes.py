@@ -175,8 +175,8 @@ QUIET_ZONE = 4  # modules of white around the code, as ISO/IEC 18004 asks
 # the codes of the first attempt that finds any, so a code the half-size view misses is lost when the other one is
 # found there), so both codes are as big as the width allows. Against 7 and 8 cm, on a grid of 125
 # views of five invoices (70-150 dpi, blur, JPEG, 3 degrees): both codes found by zbar 121 -> 124, OpenCV 70 -> 76,
-# WeChat 92 -> 111, ZXing 125 -> 125 (on 100 more views at 75-135 dpi: 96 -> 100, 45 -> 62, 86 -> 90, 100 -> 100). OpenCV
-# and WeChat still miss a code in some views: more would take bigger codes than two fit side by side on A4.
+# WeChat 92 -> 111, ZXing 125 -> 125 (on 100 more views at 75-135 dpi: 96 -> 100, 45 -> 62, 86 -> 90, 100 -> 100).
+# OpenCV and WeChat still miss a code in some views: more would take bigger codes than two fit side by side on A4.
 EPC_WIDTH_MM = 82  # modules of 1.5-1.8 mm for a usual payload (version 5-7), 1.07 mm at version 13, EPC's largest
 POM_WIDTH_MM = 82  # POM's image: its code with the amount above and the communication below (1.26 mm modules)
 MIN_MODULE_MM = 0.5  # what banking apps' guidance asks at the least
