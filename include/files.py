@@ -14,6 +14,7 @@ the next import finds it already imported (same checksum) and only moves it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import posixpath
@@ -213,11 +214,19 @@ def waiting_files(source: Location, suffixes: tuple[str, ...]) -> list[Location]
 
 
 def replace(path: Location, target: Location) -> None:
-    """``path`` becomes ``target``: one rename on local storage; on an object store, a complete put, then the delete."""
+    """``path`` becomes ``target``: one rename on local storage; on an object store, a complete put, then the delete.
+
+    Between two local file systems (an inbox or a staging folder mounted apart), where a rename cannot go, the
+    copy is made the way a write is: under a hidden name, renamed into place once whole, then the delete.
+    """
     if is_local(path) and is_local(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-        return
+        try:
+            os.replace(path, target)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
     with path.open("rb") as source, atomic_writer(target) as out:
         shutil.copyfileobj(source, out, 1 << 20)
     path.unlink()
@@ -235,8 +244,5 @@ def move_into(path: Location, folder: Location) -> Location:
     if target.exists():
         path.unlink()
         return target
-    if is_local(path) and is_local(target):
-        shutil.move(str(path), target)
-    else:
-        replace(path, target)
+    replace(path, target)  # not shutil.move: between file systems, it copies straight to the final name
     return target

@@ -22,7 +22,7 @@ from include.finance.money import ZERO
 from include.finance.reference_numbers import display_reference
 from include.finance.statuses import EntryOutcome
 from include.reports import Table, write_csv, write_html
-from include.sepa.identifiers import mask_iban
+from include.sepa.identifiers import mask_iban, mask_ibans_in
 
 HEADER = ("kind", "booking_date", "amount", "direction", "counterparty", "counterparty_iban", "communication",
           "reference", "reason", "action", "candidates")
@@ -60,9 +60,12 @@ def folder_name(statement_id: str, db_id: int, account: str, hub_code: str | Non
     'KBC-BIB_2026-330_17'
     >>> folder_name("2026/330", 17, "BE68539007547034")
     'BE68-7034_2026-330_17'
+    >>> folder_name("BE68539007547034-2026-330", 17, "BE68539007547034", "KBC-BIB")
+    'KBC-BIB_BE68-7034-2026-330_17'
     """
     who = hub_code or mask_iban(account).replace("*", "")
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{who}_{statement_id}_{db_id}")
+    statement = mask_ibans_in(statement_id).replace("*", "")  # a bank may name a statement after its account
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{who}_{statement}_{db_id}")
 
 
 def folder_for(session: Session, statement: BankStatement) -> Path:

@@ -176,6 +176,7 @@ def _write_csv(path: Path, run: CollectionRun, hub: BankHub, batches: list[Payme
     def rows() -> Iterator[list[Any]]:
         nonlocal count, total
         for batch in batches:
+            seen = count
             for tx in batch.transactions:
                 count += 1
                 total += tx.amount
@@ -184,8 +185,10 @@ def _write_csv(path: Path, run: CollectionRun, hub: BankHub, batches: list[Payme
                     display_reference(tx.reference), format_amount(tx.amount), hub.currency, tx.mandate_id,
                     tx.signature_date, tx.debtor_name, tx.debtor_iban, tx.debtor_bic,
                 ]
+            _check_streamed(path, batch, count - seen)
+        _check_total(path, batches, total)
 
-    write_csv(path, CSV_HEADER, rows(), bom=False)
+    write_csv(path, CSV_HEADER, rows(), bom=False)  # a raise in rows() leaves nothing at path
     return WrittenFile(str(path), sha256_of(path), count, total, path.stat().st_size)
 
 
@@ -207,6 +210,7 @@ def _write_bxml(path: Path, run: CollectionRun, hub: BankHub, batches: list[Paym
             }
             xml.write(etree.Element("creditor", creditor), "\n")
             for batch in batches:
+                seen = count
                 for tx in batch.transactions:
                     count += 1
                     total += tx.amount
@@ -221,7 +225,23 @@ def _write_bxml(path: Path, run: CollectionRun, hub: BankHub, batches: list[Paym
                         attributes.update(_amendment_attributes(tx.amendment))
                     element = etree.Element("collection", attributes)
                     xml.write(element, "\n")
+                _check_streamed(path, batch, count - seen)
+            _check_total(path, batches, total)
     return WrittenFile(str(path), sha256_of(path), count, total, path.stat().st_size)
+
+
+def _check_streamed(path: Path, batch: PaymentBatch, seen: int) -> None:
+    """Raised inside the file's atomic write: a batch that streamed other collections than it declared."""
+    if seen != batch.count:
+        raise ExportRejected(f"{path.name}: payment {batch.payment_id} declares {batch.count} transactions "
+                             f"but holds {seen}")
+
+
+def _check_total(path: Path, batches: list[PaymentBatch], total: Any) -> None:
+    declared = sum((batch.total for batch in batches), ZERO)
+    if total != declared:
+        raise ExportRejected(f"{path.name}: the collections declare {format_amount(declared)} "
+                             f"but hold {format_amount(total)}")
 
 
 def _amendment_attributes(change: Amendment) -> dict[str, str]:
@@ -268,6 +288,13 @@ def write_run_file(
     batches = _batches(session, run)
     if not batches:
         raise ExportRejected(f"{run.loi}: the run has no collections")
+    count, total = sum(batch.count for batch in batches), sum((batch.total for batch in batches), ZERO)
+    if count != run.transaction_count or total != run.total_amount:
+        # Checked before writing: a file that does not match its run must never appear, not even for a moment.
+        raise ExportRejected(
+            f"{path.name}: the run's collections are {count} for {format_amount(total)}, "
+            f"the run {run.transaction_count} for {format_amount(run.total_amount)}; no file written"
+        )
     if fmt in ("SEPA", "SAFESEPA"):
         written = write_pain008(_message(run, hub, batches, safe=fmt == "SAFESEPA"), path)
     elif fmt == "CSV":

@@ -41,8 +41,8 @@ def import_statement_file(
 ) -> dict[str, Any]:
     """Import one file; returns a summary. Raises :class:`CamtRefused` after quarantining a refused file.
 
-    The summary names no account in full (it is logged): accounts masked, IBANs in file names masked, and
-    control lists in folders named after the hub (:func:`include.sepa.control_list.folder_name`).
+    The summary names no account in full (it is logged): accounts masked, IBANs in file names and statement
+    ids masked, and control lists in folders named after the hub (:func:`include.sepa.control_list.folder_name`).
     """
 
     def take(path: Location) -> tuple[ImportResult, list[str]]:
@@ -63,7 +63,9 @@ def import_statement_file(
         "message": mask_ibans_in(result.message),
         "archived": str(archived)[: len(str(archived)) - len(archived_name)] + mask_ibans_in(archived_name),
         "sha256": result.sha256,
-        "statements": [{**asdict(s), "account": mask_iban(s.account)} for s in result.statements],
+        # A bank may name a statement after its account too ("BE68…7034-2026-330").
+        "statements": [{**asdict(s), "statement": mask_ibans_in(s.statement), "account": mask_iban(s.account)}
+                       for s in result.statements],
         "outcomes": outcome_counts(result.statements), "control_lists": reports,
     }
 

@@ -883,3 +883,17 @@ def test_a_collection_credited_by_its_communication_only_is_undone_by_its_return
                                      opening=str(Decimal("1000.00") + amount)), "test", engine=engine)
     reference = _rows(engine, PaymentReference, PaymentReference.loi == e2e)[0]
     assert (reference.status, reference.open_amount) == ("deleted", amount)
+
+
+def test_a_statement_named_after_its_account_reaches_no_task_result_in_full(engine, var_dir, bib) -> None:
+    """What import_file returns is logged and shown as an XCom: a statement id holding the account is masked,
+    and so is the folder of its control list."""
+    account, _refs = bib
+    compact = account.replace(" ", "")
+    path = _statement(var_dir, account, [_credit("12.34", text="lidgeld", asr="A1")],
+                      statement_id=f"{compact}-2026-330")
+    result = import_statement_file(path, "test", engine=engine)
+    assert result["statements"][0]["control_items"] == 1
+    assert compact not in repr(result) and compact[4:] not in repr(result)
+    assert result["statements"][0]["statement"] == f"{compact[:4]} **** **** {compact[-4:]}-2026-330"
+    assert Path(result["control_lists"][0]).parent.name.startswith(f"HUB-BIB_{compact[:4]}-{compact[-4:]}-2026-330_")

@@ -204,3 +204,24 @@ def test_a_debt_collected_again_after_a_deletion_is_in_the_file_once(engine, tmp
     tree = etree.parse(result["file_path"])
     e2e = [n.text for n in tree.iter() if etree.QName(n).localname == "EndToEndId"]
     assert len(e2e) == 3 and first not in e2e
+
+
+@pytest.mark.parametrize("export_format", ["SEPA", "CSV", "BXML"])
+def test_a_run_whose_collections_do_not_add_up_never_shows_a_file_in_the_outbox(
+        engine, tmp_path, monkeypatch, export_format) -> None:  # type: ignore[no-untyped-def]
+    """Refused before writing: a file put in place, then removed again, was visible to the bank's pickup meanwhile."""
+    import include.files
+
+    outbox = tmp_path / "outbox"
+    loi = _prepare(engine, export_format=export_format)
+    with transaction(engine) as session:
+        session.scalars(select(CollectionRun)).one().transaction_count = 4
+    placed: list[str] = []
+    real_replace = include.files.os.replace
+    monkeypatch.setattr(include.files.os, "replace",
+                        lambda src, dst: (placed.append(str(dst)), real_replace(src, dst))[1])
+    with pytest.raises(ExportRejected, match="the run 4 for 33.75"):
+        export_collection_run(loi, "test", engine=engine, outbox=outbox)
+    assert placed == []
+    assert not outbox.exists() or list(outbox.iterdir()) == []
+    assert _run(engine, loi).status == "failed"

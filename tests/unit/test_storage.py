@@ -129,3 +129,34 @@ def test_replace_and_put_in_place(root) -> None:  # type: ignore[no-untyped-def]
     (scratch / "part.csv").write_bytes(b"a;b\r\n")
     put_in_place(scratch / "part.csv", target)
     assert target.read_bytes() == b"a;b\r\n" and not (scratch / "part.csv").exists()
+
+
+def test_a_move_between_two_local_file_systems_never_shows_part_of_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An inbox mounted apart from the archive: no rename across; the copy must still appear whole or not at all."""
+    import errno
+    import os
+    import shutil
+
+    def across_devices(real):  # type: ignore[no-untyped-def]
+        def rename(src, dst):  # type: ignore[no-untyped-def]
+            if os.path.dirname(os.fspath(src)) != os.path.dirname(os.fspath(dst)):
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            return real(src, dst)
+        return rename
+
+    monkeypatch.setattr(os, "replace", across_devices(os.replace))
+    monkeypatch.setattr(os, "rename", across_devices(os.rename))
+    inbox, archive = tmp_path / "inbox", tmp_path / "archive"
+    atomic_write(inbox / "s.xml", b"statement")
+    assert move_into(inbox / "s.xml", archive).read_bytes() == b"statement" and _names(inbox) == []
+
+    def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.EIO, "read error half-way")
+
+    monkeypatch.setattr(os, "sendfile", broken)
+    monkeypatch.setattr(shutil, "copyfileobj", broken)
+    atomic_write(inbox / "t.xml", b"statement")
+    with pytest.raises(OSError, match="half-way"):
+        move_into(inbox / "t.xml", archive)
+    assert _names(archive) == ["s.xml"] and _names(inbox) == ["t.xml"]
