@@ -107,7 +107,7 @@ def create_app(
             log.warning("POM callback for account %s rejected: %s", account, rejected)
             return JSONResponse({"error": "invalid_signature", "reason": str(rejected)}, status_code=401)
         try:
-            event = json.loads(body)
+            event = json.loads(body, parse_float=Decimal)  # amounts exact, never through a float
             if not isinstance(event, dict) or not event.get("event_id") or not event.get("type"):
                 raise ValueError("event_id and type are required")
         except ValueError as exc:

@@ -733,7 +733,7 @@ class PomClient:
 
 
 def _parse_request(body: bytes) -> PomRequest:
-    return PomRequest.from_json(json.loads(body))
+    return PomRequest.from_json(json.loads(body, parse_float=Decimal))  # amounts exact, never through a float
 
 
 def _rejection(method: str, path: str, status: int, body: bytes | None) -> PomRejected:

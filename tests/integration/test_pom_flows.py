@@ -528,6 +528,21 @@ def test_a_signed_paid_event_with_an_insane_amount_is_refused_and_changes_nothin
     assert _pom_payments(engine) == [(books["refs"][0], Decimal("12.50"))]
 
 
+def test_a_callback_amount_is_read_exactly_not_through_a_float(engine, books, clients, callbacks) -> None:
+    """A JSON number with a fraction of a cent is refused; as a float it passed as 12.50 (money is never a float)."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    event = {"event_id": "ev-exact", "type": "payment_request.paid", "request_id": row.pom_id, "amount": 0,
+             "paid_at": _now().isoformat(), "channel": "bancontact"}
+    body = json.dumps(event).replace('"amount": 0', '"amount": 12.500000000000000001').encode()
+    answer = _post(f"{callbacks.base_url}/pom/callback/default", body, PROD["callback_secret"])
+    assert (answer.status_code, answer.json()["error"]) == (400, "malformed_event")
+    assert _pom_payments(engine) == []
+    exact = json.dumps(event).replace('"amount": 0', '"amount": 12.50').encode()
+    answer = _post(f"{callbacks.base_url}/pom/callback/default", exact, PROD["callback_secret"])
+    assert answer.status_code == 200 and _pom_payments(engine) == [(books["refs"][0], Decimal("12.50"))]
+
+
 # -- expiry --------------------------------------------------------------------------------------
 
 
