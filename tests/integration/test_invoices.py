@@ -230,6 +230,30 @@ def test_the_pom_code_is_printed_only_when_it_asks_the_amount_the_invoice_asks(e
     assert link not in payloads and [parse_epc(p)["amount"] for p in payloads] == [Decimal("8.00")]
 
 
+def test_a_long_invoice_numbers_its_pages_and_names_itself_on_each(engine: Engine, var_dir: Path) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        user = make_user(session, "Veel", "Lijnen")
+        session.add(Address(end_user_id=user.id, position=1, address_type="thuis", street="Naamsestraat",
+                            house_number="1", postal_code="3000", city="Leuven"))
+        ref = make_reference(session, inst, user, tuple(f"{n}.00" for n in range(1, 61)), number=4712)
+        ref.invoice_number = "BIB-000124"
+        ref_id = ref.id
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    pages = [" ".join(page.extract_text().split()) for page in pypdf.PdfReader(io.BytesIO(pdf)).pages]
+    assert invoice.pages == len(pages) >= 2
+    for n, text in enumerate(pages, 1):
+        assert f"BIB-000124 – {n}/{len(pages)}" in text
+
+
+def test_a_one_page_invoice_has_no_page_number(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    _invoice, pdf = _current(engine, ref_id)
+    assert "1/1" not in _pdf_text(pdf)
+
+
 def test_the_language_is_read_whatever_its_case(engine: Engine, var_dir: Path) -> None:
     ref_id = _setup(engine, language="FR")
     make_invoices(engine, "test", NOW, print_day=DAY)
