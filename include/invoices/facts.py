@@ -165,10 +165,14 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
                   .join(CollectionRun, CollectionRun.id == Collection.run_id)
                   .where(Collection.payment_reference_id.in_(ids),
                          Collection.status.not_in(SETTLED_COLLECTION)))}
+    # POM's code only when it asks what the invoice asks: a request the sync could not replace after a partial
+    # payment still holds the old amount, and its code would have the payer pay that.
     pom = {ref_id: (request_id, svg, url) for request_id, ref_id, svg, url in session.execute(
         select(PomPaymentRequest.id, PomPaymentRequest.payment_reference_id, PomPaymentRequest.qr_svg,
                PomPaymentRequest.pay_url)
-        .where(PomPaymentRequest.payment_reference_id.in_(ids), PomPaymentRequest.status == PomRequestStatus.OPEN))}
+        .join(PaymentReference, PaymentReference.id == PomPaymentRequest.payment_reference_id)
+        .where(PomPaymentRequest.payment_reference_id.in_(ids), PomPaymentRequest.status == PomRequestStatus.OPEN,
+               PomPaymentRequest.amount == PaymentReference.open_amount))}
     out = []
     for ref, type_, user, system in refs:
         hub = hubs.get(ref.hub_id) if ref.hub_id else None
@@ -183,7 +187,7 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
         request = pom.get(ref.id) if type_.allowed_online and ref.mandate_id is None else None
         out.append(InvoiceFacts(
             reference_id=ref.id, loi=ref.loi, type_id=type_.id, print_state=type_.print_state,
-            language=user.language if user.language in LANGUAGES else LANGUAGES[0],
+            language=_language(user.language),
             invoice_number=ref.invoice_number, reference_number=ref.reference_number, open_amount=ref.open_amount,
             currency=hub.currency if hub else "EUR", due_date=ref.due_date, description=ref.description,
             first_name=user.first_name, last_name=user.last_name, eloi=user.eloi,
@@ -197,6 +201,16 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
             pay_url=safe_pay_url(request[2]) if request else None,  # a link in the PDF: https only
         ))
     return out
+
+
+def _language(code: str | None) -> str:
+    """The end user's language as the templates name it (``FR`` is ``fr``); one they have no template for: Dutch.
+
+    >>> _language("FR"), _language(" fr "), _language("en"), _language(None)
+    ('fr', 'fr', 'nl', 'nl')
+    """
+    code = (code or "").strip().lower()
+    return code if code in LANGUAGES else LANGUAGES[0]
 
 
 # -- into words -------------------------------------------------------------------------------------------

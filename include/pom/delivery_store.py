@@ -543,10 +543,15 @@ class EmailContacts:
     contacts: list[tuple[str, bool, int | None, bool]] = field(default_factory=list)  # value, flag, position, copy
 
     def recipients(self, journal_copy_per_address: bool) -> list[str]:
-        """The addresses POM gets for an invoice in a journal with (or without) "copy per address"."""
-        return [value for value, flag, position, copy in self.contacts if not missing_flags(RecipientSetup(
-            email=value, email_recipient=flag, address_position=position, first_position=self.first_position,
-            address_copy_per_address=copy, journal_copy_per_address=journal_copy_per_address))]
+        """The addresses POM gets for an invoice in a journal with (or without) "copy per address": each once
+        (the same address on two contacts is one mailbox: one e-mail), without the spaces around it."""
+        found: dict[str, str] = {}
+        for value, flag, position, copy in self.contacts:
+            if not missing_flags(RecipientSetup(
+                    email=value, email_recipient=flag, address_position=position, first_position=self.first_position,
+                    address_copy_per_address=copy, journal_copy_per_address=journal_copy_per_address)):
+                found.setdefault(email_key(value), value.strip())
+        return list(found.values())
 
 
 def email_contacts(session: Session, end_user_ids: Iterable[int]) -> dict[int, EmailContacts]:

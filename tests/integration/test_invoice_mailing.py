@@ -462,3 +462,19 @@ def test_invoice_mailing_dag(db_url: str, engine: Engine, var_dir: Path, airflow
     with transaction(engine, readonly=True) as session:
         assert session.scalar(select(func.count()).select_from(SentDocument).where(
             SentDocument.accepted_at.is_(None))) == 0
+
+
+def test_an_address_on_two_contacts_of_a_customer_receives_the_invoice_once(engine: Engine, var_dir: Path,
+                                                                            sim_api: SimApi, pom_sim: Any) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        inst.recurring.address_types = "thuis;emailonly"
+        session.add(SalesJournal(code="VERKOOP-BIB", name="Verkoopdagboek bibliotheek", copy_per_address=True,
+                                 payment_reference_type_id=inst.recurring.id))
+        user = _user(session, "Fien", "fien@example.be", later=("Fien@Example.be ", True))
+        _reference(session, inst, user, 1)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    _mail(engine, pom_sim.base_url)
+    (document,) = _documents(sim_api)
+    assert [r["email"] for r in document["recipients"]] == ["fien@example.be"]
+    assert [[email for _name, email in row.recipients or []] for row in _sent(engine)] == [["fien@example.be"]]

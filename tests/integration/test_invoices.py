@@ -189,3 +189,73 @@ def test_worker_processes_write_the_same_invoices_as_one_process(engine: Engine,
     assert alone.counts["made"] == pooled.counts["made"] == 7
     assert both == single and str(invoices_dir()).startswith(str(tmp_path / "pooled"))
     assert all(hashlib.sha256(pdf).hexdigest() == sha for sha, pdf in both.values())
+
+
+def _pom_request(engine: Engine, ref_id: int, amount: str, link: str) -> None:
+    """An open POM request for ``ref_id`` asking ``amount``, with POM's image of ``link``."""
+    from include.finance.models import PaymentReferenceType, PomPaymentRequest
+    from include.pom.qr_layout import QrLayout, svg
+
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        assert ref is not None
+        type_ = session.get(PaymentReferenceType, ref.type_id)
+        assert type_ is not None
+        type_.allowed_online = True
+        session.add(PomPaymentRequest(
+            payment_reference_id=ref_id, account="default", pom_id="pr_1", idempotency_key=f"k-{ref_id}",
+            amount=Decimal(amount), communication=ref.reference_number, status="open", qr_id="qr_1",
+            qr_payload=link, pay_url=link, qr_svg=svg(QrLayout(link, amount, format_ogm(ref.reference_number),
+                                                               "2026-12-24")),
+            created_at=NOW, updated_at=NOW))
+
+
+def test_the_pom_code_is_printed_only_when_it_asks_the_amount_the_invoice_asks(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    link = "https://pay.pom.be/pay/qr_0001"
+    _pom_request(engine, ref_id, "20.50", link)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    assert invoice.pom_payment_request_id is not None and link in qr_payloads(pdf)
+    # A partial payment lowered the open amount, and POM's request could not be replaced (refused, or the direct
+    # print ran before the nightly sync): its code would have the payer pay the old amount.
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        assert ref is not None
+        ref.open_amount = Decimal("8.00")
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    payloads = qr_payloads(pdf)
+    assert invoice.amount == Decimal("8.00") and invoice.pom_payment_request_id is None
+    assert link not in payloads and [parse_epc(p)["amount"] for p in payloads] == [Decimal("8.00")]
+
+
+def test_a_long_invoice_numbers_its_pages_and_names_itself_on_each(engine: Engine, var_dir: Path) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        user = make_user(session, "Veel", "Lijnen")
+        session.add(Address(end_user_id=user.id, position=1, address_type="thuis", street="Naamsestraat",
+                            house_number="1", postal_code="3000", city="Leuven"))
+        ref = make_reference(session, inst, user, tuple(f"{n}.00" for n in range(1, 61)), number=4712)
+        ref.invoice_number = "BIB-000124"
+        ref_id = ref.id
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    pages = [" ".join(page.extract_text().split()) for page in pypdf.PdfReader(io.BytesIO(pdf)).pages]
+    assert invoice.pages == len(pages) >= 2
+    for n, text in enumerate(pages, 1):
+        assert f"BIB-000124 – {n}/{len(pages)}" in text
+
+
+def test_a_one_page_invoice_has_no_page_number(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    _invoice, pdf = _current(engine, ref_id)
+    assert "1/1" not in _pdf_text(pdf)
+
+
+def test_the_language_is_read_whatever_its_case(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine, language="FR")
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    assert invoice.language == "fr" and "Facture" in _pdf_text(pdf)
