@@ -18,6 +18,9 @@ code in POM's layout (`{invoice_qr}`).
    channel) and `print.pdf`, every paper invoice of the day for the print
    room: `var/reports/invoice_run/<day>/index.html`. Updates the asset that
    starts `invoice_mailing`.
+4. `refusals`: fails the run, naming each reference and why, when a
+   reference's own data cannot make an invoice (e.g. its hub's account or an
+   amount an EPC code cannot carry); every other invoice is made all the same.
 
 Types with **direct** printing get their invoice at once when sealed
 (`payment_reference_create`, `mandate_execution`); this run catches up
@@ -104,7 +107,18 @@ def invoice_run() -> None:
         return {"folder": str(written.folder), "invoices": written.invoices, "paper": written.paper,
                 "print_pdf": str(written.print_pdf) if written.print_pdf else None}
 
-    pom_requests() >> make() >> overview()
+    @task
+    def refusals(made: dict) -> None:
+        """The run fails, after the others' invoices and the overview are made, when a reference's data could not
+        make its invoice: finance sees which and why, fixes the data, and a rerun makes only those."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        if made["counts"].get("refused"):  # a retry would find the same data: fail at once
+            raise AirflowFailException(f"{made['counts']['refused']} reference(s) got no invoice: "
+                                       + "; ".join(made["refused"]))
+
+    made = make()
+    pom_requests() >> made >> overview() >> refusals(made)
 
 
 invoice_run()

@@ -124,6 +124,8 @@ def mandate_execution() -> None:
             return {"references": 0}
         made = make_invoices(engine, actor(context), as_of(context), print_day=run_date(context), reference_ids=wanted)
         log.info("invoices of direct-print types: %s", made.as_dict())
+        if made.refused:  # the collections stand; the nightly invoice run fails on these until their data is fixed
+            log.warning("no invoice for %d reference(s): %s", len(made.refused), "; ".join(made.refused))
         return made.as_dict()
 
     executed = execute_mandates(check_mandates())

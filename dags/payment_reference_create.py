@@ -148,6 +148,10 @@ def payment_reference_create() -> None:
         context = get_current_context()
         run = make_invoices(get_engine(), actor(context), as_of(context), reference_ids={created["id"]})
         log.info("invoice of %s: %s", created["loi"], run.as_dict())
+        if run.refused:  # the reference stands; its invoice waits until its data can make one
+            from include.errors import InnenError
+
+            raise InnenError(f"no invoice: {'; '.join(run.refused)}")
         return run.as_dict()
 
     direct_invoice(create())

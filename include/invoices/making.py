@@ -37,7 +37,7 @@ from include.finance.bulk import insert_many, reserve_ids
 from include.finance.db import transaction
 from include.finance.models import Invoice, PaymentReference, PaymentReferenceType
 from include.finance.statuses import RELEASED_REFERENCE, ReferenceStatus
-from include.invoices.epc_qr import epc_payload
+from include.invoices.epc_qr import EpcQrError, epc_payload
 from include.invoices.facts import InvoiceFacts, gather, invoice_data
 from include.invoices.render_pool import MadeInvoice, RenderJob, RenderPool, pipelined
 from include.invoices.templates import template_path
@@ -46,6 +46,7 @@ from include.invoices.withdrawal import withdraw_current
 log = logging.getLogger(__name__)
 
 CHUNK = 200
+REFUSED_SHOWN = 50  # refusals named in a run's result (and log); the count has them all
 
 
 class Step(str, Enum):
@@ -83,9 +84,13 @@ class InvoiceRun:
     print_day: str
     counts: Counter[str] = field(default_factory=Counter)
     made: list[str] = field(default_factory=list)
+    # References that got no invoice because their own data cannot make one (the hub's account, the amount for an
+    # EPC code), "<reference>: <why>": the others' invoices are made all the same.
+    refused: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"print_day": self.print_day, "counts": dict(sorted(self.counts.items())), "made": len(self.made)}
+        return {"print_day": self.print_day, "counts": dict(sorted(self.counts.items())), "made": len(self.made),
+                "refused": self.refused[:REFUSED_SHOWN]}
 
 
 def planned(engine: Engine, reference_ids: Iterable[int] | None = None) -> dict[int, Step]:
@@ -166,7 +171,14 @@ def make_invoices(
                     select(Invoice.payment_reference_id, func.max(Invoice.version))
                     .where(Invoice.payment_reference_id.in_(chunk)).group_by(Invoice.payment_reference_id)).all())
             chunks.append({item.reference_id: item for item in facts})
-            yield [render_job_of(folder, item, versions.get(item.reference_id, 0) + 1, day) for item in facts]
+            rendering = []
+            for item in facts:
+                try:
+                    rendering.append(render_job_of(folder, item, versions.get(item.reference_id, 0) + 1, day))
+                except EpcQrError as refused:  # this reference's data: its invoice waits, the others' do not
+                    run.counts["refused"] += 1
+                    run.refused.append(f"{item.loi}: {refused}")
+            yield rendering
 
     folder = templates_dir()
     chunks: list[dict[int, InvoiceFacts]] = []
@@ -177,6 +189,8 @@ def make_invoices(
                     atomic_write(m.path, m.pdf)
             make_durable([m.path for m in made])  # on disk before the database says they exist
             facts_of = chunks.pop(0)
+            if not made:
+                continue
             _record(engine, [(facts_of[m.reference_id], m) for m in made], steps, actor, now, run)
     return run
 

@@ -7,6 +7,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 import pypdf
+import pytest
 from sqlalchemy import delete, func, select
 
 from include.finance.db import transaction
@@ -64,3 +65,16 @@ def test_invoice_run_makes_every_invoice_with_both_codes_and_the_print_overview(
     with transaction(demo, readonly=True) as session:
         assert session.scalar(select(func.count()).select_from(Invoice)) == len(invoices)
     assert (folder / "print.pdf").read_bytes() == before
+
+
+def test_the_run_fails_naming_the_references_that_got_no_invoice() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from tests.dag_bag import parsed_dag
+
+    dag = parsed_dag("invoice_run")
+    refusals = dag.get_task("refusals").python_callable
+    assert [t.task_id for t in dag.get_task("overview").downstream_list] == ["refusals"]  # after the others' work
+    assert refusals({"counts": {"made": 3}, "refused": []}) is None
+    with pytest.raises(AirflowFailException, match=r"1 reference\(s\) got no invoice: fp:ACA:1: EPC QR amount"):
+        refusals({"counts": {"made": 3, "refused": 1}, "refused": ["fp:ACA:1: EPC QR amount must be …"]})

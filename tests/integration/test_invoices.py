@@ -77,6 +77,27 @@ def test_an_invoice_carries_the_transfer_qr_of_its_reference(engine: Engine, var
     assert "D'Hondt & Çelik" in text and "Rue de l'Étuve 12" in text
 
 
+def test_a_reference_that_cannot_make_an_invoice_is_named_and_the_others_are_made(engine: Engine,
+                                                                                  var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    with transaction(engine) as session:
+        inst = make_institution(session, "ACA")
+        user = make_user(session, "Jan", "Peeters")
+        too_much = make_reference(session, inst, user, ("1000000000.00",), number=4712)  # beyond an EPC code's limit
+        too_much_loi, too_much_id = too_much.loi, too_much.id
+    run = make_invoices(engine, "test", NOW, print_day=DAY)
+    assert (run.counts["made"], run.counts["refused"]) == (1, 1)
+    assert run.refused == [f"{too_much_loi}: EPC QR amount must be between 0.01 and 999999999.99 EUR, "
+                           "got 1000000000.00"]
+    assert run.as_dict()["refused"] == run.refused
+    _current(engine, ref_id)  # made all the same
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(Invoice)
+                              .where(Invoice.payment_reference_id == too_much_id)) == 0
+    again = make_invoices(engine, "test", NOW, print_day=DAY)  # a rerun tries only what is still missing
+    assert (again.counts["made"], again.counts["refused"]) == (0, 1)
+
+
 def test_the_same_reference_and_template_give_the_same_bytes(engine: Engine, var_dir: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     ref_id = _setup(engine)
