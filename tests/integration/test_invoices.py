@@ -98,6 +98,20 @@ def test_a_reference_that_cannot_make_an_invoice_is_named_and_the_others_are_mad
     assert (again.counts["made"], again.counts["refused"]) == (0, 1)
 
 
+@pytest.mark.parametrize(("language", "label"), [("nl", "Te betalen tegen"), ("fr", "payer avant le")])
+def test_without_a_due_date_the_invoice_prints_no_empty_pay_by_line(engine: Engine, var_dir: Path, language: str,
+                                                                      label: str) -> None:
+    ref_id = _setup(engine, language=language)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    assert label in _pdf_text(_current(engine, ref_id)[1])  # with its due date: the line and the date
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        ref.due_date, ref.open_amount = None, Decimal("19.50")  # a new amount: a new invoice
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    assert invoice.amount == Decimal("19.50") and label not in _pdf_text(pdf)
+
+
 def test_the_same_reference_and_template_give_the_same_bytes(engine: Engine, var_dir: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     ref_id = _setup(engine)
