@@ -185,7 +185,11 @@ def _write_csv(path: Path, run: CollectionRun, hub: BankHub, batches: list[Payme
                     tx.signature_date, tx.debtor_name, tx.debtor_iban, tx.debtor_bic,
                 ]
 
-    write_csv(path, CSV_HEADER, rows(), bom=False)
+    def checked_rows() -> Iterator[list[Any]]:
+        yield from rows()
+        _check_streamed(path, batches, count, total)  # inside the writer: a short file is never put in place
+
+    write_csv(path, CSV_HEADER, checked_rows(), bom=False)
     return WrittenFile(str(path), sha256_of(path), count, total, path.stat().st_size)
 
 
@@ -221,7 +225,16 @@ def _write_bxml(path: Path, run: CollectionRun, hub: BankHub, batches: list[Paym
                         attributes.update(_amendment_attributes(tx.amendment))
                     element = etree.Element("collection", attributes)
                     xml.write(element, "\n")
+            _check_streamed(path, batches, count, total)  # inside the writer: a short file is never put in place
     return WrittenFile(str(path), sha256_of(path), count, total, path.stat().st_size)
+
+
+def _check_streamed(path: Path, batches: list[PaymentBatch], count: int, total: Any) -> None:
+    """Refuse a file whose collections are not the ones its batches declared (read by another query)."""
+    declared = sum(batch.count for batch in batches), sum((batch.total for batch in batches), ZERO)
+    if (count, total) != declared:
+        raise ExportRejected(f"{path.name}: the collections declare {declared[0]} for {format_amount(declared[1])} "
+                             f"but {count} for {format_amount(total)} were written")
 
 
 def _amendment_attributes(change: Amendment) -> dict[str, str]:
@@ -268,18 +281,20 @@ def write_run_file(
     batches = _batches(session, run)
     if not batches:
         raise ExportRejected(f"{run.loi}: the run has no collections")
+    # Checked before anything is written: the file goes to the same path as the run's earlier one, which a refused
+    # export must leave as it is. Each writer checks what it streams against the batches before the file is in place.
+    count, total = sum(batch.count for batch in batches), sum((batch.total for batch in batches), ZERO)
+    if count != run.transaction_count or total != run.total_amount:
+        raise ExportRejected(
+            f"{path.name}: the file would hold {count} collections for {format_amount(total)}, "
+            f"the run {run.transaction_count} for {format_amount(run.total_amount)}"
+        )
     if fmt in ("SEPA", "SAFESEPA"):
         written = write_pain008(_message(run, hub, batches, safe=fmt == "SAFESEPA"), path)
     elif fmt == "CSV":
         written = _write_csv(path, run, hub, batches)
     else:
         written = _write_bxml(path, run, hub, batches)
-    if written.transactions != run.transaction_count or written.total != run.total_amount:
-        path.unlink(missing_ok=True)
-        raise ExportRejected(
-            f"{path.name}: the file holds {written.transactions} collections for {format_amount(written.total)}, "
-            f"the run {run.transaction_count} for {format_amount(run.total_amount)}"
-        )
     write_checksum(path, written.sha256)
     return WrittenRun(run.id, run.status, fmt, written)
 

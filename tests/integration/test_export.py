@@ -204,3 +204,21 @@ def test_a_debt_collected_again_after_a_deletion_is_in_the_file_once(engine, tmp
     tree = etree.parse(result["file_path"])
     e2e = [n.text for n in tree.iter() if etree.QName(n).localname == "EndToEndId"]
     assert len(e2e) == 3 and first not in e2e
+
+
+@pytest.mark.parametrize("export_format", ["SEPA", "CSV", "BXML"])
+def test_a_re_export_refused_for_its_totals_leaves_the_released_file_in_place(engine, tmp_path, export_format) -> None:
+    # The run was exported; then a collection's amount was edited by hand, so the collections no longer add up to
+    # the run. The re-export is refused before anything is written: the released file and its checksum stay.
+    tmp_path = tmp_path / "outbox"
+    loi = _prepare(engine, export_format=export_format)
+    released = export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    path = Path(released["file_path"])
+    data, checksum = path.read_bytes(), path.with_name(path.name + ".sha256").read_text()
+    with transaction(engine) as session:
+        session.scalars(select(Collection).order_by(Collection.id)).first().amount = Decimal("99.99")
+    with pytest.raises(ExportRejected, match="the run 3 for 33.75"):
+        export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    assert path.read_bytes() == data and path.with_name(path.name + ".sha256").read_text() == checksum
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, path.name + ".sha256"]
+    assert _run(engine, loi).status == "exported"
