@@ -49,6 +49,15 @@ def basic_latin(text: str) -> str:
     return "".join(out)
 
 
+def xml_chars(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry at all (lxml refuses them), nothing else changed.
+
+    >>> xml_chars("Zoë\x0b & <Co>\x01")
+    'Zoë & <Co>'
+    """
+    return _NOT_XML.sub("", text)
+
+
 def xml_text(text: str) -> str:
     """``text`` as XML character data: escaped, whitespace runs collapsed, forbidden characters dropped."""
     text = _WHITESPACE.sub(" ", _NOT_XML.sub("", text))

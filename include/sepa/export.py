@@ -43,6 +43,7 @@ from include.finance.reference_numbers import display_reference
 from include.finance.statuses import ApprovalStatus, CollectionStatus, RunStatus
 from include.reports import write_csv
 from include.sepa.amendments import Amendment
+from include.sepa.charset import xml_chars
 from include.sepa.hubs import hub_problems
 from include.sepa.pain008 import Creditor, Message, PaymentBatch, Transaction, WrittenFile, write_pain008
 
@@ -203,13 +204,13 @@ def _write_bxml(path: Path, run: CollectionRun, hub: BankHub, batches: list[Paym
             "transactions": str(run.transaction_count), "total": format_amount(run.total_amount),
             "currency": hub.currency,
         }
-        with xml.element("collectionRun", attributes):
+        with xml.element("collectionRun", _xml_values(attributes)):
             xml.write("\n")
             creditor = {
                 "name": hub.creditor_name or "", "iban": hub.creditor_iban or "", "bic": hub.creditor_bic or "",
                 "creditorId": hub.creditor_id or "",
             }
-            xml.write(etree.Element("creditor", creditor), "\n")
+            xml.write(etree.Element("creditor", _xml_values(creditor)), "\n")
             for batch in batches:
                 for tx in batch.transactions:
                     count += 1
@@ -223,10 +224,15 @@ def _write_bxml(path: Path, run: CollectionRun, hub: BankHub, batches: list[Paym
                     }
                     if tx.amendment is not None:  # only then: files without amendments keep their bytes
                         attributes.update(_amendment_attributes(tx.amendment))
-                    element = etree.Element("collection", attributes)
+                    element = etree.Element("collection", _xml_values(attributes))
                     xml.write(element, "\n")
             _check_streamed(path, batches, count, total)  # inside the writer: a short file is never put in place
     return WrittenFile(str(path), sha256_of(path), count, total, path.stat().st_size)
+
+
+def _xml_values(attributes: dict[str, str]) -> dict[str, str]:
+    """Attribute values without the characters XML cannot carry (a name imported with a control character)."""
+    return {name: xml_chars(value) for name, value in attributes.items()}
 
 
 def _check_streamed(path: Path, batches: list[PaymentBatch], count: int, total: Any) -> None:

@@ -222,3 +222,17 @@ def test_a_re_export_refused_for_its_totals_leaves_the_released_file_in_place(en
     assert path.read_bytes() == data and path.with_name(path.name + ".sha256").read_text() == checksum
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, path.name + ".sha256"]
     assert _run(engine, loi).status == "exported"
+
+
+def test_bxml_drops_the_characters_xml_cannot_carry(engine, tmp_path) -> None:
+    # A name imported with control characters (a vertical tab, a stray \x01): lxml refuses them in XML, so without
+    # care the export died with a ValueError instead of writing the file or refusing the run.
+    loi = _prepare(engine, export_format="BXML")
+    with transaction(engine) as session:
+        from include.finance.models import EndUser
+
+        session.scalars(select(EndUser).order_by(EndUser.id)).first().first_name = "No\x01émie\x0b &\ufffe <x>"
+    result = export_collection_run(loi, "test", engine=engine, outbox=tmp_path / "outbox")
+    root = etree.parse(result["file_path"]).getroot()
+    assert [c.get("debtorName") for c in root.iter("collection")][0] == "Noémie & <x> Vandenbroucke-0"
+    assert _run(engine, loi).status == "exported"
