@@ -30,7 +30,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import partial
 from itertools import chain, repeat
@@ -208,7 +208,10 @@ def _group_header(message: Message, count: int, total: Decimal) -> str:
     if message.initiator_id:
         given = _id(message.initiator_id, message.safe, "initiator id")
         initiator_id = f"<Id><OrgId><Othr><Id>{given}</Id></Othr></OrgId></Id>"
-    created = message.created_at.replace(tzinfo=None, microsecond=0).isoformat()
+    created_at = message.created_at
+    if created_at.tzinfo is not None:  # the same instant gives the same bytes whatever the database's time zone
+        created_at = created_at.astimezone(timezone.utc)
+    created = created_at.replace(tzinfo=None, microsecond=0).isoformat()
     return (
         _TEMPLATES[message.version].open
         + f"<GrpHdr><MsgId>{_id(message.message_id, message.safe, 'message id')}</MsgId><CreDtTm>{created}</CreDtTm>"

@@ -117,6 +117,19 @@ def test_sepa_keeps_utf8_and_escapes_while_safesepa_reduces_to_basic_latin(tmp_p
         assert set(node.text.strip() if node.text else "") <= allowed, node.text
 
 
+def test_the_creation_time_is_the_same_instant_in_utc_whatever_time_zone_it_was_read_in(tmp_path) -> None:
+    # PostgreSQL gives a timestamptz back in the session's time zone: the run's file must not change with it.
+    from datetime import timedelta, timezone
+
+    texts = []
+    for offset in (0, 1, -5):
+        message = _message("pain.008.001.02", [("FRST", [_tx(1)])])
+        instant = datetime(2026, 11, 20, 5, 0, 3, tzinfo=timezone.utc)
+        message.created_at = instant.astimezone(timezone(timedelta(hours=offset)))
+        texts.append(Path(write_pain008(message, tmp_path / f"{offset}.xml").path).read_bytes())
+    assert texts[0] == texts[1] == texts[2] and b"<CreDtTm>2026-11-20T05:00:03</CreDtTm>" in texts[0]
+
+
 def test_same_message_gives_the_same_bytes(tmp_path) -> None:
     first = write_pain008(_message("pain.008.001.08", [("RCUR", [_tx(n) for n in range(1, 40)])]), tmp_path / "a.xml")
     second = write_pain008(_message("pain.008.001.08", [("RCUR", [_tx(n) for n in range(1, 40)])]), tmp_path / "b.xml")
