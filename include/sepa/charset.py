@@ -2,7 +2,9 @@
 
 The EPC basic Latin set is ``a-z A-Z 0-9 / - ? : ( ) . , ' +`` and space. For
 SAFESEPA every other character is first transliterated (é → e, ß → ss,
-Ø → O) and only what still falls outside becomes ``?``, as the seed says.
+Ø → O) and a character that still falls outside becomes one ``?``, as the
+seed says. Invisible format characters (BOM, zero-width space, soft hyphen)
+are dropped in both modes.
 
 >>> basic_latin("Zoë D'Hondt-Vandenbroucke & Søn")
 "Zoe D'Hondt-Vandenbroucke ? Son"
@@ -24,6 +26,7 @@ BASIC_LATIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _WHITESPACE = re.compile(r"\s+")
 # Characters XML 1.0 does not allow at all (C0 controls but tab, newline, return; surrogates; U+FFFE/F).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SHORT_CODE = re.compile(r":[^:\s]+:")  # what anyascii makes of an emoji
 _ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # Text made of basic Latin words separated by single spaces needs no work at all (the common case);
 # in UTF-8 mode (SEPA) any printable words do, as long as they hold nothing to escape (_plain_utf8).
@@ -42,11 +45,23 @@ def basic_latin(text: str) -> str:
     for char in text:
         if char in BASIC_LATIN:
             out.append(char)
-        elif unicodedata.combining(char):
-            continue
+        elif unicodedata.combining(char) or unicodedata.category(char) == "Cf":
+            continue  # an accent left on its own; an invisible format character (BOM, zero-width, soft hyphen)
         else:
-            out.extend(c if c in BASIC_LATIN else "?" for c in anyascii(char) or "?")
+            latin = anyascii(char)
+            # One "?" for a character whose transliteration falls outside the set (« is "<<"), or is an emoji's
+            # short code (":grinning:"), no letter of a name.
+            out.append(latin if latin and set(latin) <= BASIC_LATIN and not _SHORT_CODE.fullmatch(latin) else "?")
     return "".join(out)
+
+
+def xml_chars(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry at all (lxml refuses them), nothing else changed.
+
+    >>> xml_chars("Zoë\x0b & <Co>\x01")
+    'Zoë & <Co>'
+    """
+    return _NOT_XML.sub("", text)
 
 
 def xml_text(text: str) -> str:
@@ -107,7 +122,10 @@ def plain_texts(texts: Sequence[str], max_length: int, *, safe: bool) -> bool:
 
 
 def _bank_text(text: str | None, max_length: int, *, safe: bool) -> str:
-    value = _NOT_XML.sub("", text or "").strip()
+    value = _NOT_XML.sub("", text or "")
+    if not value.isprintable():  # invisible format characters (BOM, zero-width, soft hyphen) are dropped
+        value = "".join(char for char in value if unicodedata.category(char) != "Cf")
+    value = value.strip()
     if safe:
         value = basic_latin(value)
     value = _WHITESPACE.sub(" ", value).strip()[:max_length].rstrip()

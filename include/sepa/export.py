@@ -43,6 +43,7 @@ from include.finance.reference_numbers import display_reference
 from include.finance.statuses import ApprovalStatus, CollectionStatus, RunStatus
 from include.reports import write_csv
 from include.sepa.amendments import Amendment
+from include.sepa.charset import xml_chars
 from include.sepa.hubs import hub_problems
 from include.sepa.pain008 import Creditor, Message, PaymentBatch, Transaction, WrittenFile, write_pain008
 
@@ -202,13 +203,13 @@ def _write_bxml(path: Path, run: CollectionRun, hub: BankHub, batches: list[Paym
             "transactions": str(run.transaction_count), "total": format_amount(run.total_amount),
             "currency": hub.currency,
         }
-        with xml.element("collectionRun", attributes):
+        with xml.element("collectionRun", _xml_values(attributes)):
             xml.write("\n")
             creditor = {
                 "name": hub.creditor_name or "", "iban": hub.creditor_iban or "", "bic": hub.creditor_bic or "",
                 "creditorId": hub.creditor_id or "",
             }
-            xml.write(etree.Element("creditor", creditor), "\n")
+            xml.write(etree.Element("creditor", _xml_values(creditor)), "\n")
             for batch in batches:
                 seen = count
                 for tx in batch.transactions:
@@ -223,11 +224,16 @@ def _write_bxml(path: Path, run: CollectionRun, hub: BankHub, batches: list[Paym
                     }
                     if tx.amendment is not None:  # only then: files without amendments keep their bytes
                         attributes.update(_amendment_attributes(tx.amendment))
-                    element = etree.Element("collection", attributes)
+                    element = etree.Element("collection", _xml_values(attributes))
                     xml.write(element, "\n")
                 _check_streamed(path, batch, count - seen)
             _check_total(path, batches, total)
     return WrittenFile(str(path), sha256_of(path), count, total, path.stat().st_size)
+
+
+def _xml_values(attributes: dict[str, str]) -> dict[str, str]:
+    """Attribute values without the characters XML cannot carry (a name imported with a control character)."""
+    return {name: xml_chars(value) for name, value in attributes.items()}
 
 
 def _check_streamed(path: Path, batch: PaymentBatch, seen: int) -> None:
@@ -288,9 +294,11 @@ def write_run_file(
     batches = _batches(session, run)
     if not batches:
         raise ExportRejected(f"{run.loi}: the run has no collections")
+    # Checked before anything is written: a file that does not match its run must never appear, not even for a
+    # moment, and the file goes to the same path as the run's earlier one, which a refused export must leave as it
+    # is. Each writer checks what it streams against the batches before the file is in place.
     count, total = sum(batch.count for batch in batches), sum((batch.total for batch in batches), ZERO)
     if count != run.transaction_count or total != run.total_amount:
-        # Checked before writing: a file that does not match its run must never appear, not even for a moment.
         raise ExportRejected(
             f"{path.name}: the run's collections are {count} for {format_amount(total)}, "
             f"the run {run.transaction_count} for {format_amount(run.total_amount)}; no file written"
@@ -301,12 +309,6 @@ def write_run_file(
         written = _write_csv(path, run, hub, batches)
     else:
         written = _write_bxml(path, run, hub, batches)
-    if written.transactions != run.transaction_count or written.total != run.total_amount:
-        path.unlink(missing_ok=True)
-        raise ExportRejected(
-            f"{path.name}: the file holds {written.transactions} collections for {format_amount(written.total)}, "
-            f"the run {run.transaction_count} for {format_amount(run.total_amount)}"
-        )
     write_checksum(path, written.sha256)
     return WrittenRun(run.id, run.status, fmt, written)
 

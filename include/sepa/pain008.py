@@ -30,7 +30,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import partial
 from itertools import chain, repeat
@@ -44,7 +44,7 @@ from include.files import atomic_writer
 from include.finance.money import ZERO, format_amount
 from include.finance.reference_numbers import issuer
 from include.sepa.amendments import Amendment
-from include.sepa.charset import bank_text, plain_texts
+from include.sepa.charset import bank_text, kept_as_is, plain_texts
 from include.sepa.chunk_validation import ChunkValidator, chunks
 from include.sepa.xsd import namespace, thread_schema
 
@@ -177,8 +177,22 @@ _TEMPLATES = {version: _Templates(version) for version in ("pain.008.001.02", "p
 _COMPACT = re.compile(r"\s+")
 
 
-def _id(value: str, safe: bool = True) -> str:
-    return bank_text(value, ID_MAX, safe=safe)
+def _id(value: str, safe: bool, what: str = "identifier") -> str:
+    """An identifier as the file carries it: escaped, never cut nor reduced, else refused.
+
+    The bank answers (returns, rejects, reports) with these ids, and the
+    mandate's id is the one the debtor signed: one altered to fit (cut to 35
+    characters, transliterated or ``?`` in SAFESEPA) would tie the answer
+    to nothing, or two ids to one.
+    """
+    if kept_as_is(value, ID_MAX, safe=safe):
+        return value
+    text = bank_text(value, ID_MAX, safe=safe)
+    if value != text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"):
+        mode = "SAFESEPA (a-z A-Z 0-9 / - ? : ( ) . , ' + and the space)" if safe else "SEPA"
+        raise ExportRejected(f"{what} {value!r} would be written as {text!r}: an id is carried unchanged or not at "
+                             f"all; it must be at most {ID_MAX} characters of what {mode} carries")
+    return text
 
 
 _UPPER_ALNUM = re.compile(r"[A-Z0-9]+")
@@ -192,11 +206,15 @@ def _compact(value: str) -> str:
 def _group_header(message: Message, count: int, total: Decimal) -> str:
     initiator_id = ""
     if message.initiator_id:
-        initiator_id = f"<Id><OrgId><Othr><Id>{_id(message.initiator_id)}</Id></Othr></OrgId></Id>"
-    created = message.created_at.replace(tzinfo=None, microsecond=0).isoformat()
+        given = _id(message.initiator_id, message.safe, "initiator id")
+        initiator_id = f"<Id><OrgId><Othr><Id>{given}</Id></Othr></OrgId></Id>"
+    created_at = message.created_at
+    if created_at.tzinfo is not None:  # the same instant gives the same bytes whatever the database's time zone
+        created_at = created_at.astimezone(timezone.utc)
+    created = created_at.replace(tzinfo=None, microsecond=0).isoformat()
     return (
         _TEMPLATES[message.version].open
-        + f"<GrpHdr><MsgId>{_id(message.message_id)}</MsgId><CreDtTm>{created}</CreDtTm>"
+        + f"<GrpHdr><MsgId>{_id(message.message_id, message.safe, 'message id')}</MsgId><CreDtTm>{created}</CreDtTm>"
         f"<NbOfTxs>{count}</NbOfTxs><CtrlSum>{format_amount(total)}</CtrlSum>"
         f"<InitgPty><Nm>{bank_text(message.initiator_name, NAME_MAX, safe=message.safe)}</Nm>{initiator_id}</InitgPty>"
         "</GrpHdr>\n"
@@ -243,7 +261,8 @@ def _creditor_address(message: Message, collection_date: date) -> str:
 def _payment_header(message: Message, batch: PaymentBatch) -> str:
     t, c = _TEMPLATES[message.version], message.creditor
     return (
-        f"<PmtInf><PmtInfId>{_id(batch.payment_id)}</PmtInfId><PmtMtd>DD</PmtMtd>"
+        f"<PmtInf><PmtInfId>{_id(batch.payment_id, message.safe, 'payment information id')}</PmtInfId>"
+        "<PmtMtd>DD</PmtMtd>"
         f"<BtchBookg>{'true' if message.batch_booking else 'false'}</BtchBookg>"
         f"<NbOfTxs>{batch.count}</NbOfTxs><CtrlSum>{format_amount(batch.total)}</CtrlSum>"
         f"<PmtTpInf><SvcLvl><Cd>SEPA</Cd></SvcLvl><LclInstrm><Cd>{message.local_instrument}</Cd></LclInstrm>"
@@ -270,9 +289,9 @@ def _format_chunk(t: _Templates, chunk: list[Transaction], safe: bool) -> tuple[
     e2es, amounts, mandates, signed, names, ibans, bics, references, amendments = zip(*chunk)
     total = sum(amounts, ZERO)
     if not plain_texts(e2es, ID_MAX, safe=safe):
-        e2es = [bank_text(value, ID_MAX, safe=safe) for value in e2es]
+        e2es = [_id(value, safe, "end-to-end id") for value in e2es]
     if not plain_texts(mandates, ID_MAX, safe=safe):
-        mandates = [bank_text(value, ID_MAX, safe=safe) for value in mandates]
+        mandates = [_id(value, safe, "mandate id") for value in mandates]
     if not plain_texts(names, NAME_MAX, safe=safe):
         names = [bank_text(value, NAME_MAX, safe=safe) for value in names]
     columns = (
@@ -332,7 +351,8 @@ def _amendment(change: Amendment, safe: bool) -> str:
     """
     parts = ["<AmdmntInd>true</AmdmntInd><AmdmntInfDtls>"]
     if change.original_mandate_reference:
-        parts.append(f"<OrgnlMndtId>{_id(change.original_mandate_reference, safe)}</OrgnlMndtId>")
+        original = _id(change.original_mandate_reference, safe, "original mandate id")
+        parts.append(f"<OrgnlMndtId>{original}</OrgnlMndtId>")
     if change.original_creditor_id:
         parts.append(
             f"<OrgnlCdtrSchmeId><Id><PrvtId><Othr><Id>{_compact(change.original_creditor_id)}</Id>"
@@ -424,7 +444,11 @@ def write_pain008(message: Message, path: Path) -> WrittenFile:
             chunk_open = envelope_open + emit(header)
             seen, seen_total = 0, ZERO
             for chunk in chunks(batch.transactions, CHUNK):
-                body, chunk_total = _format_chunk(templates, chunk, message.safe)
+                try:
+                    body, chunk_total = _format_chunk(templates, chunk, message.safe)
+                except ExportRejected:
+                    validator.finish()  # a schema error earlier in the file is told first
+                    raise
                 validator.submit(chunk_open + emit(body) + envelope_close, written + seen + 1)
                 seen += len(chunk)
                 seen_total += chunk_total

@@ -225,3 +225,35 @@ def test_a_run_whose_collections_do_not_add_up_never_shows_a_file_in_the_outbox(
     assert placed == []
     assert not outbox.exists() or list(outbox.iterdir()) == []
     assert _run(engine, loi).status == "failed"
+
+
+@pytest.mark.parametrize("export_format", ["SEPA", "CSV", "BXML"])
+def test_a_re_export_refused_for_its_totals_leaves_the_released_file_in_place(engine, tmp_path, export_format) -> None:
+    # The run was exported; then a collection's amount was edited by hand, so the collections no longer add up to
+    # the run. The re-export is refused before anything is written: the released file and its checksum stay.
+    tmp_path = tmp_path / "outbox"
+    loi = _prepare(engine, export_format=export_format)
+    released = export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    path = Path(released["file_path"])
+    data, checksum = path.read_bytes(), path.with_name(path.name + ".sha256").read_text()
+    with transaction(engine) as session:
+        session.scalars(select(Collection).order_by(Collection.id)).first().amount = Decimal("99.99")
+    with pytest.raises(ExportRejected, match="the run 3 for 33.75"):
+        export_collection_run(loi, "test", engine=engine, outbox=tmp_path)
+    assert path.read_bytes() == data and path.with_name(path.name + ".sha256").read_text() == checksum
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, path.name + ".sha256"]
+    assert _run(engine, loi).status == "exported"
+
+
+def test_bxml_drops_the_characters_xml_cannot_carry(engine, tmp_path) -> None:
+    # A name imported with control characters (a vertical tab, a stray \x01): lxml refuses them in XML, so without
+    # care the export died with a ValueError instead of writing the file or refusing the run.
+    loi = _prepare(engine, export_format="BXML")
+    with transaction(engine) as session:
+        from include.finance.models import EndUser
+
+        session.scalars(select(EndUser).order_by(EndUser.id)).first().first_name = "No\x01émie\x0b &\ufffe <x>"
+    result = export_collection_run(loi, "test", engine=engine, outbox=tmp_path / "outbox")
+    root = etree.parse(result["file_path"]).getroot()
+    assert [c.get("debtorName") for c in root.iter("collection")][0] == "Noémie & <x> Vandenbroucke-0"
+    assert _run(engine, loi).status == "exported"

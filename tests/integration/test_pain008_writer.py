@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -116,6 +117,19 @@ def test_sepa_keeps_utf8_and_escapes_while_safesepa_reduces_to_basic_latin(tmp_p
         assert set(node.text.strip() if node.text else "") <= allowed, node.text
 
 
+def test_the_creation_time_is_the_same_instant_in_utc_whatever_time_zone_it_was_read_in(tmp_path) -> None:
+    # PostgreSQL gives a timestamptz back in the session's time zone: the run's file must not change with it.
+    from datetime import timedelta, timezone
+
+    texts = []
+    for offset in (0, 1, -5):
+        message = _message("pain.008.001.02", [("FRST", [_tx(1)])])
+        instant = datetime(2026, 11, 20, 5, 0, 3, tzinfo=timezone.utc)
+        message.created_at = instant.astimezone(timezone(timedelta(hours=offset)))
+        texts.append(Path(write_pain008(message, tmp_path / f"{offset}.xml").path).read_bytes())
+    assert texts[0] == texts[1] == texts[2] and b"<CreDtTm>2026-11-20T05:00:03</CreDtTm>" in texts[0]
+
+
 def test_same_message_gives_the_same_bytes(tmp_path) -> None:
     first = write_pain008(_message("pain.008.001.08", [("RCUR", [_tx(n) for n in range(1, 40)])]), tmp_path / "a.xml")
     second = write_pain008(_message("pain.008.001.08", [("RCUR", [_tx(n) for n in range(1, 40)])]), tmp_path / "b.xml")
@@ -202,6 +216,37 @@ def test_declared_totals_must_match_the_streamed_transactions(tmp_path) -> None:
         write_pain008(message, tmp_path / "count.xml")
     assert not (tmp_path / "count.xml").exists()
 
+
+
+@pytest.mark.parametrize(("safe", "where", "value"), [
+    (True, "end_to_end_id", "fp:BIB_GENT:1"),  # SAFESEPA made it fp:BIB?GENT:1: its return was never matched
+    (True, "mandate_id", "MND-ÉÉN"),
+    (False, "end_to_end_id", "fp:BIB:" + "1" * 30),  # cut to 35 characters
+    (True, "message_id", "fj:BIB_GENT:7"),
+    (False, "payment_id", "fj:BIBLIOTHEEK-ANTWERPEN:1234567/FRST"),  # cut, /FRST and /FNAL would be one id
+    (True, "original_mandate_reference", "MND-OUD_1"),
+])
+def test_an_identifier_the_file_would_alter_is_refused(tmp_path, safe, where, value) -> None:
+    # Ids tie the bank's answers (returns, rejects) to the collection, the run and the mandate: they are written
+    # as they are or not at all, never cut or reduced to the basic set.
+    tx = _tx(1, amendment=Amendment(value)) if where == "original_mandate_reference" else _tx(1, **(
+        {where: value} if where in Transaction._fields else {}))
+    message = _message("pain.008.001.02", [("FRST", [_tx(2), tx])], safe=safe)
+    if where == "message_id":
+        message.message_id = value
+    if where == "payment_id":
+        message.batches[0].payment_id = value
+    with pytest.raises(ExportRejected, match=re.escape(repr(value))):
+        write_pain008(message, tmp_path / "ids.xml")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_identifier_outside_the_basic_set_is_kept_as_it_is_in_sepa_utf8(tmp_path) -> None:
+    message = _message("pain.008.001.02", [("FRST", [_tx(1, end_to_end_id="fp:BIB_GENT:1")])])
+    message.message_id, message.batches[0].payment_id = "fj:BIB_GENT:7", "fj:BIB_GENT:7/FRST"
+    root = etree.parse(write_pain008(message, tmp_path / "a.xml").path).getroot()
+    assert (_local(root, "MsgId"), _local(root, "PmtInfId"), _local(root, "EndToEndId")) == (
+        ["fj:BIB_GENT:7"], ["fj:BIB_GENT:7/FRST"], ["fp:BIB_GENT:1"])
 
 
 @pytest.mark.parametrize("in_flight", [0, 1, 100])

@@ -270,3 +270,25 @@ def test_a_column_said_plain_is_left_as_it_is_by_bank_text(safe: bool) -> None:
 )
 def test_plain_texts(column: list, max_length: int, safe: bool, plain: bool) -> None:
     assert plain_texts(column, max_length, safe=safe) is plain
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("«Liège»", "?Liege?"),  # one character outside the set is one "?", not one per character of "<<"
+        ("A @ B ≠ C", "A ? B ? C"),
+        ("Jan 😀", "Jan ?"),  # an emoji is no letter of a name: "?", not its short code ":grinning:"
+        ("😀🎉", "??"),
+        ("\ufeffJan", "Jan"),  # invisible format characters are no characters of the name: dropped, not "?"
+        ("Vanden\u00adbroucke", "Vandenbroucke"),  # soft hyphen
+        ("A\u200bB\u200dC\u200e", "ABC"),
+        ("€ 5, № 3, ½, ©", "EUR 5, No 3, 1/2, (C)"),  # transliterations that land in the set are kept
+    ],
+)
+def test_basic_latin_one_question_mark_per_character_and_nothing_for_invisible_ones(text: str, expected: str) -> None:
+    assert basic_latin(text) == expected
+    assert bank_text(text, 70, safe=True) == expected
+
+
+def test_utf8_bank_text_drops_invisible_format_characters() -> None:
+    assert bank_text("\ufeffZoë\u200b D\u00ad'Hondt\u200e", 70, safe=False) == "Zoë D'Hondt"

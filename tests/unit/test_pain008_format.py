@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from include.errors import ExportRejected
 from include.finance.reference_numbers import ogm, rf
 from include.sepa import pain008
 from include.sepa.amendments import Amendment
@@ -46,7 +47,10 @@ def _row_by_row(version: str, chunk: list[Transaction], safe: bool) -> str:
 
 
 NAMES = ["Jan Peeters", "Zoë D'Hondt", "De Smet & Co", "<b>", "  An  ", "a|b", "a | b", "Œuvre «x» 😀", "x" * 80, "", None]
-IDS = ["fp:BIB:1", "fp BIB 2", "MND-é", "a|b", "x" * 40, "", "tab\there", "  lead"]
+# Ids are carried unchanged or refused (test below): the ones each mode keeps, escaped in UTF-8.
+IDS = {True: ["fp:BIB:1", "fp BIB 2", "O'Brien+(1)?", "x" * 35], False: ["fp:BIB:1", "MND-é", "a|b", "A&B<1>", "x" * 35]}
+ALTERED_IDS = {True: ["MND-é", "a|b", "A&B", "x" * 36, "tab\there", "  lead", "a  b"], False: ["x" * 36, "tab\there",
+                                                                                                "  lead", "a  b"]}
 AMOUNTS = [Decimal("1.00"), Decimal("12.5"), Decimal("0.005"), Decimal("1E+2"), Decimal("999999999.99"), 7]
 IBANS = ["BE71096123456769", "be71 0961 2345 6769", "NL91ABNA0417164300"]
 BICS = ["KREDBEBB", "gkcc bebb", None, ""]
@@ -54,7 +58,7 @@ AMENDMENTS = [None, None, None, Amendment(original_mandate_reference="OUD/1"), A
               Amendment(original_debtor_iban=IBANS[0], debtor_agent_changed=True)]
 
 
-def _chunk(rng: random.Random, size: int, plain: bool) -> list[Transaction]:
+def _chunk(rng: random.Random, size: int, plain: bool, safe: bool = True) -> list[Transaction]:
     """A chunk of transactions: plain ones (the fast paths) or drawn from hostile values."""
     rows = []
     for n in range(size):
@@ -65,7 +69,7 @@ def _chunk(rng: random.Random, size: int, plain: bool) -> list[Transaction]:
             continue
         if rng.random() < 0.3:
             reference = " ".join(reference[i:i + 4] for i in range(0, len(reference), 4)).lower()
-        rows.append(Transaction(rng.choice(IDS), rng.choice(AMOUNTS), rng.choice(IDS),
+        rows.append(Transaction(rng.choice(IDS[safe]), rng.choice(AMOUNTS), rng.choice(IDS[safe]),
                                 date(2020 + n % 7, 1 + n % 12, 1 + n % 28), rng.choice(NAMES), rng.choice(IBANS),
                                 rng.choice(BICS), reference, rng.choice(AMENDMENTS)))
     return rows
@@ -77,7 +81,7 @@ def _chunk(rng: random.Random, size: int, plain: bool) -> list[Transaction]:
 def test_column_wise_formatting_equals_row_by_row(version: str, safe: bool, plain: bool) -> None:
     rng = random.Random(f"{version}{safe}{plain}")
     for size in (1, 2, 17, 200):
-        chunk = _chunk(rng, size, plain)
+        chunk = _chunk(rng, size, plain, safe)
         body, total = pain008._format_chunk(pain008._TEMPLATES[version], chunk, safe)
         assert body == _row_by_row(version, chunk, safe)
         assert total == sum((t.amount for t in chunk), Decimal("0.00"))
@@ -90,3 +94,13 @@ def test_a_single_hostile_value_in_a_plain_chunk_is_still_reworked() -> None:
     body, _ = pain008._format_chunk(pain008._TEMPLATES["pain.008.001.02"], chunk, safe=True)
     assert body == _row_by_row("pain.008.001.02", chunk, safe=True)
     assert "<Nm>De Smet ? Zoe</Nm>" in body and "<InstdAmt Ccy=\"EUR\">3.50</InstdAmt>" in body
+
+
+@pytest.mark.parametrize("safe", [False, True])
+@pytest.mark.parametrize("field", ["end_to_end_id", "mandate_id"])
+def test_an_id_the_mode_would_alter_is_refused_not_altered(safe: bool, field: str) -> None:
+    for value in ALTERED_IDS[safe]:
+        chunk = _chunk(random.Random(2), 20, plain=True)
+        chunk[7] = chunk[7]._replace(**{field: value})
+        with pytest.raises(ExportRejected, match=re.escape(repr(value))):
+            pain008._format_chunk(pain008._TEMPLATES["pain.008.001.08"], chunk, safe)
