@@ -290,7 +290,8 @@ def invoice_data(facts: InvoiceFacts, epc_svg: str | None) -> dict[str, Any]:
         "language": facts.language,
         "State.Camount": amount,
         "State.Ccur": facts.currency,
-        "State.Cinvoicenr": facts.invoice_number or facts.loi,
+        # Seed 2.5.2 (geninv): "Bij ontstentenis wordt nooit een factuurnummer toegekend": no number, none shown.
+        "State.Cinvoicenr": facts.invoice_number or "",
         "State.Cref": reference,
         "State.Cpaydate": date_text(facts.direct_debit.collection_date if facts.direct_debit else facts.due_date),
         "State.Cfploi": facts.loi,

@@ -10,7 +10,7 @@ seed's:
 =========================  =====================================================================
 ``$State.Camount``         the amount the invoice asks for (the reference's open amount)
 ``$State.Ccur``            its currency
-``$State.Cinvoicenr``      the invoice number (the reference id when the type numbers none)
+``$State.Cinvoicenr``      the invoice number (empty when the type numbers none)
 ``$State.Cref``            the structured communication: ``+++123/4567/89002+++``, RF in groups of four
 ``$State.Cpaydate``        the date it is to be paid by ("Te betalen tegen")
 ``$State.Cfploi``          the payment reference, ``fp:SYS:n``

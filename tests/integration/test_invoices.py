@@ -112,6 +112,23 @@ def test_without_a_due_date_the_invoice_prints_no_empty_pay_by_line(engine: Engi
     assert invoice.amount == Decimal("19.50") and label not in _pdf_text(pdf)
 
 
+@pytest.mark.parametrize(("language", "label"), [("nl", "Nummer"), ("fr", "Numéro")])
+def test_a_type_that_numbers_no_invoices_shows_no_invoice_number(engine: Engine, var_dir: Path, language: str,
+                                                                  label: str) -> None:
+    """Seed 2.5.2 (geninv): without a generator no invoice number is ever given; the reference's id is no number."""
+    ref_id = _setup(engine, language=language)
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        ref.invoice_number = None
+        loi = ref.loi
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    text = _pdf_text(pdf)
+    assert label not in text and text.count(loi) == 1  # once, as the reference ("Kenmerk"), not as a number
+    assert pypdf.PdfReader(io.BytesIO(pdf)).metadata.title == loi  # the document still has a name
+    assert invoice.document_id == loi  # what POM is sent as the document's id
+
+
 def test_the_same_reference_and_template_give_the_same_bytes(engine: Engine, var_dir: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     ref_id = _setup(engine)
