@@ -13,9 +13,9 @@ writes the decisions in bulk.
 
 What a line is, in this order:
 
-1. a statement in another currency than the euro, or a line not booked
-   (pending, information only): ``not_booked``; an account of no bank hub:
-   ``unknown_account``;
+1. a statement in another currency than the euro, a line not booked
+   (pending, information only) or of no amount: ``not_booked``; an account
+   of no bank hub: ``unknown_account``;
 2. a batch credit naming one of our payment blocks or runs, without a
    transaction of one of our collections: all or nothing, as a run is
    confirmed by hand (:func:`_batch_credit`);
@@ -421,7 +421,7 @@ def decide(line: EntryLine, facts: Facts) -> Decision:
             "link the account to a bank hub, or remove the statement", line.amount))
     numbers = facts.numbers_in(line) if line.credit else []
     communication = numbers[0] if numbers else None
-    if line.status != "BOOK":
+    if line.status != "BOOK" or line.amount == ZERO:  # a zero amount moves no money: nothing for finance to do
         return Decision(EntryOutcome.NOT_BOOKED, communication)
     if books_a_batch(line) and (block := facts.blocks.get(batch_key(line))) is not None:
         return _batch_credit(line, block, facts, communication)

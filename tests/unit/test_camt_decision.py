@@ -173,6 +173,14 @@ ROWS = [
         expect(EntryOutcome.NOT_BOOKED, communication="062000000157"),
         id="not_booked: a pending entry"),
     pytest.param(
+        {}, line("0.00", structured_refs=("062000000258",)),
+        expect(EntryOutcome.NOT_BOOKED, communication="062000000258"),
+        id="not_booked: a credit of no amount (it was a 'partial' item saying 0.00 was paid)"),
+    pytest.param(
+        {}, line("0.00", end_to_end_id="E2E-5", credit=False),
+        expect(EntryOutcome.NOT_BOOKED),
+        id="not_booked: a debit of no amount undoes nothing"),
+    pytest.param(
         {"foreign": True}, line("30.00", structured_refs=("062000000157",)),
         expect(EntryOutcome.NOT_BOOKED),
         id="not_booked: a statement in another currency"),
