@@ -15,14 +15,18 @@ then, in one transaction, every new entry is stored and matched:
 * a batch credit naming one of our collection runs (`Btch/PmtInfId` or
   `MsgId`) without per-collection details: all or nothing, as
   `collection_confirm`; an exported run left with nothing waiting is confirmed;
-* returns and reversals of our collections: payments reversed, debt open
-  again, the mandate blocked for reasons such as MD01;
+* returns of our collections: what the collection booked is reversed (a
+  payment at the counter, by transfer or through POM stands), the debt open
+  again unless the reference was paid another way, the mandate blocked for
+  reasons such as MD01;
 * everything else a person must look at goes to the statement's control list
   in `var/reports/camt053/<hub>_<statement>_<id>/` (CSV `;` and HTML; the
   hub's code, or the account masked when it belongs to no hub).
 
 The same statement twice adds nothing ("already imported"); overlapping
-statements add only their new entries. A refused file moves to
+statements add only their new entries. A statement is told apart by its
+currency (when not the euro) and, sent in pages, by its page. A pending or
+zero-amount line is stored, not booked. A refused file moves to
 `var/quarantine/` with `<file>.reason.txt` naming file, statement and element,
 nothing from it is booked, and its task fails; imported files move to
 `var/archive/`.

@@ -11,9 +11,9 @@ SHA-256 recorded when it was made), with the structured communication printed
 on it, to the recipients of seed 003's rule: the customer's e-mail contacts
 with "E-mail ontvanger" on, on the first address, or on a later address only
 when both that address ("Exemplaar factuur/aanmaning") and the sales journal
-("Exemplaar per adres") say so. An invoice nobody is to receive is recorded
-but not handed to POM: `pom_delivery_report` then says "not attempted" and
-which flag to set.
+("Exemplaar per adres") say so; an address on two contacts is one
+recipient. An invoice nobody is to receive is recorded but not handed to
+POM: `pom_delivery_report` then says "not attempted" and which flag to set.
 
 **Batches**: one per sales journal and day, `<journal code>-<YYYY-MM-DD>-<n>`
 (a reference type without a journal: its type code); a second mailing the

@@ -11,7 +11,10 @@ Checks every SEPA direct-debit mandate and collects what is due.
 2. **execute_mandates** checks the due active-ok mandates again, inside its
    transaction, and turns each one with eligible open debt into a sealed payment reference and a collection (FRST, RCUR, FNAL or
    OOFF), grouped per bank hub and collection date into collection runs
-   (`fj:SYS:n`). One transaction: all or nothing. Rerunning the same date
+   (`fj:SYS:n`; a new run when that date's file waits for approval). Debt
+   above EUR 999 999 999.99 for one mandate, more than one SEPA direct debit
+   carries, is not collected but named in the log. One transaction: all or
+   nothing. Rerunning the same date
    creates nothing new. A collection keeps the mandate id, debtor account and
    creditor id it was made with; when one changed since the mandate's
    previous collection, it carries the mandate amendment (original id,

@@ -17,15 +17,17 @@ Scheduled by the asset `innen_collection_runs_ready` (set by
 * **approve** (one per run): finance's approval in Airflow's *Required
   actions*: hub, creditor account, collection date, transactions and totals
   per sequence type, the control sum, the file's SHA-256, amendments and a
-  link to the file, read from Innen's database (what `export_run` returns,
+  link to the file (which only finance may open: it shows every debtor's name
+  and account), read from Innen's database (what `export_run` returns,
   which Airflow logs, names no account). **Approve** or **Reject** (with a reason). No timeout:
   nothing is ever approved by itself. On a `four_eyes` hub (default) the
   person who triggered this run may not approve it: their answer is recorded
   as refused and the file keeps waiting for someone else. Finance gets an
   e-mail when a file waits (Connection `innen_finance_mail`, if set).
   The answer is acted on at once: approved → the file is moved into
-  `var/outbox/` in one rename with its `.sha256`, and the run is `exported`,
-  recorded with the approver; rejected → the file is removed from staging,
+  `var/outbox/` in one rename, then its `.sha256` is written beside it, and
+  the run is `exported`, recorded with the approver (a run that changed while
+  its file waited, references deleted, is not released: export it again); rejected → the file is removed from staging,
   the run says who rejected it and why. A retried task finds the decision in
   the database and never asks twice.
 * **release**: finishes and reports what the answer did (idempotent).

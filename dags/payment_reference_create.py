@@ -16,8 +16,10 @@ lines of one financial system into a payment reference (`fp:SYS:n`).
   invoice may show it) are optional.
 * **Seal**: on (the default) the reference is sealed at once, which adds the
   type's transaction cost where the financial system has a tariff for it, and
-  a type with *direct* printing gets its invoice made right away; off leaves a
-  draft to seal later.
+  a type with *direct* printing gets its invoice made right away (when the
+  reference's data cannot make one, e.g. an amount an EPC code cannot carry,
+  the reference stands and the run fails naming why); off leaves a draft to
+  seal later.
 
 Making a reference of a type (and sealing it) needs the type's **write**
 lock (`accwrite`) or its admin lock (`accadmin`); a type whose write lock is

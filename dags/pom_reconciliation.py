@@ -9,7 +9,8 @@ payment request we hold, read per account at the account's rate limit.
    reference that was already closed → on the report, to refund;
 2. cancelled or expired at POM → recorded;
 3. **only then** (seed 000, 4.5: paid before cancelled) the requests still open
-   whose reference is overdue and whose type auto-cancels are cancelled.
+   whose reference is overdue (its due date before today in Brussels, where
+   POM ends it) and whose type auto-cancels are cancelled.
 
 Report: `var/reports/pom_reconciliation/<date>/pom_reconciliation.{csv,html}`.
 """
