@@ -35,7 +35,9 @@ VAT rules want kept for years, up to ten; Innen never deletes it) but lose the
 payer's name and account:
 ``bank_entry.counterparty_name``, ``counterparty_iban``, ``counterparty_bic``,
 ``remittance`` and ``collection.debtor_iban``, ``debtor_bic``,
-``original_debtor_iban`` become NULL. Not touched: mandates (an active mandate
+``original_debtor_iban`` become NULL. Not touched: an entry on the control
+list while its item is unresolved (finance needs the payer's name and account
+to book or refund it; a run after the item is resolved clears it); mandates (an active mandate
 needs its IBAN); each mandate's latest collection (the next collection compares
 its account with that one to announce a mandate amendment, see
 :mod:`include.sepa.amendments`); runs never sent to the bank (``ready``,
@@ -68,7 +70,15 @@ from include.config import archive_dir, outbox_dir, quarantine_dir, reports_dir
 from include.files import everything_in, modified_at, remove
 from include.finance.audit import audit_row, record, record_many
 from include.finance.db import get_engine, transaction
-from include.finance.models import BankEntry, BankHub, BankStatement, Collection, CollectionRun, DeliveryReport
+from include.finance.models import (
+    BankEntry,
+    BankHub,
+    BankStatement,
+    Collection,
+    CollectionRun,
+    ControlListItem,
+    DeliveryReport,
+)
 from include.finance.statuses import UNSENT_RUN, CollectionStatus
 from include.pom.delivery_files import INBOX as POM_REPORTS
 from include.reports import Table, write_csv, write_html
@@ -491,10 +501,13 @@ def clear_personal_data(session: Session, facts: _Facts, today: date, actor: str
     runs = {r.id: (r, facts.run_claim(r)) for r in facts.runs if r.status not in UNSENT_RUN_STATUSES}
     runs = {key: value for key, value in runs.items() if value[1].expired(today)}
 
+    # An entry whose control-list item is still open keeps its payer: finance books or refunds it by them.
+    unresolved = select(ControlListItem.id).where(ControlListItem.bank_entry_id == BankEntry.id,
+                                                  ControlListItem.resolved_at.is_(None))
     entries: list[tuple[int, int, list[str]]] = []
     for chunk in _chunks(sorted(statements)):
-        entries += _set_fields(session, BankEntry, ENTRY_FIELDS, BankEntry.statement_id.in_(chunk),
-                               BankEntry.statement_id)
+        entries += _set_fields(session, BankEntry, ENTRY_FIELDS,
+                               BankEntry.statement_id.in_(chunk) & ~unresolved.exists(), BankEntry.statement_id)
     # Each mandate's latest collection stays whole: the next collection compares its account with it (AT-24).
     latest = (select(func.max(Collection.id)).where(Collection.status != CollectionStatus.CANCELLED)
               .group_by(Collection.mandate_id))
