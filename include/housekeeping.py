@@ -35,9 +35,11 @@ VAT rules want kept for years, up to ten; Innen never deletes it) but lose the
 payer's name and account:
 ``bank_entry.counterparty_name``, ``counterparty_iban``, ``counterparty_bic``,
 ``remittance`` and ``collection.debtor_iban``, ``debtor_bic``,
-``original_debtor_iban`` become NULL. Not touched: an entry on the control
-list while its item is unresolved (finance needs the payer's name and account
-to book or refund it; a run after the item is resolved clears it); mandates (an active mandate
+``original_debtor_iban`` become NULL, and the payer's name leaves the reason
+of the entry's control-list items (``control_list_item.reason``: "credit of …
+from <name>"). Not touched: an entry on the control list while its item is
+unresolved (finance needs the payer's name and account to book or refund it;
+a run after the item is resolved clears it); mandates (an active mandate
 needs its IBAN); each mandate's latest collection (the next collection compares
 its account with that one to announce a mandate amendment, see
 :mod:`include.sepa.amendments`); runs never sent to the bank (``ready``,
@@ -95,6 +97,7 @@ COLLECTION_FIELDS = ("debtor_iban", "debtor_bic", "original_debtor_iban")
 UNSENT_RUN_STATUSES = UNSENT_RUN
 RUN_REPORT_KINDS = ("collection_confirm", "payment_reference_delete")  # report folders named after a run
 REASON_SUFFIX = ".reason.txt"
+REMOVED_NAME = "(name removed)"  # in a control-list item's reason, where the payer's name was
 CHECKSUM_SUFFIX = ".sha256"
 CHUNK = 500
 HEADER = ("what", "item", "hub", "dated", "dated_by", "keep_days", "kept_until", "action")
@@ -493,6 +496,22 @@ def _clear(
     ))
 
 
+def _items_naming(session: Session, entries: list[tuple[int, int, list[str]]]) -> list[tuple[int, int, str]]:
+    """(item id, statement id, its reason without the payer's name) of the control-list items whose reason names
+    the payer of one of ``entries`` (as :func:`_set_fields` gives them)."""
+    named = [row_id for row_id, _, held in entries if "counterparty_name" in held]
+    found: list[tuple[int, int, str]] = []
+    for chunk in _chunks(named):
+        for item_id, statement_id, reason, name in session.execute(
+            select(ControlListItem.id, BankEntry.statement_id, ControlListItem.reason, BankEntry.counterparty_name)
+            .join(BankEntry, BankEntry.id == ControlListItem.bank_entry_id)
+            .where(ControlListItem.bank_entry_id.in_(chunk)).order_by(ControlListItem.id)
+        ):
+            if name and reason and name in reason:
+                found.append((item_id, statement_id, reason.replace(name, REMOVED_NAME)))
+    return found
+
+
 def clear_personal_data(session: Session, facts: _Facts, today: date, actor: str, *, dry_run: bool) -> list[RowsItem]:
     """Clear (or, dry, count) the payer's name and account on the expired statements' entries and runs' collections."""
     now = datetime.now(timezone.utc)
@@ -516,8 +535,18 @@ def clear_personal_data(session: Session, facts: _Facts, today: date, actor: str
         collections += _set_fields(session, Collection, COLLECTION_FIELDS,
                                    Collection.run_id.in_(chunk) & Collection.id.not_in(latest), Collection.run_id)
     if not dry_run:
-        _clear(session, BankEntry, "bank_entry", ENTRY_FIELDS, entries,
-               {key: claim for key, (_, claim) in statements.items()}, actor, now)
+        entry_claims = {key: claim for key, (_, claim) in statements.items()}
+        items = _items_naming(session, entries)  # before the entries lose the name it looks for
+        for item_id, _, reason in items:
+            session.execute(update(ControlListItem).where(ControlListItem.id == item_id).values(reason=reason)
+                            .execution_options(synchronize_session=False))
+        record_many(session, (
+            audit_row("control_list_item", item_id, "personal_data_removed", actor,
+                      after={"cleared": ["payer's name in reason"], "keep_days": entry_claims[group].keep_days,
+                             "counted_from": entry_claims[group].made_on, "hub": entry_claims[group].hub}, at=now)
+            for item_id, group, _ in items
+        ))
+        _clear(session, BankEntry, "bank_entry", ENTRY_FIELDS, entries, entry_claims, actor, now)
         _clear(session, Collection, "collection", COLLECTION_FIELDS, collections,
                {key: claim for key, (_, claim) in runs.items()}, actor, now)
 

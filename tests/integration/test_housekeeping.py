@@ -266,6 +266,22 @@ def test_an_entry_whose_control_list_item_is_open_keeps_the_payers_name_and_acco
     assert all(getattr(cleared, name) is None for name in ENTRY_FIELDS)
 
 
+def test_the_payers_name_leaves_the_reason_of_an_old_entrys_control_list_item(world: World) -> None:
+    def reasons(key: str) -> list[str]:
+        with transaction(world.engine, readonly=True) as session:  # type: ignore[arg-type]
+            return list(session.scalars(select(ControlListItem.reason).join(
+                BankEntry, BankEntry.id == ControlListItem.bank_entry_id).where(
+                BankEntry.statement_id == world.statements[key])))
+
+    assert all("from Payer AAA-old" in reason for reason in reasons("AAA-old")) and reasons("AAA-old")
+    housekeep(TODAY, "test", dry_run=False, engine=world.engine)  # type: ignore[arg-type]
+    after = reasons("AAA-old")
+    assert after and all("Payer AAA-old" not in r and "from (name removed)" in r and "12.34" in r for r in after)
+    assert all("from Payer BBB-old" in reason for reason in reasons("BBB-old"))  # BBB keeps 730 days
+    cleared = [a for a in _audits(world, "control_list_item") if a.action == "personal_data_removed"]
+    assert len(cleared) == len(after) and all("Payer" not in str(a.after) for a in cleared)
+
+
 def test_a_rerun_finds_nothing_more(world: World) -> None:
     first = housekeep(TODAY, "test", dry_run=False, engine=world.engine)  # type: ignore[arg-type]
     audits = len(_audits(world, "file", "bank_entry", "collection"))
