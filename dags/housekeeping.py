@@ -11,8 +11,10 @@ Seed 2.5.3 `keepdays`: a bank hub keeps its lists and bank files for
   the smallest `keep_days` of all hubs. Invoices and the inbox are never touched;
 * **personal data** goes from the database: bank entries lose the payer's
   name, IBAN, BIC and message; collections of old runs lose the debtor's IBAN
-  and BIC. Amounts, dates, references and statuses stay (the accounting
-  record). Mandates, and each mandate's latest collection, keep their IBAN.
+  and BIC; control-list items lose the payer's name in their reason.
+  Amounts, dates, references and statuses stay (the accounting record).
+  Mandates, each mandate's latest collection, and a bank entry whose
+  control-list item is still open keep their data.
 
 Every removal writes an audit row. Leave `dry_run` on to see what would go:
 the report `var/reports/housekeeping/<date>/dry-run.html` (and `.csv`) lists

@@ -9,7 +9,8 @@ reference is then not expired); its open request is cancelled; then the
 reference is marked **expired** and its debt lines are open again. Payments
 already booked stay. Every change is audited. A reference whose request POM
 could not confirm is left for the next run, and the task fails so the
-operator sees it.
+operator sees it. A reference being collected (its collection in a run, ready
+or sent) is not expired while the collection stands.
 """
 
 from __future__ import annotations

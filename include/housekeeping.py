@@ -35,7 +35,11 @@ VAT rules want kept for years, up to ten; Innen never deletes it) but lose the
 payer's name and account:
 ``bank_entry.counterparty_name``, ``counterparty_iban``, ``counterparty_bic``,
 ``remittance`` and ``collection.debtor_iban``, ``debtor_bic``,
-``original_debtor_iban`` become NULL. Not touched: mandates (an active mandate
+``original_debtor_iban`` become NULL, and the payer's name leaves the reason
+of the entry's control-list items (``control_list_item.reason``: "credit of …
+from <name>"). Not touched: an entry on the control list while its item is
+unresolved (finance needs the payer's name and account to book or refund it;
+a run after the item is resolved clears it); mandates (an active mandate
 needs its IBAN); each mandate's latest collection (the next collection compares
 its account with that one to announce a mandate amendment, see
 :mod:`include.sepa.amendments`); runs never sent to the bank (``ready``,
@@ -68,7 +72,15 @@ from include.config import archive_dir, outbox_dir, quarantine_dir, reports_dir
 from include.files import everything_in, modified_at, remove
 from include.finance.audit import audit_row, record, record_many
 from include.finance.db import get_engine, transaction
-from include.finance.models import BankEntry, BankHub, BankStatement, Collection, CollectionRun, DeliveryReport
+from include.finance.models import (
+    BankEntry,
+    BankHub,
+    BankStatement,
+    Collection,
+    CollectionRun,
+    ControlListItem,
+    DeliveryReport,
+)
 from include.finance.statuses import UNSENT_RUN, CollectionStatus
 from include.pom.delivery_files import INBOX as POM_REPORTS
 from include.reports import Table, write_csv, write_html
@@ -85,6 +97,7 @@ COLLECTION_FIELDS = ("debtor_iban", "debtor_bic", "original_debtor_iban")
 UNSENT_RUN_STATUSES = UNSENT_RUN
 RUN_REPORT_KINDS = ("collection_confirm", "payment_reference_delete")  # report folders named after a run
 REASON_SUFFIX = ".reason.txt"
+REMOVED_NAME = "(name removed)"  # in a control-list item's reason, where the payer's name was
 CHECKSUM_SUFFIX = ".sha256"
 CHUNK = 500
 HEADER = ("what", "item", "hub", "dated", "dated_by", "keep_days", "kept_until", "action")
@@ -483,6 +496,22 @@ def _clear(
     ))
 
 
+def _items_naming(session: Session, entries: list[tuple[int, int, list[str]]]) -> list[tuple[int, int, str]]:
+    """(item id, statement id, its reason without the payer's name) of the control-list items whose reason names
+    the payer of one of ``entries`` (as :func:`_set_fields` gives them)."""
+    named = [row_id for row_id, _, held in entries if "counterparty_name" in held]
+    found: list[tuple[int, int, str]] = []
+    for chunk in _chunks(named):
+        for item_id, statement_id, reason, name in session.execute(
+            select(ControlListItem.id, BankEntry.statement_id, ControlListItem.reason, BankEntry.counterparty_name)
+            .join(BankEntry, BankEntry.id == ControlListItem.bank_entry_id)
+            .where(ControlListItem.bank_entry_id.in_(chunk)).order_by(ControlListItem.id)
+        ):
+            if name and reason and name in reason:
+                found.append((item_id, statement_id, reason.replace(name, REMOVED_NAME)))
+    return found
+
+
 def clear_personal_data(session: Session, facts: _Facts, today: date, actor: str, *, dry_run: bool) -> list[RowsItem]:
     """Clear (or, dry, count) the payer's name and account on the expired statements' entries and runs' collections."""
     now = datetime.now(timezone.utc)
@@ -491,10 +520,13 @@ def clear_personal_data(session: Session, facts: _Facts, today: date, actor: str
     runs = {r.id: (r, facts.run_claim(r)) for r in facts.runs if r.status not in UNSENT_RUN_STATUSES}
     runs = {key: value for key, value in runs.items() if value[1].expired(today)}
 
+    # An entry whose control-list item is still open keeps its payer: finance books or refunds it by them.
+    unresolved = select(ControlListItem.id).where(ControlListItem.bank_entry_id == BankEntry.id,
+                                                  ControlListItem.resolved_at.is_(None))
     entries: list[tuple[int, int, list[str]]] = []
     for chunk in _chunks(sorted(statements)):
-        entries += _set_fields(session, BankEntry, ENTRY_FIELDS, BankEntry.statement_id.in_(chunk),
-                               BankEntry.statement_id)
+        entries += _set_fields(session, BankEntry, ENTRY_FIELDS,
+                               BankEntry.statement_id.in_(chunk) & ~unresolved.exists(), BankEntry.statement_id)
     # Each mandate's latest collection stays whole: the next collection compares its account with it (AT-24).
     latest = (select(func.max(Collection.id)).where(Collection.status != CollectionStatus.CANCELLED)
               .group_by(Collection.mandate_id))
@@ -503,8 +535,18 @@ def clear_personal_data(session: Session, facts: _Facts, today: date, actor: str
         collections += _set_fields(session, Collection, COLLECTION_FIELDS,
                                    Collection.run_id.in_(chunk) & Collection.id.not_in(latest), Collection.run_id)
     if not dry_run:
-        _clear(session, BankEntry, "bank_entry", ENTRY_FIELDS, entries,
-               {key: claim for key, (_, claim) in statements.items()}, actor, now)
+        entry_claims = {key: claim for key, (_, claim) in statements.items()}
+        items = _items_naming(session, entries)  # before the entries lose the name it looks for
+        for item_id, _, reason in items:
+            session.execute(update(ControlListItem).where(ControlListItem.id == item_id).values(reason=reason)
+                            .execution_options(synchronize_session=False))
+        record_many(session, (
+            audit_row("control_list_item", item_id, "personal_data_removed", actor,
+                      after={"cleared": ["payer's name in reason"], "keep_days": entry_claims[group].keep_days,
+                             "counted_from": entry_claims[group].made_on, "hub": entry_claims[group].hub}, at=now)
+            for item_id, group, _ in items
+        ))
+        _clear(session, BankEntry, "bank_entry", ENTRY_FIELDS, entries, entry_claims, actor, now)
         _clear(session, Collection, "collection", COLLECTION_FIELDS, collections,
                {key: claim for key, (_, claim) in runs.items()}, actor, now)
 

@@ -8,6 +8,11 @@ reference paid that way is not expired. Then the reference's open request is
 cancelled at POM, and only then the reference is marked ``expired`` — a
 reference whose request POM could not confirm stays as it is until the next
 run (a payer must never pay an expired reference).
+
+A reference being collected — a collection of it (not returned or
+cancelled) is in a run, ready or sent — is not expired: the run's file
+carries it, or the bank holds it, and its debt set free would be collected
+again. It expires once its collection comes back or is cancelled.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from include.finance.db import transaction
 from include.finance.models import (
     LIVE_POM_REQUEST_STATUSES,
     OPEN_REFERENCE_STATUSES,
+    Collection,
     PaymentReference,
     PaymentReferenceType,
     PomPaymentRequest,
 )
 from include.finance.payments import Ledger
-from include.finance.statuses import PomRequestStatus, ReferenceStatus
+from include.finance.statuses import SETTLED_COLLECTION, PomRequestStatus, ReferenceStatus
 from include.pom.accounts import PomClients
 from include.pom.client import PomError
 from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary
@@ -50,13 +56,16 @@ class ExpirySummary:
 
 
 def due_for_expiry(engine: Engine, now: datetime) -> list[tuple[int, str]]:
-    """(id, loi) of the unpaid references whose lifetime has passed at ``now``."""
+    """(id, loi) of the unpaid references whose lifetime has passed at ``now``, but for those being collected."""
+    being_collected = select(Collection.id).where(Collection.payment_reference_id == PaymentReference.id,
+                                                  Collection.status.not_in(SETTLED_COLLECTION))
     with transaction(engine, readonly=True) as session:
         rows = session.execute(
             select(PaymentReference.id, PaymentReference.loi, PaymentReference.created_at,
                    PaymentReferenceType.lifetime_seconds)
             .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
-            .where(PaymentReference.status.in_(OPEN_REFERENCE_STATUSES), PaymentReferenceType.lifetime_seconds.is_not(None))
+            .where(PaymentReference.status.in_(OPEN_REFERENCE_STATUSES), PaymentReferenceType.lifetime_seconds.is_not(None),
+                   ~being_collected.exists())
             .order_by(PaymentReference.id)
         ).all()
     due = []

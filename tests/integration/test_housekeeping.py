@@ -21,7 +21,15 @@ from sqlalchemy import select, update
 
 from include import housekeeping
 from include.finance.db import transaction
-from include.finance.models import AuditLog, BankEntry, BankStatement, Collection, CollectionRun, Mandate
+from include.finance.models import (
+    AuditLog,
+    BankEntry,
+    BankStatement,
+    Collection,
+    CollectionRun,
+    ControlListItem,
+    Mandate,
+)
 from include.housekeeping import COLLECTION_FIELDS, ENTRY_FIELDS, folder_name, housekeep
 from include.sepa.export import export_collection_run
 from include.sepa.mandate_execution import execute_mandates
@@ -137,6 +145,9 @@ def world(engine, var_dir: Path) -> World:  # type: ignore[no-untyped-def]
         control_lists["BBB-old"], confirm["AAA-new"], confirm["BBB-old"], refused_new, check_new, lost_bbb,
     }
     assert all(path.exists() for path in gone | kept)
+    with transaction(engine) as session:  # each unmatched credit handled (an open one keeps its payer's data)
+        session.execute(update(ControlListItem).values(resolved_at=NEW, resolved_by="finance", resolution="handled",
+                                                       resolution_note="refunded"))
     return World(engine, var_dir, runs, mandates, statements, gone, kept)
 
 
@@ -233,6 +244,42 @@ def test_old_rows_keep_their_figures_and_lose_the_payers_name_and_account(world:
     for audit in cleared:
         assert audit.after["keep_days"] == 365 and audit.after["hub"] == "HUB-AAA" and audit.after["cleared"]
         assert PAYER_IBAN["AAA-old"] not in str(audit.after) and audit.before is None  # the values are not kept
+
+
+def test_an_entry_whose_control_list_item_is_open_keeps_the_payers_name_and_account(world: World) -> None:
+    (entry,) = _entries(world, "AAA-old")
+    with transaction(world.engine) as session:  # type: ignore[arg-type]
+        item = session.scalars(select(ControlListItem).where(ControlListItem.bank_entry_id == entry.id)).one()
+        item.resolved_at = item.resolved_by = item.resolution = item.resolution_note = None
+        item_id = item.id
+    housekeep(TODAY, "test", dry_run=False, engine=world.engine)  # type: ignore[arg-type]
+    (kept,) = _entries(world, "AAA-old")  # finance still has to book or refund it, by the payer's name and account
+    assert (kept.counterparty_name, kept.counterparty_iban, kept.remittance) == (
+        "Payer AAA-old", PAYER_IBAN["AAA-old"], "lidgeld AAA-old")
+    assert not [a for a in _audits(world, "bank_entry") if a.entity_id == entry.id]
+
+    with transaction(world.engine) as session:  # type: ignore[arg-type]
+        item = session.get(ControlListItem, item_id)
+        item.resolved_at, item.resolved_by, item.resolution, item.resolution_note = NEW, "finance", "handled", "ok"
+    housekeep(TODAY, "test", dry_run=False, engine=world.engine)  # type: ignore[arg-type]
+    (cleared,) = _entries(world, "AAA-old")
+    assert all(getattr(cleared, name) is None for name in ENTRY_FIELDS)
+
+
+def test_the_payers_name_leaves_the_reason_of_an_old_entrys_control_list_item(world: World) -> None:
+    def reasons(key: str) -> list[str]:
+        with transaction(world.engine, readonly=True) as session:  # type: ignore[arg-type]
+            return list(session.scalars(select(ControlListItem.reason).join(
+                BankEntry, BankEntry.id == ControlListItem.bank_entry_id).where(
+                BankEntry.statement_id == world.statements[key])))
+
+    assert all("from Payer AAA-old" in reason for reason in reasons("AAA-old")) and reasons("AAA-old")
+    housekeep(TODAY, "test", dry_run=False, engine=world.engine)  # type: ignore[arg-type]
+    after = reasons("AAA-old")
+    assert after and all("Payer AAA-old" not in r and "from (name removed)" in r and "12.34" in r for r in after)
+    assert all("from Payer BBB-old" in reason for reason in reasons("BBB-old"))  # BBB keeps 730 days
+    cleared = [a for a in _audits(world, "control_list_item") if a.action == "personal_data_removed"]
+    assert len(cleared) == len(after) and all("Payer" not in str(a.after) for a in cleared)
 
 
 def test_a_rerun_finds_nothing_more(world: World) -> None:

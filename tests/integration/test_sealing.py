@@ -329,6 +329,35 @@ def test_unsealing_is_refused_while_the_reference_is_being_collected(engine, boo
     assert "unsealed" not in _actions(engine, "payment_reference", ref_id)
 
 
+def test_a_reference_being_collected_does_not_expire(engine, books: Books, var_dir: Path) -> None:
+    """Past its type's lifetime, a reference whose collection is in a run (ready or sent) stays: expired, its debt
+    would be free and the next mandate execution would collect it a second time."""
+    from include.pom.accounts import PomClients
+    from include.pom.expiry import expire_references
+    from include.sepa.export import export_collection_run
+    from include.sepa.mandate_execution import execute_mandates
+
+    with transaction(engine) as session:
+        session.get(PaymentReferenceType, books.bib.recurring.id).lifetime_seconds = 3600
+        owner = make_user(session)
+        make_mandate(session, books.bib, owner, first=date(2026, 11, 21))
+        add_debt(session, books.bib, owner, "LID", "30.00")
+        execute_mandates(session, date(2026, 11, 20), "test")
+        run_loi = session.scalars(select(CollectionRun.loi)).one()
+        ref_id = session.scalars(select(Collection.payment_reference_id)).one()
+        session.get(PaymentReference, ref_id).created_at = NOW - timedelta(days=1)
+    later = NOW + timedelta(days=1)
+    with PomClients({}) as clients:
+        assert expire_references(engine, clients, ACTOR, later).expired == []  # a ready run's file would carry it
+        export_collection_run(run_loi, "test", engine=engine, outbox=var_dir / "outbox")
+        assert expire_references(engine, clients, ACTOR, later).expired == []  # the bank holds it
+        assert _ref(engine, ref_id).status == "sealed"
+        with transaction(engine) as session:  # the collection came back: nothing ties the reference any more
+            session.scalars(select(Collection)).one().status = "returned"
+        assert expire_references(engine, clients, ACTOR, later).expired == [_ref(engine, ref_id).loi]
+    assert _ref(engine, ref_id).status == "expired"
+
+
 def test_unsealing_withdraws_the_current_invoice(engine, books: Books) -> None:
     ref = _create(engine, books, debt_line_ids=[books.lines["lid"]], seal=True)
     earlier = NOW - timedelta(days=3)
