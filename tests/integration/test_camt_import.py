@@ -607,6 +607,41 @@ def test_a_run_with_a_collection_still_waiting_stays_exported(engine, var_dir, c
     assert [r.status for r in _rows(engine, CollectionRun)] == ["exported"]
 
 
+@pytest.mark.parametrize("paid_at_the_desk", ["5.00", "25.00"])
+def test_a_refund_the_bank_gave_back_with_its_collection_is_listed_with_nothing_to_refund(
+        engine, var_dir, collected, paid_at_the_desk: str) -> None:
+    # fp:BIB:1 (25.00) partly or wholly paid at the desk; its collection is credited anyway (an over-payment, or a
+    # payment on a paid reference: a refund), then the debtor has the bank return the whole collection.
+    from include.finance.payments import Ledger
+    from include.finance_page import refunds
+
+    account, collections = collected
+    (e2e, amount), _ = collections
+    with transaction(engine) as session:
+        ledger = Ledger(session, "desk", datetime(2026, 11, 23, tzinfo=timezone.utc))
+        ref_id = session.scalars(select(PaymentReference.id).order_by(PaymentReference.id)).first()
+        ledger.pay(ledger.load([ref_id])[ref_id], Decimal(paid_at_the_desk), source="manual", note="desk")
+        ledger.flush()
+    credit = Entry(True, DAY, (Tx(amount, end_to_end_id=e2e, account_servicer_ref="C1", counterparty_name="Jan",
+                                  counterparty_iban="BE68539007547034"),), bank_tx_code=SDD_COLLECTED)
+    import_statement_file(_statement(var_dir, account, [credit]), "test", engine=engine)
+    with transaction(engine, readonly=True) as session:
+        (before,) = refunds(session).rows
+    # To refund: the 5.00 too much, or the whole 25.00 paid on a paid reference (the desk's amount, both times).
+    assert (before[5], before[6]) == (paid_at_the_desk, "Jan BE68 **** **** 7034")
+    back = Entry(False, DAY, (Tx(amount, end_to_end_id=e2e, return_reason="MD06"),), bank_tx_code=SDD_RETURNED,
+                 account_servicer_ref="R1")
+    import_statement_file(_statement(var_dir, account, [back], statement_id="2026-331", seq=331, name="back.xml"),
+                          "test", engine=engine)
+    with transaction(engine, readonly=True) as session:
+        section = refunds(session)
+    (row,) = section.rows  # still listed until someone handles it, but with nothing to refund
+    assert row[0] == before[0] and (row[5], row[6]) == ("0.00", "Jan BE68 **** **** 7034")
+    assert row[8].startswith(f"do not refund: the bank returned collection {e2e} on {DAY}")
+    assert section.amount_total == Decimal("0.00")
+    assert section.note.startswith("0 to refund or book elsewhere, 1 returned by the bank")
+
+
 def _run_loi(engine) -> str:  # type: ignore[no-untyped-def]
     from include.finance.models import CollectionRun
 
