@@ -705,6 +705,39 @@ def test_a_batch_credit_after_a_return_counts_only_what_is_still_open(engine, va
     assert statuses == {returned: "returned", kept: "paid"}
 
 
+@pytest.mark.parametrize("returned_first", [False, True])
+def test_the_batch_credit_of_a_run_confirmed_by_hand_before_is_not_money_received_again(
+        engine, var_dir, collected, returned_first: bool) -> None:
+    # Finance confirmed the run from the bank's portal (collection_confirm); the statement with its credit follows.
+    from include.finance.models import CollectionRun
+    from include.sepa.collection_confirm import confirm_collection_run
+
+    account, collections = collected
+    run = _run_loi(engine)
+    credited = collections
+    if returned_first:  # the first collection came back before the run was confirmed with the rest
+        (returned, returned_amount), credited = collections[0], collections[1:]
+        back = Entry(False, DAY, (Tx(returned_amount, end_to_end_id=returned, return_reason="AM04"),),
+                     bank_tx_code=SDD_RETURNED, account_servicer_ref="R1")
+        import_statement_file(_statement(var_dir, account, [back], name="back.xml"), "test", engine=engine)
+    with transaction(engine) as session:
+        assert confirm_collection_run(session, run, sum(a for _, a in credited), "finance:anna", dry_run=False).booked
+    items_before, payments_before = len(_rows(engine, ControlListItem)), len(_rows(engine, Payment))
+    result = import_statement_file(_statement(var_dir, account, [_batch_only(credited, payment_info_id=f"{run}/FRST")],
+                                              statement_id="2026-331", seq=331, name="credit.xml"),
+                                   "test", engine=engine)
+    assert result["outcomes"] == {"not_booked": 1}
+    assert len(_rows(engine, ControlListItem)) == items_before and len(_rows(engine, Payment)) == payments_before
+    assert [r.status for r in _rows(engine, CollectionRun)] == ["confirmed"]
+    # Another amount for that block is still a person's to look at.
+    odd = Entry(True, DAY, (Tx(Decimal("1.00")),), bank_tx_code=SDD_COLLECTED, account_servicer_ref="BATCH2",
+                details=False, payment_info_id=f"{run}/FRST")
+    result = import_statement_file(_statement(var_dir, account, [odd], statement_id="2026-332", seq=332, name="odd.xml",
+                                              opening="2000.00"), "test", engine=engine)
+    assert result["outcomes"] == {"unmatched": 1}
+    assert _rows(engine, ControlListItem)[-1].kind == "batch_mismatch"
+
+
 def test_a_batch_credit_naming_no_run_of_this_hub_is_an_ordinary_unmatched_credit(engine, var_dir, collected) -> None:
     account, collections = collected
     result = import_statement_file(_statement(var_dir, account, [_batch_only(collections, payment_info_id="fj:XYZ:9/FRST")]),
