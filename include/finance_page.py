@@ -15,7 +15,10 @@ Four sections, read from the shared database in one read-only transaction:
 * **References to refund** — open items of kind ``overpaid`` (the excess of an
   over-payment, by statement or POM) and ``closed_reference`` (paid on a
   reference already paid, deleted or expired: paid twice), both of which tell
-  finance to refund the payer unless booked elsewhere.
+  finance to refund the payer unless booked elsewhere. An item whose credit
+  paid a collection the bank returned afterwards stays listed until handled,
+  with nothing to refund (the return gave the debtor the money back) and out
+  of the section's total.
 
 Amounts are written as their exact decimal text (``1234.50``); moments as
 Brussels wall-clock time. Nothing here imports Airflow.
@@ -33,12 +36,12 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, select_autoescape
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, aliased
 
 from include.finance.control_list_resolution import open_item_query
-from include.finance.models import BankHub, CollectionRun, ControlListItem, in_cents
-from include.finance.statuses import REFUND_ITEM, SENT_RUN
+from include.finance.models import BankEntry, BankHub, CollectionRun, ControlListItem, in_cents
+from include.finance.statuses import REFUND_ITEM, SENT_RUN, EntryOutcome
 from include.runtime import LOCAL_ZONE
 from include.sepa.bank_file_approval import waiting as waiting_bank_files
 from include.sepa.identifiers import mask_iban
@@ -142,26 +145,50 @@ def open_items(session: Session, limit: int | None = HTML_LIMIT) -> Section:
     return section
 
 
+def _returned_by_the_bank() -> Any:
+    """``(item id, end-to-end id, return's booking date)`` of the refund items whose credit paid a collection that
+    the bank returned after it: the return gave the debtor the whole collection back, the excess with it."""
+    credit, back = aliased(BankEntry), aliased(BankEntry)
+    return (
+        select(ControlListItem.id, back.end_to_end_id, back.booking_date)
+        .join(credit, credit.id == ControlListItem.bank_entry_id)
+        .join(back, and_(back.collection_id == credit.collection_id, back.outcome == EntryOutcome.RETURNED,
+                         back.id > credit.id))
+        .where(ControlListItem.resolved_at.is_(None), ControlListItem.kind.in_(REFUND_KINDS),
+               credit.credit.is_(True), credit.collection_id.is_not(None))
+    )
+
+
 def refunds(session: Session, limit: int | None = HTML_LIMIT) -> Section:
     section = Section("refunds", "References to refund", REFUND_HEADER)
     query = _item_query().where(ControlListItem.kind.in_(REFUND_KINDS))
     if limit is not None:
         query = query.limit(limit)
+    returned = {item_id: (e2e, day) for item_id, e2e, day in session.execute(_returned_by_the_bank())}
     for item, name, iban, _account, _statement, loi in session.execute(query):
         details = item.details or {}
         if item.source == "pom":
             payer = f"POM {details.get('pom_id') or ''} ({details.get('channel') or 'unknown channel'})".strip()
         else:
             payer = " ".join(part for part in (name or "", mask_iban(iban)) if part)
+        amount, action = amount_text(item.amount), item.action
+        if item.id in returned:  # listed until handled, but nothing is left to refund
+            e2e, day = returned[item.id]
+            amount = amount_text(Decimal("0.00"))
+            action = (f"do not refund: the bank returned collection {e2e or '-'} on {day or '?'} after this credit, "
+                      f"so the debtor got it back ({amount_text(item.amount)} with it); handle this item with a note")
         section.rows.append([
             str(item.id), local_time(item.created_at), item.source, item.kind, details.get("reference") or loi or "",
-            amount_text(item.amount), payer, item.reason, item.action,
+            amount, payer, item.reason, action,
         ])
         section.links.append(None)
     count = _count(session, ControlListItem.kind.in_(REFUND_KINDS))
-    section.amount_total = _total(session, ControlListItem.kind.in_(REFUND_KINDS))
-    section.note = f"{count} to refund or book elsewhere" + (
-        f", the newest {limit} shown" if limit is not None and count > limit else "")
+    not_due = ControlListItem.id.in_(_returned_by_the_bank().with_only_columns(ControlListItem.id))
+    gone_back = _count(session, not_due)
+    section.amount_total = _total(session, ControlListItem.kind.in_(REFUND_KINDS), ~not_due)
+    section.note = f"{count - gone_back} to refund or book elsewhere" + (
+        f", {gone_back} returned by the bank with their collection (nothing to refund: handle them)"
+        if gone_back else "") + (f", the newest {limit} shown" if limit is not None and count > limit else "")
     return section
 
 

@@ -272,18 +272,30 @@ def _closed(loi: str, status: str) -> str:
             "(e.g. refunded)")
 
 
+# What names a POM payer on an item (include/pom/booking.py, include/pom/callbacks.py): kept on its rest.
+_POM_DETAILS = ("pom_payment_request_id", "pom_id", "account", "channel", "via", "communication", "paid_at")
+
+
 def _rest_item(session: Session, item: ControlListItem, entry: BankEntry | None, loi: str, amount: Decimal,
                open_before: Decimal, now: datetime) -> int:
     """What an over-payment leaves: a new open item on the same list, for the same money."""
     rest = amount - open_before
-    payer = mask_iban(entry.counterparty_iban) if entry is not None and entry.counterparty_iban else "the payer"
+    details = item.details or {}
+    # The payer's trace goes with the rest: the bank entry (kept below), or POM's request (its details).
+    kept = {key: details[key] for key in _POM_DETAILS if details.get(key) is not None}
+    if entry is not None and entry.counterparty_iban:
+        payer = mask_iban(entry.counterparty_iban)
+    elif kept.get("pom_id"):
+        payer = f"the payer of POM {kept['pom_id']} ({kept.get('channel') or 'unknown channel'})"
+    else:
+        payer = "the payer"
     new = ControlListItem(
         statement_id=item.statement_id, bank_entry_id=item.bank_entry_id, source=item.source,
         pom_event_id=item.pom_event_id, kind=ControlListKind.OVERPAID,
         reason=f"{amount} of control-list item {item.id} booked by hand on {loi} whose open amount was {open_before}: "
                f"{rest} too much",
         action=f"refund the rest: {rest} to {payer}, or book it on another open reference",
-        amount=rest, details={"reference": loi, "from_item": item.id}, created_at=now,
+        amount=rest, details={**kept, "reference": loi, "from_item": item.id}, created_at=now,
     )
     session.add(new)
     session.flush()

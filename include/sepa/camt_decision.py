@@ -18,7 +18,8 @@ What a line is, in this order:
    of no bank hub: ``unknown_account``;
 2. a batch credit naming one of our payment blocks or runs, without a
    transaction of one of our collections: all or nothing, as a run is
-   confirmed by hand (:func:`_batch_credit`);
+   confirmed by hand (:func:`_batch_credit`); ``not_booked`` when every collection of the block was paid
+   already (the run confirmed by hand before the statement came) and the credit is their amount;
 3. a batch whose transactions carry no amounts: ``unsplit``;
 4. a credit with a return reason (our own money coming back): ``unknown_return``;
 5. any other credit: money received against a reference (:func:`_credit`),
@@ -464,6 +465,10 @@ def _batch_credit(line: EntryLine, block: Block, facts: Facts, communication: st
             counted.append((collection, reference))
     open_total = sum((reference.open_amount for _, reference in counted), ZERO)
     remittance = f"batch {block.name}"
+    if not counted and _booked_before(line, block, facts):
+        # The credit of a block whose collections were all paid (the run confirmed by hand, or its transactions
+        # credited one by one): the money booked then, not money received again.
+        return Decision(EntryOutcome.NOT_BOOKED, communication, remittance=remittance)
     if not counted or line.amount != open_total:
         return Decision(EntryOutcome.UNMATCHED, communication, remittance=remittance, item=Item(
             ControlListKind.BATCH_MISMATCH,
@@ -480,6 +485,15 @@ def _batch_credit(line: EntryLine, block: Block, facts: Facts, communication: st
         collections=tuple(CollectionChange(collection.id, collection.status, CollectionStatus.PAID)
                           for collection, _ in counted),
     )
+
+
+def _booked_before(line: EntryLine, block: Block, facts: Facts) -> bool:
+    """Whether ``line`` is the credit of ``block`` as already booked: none of its collections waiting, some paid,
+    and the credit their amount."""
+    collections = [facts.collections[collection_id] for collection_id in block.collections]
+    paid = [collection for collection in collections if collection.status == CollectionStatus.PAID]
+    return (bool(paid) and all(c.status == CollectionStatus.PAID or c.status in SETTLED_COLLECTION for c in collections)
+            and line.amount == sum((collection.amount for collection in paid), ZERO))
 
 
 def _credit(line: EntryLine, facts: Facts, numbers: list[str], communication: str | None) -> Decision:

@@ -607,6 +607,41 @@ def test_a_run_with_a_collection_still_waiting_stays_exported(engine, var_dir, c
     assert [r.status for r in _rows(engine, CollectionRun)] == ["exported"]
 
 
+@pytest.mark.parametrize("paid_at_the_desk", ["5.00", "25.00"])
+def test_a_refund_the_bank_gave_back_with_its_collection_is_listed_with_nothing_to_refund(
+        engine, var_dir, collected, paid_at_the_desk: str) -> None:
+    # fp:BIB:1 (25.00) partly or wholly paid at the desk; its collection is credited anyway (an over-payment, or a
+    # payment on a paid reference: a refund), then the debtor has the bank return the whole collection.
+    from include.finance.payments import Ledger
+    from include.finance_page import refunds
+
+    account, collections = collected
+    (e2e, amount), _ = collections
+    with transaction(engine) as session:
+        ledger = Ledger(session, "desk", datetime(2026, 11, 23, tzinfo=timezone.utc))
+        ref_id = session.scalars(select(PaymentReference.id).order_by(PaymentReference.id)).first()
+        ledger.pay(ledger.load([ref_id])[ref_id], Decimal(paid_at_the_desk), source="manual", note="desk")
+        ledger.flush()
+    credit = Entry(True, DAY, (Tx(amount, end_to_end_id=e2e, account_servicer_ref="C1", counterparty_name="Jan",
+                                  counterparty_iban="BE68539007547034"),), bank_tx_code=SDD_COLLECTED)
+    import_statement_file(_statement(var_dir, account, [credit]), "test", engine=engine)
+    with transaction(engine, readonly=True) as session:
+        (before,) = refunds(session).rows
+    # To refund: the 5.00 too much, or the whole 25.00 paid on a paid reference (the desk's amount, both times).
+    assert (before[5], before[6]) == (paid_at_the_desk, "Jan BE68 **** **** 7034")
+    back = Entry(False, DAY, (Tx(amount, end_to_end_id=e2e, return_reason="MD06"),), bank_tx_code=SDD_RETURNED,
+                 account_servicer_ref="R1")
+    import_statement_file(_statement(var_dir, account, [back], statement_id="2026-331", seq=331, name="back.xml"),
+                          "test", engine=engine)
+    with transaction(engine, readonly=True) as session:
+        section = refunds(session)
+    (row,) = section.rows  # still listed until someone handles it, but with nothing to refund
+    assert row[0] == before[0] and (row[5], row[6]) == ("0.00", "Jan BE68 **** **** 7034")
+    assert row[8].startswith(f"do not refund: the bank returned collection {e2e} on {DAY}")
+    assert section.amount_total == Decimal("0.00")
+    assert section.note.startswith("0 to refund or book elsewhere, 1 returned by the bank")
+
+
 def _run_loi(engine) -> str:  # type: ignore[no-untyped-def]
     from include.finance.models import CollectionRun
 
@@ -668,6 +703,39 @@ def test_a_batch_credit_after_a_return_counts_only_what_is_still_open(engine, va
     assert result["outcomes"] == {"paid": 1}
     statuses = {c.end_to_end_id: c.status for c in _rows(engine, Collection)}
     assert statuses == {returned: "returned", kept: "paid"}
+
+
+@pytest.mark.parametrize("returned_first", [False, True])
+def test_the_batch_credit_of_a_run_confirmed_by_hand_before_is_not_money_received_again(
+        engine, var_dir, collected, returned_first: bool) -> None:
+    # Finance confirmed the run from the bank's portal (collection_confirm); the statement with its credit follows.
+    from include.finance.models import CollectionRun
+    from include.sepa.collection_confirm import confirm_collection_run
+
+    account, collections = collected
+    run = _run_loi(engine)
+    credited = collections
+    if returned_first:  # the first collection came back before the run was confirmed with the rest
+        (returned, returned_amount), credited = collections[0], collections[1:]
+        back = Entry(False, DAY, (Tx(returned_amount, end_to_end_id=returned, return_reason="AM04"),),
+                     bank_tx_code=SDD_RETURNED, account_servicer_ref="R1")
+        import_statement_file(_statement(var_dir, account, [back], name="back.xml"), "test", engine=engine)
+    with transaction(engine) as session:
+        assert confirm_collection_run(session, run, sum(a for _, a in credited), "finance:anna", dry_run=False).booked
+    items_before, payments_before = len(_rows(engine, ControlListItem)), len(_rows(engine, Payment))
+    result = import_statement_file(_statement(var_dir, account, [_batch_only(credited, payment_info_id=f"{run}/FRST")],
+                                              statement_id="2026-331", seq=331, name="credit.xml"),
+                                   "test", engine=engine)
+    assert result["outcomes"] == {"not_booked": 1}
+    assert len(_rows(engine, ControlListItem)) == items_before and len(_rows(engine, Payment)) == payments_before
+    assert [r.status for r in _rows(engine, CollectionRun)] == ["confirmed"]
+    # Another amount for that block is still a person's to look at.
+    odd = Entry(True, DAY, (Tx(Decimal("1.00")),), bank_tx_code=SDD_COLLECTED, account_servicer_ref="BATCH2",
+                details=False, payment_info_id=f"{run}/FRST")
+    result = import_statement_file(_statement(var_dir, account, [odd], statement_id="2026-332", seq=332, name="odd.xml",
+                                              opening="2000.00"), "test", engine=engine)
+    assert result["outcomes"] == {"unmatched": 1}
+    assert _rows(engine, ControlListItem)[-1].kind == "batch_mismatch"
 
 
 def test_a_batch_credit_naming_no_run_of_this_hub_is_an_ordinary_unmatched_credit(engine, var_dir, collected) -> None:

@@ -296,6 +296,28 @@ def test_pom_over_payments_and_payments_on_closed_references_are_open_items(engi
         _resolve(engine, over.id, action="book", reference=refs["r3"])
 
 
+def test_the_rest_of_a_pom_over_payment_booked_by_hand_still_names_the_pom_payer(engine, books) -> None:
+    from include.finance_page import refunds
+
+    refs = books["refs"]
+    with transaction(engine) as session:
+        _pom_request(session, refs["r2"], "pr_over")
+    # 30.00 paid in the app on r2 (15.50 open): 14.50 too much, booked by hand on r6 (12.00 open): 2.50 left.
+    take_event(engine, "default", {"event_id": "ev-1", "type": "payment_request.paid", "request_id": "pr_over",
+                                   "amount": "30.00", "channel": "bancontact"}, NOW)
+    with transaction(engine, readonly=True) as session:
+        over = session.scalars(select(ControlListItem).where(ControlListItem.source == "pom")).one()
+    booked = _resolve(engine, over.id, action="book", reference=refs["r6"])
+    rest = _item(engine, booked.rest_item_id)
+    assert (rest.source, rest.kind, rest.amount) == ("pom", "overpaid", Decimal("2.50"))
+    assert (rest.details["pom_id"], rest.details["channel"], rest.details["reference"]) == (
+        "pr_over", "bancontact", refs["r6"])
+    assert "2.50 to the payer of POM pr_over (bancontact)" in rest.action
+    with transaction(engine, readonly=True) as session:
+        (row,) = [row for row in refunds(session).rows if row[0] == str(rest.id)]
+    assert (row[5], row[6]) == ("2.50", "POM pr_over (bancontact)")
+
+
 # -- resolved once, also when two people act at the same moment ----------------------------------------
 
 
