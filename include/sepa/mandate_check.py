@@ -133,7 +133,7 @@ class _Shape:
         # the latest collection that counts (not returned), or a converted mandate's last collection date
         self.last_collected = last_due or last_collection
         # the dates' reasons, then the hub's: they come before the debtor's
-        self.early_reasons = _date_reasons(signature, first, end)
+        self.early_reasons = _date_reasons(signature, first, end, run_date)
         if hub is None:
             self.early_reasons.append("no bank hub")
         elif hub.problems:
@@ -226,10 +226,12 @@ def _lapsed(last_presented: date | None, run_date: date) -> str | None:
             "(SDD rulebook); a new mandate must be signed")
 
 
-def _date_reasons(signature: date | None, first: date | None, end: date | None) -> list[str]:
+def _date_reasons(signature: date | None, first: date | None, end: date | None, run_date: date) -> list[str]:
     reasons = []
     if signature is None:
         reasons.append("signature date missing")
+    elif signature > run_date:  # nothing may be presented to the banks under a mandate not signed yet
+        reasons.append(f"signed on {signature}, after the run date {run_date}: not collected before it is signed")
     if first is None:
         reasons.append("first collection date missing")
     if signature and first and signature > first:

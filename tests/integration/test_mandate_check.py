@@ -34,6 +34,8 @@ ERROR_CASES = [
     ("no type", {"type_id": None}, "no payment reference type"),
     ("no frequency", {"frequency_id": None}, "no frequency"),
     ("no signature date", {"signature_date": None}, "signature date missing"),
+    # signed after the run date: a collection presented now would precede the debtor's signature
+    ("signed in the future", {"signature_date": date(2026, 11, 21)}, "signed on 2026-11-21, after the run date 2026-11-20"),
     # Reachability of the debtor's account by a SEPA direct debit (schwifty's SEPA zone; the EEA by country).
     ("outside SEPA", {"debtor_iban": "SA0380000000608010167519"}, "is of SA, outside the SEPA zone"),
     ("Swiss bank", {"debtor_iban": "CH9300762011623852957", "debtor_bic": "UBSWCHZH80A"},
@@ -46,6 +48,7 @@ ERROR_CASES = [
     ("UMR with accent", {"reference": "Mandaat Zoë"}, "holds 'ë'"),
     ("UMR with two spaces", {"reference": "MND  7"}, "starts or ends with a space or holds two in a row"),
     ("UMR empty", {"reference": ""}, "mandate reference (UMR) missing"),
+    ("UMR with underscore", {"reference": "MND_7"}, "holds '_'"),
 ]
 
 
@@ -61,6 +64,17 @@ def test_each_error_puts_an_active_mandate_on_active_err_with_its_reason(engine,
     assert checked[bad_loi].list is MandateList.ACTIVE_ERR
     assert any(reason in text for text in checked[bad_loi].reasons), checked[bad_loi].reasons
     assert checked[bad_loi].next_due_date is None
+
+
+def test_a_mandate_reference_longer_than_35_characters_is_an_error(engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL refuses it already: the column holds 35 characters")
+    with transaction(engine) as session:
+        loi = make_mandate(session, make_institution(session), make_user(session), first=date(2026, 11, 21),
+                           reference="M" * 36).loi
+    checked = _by_loi(engine)[loi]
+    assert checked.list is MandateList.ACTIVE_ERR
+    assert checked.reasons == [f"mandate reference {'M' * 35!r}… has 36 characters: an id has at most 35"]
 
 
 @pytest.mark.parametrize(("first", "last"), [("", ""), (None, "  "), ("  ", "")])
