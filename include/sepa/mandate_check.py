@@ -47,7 +47,7 @@ from include.sepa.hubs import hub_problems
 from include.sepa.identifiers import bic_problem, debtor_iban_problem, mandate_reference_problem
 from include.sepa.schedule import Frequency as Schedule
 from include.sepa.schedule import next_due_date, slot
-from include.sepa.transaction_codes import sql_matches, sql_meanings
+from include.sepa.transaction_codes import meaning, sql_matches, sql_meanings
 
 STREAM_BATCH = 10_000
 
@@ -86,7 +86,7 @@ class MandateStatus(NamedTuple):
     one_off: bool
     last_collected: date | None
     has_prior: bool
-    has_patterns: bool  # at least one transaction-code pattern (which debt matches them, SQL tells: _collectable)
+    has_patterns: bool  # at least one transaction-code pattern that is not blank (which debt matches, SQL tells: _collectable)
     owner_eloi: str
     debtor_name: str
     debtor_iban: str | None
@@ -251,6 +251,10 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: boo
     """Each mandate (or those of ``ids``) in id order, with what the check needs: its owner and debtor, its latest
     collections, whether it has patterns, and with ``with_amounts`` the open debt it could collect in whole cents."""
     owner, debtor = aliased(EndUser), aliased(EndUser)
+    patterns = set(session.scalars(select(MandateTransactionCode.pattern).distinct()))
+    has_patterns = select(MandateTransactionCode.id).where(MandateTransactionCode.mandate_id == Mandate.id)
+    if blank := sorted(pattern for pattern in patterns if meaning(pattern) == (None, None)):
+        has_patterns = has_patterns.where(MandateTransactionCode.pattern.not_in(blank))  # a blank one matches nothing
     collected = (
         select(
             Collection.mandate_id,
@@ -274,8 +278,7 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: boo
         Mandate.debtor_bic, collected.c.last_due, collected.c.last_presented, owner.eloi.label("owner_eloi"),
         debtor.first_name.label("debtor_first_name"), debtor.last_name.label("debtor_last_name"),
         Mandate.blocked_reason,
-        select(MandateTransactionCode.id).where(MandateTransactionCode.mandate_id == Mandate.id).exists()
-        .label("has_patterns"),
+        has_patterns.exists().label("has_patterns"),
     ]
     statement = (
         select(*columns)
@@ -285,21 +288,23 @@ def _mandate_rows(session: Session, ids: Sequence[int] | None, with_amounts: boo
         .order_by(Mandate.id)
     )
     if with_amounts:
-        statement = statement.add_columns(_eligible_cents(session).label("eligible_cents")).outerjoin(
+        statement = statement.add_columns(_eligible_cents(session, patterns).label("eligible_cents")).outerjoin(
             BankHub, BankHub.id == Mandate.hub_id)
     if ids is not None:
         statement = statement.where(in_ids(session, Mandate.id, ids))
     return stream_records(session, statement, STREAM_BATCH)
 
 
-def _collectable(session: Session) -> Any:
+def _collectable(session: Session, patterns: Iterable[str] | None = None) -> Any:
     """SQL: the debt line ``DebtLine`` is one the mandate ``Mandate`` (of hub ``BankHub``) could collect now: its
     owner's, in its hub's financial system, open, in no open reference, and matching one of its patterns as
     :func:`~include.sepa.transaction_codes.matcher` decides (:func:`sql_matches`; a rule without a pattern to
-    compare with matches nothing)."""
+    compare with matches nothing). ``patterns``: every distinct pattern, when the caller has read them already."""
     open_line = and_(DebtLine.end_user_id == Mandate.end_user_id, DebtLine.financial_system_id == BankHub.financial_system_id,
                      DebtLine.payment_reference_id.is_(None), DebtLine.open_amount > 0)
-    meanings = sql_meanings(session.scalars(select(MandateTransactionCode.pattern).distinct()))
+    if patterns is None:
+        patterns = session.scalars(select(MandateTransactionCode.pattern).distinct())
+    meanings = sql_meanings(patterns)
     if meanings is None:
         return and_(open_line, false())
     pattern = aliased(MandateTransactionCode)
@@ -312,11 +317,11 @@ def _collectable(session: Session) -> Any:
     return and_(open_line, matches)
 
 
-def _eligible_cents(session: Session) -> Any:
+def _eligible_cents(session: Session, patterns: Iterable[str] | None = None) -> Any:
     """SQL: the debt the mandate could collect now (:func:`_collectable`), in whole cents (0 for none)."""
     return (
         select(func.coalesce(cast(func.sum(in_cents(DebtLine.open_amount)), BigInteger), 0))
-        .where(_collectable(session))
+        .where(_collectable(session, patterns))
         .scalar_subquery()
     )
 

@@ -116,6 +116,18 @@ def test_no_transaction_code_pattern_and_hub_without_creditor_id(engine) -> None
     assert checked[lois[1]].reasons[0].startswith("bank hub OLD incomplete: creditor identifier BE00ZZZ0123456789 is invalid")
 
 
+def test_a_blank_pattern_is_no_pattern(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        only_blank = make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), patterns=("  ",))
+        with_one = make_mandate(session, inst, make_user(session), first=date(2026, 11, 21), patterns=("", "LID"))
+        lois = only_blank.loi, with_one.loi
+    checked = _by_loi(engine, with_amounts=True)
+    assert checked[lois[0]].list is MandateList.ACTIVE_ERR
+    assert checked[lois[0]].reasons == ["no transaction-code pattern"]
+    assert checked[lois[1]].list is MandateList.ACTIVE_OK
+
+
 def test_inactive_mandates_go_to_the_nonactive_lists(engine) -> None:
     with transaction(engine) as session:
         inst = make_institution(session)
@@ -262,9 +274,9 @@ def test_eligible_amounts_follow_the_rule_for_every_case(engine) -> None:
         expected = {}
         for patterns, code, matches in CASES:
             user = make_user(session)
-            # every mandate needs a pattern to be active-ok; one that matches no code here keeps the case's answer
-            loi = make_mandate(session, inst, user, first=date(2026, 11, 21),
-                               patterns=tuple(patterns) or ("NO-SUCH-CODE",)).loi
+            # every mandate needs a pattern that is not blank to be active-ok; one that matches no code here keeps the
+            # case's answer
+            loi = make_mandate(session, inst, user, first=date(2026, 11, 21), patterns=(*patterns, "NO-SUCH-CODE")).loi
             add_debt(session, inst, user, code, "2.50")
             add_debt(session, inst, user, "OTHER-CODE", "0.10")
             expected[loi] = Decimal("2.50") * matches + Decimal("0.10") * any(p.strip() == "*" for p in patterns)
