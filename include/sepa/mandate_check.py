@@ -160,6 +160,7 @@ class _Shape:
 
 
 _NOT_DUE: tuple[date | None, date | None, bool, str] = (None, None, False, "")
+NOTHING_OWED = "no open debt to collect: nothing is collected this time"
 
 
 class _Lookups:
@@ -417,6 +418,8 @@ def _check_one(row: Any, lookups: _Lookups) -> MandateStatus:
         listed, next_dates = MandateList.ACTIVE_OK, shape.next_dates or shape.next_of(lookups.run_date)
         if lookups.with_amounts:
             amount = lookups.amounts[row.eligible_cents]
+            if next_dates[2] and not row.eligible_cents:  # due, yet execution will find nothing to collect
+                next_dates = (*next_dates[:3], NOTHING_OWED)
     return _status((
         row.id, row.loi, row.reference, bool(row.active), row.end_user_id, row.debtor_id, row.hub_id, row.type_id,
         shape.first, shape.end, shape.schedule, shape.one_off, shape.last_collected, shape.last_collected is not None,

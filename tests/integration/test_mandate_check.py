@@ -128,6 +128,19 @@ def test_a_blank_pattern_is_no_pattern(engine) -> None:
     assert checked[lois[1]].list is MandateList.ACTIVE_OK
 
 
+def test_a_due_mandate_without_open_debt_says_so(engine) -> None:
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        owing, owing_nothing = make_user(session), make_user(session)
+        add_debt(session, inst, owing, "LID", "12.00")
+        lois = [make_mandate(session, inst, user, first=date(2026, 11, 21)).loi for user in (owing, owing_nothing)]
+    checked = _by_loi(engine, with_amounts=True)
+    assert (checked[lois[0]].eligible_amount, checked[lois[0]].note) == (Decimal("12.00"), "")
+    nothing = checked[lois[1]]
+    assert (nothing.list, nothing.due, nothing.eligible_amount) == (MandateList.ACTIVE_OK, True, Decimal("0.00"))
+    assert nothing.note == "no open debt to collect: nothing is collected this time"
+
+
 def test_inactive_mandates_go_to_the_nonactive_lists(engine) -> None:
     with transaction(engine) as session:
         inst = make_institution(session)
