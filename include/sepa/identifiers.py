@@ -137,6 +137,8 @@ def mandate_reference_problem(value: str | None) -> str | None:
     "mandate reference 'BIB/2019//42' holds '//': an id may not start or end with '/' or hold '//'"
     >>> mandate_reference_problem("Mandaat Zoë")
     "mandate reference 'Mandaat Zoë' holds 'ë': an id takes only a-z A-Z 0-9 / - ? : ( ) . , ' + and the space"
+    >>> mandate_reference_problem("MND_7#")
+    "mandate reference 'MND_7#' holds '#', '_': an id takes only a-z A-Z 0-9 / - ? : ( ) . , ' + and the space"
     """
     if value and value[0] != "/" and value[-1] != "/" and "//" not in value and kept_as_is(value, UMR_MAX, safe=True):
         return None  # the common case, checked once: what bank_text keeps as it is, without a slash at an end or two
@@ -147,9 +149,8 @@ def mandate_reference_problem(value: str | None) -> str | None:
     slash = value.startswith("/") or value.endswith("/") or "//" in value
     if not slash and bank_text(value, UMR_MAX, safe=True) == value:
         return None
-    outside = "".join(sorted(set(value) - BASIC_LATIN))
-    if outside:
-        return f"mandate reference {value!r} holds {outside!r}: an id takes only {_UMR_CHARACTERS}"
+    if outside := ", ".join(map(repr, sorted(set(value) - BASIC_LATIN))):  # each on its own: '#', '_'
+        return f"mandate reference {value!r} holds {outside}: an id takes only {_UMR_CHARACTERS}"
     if slash:
         where = "'//'" if "//" in value else "'/' at an end"
         return f"mandate reference {value!r} holds {where}: an id may not start or end with '/' or hold '//'"

@@ -297,7 +297,7 @@ GOOD_UMRS = ["MND-000001", "fm:BIB:12", "062000000123", "A", "x" * 35, "BIB/2019
 BAD_UMRS = [
     (None, "missing"), ("", "missing"), ("  ", "missing"), ("x" * 36, "has 36 characters"),
     ("BIB//42", "holds '//'"), ("/BIB-42", "'/' at an end"), ("BIB-42/", "'/' at an end"), ("/", "'/' at an end"),
-    ("Mandaat Zoë", "holds 'ë'"), ("MND_7", "holds '_'"), ("MND\t7", "holds '\\t'"), ("MND&7", "holds '&'"),
+    ("Mandaat Zoë", "holds 'ë'"), ("MND_7", "holds '_'"), ("MND\t7", "holds '\\t'"), ("MND&7", "holds '&'"), ("MND_7#", "holds '#', '_':"),
     (" MND-7", "starts or ends with a space"), ("MND-7 ", "starts or ends with a space"), ("MND  7", "two in a row"),
 ]
 
