@@ -145,9 +145,10 @@ class Population:
             iban, bic = rng.choice(self.accounts)
             # Most pay for themselves; a parent pays for a child.
             debtor = n if rng.random() < 0.7 else rng.randint(1, self.mandates)
+            signed = min(first - timedelta(days=rng.randrange(20, 700)), RUN_DATE)  # a mandate is signed by now
             yield {
                 "id": n, "loi": f"fm:BIB:{n}", "financial_system_id": 1, "reference": f"BIB-M-{n:07d}",
-                "active": True, "type_id": 1, "signature_date": min(first - timedelta(days=rng.randrange(20, 700)), RUN_DATE),  # signed by now
+                "active": True, "type_id": 1, "signature_date": signed,
                 "first_collection_date": first, "last_collection_date": last, "end_date": None, "frequency_id": 1,
                 "hub_id": 1, "end_user_id": n, "debtor_id": debtor, "debtor_iban": iban, "debtor_bic": bic,
                 "created_at": CREATED_AT,
