@@ -81,7 +81,7 @@ def invoice_mailing() -> None:
         from include.runtime import actor, run_date
 
         context = get_current_context()
-        day = run_date(context, "day")  # the param, else the run's date; a malformed one fails the run, no retry
+        day = run_date(context, "day")  # the param (the form checks its format), else the run's date
         engine = get_engine()
         accounts = accounts_from_connections(accounts_in_use(engine) | mailing_accounts(engine), Connection.get)
         with PomClients(accounts) as clients:

@@ -45,17 +45,22 @@ def payment_reference_expiry() -> None:
     @task
     def expire() -> dict:
         from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowFailException
 
         from include.finance.db import get_engine
         from include.pom.accounts import PomClients, accounts_from_connections, accounts_in_use
         from include.pom.expiry import expire_references
-        from include.runtime import actor, as_of
+        from include.runtime import ParamError, actor, as_of
 
         context = get_current_context()
+        try:
+            moment = as_of(context)
+        except ParamError as exc:  # a person's param: no retry cures it
+            raise AirflowFailException(str(exc)) from None
         engine = get_engine()
         accounts = accounts_from_connections(accounts_in_use(engine), Connection.get)
         with PomClients(accounts) as clients:
-            summary = expire_references(engine, clients, actor(context), as_of(context))
+            summary = expire_references(engine, clients, actor(context), moment)
         log.info("expiry: %s", summary.as_dict())
         return summary.as_dict()
 

@@ -47,17 +47,22 @@ def pom_reconciliation() -> None:
     @task
     def reconcile_requests() -> dict:
         from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowFailException
 
         from include.finance.db import get_engine
         from include.pom.accounts import PomClients, accounts_from_connections, accounts_in_use
         from include.pom.reconciliation import reconcile
-        from include.runtime import actor, as_of
+        from include.runtime import ParamError, actor, as_of
 
         context = get_current_context()
+        try:
+            moment = as_of(context)
+        except ParamError as exc:  # a person's param: no retry cures it
+            raise AirflowFailException(str(exc)) from None
         engine = get_engine()
         accounts = accounts_from_connections(accounts_in_use(engine), Connection.get)
         with PomClients(accounts) as clients:
-            report = reconcile(engine, clients, actor(context), as_of(context))
+            report = reconcile(engine, clients, actor(context), moment)
         log.info("POM reconciliation: %s", report.as_dict())
         return report.as_dict()
 

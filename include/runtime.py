@@ -20,17 +20,8 @@ _MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[
 
 
 class ParamError(InnenError, ValueError):
-    """A person's run parameter is malformed; the message names the param. No retry cures it."""
-
-
-def _refused(error: ParamError) -> Exception:
-    """``error`` as the task raises it: an AirflowFailException (a bad input fails the run at once, no retry)
-    inside Airflow; the plain ParamError where Airflow is not installed."""
-    try:
-        from airflow.sdk.exceptions import AirflowFailException
-    except ImportError:  # pragma: no cover - Airflow is installed wherever a task runs
-        return error
-    return AirflowFailException(str(error))
+    """A person's run parameter is malformed; the message names the param. No retry cures it: a task turns it
+    into an AirflowFailException (this module does not import Airflow)."""
 
 
 def parse_date_param(name: str, value: Any) -> date | None:
@@ -73,12 +64,9 @@ def parse_moment_param(name: str, value: Any) -> datetime | None:
 def run_date(context: Mapping[str, Any], name: str = "run_date") -> date:
     """The business date of a DAG run: the ``run_date`` param (or ``name``), else the logical date in Brussels.
 
-    A malformed param fails the task at once (AirflowFailException naming it)."""
+    A malformed param raises ParamError naming it."""
     params = context.get("params") or {}
-    try:
-        chosen = parse_date_param(name, params.get(name))
-    except ParamError as exc:
-        raise _refused(exc) from None
+    chosen = parse_date_param(name, params.get(name))
     if chosen is not None:
         return chosen
     moment = context.get("logical_date")
@@ -113,10 +101,9 @@ def actor(context: Mapping[str, Any], *, with_user: bool = False) -> str:
 
 
 def as_of(context: Mapping[str, Any]) -> datetime:
-    """The moment a run acts as of: the ``as_of`` param (ISO, UTC when no offset), else now."""
+    """The moment a run acts as of: the ``as_of`` param (ISO, UTC when no offset), else now.
+
+    A malformed param raises ParamError naming it (the trigger form does not check ``format: date-time``)."""
     params = context.get("params") or {}
-    try:
-        moment = parse_moment_param("as_of", params.get("as_of"))
-    except ParamError as exc:
-        raise _refused(exc) from None
+    moment = parse_moment_param("as_of", params.get("as_of"))
     return moment if moment is not None else datetime.now(timezone.utc)

@@ -63,14 +63,12 @@ def test_a_long_bad_value_is_not_repeated_whole() -> None:
     assert len(str(caught.value)) < 150
 
 
-def test_in_a_task_a_bad_param_fails_the_run_without_retry() -> None:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    with pytest.raises(AirflowFailException, match="param run_date: '2026-13-01'"):
+def test_the_context_readers_refuse_a_bad_param_by_name() -> None:
+    with pytest.raises(ParamError, match="param run_date: '2026-13-01'"):
         run_date({"params": {"run_date": "2026-13-01"}})
-    with pytest.raises(AirflowFailException, match="param day: 'tomorrow'"):
+    with pytest.raises(ParamError, match="param day: 'tomorrow'"):
         run_date({"params": {"day": "tomorrow"}}, "day")
-    with pytest.raises(AirflowFailException, match="param as_of: 'garbage'"):
+    with pytest.raises(ParamError, match="param as_of: 'garbage'"):
         as_of({"params": {"as_of": "garbage"}})
 
 
