@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 # Same as include.sepa.collection_confirm.AMOUNT_PATTERN (domain code is not imported at parse time).
 AMOUNT_PATTERN = r"^\d+(\.\d{1,2})?$"
+RUN_PATTERN = r"^\s*fj:[^:\s,]+:[1-9][0-9]*\s*$"  # a collection run, e.g. fj:BIB:12 (spaces around are ignored)
 AMOUNT_HELP = "What the bank credited for the run, e.g. 1234.56"
 
 
@@ -140,7 +141,8 @@ class AmountQuestion(HITLOperator):
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1), "owner": "finance"},
     tags=["innen", "sepa", "direct-debit", "finance"],
     params={
-        "collection_run": Param("", type="string", minLength=1, title="Collection run", description="e.g. fj:BIB:12"),
+        "collection_run": Param("", type="string", minLength=1, pattern=RUN_PATTERN, title="Collection run",
+                                description="The run to confirm, e.g. fj:BIB:12"),
         "received_amount": Param(
             None, type=["null", "string"], pattern=AMOUNT_PATTERN, title="Amount received",
             description=f"{AMOUNT_HELP}; optional: it prefills the confirmation form",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,53 @@ def test_every_param_has_a_title_and_a_description(dag_id: str) -> None:
     missing = [name for name in params if not (params.get_param(name).schema.get("title")
                                                and params.get_param(name).description)]
     assert not missing, f"{dag_id}: {missing} need a title and a description for the trigger form"
+
+
+def _accepts(dag_id: str, name: str, value: object) -> bool:
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    param = copy.deepcopy(dag_bag().dags[dag_id].params.get_param(name))  # resolve() keeps the value
+    try:
+        param.resolve(value)
+    except ParamValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("dag_id", "name", "value", "accepted"), [
+    ("pain_export", "collection_run", None, True),
+    ("pain_export", "collection_run", "", True),
+    ("pain_export", "collection_run", " fj:BIB:12 ", True),
+    ("pain_export", "collection_run", "fp:BIB:12", False),  # a reference, not a run
+    ("pain_export", "collection_run", "12", False),
+    ("pain_export", "collection_run", "fj:BIB:12, fj:BIB:13", False),
+    ("payment_reference_delete", "collection_run", "fj:KBC-BIB:3", True),
+    ("payment_reference_delete", "collection_run", "BIB:3", False),
+    ("payment_reference_delete", "references", None, True),
+    ("payment_reference_delete", "references", "fp:BIB:30, fp:BIB:31", True),
+    ("payment_reference_delete", "references", " fp:BIB:30,fp:BIB:31, ", True),
+    ("payment_reference_delete", "references", "fp:BIB:30 fp:BIB:31", False),  # one 'reference' with a space
+    ("payment_reference_delete", "references", "+++062/0000/00159+++", False),
+    ("payment_reference_delete", "references", "fj:BIB:12", False),
+    ("payment_reference_seal", "references", ["fp:BIB:30", " fp:BIB:31, fp:BIB:32"], True),
+    ("payment_reference_seal", "references", ["fp:BIB:30", ""], False),
+    ("payment_reference_seal", "references", ["  "], False),
+    ("payment_reference_seal", "references", ["fp:BIB:x"], False),
+    ("collection_confirm", "collection_run", "fj:BIB:12", True),
+    ("collection_confirm", "collection_run", " fj:BIB:12\n", True),
+    ("collection_confirm", "collection_run", "   ", False),
+    ("collection_confirm", "collection_run", "fj:BIB:0", False),
+    ("collection_confirm", "collection_run", "fj:BIB:12;", False),
+    ("collection_confirm", "received_amount", "1234.56", True),
+    ("collection_confirm", "received_amount", "1234,56", False),
+    ("mandate_execution", "run_date", "2026-11-20", True),
+    ("mandate_execution", "run_date", "20261120", False),
+    ("mandate_execution", "run_date", " 2026-11-20", False),
+    ("pom_delivery_report", "fetch_days", 91, False),
+    ("pom_payment_requests", "renew_within_days", -1, False),
+])
+def test_the_trigger_form_checks_what_a_person_types(dag_id: str, name: str, value: object, accepted: bool) -> None:
+    assert _accepts(dag_id, name, value) is accepted
 
 
 @pytest.mark.parametrize(("dag_id", "task_id"), [
