@@ -28,6 +28,9 @@ the DAG run and task followed by `confirmed by` / `aborted by` and their name.
 
 The reports (`dry-run`, then `booked` or `refused`, CSV and HTML) land in
 `var/reports/collection_confirm/<run>/` and on the run's Reports tab.
+
+**Params**: `collection_run`, the run (`fj:SYS:n`, required); `received_amount`, optional, digits with a
+decimal point (`1234.56`, no comma): it only prefills the form of **decide**.
 """
 
 from __future__ import annotations

@@ -4,17 +4,17 @@
 Seed 2.3.1, "Nieuw/bewerk betalingskenmerk": group an end user's open debt
 lines of one financial system into a payment reference (`fp:SYS:n`).
 
-* **End user**: the e-loi; **type**: the payment reference type's code (it
+* **End user** (`end_user`): the e-loi; **type** (`reference_type`): the payment reference type's code (it
   decides the reference number, the invoice number and the transaction cost);
-  **financial system**: optional, the system of the chosen lines otherwise.
-* **The debt**: either the debt lines' ids, or a transaction-code pattern
+  **financial system** (`financial_system`): optional, the system of the chosen lines otherwise.
+* **The debt**: either the debt lines' ids (`debt_lines`), or a transaction-code `pattern`
   (`LID`, or a prefix ending in `*` such as `BOETE*`; several separated by
   commas) for all the user's open lines that match. A line must be open and
   in no other open payment reference; lines of two financial systems are
   refused.
-* **Te betalen tegen** (due date) and a **description** (several lines; an
+* **Te betalen tegen** (`due_date`) and a **description** (`description`, several lines; an
   invoice may show it) are optional.
-* **Seal**: on (the default) the reference is sealed at once, which adds the
+* **Seal** (`seal`): on (the default) the reference is sealed at once, which adds the
   type's transaction cost where the financial system has a tariff for it, and
   a type with *direct* printing gets its invoice made right away (when the
   reference's data cannot make one, e.g. an amount an EPC code cannot carry,

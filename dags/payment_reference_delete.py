@@ -2,8 +2,8 @@
 ### Delete payment references (by hand)
 
 Seed 2.3.3.4: when a bank file was lost or refused by the bank. Give a
-collection run (`fj:SYS:n`) or payment references (`fp:SYS:n`, comma
-separated), and leave `dry_run` on first. Deleted references free their debt
+collection run (`collection_run`, `fj:SYS:n`) or payment references
+(`references`, `fp:SYS:n`, comma separated), and leave `dry_run` on first. Deleted references free their debt
 lines (open debt again, collected by the next mandate execution); payments
 already booked stay. A paid reference is refused with its reason. The
 collections of deleted references are cancelled; a run left without

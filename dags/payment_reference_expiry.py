@@ -11,6 +11,9 @@ already booked stay. Every change is audited. A reference whose request POM
 could not confirm is left for the next run, and the task fails so the
 operator sees it. A reference being collected (its collection in a run, ready
 or sent) is not expired while the collection stands.
+
+**Param** `as_of` (by hand, to replay an hour; empty: now): the moment the run acts as of, ISO with an
+offset (`2026-11-20T02:00:00+01:00`; UTC without one). A malformed value fails the run at once, naming it.
 """
 
 from __future__ import annotations

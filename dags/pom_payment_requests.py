@@ -21,6 +21,9 @@ account `x` is the Airflow Connection `pom_x` (host, login, password; extra:
 `rate_limit_per_second`). If POM cannot be reached for some references, the
 rest is done and the task fails so that its retry finishes the job: up to
 four retries, the first a minute later, each wait twice the one before.
+
+**Param** `as_of` (by hand, to replay a night; empty: now): the moment the run acts as of, ISO with an
+offset (`2026-11-20T02:00:00+01:00`; UTC without one). A malformed value fails the run at once, naming it.
 """
 
 from __future__ import annotations

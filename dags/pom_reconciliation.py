@@ -13,6 +13,9 @@ payment request we hold, read per account at the account's rate limit.
    POM ends it) and whose type auto-cancels are cancelled.
 
 Report: `var/reports/pom_reconciliation/<date>/pom_reconciliation.{csv,html}`.
+
+**Param** `as_of` (by hand, to replay a night; empty: now): the moment the run acts as of, ISO with an
+offset (`2026-11-20T02:00:00+01:00`; UTC without one). A malformed value fails the run at once, naming it.
 """
 
 from __future__ import annotations

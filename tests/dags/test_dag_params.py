@@ -21,6 +21,13 @@ def test_every_param_has_a_title_and_a_description(dag_id: str) -> None:
     assert not missing, f"{dag_id}: {missing} need a title and a description for the trigger form"
 
 
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_the_doc_names_every_param(dag_id: str) -> None:
+    dag = dag_bag().dags[dag_id]
+    missing = [name for name in dag.params if f"`{name}`" not in (dag.doc_md or "")]
+    assert not missing, f"{dag_id}: the doc_md does not say what {missing} do"
+
 def _accepts(dag_id: str, name: str, value: object) -> bool:
     from airflow.sdk.definitions.param import ParamValidationError
 
