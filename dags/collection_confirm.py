@@ -58,6 +58,9 @@ def preview_run(context: Mapping[str, Any]) -> dict:
     """The dry run with the amount the run was triggered with; its ``summary`` is the question's body."""
     from dataclasses import asdict
 
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.errors import InnenError
     from include.finance.db import transaction
     from include.runtime import actor
     from include.sepa.collection_confirm import confirm_collection_run, confirmation_summary
@@ -65,10 +68,13 @@ def preview_run(context: Mapping[str, Any]) -> dict:
 
     params = context["params"]
     given = (params.get("received_amount") or "").strip() or None
-    with transaction(readonly=True) as session:
-        result = confirm_collection_run(
-            session, params["collection_run"].strip(), given or "0.00", actor(context), dry_run=True,
-        )
+    try:
+        with transaction(readonly=True) as session:
+            result = confirm_collection_run(
+                session, params["collection_run"].strip(), given or "0.00", actor(context), dry_run=True,
+            )
+    except InnenError as refusal:  # an unknown run, a run not exported: the person's choice, no retry cures it
+        raise AirflowFailException(f"nothing to confirm: {refusal}") from None
     report = write_confirmation(result)
     log.info("%s (report %s)", result.message, report)
     value = {**asdict(result), "report": report, "amount_given": given}
