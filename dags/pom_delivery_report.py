@@ -84,9 +84,15 @@ log = logging.getLogger(__name__)
 def pom_delivery_report() -> None:
     @task
     def reports_in_inbox() -> list[str]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.errors import InnenError
         from include.pom.delivery_files import pending_reports
 
-        files = [str(path) for path in pending_reports(get_current_context()["params"].get("path"))]
+        try:
+            files = [str(path) for path in pending_reports(get_current_context()["params"].get("path"))]
+        except InnenError as refusal:  # a person's param: no retry cures it
+            raise AirflowFailException(f"param path: {refusal}") from None
         log.info("delivery reports to analyse: %s", files or "none")
         return files
 

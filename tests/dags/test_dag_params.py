@@ -93,3 +93,17 @@ def test_a_malformed_as_of_fails_the_run_at_once(dag_id: str, task_id: str, monk
     monkeypatch.setitem(work.__globals__, "get_current_context", lambda: {"params": {"as_of": "2026-11-20 2h"}})
     with pytest.raises(AirflowFailException, match=r"^param as_of: '2026-11-20 2h' is not a date-time"):
         work(*(["report.csv"] if task_id == "analyse_file" else []))
+
+
+@pytest.mark.parametrize(("dag_id", "task_id"), [("camt053_import", "files_to_import"),
+                                                 ("pom_delivery_report", "reports_in_inbox")])
+@pytest.mark.parametrize("path", ["lost.xml", "../../innen.sqlite"])
+def test_a_path_that_cannot_be_taken_fails_the_run_at_once(dag_id: str, task_id: str, path: str, var_dir: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing file was 'nothing to import' (the run looked done); one outside the inbox was retried."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    work = dag_bag().dags[dag_id].get_task(task_id).python_callable
+    monkeypatch.setitem(work.__globals__, "get_current_context", lambda: {"params": {"path": f" {path} "}})
+    with pytest.raises(AirflowFailException, match=rf"^param path: {path}: (no such file|not inside the inbox)"):
+        work()
