@@ -77,11 +77,17 @@ log = logging.getLogger(__name__)
 def camt053_import() -> None:
     @task(show_return_value_in_logs=False)  # the paths hold the banks' file names, often with the account in full
     def files_to_import() -> list[str]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.errors import InnenError
         from include.sepa.identifiers import mask_ibans_in
         from include.sepa.statement_files import pending_files
         from include.storage import name_of
 
-        files = [str(path) for path in pending_files(get_current_context()["params"].get("path"))]
+        try:
+            files = [str(path) for path in pending_files(get_current_context()["params"].get("path"))]
+        except InnenError as refusal:  # a person's param: no retry cures it
+            raise AirflowFailException(f"param path: {mask_ibans_in(str(refusal))}") from None
         log.info("files to import: %s", [mask_ibans_in(name_of(path)) for path in files] or "none")
         return files
 

@@ -28,6 +28,9 @@ the DAG run and task followed by `confirmed by` / `aborted by` and their name.
 
 The reports (`dry-run`, then `booked` or `refused`, CSV and HTML) land in
 `var/reports/collection_confirm/<run>/` and on the run's Reports tab.
+
+**Params**: `collection_run`, the run (`fj:SYS:n`, required); `received_amount`, optional, digits with a
+decimal point (`1234.56`, no comma): it only prefills the form of **decide**.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 
 # Same as include.sepa.collection_confirm.AMOUNT_PATTERN (domain code is not imported at parse time).
 AMOUNT_PATTERN = r"^\d+(\.\d{1,2})?$"
+RUN_PATTERN = r"^\s*fj:[^:\s,]+:[1-9][0-9]*\s*$"  # a collection run, e.g. fj:BIB:12 (spaces around are ignored)
 AMOUNT_HELP = "What the bank credited for the run, e.g. 1234.56"
 
 
@@ -54,6 +58,9 @@ def preview_run(context: Mapping[str, Any]) -> dict:
     """The dry run with the amount the run was triggered with; its ``summary`` is the question's body."""
     from dataclasses import asdict
 
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.errors import InnenError
     from include.finance.db import transaction
     from include.runtime import actor
     from include.sepa.collection_confirm import confirm_collection_run, confirmation_summary
@@ -61,10 +68,13 @@ def preview_run(context: Mapping[str, Any]) -> dict:
 
     params = context["params"]
     given = (params.get("received_amount") or "").strip() or None
-    with transaction(readonly=True) as session:
-        result = confirm_collection_run(
-            session, params["collection_run"].strip(), given or "0.00", actor(context), dry_run=True,
-        )
+    try:
+        with transaction(readonly=True) as session:
+            result = confirm_collection_run(
+                session, params["collection_run"].strip(), given or "0.00", actor(context), dry_run=True,
+            )
+    except InnenError as refusal:  # an unknown run, a run not exported: the person's choice, no retry cures it
+        raise AirflowFailException(f"nothing to confirm: {refusal}") from None
     report = write_confirmation(result)
     log.info("%s (report %s)", result.message, report)
     value = {**asdict(result), "report": report, "amount_given": given}
@@ -140,7 +150,8 @@ class AmountQuestion(HITLOperator):
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1), "owner": "finance"},
     tags=["innen", "sepa", "direct-debit", "finance"],
     params={
-        "collection_run": Param("", type="string", minLength=1, title="Collection run", description="e.g. fj:BIB:12"),
+        "collection_run": Param("", type="string", minLength=1, pattern=RUN_PATTERN, title="Collection run",
+                                description="The run to confirm, e.g. fj:BIB:12"),
         "received_amount": Param(
             None, type=["null", "string"], pattern=AMOUNT_PATTERN, title="Amount received",
             description=f"{AMOUNT_HELP}; optional: it prefills the confirmation form",

@@ -3,7 +3,7 @@
 
 Seed 2.3.5.2: the control list gathers what the processing of external
 payments left for a person, from bank statements and from POM. Give the
-item's number (`item`, as on the control list and the Finance page) and:
+item's number (`item`, as on the control list and the Finance page) and the `action`:
 
 * **book**: its money onto an open payment reference (`reference`: `fp:SYS:n`
   or the structured communication, e.g. `+++062/0000/00159+++`), booked as the

@@ -70,7 +70,7 @@ INVOICES_READY = Asset(**READY)
 def invoice_mailing() -> None:
     @task
     def mail() -> dict:
-        from datetime import date, datetime, timezone
+        from datetime import datetime, timezone
 
         from airflow.sdk import Connection
         from airflow.sdk.exceptions import AirflowFailException
@@ -81,8 +81,7 @@ def invoice_mailing() -> None:
         from include.runtime import actor, run_date
 
         context = get_current_context()
-        chosen = context["params"].get("day")
-        day = date.fromisoformat(str(chosen)) if chosen else run_date(context)
+        day = run_date(context, "day")  # the param (the form checks its format), else the run's date
         engine = get_engine()
         accounts = accounts_from_connections(accounts_in_use(engine) | mailing_accounts(engine), Connection.get)
         with PomClients(accounts) as clients:

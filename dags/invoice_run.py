@@ -25,6 +25,9 @@ code in POM's layout (`{invoice_qr}`).
 Types with **direct** printing get their invoice at once when sealed
 (`payment_reference_create`, `mandate_execution`); this run catches up
 anything left. A rerun makes nothing twice.
+
+**Param** `run_date` (by hand): the print day the invoices belong to (their folder and the overview);
+empty: the run's date in Brussels.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ from include.airflow_roles import access_control
 from include.assets import COLLECTION_RUNS_READY as READY
 
 log = logging.getLogger(__name__)
+RUN_PATTERN = r"^\s*(fj:[^:\s,]+:[1-9][0-9]*)?\s*$"  # a collection run, e.g. fj:BIB:12, or empty (spaces ignored)
 COLLECTION_RUNS_READY = Asset(**READY)
 FILE_VIEW = "/innen-finance/bank-files/{approval_id}"  # the plugin's app serves the file to who may read this DAG
 
@@ -154,6 +155,30 @@ class BankFileApproval(ApprovalOperator):
         raise TaskAwaitingInput(method_name="execute_complete", timeout=self.response_timeout)
 
 
+def chosen_runs(context: Any) -> list[str]:
+    """The runs to export: the ``collection_run`` param's (spaces ignored), else every ready run.
+
+    A run that does not exist fails the DAG run at once, naming the param (it failed each mapped export in turn,
+    retried)."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from sqlalchemy import select
+
+    from include.errors import echoed
+    from include.finance.db import transaction
+    from include.finance.models import CollectionRun
+    from include.sepa.export import runs_to_export as ready_runs
+
+    requested = (context["params"].get("collection_run") or "").strip()
+    with transaction(readonly=True) as session:
+        if requested:
+            if session.scalar(select(CollectionRun.id).where(CollectionRun.loi == requested)) is None:
+                raise AirflowFailException(f"param collection_run: there is no collection run {echoed(requested)}")
+            return [requested]
+        runs = ready_runs(session)
+    log.info("runs to export: %s", runs or "none")
+    return runs
+
+
 @dag(
     dag_id="pain_export",
     schedule=[COLLECTION_RUNS_READY],
@@ -164,7 +189,7 @@ class BankFileApproval(ApprovalOperator):
     tags=["innen", "sepa", "direct-debit", "bank-file"],
     params={
         "collection_run": Param(
-            None, type=["null", "string"], title="Collection run",
+            None, type=["null", "string"], pattern=RUN_PATTERN, title="Collection run",
             description="Identifier of one run to export (fj:SYS:n). Empty: every ready run.",
         ),
         "export_format": Param(
@@ -178,16 +203,7 @@ class BankFileApproval(ApprovalOperator):
 def pain_export() -> None:
     @task
     def runs_to_export() -> list[str]:
-        from include.finance.db import transaction
-        from include.sepa.export import runs_to_export as ready_runs
-
-        requested = get_current_context()["params"].get("collection_run")
-        if requested:
-            return [requested.strip()]
-        with transaction(readonly=True) as session:
-            runs = ready_runs(session)
-        log.info("runs to export: %s", runs or "none")
-        return runs
+        return chosen_runs(get_current_context())
 
     @task(max_active_tis_per_dagrun=2)
     def export_run(run_loi: str) -> dict:

@@ -4,17 +4,17 @@
 Seed 2.3.1, "Nieuw/bewerk betalingskenmerk": group an end user's open debt
 lines of one financial system into a payment reference (`fp:SYS:n`).
 
-* **End user**: the e-loi; **type**: the payment reference type's code (it
+* **End user** (`end_user`): the e-loi; **type** (`reference_type`): the payment reference type's code (it
   decides the reference number, the invoice number and the transaction cost);
-  **financial system**: optional, the system of the chosen lines otherwise.
-* **The debt**: either the debt lines' ids, or a transaction-code pattern
+  **financial system** (`financial_system`): optional, the system of the chosen lines otherwise.
+* **The debt**: either the debt lines' ids (`debt_lines`), or a transaction-code `pattern`
   (`LID`, or a prefix ending in `*` such as `BOETE*`; several separated by
   commas) for all the user's open lines that match. A line must be open and
   in no other open payment reference; lines of two financial systems are
   refused.
-* **Te betalen tegen** (due date) and a **description** (several lines; an
+* **Te betalen tegen** (`due_date`) and a **description** (`description`, several lines; an
   invoice may show it) are optional.
-* **Seal**: on (the default) the reference is sealed at once, which adds the
+* **Seal** (`seal`): on (the default) the reference is sealed at once, which adds the
   type's transaction cost where the financial system has a tariff for it, and
   a type with *direct* printing gets its invoice made right away (when the
   reference's data cannot make one, e.g. an amount an EPC code cannot carry,
@@ -52,8 +52,6 @@ def make_reference(context: Mapping[str, Any], role_source: Any) -> dict:
 
     ``role_source``: context → (person or None, roles); :func:`include.airflow_roles.run_roles` in a run.
     """
-    from datetime import date
-
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.errors import InnenError
@@ -61,21 +59,21 @@ def make_reference(context: Mapping[str, Any], role_source: Any) -> dict:
     from include.finance.db import transaction
     from include.finance.models import PaymentReferenceType
     from include.finance.sealing import create_reference
-    from include.runtime import actor, as_of
+    from include.runtime import actor, as_of, parse_date_param
 
     params = context["params"]
-    due = (params.get("due_date") or "").strip()
+    end_user, type_code = str(params["end_user"]).strip(), str(params["reference_type"]).strip()
+    system, pattern = (params.get("financial_system") or "").strip() or None, (params.get("pattern") or "").strip() or None
     user, roles = role_source(context)  # a lookup that fails is a fault (retried), not a refusal
-    log.info("a %s reference for %s, roles: %s", params["reference_type"], user or "no person",
+    log.info("a %s reference for %s, roles: %s", type_code, user or "no person",
              ", ".join(sorted(roles)) or "none")
     try:
         with transaction() as session:
-            require_type(session, params["reference_type"], "create", roles)
+            require_type(session, type_code, "create", roles)
             reference = create_reference(
-                session, end_user=params["end_user"], type_code=params["reference_type"],
-                financial_system=params.get("financial_system"),
+                session, end_user=end_user, type_code=type_code, financial_system=system,
                 debt_line_ids=[int(line_id) for line_id in params.get("debt_lines") or []],
-                pattern=params.get("pattern"), due_date=date.fromisoformat(due) if due else None,
+                pattern=pattern, due_date=parse_date_param("due_date", params.get("due_date")),
                 description=params.get("description"), seal=bool(params["seal"]), actor=actor(context, with_user=True),
                 now=as_of(context),
             )

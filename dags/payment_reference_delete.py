@@ -2,8 +2,8 @@
 ### Delete payment references (by hand)
 
 Seed 2.3.3.4: when a bank file was lost or refused by the bank. Give a
-collection run (`fj:SYS:n`) or payment references (`fp:SYS:n`, comma
-separated), and leave `dry_run` on first. Deleted references free their debt
+collection run (`collection_run`, `fj:SYS:n`) or payment references
+(`references`, `fp:SYS:n`, comma separated), and leave `dry_run` on first. Deleted references free their debt
 lines (open debt again, collected by the next mandate execution); payments
 already booked stay. A paid reference is refused with its reason. The
 collections of deleted references are cancelled; a run left without
@@ -38,6 +38,9 @@ from airflow.sdk import Param, dag, get_current_context, task
 from include.airflow_roles import access_control
 
 log = logging.getLogger(__name__)
+RUN_PATTERN = r"^\s*(fj:[^:\s,]+:[1-9][0-9]*)?\s*$"  # a collection run, e.g. fj:BIB:12, or empty (spaces ignored)
+_LOI = r"fp:[^:\s,]+:[1-9][0-9]*"
+REFERENCES_PATTERN = rf"^\s*({_LOI}(\s*,\s*{_LOI})*)?\s*,?\s*$"  # fp:BIB:30, fp:BIB:31 (or empty)
 
 
 def delete_or_report(context: Mapping[str, Any], role_source: Any) -> dict:
@@ -84,9 +87,11 @@ def delete_or_report(context: Mapping[str, Any], role_source: Any) -> dict:
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1), "owner": "finance"},
     tags=["innen", "finance", "payment-reference"],
     params={
-        "collection_run": Param(None, type=["null", "string"], title="Collection run", description="e.g. fj:BIB:12"),
+        "collection_run": Param(None, type=["null", "string"], pattern=RUN_PATTERN, title="Collection run",
+                                description="Every reference of this run, e.g. fj:BIB:12; or give references"),
         "references": Param(
-            None, type=["null", "string"], title="Payment references", description="e.g. fp:BIB:30, fp:BIB:31"
+            None, type=["null", "string"], pattern=REFERENCES_PATTERN, title="Payment references",
+            description="Separated by commas, e.g. fp:BIB:30, fp:BIB:31"
         ),
         "dry_run": Param(True, type="boolean", title="Dry run",
                          description="Only report, also what the types' admin locks would refuse; delete nothing."),

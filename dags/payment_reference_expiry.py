@@ -11,6 +11,9 @@ already booked stay. Every change is audited. A reference whose request POM
 could not confirm is left for the next run, and the task fails so the
 operator sees it. A reference being collected (its collection in a run, ready
 or sent) is not expired while the collection stands.
+
+**Param** `as_of` (by hand, to replay an hour; empty: now): the moment the run acts as of, ISO with an
+offset (`2026-11-20T02:00:00+01:00`; UTC without one). A malformed value fails the run at once, naming it.
 """
 
 from __future__ import annotations
@@ -45,17 +48,22 @@ def payment_reference_expiry() -> None:
     @task
     def expire() -> dict:
         from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowFailException
 
         from include.finance.db import get_engine
         from include.pom.accounts import PomClients, accounts_from_connections, accounts_in_use
         from include.pom.expiry import expire_references
-        from include.runtime import actor, as_of
+        from include.runtime import ParamError, actor, as_of
 
         context = get_current_context()
+        try:
+            moment = as_of(context)
+        except ParamError as exc:  # a person's param: no retry cures it
+            raise AirflowFailException(str(exc)) from None
         engine = get_engine()
         accounts = accounts_from_connections(accounts_in_use(engine), Connection.get)
         with PomClients(accounts) as clients:
-            summary = expire_references(engine, clients, actor(context), as_of(context))
+            summary = expire_references(engine, clients, actor(context), moment)
         log.info("expiry: %s", summary.as_dict())
         return summary.as_dict()
 

@@ -14,7 +14,9 @@ recipient one diagnosis and one action** for finance.
 * nightly (the 03:00 run): the reports of the batches sent in the last 4 days,
   fetched from POM with the Connection `pom_default`; a temporary failure is
   retried by POM for 48 hours, so a batch is looked at again until it settles;
-* by hand: `path` (a file or a folder) and/or `fetch_days`.
+* by hand: `path` (a file or a folder) and/or `fetch_days`; `as_of` (ISO with an offset, UTC without one;
+  empty: now) replays a night: the moment of the 48-hour rule and of the fetch window. A malformed value fails
+  the run at once, naming it.
 
 **What the report says → what to do**
 
@@ -82,9 +84,15 @@ log = logging.getLogger(__name__)
 def pom_delivery_report() -> None:
     @task
     def reports_in_inbox() -> list[str]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.errors import InnenError
         from include.pom.delivery_files import pending_reports
 
-        files = [str(path) for path in pending_reports(get_current_context()["params"].get("path"))]
+        try:
+            files = [str(path) for path in pending_reports(get_current_context()["params"].get("path"))]
+        except InnenError as refusal:  # a person's param: no retry cures it
+            raise AirflowFailException(f"param path: {refusal}") from None
         log.info("delivery reports to analyse: %s", files or "none")
         return files
 
@@ -94,11 +102,15 @@ def pom_delivery_report() -> None:
 
         from include.pom.delivery_files import analyse_report_file
         from include.pom.delivery_reader import DeliveryReportRefused
-        from include.runtime import actor, as_of
+        from include.runtime import ParamError, actor, as_of
 
         context = get_current_context()
         try:
-            result = analyse_report_file(path, actor(context), now=as_of(context))
+            moment = as_of(context)
+        except ParamError as exc:  # a person's param: no retry cures it
+            raise AirflowFailException(str(exc)) from None
+        try:
+            result = analyse_report_file(path, actor(context), now=moment)
         except DeliveryReportRefused as refusal:
             raise AirflowFailException(f"refused and quarantined: {refusal}") from None
         log.info("%s: %s lines, %s invoice × recipient, %s; action lists %s", result["file"], result["lines"],
@@ -112,20 +124,24 @@ def pom_delivery_report() -> None:
 
         from include.pom.accounts import DEFAULT_ACCOUNT, PomClients, accounts_from_connections
         from include.pom.delivery_files import analyse_recent_batches, fetch_window
-        from include.runtime import actor, as_of
+        from include.runtime import ParamError, actor, as_of
 
         context = get_current_context()
+        try:
+            moment = as_of(context)
+        except ParamError as exc:  # a person's param: no retry cures it
+            raise AirflowFailException(str(exc)) from None
         params, dag_run = context["params"], context.get("dag_run")
         # The nightly slot is the run's scheduled time (a late start still counts); as_of replays a night.
-        moment = as_of(context) if params.get("as_of") else (
+        slot = moment if (params.get("as_of") or "").strip() else (
             getattr(dag_run, "run_after", None) or context.get("logical_date"))
-        window = fetch_window(params.get("fetch_days"), getattr(dag_run, "run_type", None), moment)
+        window = fetch_window(params.get("fetch_days"), getattr(dag_run, "run_type", None), slot)
         if window is None:
             raise AirflowSkipException("not the nightly run and no fetch_days given: nothing fetched from POM")
         accounts = accounts_from_connections([DEFAULT_ACCOUNT], Connection.get)
         with PomClients(accounts) as clients:
             result = analyse_recent_batches(clients.client(DEFAULT_ACCOUNT), window, actor(context),
-                                            now=as_of(context))
+                                            now=moment)
         log.info("batches sent since %s: %s analysed, refused %s", window, len(result["analysed"]), result["refused"])
         if result["refused"]:
             raise AirflowFailException(f"refused and quarantined: {result['refused']}")

@@ -21,6 +21,9 @@ account `x` is the Airflow Connection `pom_x` (host, login, password; extra:
 `rate_limit_per_second`). If POM cannot be reached for some references, the
 rest is done and the task fails so that its retry finishes the job: up to
 four retries, the first a minute later, each wait twice the one before.
+
+**Param** `as_of` (by hand, to replay a night; empty: now): the moment the run acts as of, ISO with an
+offset (`2026-11-20T02:00:00+01:00`; UTC without one). A malformed value fails the run at once, naming it.
 """
 
 from __future__ import annotations
@@ -49,7 +52,10 @@ log = logging.getLogger(__name__)
                   "max_retry_delay": timedelta(minutes=30), "owner": "finance"},
     tags=["innen", "pom", "online-payment"],
     params={
-        "renew_within_days": Param(14, type="integer", minimum=0, maximum=89, title="Renew QR codes expiring within (days)"),
+        "renew_within_days": Param(
+            14, type="integer", minimum=0, maximum=89, title="Renew QR codes expiring within (days)",
+            description="A payment request whose QR code expires within this many days gets a new one (0-89).",
+        ),
         "as_of": Param(None, type=["null", "string"], format="date-time", title="As of (UTC; empty: now)",
                        description="For replaying a night; leave empty."),
     },
@@ -60,17 +66,22 @@ def pom_payment_requests() -> None:
     @task
     def sync_requests() -> dict:
         from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowFailException
 
         from include.finance.db import get_engine
         from include.pom.accounts import PomClients, accounts_from_connections, accounts_in_use
         from include.pom.payment_requests import sync_payment_requests
-        from include.runtime import actor, as_of
+        from include.runtime import ParamError, actor, as_of
 
         context = get_current_context()
+        try:
+            moment = as_of(context)
+        except ParamError as exc:  # a person's param: no retry cures it
+            raise AirflowFailException(str(exc)) from None
         engine = get_engine()
         accounts = accounts_from_connections(accounts_in_use(engine), Connection.get)
         with PomClients(accounts) as clients:
-            summary = sync_payment_requests(engine, clients, actor(context), as_of(context),
+            summary = sync_payment_requests(engine, clients, actor(context), moment,
                                             renew_within_days=int(context["params"]["renew_within_days"]))
         log.info("POM payment requests: %s", summary.as_dict())
         return summary.as_dict()

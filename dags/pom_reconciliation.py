@@ -13,6 +13,9 @@ payment request we hold, read per account at the account's rate limit.
    POM ends it) and whose type auto-cancels are cancelled.
 
 Report: `var/reports/pom_reconciliation/<date>/pom_reconciliation.{csv,html}`.
+
+**Param** `as_of` (by hand, to replay a night; empty: now): the moment the run acts as of, ISO with an
+offset (`2026-11-20T02:00:00+01:00`; UTC without one). A malformed value fails the run at once, naming it.
 """
 
 from __future__ import annotations
@@ -47,17 +50,22 @@ def pom_reconciliation() -> None:
     @task
     def reconcile_requests() -> dict:
         from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowFailException
 
         from include.finance.db import get_engine
         from include.pom.accounts import PomClients, accounts_from_connections, accounts_in_use
         from include.pom.reconciliation import reconcile
-        from include.runtime import actor, as_of
+        from include.runtime import ParamError, actor, as_of
 
         context = get_current_context()
+        try:
+            moment = as_of(context)
+        except ParamError as exc:  # a person's param: no retry cures it
+            raise AirflowFailException(str(exc)) from None
         engine = get_engine()
         accounts = accounts_from_connections(accounts_in_use(engine), Connection.get)
         with PomClients(accounts) as clients:
-            report = reconcile(engine, clients, actor(context), as_of(context))
+            report = reconcile(engine, clients, actor(context), moment)
         log.info("POM reconciliation: %s", report.as_dict())
         return report.as_dict()
 

@@ -44,12 +44,14 @@ class Inbox:
 
     def pending(self, source: str | Location | None = None) -> list[Location]:
         """Files to take: ``source`` (a file or a folder inside the inbox; relative: to the inbox), or the
-        inbox; hidden and partial files skipped.
+        inbox; hidden and partial files skipped. A ``source`` that does not exist is refused.
 
         Whatever is taken is moved away afterwards (archive or quarantine), so a ``source`` outside the inbox is
         refused: a run's parameter must not be able to move a bank file from the outbox, or the database.
         """
         folder = self.folder
+        if isinstance(source, str):
+            source = source.strip()  # typed in a form: spaces around are no part of a name
         if not source:
             return waiting_files(folder, self.suffixes)
         chosen = location(source)
@@ -57,6 +59,9 @@ class Inbox:
             chosen = folder / chosen
         if not inside(chosen, folder):
             raise InnenError(f"{source}: not inside the inbox {folder}; only a file or folder there is taken")
+        if not chosen.exists():  # a typo, or a file taken already: a run that takes nothing would look done
+            raise InnenError(f"{source}: no such file or folder in the inbox {folder} (taken already? see the "
+                             "archive and the quarantine)")
         return waiting_files(chosen, self.suffixes)
 
     def take(self, path: str | Location, take: Callable[[Location], Taken],

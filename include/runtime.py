@@ -6,19 +6,69 @@ run date and an actor string for the audit log.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from include.errors import InnenError, echoed
+
 LOCAL_ZONE = ZoneInfo("Europe/Brussels")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
 
 
-def run_date(context: Mapping[str, Any]) -> date:
-    """The business date of a DAG run: the ``run_date`` param, else the logical date in Brussels."""
+class ParamError(InnenError, ValueError):
+    """A person's run parameter is malformed; the message names the param. No retry cures it: a task turns it
+    into an AirflowFailException (this module does not import Airflow)."""
+
+
+def parse_date_param(name: str, value: Any) -> date | None:
+    """A ``YYYY-MM-DD`` param, surrounding spaces ignored; None when empty. ParamError naming ``name`` else.
+
+    (``date.fromisoformat`` alone also takes ``20260301`` and ``2026-W09-7``: not what a person means.)"""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if _DATE.fullmatch(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ParamError(f"param {name}: {echoed(text)} is not a date YYYY-MM-DD")
+
+
+def parse_moment_param(name: str, value: Any) -> datetime | None:
+    """An ISO date-time param (UTC when it has no offset), surrounding spaces ignored; None when empty.
+
+    The trigger form does not check ``format: date-time`` here (jsonschema needs rfc3339-validator for it), so
+    this is the only check: ParamError naming ``name`` for anything else, a bare date included."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if _MOMENT.fullmatch(text):
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    raise ParamError(f"param {name}: {echoed(text)} is not a date-time YYYY-MM-DDTHH:MM[:SS][+HH:MM|Z]")
+
+
+def run_date(context: Mapping[str, Any], name: str = "run_date") -> date:
+    """The business date of a DAG run: the ``run_date`` param (or ``name``), else the logical date in Brussels.
+
+    A malformed param raises ParamError naming it."""
     params = context.get("params") or {}
-    if params.get("run_date"):
-        return date.fromisoformat(str(params["run_date"]))
+    chosen = parse_date_param(name, params.get(name))
+    if chosen is not None:
+        return chosen
     moment = context.get("logical_date")
     if moment is None and context.get("dag_run") is not None:
         moment = getattr(context["dag_run"], "run_after", None)
@@ -51,10 +101,9 @@ def actor(context: Mapping[str, Any], *, with_user: bool = False) -> str:
 
 
 def as_of(context: Mapping[str, Any]) -> datetime:
-    """The moment a run acts as of: the ``as_of`` param (ISO, UTC when no offset), else now."""
+    """The moment a run acts as of: the ``as_of`` param (ISO, UTC when no offset), else now.
+
+    A malformed param raises ParamError naming it (the trigger form does not check ``format: date-time``)."""
     params = context.get("params") or {}
-    value = params.get("as_of")
-    if not value:
-        return datetime.now(timezone.utc)
-    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = parse_moment_param("as_of", params.get("as_of"))
+    return moment if moment is not None else datetime.now(timezone.utc)

@@ -154,6 +154,20 @@ def test_making_a_reference_needs_the_types_write_lock(engine, books: Books, per
         assert session.get(DebtLine, books.free_line).payment_reference_id is None
 
 
+def test_making_a_reference_reads_the_form_as_typed(engine, books: Books) -> None:
+    """Spaces around what a person typed are no part of it; a malformed due date refuses, naming the param
+    (it was a ValueError the task retried)."""
+    spaced = {**_create_params(books), "end_user": f" {books.user} ", "reference_type": f"{TYPE} ",
+              "due_date": " 2026-12-31 "}
+    bad = {**_create_params(books), "due_date": "31/12/2026"}
+    assert _call("payment_reference_create", "create", "make_reference", bad, "fiona", ("finance",)) == (
+        "refused: param due_date: '31/12/2026' is not a date YYYY-MM-DD")
+    assert _references(engine) == 1
+    result = _call("payment_reference_create", "create", "make_reference", spaced, "fiona", ("finance",))
+    assert isinstance(result, dict) and result["status"] == "sealed", result
+    assert _references(engine) == 2
+
+
 @pytest.mark.parametrize(("person", "roles", "may_write", "may_delete"), WHO, ids=IDS)
 def test_booking_a_control_list_item_needs_the_write_lock_of_the_references_type(
     engine, books: Books, person: str | None, roles: tuple[str, ...], may_write: bool, may_delete: bool

@@ -439,3 +439,11 @@ def test_confirming_a_run_not_exported_fails_without_retry(confirm_dag, app: str
         session.scalars(select(CollectionRun)).one().status = "failed"
     with pytest.raises(AirflowFailException, match="only an exported run"):
         _book(confirm_dag, app, shown, _answer(confirm_dag, "Confirm", "50.75"))
+
+
+def test_previewing_a_run_that_does_not_exist_fails_without_retry(confirm_dag, app: str) -> None:
+    """It was an InnenError, retried a minute later."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match=r"^nothing to confirm: collection run fj:BIB:999 does not exist$"):
+        _preview(confirm_dag, " fj:BIB:999 ", None)

@@ -80,6 +80,21 @@ def test_a_refused_export_fails_the_task_and_marks_the_run(demo, var_dir: Path) 
     assert not any(p.suffix == ".xml" for p in (var_dir / "outbox").glob("*")) if (var_dir / "outbox").exists() else True
 
 
+def test_the_export_reads_its_collection_run_param_as_typed(demo) -> None:
+    """Spaces around the run are no part of it; an empty one (spaces only) is every ready run; a run that does not
+    exist fails the DAG run at once, naming the param (it was an InnenError each mapped export retried)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
+    chosen = _dag("pain_export").get_task("runs_to_export").python_callable.__globals__["chosen_runs"]
+    with transaction(demo, readonly=True) as session:
+        lois = sorted(session.scalars(select(CollectionRun.loi)))
+    assert chosen({"params": {"collection_run": f" {lois[0]} "}}) == [lois[0]]
+    assert sorted(chosen({"params": {"collection_run": "  "}})) == lois
+    with pytest.raises(AirflowFailException, match=r"^param collection_run: there is no collection run 'fj:BIB:999'$"):
+        chosen({"params": {"collection_run": "fj:BIB:999 "}})
+
+
 def _confirm_context(run_loi: str, amount: str | None, task_id: str, xcoms: dict | None = None) -> dict:
     """What collection_confirm's task ``task_id`` gets from Airflow: its params and a task instance whose
     ``xcom_pull`` gives ``xcoms`` (by task id)."""

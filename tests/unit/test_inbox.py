@@ -55,3 +55,12 @@ def test_the_delivery_reports_keep_to_their_own_inbox(var_dir: Path, folders: di
     assert REPORTS.pending(str(report)) == [report]
     with pytest.raises(InnenError, match="not inside the inbox"):
         REPORTS.pending(str(folders["inbox"] / "day.xml"))  # the statements' inbox is not the reports'
+
+
+def test_a_path_is_read_as_typed_and_one_that_does_not_exist_is_refused(folders: dict[str, Path]) -> None:
+    """It was an empty list: the run 'imported' nothing and looked done."""
+    assert STATEMENTS.pending(" by-hand/late.xml ") == [folders["sub"] / "late.xml"]
+    assert STATEMENTS.pending("  ") == [folders["inbox"] / "day.xml"]  # spaces only: the inbox
+    for missing in ("by-hand/lost.xml", "elsewhere"):
+        with pytest.raises(InnenError, match=f"^{missing}: no such file or folder in the inbox"):
+            STATEMENTS.pending(missing)
