@@ -67,8 +67,13 @@ def test_each_error_puts_an_active_mandate_on_active_err_with_its_reason(engine,
 
 
 def test_a_mandate_reference_longer_than_35_characters_is_an_error(engine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL refuses it already: the column holds 35 characters")
+    if engine.dialect.name != "sqlite":  # PostgreSQL refuses it already: the column holds 35 characters
+        from sqlalchemy.exc import DataError
+
+        with pytest.raises(DataError), transaction(engine) as session:
+            make_mandate(session, make_institution(session), make_user(session), first=date(2026, 11, 21),
+                         reference="M" * 36)
+        return
     with transaction(engine) as session:
         loi = make_mandate(session, make_institution(session), make_user(session), first=date(2026, 11, 21),
                            reference="M" * 36).loi
