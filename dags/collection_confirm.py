@@ -45,12 +45,10 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.airflow_roles import access_control
+from include.param_patterns import AMOUNT, RUN
 
 log = logging.getLogger(__name__)
 
-# Same as include.sepa.collection_confirm.AMOUNT_PATTERN (domain code is not imported at parse time).
-AMOUNT_PATTERN = r"^\d+(\.\d{1,2})?$"
-RUN_PATTERN = r"^\s*fj:[^:\s,]+:[1-9][0-9]*\s*$"  # a collection run, e.g. fj:BIB:12 (spaces around are ignored)
 AMOUNT_HELP = "What the bank credited for the run, e.g. 1234.56"
 
 
@@ -92,7 +90,11 @@ def book_decision(context: Mapping[str, Any]) -> dict:
     from include.finance.db import transaction
     from include.runtime import actor
     from include.sepa.collection_confirm import (
-        approval_facts, confirm_collection_run, decided_actor, read_decision, record_abort,
+        approval_facts,
+        confirm_collection_run,
+        decided_actor,
+        read_decision,
+        record_abort,
     )
     from include.sepa.manual_reports import write_confirmation
 
@@ -150,10 +152,10 @@ class AmountQuestion(HITLOperator):
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1), "owner": "finance"},
     tags=["innen", "sepa", "direct-debit", "finance"],
     params={
-        "collection_run": Param("", type="string", minLength=1, pattern=RUN_PATTERN, title="Collection run",
+        "collection_run": Param("", type="string", minLength=1, pattern=RUN, title="Collection run",
                                 description="The run to confirm, e.g. fj:BIB:12"),
         "received_amount": Param(
-            None, type=["null", "string"], pattern=AMOUNT_PATTERN, title="Amount received",
+            None, type=["null", "string"], pattern=AMOUNT, title="Amount received",
             description=f"{AMOUNT_HELP}; optional: it prefills the confirmation form",
         ),
     },
@@ -177,7 +179,7 @@ def collection_confirm() -> None:
             # Nullable like the DAG's param of the same name: the run's conf (null when no amount was given)
             # is validated against this one too before the task starts.
             "received_amount": Param(
-                None, type=["null", "string"], pattern=AMOUNT_PATTERN, title="Amount received",
+                None, type=["null", "string"], pattern=AMOUNT, title="Amount received",
                 description=AMOUNT_HELP,
             ),
         },

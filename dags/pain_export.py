@@ -52,11 +52,11 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
 
 from include.airflow_roles import access_control
 from include.assets import COLLECTION_RUNS_READY as READY
+from include.param_patterns import RUN_OR_EMPTY
 
 log = logging.getLogger(__name__)
-RUN_PATTERN = r"^\s*(fj:[^:\s,]+:[1-9][0-9]*)?\s*$"  # a collection run, e.g. fj:BIB:12, or empty (spaces ignored)
 COLLECTION_RUNS_READY = Asset(**READY)
-FILE_VIEW = "/innen-finance/bank-files/{approval_id}"  # the plugin's app serves the file to who may read this DAG
+FILE_VIEW = "/innen-finance/bank-files/{approval_id}"  # the plugin's app serves the file to who may answer its approval
 
 
 class BankFileApproval(ApprovalOperator):
@@ -189,7 +189,7 @@ def chosen_runs(context: Any) -> list[str]:
     tags=["innen", "sepa", "direct-debit", "bank-file"],
     params={
         "collection_run": Param(
-            None, type=["null", "string"], pattern=RUN_PATTERN, title="Collection run",
+            None, type=["null", "string"], pattern=RUN_OR_EMPTY, title="Collection run",
             description="Identifier of one run to export (fj:SYS:n). Empty: every ready run.",
         ),
         "export_format": Param(

@@ -36,11 +36,9 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.airflow_roles import access_control
+from include.param_patterns import REFERENCES_OR_EMPTY, RUN_OR_EMPTY
 
 log = logging.getLogger(__name__)
-RUN_PATTERN = r"^\s*(fj:[^:\s,]+:[1-9][0-9]*)?\s*$"  # a collection run, e.g. fj:BIB:12, or empty (spaces ignored)
-_LOI = r"fp:[^:\s,]+:[1-9][0-9]*"
-REFERENCES_PATTERN = rf"^\s*({_LOI}(\s*,\s*{_LOI})*)?\s*,?\s*$"  # fp:BIB:30, fp:BIB:31 (or empty)
 
 
 def delete_or_report(context: Mapping[str, Any], role_source: Any) -> dict:
@@ -87,10 +85,10 @@ def delete_or_report(context: Mapping[str, Any], role_source: Any) -> dict:
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1), "owner": "finance"},
     tags=["innen", "finance", "payment-reference"],
     params={
-        "collection_run": Param(None, type=["null", "string"], pattern=RUN_PATTERN, title="Collection run",
+        "collection_run": Param(None, type=["null", "string"], pattern=RUN_OR_EMPTY, title="Collection run",
                                 description="Every reference of this run, e.g. fj:BIB:12; or give references"),
         "references": Param(
-            None, type=["null", "string"], pattern=REFERENCES_PATTERN, title="Payment references",
+            None, type=["null", "string"], pattern=REFERENCES_OR_EMPTY, title="Payment references",
             description="Separated by commas, e.g. fp:BIB:30, fp:BIB:31"
         ),
         "dry_run": Param(True, type="boolean", title="Dry run",

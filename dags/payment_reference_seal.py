@@ -34,10 +34,9 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.airflow_roles import access_control
+from include.param_patterns import REFERENCES
 
 log = logging.getLogger(__name__)
-_LOI = r"fp:[^:\s,]+:[1-9][0-9]*"
-REFERENCES_PATTERN = rf"^\s*{_LOI}(\s*,\s*{_LOI})*\s*,?\s*$"  # a line: fp:BIB:30 (or fp:BIB:30, fp:BIB:31)
 
 
 def _lois(values: Any) -> list[str]:
@@ -94,7 +93,7 @@ def seal_or_unseal(context: Mapping[str, Any], role_source: Any) -> dict:
     tags=["innen", "finance", "payment-reference"],
     params={
         "references": Param(
-            type="array", items={"type": "string", "pattern": REFERENCES_PATTERN}, minItems=1,
+            type="array", items={"type": "string", "pattern": REFERENCES}, minItems=1,
             title="Payment references",
             description="One per line, e.g. fp:BIB:30",
         ),

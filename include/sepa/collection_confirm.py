@@ -35,11 +35,12 @@ from include.finance.models import Collection, CollectionRun, PaymentReference
 from include.finance.money import ZERO, money
 from include.finance.payments import Ledger
 from include.finance.statuses import OPEN_REFERENCE, SENT_RUN, SETTLED_COLLECTION, CollectionStatus, RunStatus
+from include.param_patterns import AMOUNT
 
 SETTLED = SETTLED_COLLECTION
 PAID_OTHERWISE = "already paid some other way"
 # The pattern of the amount fields of the DAG's forms (dags/collection_confirm.py cannot import it at parse time).
-AMOUNT_PATTERN = r"^\d+(\.\d{1,2})?$"
+AMOUNT_PATTERN = AMOUNT
 CONFIRM, ABORT = "Confirm", "Abort"
 SUMMARY_LIMIT = 20  # collections listed in the question; the report has them all
 ACTOR_LENGTH = 250  # audit_log.actor
