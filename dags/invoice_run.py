@@ -16,7 +16,8 @@ code in POM's layout (`{invoice_qr}`).
    same bytes for the same reference and template.
 3. `overview`: the day's printing per type and sales journal (count, total,
    channel) and `print.pdf`, every paper invoice of the day for the print
-   room: `var/reports/invoice_run/<day>/index.html`. Updates the asset that
+   room, laid out for printing on both sides (an invoice of an odd number
+   of pages gets a blank back): `var/reports/invoice_run/<day>/index.html`. Updates the asset that
    starts `invoice_mailing`.
 4. `refusals`: fails the run, naming each reference and why, when a
    reference's own data cannot make an invoice (e.g. its hub's account or an

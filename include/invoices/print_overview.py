@@ -4,6 +4,10 @@ For one print day: per payment reference type and sales journal, how many
 invoices were made and for what total, split by channel (e-mail, paper,
 both, none); every invoice with its file; and one PDF holding every paper
 invoice of the day (paper and both) for the print room, in document order.
+That PDF is laid out for printing on both sides, as mailings are printed: an
+invoice of an odd number of pages is followed by a blank page, so that the
+next patron's invoice starts on a sheet of its own and never on the back of
+someone else's.
 Everything comes from the ``invoice`` table, so running it again gives the
 same files; invoices withdrawn since are left out.
 """
@@ -92,11 +96,33 @@ def write_print_overview(session: Session, day: date) -> Overview:
     return Overview(folder, len(rows), len(paper), print_pdf)
 
 
+def blank_page_after(pages: list[int]) -> list[bool]:
+    """For documents of ``pages`` pages printed one after the other on both sides of the paper: whether each needs a
+    blank page after it, so that the next one starts on the front of a new sheet (none after the last).
+
+    >>> blank_page_after([1, 2, 3, 1])
+    [True, False, True, False]
+    >>> blank_page_after([])
+    []
+    """
+    return [count % 2 == 1 and index < len(pages) - 1 for index, count in enumerate(pages)]
+
+
 def combined_pdf(files: list[Location]) -> bytes:
-    """One PDF of ``files`` in order (pypdf writes no random document id, so the bytes repeat)."""
+    """One PDF of ``files`` in order, for two-sided printing (:func:`blank_page_after`); pypdf writes no random
+    document id, so the bytes repeat."""
     writer = pypdf.PdfWriter()
+    counts: list[int] = []
     for path in files:
+        before = len(writer.pages)
         writer.append(io.BytesIO(path.read_bytes()))
+        counts.append(len(writer.pages) - before)
+    pads = blank_page_after(counts)
+    for index in sorted((i for i, pad in enumerate(pads) if pad), reverse=True):
+        # the blank back takes the size of the page it is the back of
+        end = sum(counts[: index + 1])
+        box = writer.pages[end - 1].mediabox
+        writer.insert_blank_page(width=box.width, height=box.height, index=end)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
