@@ -62,15 +62,17 @@ def test_an_invoice_carries_the_transfer_qr_of_its_reference(engine: Engine, var
     assert invoice.document_id == "BIB-000123" and invoice.amount == Decimal("20.50")
     with transaction(engine, readonly=True) as session:
         ref = session.get(PaymentReference, ref_id)
-        hub_iban = session.scalar(select(BankHub.creditor_iban))
+        hub_iban, hub_bic = session.execute(select(BankHub.creditor_iban, BankHub.creditor_bic)).one()
         assert ref is not None
         number = ref.reference_number
     payloads = qr_payloads(pdf, dpi=100)
     assert len(payloads) == 1
     assert qr_payloads(pdf, dpi=55) == payloads  # a coarse scan of the page still reads the transfer code
-    epc = parse_epc(payloads[0])
-    assert epc["iban"] == hub_iban and epc["amount"] == Decimal("20.50") and epc["reference"] == number
-    assert epc["name"] == "Bibliotheek Crèvecœur & Co"
+    assert parse_epc(payloads[0]) == {  # field by field, as a banking app reads the printed code
+        "service_tag": "BCD", "version": "002", "charset": "1", "identification": "SCT", "bic": hub_bic,
+        "name": "Bibliotheek Crèvecœur & Co", "iban": hub_iban, "amount": Decimal("20.50"), "purpose": "",
+        "reference": number, "text": "", "information": ""}
+    assert len(payloads[0].encode()) <= 331 and "\r" not in payloads[0] and not payloads[0].endswith("\n")
     text = _pdf_text(pdf)
     assert format_ogm(number) in text and format_ogm(number) == "+++062/0004/71114+++"
     assert "20,50" in text and "24/12/2026" in text and "Boete & herinnering" in text
@@ -96,6 +98,25 @@ def test_a_reference_that_cannot_make_an_invoice_is_named_and_the_others_are_mad
                               .where(Invoice.payment_reference_id == too_much_id)) == 0
     again = make_invoices(engine, "test", NOW, print_day=DAY)  # a rerun tries only what is still missing
     assert (again.counts["made"], again.counts["refused"]) == (0, 1)
+
+
+def test_the_payee_account_is_printed_as_the_transfer_code_carries_it(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    pdf = _current(engine, ref_id)[1]
+    epc, text = parse_epc(qr_payloads(pdf)[0]), " ".join(_pdf_text(pdf).split())
+    iban = epc["iban"]
+    assert f"IBAN {iban[:4]} {iban[4:8]} {iban[8:12]} {iban[12:]}" in text and f"BIC {epc['bic']}" in text
+    # A hub without a BIC (optional in EPC version 002 and for SEPA transfers): the code leaves the field empty and
+    # the invoice prints no "BIC" with nothing after it.
+    with transaction(engine) as session:
+        session.scalars(select(BankHub)).one().creditor_bic = None
+        session.get(PaymentReference, ref_id).open_amount = Decimal("19.50")  # a new amount: a new invoice
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    pdf = _current(engine, ref_id)[1]
+    epc, text = parse_epc(qr_payloads(pdf)[0]), _pdf_text(pdf)
+    assert epc["bic"] == "" and epc["iban"] == iban
+    assert "BIC" not in text and f"IBAN {iban[:4]}" in text
 
 
 @pytest.mark.parametrize(("language", "label"), [("nl", "Te betalen tegen"), ("fr", "payer avant le")])
