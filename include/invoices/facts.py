@@ -103,10 +103,16 @@ class InvoiceFacts:
     pom_request_id: int | None = None
     pom_svg: str | None = None
     pay_url: str | None = None
+    amount: Decimal | None = None  # the reference's whole amount: what was paid on it is this less the open amount
 
     @property
     def name(self) -> str:
         return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def paid(self) -> Decimal:
+        """What was paid on the reference so far (payments less reversals): its whole amount less what is open."""
+        return max(self.amount - self.open_amount, Decimal("0.00")) if self.amount is not None else Decimal("0.00")
 
     @property
     def transfer_qr(self) -> bool:
@@ -199,6 +205,7 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
             direct_debit=debits.get(ref.id) if ref.mandate_id is not None else None,
             pom_request_id=request[0] if request else None, pom_svg=request[1] if request else None,
             pay_url=safe_pay_url(request[2]) if request else None,  # a link in the PDF: https only
+            amount=ref.amount,
         ))
     return out
 
@@ -249,6 +256,7 @@ _INSTRUCTIONS = {
         "debit": "Dit bedrag van {amount} {cur} wordt op of kort na {date} via SEPA-domiciliëring geïnd van rekening "
                  "{iban} (mandaat {mandate}, identificatie schuldeiser {cid}). U hoeft niets over te schrijven.",
         "paid": "Deze factuur is betaald. Bedankt!",
+        "partly_paid": "Van het totaal van {total} {cur} is al {paid} {cur} betaald. ",
     },
     "fr": {
         "transfer": "Veuillez virer {amount} {cur} sur le compte {iban} de {creditor} avec la communication "
@@ -257,6 +265,7 @@ _INSTRUCTIONS = {
         "debit": "Ce montant de {amount} {cur} sera prélevé le {date} ou peu après par domiciliation SEPA sur le "
                  "compte {iban} (mandat {mandate}, identifiant du créancier {cid}). Vous ne devez rien virer.",
         "paid": "Cette facture est payée. Merci !",
+        "partly_paid": "Sur le total de {total} {cur}, {paid} {cur} ont déjà été payés. ",
     },
 }
 
@@ -278,6 +287,12 @@ def invoice_data(facts: InvoiceFacts, epc_svg: str | None) -> dict[str, Any]:
         instructions = words["transfer"].format(
             amount=amount, cur=facts.currency, iban=_iban_text(facts.creditor_iban), creditor=facts.creditor_name,
             ref=reference, by=words["by"].format(date=date_text(facts.due_date)) if facts.due_date else "")
+    # A partly paid reference asks only what is open, and says so: otherwise the payer sees lines adding up to more
+    # than is asked and may pay the whole again.
+    paid = facts.paid if facts.open_amount > 0 else Decimal("0.00")
+    if paid > 0:
+        instructions = words["partly_paid"].format(total=amount_text(facts.open_amount + paid), paid=amount_text(paid),
+                                                   cur=facts.currency) + instructions
     address = facts.address
     address_lines = [facts.name]
     if address is not None:
@@ -315,6 +330,9 @@ def invoice_data(facts: InvoiceFacts, epc_svg: str | None) -> dict[str, Any]:
         "lines": [{"code": code, "description": text, "amount": amount_text(total), "open": amount_text(left)}
                   for code, text, total, left in facts.lines],
         "instructions": instructions,
+        # The debt lines' table ends with these before what is to be paid (empty: nothing paid yet).
+        "amount_total": amount_text(facts.open_amount + paid) if paid > 0 else "",
+        "amount_paid": amount_text(paid) if paid > 0 else "",
         "epc_svg": epc_svg,
         "pom_svg": facts.pom_svg,
         "pay_url": facts.pay_url,

@@ -23,8 +23,10 @@ seed's:
 ``{invoice_qr}``           POM's QR code in POM's own layout with its pay link (seed 000, 4.3), when
                            the type may be paid online and a request is open
 ``{epc_qr}``               the EPC069-12 bank-transfer QR code (not on a direct-debit notice)
-``{debt_lines}``           the table of debt lines: transaction code, description, amount, open amount
+``{debt_lines}``           the table of debt lines: transaction code, description, amount, open amount;
+                           once something was paid, the whole amount and what was paid above what is asked
 ``{payment_instructions}`` how to pay: by transfer with the communication, or the direct debit's date
+                           (after a partial payment it first says how much of the whole was paid)
 =========================  =====================================================================
 
 A placeholder stands where text goes; the value is inserted as text, so an

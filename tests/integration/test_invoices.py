@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from include.config import invoices_dir
 from include.finance.db import transaction
-from include.finance.models import Address, AuditLog, BankHub, Contact, Invoice, PaymentReference
+from include.finance.models import Address, AuditLog, BankHub, Contact, EndUser, Invoice, PaymentReference
 from include.finance.reference_numbers import format_ogm, rf
 from include.invoices.making import make_invoices
 from tests.factories import make_institution, make_reference, make_user
@@ -180,6 +180,35 @@ def test_a_rerun_makes_nothing_and_a_changed_amount_makes_a_new_invoice(engine: 
         assert session.scalar(select(func.count()).select_from(Invoice)) == 2
         actions = session.scalars(select(AuditLog.action).where(AuditLog.entity == "invoice")).all()
     assert sorted(actions) == ["made", "made", "withdrawn"]
+
+
+def _pay(engine: Engine, ref_id: int, amount: str) -> None:
+    from include.finance.payments import Ledger
+
+    with transaction(engine) as session:
+        ledger = Ledger(session, "test", NOW)
+        ledger.pay(ledger.load([ref_id])[ref_id], Decimal(amount), source="bank_statement")
+        ledger.flush()
+
+
+def test_a_partly_paid_reference_asks_what_is_open_and_says_what_was_paid(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)  # lines of 12,50, 7,25 and 0,75
+    _pay(engine, ref_id, "12.50")
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    text = " ".join(_pdf_text(pdf).split())
+    assert invoice.amount == parse_epc(qr_payloads(pdf)[0])["amount"] == Decimal("8.00")
+    assert "Totaal EUR 20,50 Reeds betaald EUR 12,50 Te betalen EUR 8,00" in text
+    assert "Van het totaal van 20,50 EUR is al 12,50 EUR betaald. Gelieve 8,00 EUR over te schrijven" in text
+    with transaction(engine) as session:
+        session.get(EndUser, session.get(PaymentReference, ref_id).end_user_id).language = "fr"
+    _pay(engine, ref_id, "1.00")
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    text = " ".join(_pdf_text(pdf).split())
+    assert invoice.amount == parse_epc(qr_payloads(pdf)[0])["amount"] == Decimal("7.00")
+    assert "Total EUR 20,50 Déjà payé EUR 13,50 À payer EUR 7,00" in text
+    assert "Sur le total de 20,50 EUR, 13,50 EUR ont déjà été payés. Veuillez virer 7,00 EUR" in text
 
 
 def test_an_unsealed_reference_has_no_invoice(engine: Engine, var_dir: Path) -> None:
