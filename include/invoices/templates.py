@@ -30,7 +30,9 @@ seed's:
 =========================  =====================================================================
 
 A placeholder stands where text goes; the value is inserted as text, so an
-``&``, ``#`` or ``*`` in a name is printed as it is. A template naming a
+``&``, ``#`` or ``*`` in a name is printed as it is, and a word too wide for
+its line (a long code) breaks where the line ends. In a template's own code,
+``innen-text("State.Cinvoicenr")`` gives a value as a string (to test it). A template naming a
 placeholder that does not exist is refused when it is loaded, with the
 template, the line and the placeholder, so no invoice is ever half filled.
 
@@ -94,7 +96,7 @@ class Template:
         semicolon, whatever follows it in the template.
 
         >>> parse_template("Ref $State.Cref.", "t").typst_source()
-        'Ref #innen-text("State.Cref");.'
+        'Ref #innen-show("State.Cref");.'
         >>> parse_template("{epc_qr}", "t").typst_source()
         '#innen-epc-qr();'
         """
@@ -115,7 +117,7 @@ def _expression(key: str) -> str:
     if key.endswith("]"):
         field, index = key[:-1].split("[")
         return f'#innen-line("{field}", {int(index)});'
-    return f'#innen-text("{key}");'
+    return f'#innen-show("{key}");'
 
 
 def parse_template(source: str, name: str) -> Template:

@@ -143,6 +143,42 @@ def test_the_shipped_templates_render_in_both_languages() -> None:
         assert page_count(pdf) == 1 and word in _text(pdf)
 
 
+def _words(pdf: bytes) -> tuple[float, list[tuple[str, float, float]]]:
+    """The first page's width and its words with their left and right edges (pt), in the order they were written."""
+    import html
+    import re
+    import subprocess
+
+    done = subprocess.run(["pdftotext", "-bbox", "-l", "1", "-", "-"], input=pdf, capture_output=True, check=True)
+    page = done.stdout.decode()
+    width = float(re.search(r'<page width="([\d.]+)"', page).group(1))
+    return width, [(html.unescape(text), float(left), float(right)) for left, right, text in
+                   re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>', page)]
+
+
+def test_a_word_longer_than_its_column_wraps_inside_it_instead_of_running_over() -> None:
+    """Typst breaks lines at spaces only: a long code in a description ran over the amounts, in an address off the
+    page. Now such a word breaks where its column ends, and its text is unchanged."""
+    from include.config import templates_dir
+
+    code = "INSCHRIJVING_ACADEMIE_2026_2027_MUZIEK_WOORD_DANS_AFDELING_VOLWASSENEN_REF_000123456789"
+    street = "Burgemeester_Baron_van_de_Poelstraat_en_Koningin_Astridlaan"
+    data = DATA | {"lines": [{"code": "LID", "description": f"Lidgeld {code}", "amount": "1.234,50", "open": "7,25"}],
+                   "Euser.address{}": ["Zoë D'Hondt", f"{street} 12", "1000 Brussel"]}
+    pdf = Renderer(templates_dir()).render(templates_dir() / "default.nl.typ", data)
+    width, words = _words(pdf)
+    texts = [text for text, _left, _right in words]
+    start = texts.index("Lidgeld") + 1
+    row = words[start : texts.index("Te", start)]  # up to the total's "Te betalen"
+    described = [word for word in row if word[0] not in ("1.234,50", "7,25")]
+    assert "".join(text for text, _left, _right in described) == code and len(described) > 1
+    assert max(right for _text, _left, right in described) < min(left for text, left, _right in row
+                                                                   if text == "1.234,50")
+    addressed = words[texts.index("D'Hondt") + 1 : texts.index("1000")]
+    assert "".join(text for text, _left, _right in addressed) == f"{street}12"
+    assert max(right for _text, _left, right in addressed) <= width - 2 / 2.54 * 72  # the page's right margin, 2 cm
+
+
 @pytest.mark.parametrize("listed, addresses, recipient, expected", [
     (["thuis", "emailonly"], [(1, "thuis")], True, Channel("email", None)),
     (["thuis", "emailonly"], [(1, "thuis")], False, Channel("paper", 1)),
