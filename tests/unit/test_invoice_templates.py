@@ -107,6 +107,15 @@ def test_every_placeholder_is_filled_with_its_value_as_text(folder: Path) -> Non
     ("x\n{pom_qr}", 2, "{pom_qr}"),
     ("$Verzender.naam", 1, "$Verzender.naam"),
     ("$State.Camount{}", 1, "$State.Camount{}"),
+    # Near misses that Typst took for text or math: printed as written, or an error naming no placeholder.
+    ("x\n{invoiceqr}", 2, "{invoiceqr}, did you mean {invoice_qr}?"),
+    ("{Invoice_QR}", 1, "{Invoice_QR}, did you mean {invoice_qr}?"),
+    ("{ epc_qr }", 1, "did you mean {epc_qr}?"),
+    ("Bedrag $state.Camount", 1, "$state.Camount, placeholders are written $State."),
+    ("$euser.name", 1, "$euser.name"),
+    ("$State.Ctitle[x]", 1, "$State.Ctitle[x] takes a line number"),
+    ("$Euser.name[x]", 1, "only $State.Ctitle takes"),
+    ("Bedrag: $amount EUR", 1, "$amount is a placeholder of the pay link, not of invoices: use $State.Camount"),
 ])
 def test_an_unknown_placeholder_is_refused_naming_template_line_and_placeholder(source: str, line: int, named: str) -> None:
     with pytest.raises(TemplateError) as refused:
@@ -123,6 +132,7 @@ def test_a_template_typst_cannot_read_is_refused_when_loaded(tmp_path: Path) -> 
 def test_typst_braces_are_not_taken_for_placeholders() -> None:
     template = parse_template("#let f(x) = {x}\n#{ let y = 1 }\n{debt_lines}", "t")
     assert [p.key for p in template.placeholders] == ["{debt_lines}"]
+    assert parse_template("#{ x }\n$arrow.r$ $x.y$ $amounts$ $invoice$", "t").placeholders == ()
 
 
 def test_the_template_is_found_by_print_state_then_language_then_default(tmp_path: Path) -> None:
