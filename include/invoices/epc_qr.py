@@ -80,12 +80,15 @@ def _one_line(text: str) -> str:
 
 
 def _cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters, never separating a letter from its accent.
+    """At most ``limit`` characters, never separating a letter from its accent, and after a whole word when the
+    words kept fill at least half the room (a banking app shows the name as cut: "Woord en D" looks like an error).
 
     >>> _cut("Saq\\u0323\\u0307i", 3)  # q with dot below and dot above: no composed form, kept whole or dropped
     'Sa'
     >>> _cut("Académie", 4)
     'Acad'
+    >>> _cut("Stad Leuven", 8), _cut("De Academie", 8)
+    ('Stad', 'De Acade')
     """
     if len(text) <= limit:
         return text
@@ -93,6 +96,9 @@ def _cut(text: str, limit: int) -> str:
     while end > 0 and (unicodedata.category(text[end]) in _CLINGING or text[end] in _JOINERS
                        or text[end - 1] in _JOINERS):
         end -= 1
+    space = text.rfind(" ", 0, end + 1)
+    if not text[end].isspace() and space >= limit // 2:
+        end = space
     return text[:end].rstrip()
 
 
