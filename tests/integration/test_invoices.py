@@ -133,6 +133,19 @@ def test_without_a_due_date_the_invoice_prints_no_empty_pay_by_line(engine: Engi
     assert invoice.amount == Decimal("19.50") and label not in _pdf_text(pdf)
 
 
+@pytest.mark.parametrize(("language", "label"), [("nl", "Betreft"), ("fr", "Objet")])
+def test_without_a_description_the_invoice_prints_no_empty_subject_line(engine: Engine, var_dir: Path, language: str,
+                                                                        label: str) -> None:
+    ref_id = _setup(engine, language=language, description="Lidgeld 2027")
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    assert label in _pdf_text(_current(engine, ref_id)[1])
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        ref.description, ref.open_amount = None, Decimal("19.50")  # the description is optional
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    assert label not in _pdf_text(_current(engine, ref_id)[1])
+
+
 @pytest.mark.parametrize(("language", "label"), [("nl", "Nummer"), ("fr", "Numéro")])
 def test_a_type_that_numbers_no_invoices_shows_no_invoice_number(engine: Engine, var_dir: Path, language: str,
                                                                   label: str) -> None:
