@@ -71,11 +71,16 @@ _JOINERS = frozenset({"\u200c", "\u200d"})
 
 
 def _one_line(text: str) -> str:
-    """Composed (NFC), every run of whitespace one space, control characters and lone surrogates dropped.
+    """Composed (NFC), every run of whitespace one space, control characters and lone surrogates dropped, and
+    invisible format characters (soft hyphen, zero-width space, byte order mark, direction marks) too.
 
-    A newline inside a field would shift every field after it.
+    A newline inside a field would shift every field after it. A format character copied along with a name is
+    invisible on the invoice, but a banking app may show it, and the payee check (the name against the account
+    holder's) sees a name that differs. Joiners stay: they hold emoji and some scripts' letters together.
     """
-    text = _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text))
+    text = "".join(char for char in unicodedata.normalize("NFC", text)
+                   if unicodedata.category(char) != "Cf" or char in _JOINERS)
+    text = _WHITESPACE.sub(" ", text)
     return "".join(char for char in text if unicodedata.category(char) not in ("Cc", "Cs")).strip()
 
 

@@ -79,6 +79,12 @@ def lines(*fields: str) -> str:
                   "regel 1 regel 2"),
             id="one-line-fields",
         ),
+        pytest.param(  # invisible format characters copied with a name: soft hyphen, zero-width space, BOM, LRM
+            dict(name="\ufeffBiblio\u00adtheek \u200b Leuven\u200e", iban=IBAN, amount=Decimal("2"), bic=None,
+                 text="Lid\u00adgeld 2026"),
+            lines("BCD", "002", "1", "SCT", "", "Bibliotheek Leuven", IBAN, "EUR2.00", "", "", "Lidgeld 2026"),
+            id="format-characters",
+        ),
         pytest.param(  # decomposed accents are composed, so they count as one character each
             dict(name="Acade\u0301mie", iban=IBAN, amount=Decimal("2"), bic=None, reference="123456789002"),
             lines("BCD", "002", "1", "SCT", "", "Académie", IBAN, "EUR2.00", "", "123456789002"),
