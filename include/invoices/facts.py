@@ -270,8 +270,11 @@ _INSTRUCTIONS = {
 }
 
 
-def invoice_data(facts: InvoiceFacts, epc_svg: str | None) -> dict[str, Any]:
-    """The values of every placeholder for one invoice (JSON-ready: text, lists of text, None)."""
+def invoice_data(facts: InvoiceFacts, epc_svg: str | None, day: date | None = None) -> dict[str, Any]:
+    """The values of every placeholder for one invoice (JSON-ready: text, lists of text, None).
+
+    ``day``: the print day, shown as the invoice's date (an invoice without a date is none to a finance officer).
+    """
     words = _INSTRUCTIONS[facts.language]
     reference = display_reference(facts.reference_number) if facts.reference_number else ""
     amount = amount_text(facts.open_amount)
@@ -330,6 +333,7 @@ def invoice_data(facts: InvoiceFacts, epc_svg: str | None) -> dict[str, Any]:
         "lines": [{"code": code, "description": text, "amount": amount_text(total), "open": amount_text(left)}
                   for code, text, total, left in facts.lines],
         "instructions": instructions,
+        "invoice_date": date_text(day),
         # The debt lines' table ends with these before what is to be paid (empty: nothing paid yet).
         "amount_total": amount_text(facts.open_amount + paid) if paid > 0 else "",
         "amount_paid": amount_text(paid) if paid > 0 else "",

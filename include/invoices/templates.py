@@ -32,7 +32,9 @@ seed's:
 A placeholder stands where text goes; the value is inserted as text, so an
 ``&``, ``#`` or ``*`` in a name is printed as it is, and a word too wide for
 its line (a long code) breaks where the line ends. In a template's own code,
-``innen-text("State.Cinvoicenr")`` gives a value as a string (to test it).
+``innen-text("State.Cinvoicenr")`` gives a value as a string (to test it);
+beyond the seed's placeholders, ``innen-show("invoice_date")`` shows the
+invoice's date (its print day), which the shipped templates print.
 A template naming a placeholder that does not exist is refused when it is
 loaded, with the template, the line and the placeholder, so no invoice is ever
 half filled; so is a near miss Typst would print as written or take for math

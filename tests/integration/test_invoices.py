@@ -76,6 +76,7 @@ def test_an_invoice_carries_the_transfer_qr_of_its_reference(engine: Engine, var
     text = _pdf_text(pdf)
     assert format_ogm(number) in text and format_ogm(number) == "+++062/0004/71114+++"
     assert "20,50" in text and "24/12/2026" in text and "Boete & herinnering" in text
+    assert "Datum: 04/12/2026" in text  # the print day: an invoice has a date
     assert "D'Hondt & Çelik" in text and "Rue de l'Étuve 12" in text
 
 
@@ -249,7 +250,7 @@ def test_french_invoice_with_an_rf_reference_and_title_lines(engine: Engine, var
     invoice, pdf = _current(engine, ref_id)
     assert invoice.language == "fr" and invoice.channel == "email"
     text = _pdf_text(pdf)
-    assert "Facture" in text and "Première ligne" in text and "Deuxième ligne" in text
+    assert "Facture" in text and "Première ligne" in text and "Deuxième ligne" in text and "Date : 04/12/2026" in text
     epc = parse_epc(qr_payloads(pdf)[0])
     assert epc["reference"] == rf("71", 4711)
 
