@@ -304,7 +304,7 @@ def invoice_data(facts: InvoiceFacts, epc_svg: str | None, day: date | None = No
         if address.country and address.country != "BE":
             address_lines.append(address.country)
     address_lines = [line for line in address_lines if line]
-    return {
+    return _one_line({
         "language": facts.language,
         "State.Camount": amount,
         "State.Ccur": facts.currency,
@@ -340,4 +340,25 @@ def invoice_data(facts: InvoiceFacts, epc_svg: str | None, day: date | None = No
         "epc_svg": epc_svg,
         "pom_svg": facts.pom_svg,
         "pay_url": facts.pay_url,
-    }
+    })
+
+
+_AS_GIVEN = ("epc_svg", "pom_svg", "pay_url")
+
+
+def _one_line(data: Any, key: str = "") -> Any:
+    """Every text value on one line: a line break or tab kept in a stored name, street or description would print as
+    an extra line in the address block (or run words together); the title's lines are separate values already.
+
+    >>> _one_line({"Euser.name": "Zoë\\nD'Hondt\\t& Co ", "lines": [{"code": "A\\r\\nB"}], "pom_svg": "<svg/>\\n"})
+    {'Euser.name': "Zoë D'Hondt & Co", 'lines': [{'code': 'A B'}], 'pom_svg': '<svg/>\\n'}
+    """
+    if key in _AS_GIVEN:
+        return data
+    if isinstance(data, str):
+        return " ".join(data.split())
+    if isinstance(data, list):
+        return [_one_line(item) for item in data]
+    if isinstance(data, dict):
+        return {name: _one_line(value, name) for name, value in data.items()}
+    return data

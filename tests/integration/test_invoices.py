@@ -80,6 +80,18 @@ def test_an_invoice_carries_the_transfer_qr_of_its_reference(engine: Engine, var
     assert "D'Hondt & Çelik" in text and "Rue de l'Étuve 12" in text
 
 
+def test_line_breaks_and_tabs_stored_in_names_do_not_break_the_address_block(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        session.get(EndUser, ref.end_user_id).last_name = "D'Hondt\n&\tÇelik "
+        session.scalars(select(Address)).one().street = "Rue de\r\nl'Étuve"
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    lines = _pdf_text(_current(engine, ref_id)[1]).splitlines()
+    at = lines.index("Zoë D'Hondt & Çelik")  # the address block: name, street, postcode and city, a line each
+    assert lines[at + 1 : at + 3] == ["Rue de l'Étuve 12", "1000 Brussel"]
+
+
 def test_a_reference_that_cannot_make_an_invoice_is_named_and_the_others_are_made(engine: Engine,
                                                                                   var_dir: Path) -> None:
     ref_id = _setup(engine)
