@@ -111,8 +111,11 @@ class InvoiceFacts:
 
     @property
     def paid(self) -> Decimal:
-        """What was paid on the reference so far (payments less reversals): its whole amount less what is open."""
-        return max(self.amount - self.open_amount, Decimal("0.00")) if self.amount is not None else Decimal("0.00")
+        """What was paid on the invoice's debt so far: the debt lines' amounts less what is open, so that the table
+        adds up (lines, less paid, is what is asked), a line paid in part under an earlier reference included.
+        Without lines: the reference's amount less what is open."""
+        whole = sum((line[2] for line in self.lines), Decimal("0.00")) if self.lines else self.amount
+        return max(whole - self.open_amount, Decimal("0.00")) if whole is not None else Decimal("0.00")
 
     @property
     def transfer_qr(self) -> bool:

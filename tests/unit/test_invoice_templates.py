@@ -314,3 +314,37 @@ def segno_version(link: str) -> int:
     import segno
 
     return segno.make(link, error="m", micro=False).version
+
+
+def _facts(lines: list[tuple[str, str]], amount: str, open_amount: str, language: str = "nl"):
+    """An invoice's facts: debt lines (amount, open), the reference's amount (what its lines held when it was
+    sealed) and what is open on it."""
+    from datetime import date
+
+    from include.invoices.facts import InvoiceFacts
+
+    return InvoiceFacts(
+        reference_id=1, loi="fp:BIB:1", type_id=1, print_state=None, language=language, invoice_number="BIB-1",
+        reference_number="090933755493", open_amount=Decimal(open_amount), currency="EUR", due_date=date(2026, 12, 24),
+        description=None, first_name="Zoë", last_name="D'Hondt", eloi="e:1", creditor_name="Bibliotheek",
+        creditor_iban="BE68539007547034", creditor_bic=None, creditor_id=None, channel=Channel("paper", None),
+        recipients=(), address=None,
+        lines=tuple(("LID", "Lidgeld", Decimal(amount), Decimal(left)) for amount, left in lines),
+        amount=Decimal(amount))
+
+
+@pytest.mark.parametrize("lines, amount, open_amount, total, paid, said", [
+    ([("12.50", "12.50"), ("7.25", "7.25")], "19.75", "19.75", "", "", "Gelieve 19,75 EUR"),  # nothing paid: no rows
+    ([("12.50", "0.00"), ("7.25", "7.25")], "19.75", "7.25", "19,75", "12,50",
+     "Van het totaal van 19,75 EUR is al 12,50 EUR betaald. Gelieve 7,25 EUR"),
+    # A line paid in part under an earlier reference (expired since): the table still adds up
+    ([("1250.00", "1000.00"), ("7.25", "7.25")], "1007.25", "1007.25", "1.257,25", "250,00",
+     "Van het totaal van 1.257,25 EUR is al 250,00 EUR betaald. Gelieve 1.007,25 EUR"),
+])
+def test_what_an_invoice_says_was_paid(lines: list[tuple[str, str]], amount: str, open_amount: str, total: str,
+                                       paid: str, said: str) -> None:
+    from include.invoices.facts import invoice_data
+
+    data = invoice_data(_facts(lines, amount, open_amount), None)
+    assert (data["amount_total"], data["amount_paid"]) == (total, paid)
+    assert data["instructions"].startswith(said)
