@@ -71,21 +71,29 @@ _JOINERS = frozenset({"\u200c", "\u200d"})
 
 
 def _one_line(text: str) -> str:
-    """Composed (NFC), every run of whitespace one space, control characters and lone surrogates dropped.
+    """Composed (NFC), every run of whitespace one space, control characters and lone surrogates dropped, and
+    invisible format characters (soft hyphen, zero-width space, byte order mark, direction marks) too.
 
-    A newline inside a field would shift every field after it.
+    A newline inside a field would shift every field after it. A format character copied along with a name is
+    invisible on the invoice, but a banking app may show it, and the payee check (the name against the account
+    holder's) sees a name that differs. Joiners stay: they hold emoji and some scripts' letters together.
     """
-    text = _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text))
+    text = "".join(char for char in unicodedata.normalize("NFC", text)
+                   if unicodedata.category(char) != "Cf" or char in _JOINERS)
+    text = _WHITESPACE.sub(" ", text)
     return "".join(char for char in text if unicodedata.category(char) not in ("Cc", "Cs")).strip()
 
 
 def _cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters, never separating a letter from its accent.
+    """At most ``limit`` characters, never separating a letter from its accent, and after a whole word when the
+    words kept fill at least half the room (a banking app shows the name as cut: "Woord en D" looks like an error).
 
     >>> _cut("Saq\\u0323\\u0307i", 3)  # q with dot below and dot above: no composed form, kept whole or dropped
     'Sa'
     >>> _cut("Académie", 4)
     'Acad'
+    >>> _cut("Stad Leuven", 8), _cut("De Academie", 8)
+    ('Stad', 'De Acade')
     """
     if len(text) <= limit:
         return text
@@ -93,6 +101,9 @@ def _cut(text: str, limit: int) -> str:
     while end > 0 and (unicodedata.category(text[end]) in _CLINGING or text[end] in _JOINERS
                        or text[end - 1] in _JOINERS):
         end -= 1
+    space = text.rfind(" ", 0, end + 1)
+    if not text[end].isspace() and space >= limit // 2:
+        end = space
     return text[:end].rstrip()
 
 

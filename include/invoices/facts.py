@@ -103,10 +103,19 @@ class InvoiceFacts:
     pom_request_id: int | None = None
     pom_svg: str | None = None
     pay_url: str | None = None
+    amount: Decimal | None = None  # the reference's whole amount: what was paid on it is this less the open amount
 
     @property
     def name(self) -> str:
         return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def paid(self) -> Decimal:
+        """What was paid on the invoice's debt so far: the debt lines' amounts less what is open, so that the table
+        adds up (lines, less paid, is what is asked), a line paid in part under an earlier reference included.
+        Without lines: the reference's amount less what is open."""
+        whole = sum((line[2] for line in self.lines), Decimal("0.00")) if self.lines else self.amount
+        return max(whole - self.open_amount, Decimal("0.00")) if whole is not None else Decimal("0.00")
 
     @property
     def transfer_qr(self) -> bool:
@@ -199,6 +208,7 @@ def _gather_chunk(session: Session, ids: list[int]) -> list[InvoiceFacts]:
             direct_debit=debits.get(ref.id) if ref.mandate_id is not None else None,
             pom_request_id=request[0] if request else None, pom_svg=request[1] if request else None,
             pay_url=safe_pay_url(request[2]) if request else None,  # a link in the PDF: https only
+            amount=ref.amount,
         ))
     return out
 
@@ -249,6 +259,7 @@ _INSTRUCTIONS = {
         "debit": "Dit bedrag van {amount} {cur} wordt op of kort na {date} via SEPA-domiciliëring geïnd van rekening "
                  "{iban} (mandaat {mandate}, identificatie schuldeiser {cid}). U hoeft niets over te schrijven.",
         "paid": "Deze factuur is betaald. Bedankt!",
+        "partly_paid": "Van het totaal van {total} {cur} is al {paid} {cur} betaald. ",
     },
     "fr": {
         "transfer": "Veuillez virer {amount} {cur} sur le compte {iban} de {creditor} avec la communication "
@@ -257,12 +268,16 @@ _INSTRUCTIONS = {
         "debit": "Ce montant de {amount} {cur} sera prélevé le {date} ou peu après par domiciliation SEPA sur le "
                  "compte {iban} (mandat {mandate}, identifiant du créancier {cid}). Vous ne devez rien virer.",
         "paid": "Cette facture est payée. Merci !",
+        "partly_paid": "Sur le total de {total} {cur}, {paid} {cur} ont déjà été payés. ",
     },
 }
 
 
-def invoice_data(facts: InvoiceFacts, epc_svg: str | None) -> dict[str, Any]:
-    """The values of every placeholder for one invoice (JSON-ready: text, lists of text, None)."""
+def invoice_data(facts: InvoiceFacts, epc_svg: str | None, day: date | None = None) -> dict[str, Any]:
+    """The values of every placeholder for one invoice (JSON-ready: text, lists of text, None).
+
+    ``day``: the print day, shown as the invoice's date (an invoice without a date is none to a finance officer).
+    """
     words = _INSTRUCTIONS[facts.language]
     reference = display_reference(facts.reference_number) if facts.reference_number else ""
     amount = amount_text(facts.open_amount)
@@ -278,6 +293,12 @@ def invoice_data(facts: InvoiceFacts, epc_svg: str | None) -> dict[str, Any]:
         instructions = words["transfer"].format(
             amount=amount, cur=facts.currency, iban=_iban_text(facts.creditor_iban), creditor=facts.creditor_name,
             ref=reference, by=words["by"].format(date=date_text(facts.due_date)) if facts.due_date else "")
+    # A partly paid reference asks only what is open, and says so: otherwise the payer sees lines adding up to more
+    # than is asked and may pay the whole again.
+    paid = facts.paid if facts.open_amount > 0 else Decimal("0.00")
+    if paid > 0:
+        instructions = words["partly_paid"].format(total=amount_text(facts.open_amount + paid), paid=amount_text(paid),
+                                                   cur=facts.currency) + instructions
     address = facts.address
     address_lines = [facts.name]
     if address is not None:
@@ -286,7 +307,7 @@ def invoice_data(facts: InvoiceFacts, epc_svg: str | None) -> dict[str, Any]:
         if address.country and address.country != "BE":
             address_lines.append(address.country)
     address_lines = [line for line in address_lines if line]
-    return {
+    return _one_line({
         "language": facts.language,
         "State.Camount": amount,
         "State.Ccur": facts.currency,
@@ -315,7 +336,32 @@ def invoice_data(facts: InvoiceFacts, epc_svg: str | None) -> dict[str, Any]:
         "lines": [{"code": code, "description": text, "amount": amount_text(total), "open": amount_text(left)}
                   for code, text, total, left in facts.lines],
         "instructions": instructions,
+        "invoice_date": date_text(day),
+        # The debt lines' table ends with these before what is to be paid (empty: nothing paid yet).
+        "amount_total": amount_text(facts.open_amount + paid) if paid > 0 else "",
+        "amount_paid": amount_text(paid) if paid > 0 else "",
         "epc_svg": epc_svg,
         "pom_svg": facts.pom_svg,
         "pay_url": facts.pay_url,
-    }
+    })
+
+
+_AS_GIVEN = ("epc_svg", "pom_svg", "pay_url")
+
+
+def _one_line(data: Any, key: str = "") -> Any:
+    """Every text value on one line: a line break or tab kept in a stored name, street or description would print as
+    an extra line in the address block (or run words together); the title's lines are separate values already.
+
+    >>> _one_line({"Euser.name": "Zoë\\nD'Hondt\\t& Co ", "lines": [{"code": "A\\r\\nB"}], "pom_svg": "<svg/>\\n"})
+    {'Euser.name': "Zoë D'Hondt & Co", 'lines': [{'code': 'A B'}], 'pom_svg': '<svg/>\\n'}
+    """
+    if key in _AS_GIVEN:
+        return data
+    if isinstance(data, str):
+        return " ".join(data.split())
+    if isinstance(data, list):
+        return [_one_line(item) for item in data]
+    if isinstance(data, dict):
+        return {name: _one_line(value, name) for name, value in data.items()}
+    return data

@@ -214,7 +214,7 @@ def render_job_of(template_folder: Path, facts: InvoiceFacts, version: int, day:
     document = document_id(facts, version)
     return RenderJob(facts.reference_id, version, document,
                      template_path(template_folder, facts.print_state, facts.language),
-                     invoices_dir() / day.isoformat() / _file_name(document), invoice_data(facts, None), payload, day)
+                     invoices_dir() / day.isoformat() / _file_name(document), invoice_data(facts, None, day), payload, day)
 
 
 Made = tuple[InvoiceFacts, MadeInvoice]

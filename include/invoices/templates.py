@@ -23,14 +23,23 @@ seed's:
 ``{invoice_qr}``           POM's QR code in POM's own layout with its pay link (seed 000, 4.3), when
                            the type may be paid online and a request is open
 ``{epc_qr}``               the EPC069-12 bank-transfer QR code (not on a direct-debit notice)
-``{debt_lines}``           the table of debt lines: transaction code, description, amount, open amount
+``{debt_lines}``           the table of debt lines: transaction code, description, amount, open amount;
+                           once something was paid, the whole amount and what was paid above what is asked
 ``{payment_instructions}`` how to pay: by transfer with the communication, or the direct debit's date
+                           (after a partial payment it first says how much of the whole was paid)
 =========================  =====================================================================
 
 A placeholder stands where text goes; the value is inserted as text, so an
-``&``, ``#`` or ``*`` in a name is printed as it is. A template naming a
-placeholder that does not exist is refused when it is loaded, with the
-template, the line and the placeholder, so no invoice is ever half filled.
+``&``, ``#`` or ``*`` in a name is printed as it is, and a word too wide for
+its line (a long code) breaks where the line ends. In a template's own code,
+``innen-text("State.Cinvoicenr")`` gives a value as a string (to test it);
+beyond the seed's placeholders, ``innen-show("invoice_date")`` shows the
+invoice's date (its print day), which the shipped templates print.
+A template naming a placeholder that does not exist is refused when it is
+loaded, with the template, the line and the placeholder, so no invoice is ever
+half filled; so is a near miss Typst would print as written or take for math
+(``{invoiceqr}``, ``$state.Camount``, ``$State.Ctitle[x]``, the pay link's
+``$amount``).
 
 >>> t = parse_template("Factuur $State.Cinvoicenr voor $Euser.name\\n$State.Ctitle[1]", "FAC.nl.typ")
 >>> [p.key for p in t.placeholders]
@@ -58,11 +67,25 @@ LANGUAGES = ("nl", "fr")
 DEFAULT_TEMPLATE = "default"
 
 _FIELDS = {"State": STATE_FIELDS, "Euser": EUSER_FIELDS, "Creditor": CREDITOR_FIELDS}
-# ``{word_word}``: a block placeholder. Typst's own braces (code blocks) never hold a bare snake_case word.
+# The pay link's placeholders (seed 004, 2.5.6): written in an invoice they would be Typst math, an error naming none.
+_PAY_LINK = {"ref": "Cref", "inv": "Cinvoicenr", "amount": "Camount", "cur": "Ccur", "fploi": "Cfploi",
+             "title": "Ctitle"}
+# ``$Group.name``, with ``{}`` or ``[...]`` after it; a pay-link placeholder; a word (or words joined by ``_`` or
+# spaces) in braces. What is not near a placeholder is left to Typst: ``$arrow.r$`` is a symbol, ``{x}`` code.
 _PLACEHOLDER = re.compile(
-    r"\$(?P<group>[A-Z][A-Za-z]*)\.(?P<name>[A-Za-z]+)(?P<suffix>\{\}|\[(?P<index>\d+)\])?"
-    r"|\{(?P<block>[a-z]+(?:_[a-z]+)+)\}"
+    r"\$(?P<group>[A-Za-z]+)\.(?P<name>[A-Za-z]+)(?P<suffix>\{\}|\[(?P<index>[^\]\n]*)\])?"
+    r"|\$(?P<paylink>" + "|".join(_PAY_LINK) + r")\b(?!\.)"
+    r"|\{(?P<block>\s*[A-Za-z]+(?:[_ ][A-Za-z]+)*\s*)\}"
 )
+_SNAKE_CASE = re.compile(r"[a-z]+(?:_[a-z]+)+")
+
+
+def _loose(name: str) -> str:
+    return name.lower().replace("_", "").replace(" ", "")
+
+
+_LOOSE_BLOCKS = {_loose(block): block for block in BLOCKS}
+_LOOSE_GROUPS = {group.lower(): group for group in _FIELDS}
 
 
 class TemplateError(InnenError):
@@ -92,7 +115,7 @@ class Template:
         semicolon, whatever follows it in the template.
 
         >>> parse_template("Ref $State.Cref.", "t").typst_source()
-        'Ref #innen-text("State.Cref");.'
+        'Ref #innen-show("State.Cref");.'
         >>> parse_template("{epc_qr}", "t").typst_source()
         '#innen-epc-qr();'
         """
@@ -113,7 +136,7 @@ def _expression(key: str) -> str:
     if key.endswith("]"):
         field, index = key[:-1].split("[")
         return f'#innen-line("{field}", {int(index)});'
-    return f'#innen-text("{key}");'
+    return f'#innen-show("{key}");'
 
 
 def parse_template(source: str, name: str) -> Template:
@@ -121,17 +144,36 @@ def parse_template(source: str, name: str) -> Template:
     found = []
     for match in _PLACEHOLDER.finditer(source):
         line = source.count("\n", 0, match.start()) + 1
-        if match["block"]:
-            if match["block"] not in BLOCKS:
-                raise TemplateError(f"template {name}, line {line}: unknown placeholder {match.group(0)}")
-            key = match.group(0)
+        where = f"template {name}, line {line}"
+        if match["block"] is not None:
+            block = match["block"]
+            if block in BLOCKS:
+                key = match.group(0)
+            elif _loose(block) in _LOOSE_BLOCKS:
+                raise TemplateError(f"{where}: unknown placeholder {match.group(0)}, "
+                                    f"did you mean {{{_LOOSE_BLOCKS[_loose(block)]}}}?")
+            elif _SNAKE_CASE.fullmatch(block):
+                raise TemplateError(f"{where}: unknown placeholder {match.group(0)}")
+            else:
+                continue  # Typst's own braces
+        elif match["paylink"]:
+            raise TemplateError(f"{where}: ${match['paylink']} is a placeholder of the pay link, not of invoices: "
+                                f"use $State.{_PAY_LINK[match['paylink']]}")
         else:
             group, field = match["group"], match["name"]
+            if group not in _FIELDS:
+                if group.lower() in _LOOSE_GROUPS:
+                    raise TemplateError(f"{where}: unknown placeholder ${group}.{field}, "
+                                        f"placeholders are written ${_LOOSE_GROUPS[group.lower()]}.…")
+                if group[0].islower():
+                    continue  # a Typst symbol in math, such as $arrow.r$
             if field not in _FIELDS.get(group, ()):
-                raise TemplateError(f"template {name}, line {line}: unknown placeholder ${group}.{field}")
+                raise TemplateError(f"{where}: unknown placeholder ${group}.{field}")
             if match["suffix"] and (group, field) != ("State", "Ctitle"):
-                raise TemplateError(
-                    f"template {name}, line {line}: only $State.Ctitle takes {{}} or [x], not {match.group(0)}")
+                raise TemplateError(f"{where}: only $State.Ctitle takes {{}} or [x], not {match.group(0)}")
+            if match["index"] is not None and not match["index"].isdigit():
+                raise TemplateError(f"{where}: {match.group(0)} takes a line number (0, 1, 2, ...) between the "
+                                    "brackets")
             key = f"{group}.{field}{match['suffix'] or ''}"
         found.append(Placeholder(key, line, match.start(), match.end()))
     return Template(name, source, tuple(found))

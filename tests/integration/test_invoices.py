@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from include.config import invoices_dir
 from include.finance.db import transaction
-from include.finance.models import Address, AuditLog, BankHub, Contact, Invoice, PaymentReference
+from include.finance.models import Address, AuditLog, BankHub, Contact, EndUser, Invoice, PaymentReference
 from include.finance.reference_numbers import format_ogm, rf
 from include.invoices.making import make_invoices
 from tests.factories import make_institution, make_reference, make_user
@@ -62,19 +62,34 @@ def test_an_invoice_carries_the_transfer_qr_of_its_reference(engine: Engine, var
     assert invoice.document_id == "BIB-000123" and invoice.amount == Decimal("20.50")
     with transaction(engine, readonly=True) as session:
         ref = session.get(PaymentReference, ref_id)
-        hub_iban = session.scalar(select(BankHub.creditor_iban))
+        hub_iban, hub_bic = session.execute(select(BankHub.creditor_iban, BankHub.creditor_bic)).one()
         assert ref is not None
         number = ref.reference_number
     payloads = qr_payloads(pdf, dpi=100)
     assert len(payloads) == 1
     assert qr_payloads(pdf, dpi=55) == payloads  # a coarse scan of the page still reads the transfer code
-    epc = parse_epc(payloads[0])
-    assert epc["iban"] == hub_iban and epc["amount"] == Decimal("20.50") and epc["reference"] == number
-    assert epc["name"] == "Bibliotheek Crèvecœur & Co"
+    assert parse_epc(payloads[0]) == {  # field by field, as a banking app reads the printed code
+        "service_tag": "BCD", "version": "002", "charset": "1", "identification": "SCT", "bic": hub_bic,
+        "name": "Bibliotheek Crèvecœur & Co", "iban": hub_iban, "amount": Decimal("20.50"), "purpose": "",
+        "reference": number, "text": "", "information": ""}
+    assert len(payloads[0].encode()) <= 331 and "\r" not in payloads[0] and not payloads[0].endswith("\n")
     text = _pdf_text(pdf)
     assert format_ogm(number) in text and format_ogm(number) == "+++062/0004/71114+++"
     assert "20,50" in text and "24/12/2026" in text and "Boete & herinnering" in text
+    assert "Datum: 04/12/2026" in text  # the print day: an invoice has a date
     assert "D'Hondt & Çelik" in text and "Rue de l'Étuve 12" in text
+
+
+def test_line_breaks_and_tabs_stored_in_names_do_not_break_the_address_block(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        session.get(EndUser, ref.end_user_id).last_name = "D'Hondt\n&\tÇelik "
+        session.scalars(select(Address)).one().street = "Rue de\r\nl'Étuve"
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    lines = _pdf_text(_current(engine, ref_id)[1]).splitlines()
+    at = lines.index("Zoë D'Hondt & Çelik")  # the address block: name, street, postcode and city, a line each
+    assert lines[at + 1 : at + 3] == ["Rue de l'Étuve 12", "1000 Brussel"]
 
 
 def test_a_reference_that_cannot_make_an_invoice_is_named_and_the_others_are_made(engine: Engine,
@@ -98,6 +113,25 @@ def test_a_reference_that_cannot_make_an_invoice_is_named_and_the_others_are_mad
     assert (again.counts["made"], again.counts["refused"]) == (0, 1)
 
 
+def test_the_payee_account_is_printed_as_the_transfer_code_carries_it(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    pdf = _current(engine, ref_id)[1]
+    epc, text = parse_epc(qr_payloads(pdf)[0]), " ".join(_pdf_text(pdf).split())
+    iban = epc["iban"]
+    assert f"IBAN {iban[:4]} {iban[4:8]} {iban[8:12]} {iban[12:]}" in text and f"BIC {epc['bic']}" in text
+    # A hub without a BIC (optional in EPC version 002 and for SEPA transfers): the code leaves the field empty and
+    # the invoice prints no "BIC" with nothing after it.
+    with transaction(engine) as session:
+        session.scalars(select(BankHub)).one().creditor_bic = None
+        session.get(PaymentReference, ref_id).open_amount = Decimal("19.50")  # a new amount: a new invoice
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    pdf = _current(engine, ref_id)[1]
+    epc, text = parse_epc(qr_payloads(pdf)[0]), _pdf_text(pdf)
+    assert epc["bic"] == "" and epc["iban"] == iban
+    assert "BIC" not in text and f"IBAN {iban[:4]}" in text
+
+
 @pytest.mark.parametrize(("language", "label"), [("nl", "Te betalen tegen"), ("fr", "payer avant le")])
 def test_without_a_due_date_the_invoice_prints_no_empty_pay_by_line(engine: Engine, var_dir: Path, language: str,
                                                                       label: str) -> None:
@@ -110,6 +144,19 @@ def test_without_a_due_date_the_invoice_prints_no_empty_pay_by_line(engine: Engi
     make_invoices(engine, "test", NOW, print_day=DAY)
     invoice, pdf = _current(engine, ref_id)
     assert invoice.amount == Decimal("19.50") and label not in _pdf_text(pdf)
+
+
+@pytest.mark.parametrize(("language", "label"), [("nl", "Betreft"), ("fr", "Objet")])
+def test_without_a_description_the_invoice_prints_no_empty_subject_line(engine: Engine, var_dir: Path, language: str,
+                                                                        label: str) -> None:
+    ref_id = _setup(engine, language=language, description="Lidgeld 2027")
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    assert label in _pdf_text(_current(engine, ref_id)[1])
+    with transaction(engine) as session:
+        ref = session.get(PaymentReference, ref_id)
+        ref.description, ref.open_amount = None, Decimal("19.50")  # the description is optional
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    assert label not in _pdf_text(_current(engine, ref_id)[1])
 
 
 @pytest.mark.parametrize(("language", "label"), [("nl", "Nummer"), ("fr", "Numéro")])
@@ -161,6 +208,35 @@ def test_a_rerun_makes_nothing_and_a_changed_amount_makes_a_new_invoice(engine: 
     assert sorted(actions) == ["made", "made", "withdrawn"]
 
 
+def _pay(engine: Engine, ref_id: int, amount: str) -> None:
+    from include.finance.payments import Ledger
+
+    with transaction(engine) as session:
+        ledger = Ledger(session, "test", NOW)
+        ledger.pay(ledger.load([ref_id])[ref_id], Decimal(amount), source="bank_statement")
+        ledger.flush()
+
+
+def test_a_partly_paid_reference_asks_what_is_open_and_says_what_was_paid(engine: Engine, var_dir: Path) -> None:
+    ref_id = _setup(engine)  # lines of 12,50, 7,25 and 0,75
+    _pay(engine, ref_id, "12.50")
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    text = " ".join(_pdf_text(pdf).split())
+    assert invoice.amount == parse_epc(qr_payloads(pdf)[0])["amount"] == Decimal("8.00")
+    assert "Totaal EUR 20,50 Reeds betaald EUR 12,50 Te betalen EUR 8,00" in text
+    assert "Van het totaal van 20,50 EUR is al 12,50 EUR betaald. Gelieve 8,00 EUR over te schrijven" in text
+    with transaction(engine) as session:
+        session.get(EndUser, session.get(PaymentReference, ref_id).end_user_id).language = "fr"
+    _pay(engine, ref_id, "1.00")
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    invoice, pdf = _current(engine, ref_id)
+    text = " ".join(_pdf_text(pdf).split())
+    assert invoice.amount == parse_epc(qr_payloads(pdf)[0])["amount"] == Decimal("7.00")
+    assert "Total EUR 20,50 Déjà payé EUR 13,50 À payer EUR 7,00" in text
+    assert "Sur le total de 20,50 EUR, 13,50 EUR ont déjà été payés. Veuillez virer 7,00 EUR" in text
+
+
 def test_an_unsealed_reference_has_no_invoice(engine: Engine, var_dir: Path) -> None:
     ref_id = _setup(engine)
     make_invoices(engine, "test", NOW, print_day=DAY)
@@ -186,7 +262,7 @@ def test_french_invoice_with_an_rf_reference_and_title_lines(engine: Engine, var
     invoice, pdf = _current(engine, ref_id)
     assert invoice.language == "fr" and invoice.channel == "email"
     text = _pdf_text(pdf)
-    assert "Facture" in text and "Première ligne" in text and "Deuxième ligne" in text
+    assert "Facture" in text and "Première ligne" in text and "Deuxième ligne" in text and "Date : 04/12/2026" in text
     epc = parse_epc(qr_payloads(pdf)[0])
     assert epc["reference"] == rf("71", 4711)
 

@@ -79,6 +79,12 @@ def lines(*fields: str) -> str:
                   "regel 1 regel 2"),
             id="one-line-fields",
         ),
+        pytest.param(  # invisible format characters copied with a name: soft hyphen, zero-width space, BOM, LRM
+            dict(name="\ufeffBiblio\u00adtheek \u200b Leuven\u200e", iban=IBAN, amount=Decimal("2"), bic=None,
+                 text="Lid\u00adgeld 2026"),
+            lines("BCD", "002", "1", "SCT", "", "Bibliotheek Leuven", IBAN, "EUR2.00", "", "", "Lidgeld 2026"),
+            id="format-characters",
+        ),
         pytest.param(  # decomposed accents are composed, so they count as one character each
             dict(name="Acade\u0301mie", iban=IBAN, amount=Decimal("2"), bic=None, reference="123456789002"),
             lines("BCD", "002", "1", "SCT", "", "Académie", IBAN, "EUR2.00", "", "123456789002"),
@@ -121,6 +127,11 @@ def test_amount_field(amount: Decimal, field: str) -> None:
         ("A" * 69 + "q\u0323\u0307", "A" * 69),  # q with two accents (no composed form): kept whole or dropped
         ("A" * 68 + "q\u0323\u0307", "A" * 68),  # the cut would fall between the two accents
         ("A" * 67 + "q\u0323\u0307", "A" * 67 + "q\u0323\u0307"),  # exactly 70 code points
+        # A banking app shows the name as it is cut: after the last whole word, not in the middle of one
+        ("Gemeentelijke Openbare Bibliotheek en Academie voor Muziek, Woord en Dans van de Stad Sint-Pieters-Leeuw",
+         "Gemeentelijke Openbare Bibliotheek en Academie voor Muziek, Woord en"),
+        ("A" * 40 + " " + "B" * 40, "A" * 40),
+        ("AB " + "C" * 80, "AB " + "C" * 67),  # the words before the cut would leave most of the room empty
     ],
 )
 def test_name_cut_safely(name: str, expected: str) -> None:

@@ -107,6 +107,15 @@ def test_every_placeholder_is_filled_with_its_value_as_text(folder: Path) -> Non
     ("x\n{pom_qr}", 2, "{pom_qr}"),
     ("$Verzender.naam", 1, "$Verzender.naam"),
     ("$State.Camount{}", 1, "$State.Camount{}"),
+    # Near misses that Typst took for text or math: printed as written, or an error naming no placeholder.
+    ("x\n{invoiceqr}", 2, "{invoiceqr}, did you mean {invoice_qr}?"),
+    ("{Invoice_QR}", 1, "{Invoice_QR}, did you mean {invoice_qr}?"),
+    ("{ epc_qr }", 1, "did you mean {epc_qr}?"),
+    ("Bedrag $state.Camount", 1, "$state.Camount, placeholders are written $State."),
+    ("$euser.name", 1, "$euser.name"),
+    ("$State.Ctitle[x]", 1, "$State.Ctitle[x] takes a line number"),
+    ("$Euser.name[x]", 1, "only $State.Ctitle takes"),
+    ("Bedrag: $amount EUR", 1, "$amount is a placeholder of the pay link, not of invoices: use $State.Camount"),
 ])
 def test_an_unknown_placeholder_is_refused_naming_template_line_and_placeholder(source: str, line: int, named: str) -> None:
     with pytest.raises(TemplateError) as refused:
@@ -123,6 +132,7 @@ def test_a_template_typst_cannot_read_is_refused_when_loaded(tmp_path: Path) -> 
 def test_typst_braces_are_not_taken_for_placeholders() -> None:
     template = parse_template("#let f(x) = {x}\n#{ let y = 1 }\n{debt_lines}", "t")
     assert [p.key for p in template.placeholders] == ["{debt_lines}"]
+    assert parse_template("#{ x }\n$arrow.r$ $x.y$ $amounts$ $invoice$", "t").placeholders == ()
 
 
 def test_the_template_is_found_by_print_state_then_language_then_default(tmp_path: Path) -> None:
@@ -141,6 +151,42 @@ def test_the_shipped_templates_render_in_both_languages() -> None:
     for language, word in (("nl", "Factuur"), ("fr", "Facture")):
         pdf = renderer.render(templates_dir() / f"default.{language}.typ", DATA | {"language": language})
         assert page_count(pdf) == 1 and word in _text(pdf)
+
+
+def _words(pdf: bytes) -> tuple[float, list[tuple[str, float, float]]]:
+    """The first page's width and its words with their left and right edges (pt), in the order they were written."""
+    import html
+    import re
+    import subprocess
+
+    done = subprocess.run(["pdftotext", "-bbox", "-l", "1", "-", "-"], input=pdf, capture_output=True, check=True)
+    page = done.stdout.decode()
+    width = float(re.search(r'<page width="([\d.]+)"', page).group(1))
+    return width, [(html.unescape(text), float(left), float(right)) for left, right, text in
+                   re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>', page)]
+
+
+def test_a_word_longer_than_its_column_wraps_inside_it_instead_of_running_over() -> None:
+    """Typst breaks lines at spaces only: a long code in a description ran over the amounts, in an address off the
+    page. Now such a word breaks where its column ends, and its text is unchanged."""
+    from include.config import templates_dir
+
+    code = "INSCHRIJVING_ACADEMIE_2026_2027_MUZIEK_WOORD_DANS_AFDELING_VOLWASSENEN_REF_000123456789"
+    street = "Burgemeester_Baron_van_de_Poelstraat_en_Koningin_Astridlaan"
+    data = DATA | {"lines": [{"code": "LID", "description": f"Lidgeld {code}", "amount": "1.234,50", "open": "7,25"}],
+                   "Euser.address{}": ["Zoë D'Hondt", f"{street} 12", "1000 Brussel"]}
+    pdf = Renderer(templates_dir()).render(templates_dir() / "default.nl.typ", data)
+    width, words = _words(pdf)
+    texts = [text for text, _left, _right in words]
+    start = texts.index("Lidgeld") + 1
+    row = words[start : texts.index("Te", start)]  # up to the total's "Te betalen"
+    described = [word for word in row if word[0] not in ("1.234,50", "7,25")]
+    assert "".join(text for text, _left, _right in described) == code and len(described) > 1
+    assert max(right for _text, _left, right in described) < min(left for text, left, _right in row
+                                                                   if text == "1.234,50")
+    addressed = words[texts.index("D'Hondt") + 1 : texts.index("1000")]
+    assert "".join(text for text, _left, _right in addressed) == f"{street}12"
+    assert max(right for _text, _left, right in addressed) <= width - 2 / 2.54 * 72  # the page's right margin, 2 cm
 
 
 @pytest.mark.parametrize("listed, addresses, recipient, expected", [
@@ -268,3 +314,37 @@ def segno_version(link: str) -> int:
     import segno
 
     return segno.make(link, error="m", micro=False).version
+
+
+def _facts(lines: list[tuple[str, str]], amount: str, open_amount: str, language: str = "nl"):
+    """An invoice's facts: debt lines (amount, open), the reference's amount (what its lines held when it was
+    sealed) and what is open on it."""
+    from datetime import date
+
+    from include.invoices.facts import InvoiceFacts
+
+    return InvoiceFacts(
+        reference_id=1, loi="fp:BIB:1", type_id=1, print_state=None, language=language, invoice_number="BIB-1",
+        reference_number="090933755493", open_amount=Decimal(open_amount), currency="EUR", due_date=date(2026, 12, 24),
+        description=None, first_name="Zoë", last_name="D'Hondt", eloi="e:1", creditor_name="Bibliotheek",
+        creditor_iban="BE68539007547034", creditor_bic=None, creditor_id=None, channel=Channel("paper", None),
+        recipients=(), address=None,
+        lines=tuple(("LID", "Lidgeld", Decimal(amount), Decimal(left)) for amount, left in lines),
+        amount=Decimal(amount))
+
+
+@pytest.mark.parametrize("lines, amount, open_amount, total, paid, said", [
+    ([("12.50", "12.50"), ("7.25", "7.25")], "19.75", "19.75", "", "", "Gelieve 19,75 EUR"),  # nothing paid: no rows
+    ([("12.50", "0.00"), ("7.25", "7.25")], "19.75", "7.25", "19,75", "12,50",
+     "Van het totaal van 19,75 EUR is al 12,50 EUR betaald. Gelieve 7,25 EUR"),
+    # A line paid in part under an earlier reference (expired since): the table still adds up
+    ([("1250.00", "1000.00"), ("7.25", "7.25")], "1007.25", "1007.25", "1.257,25", "250,00",
+     "Van het totaal van 1.257,25 EUR is al 250,00 EUR betaald. Gelieve 1.007,25 EUR"),
+])
+def test_what_an_invoice_says_was_paid(lines: list[tuple[str, str]], amount: str, open_amount: str, total: str,
+                                       paid: str, said: str) -> None:
+    from include.invoices.facts import invoice_data
+
+    data = invoice_data(_facts(lines, amount, open_amount), None)
+    assert (data["amount_total"], data["amount_paid"]) == (total, paid)
+    assert data["instructions"].startswith(said)
