@@ -311,3 +311,18 @@ def test_the_language_is_read_whatever_its_case(engine: Engine, var_dir: Path) -
     make_invoices(engine, "test", NOW, print_day=DAY)
     invoice, pdf = _current(engine, ref_id)
     assert invoice.language == "fr" and "Facture" in _pdf_text(pdf)
+
+
+@pytest.mark.parametrize(("now", "day"), [
+    (datetime(2026, 12, 3, 23, 30, tzinfo=timezone.utc), date(2026, 12, 4)),  # 00:30 in Brussels (CET)
+    (datetime(2026, 3, 28, 23, 30, tzinfo=timezone.utc), date(2026, 3, 29)),  # the night summer time starts
+    (datetime(2026, 7, 1, 22, 15, tzinfo=timezone.utc), date(2026, 7, 2)),  # 00:15 CEST
+    (datetime(2026, 12, 31, 23, 5, tzinfo=timezone.utc), date(2027, 1, 1)),  # across the year
+    (datetime(2026, 12, 4, 12, 0), date(2026, 12, 4)),  # naive, as SQLite gives times back: UTC
+])
+def test_an_invoice_made_without_a_print_day_belongs_to_the_day_in_brussels(engine: Engine, var_dir: Path,
+                                                                             now: datetime, day: date) -> None:
+    ref_id = _setup(engine)
+    assert make_invoices(engine, "payer:download", now, reference_ids={ref_id}).counts["made"] == 1
+    invoice, _ = _current(engine, ref_id)
+    assert invoice.print_day == day
