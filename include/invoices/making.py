@@ -21,7 +21,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -42,7 +42,7 @@ from include.invoices.facts import InvoiceFacts, gather, invoice_data
 from include.invoices.render_pool import MadeInvoice, RenderJob, RenderPool, pipelined
 from include.invoices.templates import template_path
 from include.invoices.withdrawal import withdraw_current
-from include.runtime import LOCAL_ZONE
+from include.runtime import brussels_day
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def make_invoices(
     """
     # Without a print day (an invoice made again on a payer's download) it is today in Brussels: just after
     # midnight the UTC date is still yesterday's, and the day's print overview would miss the invoice.
-    day = print_day or (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).astimezone(LOCAL_ZONE).date()
+    day = print_day or brussels_day(now)
     run = InvoiceRun(day.isoformat())
     steps = planned(engine, reference_ids)
     withdrawals = [ref_id for ref_id, step in steps.items() if step is Step.WITHDRAW]

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -269,6 +270,17 @@ def test_overdue_is_judged_by_the_brussels_date_not_the_utc_one(engine, books, c
     assert report.counts["cancelled_overdue"] == 1
     assert sync_payment_requests(engine, clients, ACTOR, after_midnight).counts.get("created", 0) == 0
     assert sync_payment_requests(engine, clients, ACTOR, before_midnight).counts["created"] == 3  # all still due
+
+
+@pytest.mark.parametrize(("moment", "day"), [
+    (datetime(2026, 3, 28, 23, 30, tzinfo=timezone.utc), "2026-03-29"),  # 00:30 CET, the night summer time starts
+    (datetime(2026, 10, 24, 22, 30, tzinfo=timezone.utc), "2026-10-25"),  # 00:30 CEST, the night it ends
+    (datetime(2026, 12, 31, 23, 45, tzinfo=timezone.utc), "2027-01-01"),
+    (datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc), "2026-11-20"),
+])
+def test_the_reconciliation_report_is_filed_under_the_day_in_brussels(engine, clients, var_dir, moment, day) -> None:
+    report = reconcile(engine, clients, ACTOR, moment)
+    assert report.csv is not None and Path(report.csv).parent.name == day
 
 
 def test_paid_before_cancelled_when_the_payer_paid_at_the_last_minute(engine, books, clients, sim_api: SimApi) -> None:
