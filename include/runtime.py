@@ -61,6 +61,15 @@ def parse_moment_param(name: str, value: Any) -> datetime | None:
     raise ParamError(f"param {name}: {echoed(text)} is not a date-time YYYY-MM-DDTHH:MM[:SS][+HH:MM|Z]")
 
 
+def brussels_day(moment: datetime) -> date:
+    """The day in Brussels of an instant (a naive one, as SQLite gives times back, is UTC).
+
+    >>> brussels_day(datetime(2026, 3, 28, 23, 30, tzinfo=timezone.utc))  # 00:30 CET, the night summer time starts
+    datetime.date(2026, 3, 29)
+    """
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(LOCAL_ZONE).date()
+
+
 def run_date(context: Mapping[str, Any], name: str = "run_date") -> date:
     """The business date of a DAG run: the ``run_date`` param (or ``name``), else the logical date in Brussels.
 

@@ -11,7 +11,7 @@ these models (``python -m include.finance.schema``); a test keeps them current.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -62,6 +62,22 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment, written in UTC.
+
+    SQLite keeps no offset: a moment written with Brussels' (or a bank's) offset was read back as that
+    wall-clock time in UTC, an hour or two off, and compared as such. A naive moment is UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.astimezone(timezone.utc)
+        return value
 
 
 class Money(TypeDecorator[Decimal]):
@@ -224,7 +240,7 @@ class DebtLine(Base):
     # A transaction cost (seed 2.5.2 ``transcost``): the reference whose sealing added it (once per reference),
     # and when its open part was taken back because that reference was deleted.
     cost_of_reference_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reference.id"), unique=True)
-    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reversed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("open_amount >= 0 AND open_amount <= amount", name="open_amount_range"),
@@ -311,7 +327,7 @@ class BankHub(Base):
     proposal_generators: Mapped[str | None] = mapped_column(String(200))  # prop, ';'-separated
     pain008_version: Mapped[str] = mapped_column(String(20), default="pain.008.001.02")
     rcur_only: Mapped[bool] = mapped_column(Boolean, default=False)  # RCUR instead of FRST
-    lead_days: Mapped[int] = mapped_column(Integer, default=1)
+    lead_days: Mapped[int] = mapped_column(Integer, default=1)  # TARGET2 business days the bank needs the file before
     batch_booking: Mapped[bool] = mapped_column(Boolean, default=True)
     local_instrument: Mapped[str] = mapped_column(String(4), default="CORE")
     # Return reasons after which a mandate may not be used again (space-separated ISO codes).
@@ -364,7 +380,7 @@ class Mandate(Base):
     debtor_id: Mapped[int | None] = mapped_column(ForeignKey("end_user.id"))  # who pays
     debtor_iban: Mapped[str | None] = mapped_column(String(34), index=True)
     debtor_bic: Mapped[str | None] = mapped_column(String(11))
-    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Set when a collection came back with a reason that ends the mandate (MD01 ...): active-err until cleared.
     blocked_reason: Mapped[str | None] = mapped_column(String(200))
     transaction_codes: Mapped[list[MandateTransactionCode]] = relationship(
@@ -401,8 +417,8 @@ class PaymentReference(Base):
     invoice_number: Mapped[str | None] = mapped_column(String(40))
     due_date: Mapped[date | None] = mapped_column(Date)
     description: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sealed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sealed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     lines: Mapped[list[PaymentReferenceLine]] = relationship()
     __table_args__ = (
         CheckConstraint(_in("status", REFERENCE_STATUSES), name="status"),
@@ -443,9 +459,9 @@ class CollectionRun(Base):
     transaction_count: Mapped[int] = mapped_column(Integer, default=0)
     total_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str | None] = mapped_column(String(250))
-    exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    exported_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     collections: Mapped[list[Collection]] = relationship(order_by="Collection.id")
     __table_args__ = (
         CheckConstraint(_in("status", RUN_STATUSES), name="status"),
@@ -519,13 +535,13 @@ class PomPaymentRequest(Base):
     qr_payload: Mapped[str | None] = mapped_column(Text)
     pay_url: Mapped[str | None] = mapped_column(Text)
     qr_svg: Mapped[str | None] = mapped_column(Text)
-    qr_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    qr_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    qr_created_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    qr_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     cancelled_reason: Mapped[str | None] = mapped_column(String(200))
     paid_amount: Mapped[Decimal | None] = mapped_column(Money)
-    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     channel: Mapped[str | None] = mapped_column(String(20))
     __table_args__ = (
         CheckConstraint(_in("status", POM_REQUEST_STATUSES), name="status"),
@@ -548,7 +564,7 @@ class PomEvent(Base):
     event_id: Mapped[str] = mapped_column(String(100))
     event_type: Mapped[str] = mapped_column(String(60))
     pom_id: Mapped[str | None] = mapped_column(String(60))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     outcome: Mapped[str] = mapped_column(String(40))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     __table_args__ = (UniqueConstraint("account", "event_id"),)
@@ -595,9 +611,9 @@ class Invoice(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     pages: Mapped[int] = mapped_column(Integer)
     print_day: Mapped[date] = mapped_column(Date)  # the day's printing it belongs to (seed 2.3.4.1)
-    made_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    made_at: Mapped[datetime] = mapped_column(UtcDateTime())
     made_by: Mapped[str] = mapped_column(String(250))
-    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     withdrawn_reason: Mapped[str | None] = mapped_column(String(200))
     __table_args__ = (
         CheckConstraint(_in("channel", INVOICE_CHANNELS), name="channel"),
@@ -619,7 +635,7 @@ class AuditLog(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     actor: Mapped[str] = mapped_column(String(250))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
     __table_args__ = (Index(None, "entity", "entity_id"),)
 
 
@@ -641,7 +657,7 @@ class BankStatement(Base):
     electronic_seq: Mapped[int | None] = mapped_column(BigInteger)
     legal_seq: Mapped[int | None] = mapped_column(BigInteger)
     message_id: Mapped[str | None] = mapped_column(String(100))
-    created_on_bank: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_on_bank: Mapped[datetime | None] = mapped_column(UtcDateTime())
     from_date: Mapped[date | None] = mapped_column(Date)
     to_date: Mapped[date | None] = mapped_column(Date)
     copy_indicator: Mapped[str | None] = mapped_column(String(4))
@@ -653,7 +669,7 @@ class BankStatement(Base):
     file_sha256: Mapped[str] = mapped_column(String(64))
     entries: Mapped[int] = mapped_column(Integer, default=0)
     new_lines: Mapped[int] = mapped_column(Integer, default=0)
-    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime())
     imported_by: Mapped[str] = mapped_column(String(250))
     __table_args__ = (
         CheckConstraint(_in("kind", STATEMENT_KINDS), name="kind"),
@@ -708,7 +724,7 @@ class Payment(Base):
     source: Mapped[str] = mapped_column(String(20))
     bank_entry_id: Mapped[int | None] = mapped_column(ForeignKey("bank_entry.id"), index=True)
     reverses_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payment.id"), unique=True)
-    booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    booked_at: Mapped[datetime] = mapped_column(UtcDateTime())
     booked_by: Mapped[str] = mapped_column(String(250))
     note: Mapped[str | None] = mapped_column(String(250))
     pom_payment_request_id: Mapped[int | None] = mapped_column(ForeignKey("pom_payment_request.id"))
@@ -758,8 +774,8 @@ class ControlListItem(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(20), default="bank_statement", server_default="bank_statement")
     pom_event_id: Mapped[int | None] = mapped_column(ForeignKey("pom_event.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.current_timestamp())
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.current_timestamp())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     resolved_by: Mapped[str | None] = mapped_column(String(250))
     resolution: Mapped[str | None] = mapped_column(String(10))
     resolution_note: Mapped[str | None] = mapped_column(Text)
@@ -839,11 +855,11 @@ class SentDocument(Base):
     payment_reference_id: Mapped[int | None] = mapped_column(ForeignKey("payment_reference.id"), index=True)
     end_user_id: Mapped[int] = mapped_column(ForeignKey("end_user.id"), index=True)  # the customer on the invoice
     sales_journal_id: Mapped[int | None] = mapped_column(ForeignKey("sales_journal.id"))
-    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime())
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id"), unique=True)
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))
     recipients: Mapped[list[Any] | None] = mapped_column(JSON)  # [[name, email], ...] as handed to POM
-    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     __table_args__ = (UniqueConstraint("batch", "document_id"),)
 
 
@@ -859,10 +875,10 @@ class DeliveryReport(Base):
     encoding: Mapped[str] = mapped_column(String(20))
     lines: Mapped[int] = mapped_column(Integer, default=0)
     recipients: Mapped[int] = mapped_column(Integer, default=0)  # diagnoses: invoice × recipient
-    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the "now" of the 48-hour rule
-    analysed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime())  # the "now" of the 48-hour rule
+    analysed_at: Mapped[datetime] = mapped_column(UtcDateTime())
     analysed_by: Mapped[str] = mapped_column(String(250))
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # diagnosis -> count
     __table_args__ = (CheckConstraint(_in("source", DELIVERY_REPORT_SOURCES), name="source"),)
@@ -881,7 +897,7 @@ class DeliveryReportLine(Base):
     status: Mapped[str] = mapped_column(String(20))
     message_kind: Mapped[str] = mapped_column(String(20))
     description: Mapped[str] = mapped_column(Text)
-    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempted_at: Mapped[datetime] = mapped_column(UtcDateTime())
     __table_args__ = (
         CheckConstraint(_one_of("message_kind", DELIVERY_MESSAGE_KINDS), name="message_kind"),
         UniqueConstraint("report_id", "line_no"),
@@ -919,7 +935,7 @@ class DeliveryDiagnosis(Base):
     note: Mapped[str | None] = mapped_column(String(250))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_line_no: Mapped[int | None] = mapped_column(Integer)  # delivery_report_line (report_id, line_no)
-    retry_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retry_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     __table_args__ = (
         CheckConstraint(_one_of("diagnosis", DELIVERY_DIAGNOSES), name="diagnosis"),
         CheckConstraint(_one_of("action", DELIVERY_ACTIONS), name="action"),
@@ -948,10 +964,10 @@ class BankFileApproval(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
     four_eyes: Mapped[bool] = mapped_column(Boolean)
     requested_by: Mapped[str | None] = mapped_column(String(250))  # the person who triggered the export, if any
-    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
     airflow_task: Mapped[str | None] = mapped_column(String(500))  # dag/run/task/map index, for the UI's link
     decided_by: Mapped[str | None] = mapped_column(String(250))
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     reason: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (
         UniqueConstraint("run_id", "attempt"),

@@ -8,7 +8,8 @@ A payment lowers its reference's open amount and, through allocations, the
 open amounts of the reference's debt lines. How a partial payment is spread
 over the lines is the financial system's choice (seed 2.4.9):
 
-* ``first_transaction``: the oldest line first, then the next;
+* ``first_transaction``: the oldest line first (by the day the debt arose, then
+  by id, the order the invoice lists them in), then the next;
 * ``matching_amount``: a line whose open amount equals the payment, if there
   is one; otherwise as ``first_transaction``.
 
@@ -179,7 +180,7 @@ class Ledger:
                 select(PaymentReferenceLine.payment_reference_id, DebtLine.id, DebtLine.open_amount)
                 .join(DebtLine, DebtLine.id == PaymentReferenceLine.debt_line_id)
                 .where(PaymentReferenceLine.payment_reference_id.in_(chunk))
-                .order_by(PaymentReferenceLine.payment_reference_id, DebtLine.id)
+                .order_by(PaymentReferenceLine.payment_reference_id, DebtLine.created_on, DebtLine.id)  # oldest first
             ):
                 self._line_open.setdefault(line_id, open_amount)
                 self.references[ref_id].lines.append(OpenLine(line_id, self._line_open[line_id]))

@@ -59,7 +59,7 @@ from include.finance.money import ZERO
 from include.finance.numbering import reference_numbers
 from include.finance.statuses import SETTLED_COLLECTION, ReferenceStatus
 from include.invoices.withdrawal import withdraw_current
-from include.runtime import LOCAL_ZONE
+from include.runtime import brussels_day
 from include.sepa.transaction_codes import matcher
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ UNSEAL_REASON = "unsealed"
 
 
 def _day(now: datetime) -> date:
-    return now.astimezone(LOCAL_ZONE).date() if now.tzinfo else now.date()
+    return brussels_day(now)  # a naive time is SQLite's UTC, not a Brussels wall-clock time
 
 
 # -- create -------------------------------------------------------------------------------------------

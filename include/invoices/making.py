@@ -42,6 +42,7 @@ from include.invoices.facts import InvoiceFacts, gather, invoice_data
 from include.invoices.render_pool import MadeInvoice, RenderJob, RenderPool, pipelined
 from include.invoices.templates import template_path
 from include.invoices.withdrawal import withdraw_current
+from include.runtime import brussels_day
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,9 @@ def make_invoices(
 
     Many invoices are rendered on every core (:mod:`include.invoices.render_pool`); ``workers`` caps that.
     """
-    day = print_day or now.date()
+    # Without a print day (an invoice made again on a payer's download) it is today in Brussels: just after
+    # midnight the UTC date is still yesterday's, and the day's print overview would miss the invoice.
+    day = print_day or brussels_day(now)
     run = InvoiceRun(day.isoformat())
     steps = planned(engine, reference_ids)
     withdrawals = [ref_id for ref_id, step in steps.items() if step is Step.WITHDRAW]

@@ -53,6 +53,7 @@ from include.finance.models import (
 from include.finance.money import ZERO, money
 from include.finance.reference_numbers import display_reference
 from include.finance.statuses import ControlListKind, PomRequestStatus
+from include.invoices.facts import amount_text
 from include.pom.accounts import accounts_from_env
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomAccount, instant
@@ -298,7 +299,9 @@ def _reference_facts(engine: Engine, loi: str) -> dict[str, Any] | None:
                 PomPaymentRequest.payment_reference_id == ref.id, PomPaymentRequest.status == PomRequestStatus.OPEN)
         ).one_or_none()
         return {
-            "loi": ref.loi, "status": ref.status, "amount": ref.amount, "open_amount": ref.open_amount,
+            # Amounts the Belgian way, as on the payer's invoice: € 1.234,50.
+            "loi": ref.loi, "status": ref.status, "amount": amount_text(ref.amount),
+            "open_amount": amount_text(ref.open_amount),
             "communication": display_reference(ref.reference_number) if ref.reference_number else ref.loi,
             # POM's SVG and link reach a public page of Innen's origin: the SVG only as an image (its scripts never
             # run), the link only when it is https (or http on loopback: the simulator).

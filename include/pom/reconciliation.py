@@ -37,6 +37,7 @@ from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomError, PomRequest
 from include.pom.payment_requests import RequestSteps, SyncSummary, overdue
 from include.reports import Table, write_csv, write_html
+from include.runtime import brussels_day
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
         report.counts[outcome] += count
     for problem in sync.summary.problems:
         report.rows.append(["", "", "", Outcome.NOTE, ACTIONS[Outcome.NOTE], "", problem])
-    _write(report, folder or reports_dir() / "pom_reconciliation" / now.date().isoformat(), now)
+    _write(report, folder or reports_dir() / "pom_reconciliation" / brussels_day(now).isoformat(), now)
     return report
 
 

@@ -227,7 +227,7 @@ class FactsReader:
             .outerjoin(PaymentReferenceLine, PaymentReferenceLine.payment_reference_id == PaymentReference.id)
             .outerjoin(DebtLine, DebtLine.id == PaymentReferenceLine.debt_line_id)
             .where(in_ids(self.session, PaymentReference.id, wanted))
-            .order_by(PaymentReference.id, DebtLine.id)
+            .order_by(PaymentReference.id, DebtLine.created_on, DebtLine.id)  # oldest first, as the ledger
         )
         reference = None
         for row in stream_records(self.session, query):

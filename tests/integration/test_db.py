@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, text
@@ -87,6 +88,26 @@ def test_timestamps_keep_their_moment(engine) -> None:
     with transaction(engine, readonly=True) as session:
         stored = session.scalars(select(AuditLog.at)).one()
     assert stored.replace(tzinfo=timezone.utc) == moment or stored == moment
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 11, 20, 5, 0, 3, tzinfo=ZoneInfo("Europe/Brussels")),  # an as_of param given in Brussels time
+    datetime(2026, 3, 29, 3, 30, tzinfo=ZoneInfo("Europe/Brussels")),  # summer time, UTC+2
+    datetime(2026, 11, 25, 7, 0, tzinfo=timezone(timedelta(hours=1))),  # a bank's CreDtTm with its offset
+])
+def test_a_moment_with_an_offset_keeps_its_instant_and_compares_as_it(engine, moment: datetime) -> None:
+    # SQLite keeps no offset: the moment must be stored in UTC, or it reads back (and compares) hours off.
+    from include.finance.models import AuditLog
+
+    with transaction(engine) as session:
+        session.add(AuditLog(entity="x", entity_id=1, action="test", actor="t", at=moment))
+    with transaction(engine, readonly=True) as session:
+        stored = session.scalars(select(AuditLog.at)).one()
+        later = session.scalar(select(func.count()).select_from(AuditLog)
+                               .where(AuditLog.at > moment.astimezone(timezone.utc) - timedelta(minutes=1)))
+        earlier = session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.at < moment))
+    assert (stored if stored.tzinfo else stored.replace(tzinfo=timezone.utc)) == moment
+    assert (later, earlier) == (1, 0)
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))

@@ -290,7 +290,8 @@ def test_a_direct_debit_reference_gets_a_notice_without_transfer_code(engine: En
     _invoice, pdf = _current(engine, ref_id)
     assert qr_payloads(pdf) == []  # nobody is invited to pay what the bank collects
     text = " ".join(_pdf_text(pdf).split())
-    assert collected == date(2026, 12, 7) and "07/12/2026" in text and "30,00" in text  # Sunday 6th: Monday
+    # Run on Friday 4th, 2 lead days (TARGET2 business days): Monday 7th, Tuesday 8th.
+    assert collected == date(2026, 12, 8) and "08/12/2026" in text and "30,00" in text
     assert f"{debtor_iban[:4]} **** **** {debtor_iban[-4:]}" in text and debtor_iban not in text.replace(" ", "")
 
 
@@ -387,3 +388,18 @@ def test_the_language_is_read_whatever_its_case(engine: Engine, var_dir: Path) -
     make_invoices(engine, "test", NOW, print_day=DAY)
     invoice, pdf = _current(engine, ref_id)
     assert invoice.language == "fr" and "Facture" in _pdf_text(pdf)
+
+
+@pytest.mark.parametrize(("now", "day"), [
+    (datetime(2026, 12, 3, 23, 30, tzinfo=timezone.utc), date(2026, 12, 4)),  # 00:30 in Brussels (CET)
+    (datetime(2026, 3, 28, 23, 30, tzinfo=timezone.utc), date(2026, 3, 29)),  # the night summer time starts
+    (datetime(2026, 7, 1, 22, 15, tzinfo=timezone.utc), date(2026, 7, 2)),  # 00:15 CEST
+    (datetime(2026, 12, 31, 23, 5, tzinfo=timezone.utc), date(2027, 1, 1)),  # across the year
+    (datetime(2026, 12, 4, 12, 0), date(2026, 12, 4)),  # naive, as SQLite gives times back: UTC
+])
+def test_an_invoice_made_without_a_print_day_belongs_to_the_day_in_brussels(engine: Engine, var_dir: Path,
+                                                                             now: datetime, day: date) -> None:
+    ref_id = _setup(engine)
+    assert make_invoices(engine, "payer:download", now, reference_ids={ref_id}).counts["made"] == 1
+    invoice, _ = _current(engine, ref_id)
+    assert invoice.print_day == day

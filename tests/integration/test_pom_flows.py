@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -271,6 +272,17 @@ def test_overdue_is_judged_by_the_brussels_date_not_the_utc_one(engine, books, c
     assert sync_payment_requests(engine, clients, ACTOR, before_midnight).counts["created"] == 3  # all still due
 
 
+@pytest.mark.parametrize(("moment", "day"), [
+    (datetime(2026, 3, 28, 23, 30, tzinfo=timezone.utc), "2026-03-29"),  # 00:30 CET, the night summer time starts
+    (datetime(2026, 10, 24, 22, 30, tzinfo=timezone.utc), "2026-10-25"),  # 00:30 CEST, the night it ends
+    (datetime(2026, 12, 31, 23, 45, tzinfo=timezone.utc), "2027-01-01"),
+    (datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc), "2026-11-20"),
+])
+def test_the_reconciliation_report_is_filed_under_the_day_in_brussels(engine, clients, var_dir, moment, day) -> None:
+    report = reconcile(engine, clients, ACTOR, moment)
+    assert report.csv is not None and Path(report.csv).parent.name == day
+
+
 def test_paid_before_cancelled_when_the_payer_paid_at_the_last_minute(engine, books, clients, sim_api: SimApi) -> None:
     with transaction(engine) as session:
         session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
@@ -415,7 +427,7 @@ def test_return_page_redirects_to_the_reference_status(engine, books, clients, c
     loi = _reference(engine, books["refs"][0]).loi
     token = return_token(PROD["callback_secret"], loi)
     response = httpx.get(f"{callbacks.base_url}/pom/return/default/{loi}", params={"t": token}, follow_redirects=True)
-    assert response.status_code == 200 and "Nog te betalen" in response.text and "20.00" in response.text
+    assert response.status_code == 200 and "Nog te betalen: € 20,00." in response.text  # as on the invoice
     assert response.history and response.history[0].status_code == 303
     guessed = httpx.get(f"{callbacks.base_url}/pom/return/default/{loi}", params={"t": "guess"})
     assert guessed.status_code == 404

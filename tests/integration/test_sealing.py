@@ -167,6 +167,16 @@ def test_a_reference_from_a_pattern_takes_only_matching_open_lines(engine, books
         _create(engine, books, pattern="BOETE*")
 
 
+def test_a_line_taken_back_is_refused_naming_the_day_in_brussels(engine, books: Books) -> None:
+    # Taken back at 23:30 UTC on 28 March: 00:30 on the 29th in Brussels. SQLite gives the time back without
+    # its zone (UTC), PostgreSQL with it: the message names the 29th on both.
+    with transaction(engine) as session:
+        line = session.get(DebtLine, books.lines["lid"])
+        line.open_amount, line.reversed_at = Decimal("0.00"), datetime(2026, 3, 28, 23, 30, tzinfo=timezone.utc)
+    with pytest.raises(InnenError, match=f"debt line {books.lines['lid']} .*was taken back on 2026-03-29"):
+        _create(engine, books, debt_line_ids=[books.lines["lid"]])
+
+
 def test_lines_of_two_financial_systems_are_refused(engine, books: Books) -> None:
     with pytest.raises(InnenError, match="financial systems") as refusal:
         _create(engine, books, debt_line_ids=[books.lines["lid"], books.lines["ska"]])
