@@ -290,8 +290,7 @@ def test_a_direct_debit_reference_gets_a_notice_without_transfer_code(engine: En
     _invoice, pdf = _current(engine, ref_id)
     assert qr_payloads(pdf) == []  # nobody is invited to pay what the bank collects
     text = " ".join(_pdf_text(pdf).split())
-    # Run on Friday 4th, 2 lead days (TARGET2 business days): Monday 7th, Tuesday 8th.
-    assert collected == date(2026, 12, 8) and "08/12/2026" in text and "30,00" in text
+    assert collected == date(2026, 12, 7) and "07/12/2026" in text and "30,00" in text  # Sunday 6th: Monday
     assert f"{debtor_iban[:4]} **** **** {debtor_iban[-4:]}" in text and debtor_iban not in text.replace(" ", "")
 
 
