@@ -28,8 +28,7 @@ Checks every SEPA direct-debit mandate and collects what is due.
 **Run date**: the logical date in Europe/Brussels, or the `run_date` param of a
 manual run. A mandate is due when its next slot falls within its hub's lead
 days; the collection date is the first TARGET2 business day on or after the
-later of that slot and the run date plus the lead days, counted in TARGET2 business
-days from the first business day on or after the run date.
+later of that slot and the run date plus the lead days.
 """
 
 from __future__ import annotations

@@ -9,8 +9,6 @@ financial market ``XECB``.
 datetime.date(2026, 12, 28)
 >>> is_business_day(date(2026, 4, 3))  # Good Friday
 False
->>> business_days_after(date(2026, 12, 24), 2)  # Thursday; Christmas, the 26th and Sunday are closed
-datetime.date(2026, 12, 29)
 """
 
 from __future__ import annotations
@@ -35,19 +33,4 @@ def roll_forward(day: date) -> date:
     """The first TARGET2 business day on or after ``day``."""
     while not is_business_day(day):
         day += timedelta(days=1)
-    return day
-
-
-def business_days_after(day: date, count: int) -> date:
-    """The TARGET2 business day ``count`` business days after ``day``.
-
-    A day TARGET2 is closed counts from the next business day: a file made on
-    a Saturday reaches the bank on Monday, so one day after it is Tuesday.
-    ``count`` 0 is :func:`roll_forward`.
-    """
-    if count < 0:
-        raise ValueError(f"count must not be negative, got {count}")
-    day = roll_forward(day)
-    for _ in range(count):
-        day = roll_forward(day + timedelta(days=1))
     return day

@@ -327,7 +327,7 @@ class BankHub(Base):
     proposal_generators: Mapped[str | None] = mapped_column(String(200))  # prop, ';'-separated
     pain008_version: Mapped[str] = mapped_column(String(20), default="pain.008.001.02")
     rcur_only: Mapped[bool] = mapped_column(Boolean, default=False)  # RCUR instead of FRST
-    lead_days: Mapped[int] = mapped_column(Integer, default=1)  # TARGET2 business days the bank needs the file before
+    lead_days: Mapped[int] = mapped_column(Integer, default=1)
     batch_booking: Mapped[bool] = mapped_column(Boolean, default=True)
     local_instrument: Mapped[str] = mapped_column(String(4), default="CORE")
     # Return reasons after which a mandate may not be used again (space-separated ISO codes).

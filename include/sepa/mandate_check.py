@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import partial
@@ -28,7 +28,7 @@ from sqlalchemy import BigInteger, String, and_, case, cast, false, func, select
 from sqlalchemy.orm import Session, aliased
 
 from include.finance.bulk import Memo, in_ids, stream_records
-from include.finance.business_days import business_days_after, roll_forward
+from include.finance.business_days import roll_forward
 from include.finance.models import (
     BankHub,
     Collection,
@@ -433,8 +433,7 @@ def _next_dates(
     lead_days: int, run_date: date,
 ) -> tuple[date | None, date | None, bool, str]:
     """(next due date, its collection date, due now, note) of an active-ok mandate collected through a hub."""
-    # Banks count their lead time in TARGET2 business days, from the day the file can reach them.
-    earliest = business_days_after(run_date, lead_days)
+    earliest = run_date + timedelta(days=lead_days)
     due = next_due_date(first=first, frequency=schedule, last_collected=last_collected, horizon=earliest, end=end)
     if due is None:
         return None, None, False, "collected once (one-off)" if one_off else f"ended on {end}"

@@ -14,7 +14,7 @@ from include.sepa.mandate_check import MandateList, check_mandates
 from include.sepa.mandate_reports import write_mandate_lists
 from tests.factories import add_debt, iban, make_institution, make_mandate, make_user
 
-RUN = date(2026, 11, 20)  # a Friday; 2 lead days are TARGET2 business days: the earliest collection is Tuesday 24th
+RUN = date(2026, 11, 20)  # a Friday; with 2 lead days the earliest collection is Monday 23rd
 
 
 def _by_loi(engine, **kwargs):  # type: ignore[no-untyped-def]
@@ -170,7 +170,7 @@ def test_next_dates_of_active_ok_mandates(engine) -> None:
         lois = due_now.loi, later.loi, converted.loi, ended.loi
     checked = _by_loi(engine)
     now, future, conv, done = (checked[loi] for loi in lois)
-    assert (now.next_due_date, now.next_collection_date, now.due) == (date(2026, 11, 21), date(2026, 11, 24), True)
+    assert (now.next_due_date, now.next_collection_date, now.due) == (date(2026, 11, 21), date(2026, 11, 23), True)
     assert (future.next_due_date, future.next_collection_date, future.due) == (date(2026, 12, 15), date(2026, 12, 15), False)
     # Converted: last collected 31 October on a 31st-of-the-month schedule: next 30 November.
     assert (conv.next_due_date, conv.due, conv.has_prior) == (date(2026, 11, 30), False, True)
@@ -206,7 +206,7 @@ def test_lists_are_written_as_csv_and_html(engine, tmp_path) -> None:
         rows = list(csv.DictReader(handle, delimiter=";"))
     assert len(rows) == 1
     assert rows[0]["debtor"] == "Renée Lefèvre"
-    assert rows[0]["next_collection_date"] == "2026-11-24"
+    assert rows[0]["next_collection_date"] == "2026-11-23"
     assert "*" in rows[0]["debtor_iban"]  # masked
     with (tmp_path / "active-err.csv").open(encoding="utf-8-sig", newline="") as handle:
         assert next(csv.DictReader(handle, delimiter=";"))["reasons"] == "no debtor"

