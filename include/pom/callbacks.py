@@ -186,7 +186,8 @@ def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetim
         with transaction(engine) as session:
             if session.scalar(select(PomEvent.id).where(PomEvent.account == account, PomEvent.event_id == event_id)):
                 return "duplicate"
-            row = session.scalars(select(PomPaymentRequest).where(
+            # No request id names no request: "pom_id == None" would be SQL's IS NULL, the rows still being created.
+            row = None if pom_id is None else session.scalars(select(PomPaymentRequest).where(
                 PomPaymentRequest.account == account, PomPaymentRequest.pom_id == pom_id)).one_or_none()
             unknown_payment = None
             if row is None:

@@ -664,3 +664,20 @@ def test_a_callback_and_the_reconciliation_booking_the_same_payment_at_once_book
     assert sorted(ref for ref, _ in payments) == sorted(books["refs"][:2])  # one payment each, whoever came first
     assert {_reference(engine, ref).status for ref in books["refs"][:2]} == {"paid"}
     assert {r.status for r in _requests(engine) if r.payment_reference_id in books["refs"][:2]} == {"paid"}
+
+
+@pytest.mark.parametrize("kind", ["payment_request.paid", "payment_request.cancelled", "payment_request.expired"])
+def test_an_event_without_a_request_id_never_lands_on_a_request_still_being_created(engine, books, kind: str) -> None:
+    """A request being created has no POM id yet; an event naming none (signed, but incomplete) is not its event:
+    cancelling it here would leave its request open at POM while the next sync makes a second one."""
+    with transaction(engine) as session:
+        session.add(PomPaymentRequest(payment_reference_id=books["refs"][0], account="default", pom_id=None,
+                                      idempotency_key="k-creating", amount=Decimal("20.00"), communication="1",
+                                      status="creating", created_at=_now(), updated_at=_now()))
+    event = {"event_id": "ev-no-id", "type": kind, "amount": "20.00", "paid_at": _now().isoformat(),
+             "channel": "bancontact"}
+    assert take_event(engine, "default", event, _now()) == "unknown_request"
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert (row.status, row.paid_amount) == ("creating", None)
+    assert _pom_payments(engine) == []
+    assert _reference(engine, books["refs"][0]).status == "sealed"
