@@ -13,6 +13,12 @@ for every open request we hold:
 
 The report (``var/reports/pom_reconciliation/<date>/``, CSV ``;`` and HTML)
 lists every request that changed or needs a person, with the action.
+
+Accounts are independent (seed 000, 3): one whose credentials POM refuses, or
+whose Connection is missing, is named in the report and skipped; the others
+go through all three steps, and only then does the run fail
+(:class:`PomSyncIncomplete`), naming it. Rerunning is safe: what was booked is
+recognised, and cancelling twice is harmless.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from include.config import reports_dir
+from include.errors import ConfigError
 from include.finance.db import transaction
 from include.finance.models import PaymentReference, PaymentReferenceType, PomPaymentRequest
 from include.finance.money import ZERO
@@ -34,8 +41,8 @@ from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, PomRequestStatus
 from include.finance.statuses import ReconciliationOutcome as Outcome
 from include.pom.accounts import PomClients
 from include.pom.booking import PaidAtPom, book_paid_requests
-from include.pom.client import PomError, PomRequest
-from include.pom.payment_requests import RequestSteps, SyncSummary, overdue
+from include.pom.client import PomAuthError, PomError, PomRequest
+from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary, overdue
 from include.reports import Table, write_csv, write_html
 
 log = logging.getLogger(__name__)
@@ -97,8 +104,16 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
         by_account.setdefault(account, []).append(_Open(request_id, pom_id, account, loi, overdue(due, auto_cancel, now)))
     report.counts["open_requests"] = len(rows)
     still_open: list[_Open] = []
+    failed: dict[str, str] = {}
     for account, requests in sorted(by_account.items()):
-        still_open.extend(_read_and_book(engine, clients, account, requests, actor, now, report))
+        try:
+            still_open.extend(_read_and_book(engine, clients, account, requests, actor, now, report))
+        except (PomAuthError, ConfigError) as exc:  # this account only: the others are read, booked and cancelled
+            failed[account] = str(exc)
+            report.counts[Outcome.ERROR] += 1
+            report.rows.append(["", account, "", Outcome.ERROR, ACTIONS[Outcome.ERROR], "",
+                                f"account {account} not reconciled ({len(requests)} open request(s)): {exc}"])
+            log.error("POM account %s not reconciled: %s", account, exc)
     sync = RequestSteps(engine, clients, actor, now, SyncSummary())
     for request in still_open:
         if not request.overdue:
@@ -118,6 +133,10 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
     for problem in sync.summary.problems:
         report.rows.append(["", "", "", Outcome.NOTE, ACTIONS[Outcome.NOTE], "", problem])
     _write(report, folder or reports_dir() / "pom_reconciliation" / now.date().isoformat(), now)
+    if failed:
+        raise PomSyncIncomplete(
+            f"POM account(s) {', '.join(sorted(failed))} not reconciled; the others are done (report {report.html}): "
+            + "; ".join(f"{name}: {problem}" for name, problem in sorted(failed.items())))
     return report
 
 

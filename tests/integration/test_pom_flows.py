@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from include.config import reports_dir
 from include.finance.db import transaction
 from include.finance.models import (
     AuditLog,
@@ -681,3 +682,45 @@ def test_an_event_without_a_request_id_never_lands_on_a_request_still_being_crea
     assert (row.status, row.paid_amount) == ("creating", None)
     assert _pom_payments(engine) == []
     assert _reference(engine, books["refs"][0]).status == "sealed"
+
+
+def _sim_account(pom_sim: Any, name: str, data: dict[str, Any], **changes: Any) -> PomAccount:
+    fields = {"name": name, "base_url": pom_sim.base_url, "env": data["env"], "username": data["username"],
+              "password": data["password"], "sender_id": data["sender_id"],
+              "sender_contract_number": data["sender_contract_number"], "callback_secret": data["callback_secret"],
+              "timeout_seconds": 2}
+    return PomAccount(**{**fields, **changes})
+
+
+@pytest.mark.parametrize("broken", ["refused", "no_connection"])
+def test_one_pom_account_failing_does_not_stop_the_reconciliation_of_the_others(
+        engine, books, pom_sim, sim_api: SimApi, broken: str) -> None:
+    """Seed 000, 3: several POM accounts. The one whose credentials POM refuses (or whose Connection is gone) is
+    named in the report and fails the run; the others are still read, booked and their overdue requests cancelled."""
+    with transaction(engine) as session:
+        tickets = PaymentReferenceType(code="TICKETS", name="Tickets", allowed_online=True, pom_account="tickets",
+                                       pom_auto_cancel=True)
+        session.add(tickets)
+        session.flush()
+        for ref_id in books["refs"][1:]:
+            session.get(PaymentReference, ref_id).type_id = tickets.id
+        session.get(PaymentReference, books["refs"][2]).due_date = date.today() + timedelta(days=2)
+    good = {"default": _sim_account(pom_sim, "default", PROD), "tickets": _sim_account(pom_sim, "tickets", ACCOUNTS["tickets"])}
+    quick = lambda account: PomClient(account, max_attempts=2, sleep=lambda _s: None, jitter=lambda: 0.0)  # noqa: E731
+    with PomClients(good, factory=quick) as clients:
+        assert sync_payment_requests(engine, clients, ACTOR, _now()).counts["created"] == 3
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    sim_api.control("POST", f"pay/{rows[books['refs'][1]].pom_id}", {"channel": "payconiq", "callback": False})
+    later = _now() + timedelta(days=4)  # the third reference is overdue
+    damaged = {"tickets": good["tickets"]}
+    if broken == "refused":
+        damaged["default"] = _sim_account(pom_sim, "default", PROD, password="changed-at-pom")
+    with PomClients(damaged, factory=quick) as clients, pytest.raises(PomSyncIncomplete, match="default"):
+        reconcile(engine, clients, ACTOR, later)
+    assert _reference(engine, books["refs"][1]).status == "paid"
+    statuses = {r.payment_reference_id: r.status for r in _requests(engine)}
+    assert statuses == {books["refs"][0]: "open", books["refs"][1]: "paid", books["refs"][2]: "cancelled"}
+    assert sim_api.get(rows[books["refs"][2]].pom_id, "tickets").json()["status"] == "cancelled"
+    report = reports_dir() / "pom_reconciliation" / later.date().isoformat() / "pom_reconciliation.csv"
+    lines = report.read_text(encoding="utf-8-sig").splitlines()
+    assert any("default" in line and "not reconciled" in line for line in lines)
