@@ -90,6 +90,18 @@ def overdue(due: date | None, auto_cancel: bool | None, now: datetime) -> bool:
     return due < moment.astimezone(LOCAL_ZONE).date()
 
 
+def unknown_status(request: PomRequest) -> str:
+    """How to name a POM answer Innen cannot act on: a status API.md does not list, or "paid" without its payment.
+
+    >>> from types import SimpleNamespace as Answer
+    >>> unknown_status(Answer(status="pending", payment=None)), unknown_status(Answer(status="paid", payment=None))
+    ("status 'pending', which Innen does not know", "status 'paid' without its payment")
+    """
+    if request.status == PomRequestStatus.PAID:
+        return f"status {request.status!r} without its payment"
+    return f"status {request.status!r}, which Innen does not know"
+
+
 class PomSyncIncomplete(InnenError):
     """POM could not be reached for some references; what could be done is done, a rerun finishes it."""
 

@@ -6,7 +6,9 @@ for every open request we hold:
 1. POM's status is read (all of an account's requests, paced to its rate
    limit, a few at a time);
 2. paid → booked, exactly once, in batches (see :mod:`include.pom.booking`);
-   cancelled or expired at POM → recorded here;
+   cancelled or expired at POM → recorded here; any other status (one
+   API.md does not name, or "paid" without its payment) → on the report for a
+   person, and left alone;
 3. only then, requests still open whose reference is overdue and whose type
    auto-cancels are cancelled at POM (a payer who paid last minute is booked,
    never cancelled).
@@ -42,7 +44,7 @@ from include.finance.statuses import ReconciliationOutcome as Outcome
 from include.pom.accounts import PomClients
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomAuthError, PomError, PomRequest
-from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary, overdue
+from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary, overdue, unknown_status
 from include.reports import Table, write_csv, write_html
 
 log = logging.getLogger(__name__)
@@ -159,8 +161,10 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
                 paid = {}
         elif answer.status in ENDED_UNPAID_POM_REQUEST:
             closed.append((request, answer))
-        else:
+        elif answer.status == PomRequestStatus.OPEN:
             still_open.append(request)
+        else:  # not open: never cancelled as overdue (it may be a payment under way); a person looks
+            _note(report, request, Outcome.ERROR, f"POM reports {unknown_status(answer)}: left as it is, not cancelled")
     _book(engine, paid, by_pom_id, actor, now, report)
     if closed:
         sync = RequestSteps(engine, clients, actor, now, SyncSummary())

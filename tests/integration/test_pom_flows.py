@@ -724,3 +724,61 @@ def test_one_pom_account_failing_does_not_stop_the_reconciliation_of_the_others(
     report = reports_dir() / "pom_reconciliation" / later.date().isoformat() / "pom_reconciliation.csv"
     lines = report.read_text(encoding="utf-8-sig").splitlines()
     assert any("default" in line and "not reconciled" in line for line in lines)
+
+
+def _rewriting(accounts: dict[str, PomAccount], statuses: dict[str, str]) -> PomClients:
+    """Clients that talk to the simulator but see POM's status of the requests in ``statuses`` as given there (a
+    status POM may send one day that the simulator does not have)."""
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        with httpx.Client(base_url=accounts["default"].base_url) as real:
+            answer = real.send(real.build_request(request.method, request.url, headers=request.headers,
+                                                  content=request.content))
+        body = answer.content
+        if answer.headers.get("content-type", "").startswith("application/json"):
+            data = json.loads(body)
+            if isinstance(data, dict) and data.get("id") in statuses:
+                data["status"] = statuses[data["id"]]
+                body = json.dumps(data).encode()
+        return httpx.Response(answer.status_code, headers={"content-type": answer.headers.get("content-type", "")},
+                              content=body)
+
+    return PomClients(accounts, factory=lambda account: PomClient(
+        account, max_attempts=2, sleep=lambda _s: None, jitter=lambda: 0.0, transport=httpx.MockTransport(forward)))
+
+
+@pytest.mark.parametrize("status", ["pending", "refunded", "paid"])
+def test_a_status_pom_reports_that_we_do_not_know_is_left_to_a_person_never_cancelled(
+        engine, books, clients, accounts, sim_api: SimApi, status: str) -> None:
+    """A payment in progress (or any status the API does not name, or "paid" without its payment) is not "open":
+    cancelling it as overdue could cancel what the payer is paying. It is reported, and left as it is."""
+    with transaction(engine) as session:
+        session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
+        for ref_id in books["refs"]:
+            session.get(PaymentReference, ref_id).due_date = date.today() + timedelta(days=1)
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    odd = rows[books["refs"][0]]
+    with _rewriting(accounts, {odd.pom_id: status}) as seen:
+        report = reconcile(engine, seen, ACTOR, _now() + timedelta(days=3))
+    assert report.counts["cancelled_overdue"] == 2 and report.counts["error"] == 1
+    assert sim_api.get(odd.pom_id).json()["status"] == "open"
+    (after,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert after.status == "open"
+    text = open(report.csv, encoding="utf-8-sig").read()
+    assert repr(status) in text and _reference(engine, books["refs"][0]).loi in text
+
+
+@pytest.mark.parametrize("status", ["pending", "refunded", "paid"])
+def test_expiry_leaves_a_reference_alone_while_pom_reports_a_status_we_do_not_know(
+        engine, books, clients, accounts, sim_api: SimApi, status: str) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    odd = rows[books["refs"][0]]
+    with _rewriting(accounts, {odd.pom_id: status}) as seen, pytest.raises(PomSyncIncomplete, match=repr(status)):
+        expire_references(engine, seen, ACTOR, _now() + timedelta(days=8))
+    assert _reference(engine, books["refs"][0]).status == "sealed"
+    assert {_reference(engine, ref).status for ref in books["refs"][1:]} == {"expired"}
+    assert sim_api.get(odd.pom_id).json()["status"] == "open"
+    (after,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert after.status == "open"
