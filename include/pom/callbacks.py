@@ -17,7 +17,9 @@ reconciliation will ever ask about it.
 
 ``GET /pom/return/{account}/{loi}?t=…``: where POM sends the payer back; it
 redirects to ``/pom/status/{account}/{loi}?t=…``, a page with the
-reference's status (and its QR code while unpaid) and a link to
+reference's status (and its QR code while unpaid; the page then reloads every
+five seconds, so a payment made with a smartphone shows within seconds, seed
+000, 4.2) and a link to
 ``/pom/invoice/{account}/{loi}?t=…``, the invoice as PDF, made anew with a
 fresh POM code when the printed one expired or was cancelled. The token ``t`` (an HMAC of
 the reference) keeps strangers from reading references by guessing numbers.
@@ -68,6 +70,7 @@ MAX_CALLBACK_BYTES = 64 * 1024
 
 _STATUS_PAGE = Environment(autoescape=select_autoescape(default=True, default_for_string=True)).from_string(
     """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Betaling {{ loi }}</title>
+{% if status in ("draft", "sealed") and (qr_image or pay_url) %}<meta http-equiv="refresh" content="5">{% endif %}
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:40rem}.paid{color:#176b1f}.open{color:#8a5a00}</style>
 </head><body><h1>Betaling {{ communication }}</h1>
 {% if status == "paid" %}<p class="paid">Betaald. Bedankt!</p>

@@ -782,3 +782,20 @@ def test_expiry_leaves_a_reference_alone_while_pom_reports_a_status_we_do_not_kn
     assert sim_api.get(odd.pom_id).json()["status"] == "open"
     (after,) = _requests(engine, payment_reference_id=books["refs"][0])
     assert after.status == "open"
+
+
+def test_the_status_page_reloads_itself_until_the_payment_is_in(engine, books, clients, callbacks, sim_api: SimApi) -> None:
+    """Seed 000, 4.2: once paid with the smartphone, the page showing the QR code reloads within a few seconds and
+    shows the new status; a paid reference's page stays still."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    loi = _reference(engine, books["refs"][0]).loi
+    url = f"{callbacks.base_url}/pom/status/default/{loi}"
+    token = {"t": return_token(PROD["callback_secret"], loi)}
+    waiting = httpx.get(url, params=token)
+    assert "Nog te betalen" in waiting.text
+    assert '<meta http-equiv="refresh" content="5">' in waiting.text
+    sim_api.control("POST", f"pay/{row.pom_id}", {"channel": "bancontact", "callback": True})
+    eventually(lambda: _reference(engine, books["refs"][0]).status == "paid")
+    paid = httpx.get(url, params=token)
+    assert "Betaald" in paid.text and "refresh" not in paid.text
