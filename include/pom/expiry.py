@@ -38,7 +38,7 @@ from include.finance.payments import Ledger
 from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, SETTLED_COLLECTION, PomRequestStatus, ReferenceStatus
 from include.pom.accounts import PomClients
 from include.pom.client import PomError
-from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary, unknown_status
+from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary, paid_with_payment, unknown_status
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def expire_references(engine: Engine, clients: PomClients, actor: str, now: date
                     answer = clients.client(request.account).get_request(request.pom_id or "")
                     if answer.status == PomRequestStatus.OPEN:
                         sync.cancel(request, "reference expired")
-                    elif answer.status in ENDED_UNPAID_POM_REQUEST or (answer.status == PomRequestStatus.PAID and answer.payment):
+                    elif answer.status in ENDED_UNPAID_POM_REQUEST or paid_with_payment(answer):
                         sync.follow(request.id, answer)
                     else:  # a payment may be under way: not confirmed, so the reference stays as it is
                         raise PomError(f"POM reports {unknown_status(answer)}")

@@ -90,15 +90,25 @@ def overdue(due: date | None, auto_cancel: bool | None, now: datetime) -> bool:
     return due < moment.astimezone(LOCAL_ZONE).date()
 
 
+def paid_with_payment(request: PomRequest) -> bool:
+    """Whether POM's answer is a payment Innen books: status paid, with a payment above zero (as a callback's)."""
+    return request.status == PomRequestStatus.PAID and request.payment is not None and request.payment.amount > 0
+
+
 def unknown_status(request: PomRequest) -> str:
-    """How to name a POM answer Innen cannot act on: a status API.md does not list, or "paid" without its payment.
+    """How to name a POM answer Innen cannot act on: a status API.md does not list, or "paid" without a payment
+    above zero.
 
     >>> from types import SimpleNamespace as Answer
     >>> unknown_status(Answer(status="pending", payment=None)), unknown_status(Answer(status="paid", payment=None))
     ("status 'pending', which Innen does not know", "status 'paid' without its payment")
+    >>> unknown_status(Answer(status="paid", payment=Answer(amount=Decimal("-5.00"))))
+    "status 'paid' with a payment of -5.00, not above zero"
     """
     if request.status == PomRequestStatus.PAID:
-        return f"status {request.status!r} without its payment"
+        if request.payment is None:
+            return f"status {request.status!r} without its payment"
+        return f"status {request.status!r} with a payment of {request.payment.amount}, not above zero"
     return f"status {request.status!r}, which Innen does not know"
 
 
@@ -372,7 +382,8 @@ class RequestSteps:
 
     def follow(self, request_id: int, request: PomRequest) -> None:
         """POM's request is no longer open: book a payment, or record the cancellation or expiry."""
-        if request.status == PomRequestStatus.PAID and request.payment is not None:
+        if paid_with_payment(request):
+            assert request.payment is not None
             with transaction(self.engine) as session:
                 (booking,) = book_paid_requests(
                     session, {request_id: PaidAtPom(request.payment.amount, request.payment.paid_at,
@@ -389,6 +400,8 @@ class RequestSteps:
                 session.expunge(row)
             self.close_here(row, request.status, request.cancelled_reason or f"{request.status} at POM",
                             SYNC_FOUND[request.status])
+        elif request.status != PomRequestStatus.OPEN:
+            self.summary.problems.append(f"POM request {request.id}: POM reports {unknown_status(request)}; left as it is")
 
 
 def _set_qr(row: PomPaymentRequest, request: PomRequest, svg: str | None) -> None:

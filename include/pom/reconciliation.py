@@ -7,8 +7,8 @@ for every open request we hold:
    limit, a few at a time);
 2. paid → booked, exactly once, in batches (see :mod:`include.pom.booking`);
    cancelled or expired at POM → recorded here; any other status (one
-   API.md does not name, or "paid" without its payment) → on the report for a
-   person, and left alone;
+   API.md does not name, or "paid" without a payment above zero) → on the
+   report for a person, and left alone;
 3. only then, requests still open whose reference is overdue and whose type
    auto-cancels are cancelled at POM (a payer who paid last minute is booked,
    never cancelled).
@@ -44,7 +44,14 @@ from include.finance.statuses import ReconciliationOutcome as Outcome
 from include.pom.accounts import PomClients
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomAuthError, PomError, PomRequest
-from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary, overdue, unknown_status
+from include.pom.payment_requests import (
+    PomSyncIncomplete,
+    RequestSteps,
+    SyncSummary,
+    overdue,
+    paid_with_payment,
+    unknown_status,
+)
 from include.reports import Table, write_csv, write_html
 
 log = logging.getLogger(__name__)
@@ -154,7 +161,8 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
         if isinstance(answer, PomError):
             _note(report, request, Outcome.ERROR, f"status not read: {answer}")
             continue
-        if answer.status == PomRequestStatus.PAID and answer.payment is not None:
+        if paid_with_payment(answer):
+            assert answer.payment is not None
             paid[request.id] = PaidAtPom(answer.payment.amount, answer.payment.paid_at, answer.payment.channel)
             if len(paid) >= BOOKING_BATCH:
                 _book(engine, paid, by_pom_id, actor, now, report)

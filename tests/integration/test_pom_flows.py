@@ -726,9 +726,9 @@ def test_one_pom_account_failing_does_not_stop_the_reconciliation_of_the_others(
     assert any("default" in line and "not reconciled" in line for line in lines)
 
 
-def _rewriting(accounts: dict[str, PomAccount], statuses: dict[str, str]) -> PomClients:
-    """Clients that talk to the simulator but see POM's status of the requests in ``statuses`` as given there (a
-    status POM may send one day that the simulator does not have)."""
+def _rewriting(accounts: dict[str, PomAccount], patches: dict[str, dict[str, Any]]) -> PomClients:
+    """Clients that talk to the simulator but see the requests in ``patches`` with those fields changed (what POM
+    may send one day that the simulator does not: another status, an odd payment)."""
 
     def forward(request: httpx.Request) -> httpx.Response:
         with httpx.Client(base_url=accounts["default"].base_url) as real:
@@ -737,8 +737,8 @@ def _rewriting(accounts: dict[str, PomAccount], statuses: dict[str, str]) -> Pom
         body = answer.content
         if answer.headers.get("content-type", "").startswith("application/json"):
             data = json.loads(body)
-            if isinstance(data, dict) and data.get("id") in statuses:
-                data["status"] = statuses[data["id"]]
+            if isinstance(data, dict) and data.get("id") in patches:
+                data.update(patches[data["id"]])
                 body = json.dumps(data).encode()
         return httpx.Response(answer.status_code, headers={"content-type": answer.headers.get("content-type", "")},
                               content=body)
@@ -759,7 +759,7 @@ def test_a_status_pom_reports_that_we_do_not_know_is_left_to_a_person_never_canc
     sync_payment_requests(engine, clients, ACTOR, _now())
     rows = {r.payment_reference_id: r for r in _requests(engine)}
     odd = rows[books["refs"][0]]
-    with _rewriting(accounts, {odd.pom_id: status}) as seen:
+    with _rewriting(accounts, {odd.pom_id: {"status": status}}) as seen:
         report = reconcile(engine, seen, ACTOR, _now() + timedelta(days=3))
     assert report.counts["cancelled_overdue"] == 2 and report.counts["error"] == 1
     assert sim_api.get(odd.pom_id).json()["status"] == "open"
@@ -775,7 +775,7 @@ def test_expiry_leaves_a_reference_alone_while_pom_reports_a_status_we_do_not_kn
     sync_payment_requests(engine, clients, ACTOR, _now())
     rows = {r.payment_reference_id: r for r in _requests(engine)}
     odd = rows[books["refs"][0]]
-    with _rewriting(accounts, {odd.pom_id: status}) as seen, pytest.raises(PomSyncIncomplete, match=repr(status)):
+    with _rewriting(accounts, {odd.pom_id: {"status": status}}) as seen, pytest.raises(PomSyncIncomplete, match=repr(status)):
         expire_references(engine, seen, ACTOR, _now() + timedelta(days=8))
     assert _reference(engine, books["refs"][0]).status == "sealed"
     assert {_reference(engine, ref).status for ref in books["refs"][1:]} == {"expired"}
@@ -799,3 +799,20 @@ def test_the_status_page_reloads_itself_until_the_payment_is_in(engine, books, c
     eventually(lambda: _reference(engine, books["refs"][0]).status == "paid")
     paid = httpx.get(url, params=token)
     assert "Betaald" in paid.text and "refresh" not in paid.text
+
+
+@pytest.mark.parametrize("amount", ["0.00", "-20.00"])
+def test_a_payment_of_nothing_or_less_read_from_pom_is_refused_not_booked(
+        engine, books, clients, accounts, sim_api: SimApi, amount: str) -> None:
+    """As for a callback (``_paid_amount``): a "paid" request whose payment is not above zero is not a payment
+    Innen can book; taking it marked the request paid with nothing booked (on a closed reference: a "refund" of a
+    negative amount on the control list)."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    odd = _requests(engine, payment_reference_id=books["refs"][0])[0]
+    payment = {"amount": amount, "paid_at": _now().isoformat(), "channel": "bancontact"}
+    with _rewriting(accounts, {odd.pom_id: {"status": "paid", "payment": payment}}) as seen:
+        report = reconcile(engine, seen, ACTOR, _now())
+    assert report.counts["error"] == 1 and report.counts.get("paid", 0) + report.counts.get("partial", 0) == 0
+    (after,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert (after.status, after.paid_amount) == ("open", None)
+    assert _pom_payments(engine) == [] and _control_items(engine) == []
