@@ -816,3 +816,35 @@ def test_a_payment_of_nothing_or_less_read_from_pom_is_refused_not_booked(
     (after,) = _requests(engine, payment_reference_id=books["refs"][0])
     assert (after.status, after.paid_amount) == ("open", None)
     assert _pom_payments(engine) == [] and _control_items(engine) == []
+
+
+def test_a_reconciliation_hit_by_pom_errors_books_what_it_read_and_a_rerun_finishes_it(
+        engine, books, clients, sim_api: SimApi) -> None:
+    """5xx on one read until the retries run out, a 429 and a lost cancel answer mid-run: what could be read is
+    booked, what could not is reported and neither booked nor cancelled; the rerun books it once."""
+    with transaction(engine) as session:
+        session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
+        session.get(PaymentReference, books["refs"][2]).due_date = date.today() + timedelta(days=1)
+        session.get(PaymentReference, books["refs"][1]).due_date = date.today() + timedelta(days=1)
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    paid, unread, overdue = (rows[ref] for ref in books["refs"])
+    for row in (paid, unread):
+        sim_api.control("POST", f"pay/{row.pom_id}", {"channel": "bancontact", "callback": False})
+    sim_api.control("POST", "faults", {"path_contains": f"/payment-requests/{unread.pom_id}", "method": "GET",
+                                       "times": 4, "kind": "status", "status": 503})
+    sim_api.control("POST", "faults", {"path_contains": f"/payment-requests/{paid.pom_id}", "method": "GET",
+                                       "times": 1, "kind": "status", "status": 429, "seconds": 1})
+    sim_api.control("POST", "faults", {"path_contains": f"/{overdue.pom_id}/cancel", "times": 1, "kind": "timeout",
+                                       "seconds": 3})
+    later = _now() + timedelta(days=3)
+    first = reconcile(engine, clients, ACTOR, later)
+    assert (first.counts["paid"], first.counts["error"], first.counts["cancelled_overdue"]) == (1, 1, 1)
+    statuses = {r.payment_reference_id: r.status for r in _requests(engine)}
+    assert statuses == {books["refs"][0]: "paid", books["refs"][1]: "open", books["refs"][2]: "cancelled"}
+    assert sim_api.get(unread.pom_id).json()["status"] == "paid"  # read nothing, so cancelled nothing
+    second = reconcile(engine, clients, ACTOR, later)
+    assert second.counts["paid"] == 1 and second.counts.get("error", 0) == 0
+    assert sorted(_pom_payments(engine)) == sorted([(books["refs"][0], Decimal("20.00")),
+                                                    (books["refs"][1], Decimal("20.00"))])
+    assert reconcile(engine, clients, ACTOR, later).counts.get("paid", 0) == 0
