@@ -848,3 +848,52 @@ def test_a_reconciliation_hit_by_pom_errors_books_what_it_read_and_a_rerun_finis
     assert sorted(_pom_payments(engine)) == sorted([(books["refs"][0], Decimal("20.00")),
                                                     (books["refs"][1], Decimal("20.00"))])
     assert reconcile(engine, clients, ACTOR, later).counts.get("paid", 0) == 0
+
+
+@pytest.mark.parametrize("broken", ["refused", "no_connection"])
+def test_one_pom_account_failing_does_not_stop_the_requests_of_the_others(
+        engine, books, pom_sim, sim_api: SimApi, broken: str) -> None:
+    """A test-mode account whose password changed (or whose Connection is gone) must not keep the production
+    account's references from their QR codes; it is named, asked once, and the run ends incomplete."""
+    with transaction(engine) as session:
+        tickets = PaymentReferenceType(code="TICKETS", name="Tickets", allowed_online=True, pom_account="tickets")
+        session.add(tickets)
+        session.flush()
+        session.get(PaymentReference, books["refs"][1]).type_id = tickets.id
+    accounts = {"tickets": _sim_account(pom_sim, "tickets", ACCOUNTS["tickets"])}
+    if broken == "refused":
+        accounts["default"] = _sim_account(pom_sim, "default", PROD, password="changed-at-pom")
+    sim_api.control("DELETE", "hits")
+    quick = lambda account: PomClient(account, max_attempts=2, sleep=lambda _s: None, jitter=lambda: 0.0)  # noqa: E731
+    with PomClients(accounts, factory=quick) as clients, pytest.raises(PomSyncIncomplete, match="default"):
+        sync_payment_requests(engine, clients, ACTOR, _now())
+    opened = {r.payment_reference_id for r in _requests(engine, status="open")}
+    assert opened == {books["refs"][1]}
+    assert sim_api.request_count("tickets") == 1
+    assert sim_api.hits("/auth/token")["statuses"].get("401", 0) == (1 if broken == "refused" else 0)
+    with PomClients({**accounts, "default": _sim_account(pom_sim, "default", PROD)}, factory=quick) as clients:
+        assert sync_payment_requests(engine, clients, ACTOR, _now()).counts["created"] == 2
+    assert {r.status for r in _requests(engine)} == {"open"} and len(_requests(engine)) == 3
+
+
+@pytest.mark.parametrize("broken", ["refused", "no_connection"])
+def test_expiry_goes_on_for_the_other_accounts_when_one_fails(engine, books, pom_sim, sim_api: SimApi, broken: str) -> None:
+    with transaction(engine) as session:
+        tickets = PaymentReferenceType(code="TICKETS", name="Tickets", allowed_online=True, pom_account="tickets",
+                                       lifetime_seconds=7 * 86400)
+        session.add(tickets)
+        session.flush()
+        session.get(PaymentReference, books["refs"][1]).type_id = tickets.id
+    good = {"default": _sim_account(pom_sim, "default", PROD), "tickets": _sim_account(pom_sim, "tickets", ACCOUNTS["tickets"])}
+    quick = lambda account: PomClient(account, max_attempts=2, sleep=lambda _s: None, jitter=lambda: 0.0)  # noqa: E731
+    with PomClients(good, factory=quick) as clients:
+        sync_payment_requests(engine, clients, ACTOR, _now())
+    damaged = {"tickets": good["tickets"]}
+    if broken == "refused":
+        damaged["default"] = _sim_account(pom_sim, "default", PROD, password="changed-at-pom")
+    sim_api.control("DELETE", "hits")
+    with PomClients(damaged, factory=quick) as clients, pytest.raises(PomSyncIncomplete):
+        expire_references(engine, clients, ACTOR, _now() + timedelta(days=8))
+    statuses = {ref: _reference(engine, ref).status for ref in books["refs"]}
+    assert statuses == {books["refs"][0]: "sealed", books["refs"][1]: "expired", books["refs"][2]: "sealed"}
+    assert sim_api.hits("/auth/token")["statuses"].get("401", 0) == (1 if broken == "refused" else 0)
