@@ -19,7 +19,8 @@ reconciliation will ever ask about it.
 redirects to ``/pom/status/{account}/{loi}?t=…``, a page with the
 reference's status (and its QR code while unpaid; the page then reloads every
 five seconds, so a payment made with a smartphone shows within seconds, seed
-000, 4.2) and a link to
+000, 4.2; a code that expired or was cancelled is replaced by a fresh one first,
+4.4) and a link to
 ``/pom/invoice/{account}/{loi}?t=…``, the invoice as PDF, made anew with a
 fresh POM code when the printed one expired or was cancelled. The token ``t`` (an HMAC of
 the reference) keeps strangers from reading references by guessing numbers.
@@ -43,6 +44,7 @@ from jinja2 import Environment, select_autoescape
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
+from include.errors import InnenError
 from include.finance.audit import audit_row, record_many
 from include.finance.db import get_engine, transaction
 from include.finance.models import (
@@ -54,7 +56,7 @@ from include.finance.models import (
 )
 from include.finance.money import ZERO, money
 from include.finance.reference_numbers import display_reference
-from include.finance.statuses import ControlListKind, PomRequestStatus
+from include.finance.statuses import ControlListKind, PomRequestStatus, ReferenceStatus
 from include.pom.accounts import accounts_from_env
 from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomAccount, instant
@@ -131,9 +133,19 @@ def create_app(
     async def status_page(account: str, loi: str, t: str = "") -> Response:
         if not _token_ok(secret_of(account), loi, t):
             return HTMLResponse("<p>Onbekende betaalopdracht.</p>", status_code=404)
-        facts = await run_in_threadpool(_reference_facts, engine_provider(), loi)
+        engine = engine_provider()
+        now = datetime.now(timezone.utc)
+        facts = await run_in_threadpool(_reference_facts, engine, loi, now)
         if facts is None:
             return HTMLResponse("<p>Onbekende betaalopdracht.</p>", status_code=404)
+        if facts.pop("needs_code"):  # seed 000, 4.4: viewed again online, it gets a new QR code
+            known = accounts_provider()
+            accounts = {name: found for name in (account,) if (found := known.get(name)) is not None}
+            await run_in_threadpool(_fresh_code, engine, accounts, facts.pop("id"), now)
+            facts = await run_in_threadpool(_reference_facts, engine, loi, now)
+            assert facts is not None
+            facts.pop("needs_code")
+        facts.pop("id", None)
         return HTMLResponse(_STATUS_PAGE.render(**facts, invoice_url=f"../../invoice/{account}/{loi}?t={t}"))
 
     @app.get("/pom/invoice/{account}/{loi}")
@@ -292,16 +304,42 @@ def _moment(value: Any) -> datetime | None:
         return None
 
 
-def _reference_facts(engine: Engine, loi: str) -> dict[str, Any] | None:
+def _fresh_code(engine: Engine, accounts: dict[str, PomAccount], ref_id: int, now: datetime) -> None:
+    """A new QR code (or request) for the reference; POM unavailable: the page goes without one this time."""
+    from include.pom.accounts import PomClients
+    from include.pom.payment_requests import sync_payment_requests
+
+    with PomClients(accounts) as clients:
+        try:
+            sync_payment_requests(engine, clients, "payer:status_page", now, reference_ids={ref_id}, renew_within_days=0)
+        except InnenError as exc:  # POM's errors and ConfigError alike
+            log.warning("no fresh POM code for reference %s: %s", ref_id, exc)
+
+
+def _reference_facts(engine: Engine, loi: str, now: datetime) -> dict[str, Any] | None:
+    """What the status page shows; ``needs_code``: it may be paid online, but has no QR code that still works."""
+    from include.finance.models import PaymentReferenceType
+    from include.pom.payment_requests import overdue
+
     with transaction(engine, readonly=True) as session:
         ref = session.scalars(select(PaymentReference).where(PaymentReference.loi == loi)).one_or_none()
         if ref is None:
             return None
+        kind = session.get(PaymentReferenceType, ref.type_id)
         request = session.execute(
-            select(PomPaymentRequest.qr_svg, PomPaymentRequest.pay_url).where(
+            select(PomPaymentRequest.qr_svg, PomPaymentRequest.pay_url, PomPaymentRequest.qr_expires_at).where(
                 PomPaymentRequest.payment_reference_id == ref.id, PomPaymentRequest.status == PomRequestStatus.OPEN)
         ).one_or_none()
+        expires = request.qr_expires_at if request else None
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=timezone.utc)  # SQLite keeps no zone; stored in UTC
+        works = request is not None and (expires is None or expires > now)
+        online = (ref.status == ReferenceStatus.SEALED and ref.open_amount > 0 and ref.mandate_id is None
+                  and kind is not None and kind.allowed_online and not overdue(ref.due_date, kind.pom_auto_cancel, now))
+        if not works:
+            request = None
         return {
+            "id": ref.id, "needs_code": online and not works,
             "loi": ref.loi, "status": ref.status, "amount": ref.amount, "open_amount": ref.open_amount,
             "communication": display_reference(ref.reference_number) if ref.reference_number else ref.loi,
             # POM's SVG and link reach a public page of Innen's origin: the SVG only as an image (its scripts never

@@ -897,3 +897,30 @@ def test_expiry_goes_on_for_the_other_accounts_when_one_fails(engine, books, pom
     statuses = {ref: _reference(engine, ref).status for ref in books["refs"]}
     assert statuses == {books["refs"][0]: "sealed", books["refs"][1]: "expired", books["refs"][2]: "sealed"}
     assert sim_api.hits("/auth/token")["statuses"].get("401", 0) == (1 if broken == "refused" else 0)
+
+
+def test_the_status_page_viewed_again_gets_a_fresh_code_once_the_old_one_no_longer_works(
+        engine, books, clients, callbacks, sim_api: SimApi) -> None:
+    """Seed 000, 4.4: viewed again online, a reference whose QR code expired (90 days) gets a new one on the same
+    request, and one whose request was cancelled gets a new request; an expired code is never shown."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (request,) = _requests(engine, payment_reference_id=books["refs"][0])
+    loi = _reference(engine, books["refs"][0]).loi
+    url = f"{callbacks.base_url}/pom/status/default/{loi}"
+    token = {"t": return_token(PROD["callback_secret"], loi)}
+
+    with transaction(engine) as session:  # the code's 90 days are over
+        session.get(PomPaymentRequest, request.id).qr_expires_at = _now() - timedelta(minutes=1)
+    page = httpx.get(url, params=token, timeout=30)
+    (renewed,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert renewed.pom_id == request.pom_id and renewed.qr_id != request.qr_id
+    assert renewed.pay_url in page.text and request.pay_url not in page.text
+    assert sim_api.request_count() == 3  # the same requests: a new code, not a new request
+
+    sim_api.cancel(request.pom_id, "lapsed")
+    with transaction(engine) as session:  # POM's cancellation reached us as a callback does
+        session.get(PomPaymentRequest, request.id).status = "cancelled"
+    page = httpx.get(url, params=token, timeout=30)
+    (fresh,) = _requests(engine, payment_reference_id=books["refs"][0], status="open")
+    assert fresh.pom_id != request.pom_id and fresh.pay_url in page.text
+    assert "Nog te betalen" in page.text
