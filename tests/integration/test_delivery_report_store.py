@@ -617,3 +617,16 @@ def test_reports_are_fetched_from_every_account_that_e_mailed(engine: Engine, va
     found = diagnoses(engine)
     assert found[("D-G", "g@example.be")].diagnosis == "unsubscribed"
     assert sum(row.diagnosis == "delivered" for row in found.values()) == 11
+
+
+def test_a_line_repeated_word_for_word_is_one_attempt(engine: Engine, batch: dict[str, Any]) -> None:
+    """A report saved twice into one file (or a portal that repeats a line): the lines are all kept as written,
+    but finance must not read that POM tried twice when it tried once."""
+    lines = report_lines()
+    twice = [*lines, lines[3], lines[4], lines[-1]]  # Bert's one attempt, Chris's first, the unknown document's
+    result = analyse_report_file(inbox(twice), "test", engine, now=NOW)
+    found = diagnoses(engine)
+    assert {key: row.diagnosis for key, row in found.items()} == EXPECTED
+    assert result["lines"] == 18
+    assert (found[("D-B", "b@example.be")].attempts, found[("D-C", "c@example.be")].attempts) == (1, 2)
+    assert found[("D-UNKNOWN", "x@example.be")].attempts == 1
