@@ -6,7 +6,10 @@ for every open request we hold:
 1. POM's status is read (all of an account's requests, paced to its rate
    limit, a few at a time);
 2. paid → booked, exactly once, in batches (see :mod:`include.pom.booking`);
-   cancelled or expired at POM → recorded here; any other status (one
+   cancelled or expired at POM → recorded here; unknown to POM (404) while
+   it reads the account's other requests → closed here as cancelled (its
+   code can never be paid; the sync makes a new request), and on the report;
+   any other status (one
    API.md does not name, or "paid" without a payment above zero) → on the
    report for a person, and left alone;
 3. only then, requests still open whose reference is overdue and whose type
@@ -43,7 +46,7 @@ from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, PomRequestStatus
 from include.finance.statuses import ReconciliationOutcome as Outcome
 from include.pom.accounts import PomClients
 from include.pom.booking import PaidAtPom, book_paid_requests
-from include.pom.client import PomAuthError, PomError, PomRequest
+from include.pom.client import PomAuthError, PomError, PomNotFound, PomRequest
 from include.pom.payment_requests import (
     PomSyncIncomplete,
     RequestSteps,
@@ -156,11 +159,17 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
     paid: dict[int, PaidAtPom] = {}
     still_open: list[_Open] = []
     closed: list[tuple[_Open, PomRequest]] = []
+    unknown: list[_Open] = []  # POM answered 404
+    answered = False  # POM read at least one of the account's requests
     for pom_id, answer in clients.client(account).get_many(list(by_pom_id)):
         request = by_pom_id[pom_id]
+        if isinstance(answer, PomNotFound):
+            unknown.append(request)
+            continue
         if isinstance(answer, PomError):
             _note(report, request, Outcome.ERROR, f"status not read: {answer}")
             continue
+        answered = True
         if paid_with_payment(answer):
             assert answer.payment is not None
             paid[request.id] = PaidAtPom(answer.payment.amount, answer.payment.paid_at, answer.payment.channel)
@@ -174,7 +183,12 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
         else:  # not open: never cancelled as overdue (it may be a payment under way); a person looks
             _note(report, request, Outcome.ERROR, f"POM reports {unknown_status(answer)}: left as it is, not cancelled")
     _book(engine, paid, by_pom_id, actor, now, report)
-    if closed:
+    if not answered:  # every read failed: more likely the Connection names another account than POM forgot them
+        for request in unknown:
+            _note(report, request, Outcome.ERROR, f"POM does not know this request (404): check that Connection "
+                  f"pom_{account} is the account (and test mode or production) that made it")
+        unknown = []
+    if closed or unknown:
         sync = RequestSteps(engine, clients, actor, now, SyncSummary())
         for request, answer in closed:
             with transaction(engine, readonly=True) as session:
@@ -183,6 +197,14 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
                 session.expunge(row)
             sync.close_here(row, answer.status, answer.cancelled_reason or f"{answer.status} at POM", None)
             _note(report, request, FOUND[answer.status], answer.cancelled_reason or "")
+        for request in unknown:  # its code can never be paid: closed here, and the sync makes a new request
+            with transaction(engine, readonly=True) as session:
+                row = session.get(PomPaymentRequest, request.id)
+                assert row is not None
+                session.expunge(row)
+            sync.close_here(row, PomRequestStatus.CANCELLED, "POM no longer knows this request (404)", None)
+            _note(report, request, Outcome.FOUND_CANCELLED, "", note="POM no longer knows this request (404), "
+                  "though it read the account's others: closed here; a new request follows if the reference is open")
     return still_open
 
 
@@ -202,9 +224,9 @@ def _book(engine: Engine, paid: dict[int, PaidAtPom], by_pom_id: dict[str, _Open
         _note(report, request, Outcome(booking.outcome), detail)
 
 
-def _note(report: ReconciliationReport, request: _Open, outcome: Outcome, detail: str) -> None:
+def _note(report: ReconciliationReport, request: _Open, outcome: Outcome, detail: str, *, note: str = "") -> None:
     report.counts[outcome] += 1
-    report.rows.append([request.loi, request.account, request.pom_id, outcome, ACTIONS[outcome], detail, ""])
+    report.rows.append([request.loi, request.account, request.pom_id, outcome, ACTIONS[outcome], detail, note])
 
 
 HEADER = ["reference", "account", "POM request", "outcome", "action", "detail", "note"]

@@ -924,3 +924,51 @@ def test_the_status_page_viewed_again_gets_a_fresh_code_once_the_old_one_no_long
     (fresh,) = _requests(engine, payment_reference_id=books["refs"][0], status="open")
     assert fresh.pom_id != request.pom_id and fresh.pay_url in page.text
     assert "Nog te betalen" in page.text
+
+
+def _forgetting(accounts: dict[str, PomAccount], forgotten: set[str] | None) -> PomClients:
+    """Clients to the simulator for which POM no longer knows the requests ``forgotten`` (None: any request)."""
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        request_id = request.url.path.rsplit("/", 1)[-1]
+        if request.method == "GET" and "/payment-requests/" in request.url.path and (
+                forgotten is None or request_id in forgotten):
+            return httpx.Response(404, json={"error": "not_found"})
+        with httpx.Client(base_url=accounts["default"].base_url) as real:
+            answer = real.send(real.build_request(request.method, request.url, headers=request.headers,
+                                                  content=request.content))
+        return httpx.Response(answer.status_code, headers={"content-type": answer.headers.get("content-type", "")},
+                              content=answer.content)
+
+    return PomClients(accounts, factory=lambda account: PomClient(
+        account, max_attempts=2, sleep=lambda _s: None, jitter=lambda: 0.0, transport=httpx.MockTransport(forward)))
+
+
+def test_a_request_pom_no_longer_knows_is_closed_here_and_made_anew(engine, books, clients, accounts,
+                                                                    sim_api: SimApi) -> None:
+    """POM answers 404 for one request while it reads the account's others: its QR code can never be paid, so it
+    is closed here (on the report, for a person to see once) and the next sync makes a new request, instead of an
+    error every night and a dead code on the reference for good."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    gone = rows[books["refs"][0]]
+    with _forgetting(accounts, {gone.pom_id}) as forgetful:
+        report = reconcile(engine, forgetful, ACTOR, _now())
+    assert report.counts["found_cancelled"] == 1 and report.counts.get("error", 0) == 0
+    (closed,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert closed.status == "cancelled" and "404" in closed.cancelled_reason
+    text = open(report.csv, encoding="utf-8-sig").read()
+    assert "no longer knows" in text and _reference(engine, books["refs"][0]).loi in text
+    assert sync_payment_requests(engine, clients, ACTOR, _now()).counts["created"] == 1
+    (fresh,) = _requests(engine, payment_reference_id=books["refs"][0], status="open")
+    assert fresh.pom_id != gone.pom_id
+
+
+def test_an_account_pom_answers_404_for_every_request_is_not_closed(engine, books, clients, accounts) -> None:
+    """Every request unknown: more likely the Connection names another account than POM forgetting them all, so
+    nothing is closed; each is reported."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    with _forgetting(accounts, None) as forgetful:
+        report = reconcile(engine, forgetful, ACTOR, _now())
+    assert report.counts["error"] == 3 and report.counts.get("found_cancelled", 0) == 0
+    assert {r.status for r in _requests(engine)} == {"open"}
