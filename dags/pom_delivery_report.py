@@ -12,8 +12,10 @@ recipient one diagnosis and one action** for finance.
   downloads one from the POM portal: Artikelen – POM accounts – the POM user –
   Rapporten – Batch – Ophalen, and saves it there as CSV);
 * nightly (the 03:00 run): the reports of the batches sent in the last 4 days,
-  fetched from POM with the Connection `pom_default`; a temporary failure is
-  retried by POM for 48 hours, so a batch is looked at again until it settles;
+  fetched from POM with the Connection `pom_default` and that of every other
+  account that e-mailed invoices in those days (`pom_<account>`, the reference
+  type's); a temporary failure is retried by POM for 48 hours, so a batch is
+  looked at again until it settles;
 * by hand: `path` (a file or a folder) and/or `fetch_days`; `as_of` (ISO with an offset, UTC without one;
   empty: now) replays a night: the moment of the 48-hour rule and of the fetch window. A malformed value fails
   the run at once, naming it.
@@ -122,8 +124,9 @@ def pom_delivery_report() -> None:
         from airflow.sdk import Connection
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from include.pom.accounts import DEFAULT_ACCOUNT, PomClients, accounts_from_connections
-        from include.pom.delivery_files import analyse_recent_batches, fetch_window
+        from include.pom.accounts import PomClients, accounts_from_connections
+        from include.pom.delivery_files import delivery_report_accounts, fetch_delivery_reports, fetch_window
+        from include.pom.payment_requests import PomSyncIncomplete
         from include.runtime import ParamError, actor, as_of
 
         context = get_current_context()
@@ -138,13 +141,15 @@ def pom_delivery_report() -> None:
         window = fetch_window(params.get("fetch_days"), getattr(dag_run, "run_type", None), slot)
         if window is None:
             raise AirflowSkipException("not the nightly run and no fetch_days given: nothing fetched from POM")
-        accounts = accounts_from_connections([DEFAULT_ACCOUNT], Connection.get)
-        with PomClients(accounts) as clients:
-            result = analyse_recent_batches(clients.client(DEFAULT_ACCOUNT), window, actor(context),
-                                            now=moment)
-        log.info("batches sent since %s: %s analysed, refused %s", window, len(result["analysed"]), result["refused"])
+        names = delivery_report_accounts(window)
+        with PomClients(accounts_from_connections(names, Connection.get)) as clients:
+            result = fetch_delivery_reports(clients, names, window, actor(context), now=moment)
+        log.info("batches sent since %s: %s analysed, refused %s, accounts not read %s", window,
+                 len(result["analysed"]), result["refused"], result["failed"])
         if result["refused"]:
             raise AirflowFailException(f"refused and quarantined: {result['refused']}")
+        if result["failed"]:  # POM down or a Connection to fix: the retry (or the next night) reads them
+            raise PomSyncIncomplete(f"delivery reports of POM account(s) not fetched: {result['failed']}")
         return result
 
     analyse_file.expand(path=reports_in_inbox())

@@ -14,6 +14,9 @@ payment request we hold, read per account at the account's rate limit.
 
 Report: `var/reports/pom_reconciliation/<date>/pom_reconciliation.{csv,html}`.
 
+An account POM refuses (or without its Connection `pom_<account>`) is named in the report and fails the
+run, after the other accounts are done.
+
 **Param** `as_of` (by hand, to replay a night; empty: now): the moment the run acts as of, ISO with an
 offset (`2026-11-20T02:00:00+01:00`; UTC without one). A malformed value fails the run at once, naming it.
 """

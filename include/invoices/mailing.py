@@ -69,7 +69,7 @@ from include.finance.models import (
 from include.finance.reference_numbers import display_reference
 from include.finance.statuses import ReferenceStatus
 from include.pom.accounts import DEFAULT_ACCOUNT, PomClients
-from include.pom.client import PomDocument, PomRecipient, PomRejected, PomUnavailable
+from include.pom.client import PomAuthError, PomDocument, PomRecipient, PomRejected, PomUnavailable
 from include.pom.delivery_store import intended_recipients
 from include.storage import Location
 
@@ -246,7 +246,7 @@ def mail_invoices(
             run.counts["refused"] += 1
             run.problems.append(f"batch {batch}: refused by POM: {exc}")
             log.error("batch %s: refused by POM: %s", batch, exc)
-        except (InvoiceFileChanged, ConfigError) as exc:
+        except (InvoiceFileChanged, ConfigError, PomAuthError) as exc:  # this batch only; the others go on
             run.counts["refused"] += 1
             run.problems.append(f"batch {batch}: not sent: {exc}")
             log.error("batch %s: not sent: %s", batch, exc)

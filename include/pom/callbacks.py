@@ -17,7 +17,10 @@ reconciliation will ever ask about it.
 
 ``GET /pom/return/{account}/{loi}?t=…``: where POM sends the payer back; it
 redirects to ``/pom/status/{account}/{loi}?t=…``, a page with the
-reference's status (and its QR code while unpaid) and a link to
+reference's status (and its QR code while unpaid; the page then reloads every
+five seconds, so a payment made with a smartphone shows within seconds, seed
+000, 4.2; a code that expired or was cancelled is replaced by a fresh one first,
+4.4) and a link to
 ``/pom/invoice/{account}/{loi}?t=…``, the invoice as PDF, made anew with a
 fresh POM code when the printed one expired or was cancelled. The token ``t`` (an HMAC of
 the reference) keeps strangers from reading references by guessing numbers.
@@ -41,6 +44,7 @@ from jinja2 import Environment, select_autoescape
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
+from include.errors import InnenError
 from include.finance.audit import audit_row, record_many
 from include.finance.db import get_engine, transaction
 from include.finance.models import (
@@ -52,7 +56,7 @@ from include.finance.models import (
 )
 from include.finance.money import ZERO, money
 from include.finance.reference_numbers import display_reference
-from include.finance.statuses import ControlListKind, PomRequestStatus
+from include.finance.statuses import ControlListKind, PomRequestStatus, ReferenceStatus
 from include.invoices.facts import amount_text
 from include.pom.accounts import accounts_from_env
 from include.pom.booking import PaidAtPom, book_paid_requests
@@ -69,6 +73,7 @@ MAX_CALLBACK_BYTES = 64 * 1024
 
 _STATUS_PAGE = Environment(autoescape=select_autoescape(default=True, default_for_string=True)).from_string(
     """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Betaling {{ loi }}</title>
+{% if status in ("draft", "sealed") and (qr_image or pay_url) %}<meta http-equiv="refresh" content="5">{% endif %}
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:40rem}.paid{color:#176b1f}.open{color:#8a5a00}</style>
 </head><body><h1>Betaling {{ communication }}</h1>
 {% if status == "paid" %}<p class="paid">Betaald. Bedankt!</p>
@@ -129,9 +134,19 @@ def create_app(
     async def status_page(account: str, loi: str, t: str = "") -> Response:
         if not _token_ok(secret_of(account), loi, t):
             return HTMLResponse("<p>Onbekende betaalopdracht.</p>", status_code=404)
-        facts = await run_in_threadpool(_reference_facts, engine_provider(), loi)
+        engine = engine_provider()
+        now = datetime.now(timezone.utc)
+        facts = await run_in_threadpool(_reference_facts, engine, loi, now)
         if facts is None:
             return HTMLResponse("<p>Onbekende betaalopdracht.</p>", status_code=404)
+        if facts.pop("needs_code"):  # seed 000, 4.4: viewed again online, it gets a new QR code
+            known = accounts_provider()
+            accounts = {name: found for name in (account,) if (found := known.get(name)) is not None}
+            await run_in_threadpool(_fresh_code, engine, accounts, facts.pop("id"), now)
+            facts = await run_in_threadpool(_reference_facts, engine, loi, now)
+            assert facts is not None
+            facts.pop("needs_code")
+        facts.pop("id", None)
         return HTMLResponse(_STATUS_PAGE.render(**facts, invoice_url=f"../../invoice/{account}/{loi}?t={t}"))
 
     @app.get("/pom/invoice/{account}/{loi}")
@@ -187,7 +202,8 @@ def take_event(engine: Engine, account: str, event: dict[str, Any], now: datetim
         with transaction(engine) as session:
             if session.scalar(select(PomEvent.id).where(PomEvent.account == account, PomEvent.event_id == event_id)):
                 return "duplicate"
-            row = session.scalars(select(PomPaymentRequest).where(
+            # No request id names no request: "pom_id == None" would be SQL's IS NULL, the rows still being created.
+            row = None if pom_id is None else session.scalars(select(PomPaymentRequest).where(
                 PomPaymentRequest.account == account, PomPaymentRequest.pom_id == pom_id)).one_or_none()
             unknown_payment = None
             if row is None:
@@ -289,16 +305,42 @@ def _moment(value: Any) -> datetime | None:
         return None
 
 
-def _reference_facts(engine: Engine, loi: str) -> dict[str, Any] | None:
+def _fresh_code(engine: Engine, accounts: dict[str, PomAccount], ref_id: int, now: datetime) -> None:
+    """A new QR code (or request) for the reference; POM unavailable: the page goes without one this time."""
+    from include.pom.accounts import PomClients
+    from include.pom.payment_requests import sync_payment_requests
+
+    with PomClients(accounts) as clients:
+        try:
+            sync_payment_requests(engine, clients, "payer:status_page", now, reference_ids={ref_id}, renew_within_days=0)
+        except InnenError as exc:  # POM's errors and ConfigError alike
+            log.warning("no fresh POM code for reference %s: %s", ref_id, exc)
+
+
+def _reference_facts(engine: Engine, loi: str, now: datetime) -> dict[str, Any] | None:
+    """What the status page shows; ``needs_code``: it may be paid online, but has no QR code that still works."""
+    from include.finance.models import PaymentReferenceType
+    from include.pom.payment_requests import overdue
+
     with transaction(engine, readonly=True) as session:
         ref = session.scalars(select(PaymentReference).where(PaymentReference.loi == loi)).one_or_none()
         if ref is None:
             return None
+        kind = session.get(PaymentReferenceType, ref.type_id)
         request = session.execute(
-            select(PomPaymentRequest.qr_svg, PomPaymentRequest.pay_url).where(
+            select(PomPaymentRequest.qr_svg, PomPaymentRequest.pay_url, PomPaymentRequest.qr_expires_at).where(
                 PomPaymentRequest.payment_reference_id == ref.id, PomPaymentRequest.status == PomRequestStatus.OPEN)
         ).one_or_none()
+        expires = request.qr_expires_at if request else None
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=timezone.utc)  # SQLite keeps no zone; stored in UTC
+        works = request is not None and (expires is None or expires > now)
+        online = (ref.status == ReferenceStatus.SEALED and ref.open_amount > 0 and ref.mandate_id is None
+                  and kind is not None and kind.allowed_online and not overdue(ref.due_date, kind.pom_auto_cancel, now))
+        if not works:
+            request = None
         return {
+            "id": ref.id, "needs_code": online and not works,
             # Amounts the Belgian way, as on the payer's invoice: € 1.234,50.
             "loi": ref.loi, "status": ref.status, "amount": amount_text(ref.amount),
             "open_amount": amount_text(ref.open_amount),

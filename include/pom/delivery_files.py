@@ -10,6 +10,10 @@
   ``delivery_report``); each is kept in the archive as fetched (a refused one
   in the quarantine, with its reason) and analysed on its own: one refused
   report does not stop the others.
+* :func:`fetch_delivery_reports`: the same for every POM account that e-mails
+  (:func:`delivery_report_accounts`: the default one and those of the
+  invoices sent in the window; seed 003 asks for the report of the school's
+  own POM user); one account failing does not stop the others.
 * :func:`analyse_report`: the common part, for a path or bytes: check, store
   and diagnose in one transaction, then write each batch's action list.
 
@@ -22,14 +26,20 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from include.finance.db import transaction
+from include.errors import ConfigError
+from include.finance.db import get_engine, transaction
+from include.finance.models import PaymentReference, PaymentReferenceType, SentDocument
 from include.inbox import Inbox
+from include.pom.accounts import DEFAULT_ACCOUNT, PomClients
+from include.pom.client import PomError
 from include.pom.delivery_action_list import write_action_list
 from include.pom.delivery_reader import DeliveryReportRefused, open_delivery_report
 from include.pom.delivery_store import store_report
@@ -159,3 +169,35 @@ def analyse_recent_batches(
         except DeliveryReportRefused as refusal:
             refused[batch] = str(refusal)
     return {"sent_since": sent_since.isoformat(), "analysed": analysed, "refused": refused}
+
+
+def delivery_report_accounts(sent_since: date, engine: Engine | None = None) -> set[str]:
+    """The POM accounts whose reports to fetch: the default one, and those that e-mailed invoices on or after
+    ``sent_since`` (a batch goes out through its invoices' reference type's account, :mod:`include.invoices.mailing`)."""
+    since = datetime.combine(sent_since, datetime.min.time(), LOCAL_ZONE).astimezone(timezone.utc)
+    with transaction(engine or get_engine(), readonly=True) as session:
+        names = session.scalars(
+            select(PaymentReferenceType.pom_account).distinct()
+            .join(PaymentReference, PaymentReference.type_id == PaymentReferenceType.id)
+            .join(SentDocument, SentDocument.payment_reference_id == PaymentReference.id)
+            .where(SentDocument.sent_at >= since)).all()
+    return {DEFAULT_ACCOUNT} | {name or DEFAULT_ACCOUNT for name in names}
+
+
+def fetch_delivery_reports(
+    clients: PomClients, accounts: Iterable[str], sent_since: date, actor: str, *, engine: Engine | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """:func:`analyse_recent_batches` for each account; ``failed``: the accounts that could not be read (no
+    Connection, credentials refused, POM unavailable) with the reason, the others done all the same."""
+    merged: dict[str, Any] = {"sent_since": sent_since.isoformat(), "analysed": [], "refused": {}, "failed": {}}
+    for account in sorted(set(accounts)):
+        try:
+            result = analyse_recent_batches(clients.client(account), sent_since, actor, engine=engine, now=now)
+        except (ConfigError, PomError) as exc:
+            log.error("delivery reports of POM account %s not fetched: %s", account, exc)
+            merged["failed"][account] = str(exc)
+            continue
+        merged["analysed"].extend(result["analysed"])
+        merged["refused"].update(result["refused"])
+    return merged

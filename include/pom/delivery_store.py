@@ -440,7 +440,7 @@ class _Diagnoses:
             contact_id=contact.contact_id, address_id=contact.address_id, email=email,
             address_label=_label(contact) if contact.first_position is not None else None,
             diagnosis=diagnosis.diagnosis, action=diagnosis.action, detail=diagnosis.detail, note=None,
-            attempts=len(attempts), last_line_no=_decisive(attempts), retry_until=diagnosis.retry_until)
+            attempts=_count(attempts), last_line_no=_decisive(attempts), retry_until=diagnosis.retry_until)
 
     def of_lines_left(self) -> Iterator[_DiagnosisRow]:
         """The lines for nobody we meant: one diagnosis per document and address, with a note."""
@@ -460,8 +460,14 @@ class _Diagnoses:
             yield _DiagnosisRow(
                 sent_document_id=sent_id, document_id=document_id, contact_id=None, address_id=None,
                 email=emails[line_no], address_label=None, diagnosis=diagnosis.diagnosis, action=diagnosis.action,
-                detail=diagnosis.detail, note=note, attempts=len(attempts), last_line_no=_decisive(attempts),
+                detail=diagnosis.detail, note=note, attempts=_count(attempts), last_line_no=_decisive(attempts),
                 retry_until=diagnosis.retry_until)
+
+
+def _count(attempts: list[Attempt]) -> int:
+    """How many attempts the lines are: a line repeated word for word (the same time, status and message, as when
+    a report was saved twice into one file) is one attempt, not two."""
+    return len(attempts) if len(attempts) < 2 else len({(a.at, a.status, a.description) for a in attempts})
 
 
 def _decisive(attempts: list[Attempt]) -> int | None:

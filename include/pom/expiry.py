@@ -6,8 +6,8 @@ again (they can be invoiced or collected anew), payments already booked on
 it stay. POM is asked first: a payment that came in is booked, and a
 reference paid that way is not expired. Then the reference's open request is
 cancelled at POM, and only then the reference is marked ``expired`` — a
-reference whose request POM could not confirm stays as it is until the next
-run (a payer must never pay an expired reference).
+reference whose request POM could not confirm (unreachable, or answering a
+status Innen does not know) stays as it is until the next run (a payer must never pay an expired reference).
 
 A reference being collected — a collection of it (not returned or
 cancelled) is in a run, ready or sent — is not expired: the run's file
@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from include.errors import ConfigError
 from include.finance.db import transaction
 from include.finance.models import (
     LIVE_POM_REQUEST_STATUSES,
@@ -35,10 +36,10 @@ from include.finance.models import (
     PomPaymentRequest,
 )
 from include.finance.payments import Ledger
-from include.finance.statuses import SETTLED_COLLECTION, PomRequestStatus, ReferenceStatus
+from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, SETTLED_COLLECTION, PomRequestStatus, ReferenceStatus
 from include.pom.accounts import PomClients
-from include.pom.client import PomError
-from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary
+from include.pom.client import PomAuthError, PomError
+from include.pom.payment_requests import PomSyncIncomplete, RequestSteps, SyncSummary, paid_with_payment, unknown_status
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,13 @@ def expire_references(engine: Engine, clients: PomClients, actor: str, now: date
         session.expunge_all()
     sync = RequestSteps(engine, clients, actor, now, SyncSummary())
     ready: list[int] = []
+    broken: dict[str, str] = {}  # accounts POM refused, or without a Connection: not asked again in this run
     for ref_id, loi in due:
         request = live.get(ref_id)
         if request is not None:
             try:
+                if request.account in broken:
+                    raise PomError(f"account {request.account}: {broken[request.account]}")
                 if request.status == PomRequestStatus.CREATING:
                     sync.resume(request)
                     with transaction(engine, readonly=True) as session:
@@ -102,9 +106,13 @@ def expire_references(engine: Engine, clients: PomClients, actor: str, now: date
                     answer = clients.client(request.account).get_request(request.pom_id or "")
                     if answer.status == PomRequestStatus.OPEN:
                         sync.cancel(request, "reference expired")
-                    else:
+                    elif answer.status in ENDED_UNPAID_POM_REQUEST or paid_with_payment(answer):
                         sync.follow(request.id, answer)
-            except PomError as exc:
+                    else:  # a payment may be under way: not confirmed, so the reference stays as it is
+                        raise PomError(f"POM reports {unknown_status(answer)}")
+            except (PomError, ConfigError) as exc:
+                if isinstance(exc, (PomAuthError, ConfigError)):
+                    broken.setdefault(request.account, str(exc))
                 summary.counts["pom_unavailable"] += 1
                 summary.problems.append(f"{loi}: not expired, POM could not confirm its request: {exc}")
                 log.warning("%s not expired: POM could not confirm its request: %s", loi, exc)

@@ -19,8 +19,9 @@ not renewed). For each of them, per night:
 
 Every step is its own small transaction, audited; a create is journalled
 first (``creating``, with its idempotency key) so a crash or retry never
-makes two requests at POM. POM unreachable for some references: the others
-go on, and the run ends in :class:`PomSyncIncomplete` so Airflow retries.
+makes two requests at POM. POM unreachable for some references, or an
+account it refuses (or without a Connection): the others go on, and the run
+ends in :class:`PomSyncIncomplete` so Airflow retries.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from include.config import public_url
-from include.errors import InnenError
+from include.errors import ConfigError, InnenError
 from include.finance.audit import audit_row, record_many
 from include.finance.db import transaction
 from include.finance.models import (
@@ -64,7 +65,7 @@ from include.finance.statuses import (
 )
 from include.pom.accounts import PomClients, accounts_from_connections
 from include.pom.booking import PaidAtPom, book_paid_requests
-from include.pom.client import PomError, PomRejected, PomRequest, PomUnavailable
+from include.pom.client import PomAuthError, PomError, PomRejected, PomRequest, PomUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,28 @@ def overdue(due: date | None, auto_cancel: bool | None, now: datetime) -> bool:
         return False
     moment = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
     return due < moment.astimezone(LOCAL_ZONE).date()
+
+
+def paid_with_payment(request: PomRequest) -> bool:
+    """Whether POM's answer is a payment Innen books: status paid, with a payment above zero (as a callback's)."""
+    return request.status == PomRequestStatus.PAID and request.payment is not None and request.payment.amount > 0
+
+
+def unknown_status(request: PomRequest) -> str:
+    """How to name a POM answer Innen cannot act on: a status API.md does not list, or "paid" without a payment
+    above zero.
+
+    >>> from types import SimpleNamespace as Answer
+    >>> unknown_status(Answer(status="pending", payment=None)), unknown_status(Answer(status="paid", payment=None))
+    ("status 'pending', which Innen does not know", "status 'paid' without its payment")
+    >>> unknown_status(Answer(status="paid", payment=Answer(amount=Decimal("-5.00"))))
+    "status 'paid' with a payment of -5.00, not above zero"
+    """
+    if request.status == PomRequestStatus.PAID:
+        if request.payment is None:
+            return f"status {request.status!r} without its payment"
+        return f"status {request.status!r} with a payment of {request.payment.amount}, not above zero"
+    return f"status {request.status!r}, which Innen does not know"
 
 
 class PomSyncIncomplete(InnenError):
@@ -205,10 +228,23 @@ class RequestSteps:
 
     def __init__(self, engine: Engine, clients: PomClients, actor: str, now: datetime, summary: SyncSummary) -> None:
         self.engine, self.clients, self.actor, self.now, self.summary = engine, clients, actor, now, summary
+        # Accounts POM refused (401/403) or without a Connection in this run: their other references are left
+        # alone (asking again would only repeat the refusal, and a login refused over and over may lock the
+        # account), the other accounts' go on.
+        self.broken_accounts: dict[str, str] = {}
 
     def guarded(self, step: Any, *args: Any) -> None:
+        account = getattr(args[0], "account", None)
+        if account in self.broken_accounts:
+            self.summary.counts[RequestSync.UNAVAILABLE] += 1
+            return
         try:
             step(*args)
+        except (PomAuthError, ConfigError) as exc:
+            self.broken_accounts[account or "?"] = str(exc)
+            self.summary.counts[RequestSync.UNAVAILABLE] += 1
+            self.summary.problems.append(f"POM account {account}: {exc}; its references wait for the next run")
+            log.error("POM account %s refused or not configured: %s", account, exc)
         except PomUnavailable as exc:
             self.summary.counts[RequestSync.UNAVAILABLE] += 1
             self.summary.problems.append(f"{_name(args[0])}: POM unavailable: {exc}")
@@ -360,7 +396,8 @@ class RequestSteps:
 
     def follow(self, request_id: int, request: PomRequest) -> None:
         """POM's request is no longer open: book a payment, or record the cancellation or expiry."""
-        if request.status == PomRequestStatus.PAID and request.payment is not None:
+        if paid_with_payment(request):
+            assert request.payment is not None
             with transaction(self.engine) as session:
                 (booking,) = book_paid_requests(
                     session, {request_id: PaidAtPom(request.payment.amount, request.payment.paid_at,
@@ -377,6 +414,8 @@ class RequestSteps:
                 session.expunge(row)
             self.close_here(row, request.status, request.cancelled_reason or f"{request.status} at POM",
                             SYNC_FOUND[request.status])
+        elif request.status != PomRequestStatus.OPEN:
+            self.summary.problems.append(f"POM request {request.id}: POM reports {unknown_status(request)}; left as it is")
 
 
 def _set_qr(row: PomPaymentRequest, request: PomRequest, svg: str | None) -> None:

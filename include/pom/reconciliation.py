@@ -6,13 +6,24 @@ for every open request we hold:
 1. POM's status is read (all of an account's requests, paced to its rate
    limit, a few at a time);
 2. paid → booked, exactly once, in batches (see :mod:`include.pom.booking`);
-   cancelled or expired at POM → recorded here;
+   cancelled or expired at POM → recorded here; unknown to POM (404) while
+   it reads the account's other requests → closed here as cancelled (its
+   code can never be paid; the sync makes a new request), and on the report;
+   any other status (one
+   API.md does not name, or "paid" without a payment above zero) → on the
+   report for a person, and left alone;
 3. only then, requests still open whose reference is overdue and whose type
    auto-cancels are cancelled at POM (a payer who paid last minute is booked,
    never cancelled).
 
 The report (``var/reports/pom_reconciliation/<date>/``, CSV ``;`` and HTML)
 lists every request that changed or needs a person, with the action.
+
+Accounts are independent (seed 000, 3): one whose credentials POM refuses, or
+whose Connection is missing, is named in the report and skipped; the others
+go through all three steps, and only then does the run fail
+(:class:`PomSyncIncomplete`), naming it. Rerunning is safe: what was booked is
+recognised, and cancelling twice is harmless.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from include.config import reports_dir
+from include.errors import ConfigError
 from include.finance.db import transaction
 from include.finance.models import PaymentReference, PaymentReferenceType, PomPaymentRequest
 from include.finance.money import ZERO
@@ -34,8 +46,15 @@ from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, PomRequestStatus
 from include.finance.statuses import ReconciliationOutcome as Outcome
 from include.pom.accounts import PomClients
 from include.pom.booking import PaidAtPom, book_paid_requests
-from include.pom.client import PomError, PomRequest
-from include.pom.payment_requests import RequestSteps, SyncSummary, overdue
+from include.pom.client import PomAuthError, PomError, PomNotFound, PomRequest
+from include.pom.payment_requests import (
+    PomSyncIncomplete,
+    RequestSteps,
+    SyncSummary,
+    overdue,
+    paid_with_payment,
+    unknown_status,
+)
 from include.reports import Table, write_csv, write_html
 from include.runtime import brussels_day
 
@@ -98,8 +117,16 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
         by_account.setdefault(account, []).append(_Open(request_id, pom_id, account, loi, overdue(due, auto_cancel, now)))
     report.counts["open_requests"] = len(rows)
     still_open: list[_Open] = []
+    failed: dict[str, str] = {}
     for account, requests in sorted(by_account.items()):
-        still_open.extend(_read_and_book(engine, clients, account, requests, actor, now, report))
+        try:
+            still_open.extend(_read_and_book(engine, clients, account, requests, actor, now, report))
+        except (PomAuthError, ConfigError) as exc:  # this account only: the others are read, booked and cancelled
+            failed[account] = str(exc)
+            report.counts[Outcome.ERROR] += 1
+            report.rows.append(["", account, "", Outcome.ERROR, ACTIONS[Outcome.ERROR], "",
+                                f"account {account} not reconciled ({len(requests)} open request(s)): {exc}"])
+            log.error("POM account %s not reconciled: %s", account, exc)
     sync = RequestSteps(engine, clients, actor, now, SyncSummary())
     for request in still_open:
         if not request.overdue:
@@ -119,6 +146,10 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
     for problem in sync.summary.problems:
         report.rows.append(["", "", "", Outcome.NOTE, ACTIONS[Outcome.NOTE], "", problem])
     _write(report, folder or reports_dir() / "pom_reconciliation" / brussels_day(now).isoformat(), now)
+    if failed:
+        raise PomSyncIncomplete(
+            f"POM account(s) {', '.join(sorted(failed))} not reconciled; the others are done (report {report.html}): "
+            + "; ".join(f"{name}: {problem}" for name, problem in sorted(failed.items())))
     return report
 
 
@@ -129,22 +160,36 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
     paid: dict[int, PaidAtPom] = {}
     still_open: list[_Open] = []
     closed: list[tuple[_Open, PomRequest]] = []
+    unknown: list[_Open] = []  # POM answered 404
+    answered = False  # POM read at least one of the account's requests
     for pom_id, answer in clients.client(account).get_many(list(by_pom_id)):
         request = by_pom_id[pom_id]
+        if isinstance(answer, PomNotFound):
+            unknown.append(request)
+            continue
         if isinstance(answer, PomError):
             _note(report, request, Outcome.ERROR, f"status not read: {answer}")
             continue
-        if answer.status == PomRequestStatus.PAID and answer.payment is not None:
+        answered = True
+        if paid_with_payment(answer):
+            assert answer.payment is not None
             paid[request.id] = PaidAtPom(answer.payment.amount, answer.payment.paid_at, answer.payment.channel)
             if len(paid) >= BOOKING_BATCH:
                 _book(engine, paid, by_pom_id, actor, now, report)
                 paid = {}
         elif answer.status in ENDED_UNPAID_POM_REQUEST:
             closed.append((request, answer))
-        else:
+        elif answer.status == PomRequestStatus.OPEN:
             still_open.append(request)
+        else:  # not open: never cancelled as overdue (it may be a payment under way); a person looks
+            _note(report, request, Outcome.ERROR, f"POM reports {unknown_status(answer)}: left as it is, not cancelled")
     _book(engine, paid, by_pom_id, actor, now, report)
-    if closed:
+    if not answered:  # every read failed: more likely the Connection names another account than POM forgot them
+        for request in unknown:
+            _note(report, request, Outcome.ERROR, f"POM does not know this request (404): check that Connection "
+                  f"pom_{account} is the account (and test mode or production) that made it")
+        unknown = []
+    if closed or unknown:
         sync = RequestSteps(engine, clients, actor, now, SyncSummary())
         for request, answer in closed:
             with transaction(engine, readonly=True) as session:
@@ -153,6 +198,14 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
                 session.expunge(row)
             sync.close_here(row, answer.status, answer.cancelled_reason or f"{answer.status} at POM", None)
             _note(report, request, FOUND[answer.status], answer.cancelled_reason or "")
+        for request in unknown:  # its code can never be paid: closed here, and the sync makes a new request
+            with transaction(engine, readonly=True) as session:
+                row = session.get(PomPaymentRequest, request.id)
+                assert row is not None
+                session.expunge(row)
+            sync.close_here(row, PomRequestStatus.CANCELLED, "POM no longer knows this request (404)", None)
+            _note(report, request, Outcome.FOUND_CANCELLED, "", note="POM no longer knows this request (404), "
+                  "though it read the account's others: closed here; a new request follows if the reference is open")
     return still_open
 
 
@@ -172,9 +225,9 @@ def _book(engine: Engine, paid: dict[int, PaidAtPom], by_pom_id: dict[str, _Open
         _note(report, request, Outcome(booking.outcome), detail)
 
 
-def _note(report: ReconciliationReport, request: _Open, outcome: Outcome, detail: str) -> None:
+def _note(report: ReconciliationReport, request: _Open, outcome: Outcome, detail: str, *, note: str = "") -> None:
     report.counts[outcome] += 1
-    report.rows.append([request.loi, request.account, request.pom_id, outcome, ACTIONS[outcome], detail, ""])
+    report.rows.append([request.loi, request.account, request.pom_id, outcome, ACTIONS[outcome], detail, note])
 
 
 HEADER = ["reference", "account", "POM request", "outcome", "action", "detail", "note"]

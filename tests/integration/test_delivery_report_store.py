@@ -567,3 +567,66 @@ def test_the_dag_fetches_from_pom(sqlite_url: str, var_dir: Path, monkeypatch: p
     assert sum(row.diagnosis == "delivered" for row in found.values()) == 11
     assert (var_dir / "reports" / "pom_delivery" / BATCH / "delivered.csv").is_file()
     assert len(list((var_dir / "archive" / "pom_reports").glob(f"{BATCH}_*.csv"))) == 1
+
+
+def _account(pom_sim: "RunningSimulator", name: str, data: dict[str, Any], **changes: Any) -> Any:
+    from include.pom.client import PomAccount
+
+    return PomAccount(**{
+        "name": name, "base_url": pom_sim.base_url, "env": data["env"], "username": data["username"],
+        "password": data["password"], "sender_id": data["sender_id"], "sender_contract_number": data["sender_contract_number"],
+        "callback_secret": data["callback_secret"], "timeout_seconds": 2, **changes})
+
+
+@pytest.mark.skipif(not SIMULATOR, reason="include.pom.client / sandbox.pom_simulator not available")
+def test_reports_are_fetched_from_every_account_that_e_mailed(engine: Engine, var_dir: Path,
+                                                              pom_sim: "RunningSimulator") -> None:
+    """Seed 003 reads the report of the school's own POM user; a batch goes out through its reference type's account
+    (seed 000, 3: several accounts), so its report is fetched from that account, not only from ``default``. An
+    account POM refuses is named; the others are read all the same."""
+    import httpx
+
+    from include.finance.models import PaymentReferenceType
+    from include.pom.accounts import PomClients
+    from include.pom.delivery_files import delivery_report_accounts, fetch_delivery_reports
+
+    users = build_batch(engine)["users"]
+    with transaction(engine) as session:
+        for kind in session.scalars(select(PaymentReferenceType)):
+            kind.pom_account = "tickets"  # the school's invoices go out through its own POM user
+        documents = [PomDocument(f"D-{letter}", tuple(PomRecipient(letter, e) for e in intended_recipients(
+            session, user, letter == "K"))) for letter, user in users.items() if letter != "L"]
+    control = httpx.Client(base_url=pom_sim.base_url, timeout=5)
+    control.post("/_sim/delivery-outcomes", json={"email_contains": "g@example.be",
+                                                  "outcomes": [["FAILED", MSG_UNSUBSCRIBED, 0]]}).raise_for_status()
+    control.post("/_sim/clock", json={"now": T0.isoformat()}).raise_for_status()
+    tickets = _account(pom_sim, "tickets", ACCOUNTS["tickets"])
+    with PomClient(tickets) as client:
+        client.send_batch(BATCH, documents)
+    control.post("/_sim/clock", json={"now": NOW.isoformat()}).raise_for_status()
+    control.close()
+
+    since = T0.date() - timedelta(days=1)
+    names = delivery_report_accounts(since, engine)
+    assert names == {"default", "tickets"}
+    accounts = {"default": _account(pom_sim, "default", ACCOUNTS["prod"], password="wrong"), "tickets": tickets}
+    with PomClients(accounts, factory=lambda a: PomClient(a, max_attempts=1)) as clients:
+        result = fetch_delivery_reports(clients, names, since, "test", engine=engine, now=NOW)
+    assert list(result["failed"]) == ["default"] and result["refused"] == {}
+    assert [r["batches"][0]["batch"] for r in result["analysed"]] == [BATCH]
+    found = diagnoses(engine)
+    assert found[("D-G", "g@example.be")].diagnosis == "unsubscribed"
+    assert sum(row.diagnosis == "delivered" for row in found.values()) == 11
+
+
+def test_a_line_repeated_word_for_word_is_one_attempt(engine: Engine, batch: dict[str, Any]) -> None:
+    """A report saved twice into one file (or a portal that repeats a line): the lines are all kept as written,
+    but finance must not read that POM tried twice when it tried once."""
+    lines = report_lines()
+    twice = [*lines, lines[3], lines[4], lines[-1]]  # Bert's one attempt, Chris's first, the unknown document's
+    result = analyse_report_file(inbox(twice), "test", engine, now=NOW)
+    found = diagnoses(engine)
+    assert {key: row.diagnosis for key, row in found.items()} == EXPECTED
+    assert result["lines"] == 18
+    assert (found[("D-B", "b@example.be")].attempts, found[("D-C", "c@example.be")].attempts) == (1, 2)
+    assert found[("D-UNKNOWN", "x@example.be")].attempts == 1

@@ -478,3 +478,36 @@ def test_an_address_on_two_contacts_of_a_customer_receives_the_invoice_once(engi
     (document,) = _documents(sim_api)
     assert [r["email"] for r in document["recipients"]] == ["fien@example.be"]
     assert [[email for _name, email in row.recipients or []] for row in _sent(engine)] == [["fien@example.be"]]
+
+
+def test_an_account_pom_refuses_keeps_its_batches_and_the_other_accounts_are_mailed(
+        engine: Engine, var_dir: Path, sim_api: SimApi, pom_sim: Any) -> None:
+    """Seed 000, 3: several POM accounts. One whose password changed at POM must not keep the others' invoices
+    from going out; its batches stay journalled for the next run, and the run names them."""
+    from dataclasses import replace
+
+    with transaction(engine) as session:
+        inst = make_institution(session)
+        inst.recurring.address_types = "emailonly"
+        tickets = PaymentReferenceType(code="TICKETS", name="Tickets", reference_format="OGM",
+                                       address_types="emailonly", pom_account="tickets")
+        session.add(tickets)
+        session.flush()
+        session.add_all([
+            SalesJournal(code="VERKOOP-BIB", name="Bibliotheek", payment_reference_type_id=inst.recurring.id),
+            SalesJournal(code="VERKOOP-TICKETS", name="Tickets", payment_reference_type_id=tickets.id),
+        ])
+        first, second = (_user(session, n, f"{n.lower()}@example.be") for n in ("Fien", "Gust"))
+        _reference(session, inst, first, 11)
+        _reference(session, inst, second, 12, type_=tickets)
+    make_invoices(engine, "test", NOW, print_day=DAY)
+    accounts = {"default": replace(_account(pom_sim.base_url, "prod"), password="changed-at-pom"),
+                "tickets": _account(pom_sim.base_url, "tickets")}
+    with PomClients(accounts, factory=lambda account: PomClient(account, max_attempts=2, sleep=lambda _: None)) as clients, \
+            pytest.raises(MailingRefused, match="VERKOOP-BIB-2026-12-04-1.*credentials") as refused:
+        mail_invoices(engine, clients, "test", NOW, day=DAY)
+    assert refused.value.run.accepted == ["VERKOOP-TICKETS-2026-12-04-1"]
+    assert {(d["batch"], d["username"]) for d in _documents(sim_api)} == {("VERKOOP-TICKETS-2026-12-04-1", "tickets")}
+    assert {r.batch: r.accepted_at is not None for r in _sent(engine)} == {
+        "VERKOOP-BIB-2026-12-04-1": False, "VERKOOP-TICKETS-2026-12-04-1": True}
+    assert _mail(engine, pom_sim.base_url).accepted == ["VERKOOP-BIB-2026-12-04-1"]  # password fixed: sent

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from include.config import reports_dir
 from include.finance.db import transaction
 from include.finance.models import (
     AuditLog,
@@ -676,3 +677,310 @@ def test_a_callback_and_the_reconciliation_booking_the_same_payment_at_once_book
     assert sorted(ref for ref, _ in payments) == sorted(books["refs"][:2])  # one payment each, whoever came first
     assert {_reference(engine, ref).status for ref in books["refs"][:2]} == {"paid"}
     assert {r.status for r in _requests(engine) if r.payment_reference_id in books["refs"][:2]} == {"paid"}
+
+
+@pytest.mark.parametrize("kind", ["payment_request.paid", "payment_request.cancelled", "payment_request.expired"])
+def test_an_event_without_a_request_id_never_lands_on_a_request_still_being_created(engine, books, kind: str) -> None:
+    """A request being created has no POM id yet; an event naming none (signed, but incomplete) is not its event:
+    cancelling it here would leave its request open at POM while the next sync makes a second one."""
+    with transaction(engine) as session:
+        session.add(PomPaymentRequest(payment_reference_id=books["refs"][0], account="default", pom_id=None,
+                                      idempotency_key="k-creating", amount=Decimal("20.00"), communication="1",
+                                      status="creating", created_at=_now(), updated_at=_now()))
+    event = {"event_id": "ev-no-id", "type": kind, "amount": "20.00", "paid_at": _now().isoformat(),
+             "channel": "bancontact"}
+    assert take_event(engine, "default", event, _now()) == "unknown_request"
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert (row.status, row.paid_amount) == ("creating", None)
+    assert _pom_payments(engine) == []
+    assert _reference(engine, books["refs"][0]).status == "sealed"
+
+
+def _sim_account(pom_sim: Any, name: str, data: dict[str, Any], **changes: Any) -> PomAccount:
+    fields = {"name": name, "base_url": pom_sim.base_url, "env": data["env"], "username": data["username"],
+              "password": data["password"], "sender_id": data["sender_id"],
+              "sender_contract_number": data["sender_contract_number"], "callback_secret": data["callback_secret"],
+              "timeout_seconds": 2}
+    return PomAccount(**{**fields, **changes})
+
+
+@pytest.mark.parametrize("broken", ["refused", "no_connection"])
+def test_one_pom_account_failing_does_not_stop_the_reconciliation_of_the_others(
+        engine, books, pom_sim, sim_api: SimApi, broken: str) -> None:
+    """Seed 000, 3: several POM accounts. The one whose credentials POM refuses (or whose Connection is gone) is
+    named in the report and fails the run; the others are still read, booked and their overdue requests cancelled."""
+    with transaction(engine) as session:
+        tickets = PaymentReferenceType(code="TICKETS", name="Tickets", allowed_online=True, pom_account="tickets",
+                                       pom_auto_cancel=True)
+        session.add(tickets)
+        session.flush()
+        for ref_id in books["refs"][1:]:
+            session.get(PaymentReference, ref_id).type_id = tickets.id
+        session.get(PaymentReference, books["refs"][2]).due_date = date.today() + timedelta(days=2)
+    good = {"default": _sim_account(pom_sim, "default", PROD), "tickets": _sim_account(pom_sim, "tickets", ACCOUNTS["tickets"])}
+    quick = lambda account: PomClient(account, max_attempts=2, sleep=lambda _s: None, jitter=lambda: 0.0)  # noqa: E731
+    with PomClients(good, factory=quick) as clients:
+        assert sync_payment_requests(engine, clients, ACTOR, _now()).counts["created"] == 3
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    sim_api.control("POST", f"pay/{rows[books['refs'][1]].pom_id}", {"channel": "payconiq", "callback": False})
+    later = _now() + timedelta(days=4)  # the third reference is overdue
+    damaged = {"tickets": good["tickets"]}
+    if broken == "refused":
+        damaged["default"] = _sim_account(pom_sim, "default", PROD, password="changed-at-pom")
+    with PomClients(damaged, factory=quick) as clients, pytest.raises(PomSyncIncomplete, match="default"):
+        reconcile(engine, clients, ACTOR, later)
+    assert _reference(engine, books["refs"][1]).status == "paid"
+    statuses = {r.payment_reference_id: r.status for r in _requests(engine)}
+    assert statuses == {books["refs"][0]: "open", books["refs"][1]: "paid", books["refs"][2]: "cancelled"}
+    assert sim_api.get(rows[books["refs"][2]].pom_id, "tickets").json()["status"] == "cancelled"
+    report = reports_dir() / "pom_reconciliation" / later.date().isoformat() / "pom_reconciliation.csv"
+    lines = report.read_text(encoding="utf-8-sig").splitlines()
+    assert any("default" in line and "not reconciled" in line for line in lines)
+
+
+def _rewriting(accounts: dict[str, PomAccount], patches: dict[str, dict[str, Any]]) -> PomClients:
+    """Clients that talk to the simulator but see the requests in ``patches`` with those fields changed (what POM
+    may send one day that the simulator does not: another status, an odd payment)."""
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        with httpx.Client(base_url=accounts["default"].base_url) as real:
+            answer = real.send(real.build_request(request.method, request.url, headers=request.headers,
+                                                  content=request.content))
+        body = answer.content
+        if answer.headers.get("content-type", "").startswith("application/json"):
+            data = json.loads(body)
+            if isinstance(data, dict) and data.get("id") in patches:
+                data.update(patches[data["id"]])
+                body = json.dumps(data).encode()
+        return httpx.Response(answer.status_code, headers={"content-type": answer.headers.get("content-type", "")},
+                              content=body)
+
+    return PomClients(accounts, factory=lambda account: PomClient(
+        account, max_attempts=2, sleep=lambda _s: None, jitter=lambda: 0.0, transport=httpx.MockTransport(forward)))
+
+
+@pytest.mark.parametrize("status", ["pending", "refunded", "paid"])
+def test_a_status_pom_reports_that_we_do_not_know_is_left_to_a_person_never_cancelled(
+        engine, books, clients, accounts, sim_api: SimApi, status: str) -> None:
+    """A payment in progress (or any status the API does not name, or "paid" without its payment) is not "open":
+    cancelling it as overdue could cancel what the payer is paying. It is reported, and left as it is."""
+    with transaction(engine) as session:
+        session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
+        for ref_id in books["refs"]:
+            session.get(PaymentReference, ref_id).due_date = date.today() + timedelta(days=1)
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    odd = rows[books["refs"][0]]
+    with _rewriting(accounts, {odd.pom_id: {"status": status}}) as seen:
+        report = reconcile(engine, seen, ACTOR, _now() + timedelta(days=3))
+    assert report.counts["cancelled_overdue"] == 2 and report.counts["error"] == 1
+    assert sim_api.get(odd.pom_id).json()["status"] == "open"
+    (after,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert after.status == "open"
+    text = open(report.csv, encoding="utf-8-sig").read()
+    assert repr(status) in text and _reference(engine, books["refs"][0]).loi in text
+
+
+@pytest.mark.parametrize("status", ["pending", "refunded", "paid"])
+def test_expiry_leaves_a_reference_alone_while_pom_reports_a_status_we_do_not_know(
+        engine, books, clients, accounts, sim_api: SimApi, status: str) -> None:
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    odd = rows[books["refs"][0]]
+    with _rewriting(accounts, {odd.pom_id: {"status": status}}) as seen, pytest.raises(PomSyncIncomplete, match=repr(status)):
+        expire_references(engine, seen, ACTOR, _now() + timedelta(days=8))
+    assert _reference(engine, books["refs"][0]).status == "sealed"
+    assert {_reference(engine, ref).status for ref in books["refs"][1:]} == {"expired"}
+    assert sim_api.get(odd.pom_id).json()["status"] == "open"
+    (after,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert after.status == "open"
+
+
+def test_the_status_page_reloads_itself_until_the_payment_is_in(engine, books, clients, callbacks, sim_api: SimApi) -> None:
+    """Seed 000, 4.2: once paid with the smartphone, the page showing the QR code reloads within a few seconds and
+    shows the new status; a paid reference's page stays still."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (row,) = _requests(engine, payment_reference_id=books["refs"][0])
+    loi = _reference(engine, books["refs"][0]).loi
+    url = f"{callbacks.base_url}/pom/status/default/{loi}"
+    token = {"t": return_token(PROD["callback_secret"], loi)}
+    waiting = httpx.get(url, params=token)
+    assert "Nog te betalen" in waiting.text
+    assert '<meta http-equiv="refresh" content="5">' in waiting.text
+    sim_api.control("POST", f"pay/{row.pom_id}", {"channel": "bancontact", "callback": True})
+    eventually(lambda: _reference(engine, books["refs"][0]).status == "paid")
+    paid = httpx.get(url, params=token)
+    assert "Betaald" in paid.text and "refresh" not in paid.text
+
+
+@pytest.mark.parametrize("amount", ["0.00", "-20.00"])
+def test_a_payment_of_nothing_or_less_read_from_pom_is_refused_not_booked(
+        engine, books, clients, accounts, sim_api: SimApi, amount: str) -> None:
+    """As for a callback (``_paid_amount``): a "paid" request whose payment is not above zero is not a payment
+    Innen can book; taking it marked the request paid with nothing booked (on a closed reference: a "refund" of a
+    negative amount on the control list)."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    odd = _requests(engine, payment_reference_id=books["refs"][0])[0]
+    payment = {"amount": amount, "paid_at": _now().isoformat(), "channel": "bancontact"}
+    with _rewriting(accounts, {odd.pom_id: {"status": "paid", "payment": payment}}) as seen:
+        report = reconcile(engine, seen, ACTOR, _now())
+    assert report.counts["error"] == 1 and report.counts.get("paid", 0) + report.counts.get("partial", 0) == 0
+    (after,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert (after.status, after.paid_amount) == ("open", None)
+    assert _pom_payments(engine) == [] and _control_items(engine) == []
+
+
+def test_a_reconciliation_hit_by_pom_errors_books_what_it_read_and_a_rerun_finishes_it(
+        engine, books, clients, sim_api: SimApi) -> None:
+    """5xx on one read until the retries run out, a 429 and a lost cancel answer mid-run: what could be read is
+    booked, what could not is reported and neither booked nor cancelled; the rerun books it once."""
+    with transaction(engine) as session:
+        session.get(PaymentReferenceType, books["type_id"]).pom_auto_cancel = True
+        session.get(PaymentReference, books["refs"][2]).due_date = date.today() + timedelta(days=1)
+        session.get(PaymentReference, books["refs"][1]).due_date = date.today() + timedelta(days=1)
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    paid, unread, overdue = (rows[ref] for ref in books["refs"])
+    for row in (paid, unread):
+        sim_api.control("POST", f"pay/{row.pom_id}", {"channel": "bancontact", "callback": False})
+    sim_api.control("POST", "faults", {"path_contains": f"/payment-requests/{unread.pom_id}", "method": "GET",
+                                       "times": 4, "kind": "status", "status": 503})
+    sim_api.control("POST", "faults", {"path_contains": f"/payment-requests/{paid.pom_id}", "method": "GET",
+                                       "times": 1, "kind": "status", "status": 429, "seconds": 1})
+    sim_api.control("POST", "faults", {"path_contains": f"/{overdue.pom_id}/cancel", "times": 1, "kind": "timeout",
+                                       "seconds": 3})
+    later = _now() + timedelta(days=3)
+    first = reconcile(engine, clients, ACTOR, later)
+    assert (first.counts["paid"], first.counts["error"], first.counts["cancelled_overdue"]) == (1, 1, 1)
+    statuses = {r.payment_reference_id: r.status for r in _requests(engine)}
+    assert statuses == {books["refs"][0]: "paid", books["refs"][1]: "open", books["refs"][2]: "cancelled"}
+    assert sim_api.get(unread.pom_id).json()["status"] == "paid"  # read nothing, so cancelled nothing
+    second = reconcile(engine, clients, ACTOR, later)
+    assert second.counts["paid"] == 1 and second.counts.get("error", 0) == 0
+    assert sorted(_pom_payments(engine)) == sorted([(books["refs"][0], Decimal("20.00")),
+                                                    (books["refs"][1], Decimal("20.00"))])
+    assert reconcile(engine, clients, ACTOR, later).counts.get("paid", 0) == 0
+
+
+@pytest.mark.parametrize("broken", ["refused", "no_connection"])
+def test_one_pom_account_failing_does_not_stop_the_requests_of_the_others(
+        engine, books, pom_sim, sim_api: SimApi, broken: str) -> None:
+    """A test-mode account whose password changed (or whose Connection is gone) must not keep the production
+    account's references from their QR codes; it is named, asked once, and the run ends incomplete."""
+    with transaction(engine) as session:
+        tickets = PaymentReferenceType(code="TICKETS", name="Tickets", allowed_online=True, pom_account="tickets")
+        session.add(tickets)
+        session.flush()
+        session.get(PaymentReference, books["refs"][1]).type_id = tickets.id
+    accounts = {"tickets": _sim_account(pom_sim, "tickets", ACCOUNTS["tickets"])}
+    if broken == "refused":
+        accounts["default"] = _sim_account(pom_sim, "default", PROD, password="changed-at-pom")
+    sim_api.control("DELETE", "hits")
+    quick = lambda account: PomClient(account, max_attempts=2, sleep=lambda _s: None, jitter=lambda: 0.0)  # noqa: E731
+    with PomClients(accounts, factory=quick) as clients, pytest.raises(PomSyncIncomplete, match="default"):
+        sync_payment_requests(engine, clients, ACTOR, _now())
+    opened = {r.payment_reference_id for r in _requests(engine, status="open")}
+    assert opened == {books["refs"][1]}
+    assert sim_api.request_count("tickets") == 1
+    assert sim_api.hits("/auth/token")["statuses"].get("401", 0) == (1 if broken == "refused" else 0)
+    with PomClients({**accounts, "default": _sim_account(pom_sim, "default", PROD)}, factory=quick) as clients:
+        assert sync_payment_requests(engine, clients, ACTOR, _now()).counts["created"] == 2
+    assert {r.status for r in _requests(engine)} == {"open"} and len(_requests(engine)) == 3
+
+
+@pytest.mark.parametrize("broken", ["refused", "no_connection"])
+def test_expiry_goes_on_for_the_other_accounts_when_one_fails(engine, books, pom_sim, sim_api: SimApi, broken: str) -> None:
+    with transaction(engine) as session:
+        tickets = PaymentReferenceType(code="TICKETS", name="Tickets", allowed_online=True, pom_account="tickets",
+                                       lifetime_seconds=7 * 86400)
+        session.add(tickets)
+        session.flush()
+        session.get(PaymentReference, books["refs"][1]).type_id = tickets.id
+    good = {"default": _sim_account(pom_sim, "default", PROD), "tickets": _sim_account(pom_sim, "tickets", ACCOUNTS["tickets"])}
+    quick = lambda account: PomClient(account, max_attempts=2, sleep=lambda _s: None, jitter=lambda: 0.0)  # noqa: E731
+    with PomClients(good, factory=quick) as clients:
+        sync_payment_requests(engine, clients, ACTOR, _now())
+    damaged = {"tickets": good["tickets"]}
+    if broken == "refused":
+        damaged["default"] = _sim_account(pom_sim, "default", PROD, password="changed-at-pom")
+    sim_api.control("DELETE", "hits")
+    with PomClients(damaged, factory=quick) as clients, pytest.raises(PomSyncIncomplete):
+        expire_references(engine, clients, ACTOR, _now() + timedelta(days=8))
+    statuses = {ref: _reference(engine, ref).status for ref in books["refs"]}
+    assert statuses == {books["refs"][0]: "sealed", books["refs"][1]: "expired", books["refs"][2]: "sealed"}
+    assert sim_api.hits("/auth/token")["statuses"].get("401", 0) == (1 if broken == "refused" else 0)
+
+
+def test_the_status_page_viewed_again_gets_a_fresh_code_once_the_old_one_no_longer_works(
+        engine, books, clients, callbacks, sim_api: SimApi) -> None:
+    """Seed 000, 4.4: viewed again online, a reference whose QR code expired (90 days) gets a new one on the same
+    request, and one whose request was cancelled gets a new request; an expired code is never shown."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    (request,) = _requests(engine, payment_reference_id=books["refs"][0])
+    loi = _reference(engine, books["refs"][0]).loi
+    url = f"{callbacks.base_url}/pom/status/default/{loi}"
+    token = {"t": return_token(PROD["callback_secret"], loi)}
+
+    with transaction(engine) as session:  # the code's 90 days are over
+        session.get(PomPaymentRequest, request.id).qr_expires_at = _now() - timedelta(minutes=1)
+    page = httpx.get(url, params=token, timeout=30)
+    (renewed,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert renewed.pom_id == request.pom_id and renewed.qr_id != request.qr_id
+    assert renewed.pay_url in page.text and request.pay_url not in page.text
+    assert sim_api.request_count() == 3  # the same requests: a new code, not a new request
+
+    sim_api.cancel(request.pom_id, "lapsed")
+    with transaction(engine) as session:  # POM's cancellation reached us as a callback does
+        session.get(PomPaymentRequest, request.id).status = "cancelled"
+    page = httpx.get(url, params=token, timeout=30)
+    (fresh,) = _requests(engine, payment_reference_id=books["refs"][0], status="open")
+    assert fresh.pom_id != request.pom_id and fresh.pay_url in page.text
+    assert "Nog te betalen" in page.text
+
+
+def _forgetting(accounts: dict[str, PomAccount], forgotten: set[str] | None) -> PomClients:
+    """Clients to the simulator for which POM no longer knows the requests ``forgotten`` (None: any request)."""
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        request_id = request.url.path.rsplit("/", 1)[-1]
+        if request.method == "GET" and "/payment-requests/" in request.url.path and (
+                forgotten is None or request_id in forgotten):
+            return httpx.Response(404, json={"error": "not_found"})
+        with httpx.Client(base_url=accounts["default"].base_url) as real:
+            answer = real.send(real.build_request(request.method, request.url, headers=request.headers,
+                                                  content=request.content))
+        return httpx.Response(answer.status_code, headers={"content-type": answer.headers.get("content-type", "")},
+                              content=answer.content)
+
+    return PomClients(accounts, factory=lambda account: PomClient(
+        account, max_attempts=2, sleep=lambda _s: None, jitter=lambda: 0.0, transport=httpx.MockTransport(forward)))
+
+
+def test_a_request_pom_no_longer_knows_is_closed_here_and_made_anew(engine, books, clients, accounts,
+                                                                    sim_api: SimApi) -> None:
+    """POM answers 404 for one request while it reads the account's others: its QR code can never be paid, so it
+    is closed here (on the report, for a person to see once) and the next sync makes a new request, instead of an
+    error every night and a dead code on the reference for good."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    rows = {r.payment_reference_id: r for r in _requests(engine)}
+    gone = rows[books["refs"][0]]
+    with _forgetting(accounts, {gone.pom_id}) as forgetful:
+        report = reconcile(engine, forgetful, ACTOR, _now())
+    assert report.counts["found_cancelled"] == 1 and report.counts.get("error", 0) == 0
+    (closed,) = _requests(engine, payment_reference_id=books["refs"][0])
+    assert closed.status == "cancelled" and "404" in closed.cancelled_reason
+    text = open(report.csv, encoding="utf-8-sig").read()
+    assert "no longer knows" in text and _reference(engine, books["refs"][0]).loi in text
+    assert sync_payment_requests(engine, clients, ACTOR, _now()).counts["created"] == 1
+    (fresh,) = _requests(engine, payment_reference_id=books["refs"][0], status="open")
+    assert fresh.pom_id != gone.pom_id
+
+
+def test_an_account_pom_answers_404_for_every_request_is_not_closed(engine, books, clients, accounts) -> None:
+    """Every request unknown: more likely the Connection names another account than POM forgetting them all, so
+    nothing is closed; each is reported."""
+    sync_payment_requests(engine, clients, ACTOR, _now())
+    with _forgetting(accounts, None) as forgetful:
+        report = reconcile(engine, forgetful, ACTOR, _now())
+    assert report.counts["error"] == 3 and report.counts.get("found_cancelled", 0) == 0
+    assert {r.status for r in _requests(engine)} == {"open"}
