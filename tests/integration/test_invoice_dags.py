@@ -57,7 +57,7 @@ def test_invoice_run_makes_every_invoice_with_both_codes_and_the_print_overview(
     # the three without e-mail, and the demo's customer who switched off "e-mail recipient"
     assert len(paper) == 4 and len(combined.pages) == sum(i.pages for i in paper)
     overview = (folder / "overview.csv").read_text(encoding="utf-8-sig").splitlines()
-    counted = sum(int(line.split(";")[3]) for line in overview[1:])
+    counted = sum(int(line.split(";")[4]) for line in overview[1:])
     assert counted == len(invoices)
 
     before = (folder / "print.pdf").read_bytes()
