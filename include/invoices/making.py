@@ -42,6 +42,7 @@ from include.invoices.facts import InvoiceFacts, gather, invoice_data
 from include.invoices.render_pool import MadeInvoice, RenderJob, RenderPool, pipelined
 from include.invoices.templates import template_path
 from include.invoices.withdrawal import withdraw_current
+from include.runtime import LOCAL_ZONE
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,10 @@ def make_invoices(
     """Bring every reference's invoice in line with :func:`decide` (or only those of ``reference_ids``).
 
     Many invoices are rendered on every core (:mod:`include.invoices.render_pool`); ``workers`` caps that.
+    Without ``print_day`` the invoices belong to the printing of ``now``'s day in Brussels, the day the nightly
+    run and the print overview count in (not the UTC day, which is still yesterday shortly after midnight).
     """
-    day = print_day or now.date()
+    day = print_day or (now.astimezone(LOCAL_ZONE).date() if now.tzinfo else now.date())
     run = InvoiceRun(day.isoformat())
     steps = planned(engine, reference_ids)
     withdrawals = [ref_id for ref_id, step in steps.items() if step is Step.WITHDRAW]
