@@ -9,6 +9,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from include.errors import ConfigError
 from include.finance.db import transaction
 from include.finance.models import (
     AuditLog,
@@ -184,6 +186,48 @@ def test_reference_paid_by_transfer_gets_its_request_cancelled(engine, books, cl
     assert summary.counts["cancelled"] == 1
     (row,) = _requests(engine, payment_reference_id=ref_id)
     assert row.status == "cancelled" and sim_api.get(row.pom_id).json()["status"] == "cancelled"
+
+
+def test_no_request_below_the_accounts_minimum_and_one_that_falls_below_it_is_cancelled(
+    engine, books, accounts, sim_api: SimApi,
+) -> None:
+    """Seed 004, 2.5.6 "Minimum bedrag": online payment is offered from the account's minimum amount on."""
+    factory = lambda account: PomClient(account, max_attempts=4, sleep=lambda _s: None, jitter=lambda: 0.0)  # noqa: E731
+    with PomClients(accounts, factory=factory) as clients:  # no minimum: every reference (20.00, 20.00, 40.00)
+        assert sync_payment_requests(engine, clients, ACTOR, _now()).counts == {"created": 3}
+    first, _, third = books["refs"]
+    with transaction(engine) as session:  # 15.00 of 40.00 paid by transfer: 25.00 left
+        ledger = Ledger(session, ACTOR, _now())
+        ledger.pay(ledger.load([third])[third], Decimal("15.00"), source="manual")
+        ledger.flush()
+    minimum = {"default": replace(accounts["default"], min_amount=Decimal("25.00"))}
+    with PomClients(minimum, factory=factory) as clients:
+        summary = sync_payment_requests(engine, clients, ACTOR, _now())
+    # 20.00 is below 25.00: those requests are cancelled; 25.00 is not, its request is made anew for it.
+    assert (summary.counts["cancelled"], summary.counts["replaced"], summary.counts.get("below_minimum", 0)) == (2, 1, 0)
+    assert [(r.status, r.amount) for r in _requests(engine, payment_reference_id=third)] == [
+        ("cancelled", Decimal("40.00")), ("open", Decimal("25.00"))]
+    (row,) = _requests(engine, payment_reference_id=first)
+    assert row.status == "cancelled" and "below the account's minimum 25.00" in row.cancelled_reason
+    assert sim_api.get(row.pom_id).json()["status"] == "cancelled"
+    with PomClients(minimum, factory=factory) as clients:  # and none is made again
+        assert sync_payment_requests(engine, clients, ACTOR, _now()).counts == {"below_minimum": 2, "unchanged": 1}
+    assert len(_requests(engine, status="open")) == 1
+
+
+def test_the_minimum_is_read_from_the_connection() -> None:
+    base = {"sender_id": "S", "sender_contract_number": "C", "callback_secret": "cs"}
+
+    def account(**extra: Any) -> PomAccount:
+        return PomAccount.from_connection("default", host="pom.example", login="u", password="p",
+                                          extra={**base, **extra})
+
+    assert account().min_amount is None and account(min_amount="").min_amount is None
+    assert account(min_amount="1.5").min_amount == Decimal("1.50")
+    assert account(min_amount=2).min_amount == Decimal("2.00")
+    for wrong in ("one euro", "0.001", True, "-1.00"):
+        with pytest.raises(ConfigError, match="min_amount"):
+            account(min_amount=wrong)
 
 
 def test_crash_after_pom_answered_does_not_make_a_second_request(engine, books, accounts, sim_api: SimApi) -> None:
