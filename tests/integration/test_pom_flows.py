@@ -628,6 +628,27 @@ def _download(callbacks: RunningApp, loi: str, token: str) -> httpx.Response:
     return httpx.get(f"{callbacks.base_url}/pom/invoice/default/{loi}", params={"t": token}, timeout=30)
 
 
+def test_an_invoice_below_the_accounts_minimum_is_downloaded_as_it_is(
+    engine, books, accounts, callbacks, sim_api: SimApi,
+) -> None:
+    """No POM code is made for it, so there is none to renew: the payer gets the printed invoice every time."""
+    from include.finance.models import Invoice
+    from include.invoices.making import make_invoices
+
+    accounts["default"] = replace(accounts["default"], min_amount=Decimal("25.00"))  # the callback app's too
+    with PomClients(accounts) as clients:
+        assert sync_payment_requests(engine, clients, ACTOR, _now()).counts == {"below_minimum": 2, "created": 1}
+    make_invoices(engine, ACTOR, _now())
+    ref_id = books["refs"][0]  # 20.00
+    loi = _reference(engine, ref_id).loi
+    token = return_token(PROD["callback_secret"], loi)
+    first = _download(callbacks, loi, token)
+    assert first.status_code == 200 and _download(callbacks, loi, token).content == first.content
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.payment_reference_id == ref_id)) == 1
+    assert _requests(engine, payment_reference_id=ref_id) == [] and sim_api.request_count() == 1
+
+
 def test_a_downloaded_invoice_gets_a_fresh_pom_code_once_the_printed_one_no_longer_works(
     engine, books, clients, callbacks, sim_api: SimApi,
 ) -> None:
