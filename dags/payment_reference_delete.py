@@ -10,7 +10,8 @@ collections of deleted references are cancelled; a run left without
 collections is marked deleted. The report lands in
 `var/reports/payment_reference_delete/`. Deleted references that had an
 open POM payment request get it cancelled at POM right away, so their QR
-code can no longer be paid.
+code can no longer be paid; every deleted reference's invoice is withdrawn
+at once (the payer can no longer download it).
 
 Deleting needs the **admin** lock (`accadmin`) of each reference's type
 (in both ways of naming them: every reference of the run, or every one

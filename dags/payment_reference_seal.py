@@ -7,7 +7,11 @@ its invoice is withdrawn. Give the `references` (`fp:SYS:n`, one per line)
 and the `action`:
 
 * **seal**: drafts become sealed (the type's transaction cost is added once);
-  needs the type's **write** lock (`accwrite`) or its admin lock.
+  needs the type's **write** lock (`accwrite`) or its admin lock. Those of
+  a type with *direct* printing (seed 2.5.2 `direct`: a file at once when
+  the reference is sealed) get their invoice made right away; when a
+  reference's data cannot make one, it stays sealed and the run fails
+  naming why. The others get theirs from the nightly invoice run.
 * **unseal**: sealed references become drafts; breaking a seal
   ("doorbreken") needs the type's **admin** lock (`accadmin`), and a type
   whose admin lock is empty lets nobody unseal. Refused for a paid reference
@@ -55,7 +59,7 @@ def seal_or_unseal(context: Mapping[str, Any], role_source: Any) -> dict:
     from include.errors import InnenError
     from include.finance.access import check_references, reference_ids
     from include.finance.db import transaction
-    from include.finance.sealing import seal, unseal
+    from include.finance.sealing import direct_print_ids, seal, unseal
     from include.runtime import actor, as_of
 
     params = context["params"]
@@ -74,11 +78,12 @@ def seal_or_unseal(context: Mapping[str, Any], role_source: Any) -> dict:
                 raise InnenError(f"nothing {action}ed{nobody}: " + "; ".join(refusals))
             change = seal if action == "seal" else unseal
             changed = change(session, ids, actor(context, with_user=True), as_of(context))
+            direct = direct_print_ids(session, changed) if action == "seal" else []
     except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
         raise AirflowFailException(f"refused: {refusal}") from None
     done = set(changed)
     result = {"action": action, "user": user, "references": lois, "changed": changed,
-              "unchanged": [loi for loi in lois if loi not in done]}
+              "unchanged": [loi for loi in lois if loi not in done], "direct_print": direct}
     log.info("%sed: %s; already so: %s", action, ", ".join(changed) or "none", ", ".join(result["unchanged"]) or "none")
     return result
 
@@ -125,7 +130,30 @@ def payment_reference_seal() -> None:
         log.info("POM requests of the unsealed references: %s", summary)
         return summary
 
-    cancel_pom_requests(apply())
+    @task
+    def direct_invoice(result: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not result.get("direct_print"):
+            raise AirflowSkipException(
+                "no reference of a type with direct printing was sealed: the nightly invoice run makes the invoices"
+            )
+
+        from include.errors import InnenError
+        from include.finance.db import get_engine
+        from include.invoices.making import make_invoices
+        from include.runtime import actor, as_of
+
+        context = get_current_context()
+        run = make_invoices(get_engine(), actor(context), as_of(context), reference_ids=set(result["direct_print"]))
+        log.info("invoices of the references sealed with direct printing: %s", run.as_dict())
+        if run.refused:  # the references stay sealed; their invoices wait until their data can make them
+            raise InnenError(f"no invoice: {'; '.join(run.refused)}")
+        return run.as_dict()
+
+    applied = apply()
+    cancel_pom_requests(applied)
+    direct_invoice(applied)
 
 
 payment_reference_seal()

@@ -2,7 +2,8 @@
 
 A reference released as deleted or expired (deleted by hand, a returned
 collection, past its lifetime) also gives back the open part of the
-transaction cost its sealing added (:func:`reverse_transaction_costs`).
+transaction cost its sealing added (:func:`reverse_transaction_costs`), and
+its current invoice is withdrawn at once, as unsealing withdraws it.
 
 A payment lowers its reference's open amount and, through allocations, the
 open amounts of the reference's debt lines. How a partial payment is spread
@@ -56,6 +57,7 @@ from include.finance.models import (
 )
 from include.finance.money import ZERO
 from include.finance.statuses import OPEN_REFERENCE, RELEASED_REFERENCE, Received, ReferenceStatus
+from include.invoices.withdrawal import withdraw_current
 
 ID_BATCH = 5_000
 
@@ -352,6 +354,15 @@ class Ledger:
         record_many(session, self._audits)
         if released:
             reverse_transaction_costs(session, released, self.actor, self.now)
+            # Seed 2.3.1/2.3.3.4: what is no longer made up has no document; the payer's download and the print
+            # overview must not hand out an invoice of a deleted or expired reference until the nightly run.
+            by_status: defaultdict[str, list[int]] = defaultdict(list)
+            for ref_id in released:
+                by_status[self.references[ref_id].status].append(ref_id)
+            for status, ids in sorted(by_status.items()):
+                for start in range(0, len(ids), ID_BATCH):
+                    withdraw_current(session, ids[start : start + ID_BATCH], self.actor, self.now,
+                                     reason=f"reference {status}")
         self._payments, self._allocations, self._audits = [], [], []
         self._line_before.clear()
         self._released.clear()

@@ -280,6 +280,20 @@ def seal(session: Session, reference_ids: Iterable[int], actor: str, now: dateti
 _seal = seal  # for create_reference, whose ``seal`` argument hides the function
 
 
+def direct_print_ids(session: Session, lois: Iterable[str]) -> list[int]:
+    """The ids of the sealed references of ``lois`` whose type prints at once (seed 2.5.2 ``direct``)."""
+    wanted = sorted(set(lois))
+    found: list[int] = []
+    for start in range(0, len(wanted), ID_BATCH):
+        found.extend(session.scalars(
+            select(PaymentReference.id)
+            .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
+            .where(PaymentReference.loi.in_(wanted[start : start + ID_BATCH]),
+                   PaymentReference.status == ReferenceStatus.SEALED, PaymentReferenceType.direct_print.is_(True))
+        ))
+    return sorted(found)
+
+
 def _add_transaction_cost(session: Session, ref: PaymentReference, actor: str, now: datetime) -> dict[str, Any] | None:
     """The type's transaction cost as a debt line of ``ref``, unless it has one; the audit row, or None."""
     code = session.scalar(

@@ -142,6 +142,7 @@ class RequestSync(StrEnum):
     REPLACED = "replaced"  # cancelled for another amount or account, and made anew
     RENEWED = "renewed"  # a new QR code on the same request
     CANCELLED = "cancelled"  # the reference no longer waits for an online payment
+    BELOW_MINIMUM = "below_minimum"  # its open amount is below its POM account's min_amount: no request
     RECEIVED_PAID = "received_paid"  # POM had it paid, the open amount: booked
     RECEIVED_PARTIAL = "received_partial"  # POM had it paid, less than the open amount: booked, the rest stays open
     RECEIVED_OVERPAID = "received_overpaid"  # POM had it paid, more: the excess is to refund (in the problems)

@@ -35,17 +35,20 @@ def invoice_pdf(engine: Engine, clients: PomClients, loi: str, now: datetime) ->
     with transaction(engine, readonly=True) as session:
         found = session.execute(
             select(PaymentReference.id, PaymentReference.status, PaymentReference.open_amount,
-                   PaymentReference.mandate_id, PaymentReferenceType.allowed_online)
+                   PaymentReference.mandate_id, PaymentReferenceType.allowed_online, PaymentReferenceType.pom_account)
             .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
             .where(PaymentReference.loi == loi)).one_or_none()
         if found is None:
             return None
-        ref_id, status, open_amount, mandate_id, online = found
+        ref_id, status, open_amount, mandate_id, online, account_name = found
         current = session.execute(
             select(Invoice.file_path, PomPaymentRequest.status, PomPaymentRequest.qr_expires_at)
             .outerjoin(PomPaymentRequest, PomPaymentRequest.id == Invoice.pom_payment_request_id)
             .where(Invoice.payment_reference_id == ref_id, Invoice.withdrawn_at.is_(None))).one_or_none()
     wants_code = status == ReferenceStatus.SEALED and open_amount > 0 and online and mandate_id is None
+    account = clients.accounts.get(account_name or "default")
+    if account is not None and account.min_amount is not None and open_amount < account.min_amount:
+        wants_code = False  # below the account's minimum: no POM request is made for it (seed 004, 2.5.6)
     if current is not None:
         path, request_status, expires = current
         expires = _aware(expires)

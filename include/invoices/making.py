@@ -151,6 +151,8 @@ def make_invoices(
     """Bring every reference's invoice in line with :func:`decide` (or only those of ``reference_ids``).
 
     Many invoices are rendered on every core (:mod:`include.invoices.render_pool`); ``workers`` caps that.
+    Without ``print_day`` the invoices belong to the printing of ``now``'s day in Brussels, the day the nightly
+    run and the print overview count in (not the UTC day, which is still yesterday shortly after midnight).
     """
     # Without a print day (an invoice made again on a payer's download) it is today in Brussels: just after
     # midnight the UTC date is still yesterday's, and the day's print overview would miss the invoice.

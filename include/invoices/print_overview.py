@@ -1,9 +1,13 @@
 """The overview of a day's printing (seed 004, 2.3.4.1 "Overzicht van het drukwerk").
 
-For one print day: per payment reference type and sales journal, how many
-invoices were made and for what total, split by channel (e-mail, paper,
-both, none); every invoice with its file; and one PDF holding every paper
-invoice of the day (paper and both) for the print room, in document order.
+For one print day: per financial system, payment reference type and sales
+journal, how many invoices were made and for what total, split by channel
+(e-mail, paper, both, none); every invoice with its file and financial
+system; and one PDF holding every paper invoice of the day (paper and both)
+for the print room, in document order. The seed calls the day's printing up
+"binnen een bepaalde basisinstelling": institutions sharing Innen keep their
+own financial system, so both lists name it (in their last column) and an
+institution filters on it.
 That PDF is laid out for printing on both sides, as mailings are printed: an
 invoice of an odd number of pages is followed by a blank page, so that the
 next patron's invoice starts on a sheet of its own and never on the back of
@@ -27,7 +31,14 @@ from sqlalchemy.orm import Session
 
 from include.config import invoices_dir, reports_dir
 from include.files import atomic_write
-from include.finance.models import EndUser, Invoice, PaymentReference, PaymentReferenceType, SalesJournal
+from include.finance.models import (
+    EndUser,
+    FinancialSystem,
+    Invoice,
+    PaymentReference,
+    PaymentReferenceType,
+    SalesJournal,
+)
 from include.finance.money import ZERO
 from include.reports import Table, write_csv, write_html
 from include.storage import Location
@@ -50,9 +61,10 @@ def folder_for(day: date) -> Path:
 def write_print_overview(session: Session, day: date) -> Overview:
     rows = session.execute(
         select(Invoice.document_id, Invoice.channel, Invoice.amount, Invoice.pages, Invoice.file_path,
-               PaymentReference.loi, PaymentReferenceType.code, SalesJournal.code, EndUser.first_name,
-               EndUser.last_name)
+               PaymentReference.loi, PaymentReferenceType.code.label("type_code"), SalesJournal.code.label("journal"),
+               EndUser.first_name, EndUser.last_name, FinancialSystem.code.label("system"))
         .join(PaymentReference, PaymentReference.id == Invoice.payment_reference_id)
+        .join(FinancialSystem, FinancialSystem.id == PaymentReference.financial_system_id)
         .join(PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
         .join(EndUser, EndUser.id == PaymentReference.end_user_id)
         .outerjoin(SalesJournal, SalesJournal.payment_reference_type_id == PaymentReferenceType.id)
@@ -60,21 +72,22 @@ def write_print_overview(session: Session, day: date) -> Overview:
         .order_by(Invoice.document_id)
     ).all()
     folder = folder_for(day)
-    groups: dict[tuple[str, str], dict[str, list[Decimal]]] = defaultdict(lambda: defaultdict(list))
-    for document, channel, amount, *_rest, type_code, journal, _first, _last in rows:
-        groups[(type_code, journal or "")][channel].append(amount)
-    header = ("reference_type", "sales_journal", "channel", "invoices", "total")
+    groups: dict[tuple[str, str, str], dict[str, list[Decimal]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        groups[(row.system, row.type_code, row.journal or "")][row.channel].append(row.amount)
+    # the financial system comes last: the columns before it keep the places they had before it was added
+    header = ("reference_type", "sales_journal", "channel", "invoices", "total", "financial_system")
     summary_rows = [
-        [type_code, journal, channel, len(amounts), sum(amounts, ZERO)]
-        for (type_code, journal), by_channel in sorted(groups.items())
+        [type_code, journal, channel, len(amounts), sum(amounts, ZERO), system]
+        for (system, type_code, journal), by_channel in sorted(groups.items())
         for channel, amounts in sorted(by_channel.items())
     ]
     write_csv(folder / "overview.csv", header, summary_rows)
     detail_header = ("document_id", "reference", "customer", "reference_type", "sales_journal", "channel", "amount",
-                     "pages", "file")
+                     "pages", "file", "financial_system")
     details = [[document, loi, " ".join(p for p in (first, last) if p), type_code, journal or "", channel, amount,
-                pages, path]
-               for document, channel, amount, pages, path, loi, type_code, journal, first, last in rows]
+                pages, path, system]
+               for document, channel, amount, pages, path, loi, type_code, journal, first, last, system in rows]
     write_csv(folder / "invoices.csv", detail_header, details)
     paper = [invoices_dir() / row.file_path for row in rows if row.channel in PAPER]
     print_pdf = folder / "print.pdf" if paper else None
@@ -82,7 +95,7 @@ def write_print_overview(session: Session, day: date) -> Overview:
         atomic_write(print_pdf, combined_pdf(paper))
     else:
         (folder / "print.pdf").unlink(missing_ok=True)
-    per_type = Table("Per type, sales journal and channel", header, csv_name="overview.csv")
+    per_type = Table("Per financial system, type, sales journal and channel", header, csv_name="overview.csv")
     for row in summary_rows:
         per_type.add(row)
     listing = Table("Invoices", detail_header, csv_name="invoices.csv")

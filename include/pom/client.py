@@ -121,6 +121,18 @@ def _flag(value: Any, name: str) -> bool | None:
     raise ConfigError(f"POM connection extra {name!r} must be true or false, got {value!r}")
 
 
+def _amount_or_none(value: Any, name: str) -> Decimal | None:
+    """An amount from a Connection extra: a string like ``"1.00"`` (a JSON number is read through its text)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"POM connection extra {name!r} must be an amount like 1.00, got {value!r}")
+    try:
+        return money(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"POM connection extra {name!r} must be an amount like 1.00, got {value!r}") from None
+
+
 @dataclass(frozen=True)
 class PomAccount:
     """One POM account: where it lives, who it is, and how hard we may call it.
@@ -141,6 +153,8 @@ class PomAccount:
     timeout_seconds: float = 10
     max_concurrency: int = 8
     auto_cancel: bool | None = None
+    # Seed 004, 2.5.6 ``minamount``: the least open amount offered for online payment (None: any).
+    min_amount: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -149,6 +163,8 @@ class PomAccount:
             raise ConfigError(f"POM account {self.name!r}: rate_limit_per_second must be positive")
         if self.max_concurrency < 1:
             raise ConfigError(f"POM account {self.name!r}: max_concurrency must be at least 1")
+        if self.min_amount is not None and self.min_amount < 0:
+            raise ConfigError(f"POM account {self.name!r}: min_amount must not be negative")
 
     @classmethod
     def from_connection(
@@ -169,7 +185,8 @@ class PomAccount:
         ``beta`` (the seed's "Testmodus" checkbox), ``sender_id``,
         ``sender_contract_number``, ``callback_secret`` and optionally
         ``rate_limit_per_second``, ``auto_cancel``, ``timeout_seconds``,
-        ``max_concurrency``.
+        ``max_concurrency``, ``min_amount`` (the least open amount a request
+        is made for, e.g. ``"1.00"``; seed 004, 2.5.6 "Minimum bedrag").
 
         >>> account = PomAccount.from_connection(
         ...     "pom_gemeente", host="pom.example", port=None, schema="https", login="gemeente", password="pw",
@@ -219,6 +236,7 @@ class PomAccount:
                 timeout_seconds=float(extra.get("timeout_seconds", 10)),
                 max_concurrency=int(extra.get("max_concurrency", 8)),
                 auto_cancel=_flag(extra.get("auto_cancel"), "auto_cancel"),
+                min_amount=_amount_or_none(extra.get("min_amount"), "min_amount"),
             )
         except (TypeError, ValueError) as error:
             raise ConfigError(f"POM connection {name!r}: {error}") from None

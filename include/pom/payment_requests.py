@@ -2,9 +2,12 @@
 
 Which references want a request: sealed, an open amount left, their type
 allows online payment, not collected by direct debit (a reference with a
-mandate: the bank collects it, a QR code would invite paying twice), and not
+mandate: the bank collects it, a QR code would invite paying twice), not
 overdue when their type auto-cancels (seed 000, 4.4: those are cancelled,
-not renewed). For each of them, per night:
+not renewed), and an open amount no less than their POM account's
+``min_amount`` when it sets one (seed 004, 2.5.6 "Minimum bedrag"; a
+request whose reference fell below it, e.g. after a partial payment, is
+cancelled). For each of them, per night:
 
 * no request yet → create one;
 * a request for another amount (the reference was partly paid, or its lines
@@ -190,11 +193,18 @@ def sync_payment_requests(
     if reference_ids is not None:
         wanted = {k: v for k, v in wanted.items() if k in reference_ids}
         live = {k: v for k, v in live.items() if k in reference_ids}
+    below = _below_minimum(wanted, clients)
     renew_before = now + timedelta(days=renew_within_days)
     sync = RequestSteps(engine, clients, actor, now, summary)
     for ref_id, request in sorted(live.items()):
-        if ref_id not in wanted:
+        if ref_id in below:
+            sync.guarded(sync.retire, request, f"the open amount is below the account's minimum {below[ref_id]}")
+        elif ref_id not in wanted:
             sync.guarded(sync.retire, request, "the reference no longer waits for an online payment")
+    for ref_id in below:
+        del wanted[ref_id]
+        if ref_id not in live:
+            summary.counts[RequestSync.BELOW_MINIMUM] += 1
     for ref_id, want in sorted(wanted.items()):
         request = live.get(ref_id)
         if request is None:
@@ -215,6 +225,19 @@ def sync_payment_requests(
             f"POM could not be reached for {failed} reference(s); the rest is done: {summary.as_dict()}"
         )
     return summary
+
+
+def _below_minimum(wanted: dict[int, _Wanted], clients: PomClients) -> dict[int, Decimal]:
+    """Reference id → its account's minimum, for the wanted references whose open amount is below it (seed 004,
+    2.5.6 ``minamount``: online payment is offered from that amount on). An account not configured here sets
+    no minimum: its steps fail on their own, naming the Connection to define."""
+    below = {}
+    for ref_id, want in wanted.items():
+        account = clients.accounts.get(want.account)
+        minimum = account.min_amount if account is not None else None
+        if minimum is not None and want.open_amount < minimum:
+            below[ref_id] = minimum
+    return below
 
 
 def _aware(moment: datetime) -> datetime:

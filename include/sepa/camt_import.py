@@ -71,8 +71,9 @@ from include.finance.models import (
     PaymentReference,
 )
 from include.finance.money import ZERO
-from include.finance.payments import reverse_transaction_costs
-from include.finance.statuses import BOOKED_OUTCOMES, WAITING_COLLECTION, ControlListKind, RunStatus
+from include.finance.payments import ID_BATCH, reverse_transaction_costs
+from include.finance.statuses import BOOKED_OUTCOMES, WAITING_COLLECTION, ControlListKind, ReferenceStatus, RunStatus
+from include.invoices.withdrawal import withdraw_current
 from include.sepa.camt import RETURN_REASON_MAX, CamtFile, CamtRefused, EntryLine, Statement
 from include.sepa.camt_decision import Booking, Decision, decide_all
 from include.sepa.camt_facts import FactsReader, candidates
@@ -458,7 +459,8 @@ class _Import:
         ))
 
     def _release(self) -> None:
-        """Returned collections' references are closed: their debt lines are free, their transaction cost undone."""
+        """Returned collections' references are closed: their debt lines are free, their transaction cost undone,
+        their invoice (the direct-debit notice) withdrawn, as for any deleted reference."""
         released = sorted(self.released)
         if not released:
             return
@@ -475,6 +477,9 @@ class _Import:
                                         after={"debt_line_ids": line_ids}, at=self.now)
                               for reference_id, line_ids in freed.items()])
         reverse_transaction_costs(session, released, self.actor, self.now)
+        for start in range(0, len(released), ID_BATCH):
+            withdraw_current(session, released[start : start + ID_BATCH], self.actor, self.now,
+                             reason=f"reference {ReferenceStatus.DELETED}")
 
     def _confirm_paid_runs(self) -> None:
         """An exported run that this file's credits left with no collection waiting is confirmed, as by hand."""

@@ -20,6 +20,7 @@ from include.finance.models import (
     Collection,
     ControlListItem,
     DebtLine,
+    Invoice,
     Mandate,
     Payment,
     PaymentAllocation,
@@ -754,6 +755,12 @@ def test_a_returned_collection_reopens_the_debt(engine, var_dir, collected, reas
     paid = Entry(True, DAY, (Tx(amount, end_to_end_id=e2e, account_servicer_ref="C1"),
                              Tx(other_amount, end_to_end_id=other, account_servicer_ref="C2")), bank_tx_code=SDD_COLLECTED)
     import_statement_file(_statement(var_dir, account, [paid]), "test", engine=engine)
+    with transaction(engine) as session:  # the collection's notice, kept by the paid reference
+        ref_id = session.scalar(select(Collection.payment_reference_id).where(Collection.end_to_end_id == e2e))
+        session.add(Invoice(
+            payment_reference_id=ref_id, version=1, document_id="NOTICE-1", template="default.nl.typ", language="nl",
+            channel="paper", amount=amount, file_path="2026-11-20/NOTICE-1.pdf", sha256="0" * 64, pages=1,
+            print_day=date(2026, 11, 20), made_at=datetime(2026, 11, 20, 5, tzinfo=timezone.utc), made_by="test"))
     returned = Entry(False, date(2026, 11, 27), (Tx(amount, end_to_end_id=e2e, return_reason=reason, account_servicer_ref="R1"),),
                      bank_tx_code=SDD_RETURNED)
     result = import_statement_file(_statement(var_dir, account, [returned], statement_id="2026-331", seq=331,
@@ -763,6 +770,8 @@ def test_a_returned_collection_reopens_the_debt(engine, var_dir, collected, reas
     assert (collection.status, collection.return_reason) == ("returned", reason)
     reference = _rows(engine, PaymentReference, PaymentReference.id == collection.payment_reference_id)[0]
     assert (reference.status, reference.open_amount) == ("deleted", amount)
+    (notice,) = _rows(engine, Invoice, Invoice.payment_reference_id == reference.id)  # a deleted reference has none
+    assert notice.withdrawn_at is not None and notice.withdrawn_reason == "reference deleted"
     payments = _rows(engine, Payment, Payment.payment_reference_id == reference.id)
     assert sorted(p.amount for p in payments) == [-amount, amount]
     undo = next(p for p in payments if p.amount < 0)

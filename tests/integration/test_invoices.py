@@ -92,6 +92,16 @@ def test_line_breaks_and_tabs_stored_in_names_do_not_break_the_address_block(eng
     assert lines[at + 1 : at + 3] == ["Rue de l'Étuve 12", "1000 Brussel"]
 
 
+def test_without_a_print_day_an_invoice_belongs_to_the_day_in_brussels(engine: Engine, var_dir: Path) -> None:
+    """Made at 00:30 in Brussels (23:30 UTC the day before), as a direct-print type's invoice sealed by hand is:
+    it belongs to that Brussels day's printing, like the nightly run's, not to the day before."""
+    ref_id = _setup(engine)
+    run = make_invoices(engine, "test", datetime(2026, 12, 3, 23, 30, tzinfo=timezone.utc))
+    assert run.print_day == "2026-12-04"
+    invoice, _ = _current(engine, ref_id)
+    assert invoice.print_day == DAY and invoice.file_path == "2026-12-04/BIB-000123.pdf"
+
+
 def test_a_reference_that_cannot_make_an_invoice_is_named_and_the_others_are_made(engine: Engine,
                                                                                   var_dir: Path) -> None:
     ref_id = _setup(engine)

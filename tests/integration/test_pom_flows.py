@@ -9,6 +9,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from include.config import reports_dir
+from include.errors import ConfigError
 from include.finance.db import transaction
 from include.finance.models import (
     AuditLog,
@@ -186,6 +188,48 @@ def test_reference_paid_by_transfer_gets_its_request_cancelled(engine, books, cl
     assert summary.counts["cancelled"] == 1
     (row,) = _requests(engine, payment_reference_id=ref_id)
     assert row.status == "cancelled" and sim_api.get(row.pom_id).json()["status"] == "cancelled"
+
+
+def test_no_request_below_the_accounts_minimum_and_one_that_falls_below_it_is_cancelled(
+    engine, books, accounts, sim_api: SimApi,
+) -> None:
+    """Seed 004, 2.5.6 "Minimum bedrag": online payment is offered from the account's minimum amount on."""
+    factory = lambda account: PomClient(account, max_attempts=4, sleep=lambda _s: None, jitter=lambda: 0.0)  # noqa: E731
+    with PomClients(accounts, factory=factory) as clients:  # no minimum: every reference (20.00, 20.00, 40.00)
+        assert sync_payment_requests(engine, clients, ACTOR, _now()).counts == {"created": 3}
+    first, _, third = books["refs"]
+    with transaction(engine) as session:  # 15.00 of 40.00 paid by transfer: 25.00 left
+        ledger = Ledger(session, ACTOR, _now())
+        ledger.pay(ledger.load([third])[third], Decimal("15.00"), source="manual")
+        ledger.flush()
+    minimum = {"default": replace(accounts["default"], min_amount=Decimal("25.00"))}
+    with PomClients(minimum, factory=factory) as clients:
+        summary = sync_payment_requests(engine, clients, ACTOR, _now())
+    # 20.00 is below 25.00: those requests are cancelled; 25.00 is not, its request is made anew for it.
+    assert (summary.counts["cancelled"], summary.counts["replaced"], summary.counts.get("below_minimum", 0)) == (2, 1, 0)
+    assert [(r.status, r.amount) for r in _requests(engine, payment_reference_id=third)] == [
+        ("cancelled", Decimal("40.00")), ("open", Decimal("25.00"))]
+    (row,) = _requests(engine, payment_reference_id=first)
+    assert row.status == "cancelled" and "below the account's minimum 25.00" in row.cancelled_reason
+    assert sim_api.get(row.pom_id).json()["status"] == "cancelled"
+    with PomClients(minimum, factory=factory) as clients:  # and none is made again
+        assert sync_payment_requests(engine, clients, ACTOR, _now()).counts == {"below_minimum": 2, "unchanged": 1}
+    assert len(_requests(engine, status="open")) == 1
+
+
+def test_the_minimum_is_read_from_the_connection() -> None:
+    base = {"sender_id": "S", "sender_contract_number": "C", "callback_secret": "cs"}
+
+    def account(**extra: Any) -> PomAccount:
+        return PomAccount.from_connection("default", host="pom.example", login="u", password="p",
+                                          extra={**base, **extra})
+
+    assert account().min_amount is None and account(min_amount="").min_amount is None
+    assert account(min_amount="1.5").min_amount == Decimal("1.50")
+    assert account(min_amount=2).min_amount == Decimal("2.00")
+    for wrong in ("one euro", "0.001", True, "-1.00"):
+        with pytest.raises(ConfigError, match="min_amount"):
+            account(min_amount=wrong)
 
 
 def test_crash_after_pom_answered_does_not_make_a_second_request(engine, books, accounts, sim_api: SimApi) -> None:
@@ -595,6 +639,27 @@ def test_expiry_leaves_a_reference_alone_when_pom_cannot_confirm(engine, books, 
 
 def _download(callbacks: RunningApp, loi: str, token: str) -> httpx.Response:
     return httpx.get(f"{callbacks.base_url}/pom/invoice/default/{loi}", params={"t": token}, timeout=30)
+
+
+def test_an_invoice_below_the_accounts_minimum_is_downloaded_as_it_is(
+    engine, books, accounts, callbacks, sim_api: SimApi,
+) -> None:
+    """No POM code is made for it, so there is none to renew: the payer gets the printed invoice every time."""
+    from include.finance.models import Invoice
+    from include.invoices.making import make_invoices
+
+    accounts["default"] = replace(accounts["default"], min_amount=Decimal("25.00"))  # the callback app's too
+    with PomClients(accounts) as clients:
+        assert sync_payment_requests(engine, clients, ACTOR, _now()).counts == {"below_minimum": 2, "created": 1}
+    make_invoices(engine, ACTOR, _now())
+    ref_id = books["refs"][0]  # 20.00
+    loi = _reference(engine, ref_id).loi
+    token = return_token(PROD["callback_secret"], loi)
+    first = _download(callbacks, loi, token)
+    assert first.status_code == 200 and _download(callbacks, loi, token).content == first.content
+    with transaction(engine, readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.payment_reference_id == ref_id)) == 1
+    assert _requests(engine, payment_reference_id=ref_id) == [] and sim_api.request_count() == 1
 
 
 def test_a_downloaded_invoice_gets_a_fresh_pom_code_once_the_printed_one_no_longer_works(

@@ -19,7 +19,14 @@ from sqlalchemy import select
 
 from include import airflow_roles
 from include.finance.db import transaction
-from include.finance.models import AuditLog, Collection, CollectionRun, PaymentReference, PaymentReferenceType
+from include.finance.models import (
+    AuditLog,
+    Collection,
+    CollectionRun,
+    Invoice,
+    PaymentReference,
+    PaymentReferenceType,
+)
 from include.finance.payments import Ledger
 from tests.dag_bag import parsed_dag
 from tests.factories import add_debt, make_mandate, make_user
@@ -91,7 +98,8 @@ def test_sealing_needs_the_write_lock_and_unsealing_the_admin_lock(engine, locke
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     ref = _create(engine, locked, debt_line_ids=[locked.lines["lid"]])  # a draft of DOM-BIB
     _as(monkeypatch, "fiona", "finance")
-    assert _run("seal", ref.loi) == {"apply": "success", "cancel_pom_requests": "success"}
+    assert _run("seal", ref.loi) == {"apply": "success", "cancel_pom_requests": "success",
+                                     "direct_invoice": "skipped"}  # DOM-BIB prints nightly
     assert _statuses(engine, ref.id) == ["sealed"]
     action, actor = _actions(engine, ref.id)[-1]
     assert action == "sealed" and actor.startswith("airflow:payment_reference_seal/")
@@ -107,7 +115,8 @@ def test_sealing_needs_the_write_lock_and_unsealing_the_admin_lock(engine, locke
     assert _refusal("unseal", [ref.loi], "fiona").endswith("(accadmin), and you have no roles")
 
     _as(monkeypatch, "greta", "finance-admin")  # admin gives write and read
-    assert _run("unseal", ref.loi) == {"apply": "success", "cancel_pom_requests": "success"}
+    assert _run("unseal", ref.loi) == {"apply": "success", "cancel_pom_requests": "success",
+                                       "direct_invoice": "skipped"}
     assert _statuses(engine, ref.id) == ["draft"]
     assert [a for a, _ in _actions(engine, ref.id)] == ["created", "sealed", "unsealed"]
     # A draft unsealed again changes nothing and needs only the write lock.
@@ -205,6 +214,30 @@ def test_unsealing_is_refused_for_a_reference_in_an_exported_run(
         f"refused: nothing unsealed: {ref_loi} is collected in run {run_loi} (exported): delete the run's references "
         "instead (payment_reference_delete)"
     )
+
+
+def test_sealing_a_draft_of_a_type_with_direct_printing_makes_its_invoice_at_once(
+    engine, locked: Books, monkeypatch: pytest.MonkeyPatch, var_dir: Path
+) -> None:
+    """Seed 2.5.2 ``direct``: the file is made when the reference is sealed ("bij opmaak"), also when a draft made
+    earlier is sealed later, not only when it is sealed on creation."""
+    with transaction(engine) as session:
+        session.add(PaymentReferenceType(code="DIRECT-BIB", name="Direct", direct_print=True,
+                                         invoice_counter="inv-direct", invoice_prefix="D-"))
+    direct = _create(engine, locked, debt_line_ids=[locked.lines["lid"]], type_code="DIRECT-BIB")
+    nightly = _create(engine, locked, debt_line_ids=[locked.lines["boete_laat"]])  # DOM-BIB: no direct printing
+    _as(monkeypatch, "fiona", "finance")
+    assert _run("seal", direct.loi, nightly.loi) == {"apply": "success", "cancel_pom_requests": "success",
+                                                      "direct_invoice": "success"}
+    with transaction(engine, readonly=True) as session:
+        invoices = session.scalars(select(Invoice).where(Invoice.withdrawn_at.is_(None))).all()
+    assert _statuses(engine, direct.id, nightly.id) == ["sealed", "sealed"]
+    assert [(i.payment_reference_id, i.amount) for i in invoices] == [(direct.id, Decimal("25.00"))]
+    assert (var_dir / "invoices" / invoices[0].file_path).is_file()
+    # Sealed again, it is left as it is: no second invoice.
+    assert _run("seal", direct.loi)["direct_invoice"] == "skipped"
+    with transaction(engine, readonly=True) as session:
+        assert session.scalars(select(Invoice.id)).all() == [invoices[0].id]
 
 
 def test_the_form_wants_references_and_an_action() -> None:

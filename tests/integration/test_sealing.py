@@ -397,6 +397,46 @@ def test_unsealing_withdraws_the_current_invoice(engine, books: Books) -> None:
     assert _actions(engine, "invoice", current_id) == ["withdrawn"] and _actions(engine, "invoice", old_id) == []
 
 
+def test_deleting_or_expiring_a_reference_withdraws_its_invoice_at_once(engine, books: Books) -> None:
+    """As unsealing does (seed 2.3.1): a deleted or expired reference's invoice is no longer handed to the payer
+    (the download route gives the current invoice) nor printed, even before the nightly invoice run."""
+    from include.invoices.download import invoice_pdf
+    from include.pom.accounts import PomClients
+    from include.pom.expiry import expire_references
+
+    with transaction(engine) as session:
+        session.add(PaymentReferenceType(code="ONLINE-1H", name="Online", lifetime_seconds=3600))
+        session.scalars(select(PaymentReferenceType).where(PaymentReferenceType.code == "DOM-BIB")).one(
+        ).access_admin = "finance-admin"
+    deleted = _create(engine, books, debt_line_ids=[books.lines["lid"]], seal=True)
+    expired = _create(engine, books, debt_line_ids=[books.lines["boete_laat"]], type_code="ONLINE-1H", seal=True)
+    kept = _create(engine, books, debt_line_ids=[books.lines["lidgeld"]], seal=True)
+    with transaction(engine) as session:
+        invoices = {ref.id: Invoice(
+            payment_reference_id=ref.id, version=1, document_id=f"DOC-{ref.id}", template="default.nl.typ",
+            language="nl", channel="paper", amount=ref.open_amount, file_path=f"2026-11-20/DOC-{ref.id}.pdf",
+            sha256="0" * 64, pages=1, print_day=date(2026, 11, 20), made_at=NOW, made_by="test",
+        ) for ref in (deleted, expired, kept)}
+        session.add_all(invoices.values())
+        session.flush()
+        ids = {ref_id: invoice.id for ref_id, invoice in invoices.items()}
+    later = NOW + timedelta(hours=2)
+    with transaction(engine) as session:
+        delete_references(session, ACTOR, roles={"finance-admin"}, reference_lois=[deleted.loi], dry_run=False,
+                          now=later)
+    with PomClients({}) as clients:  # no POM request: POM is not asked
+        assert expire_references(engine, clients, ACTOR, later).expired == [expired.loi]
+    with transaction(engine, readonly=True) as session:
+        rows = {i.payment_reference_id: i for i in session.scalars(select(Invoice))}
+    assert (_utc(rows[deleted.id].withdrawn_at), rows[deleted.id].withdrawn_reason) == (later, "reference deleted")
+    assert (_utc(rows[expired.id].withdrawn_at), rows[expired.id].withdrawn_reason) == (later, "reference expired")
+    assert rows[kept.id].withdrawn_at is None
+    assert _actions(engine, "invoice", ids[deleted.id]) == ["withdrawn"]
+    with PomClients({}) as clients:
+        assert invoice_pdf(engine, clients, deleted.loi, later) is None
+        assert invoice_pdf(engine, clients, expired.loi, later) is None
+
+
 # -- taking costs back --------------------------------------------------------------------------------
 
 

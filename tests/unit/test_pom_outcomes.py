@@ -33,7 +33,7 @@ def test_a_request_found_ended_at_pom_is_named_after_its_status() -> None:
 def test_the_sync_counts_keep_their_names() -> None:
     assert values(RequestSync) == (
         "unchanged", "unavailable", "refused", "skipped_concurrent", "created", "replaced", "renewed", "cancelled",
-        "received_paid", "received_partial", "received_overpaid", "received_closed_reference",
+        "below_minimum", "received_paid", "received_partial", "received_overpaid", "received_closed_reference",
         "received_already_booked", "found_cancelled", "found_expired",
     )
     assert {f"received_{outcome}" for outcome in SYNC_RECEIVED} == {str(count) for count in SYNC_RECEIVED.values()}
