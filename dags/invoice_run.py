@@ -24,8 +24,11 @@ code in POM's layout (`{invoice_qr}`).
    amount an EPC code cannot carry); every other invoice is made all the same.
 
 Types with **direct** printing get their invoice at once when sealed
-(`payment_reference_create`, `mandate_execution`); this run catches up
-anything left. A rerun makes nothing twice.
+(`payment_reference_create`, `payment_reference_seal`, `mandate_execution`);
+such an invoice belongs to the next day's printing (seed 2.5.2: "bij een
+volgende run"), so the next night's run keeps it as it is and prints it in
+that day's overview and `print.pdf`, once. This run catches up anything
+left. A rerun makes nothing twice.
 
 **Param** `run_date` (by hand): the print day the invoices belong to (their folder and the overview);
 empty: the run's date in Brussels.

@@ -22,8 +22,11 @@ Checks every SEPA direct-debit mandate and collects what is due.
 3. **announce_ready_runs** updates the asset `innen_collection_runs_ready`,
    which schedules `pain_export`; skipped when no run was made.
 4. **direct_invoices**: references of types printed at once (`direct`) get
-   their invoice, the debtor's pre-notification, right away
-   (`var/invoices/<day>/`); the others wait for the nightly `invoice_run`.
+   their invoice, the debtor's pre-notification, right away; it belongs to
+   the next day's printing (`var/invoices/<run date + 1>/`), which the next
+   night's `invoice_run` puts in its print overview and `print.pdf` (the run
+   date's own ran at 02:30, before this run). The others wait for the
+   nightly `invoice_run`.
 
 **Run date**: the logical date in Europe/Brussels, or the `run_date` param of a
 manual run. A mandate is due when its next slot falls within its hub's lead
@@ -117,7 +120,7 @@ def mandate_execution() -> None:
     def direct_invoices(result: dict) -> dict:
         """Types printed at once (seed 2.5.2 ``direct``): their collections' notices now, not at night."""
         from include.finance.db import get_engine
-        from include.invoices.making import direct_references_of_runs, make_invoices
+        from include.invoices.making import direct_references_of_runs, make_invoices, next_print_day
         from include.runtime import actor, as_of, run_date
 
         context = get_current_context()
@@ -125,7 +128,9 @@ def mandate_execution() -> None:
         wanted = direct_references_of_runs(engine, [run["loi"] for run in result["runs"]])
         if not wanted:
             return {"references": 0}
-        made = make_invoices(engine, actor(context), as_of(context), print_day=run_date(context), reference_ids=wanted)
+        # printed by the next night's invoice_run: the run date's own ran at 02:30, before this run
+        made = make_invoices(engine, actor(context), as_of(context), print_day=next_print_day(run_date(context)),
+                             reference_ids=wanted)
         log.info("invoices of direct-print types: %s", made.as_dict())
         if made.refused:  # the collections stand; the nightly invoice run fails on these until their data is fixed
             log.warning("no invoice for %d reference(s): %s", len(made.refused), "; ".join(made.refused))

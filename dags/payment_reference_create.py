@@ -16,10 +16,11 @@ lines of one financial system into a payment reference (`fp:SYS:n`).
   invoice may show it) are optional.
 * **Seal** (`seal`): on (the default) the reference is sealed at once, which adds the
   type's transaction cost where the financial system has a tariff for it, and
-  a type with *direct* printing gets its invoice made right away (when the
-  reference's data cannot make one, e.g. an amount an EPC code cannot carry,
-  the reference stands and the run fails naming why); off leaves a draft to
-  seal later.
+  a type with *direct* printing gets its invoice made right away, printed by
+  the next night's `invoice_run` (it belongs to the next day's printing; when
+  the reference's data cannot make one, e.g. an amount an EPC code cannot
+  carry, the reference stands and the run fails naming why); off leaves a
+  draft to seal later.
 
 Making a reference of a type (and sealing it) needs the type's **write**
 lock (`accwrite`) or its admin lock (`accadmin`); a type whose write lock is
@@ -142,11 +143,13 @@ def payment_reference_create() -> None:
             )
 
         from include.finance.db import get_engine
-        from include.invoices.making import make_invoices
-        from include.runtime import actor, as_of
+        from include.invoices.making import make_invoices, next_print_day
+        from include.runtime import actor, as_of, brussels_day
 
         context = get_current_context()
-        run = make_invoices(get_engine(), actor(context), as_of(context), reference_ids={created["id"]})
+        now = as_of(context)  # the next day's print run prints it ("bij een volgende run", seed 2.5.2)
+        run = make_invoices(get_engine(), actor(context), now, print_day=next_print_day(brussels_day(now)),
+                            reference_ids={created["id"]})
         log.info("invoice of %s: %s", created["loi"], run.as_dict())
         if run.refused:  # the reference stands; its invoice waits until its data can make one
             from include.errors import InnenError

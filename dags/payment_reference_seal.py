@@ -9,7 +9,8 @@ and the `action`:
 * **seal**: drafts become sealed (the type's transaction cost is added once);
   needs the type's **write** lock (`accwrite`) or its admin lock. Those of
   a type with *direct* printing (seed 2.5.2 `direct`: a file at once when
-  the reference is sealed) get their invoice made right away; when a
+  the reference is sealed) get their invoice made right away, for the next
+  day's printing (the next night's `invoice_run` prints it); when a
   reference's data cannot make one, it stays sealed and the run fails
   naming why. The others get theirs from the nightly invoice run.
 * **unseal**: sealed references become drafts; breaking a seal
@@ -141,11 +142,13 @@ def payment_reference_seal() -> None:
 
         from include.errors import InnenError
         from include.finance.db import get_engine
-        from include.invoices.making import make_invoices
-        from include.runtime import actor, as_of
+        from include.invoices.making import make_invoices, next_print_day
+        from include.runtime import actor, as_of, brussels_day
 
         context = get_current_context()
-        run = make_invoices(get_engine(), actor(context), as_of(context), reference_ids=set(result["direct_print"]))
+        now = as_of(context)  # the next day's print run prints it ("bij een volgende run", seed 2.5.2)
+        run = make_invoices(get_engine(), actor(context), now, print_day=next_print_day(brussels_day(now)),
+                            reference_ids=set(result["direct_print"]))
         log.info("invoices of the references sealed with direct printing: %s", run.as_dict())
         if run.refused:  # the references stay sealed; their invoices wait until their data can make them
             raise InnenError(f"no invoice: {'; '.join(run.refused)}")

@@ -21,7 +21,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -76,6 +76,24 @@ def decide(status: str, open_amount: Decimal, invoice_amount: Decimal | None) ->
     if status in (ReferenceStatus.DRAFT, *RELEASED_REFERENCE) and invoice_amount is not None:
         return Step.WITHDRAW
     return Step.KEEP
+
+
+def next_print_day(day: date) -> date:
+    """The print day of an invoice made at once on ``day`` (seed 2.5.2 ``direct``: made when the reference is
+    sealed, printed "bij een volgende run"): the next day's, whose nightly ``invoice_run`` puts it in its print
+    overview and ``print.pdf``. ``day``'s own run has already been (it runs at 02:30), so ``day`` would never
+    print it. Every day has its nightly run, weekends and holidays too: simply the next calendar day.
+
+    >>> next_print_day(date(2026, 11, 20))
+    datetime.date(2026, 11, 21)
+    >>> next_print_day(date(2026, 12, 31))  # across the year
+    datetime.date(2027, 1, 1)
+    >>> next_print_day(date(2028, 2, 28))  # a leap year's February
+    datetime.date(2028, 2, 29)
+    >>> next_print_day(date(2026, 3, 28))  # the night summer time starts is a day like another
+    datetime.date(2026, 3, 29)
+    """
+    return day + timedelta(days=1)
 
 
 @dataclass
@@ -151,11 +169,12 @@ def make_invoices(
     """Bring every reference's invoice in line with :func:`decide` (or only those of ``reference_ids``).
 
     Many invoices are rendered on every core (:mod:`include.invoices.render_pool`); ``workers`` caps that.
-    Without ``print_day`` the invoices belong to the printing of ``now``'s day in Brussels, the day the nightly
-    run and the print overview count in (not the UTC day, which is still yesterday shortly after midnight).
+    Without ``print_day`` the invoices belong to the printing of ``now``'s day in Brussels (not the UTC day, which
+    is still yesterday shortly after midnight). The nightly run passes its run date; an invoice made at once for a
+    ``direct`` type passes :func:`next_print_day`, so that the next night prints it.
     """
     # Without a print day (an invoice made again on a payer's download) it is today in Brussels: just after
-    # midnight the UTC date is still yesterday's, and the day's print overview would miss the invoice.
+    # midnight the UTC date is still yesterday's. Not the next day: a download must not put a letter in the post.
     day = print_day or brussels_day(now)
     run = InvoiceRun(day.isoformat())
     steps = planned(engine, reference_ids)

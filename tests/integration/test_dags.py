@@ -45,8 +45,11 @@ def test_the_direct_debit_cycle_through_airflow(demo, var_dir: Path) -> None:
             PaymentReferenceType, PaymentReferenceType.id == PaymentReference.type_id)
             .where(PaymentReferenceType.direct_print.is_(True), PaymentReference.mandate_id.is_not(None))))
         invoiced = set(session.scalars(select(Invoice.payment_reference_id)))
+        print_days = set(session.scalars(select(Invoice.print_day)))
     assert kinds == {"FRST", "RCUR", "FNAL", "OOFF"}
     assert direct and invoiced == direct  # the academy's type prints at once: its notices are made in the run
+    # for the next night's invoice_run to print: the run date's own ran at 02:30, before this 05:00 run
+    assert print_days == {date(2026, 11, 21)}
 
     export = _dag("pain_export").test()
     assert str(export.state).endswith("success"), _task_states(export)

@@ -93,8 +93,8 @@ def test_line_breaks_and_tabs_stored_in_names_do_not_break_the_address_block(eng
 
 
 def test_without_a_print_day_an_invoice_belongs_to_the_day_in_brussels(engine: Engine, var_dir: Path) -> None:
-    """Made at 00:30 in Brussels (23:30 UTC the day before), as a direct-print type's invoice sealed by hand is:
-    it belongs to that Brussels day's printing, like the nightly run's, not to the day before."""
+    """Made at 00:30 in Brussels (23:30 UTC the day before), as a payer's download may remake it: it belongs to
+    that Brussels day's printing, not to the day before."""
     ref_id = _setup(engine)
     run = make_invoices(engine, "test", datetime(2026, 12, 3, 23, 30, tzinfo=timezone.utc))
     assert run.print_day == "2026-12-04"
