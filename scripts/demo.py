@@ -19,8 +19,11 @@
    lets payers pay some requests (most with a callback, some without), then
    ``pom_reconciliation`` (books what the callbacks missed) and
    ``payment_reference_expiry`` (bookings past their type's 7-day lifetime).
-6. Runs ``invoice_run`` (every open sealed reference's invoice as PDF, with
-   the EPC transfer code and POM's code, and the day's print overview) and
+6. Runs the next night's ``invoice_run`` (run date the day after: every open
+   sealed reference's invoice as PDF, with the EPC transfer code and POM's
+   code, and that day's print overview, whose ``print.pdf`` also holds the
+   academy's direct-debit notices ``mandate_execution`` made at once, as a
+   type printed at once belongs to the next day's printing) and
    ``invoice_mailing`` (the e-mail invoices through POM, one batch per sales
    journal; the simulator's mail servers answer with the seed's messages),
    moves POM's clock two days on, drops the delivery reports in
@@ -408,22 +411,35 @@ def _invoices_and_mailing(engine, base_url: str, run_date: date, log: TextIO) ->
     from sqlalchemy import func, select
 
     from include.finance.db import transaction
-    from include.finance.models import Invoice
-    from include.invoices.print_overview import folder_for
+    from include.finance.models import Invoice, PaymentReference, PaymentReferenceType
+    from include.invoices.making import next_print_day
+    from include.invoices.print_overview import PAPER, folder_for
     from include.pom.accounts import PomClients, accounts_from_env
     from sandbox.demo_cycle import deliver_reports, mailed_batches, script_mail_servers
 
-    print(f"\nInvoices (templates: {_show(ROOT / 'templates' / 'invoices')}/):")
-    _run_dag("invoice_run", None, log, conf={"run_date": run_date.isoformat()})
+    # mandate_execution (05:00) made the academy's notices at once, after that day's 02:30 run: the next night's
+    # run prints them, with the invoices it makes itself.
+    night = next_print_day(run_date)
+    print(f"\nInvoices, the night of {night} (templates: {_show(ROOT / 'templates' / 'invoices')}/):")
+    _run_dag("invoice_run", None, log, conf={"run_date": night.isoformat()})
     with transaction(engine, readonly=True) as session:
         channels = dict(session.execute(select(Invoice.channel, func.count()).where(Invoice.withdrawn_at.is_(None))
                                         .group_by(Invoice.channel)).all())
-    overview = folder_for(run_date)
+        printed = dict(session.execute(
+            select(PaymentReferenceType.direct_print, func.count())
+            .join(PaymentReference, PaymentReference.type_id == PaymentReferenceType.id)
+            .join(Invoice, Invoice.payment_reference_id == PaymentReference.id)
+            .where(Invoice.print_day == night, Invoice.withdrawn_at.is_(None), Invoice.channel.in_(PAPER))
+            .group_by(PaymentReferenceType.direct_print)).all())
+    overview = folder_for(night)
     print("  invoices: " + ", ".join(f"{k} {v}" for k, v in sorted(channels.items()))
-          + f" ({_show(invoices_dir() / run_date.isoformat())}/)")
+          + f" ({_show(invoices_dir() / night.isoformat())}/)")
     print(f"  the day's printing: {_show(overview / 'index.html')}, for the print room {_show(overview / 'print.pdf')}")
+    print(f"  print.pdf: {sum(printed.values())} paper invoices, of which {printed.get(True, 0)} direct-debit "
+          f"notices mandate_execution made at once on {run_date} (a type printed at once goes to the next "
+          "day's printing)")
     script_mail_servers(engine, base_url)
-    _run_dag("invoice_mailing", None, log, conf={"day": run_date.isoformat()})
+    _run_dag("invoice_mailing", None, log, conf={"day": night.isoformat()})
     print("  e-mailed through POM: " + ", ".join(f"batch {b} ({n} invoices)" for b, n in mailed_batches(engine)))
     with PomClients(accounts_from_env(["default"])) as clients:
         return deliver_reports(engine, base_url, clients.client("default"), inbox_dir("pom_reports"))

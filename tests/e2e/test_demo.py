@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pypdf
 import pytest
 from lxml import etree
 
@@ -72,13 +73,22 @@ def test_demo_runs_the_cycle_and_prints_where_its_outputs_are(tmp_path: Path, ai
     diagnoses = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", re.search(r"diagnoses: (.*)$", out, re.M).group(1)))
     assert {"delivered", "given_up", "retrying", "unsubscribed", "unknown", "not_attempted_email_recipient_off",
             "not_attempted_copy_per_address_off"} <= set(diagnoses), diagnoses
-    # Invoices: made, the day's printing with one PDF for the print room, e-mailed per sales journal.
+    # Invoices: made by the next night's run, whose printing (one PDF for the print room) also holds the academy's
+    # direct-debit notices mandate_execution made at once on the 20th; e-mailed per sales journal.
     channels = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", re.search(r"^\s+invoices: (.*?) \(", out, re.M).group(1)))
-    made = list((var / "invoices" / "2026-11-20").glob("*.pdf"))
+    made = list((var / "invoices" / "2026-11-21").glob("*.pdf"))
     assert {"email", "paper"} <= set(channels) and sum(channels.values()) == len(made) > 50
+    assert not (var / "invoices" / "2026-11-20").exists()  # nothing belongs to the printing that ran before them
     printing = re.search(r"the day's printing: (\S+), for the print room (\S+)", out)
     assert printing and Path(printing.group(1)).is_file() and Path(printing.group(2)).read_bytes().startswith(b"%PDF-")
-    assert re.search(r"e-mailed through POM: .*batch VERKOOP-BIB-2026-11-20-1 \(\d+ invoices\)", out)
+    assert Path(printing.group(1)).parent.name == "2026-11-21"
+    paper = re.search(r"print\.pdf: (\d+) paper invoices, of which (\d+) direct-debit notices mandate_execution made "
+                      r"at once on 2026-11-20", out)
+    assert paper and int(paper.group(1)) > int(paper.group(2)) > 0, out
+    # every current invoice belongs to that printing: each paper one is in print.pdf
+    assert int(paper.group(1)) == channels.get("paper", 0) + channels.get("both", 0)
+    assert len(pypdf.PdfReader(printing.group(2)).pages) >= int(paper.group(1))
+    assert re.search(r"e-mailed through POM: .*batch VERKOOP-BIB-2026-11-21-1 \(\d+ invoices\)", out)
     action_list = re.search(r"action list: (\S+)", out)
     assert action_list and Path(action_list.group(1)).is_file()
 
