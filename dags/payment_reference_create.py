@@ -149,9 +149,10 @@ def payment_reference_create() -> None:
         run = make_invoices(get_engine(), actor(context), as_of(context), reference_ids={created["id"]})
         log.info("invoice of %s: %s", created["loi"], run.as_dict())
         if run.refused:  # the reference stands; its invoice waits until its data can make one
-            from include.errors import InnenError
+            from airflow.sdk.exceptions import AirflowFailException
 
-            raise InnenError(f"no invoice: {'; '.join(run.refused)}")
+            # The reference's own data refused it: a retry would meet the same data, so the run fails at once.
+            raise AirflowFailException(f"{created['loi']} stands, sealed, without an invoice: {'; '.join(run.refused)}")
         return run.as_dict()
 
     direct_invoice(create())
