@@ -14,7 +14,8 @@ recipient one diagnosis and one action** for finance.
 * nightly (the 03:00 run): the reports of the batches sent in the last 4 days,
   fetched from POM with the Connection `pom_default`; a temporary failure is
   retried by POM for 48 hours, so a batch is looked at again until it settles;
-* by hand: `path` (a file or a folder) and/or `fetch_days`; `as_of` (ISO with an offset, UTC without one;
+* by hand: `path` (a file or a folder inside the inbox; one outside it, missing, or a folder with no `.csv`
+  or `.txt` in it fails the run at once, naming the param) and/or `fetch_days`; `as_of` (ISO with an offset, UTC without one;
   empty: now) replays a night: the moment of the 48-hour rule and of the fetch window. A malformed value fails
   the run at once, naming it.
 
