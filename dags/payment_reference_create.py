@@ -54,7 +54,7 @@ def make_reference(context: Mapping[str, Any], role_source: Any) -> dict:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.errors import InnenError
+    from include.errors import InnenError, Unavailable
     from include.finance.access import explained, require_type
     from include.finance.db import transaction
     from include.finance.models import PaymentReferenceType
@@ -79,6 +79,8 @@ def make_reference(context: Mapping[str, Any], role_source: Any) -> dict:
             )
             type_ = session.get(PaymentReferenceType, reference.type_id)
             direct_print = bool(type_ and type_.direct_print)
+    except Unavailable:  # the database not answering now: Airflow's retry may find it back
+        raise
     except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
         raise AirflowFailException(f"refused: {explained(refusal, user)}") from None
     result = {

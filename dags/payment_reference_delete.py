@@ -50,7 +50,7 @@ def delete_or_report(context: Mapping[str, Any], role_source: Any) -> dict:
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.errors import InnenError
+    from include.errors import InnenError, Unavailable
     from include.finance.access import NO_PERSON, explained
     from include.finance.db import transaction
     from include.finance.reference_deletion import delete_references
@@ -67,6 +67,8 @@ def delete_or_report(context: Mapping[str, Any], role_source: Any) -> dict:
                 session, actor(context, with_user=True), roles=roles, run_loi=(params.get("collection_run") or "").strip() or None,
                 reference_lois=lois or None, dry_run=bool(params["dry_run"]),
             )
+    except Unavailable:  # the database not answering now: Airflow's retry may find it back
+        raise
     except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
         raise AirflowFailException(f"refused: {explained(refusal, user)}") from None
     report = write_deletion(result, params.get("collection_run") or "references")

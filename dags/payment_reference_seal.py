@@ -52,7 +52,7 @@ def seal_or_unseal(context: Mapping[str, Any], role_source: Any) -> dict:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.errors import InnenError
+    from include.errors import InnenError, Unavailable
     from include.finance.access import check_references, reference_ids
     from include.finance.db import transaction
     from include.finance.sealing import seal, unseal
@@ -74,6 +74,8 @@ def seal_or_unseal(context: Mapping[str, Any], role_source: Any) -> dict:
                 raise InnenError(f"nothing {action}ed{nobody}: " + "; ".join(refusals))
             change = seal if action == "seal" else unseal
             changed = change(session, ids, actor(context, with_user=True), as_of(context))
+    except Unavailable:  # the database not answering now: Airflow's retry may find it back
+        raise
     except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
         raise AirflowFailException(f"refused: {refusal}") from None
     done = set(changed)
