@@ -95,6 +95,26 @@ def test_the_export_reads_its_collection_run_param_as_typed(demo) -> None:
         chosen({"params": {"collection_run": "fj:BIB:999 "}})
 
 
+def test_the_export_refuses_a_confirmed_or_deleted_run_naming_the_param(demo) -> None:
+    """Such a run has no file to make: a confirmed run's file was made again (and, once approved, the run was
+    'exported' again, to be collected twice); a deleted run was marked failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from sqlalchemy import update
+
+    assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
+    chosen = _dag("pain_export").get_task("runs_to_export").python_callable.__globals__["chosen_runs"]
+    with transaction(demo) as session:
+        confirmed, deleted = sorted(session.scalars(select(CollectionRun.loi)))[:2]
+        session.execute(update(CollectionRun).where(CollectionRun.loi == confirmed).values(status="confirmed"))
+        session.execute(update(CollectionRun).where(CollectionRun.loi == deleted).values(status="deleted"))
+    for loi, why in ((confirmed, "confirmed (the bank paid it)"), (deleted, "deleted (its references were deleted)")):
+        with pytest.raises(AirflowFailException,
+                           match=rf"^param collection_run: {loi} is {why.replace('(', '[(]').replace(')', '[)]')}: "
+                                 "no bank file is made again$"):
+            chosen({"params": {"collection_run": loi}})
+    assert confirmed not in chosen({"params": {"collection_run": None}})  # nor is it among the ready runs
+
+
 def _confirm_context(run_loi: str, amount: str | None, task_id: str, xcoms: dict | None = None) -> dict:
     """What collection_confirm's task ``task_id`` gets from Airflow: its params and a task instance whose
     ``xcom_pull`` gives ``xcoms`` (by task id)."""
