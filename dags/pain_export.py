@@ -37,7 +37,8 @@ approvals (`access_control`).
 
 Params (manual run): `collection_run` (e.g. `fj:BIB:12`; re-exports an
 exported, failed or rejected run; a confirmed or deleted run gets no file,
-the run fails naming it) and `export_format` (override the hub's format).
+the run fails naming it) and `export_format` (override the hub's format for
+that run; refused without `collection_run`).
 """
 
 from __future__ import annotations
@@ -170,6 +171,9 @@ def chosen_runs(context: Any) -> list[str]:
     from include.sepa.export import runs_to_export as ready_runs
 
     requested = (context["params"].get("collection_run") or "").strip()
+    if (chosen_format := context["params"].get("export_format")) and not requested:
+        raise AirflowFailException(f"param export_format: {chosen_format} is for one run: name it in collection_run "
+                                   "(every ready run keeps its hub's format)")
     with transaction(readonly=True) as session:
         if requested:
             status = session.scalar(select(CollectionRun.status).where(CollectionRun.loi == requested))
@@ -199,7 +203,7 @@ def chosen_runs(context: Any) -> list[str]:
         ),
         "export_format": Param(
             None, type=["null", "string"], enum=[None, "SEPA", "SAFESEPA", "CSV", "BXML"], title="Export format",
-            description="Override the hub's export format for this run.",
+            description="Override the hub's export format for the run named above (refused without one).",
         ),
     },
     access_control=access_control("pain_export"),

@@ -115,6 +115,21 @@ def test_the_export_refuses_a_confirmed_or_deleted_run_naming_the_param(demo) ->
     assert confirmed not in chosen({"params": {"collection_run": None}})  # nor is it among the ready runs
 
 
+def test_an_export_format_without_a_run_is_refused_naming_both_params(demo) -> None:
+    """The form says the format overrides the hub's "for this run"; without a run it rewrote every ready run of
+    every hub in it, a CSV hub's bank getting pain.008."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
+    chosen = _dag("pain_export").get_task("runs_to_export").python_callable.__globals__["chosen_runs"]
+    with transaction(demo, readonly=True) as session:
+        loi = sorted(session.scalars(select(CollectionRun.loi)))[0]
+    with pytest.raises(AirflowFailException, match=r"^param export_format: SAFESEPA is for one run: name it in "
+                                                   r"collection_run \(every ready run keeps its hub's format\)$"):
+        chosen({"params": {"collection_run": " ", "export_format": "SAFESEPA"}})
+    assert chosen({"params": {"collection_run": loi, "export_format": "SAFESEPA"}}) == [loi]
+
+
 def _confirm_context(run_loi: str, amount: str | None, task_id: str, xcoms: dict | None = None) -> dict:
     """What collection_confirm's task ``task_id`` gets from Airflow: its params and a task instance whose
     ``xcom_pull`` gives ``xcoms`` (by task id)."""
