@@ -5,7 +5,7 @@ Seed 2.3.3.4: when a bank file was lost or refused by the bank. Give a
 collection run (`collection_run`, `fj:SYS:n`) or payment references
 (`references`, `fp:SYS:n`, comma separated), not both (the run then fails,
 deleting nothing), and leave `dry_run` on first. A named reference that does
-not exist is listed as refused. Deleted references free their debt
+not exist is listed as refused; when none of them exists the run fails. Deleted references free their debt
 lines (open debt again, collected by the next mandate execution); payments
 already booked stay. A paid reference is refused with its reason. The
 collections of deleted references are cancelled; a run left without

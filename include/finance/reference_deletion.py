@@ -83,6 +83,8 @@ def delete_references(
     targets = session.execute(query.order_by(PaymentReference.id)).all()
     result = Deletion(dry_run)
     if reference_lois:
+        if not targets:  # every one a typo: a run that deletes nothing and succeeds would look done
+            raise InnenError(f"none of the payment references named exists: {', '.join(reference_lois)}")
         missing = set(reference_lois) - {t.loi for t in targets}
         result.refused.extend({"reference": loi, "reason": "does not exist"} for loi in sorted(missing))
     deletable = []

@@ -175,6 +175,16 @@ def test_deleting_named_references(engine, run) -> None:
             delete_references(session, "finance:test", roles=ADMIN)
 
 
+def test_references_none_of_which_exists_are_refused(engine, run) -> None:
+    """A typo in every reference named: the run succeeded ("0 deleted, 1 refused") having done nothing asked."""
+    _admin_lock(engine)
+    for dry_run in (True, False):
+        with pytest.raises(InnenError, match=r"^none of the payment references named exists: fp:BIB:999, fp:BIB:998$"):
+            with transaction(engine) as session:
+                delete_references(session, "finance:test", roles=ADMIN, reference_lois=["fp:BIB:999", "fp:BIB:998"],
+                                  dry_run=dry_run)
+
+
 def test_a_run_and_references_named_together_are_refused(engine, run) -> None:
     """Both given, the run's references were deleted and every named one outside the run was reported as
     'does not exist', though it does: what the person meant cannot be told, so nothing is deleted."""
