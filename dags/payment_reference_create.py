@@ -143,16 +143,20 @@ def payment_reference_create() -> None:
                 "not a sealed reference of a type with direct printing: the nightly invoice run makes its invoice"
             )
 
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.finance.db import get_engine
         from include.invoices.making import make_invoices
+        from include.invoices.templates import TemplateError
         from include.runtime import actor, as_of
 
         context = get_current_context()
-        run = make_invoices(get_engine(), actor(context), as_of(context), reference_ids={created["id"]})
+        try:
+            run = make_invoices(get_engine(), actor(context), as_of(context), reference_ids={created["id"]})
+        except TemplateError as exc:  # the institution's template file: a retry reads the same file
+            raise AirflowFailException(f"{created['loi']} stands, sealed, without an invoice: {exc}") from None
         log.info("invoice of %s: %s", created["loi"], run.as_dict())
         if run.refused:  # the reference stands; its invoice waits until its data can make one
-            from airflow.sdk.exceptions import AirflowFailException
-
             # The reference's own data refused it: a retry would meet the same data, so the run fails at once.
             raise AirflowFailException(f"{created['loi']} stands, sealed, without an invoice: {'; '.join(run.refused)}")
         return run.as_dict()

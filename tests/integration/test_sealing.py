@@ -549,3 +549,23 @@ def test_a_direct_invoice_its_data_cannot_make_fails_at_once_naming_the_referenc
         ref = session.scalars(select(PaymentReference)).one()
         assert session.scalar(select(func.count()).select_from(Invoice)) == 0
     assert ref.status == "sealed"  # the reference stands; its invoice waits until its data can make one
+
+
+def test_a_direct_invoice_whose_template_cannot_be_read_fails_at_once_naming_it(
+        engine, airflow_books: Books, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The institution's template file: a retry a minute later reads the same file."""
+    import shutil
+
+    folder = tmp_path / "templates"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "templates" / "invoices", folder)
+    for template in folder.glob("*.typ"):
+        template.write_text("$State.Cbedrag\n" + template.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("INNEN_TEMPLATE_DIR", str(folder))
+    with transaction(engine) as session:
+        session.add(PaymentReferenceType(code="DIRECT-BIB", name="Direct", direct_print=True, invoice_counter="inv-direct",
+                                         invoice_prefix="D-"))
+    run = _dag("payment_reference_create").test(run_conf={
+        "end_user": airflow_books.user, "reference_type": "DIRECT-BIB", "debt_lines": [airflow_books.lines["lid"]],
+    })
+    assert _states(run) == {"create": "success", "direct_invoice": "failed"}
+    assert [ti.try_number for ti in run.get_task_instances() if ti.task_id == "direct_invoice"] == [1]
