@@ -197,3 +197,33 @@ def test_statement_import_confirmation_and_deletion_through_airflow(demo, var_di
     assert str(deletion.state).endswith("success")
     dry_run = var_dir / "reports" / "payment_reference_delete" / bib_run.replace(":", "-") / "dry-run.csv"
     assert "accadmin" not in dry_run.read_text(encoding="utf-8")  # the statement paid them: refused as paid, not locked
+
+
+def test_direct_invoices_whose_template_cannot_be_read_fail_at_once_naming_it(
+        demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collections stand; the invoices of the direct-print type (the academy's) wait for the template to be
+    fixed: the task was retried twice, five minutes apart, against the same file."""
+    import shutil
+    from dataclasses import asdict
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.sepa.mandate_execution import execute_mandates
+
+    folder = tmp_path / "templates"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "templates" / "invoices", folder)
+    for template in folder.glob("*.typ"):
+        template.write_text("$State.Cbedrag\n" + template.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("INNEN_TEMPLATE_DIR", str(folder))
+    day = LOGICAL.astimezone(LOCAL_ZONE).date()
+    with transaction(demo) as session:
+        executed = asdict(execute_mandates(session, day, "test"))
+    work = _dag("mandate_execution").get_task("direct_invoices").python_callable
+    ti = SimpleNamespace(dag_id="mandate_execution", run_id="manual__test", task_id="direct_invoices")
+    monkeypatch.setitem(work.__globals__, "get_current_context", lambda: {
+        "params": {"run_date": day.isoformat()}, "ti": ti})
+    with pytest.raises(AirflowFailException, match=r"^no invoice for the direct-print references of (fj:\w+:\d+, )*fj:SKA:\d+: "
+                                                   r"template default\.(nl|fr)\.typ, line 1: unknown placeholder"):
+        work(executed)
+    with transaction(demo, readonly=True) as session:  # the collections stand
+        assert session.scalar(select(func.count()).select_from(Collection)) == executed["collections"] > 0
