@@ -2,7 +2,9 @@
 ### Bank statements in (camt.053 / camt.054)
 
 Every 15 minutes, and by hand: imports the files waiting in
-`var/inbox/camt053/` (or the file or folder inside it named in the `path` param).
+`var/inbox/camt053/` (or the file or folder inside it named in the `path` param;
+a `path` outside the inbox, that does not exist, or a folder with no statement
+file in it fails the run at once, naming the param).
 
 Per file (one mapped task each, one at a time): read safely and streamed
 (entities, DTDs and network off; size limit `INNEN_CAMT_MAX_BYTES`, default
@@ -132,7 +134,12 @@ def camt053_import() -> None:
     def notify_finance(results: list[dict | None]) -> dict:
         from include.finance.db import get_engine, transaction
         from include.finance_mail import base_url, send_to_finance
-        from include.notifications import control_list_mail, control_list_totals, new_control_list_items, run_reports_url
+        from include.notifications import (
+            control_list_mail,
+            control_list_totals,
+            new_control_list_items,
+            run_reports_url,
+        )
 
         results = [result for result in (results or []) if result]
         ids = [s.get("statement_db_id") for result in results for s in result.get("statements") or []]

@@ -58,7 +58,7 @@ def preview_run(context: Mapping[str, Any]) -> dict:
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.errors import InnenError
+    from include.errors import InnenError, Unavailable
     from include.finance.db import transaction
     from include.runtime import actor
     from include.sepa.collection_confirm import confirm_collection_run, confirmation_summary
@@ -71,6 +71,8 @@ def preview_run(context: Mapping[str, Any]) -> dict:
             result = confirm_collection_run(
                 session, params["collection_run"].strip(), given or "0.00", actor(context), dry_run=True,
             )
+    except Unavailable:  # the database not answering now: Airflow's retry may find it back
+        raise
     except InnenError as refusal:  # an unknown run, a run not exported: the person's choice, no retry cures it
         raise AirflowFailException(f"nothing to confirm: {refusal}") from None
     report = write_confirmation(result)
@@ -86,7 +88,7 @@ def book_decision(context: Mapping[str, Any]) -> dict:
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.errors import InnenError
+    from include.errors import InnenError, Unavailable
     from include.finance.db import transaction
     from include.runtime import actor
     from include.sepa.collection_confirm import (
@@ -118,6 +120,8 @@ def book_decision(context: Mapping[str, Any]) -> dict:
         with transaction() as session:
             result = confirm_collection_run(session, run_loi, decision.amount, who, dry_run=False,
                                             approval=approval_facts(decision, shown))
+    except Unavailable:  # the database not answering now: Airflow's retry may find it back
+        raise
     except InnenError as refusal:
         # A refusal (the run is not exported) stays one on retry.
         raise AirflowFailException(f"nothing booked: {refusal}") from None

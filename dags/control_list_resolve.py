@@ -55,7 +55,7 @@ def resolve_by_hand(context: Mapping[str, Any], role_source: Any) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.airflow_roles import NO_ROLES, person
-    from include.errors import InnenError
+    from include.errors import InnenError, Unavailable
     from include.finance.access import explained
     from include.finance.control_list_resolution import resolve_item, touches_reference
     from include.finance.db import transaction
@@ -75,6 +75,8 @@ def resolve_by_hand(context: Mapping[str, Any], role_source: Any) -> dict:
                 session, int(params["item"]), action=action, reference=params.get("reference"),
                 note=params.get("note"), actor=actor(context, with_user=True), now=as_of(context), roles=roles,
             )
+    except Unavailable:  # the database not answering now: Airflow's retry may find it back
+        raise
     except InnenError as refusal:  # a person's choice or rights to correct (or someone was first), not a fault
         raise AirflowFailException(f"refused: {explained(refusal, user)}") from None
     log.info("%s", resolution.message)

@@ -19,6 +19,9 @@ code in POM's layout (`{invoice_qr}`).
    room, laid out for printing on both sides (an invoice of an odd number
    of pages gets a blank back): `var/reports/invoice_run/<day>/index.html`. Updates the asset that
    starts `invoice_mailing`.
+   A template that cannot be used (a placeholder Innen does not know, Typst
+   that does not compile) fails the task at once, naming the template, line
+   and placeholder: fix the file (`INNEN_TEMPLATE_DIR`) and rerun.
 4. `refusals`: fails the run, naming each reference and why, when a
    reference's own data cannot make an invoice (e.g. its hub's account or an
    amount an EPC code cannot carry); every other invoice is made all the same.
@@ -89,12 +92,18 @@ def invoice_run() -> None:
 
     @task
     def make() -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.finance.db import get_engine
         from include.invoices.making import make_invoices
+        from include.invoices.templates import TemplateError
         from include.runtime import actor, as_of, run_date
 
         context = get_current_context()
-        result = make_invoices(get_engine(), actor(context), as_of(context), print_day=run_date(context))
+        try:
+            result = make_invoices(get_engine(), actor(context), as_of(context), print_day=run_date(context))
+        except TemplateError as exc:  # the institution's template file: a retry reads the same file
+            raise AirflowFailException(str(exc)) from None
         log.info("invoices: %s", result.as_dict())
         return result.as_dict()
 

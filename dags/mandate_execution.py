@@ -27,6 +27,8 @@ Checks every SEPA direct-debit mandate and collects what is due.
    night's `invoice_run` puts in its print overview and `print.pdf` (the run
    date's own ran at 02:30, before this run). The others wait for the
    nightly `invoice_run`.
+   A template that cannot be used fails this task at once, naming it; the
+   collections stand.
 
 **Run date**: the logical date in Europe/Brussels, or the `run_date` param of a
 manual run. A mandate is due when its next slot falls within its hub's lead
@@ -119,18 +121,26 @@ def mandate_execution() -> None:
     @task
     def direct_invoices(result: dict) -> dict:
         """Types printed at once (seed 2.5.2 ``direct``): their collections' notices now, not at night."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.finance.db import get_engine
         from include.invoices.making import direct_references_of_runs, make_invoices, next_print_day
+        from include.invoices.templates import TemplateError
         from include.runtime import actor, as_of, run_date
 
         context = get_current_context()
         engine = get_engine()
-        wanted = direct_references_of_runs(engine, [run["loi"] for run in result["runs"]])
+        runs = [run["loi"] for run in result["runs"]]
+        wanted = direct_references_of_runs(engine, runs)
         if not wanted:
             return {"references": 0}
-        # printed by the next night's invoice_run: the run date's own ran at 02:30, before this run
-        made = make_invoices(engine, actor(context), as_of(context), print_day=next_print_day(run_date(context)),
-                             reference_ids=wanted)
+        try:
+            # printed by the next night's invoice_run: the run date's own ran at 02:30, before this run
+            made = make_invoices(engine, actor(context), as_of(context), print_day=next_print_day(run_date(context)),
+                                 reference_ids=wanted)
+        except TemplateError as exc:  # the institution's template file: a retry reads the same file
+            raise AirflowFailException(f"no invoice for the direct-print references of {', '.join(runs)}: {exc} "
+                                       "(the collections stand; fix the template and rerun this task)") from None
         log.info("invoices of direct-print types: %s", made.as_dict())
         if made.refused:  # the collections stand; the nightly invoice run fails on these until their data is fixed
             log.warning("no invoice for %d reference(s): %s", len(made.refused), "; ".join(made.refused))

@@ -36,8 +36,9 @@ Only `finance` and `finance-admin` may trigger this DAG and answer its
 approvals (`access_control`).
 
 Params (manual run): `collection_run` (e.g. `fj:BIB:12`; re-exports an
-exported, failed or rejected run) and `export_format` (override the hub's
-format).
+exported, failed or rejected run; a confirmed or deleted run gets no file,
+the run fails naming it) and `export_format` (override the hub's format for
+that run; refused without `collection_run`).
 """
 
 from __future__ import annotations
@@ -158,21 +159,29 @@ class BankFileApproval(ApprovalOperator):
 def chosen_runs(context: Any) -> list[str]:
     """The runs to export: the ``collection_run`` param's (spaces ignored), else every ready run.
 
-    A run that does not exist fails the DAG run at once, naming the param (it failed each mapped export in turn,
-    retried)."""
+    A run that does not exist, or that is confirmed or deleted (no file to make), fails the DAG run at once,
+    naming the param (it failed each mapped export in turn, retried; a confirmed run's file was made again)."""
     from airflow.sdk.exceptions import AirflowFailException
     from sqlalchemy import select
 
     from include.errors import echoed
     from include.finance.db import transaction
     from include.finance.models import CollectionRun
+    from include.sepa.export import not_exportable
     from include.sepa.export import runs_to_export as ready_runs
 
     requested = (context["params"].get("collection_run") or "").strip()
+    if (chosen_format := context["params"].get("export_format")) and not requested:
+        raise AirflowFailException(f"param export_format: {chosen_format} is for one run: name it in collection_run "
+                                   "(every ready run keeps its hub's format)")
     with transaction(readonly=True) as session:
         if requested:
-            if session.scalar(select(CollectionRun.id).where(CollectionRun.loi == requested)) is None:
+            status = session.scalar(select(CollectionRun.status).where(CollectionRun.loi == requested))
+            if status is None:
                 raise AirflowFailException(f"param collection_run: there is no collection run {echoed(requested)}")
+            if why := not_exportable(status):
+                raise AirflowFailException(f"param collection_run: {requested} is {status} ({why}): "
+                                           "no bank file is made again")
             return [requested]
         runs = ready_runs(session)
     log.info("runs to export: %s", runs or "none")
@@ -194,7 +203,7 @@ def chosen_runs(context: Any) -> list[str]:
         ),
         "export_format": Param(
             None, type=["null", "string"], enum=[None, "SEPA", "SAFESEPA", "CSV", "BXML"], title="Export format",
-            description="Override the hub's export format for this run.",
+            description="Override the hub's export format for the run named above (refused without one).",
         ),
     },
     access_control=access_control("pain_export"),

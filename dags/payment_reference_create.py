@@ -55,7 +55,7 @@ def make_reference(context: Mapping[str, Any], role_source: Any) -> dict:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.errors import InnenError
+    from include.errors import InnenError, Unavailable
     from include.finance.access import explained, require_type
     from include.finance.db import transaction
     from include.finance.models import PaymentReferenceType
@@ -80,6 +80,8 @@ def make_reference(context: Mapping[str, Any], role_source: Any) -> dict:
             )
             type_ = session.get(PaymentReferenceType, reference.type_id)
             direct_print = bool(type_ and type_.direct_print)
+    except Unavailable:  # the database not answering now: Airflow's retry may find it back
+        raise
     except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
         raise AirflowFailException(f"refused: {explained(refusal, user)}") from None
     result = {
@@ -142,19 +144,24 @@ def payment_reference_create() -> None:
                 "not a sealed reference of a type with direct printing: the nightly invoice run makes its invoice"
             )
 
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.finance.db import get_engine
         from include.invoices.making import make_invoices, next_print_day
+        from include.invoices.templates import TemplateError
         from include.runtime import actor, as_of, brussels_day
 
         context = get_current_context()
         now = as_of(context)  # the next day's print run prints it ("bij een volgende run", seed 2.5.2)
-        run = make_invoices(get_engine(), actor(context), now, print_day=next_print_day(brussels_day(now)),
-                            reference_ids={created["id"]})
+        try:
+            run = make_invoices(get_engine(), actor(context), now, print_day=next_print_day(brussels_day(now)),
+                                reference_ids={created["id"]})
+        except TemplateError as exc:  # the institution's template file: a retry reads the same file
+            raise AirflowFailException(f"{created['loi']} stands, sealed, without an invoice: {exc}") from None
         log.info("invoice of %s: %s", created["loi"], run.as_dict())
         if run.refused:  # the reference stands; its invoice waits until its data can make one
-            from include.errors import InnenError
-
-            raise InnenError(f"no invoice: {'; '.join(run.refused)}")
+            # The reference's own data refused it: a retry would meet the same data, so the run fails at once.
+            raise AirflowFailException(f"{created['loi']} stands, sealed, without an invoice: {'; '.join(run.refused)}")
         return run.as_dict()
 
     direct_invoice(create())

@@ -3,7 +3,9 @@
 
 Seed 2.3.3.4: when a bank file was lost or refused by the bank. Give a
 collection run (`collection_run`, `fj:SYS:n`) or payment references
-(`references`, `fp:SYS:n`, comma separated), and leave `dry_run` on first. Deleted references free their debt
+(`references`, `fp:SYS:n`, comma separated), not both (the run then fails,
+deleting nothing), and leave `dry_run` on first. A named reference that does
+not exist is listed as refused; when none of them exists the run fails. Deleted references free their debt
 lines (open debt again, collected by the next mandate execution); payments
 already booked stay. A paid reference is refused with its reason. The
 collections of deleted references are cancelled; a run left without
@@ -51,7 +53,7 @@ def delete_or_report(context: Mapping[str, Any], role_source: Any) -> dict:
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.errors import InnenError
+    from include.errors import InnenError, Unavailable
     from include.finance.access import NO_PERSON, explained
     from include.finance.db import transaction
     from include.finance.reference_deletion import delete_references
@@ -68,6 +70,8 @@ def delete_or_report(context: Mapping[str, Any], role_source: Any) -> dict:
                 session, actor(context, with_user=True), roles=roles, run_loi=(params.get("collection_run") or "").strip() or None,
                 reference_lois=lois or None, dry_run=bool(params["dry_run"]),
             )
+    except Unavailable:  # the database not answering now: Airflow's retry may find it back
+        raise
     except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
         raise AirflowFailException(f"refused: {explained(refusal, user)}") from None
     report = write_deletion(result, params.get("collection_run") or "references")

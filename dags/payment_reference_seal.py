@@ -57,7 +57,7 @@ def seal_or_unseal(context: Mapping[str, Any], role_source: Any) -> dict:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.errors import InnenError
+    from include.errors import InnenError, Unavailable
     from include.finance.access import check_references, reference_ids
     from include.finance.db import transaction
     from include.finance.sealing import direct_print_ids, seal, unseal
@@ -80,6 +80,8 @@ def seal_or_unseal(context: Mapping[str, Any], role_source: Any) -> dict:
             change = seal if action == "seal" else unseal
             changed = change(session, ids, actor(context, with_user=True), as_of(context))
             direct = direct_print_ids(session, changed) if action == "seal" else []
+    except Unavailable:  # the database not answering now: Airflow's retry may find it back
+        raise
     except InnenError as refusal:  # a person's choice or rights to correct, not a fault a retry would cure
         raise AirflowFailException(f"refused: {refusal}") from None
     done = set(changed)

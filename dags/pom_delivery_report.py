@@ -16,7 +16,8 @@ recipient one diagnosis and one action** for finance.
   account that e-mailed invoices in those days (`pom_<account>`, the reference
   type's); a temporary failure is retried by POM for 48 hours, so a batch is
   looked at again until it settles;
-* by hand: `path` (a file or a folder) and/or `fetch_days`; `as_of` (ISO with an offset, UTC without one;
+* by hand: `path` (a file or a folder inside the inbox; one outside it, missing, or a folder with no `.csv`
+  or `.txt` in it fails the run at once, naming the param) and/or `fetch_days`; `as_of` (ISO with an offset, UTC without one;
   empty: now) replays a night: the moment of the 48-hour rule and of the fetch window. A malformed value fails
   the run at once, naming it.
 
@@ -147,7 +148,14 @@ def pom_delivery_report() -> None:
         log.info("batches sent since %s: %s analysed, refused %s, accounts not read %s", window,
                  len(result["analysed"]), result["refused"], result["failed"])
         if result["refused"]:
-            raise AirflowFailException(f"refused and quarantined: {result['refused']}")
+        if result["refused"] or result["failed"]:
+            # A failed task returns nothing: pushed by hand so the run's Reports tab still finds the action lists
+            # of the batches that were analysed.
+            context["ti"].xcom_push("return_value", result)
+        if result["refused"]:
+            raise AirflowFailException("refused and quarantined: " + "; ".join(
+                f"{batch}: {why}" for batch, why in result["refused"].items())
+                + f" ({len(result['analysed'])} other batch(es) analysed)")
         if result["failed"]:  # POM down or a Connection to fix: the retry (or the next night) reads them
             raise PomSyncIncomplete(f"delivery reports of POM account(s) not fetched: {result['failed']}")
         return result

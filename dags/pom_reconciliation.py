@@ -16,6 +16,10 @@ Report: `var/reports/pom_reconciliation/<date>/pom_reconciliation.{csv,html}`.
 
 An account POM refuses (or without its Connection `pom_<account>`) is named in the report and fails the
 run, after the other accounts are done.
+When POM does not answer for some requests (or a cancel fails), the others
+are done and the report written, then the task fails so that its retries
+(two, ten minutes apart) ask again; what POM still does not answer stays on
+the report, and the run red, for a person.
 
 **Param** `as_of` (by hand, to replay a night; empty: now): the moment the run acts as of, ISO with an
 offset (`2026-11-20T02:00:00+01:00`; UTC without one). A malformed value fails the run at once, naming it.
@@ -55,7 +59,9 @@ def pom_reconciliation() -> None:
         from airflow.sdk import Connection
         from airflow.sdk.exceptions import AirflowFailException
 
+        from include.errors import Unavailable
         from include.finance.db import get_engine
+        from include.finance.statuses import ReconciliationOutcome as Outcome
         from include.pom.accounts import PomClients, accounts_from_connections, accounts_in_use
         from include.pom.reconciliation import reconcile
         from include.runtime import ParamError, actor, as_of
@@ -69,8 +75,16 @@ def pom_reconciliation() -> None:
         accounts = accounts_from_connections(accounts_in_use(engine), Connection.get)
         with PomClients(accounts) as clients:
             report = reconcile(engine, clients, actor(context), moment)
-        log.info("POM reconciliation: %s", report.as_dict())
-        return report.as_dict()
+        result = report.as_dict()
+        log.info("POM reconciliation: %s", result)
+        if missed := report.counts.get(Outcome.ERROR, 0):
+            # POM did not answer for these: the rest is booked and the report written, and the task fails so that
+            # Airflow's retry asks again (booking is idempotent) instead of leaving a payment for tomorrow night.
+            # A failed task returns nothing: pushed by hand so the run's Reports tab still finds the report.
+            context["ti"].xcom_push("return_value", result)
+            raise Unavailable(f"{missed} open request(s) not reconciled: POM did not answer for them (report "
+                              f"{report.html}); the others are done")
+        return result
 
     reconcile_requests()
 

@@ -13,6 +13,17 @@ class ConfigError(InnenError):
     """A setting (environment variable, Connection, metadata row) is wrong or missing."""
 
 
+class Unavailable(InnenError):
+    """Something Innen needs did not answer just now (the database): a retry may cure it.
+
+    Tasks turn Innen's refusals into failures without a retry; this one they let through to Airflow's retries.
+    """
+
+
+class DatabaseUnavailable(ConfigError, Unavailable):
+    """The database could not be reached: down, restarting, or (indistinguishably) a wrong host in the setting."""
+
+
 class ReferenceNumberError(InnenError, ValueError):
     """A structured communication or RF reference is malformed or fails its check."""
 

@@ -44,7 +44,8 @@ class Inbox:
 
     def pending(self, source: str | Location | None = None) -> list[Location]:
         """Files to take: ``source`` (a file or a folder inside the inbox; relative: to the inbox), or the
-        inbox; hidden and partial files skipped. A ``source`` that does not exist is refused.
+        inbox; hidden and partial files skipped. A ``source`` that does not exist, or holds nothing to take, is
+        refused.
 
         Whatever is taken is moved away afterwards (archive or quarantine), so a ``source`` outside the inbox is
         refused: a run's parameter must not be able to move a bank file from the outbox, or the database.
@@ -62,7 +63,11 @@ class Inbox:
         if not chosen.exists():  # a typo, or a file taken already: a run that takes nothing would look done
             raise InnenError(f"{source}: no such file or folder in the inbox {folder} (taken already? see the "
                              "archive and the quarantine)")
-        return waiting_files(chosen, self.suffixes)
+        files = waiting_files(chosen, self.suffixes)
+        if not files:  # a person named it to have something taken: a run that takes nothing would look done
+            raise InnenError(f"{source}: no file to take in it (only {', '.join(self.suffixes)} files are taken; "
+                             "hidden files are still being written)")
+        return files
 
     def take(self, path: str | Location, take: Callable[[Location], Taken],
              refused: type[Exception]) -> tuple[Taken, Location]:

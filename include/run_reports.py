@@ -21,7 +21,9 @@ table is needed.
   elsewhere), a path is looked up again under the current folder by its part
   after ``reports/`` — the report kinds below are the folder's first level.
 * A bank file (``pain_export``) is no report: its summary from the return
-  value (run, format, file name, SHA-256, transactions, total) is shown as is.
+  values (run, format, file name, SHA-256, transactions, total; who approved
+  or rejected it) is shown, once per run: waiting for approval, released or
+  rejected, as its latest task left it.
 * A task that failed after writing its report returns nothing
   (``housekeeping`` with paths it could not remove); for the DAGs whose
   reports are filed by day, the run's date then finds the day's folder.
@@ -58,7 +60,11 @@ DATED_KINDS = {
     "invoice_run": "invoice_run",
     "housekeeping": "housekeeping",
 }
+# What pain_export's tasks return about one run's bank file, in the order they run: the file written (to the
+# outbox, or staged for approval), then released or rejected. Later results complete the earlier ones, per run.
 BANK_FILE_KEYS = frozenset({"run", "status", "file_path", "sha256"})
+STAGED_FILE_KEYS = frozenset({"run", "status", "approval_id", "file_name", "sha256"})
+REJECTED_FILE_KEYS = frozenset({"run", "status", "rejected_by"})
 
 _TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HREF = re.compile(r"""<a\s[^>]*?href\s*=\s*["']([^"'#?]+)["']""", re.IGNORECASE)
@@ -218,15 +224,23 @@ def _dicts(value: Any) -> Iterator[Mapping[str, Any]]:
             yield from _dicts(item)
 
 
+def _is_bank_file(value: Mapping[str, Any]) -> bool:
+    keys = value.keys()
+    return BANK_FILE_KEYS <= keys or STAGED_FILE_KEYS <= keys or REJECTED_FILE_KEYS <= keys
+
+
 def _bank_file(task_id: str, value: Mapping[str, Any]) -> Report:
-    """The summary of one exported (or refused) bank file, as ``pain_export`` returns it."""
-    path = str(value.get("file_path") or "")
+    """The summary of one exported (or refused), staged, released or rejected bank file, as ``pain_export``'s
+    tasks return it."""
+    path = str(value.get("file_path") or value.get("file_name") or "")
     facts = [
         ("collection run", value.get("run")), ("status", value.get("status")),
         ("format", value.get("export_format")), ("file", PurePosixPath(path).name if path else "-"),
         ("SHA-256", value.get("sha256")), ("transactions", value.get("transactions")),
         ("total (EUR)", value.get("total")), ("message", value.get("message")),
     ]
+    facts += [(label, value[key]) for label, key in (("approved by", "approved_by"), ("rejected by", "rejected_by"),
+                                                     ("reason", "reason")) if value.get(key)]
     return Report(
         f"Bank file of {value.get('run')}", None, task_id=task_id,
         facts=tuple((label, "-" if item in (None, "") else str(item)) for label, item in facts),
@@ -236,7 +250,7 @@ def _bank_file(task_id: str, value: Mapping[str, Any]) -> Report:
 def _from_results(xcoms: Mapping[str, Any]) -> tuple[list[_Found], list[Report]]:
     found: dict[str, _Found] = {}  # by HTML path, or "csv:<path>" for a CSV no page claims
     loose: list[tuple[str, str]] = []
-    bank_files: list[Report] = []
+    bank_files: dict[str, tuple[str, dict[str, Any]]] = {}  # by collection run: the task, what was returned
     for task_id, value in xcoms.items():
         for candidate in _strings(value):
             relative = _relative(candidate)
@@ -250,8 +264,10 @@ def _from_results(xcoms: Mapping[str, Any]) -> tuple[list[_Found], list[Report]]
             elif suffix == ".csv" and _exists(relative):
                 loose.append((task_id, relative))
         for mapping in _dicts(value):
-            if BANK_FILE_KEYS <= mapping.keys():
-                bank_files.append(_bank_file(task_id, mapping))
+            if _is_bank_file(mapping):
+                run = str(mapping["run"])
+                earlier = bank_files.get(run, ("", {}))[1]
+                bank_files[run] = (task_id, {**earlier, **mapping})
     for task_id, csv in loose:
         folder = PurePosixPath(csv).parent
         owner = next((f for f in found.values() if f.html and PurePosixPath(f.html).parent == folder), None)
@@ -259,7 +275,7 @@ def _from_results(xcoms: Mapping[str, Any]) -> tuple[list[_Found], list[Report]]
             owner = found.setdefault(f"csv:{csv}", _Found(None, task_id))
         if csv not in owner.csvs:
             owner.csvs.append(csv)
-    return list(found.values()), bank_files
+    return list(found.values()), [_bank_file(task_id, value) for task_id, value in bank_files.values()]
 
 
 def _by_date(dag_id: str, run_date: date | None) -> list[_Found]:

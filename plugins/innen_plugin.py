@@ -17,11 +17,13 @@ Bearer`` from ``POST /auth/token``), checked by Airflow's own
 * ``GET /innen-finance/runs/<dag>/<run>/reports`` — the run's reports (the
   "Reports" tab of every DAG run), found from its tasks' return values
   (:mod:`include.run_reports`); ``.../files/<path>`` and ``.../file?path=``
-  serve one of them (HTML inline, CSV as a download), nothing else;
+  serve one of them (HTML inline, CSV as a download), nothing else, and since
+  reports name payers only to finance and to who may run that DAG;
 * ``GET /innen-finance/bank-files/<approval>`` — the bank file an approval is
   about, as plain text (link in the approval's body), to who may answer its approval (finance);
 * ``GET /innen-finance/finance`` — the "Finance" page in the navigation
-  (:mod:`include.finance_page`), ``/innen-finance/finance/<section>.csv`` its tables.
+  (:mod:`include.finance_page`), ``/innen-finance/finance/<section>.csv`` its tables; to who may answer the
+  approvals (finance): it names payers.
 """
 
 from __future__ import annotations
@@ -151,8 +153,9 @@ def create_finance_app() -> Any:
     from datetime import datetime
     from urllib.parse import urlparse
 
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
     from airflow.configuration import conf
     from airflow.utils.session import create_session
     from fastapi import Depends, FastAPI, HTTPException
@@ -174,10 +177,28 @@ def create_finance_app() -> Any:
     # The run's dag_id comes from the path: the user must be allowed to read its runs and their results (XComs).
     run_access = [Depends(requires_access_dag("GET", DagAccessEntity.RUN)),
                   Depends(requires_access_dag("GET", DagAccessEntity.XCOM))]
+    # The Finance page names payers and what to refund them: for finance, who may answer the approvals (not the
+    # operators and viewers, who read the same runs).
     finance_access = [Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=dag_id))
                       for dag_id in FINANCE_DAGS]
-    finance_access += [Depends(requires_access_dag("GET", DagAccessEntity.HITL_DETAIL, param_dag_id=dag_id))
+    finance_access += [Depends(requires_access_dag("PUT", DagAccessEntity.HITL_DETAIL, param_dag_id=dag_id))
                        for dag_id in APPROVAL_DAGS]
+
+    def payer_data_access(dag_id: str, user=Depends(get_user)):  # type: ignore[no-untyped-def]
+        """A report's files name payers (control lists, mandate lists, delivery action lists): finance reads
+        them, and so does who runs the DAG that wrote them (its access_control); who only reads runs does not."""
+        manager = get_auth_manager()
+
+        def may(method: str, entity: Any, dag: str) -> bool:
+            return manager.is_authorized_dag(method=method, access_entity=entity, details=DagDetails(id=dag),
+                                             user=user)
+
+        if may("PUT", DagAccessEntity.RUN, dag_id) or any(
+                may("PUT", DagAccessEntity.HITL_DETAIL, dag) for dag in APPROVAL_DAGS):
+            return
+        raise HTTPException(403, "a report's files name payers: only finance and who runs this DAG may open them")
+
+    report_file_access = [*run_access, Depends(payer_data_access)]
 
     app = FastAPI(title="Innen reports and finance", docs_url=None, redoc_url=None, openapi_url=None)
     # Route functions carry no return annotations: this module postpones annotations, and FastAPI would
@@ -225,11 +246,11 @@ def create_finance_app() -> Any:
         page = render_reports_page(dag_id, run_id, reports, run_date=_run_date(facts), state=facts["state"])
         return HTMLResponse(page, headers=PAGE_HEADERS)
 
-    @app.get("/runs/{dag_id}/{run_id}/file", dependencies=run_access)
+    @app.get("/runs/{dag_id}/{run_id}/file", dependencies=report_file_access)
     def report_file_by_query(dag_id: str, run_id: str, path: str):  # type: ignore[no-untyped-def]
         return serve(dag_id, run_id, path)
 
-    @app.get("/runs/{dag_id}/{run_id}/files/{path:path}", dependencies=run_access)
+    @app.get("/runs/{dag_id}/{run_id}/files/{path:path}", dependencies=report_file_access)
     def report_file_by_path(dag_id: str, run_id: str, path: str):  # type: ignore[no-untyped-def]
         """The same, as a path: the links a report's page makes to its CSVs (relative) land here."""
         return serve(dag_id, run_id, path)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from include.config import DB_URL_SETTING, database_url
-from include.errors import ConfigError
+from include.errors import ConfigError, DatabaseUnavailable
 from include.finance.models import Base
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -87,7 +87,7 @@ def _engine(url: str) -> Engine:
         raise ConfigError(f"{DB_URL_SETTING}={_masked(url)} is not a usable database URL: {exc}") from None
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise ConfigError(f"{DB_URL_SETTING}={_masked(url)}: cannot connect to the database: {reason}") from None
+        raise DatabaseUnavailable(f"{DB_URL_SETTING}={_masked(url)}: cannot connect to the database: {reason}") from None
     return engine
 
 

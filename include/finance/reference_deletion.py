@@ -68,6 +68,9 @@ def delete_references(
     now = now or datetime.now(timezone.utc)
     if not run_loi and not reference_lois:
         raise InnenError("name a collection run or payment references to delete")
+    if run_loi and reference_lois:  # which did the person mean? Deleting the run's would call the others unknown
+        raise InnenError(f"give a collection run or payment references, not both (collection run {run_loi}, "
+                         f"references {', '.join(reference_lois)})")
     hold_ledger(session)  # a reference paid meanwhile is then seen paid, and refused
     query = select(PaymentReference.id, PaymentReference.loi, PaymentReference.status)
     if run_loi:
@@ -80,6 +83,8 @@ def delete_references(
     targets = session.execute(query.order_by(PaymentReference.id)).all()
     result = Deletion(dry_run)
     if reference_lois:
+        if not targets:  # every one a typo: a run that deletes nothing and succeeds would look done
+            raise InnenError(f"none of the payment references named exists: {', '.join(reference_lois)}")
         missing = set(reference_lois) - {t.loi for t in targets}
         result.refused.extend({"reference": loi, "reason": "does not exist"} for loi in sorted(missing))
     deletable = []

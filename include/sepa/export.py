@@ -270,6 +270,16 @@ class WrittenRun:
     file: WrittenFile
 
 
+# A run in one of these states has no file to make: writing one would collect again what the bank paid, or what
+# was deleted (and a refusal marked the run failed, losing that state).
+_NOT_EXPORTABLE = {RunStatus.CONFIRMED: "the bank paid it", RunStatus.DELETED: "its references were deleted"}
+
+
+def not_exportable(status: str) -> str | None:
+    """Why a run of ``status`` gets no bank file, or None (ready, exported, failed: exported or exported again)."""
+    return _NOT_EXPORTABLE.get(RunStatus(status)) if status in set(RunStatus) else None
+
+
 def write_run_file(
     session: Session, run_loi: str, *, export_format: str | None = None, outbox: Path | None = None
 ) -> WrittenRun | ExportResult:
@@ -280,6 +290,8 @@ def write_run_file(
     run = session.scalars(select(CollectionRun).where(CollectionRun.loi == run_loi)).one_or_none()
     if run is None:
         raise InnenError(f"collection run {run_loi} does not exist")
+    if why := not_exportable(run.status):
+        raise InnenError(f"{run.loi} is {run.status} ({why}): no bank file is made again")
     hub = session.get(BankHub, run.hub_id)
     assert hub is not None
     fmt = export_format or run.export_format or hub.export_format

@@ -139,3 +139,67 @@ def test_the_reports_and_finance_app_requires_airflows_login_and_the_callback_ap
     assert {route.path for route in callback_routes} >= {"/pom/callback/{account}", "/pom/return/{account}/{loi}"}
     for route in callback_routes:  # POM and payers have no Airflow login: the callbacks are signed instead
         assert get_user not in _calls(route.dependant), route.path
+
+
+def test_payer_data_is_for_finance_and_who_runs_the_dag_never_for_a_viewer(airflow_db: None) -> None:
+    """The Finance page (payers' names, what to refund) and a run's report files (control lists, mandate lists,
+    delivery action lists: names, masked accounts, e-mail addresses) were served to every role that reads runs,
+    viewers included. Now: the Finance page to finance (who answers approvals); a run's report files to finance
+    and to who runs that DAG (the operators of camt053_import); a viewer gets 403 for both, and still the list
+    of the run's reports. Asked under the FAB auth manager with Innen's roles, as the API server asks it."""
+    import asyncio
+
+    import httpx
+    from airflow.api_fastapi.core_api.security import get_user
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    from include.airflow_roles import access_control, ensure_user
+
+    people = {"vera": "viewer", "otto": "operator", "fiona": "finance"}
+    for name, role in people.items():
+        ensure_user(name, (role,), f"pw-{name}-1")
+    with get_application_builder() as builder:  # what the dag-processor does when it serializes the DAGs
+        for dag_id in ("camt053_import", "pain_export", "collection_confirm", "control_list_resolve",
+                       "pom_reconciliation"):
+            builder.sm.sync_perm_for_dag(dag_id, access_control(dag_id))
+        users = {name: builder.sm.find_user(username=name) for name in people}
+        for user in users.values():
+            assert user.perms is not None  # loaded while the session is open
+
+    lazy = _apps()["/innen-finance"]
+    app = _built(lazy)
+
+    async def status(path: str) -> int:
+        transport = httpx.ASGITransport(app=lazy, raise_app_exceptions=False)  # past the check, no Innen database
+        async with httpx.AsyncClient(transport=transport, base_url="http://innen") as client:
+            return (await client.get(path)).status_code
+
+    paths = ("/finance", "/finance/open.csv", "/runs/camt053_import/r1/reports",
+             "/runs/camt053_import/r1/files/camt053/KBC_1_1/control-list.csv",
+             "/runs/camt053_import/r1/file?path=camt053/KBC_1_1/index.html",
+             "/runs/control_list_resolve/r1/files/control_list/open.csv")
+    seen: dict[tuple[str, str], bool] = {}
+    try:
+        for name, user in users.items():
+            app.dependency_overrides[get_user] = (lambda who: lambda: who)(user)  # no parameter FastAPI would read
+            for path in paths:
+                seen[(name, path)] = asyncio.run(status(path)) != 403
+    finally:
+        app.dependency_overrides.pop(get_user, None)
+    assert seen == {
+        ("vera", "/finance"): False, ("vera", "/finance/open.csv"): False,
+        ("vera", "/runs/camt053_import/r1/reports"): True,
+        ("vera", "/runs/camt053_import/r1/files/camt053/KBC_1_1/control-list.csv"): False,
+        ("vera", "/runs/camt053_import/r1/file?path=camt053/KBC_1_1/index.html"): False,
+        ("vera", "/runs/control_list_resolve/r1/files/control_list/open.csv"): False,
+        ("otto", "/finance"): False, ("otto", "/finance/open.csv"): False,
+        ("otto", "/runs/camt053_import/r1/reports"): True,
+        ("otto", "/runs/camt053_import/r1/files/camt053/KBC_1_1/control-list.csv"): True,
+        ("otto", "/runs/camt053_import/r1/file?path=camt053/KBC_1_1/index.html"): True,
+        ("otto", "/runs/control_list_resolve/r1/files/control_list/open.csv"): False,  # finance's DAG
+        ("fiona", "/finance"): True, ("fiona", "/finance/open.csv"): True,
+        ("fiona", "/runs/camt053_import/r1/reports"): True,
+        ("fiona", "/runs/camt053_import/r1/files/camt053/KBC_1_1/control-list.csv"): True,
+        ("fiona", "/runs/camt053_import/r1/file?path=camt053/KBC_1_1/index.html"): True,
+        ("fiona", "/runs/control_list_resolve/r1/files/control_list/open.csv"): True,
+    }

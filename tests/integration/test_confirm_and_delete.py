@@ -175,6 +175,31 @@ def test_deleting_named_references(engine, run) -> None:
             delete_references(session, "finance:test", roles=ADMIN)
 
 
+def test_references_none_of_which_exists_are_refused(engine, run) -> None:
+    """A typo in every reference named: the run succeeded ("0 deleted, 1 refused") having done nothing asked."""
+    _admin_lock(engine)
+    for dry_run in (True, False):
+        with pytest.raises(InnenError, match=r"^none of the payment references named exists: fp:BIB:999, fp:BIB:998$"):
+            with transaction(engine) as session:
+                delete_references(session, "finance:test", roles=ADMIN, reference_lois=["fp:BIB:999", "fp:BIB:998"],
+                                  dry_run=dry_run)
+
+
+def test_a_run_and_references_named_together_are_refused(engine, run) -> None:
+    """Both given, the run's references were deleted and every named one outside the run was reported as
+    'does not exist', though it does: what the person meant cannot be told, so nothing is deleted."""
+    _admin_lock(engine)
+    with transaction(engine) as session:
+        lois = session.scalars(select(PaymentReference.loi).order_by(PaymentReference.id)).all()
+    with pytest.raises(InnenError, match=rf"^give a collection run or payment references, not both "
+                                         rf"\(collection run {run}, references {lois[0]}\)$"):
+        with transaction(engine) as session:
+            delete_references(session, "finance:test", roles=ADMIN, run_loi=run, reference_lois=[lois[0]],
+                              dry_run=False)
+    with transaction(engine, readonly=True) as session:
+        assert set(session.scalars(select(PaymentReference.status))) == {"sealed"}
+
+
 def test_deleting_needs_the_admin_lock_of_every_reference_it_would_delete(engine, run) -> None:
     from include.finance.access import AccessRefused
 

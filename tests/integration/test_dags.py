@@ -98,6 +98,41 @@ def test_the_export_reads_its_collection_run_param_as_typed(demo) -> None:
         chosen({"params": {"collection_run": "fj:BIB:999 "}})
 
 
+def test_the_export_refuses_a_confirmed_or_deleted_run_naming_the_param(demo) -> None:
+    """Such a run has no file to make: a confirmed run's file was made again (and, once approved, the run was
+    'exported' again, to be collected twice); a deleted run was marked failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from sqlalchemy import update
+
+    assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
+    chosen = _dag("pain_export").get_task("runs_to_export").python_callable.__globals__["chosen_runs"]
+    with transaction(demo) as session:
+        confirmed, deleted = sorted(session.scalars(select(CollectionRun.loi)))[:2]
+        session.execute(update(CollectionRun).where(CollectionRun.loi == confirmed).values(status="confirmed"))
+        session.execute(update(CollectionRun).where(CollectionRun.loi == deleted).values(status="deleted"))
+    for loi, why in ((confirmed, "confirmed (the bank paid it)"), (deleted, "deleted (its references were deleted)")):
+        with pytest.raises(AirflowFailException,
+                           match=rf"^param collection_run: {loi} is {why.replace('(', '[(]').replace(')', '[)]')}: "
+                                 "no bank file is made again$"):
+            chosen({"params": {"collection_run": loi}})
+    assert confirmed not in chosen({"params": {"collection_run": None}})  # nor is it among the ready runs
+
+
+def test_an_export_format_without_a_run_is_refused_naming_both_params(demo) -> None:
+    """The form says the format overrides the hub's "for this run"; without a run it rewrote every ready run of
+    every hub in it, a CSV hub's bank getting pain.008."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    assert str(_dag("mandate_execution").test(logical_date=LOGICAL).state).endswith("success")
+    chosen = _dag("pain_export").get_task("runs_to_export").python_callable.__globals__["chosen_runs"]
+    with transaction(demo, readonly=True) as session:
+        loi = sorted(session.scalars(select(CollectionRun.loi)))[0]
+    with pytest.raises(AirflowFailException, match=r"^param export_format: SAFESEPA is for one run: name it in "
+                                                   r"collection_run \(every ready run keeps its hub's format\)$"):
+        chosen({"params": {"collection_run": " ", "export_format": "SAFESEPA"}})
+    assert chosen({"params": {"collection_run": loi, "export_format": "SAFESEPA"}}) == [loi]
+
+
 def _confirm_context(run_loi: str, amount: str | None, task_id: str, xcoms: dict | None = None) -> dict:
     """What collection_confirm's task ``task_id`` gets from Airflow: its params and a task instance whose
     ``xcom_pull`` gives ``xcoms`` (by task id)."""
@@ -165,3 +200,33 @@ def test_statement_import_confirmation_and_deletion_through_airflow(demo, var_di
     assert str(deletion.state).endswith("success")
     dry_run = var_dir / "reports" / "payment_reference_delete" / bib_run.replace(":", "-") / "dry-run.csv"
     assert "accadmin" not in dry_run.read_text(encoding="utf-8")  # the statement paid them: refused as paid, not locked
+
+
+def test_direct_invoices_whose_template_cannot_be_read_fail_at_once_naming_it(
+        demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collections stand; the invoices of the direct-print type (the academy's) wait for the template to be
+    fixed: the task was retried twice, five minutes apart, against the same file."""
+    import shutil
+    from dataclasses import asdict
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.sepa.mandate_execution import execute_mandates
+
+    folder = tmp_path / "templates"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "templates" / "invoices", folder)
+    for template in folder.glob("*.typ"):
+        template.write_text("$State.Cbedrag\n" + template.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("INNEN_TEMPLATE_DIR", str(folder))
+    day = LOGICAL.astimezone(LOCAL_ZONE).date()
+    with transaction(demo) as session:
+        executed = asdict(execute_mandates(session, day, "test"))
+    work = _dag("mandate_execution").get_task("direct_invoices").python_callable
+    ti = SimpleNamespace(dag_id="mandate_execution", run_id="manual__test", task_id="direct_invoices")
+    monkeypatch.setitem(work.__globals__, "get_current_context", lambda: {
+        "params": {"run_date": day.isoformat()}, "ti": ti})
+    with pytest.raises(AirflowFailException, match=r"^no invoice for the direct-print references of (fj:\w+:\d+, )*fj:SKA:\d+: "
+                                                   r"template default\.(nl|fr)\.typ, line 1: unknown placeholder"):
+        work(executed)
+    with transaction(demo, readonly=True) as session:  # the collections stand
+        assert session.scalar(select(func.count()).select_from(Collection)) == executed["collections"] > 0

@@ -630,3 +630,56 @@ def test_a_line_repeated_word_for_word_is_one_attempt(engine: Engine, batch: dic
     assert result["lines"] == 18
     assert (found[("D-B", "b@example.be")].attempts, found[("D-C", "c@example.be")].attempts) == (1, 2)
     assert found[("D-UNKNOWN", "x@example.be")].attempts == 1
+
+
+@pytest.mark.skipif(not SIMULATOR, reason="include.pom.client / sandbox.pom_simulator not available")
+def test_a_refused_batch_fails_the_fetch_and_the_others_action_lists_stay_on_the_runs_reports(
+        sqlite_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None,
+        pom_sim: "RunningSimulator", pom_account: Any) -> None:
+    """POM's report of one batch refused (cut off), another analysed: the task fails naming the refused batch, as
+    before, and the analysed batch's action list is still on the run's Reports tab (a failed task returned nothing,
+    so the run showed no report at all)."""
+    import json
+
+    import httpx
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from include.finance.db import get_engine
+    from include.run_reports import reports_of
+
+    account = ACCOUNTS["prod"]
+    monkeypatch.setenv("INNEN_DB_URL", sqlite_url)
+    monkeypatch.setenv("AIRFLOW_CONN_POM_DEFAULT", json.dumps({
+        "conn_type": "http", "host": pom_sim.base_url, "login": account["username"], "password": account["password"],
+        "extra": {"env": "prod", "sender_id": account["sender_id"],
+                  "sender_contract_number": account["sender_contract_number"],
+                  "callback_secret": account["callback_secret"]},
+    }))
+    engine = get_engine(sqlite_url)
+    users = build_batch(engine)["users"]
+    with transaction(engine) as session:
+        documents = [PomDocument(f"D-{letter}", tuple(PomRecipient(letter, e) for e in intended_recipients(
+            session, user, letter == "K"))) for letter, user in users.items() if letter != "L"]
+    control = httpx.Client(base_url=pom_sim.base_url, timeout=5)
+    control.post("/_sim/clock", json={"now": T0.isoformat()}).raise_for_status()
+    with PomClient(pom_account) as client:
+        client.send_batch(BATCH, documents)
+        client.send_batch("B-cut", documents[:1])
+    control.post("/_sim/clock", json={"now": NOW.isoformat()}).raise_for_status()
+    control.post("/_sim/faults", json={"kind": "malformed", "path_contains": "delivery-reports/B-cut",
+                                       "times": None}).raise_for_status()
+    control.close()
+
+    run = parsed_dag("pom_delivery_report").test(run_conf={"fetch_days": 3, "as_of": NOW.isoformat()})
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["fetch_from_pom"].endswith("failed"), states
+    assert (var_dir / "reports" / "pom_delivery" / BATCH / "index.html").is_file()
+    with create_session() as session:
+        values = {row.task_id: XComModel.deserialize_value(row) for row in session.execute(
+            select(XComModel.task_id, XComModel.value).where(
+                XComModel.dag_id == "pom_delivery_report", XComModel.run_id == run.run_id,
+                XComModel.key == "return_value"))}
+    assert list(values["fetch_from_pom"]["refused"]) == ["B-cut"]
+    pages = [report.html_path for report in reports_of("pom_delivery_report", values)]
+    assert f"pom_delivery/{BATCH}/index.html" in pages

@@ -257,3 +257,35 @@ def test_bxml_drops_the_characters_xml_cannot_carry(engine, tmp_path) -> None:
     root = etree.parse(result["file_path"]).getroot()
     assert [c.get("debtorName") for c in root.iter("collection")][0] == "Noémie & <x> Vandenbroucke-0"
     assert _run(engine, loi).status == "exported"
+
+
+def test_a_confirmed_or_deleted_run_gets_no_bank_file_again(engine, tmp_path) -> None:
+    """A confirmed run's money is in: exporting it again by hand wrote its file anew and, once recorded, made it
+    'exported' again, ready to be collected a second time; a deleted run was marked 'failed' ("no collections").
+    Both are refused now, naming the status, with nothing written and the status kept."""
+    from include.errors import InnenError
+    from include.finance.reference_deletion import delete_references
+    from include.sepa.collection_confirm import confirm_collection_run
+
+    loi = _prepare(engine)
+    released = Path(export_collection_run(loi, "test", engine=engine, outbox=tmp_path / "out")["file_path"])
+    with transaction(engine) as session:
+        assert confirm_collection_run(session, loi, "33.75", "test", dry_run=False).booked
+    released.unlink()
+    with pytest.raises(InnenError, match=rf"^{loi} is confirmed \(the bank paid it\): no bank file is made again"):
+        export_collection_run(loi, "test", engine=engine, outbox=tmp_path / "out")
+    assert _run(engine, loi).status == "confirmed" and not released.exists()
+
+    with transaction(engine) as session:  # a second run, all of its references deleted
+        inst = make_institution(session, "SKA")
+        owner = make_user(session, "Jan", "Peeters")
+        make_mandate(session, inst, owner, first=date(2026, 11, 21))
+        add_debt(session, inst, owner, "LID", "5.00")
+        execute_mandates(session, RUN, "test")
+        inst.recurring.access_admin = "finance-admin"
+        other = session.scalars(select(CollectionRun.loi).where(CollectionRun.loi != loi)).one()
+        delete_references(session, "test", roles={"finance-admin"}, run_loi=other, dry_run=False)
+    assert _run(engine, other).status == "deleted"
+    with pytest.raises(InnenError, match=rf"^{other} is deleted \(its references were deleted\): no bank file"):
+        export_collection_run(other, "test", engine=engine, outbox=tmp_path / "out")
+    assert _run(engine, other).status == "deleted"

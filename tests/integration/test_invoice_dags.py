@@ -18,6 +18,7 @@ from tests.integration.pom_fixtures import dag_named, succeeded
 from tests.qr_reading import parse_epc, qr_payloads
 
 RUN = date(2026, 11, 20)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_invoice_run_makes_every_invoice_with_both_codes_and_the_print_overview(demo_with_pom, var_dir: Path) -> None:
@@ -80,3 +81,27 @@ def test_the_run_fails_naming_the_references_that_got_no_invoice() -> None:
     assert refusals({"counts": {"made": 3}, "refused": []}) is None
     with pytest.raises(AirflowFailException, match=r"1 reference\(s\) got no invoice: fp:ACA:1: EPC QR amount"):
         refusals({"counts": {"made": 3, "refused": 1}, "refused": ["fp:ACA:1: EPC QR amount must be …"]})
+
+
+def test_a_template_that_cannot_be_read_fails_the_invoice_run_at_once_naming_it(
+        demo_with_pom, var_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An institution's template with a placeholder Innen does not know is its own file to fix: the task was
+    retried twice, twenty minutes, against the same file, then failed with a traceback. It now fails at once with
+    the template's name, line and placeholder."""
+    import shutil
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    folder = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates" / "invoices", folder)
+    for template in folder.glob("*.typ"):
+        template.write_text("Te betalen: $State.Cbedrag\n" + template.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("INNEN_TEMPLATE_DIR", str(folder))
+    ti = SimpleNamespace(dag_id="invoice_run", run_id="manual__test", task_id="make")
+    work = dag_named("invoice_run").get_task("make").python_callable
+    monkeypatch.setitem(work.__globals__, "get_current_context", lambda: {
+        "params": {"run_date": RUN.isoformat(), "as_of": None}, "ti": ti})
+    with pytest.raises(AirflowFailException, match=r"^template default\.(nl|fr)\.typ, line 1: unknown placeholder "
+                                                   r"\$State\.Cbedrag"):
+        work()

@@ -111,3 +111,35 @@ def test_a_transfer_paying_an_invoice_cancels_its_pom_request(demo, var_dir: Pat
     assert rows[paid[0].payment_reference_id].status == "cancelled"
     assert rows[partly[0].payment_reference_id].amount == partly[0].amount - Decimal("1.00")  # remade for the rest
     assert rows[partly[0].payment_reference_id].status == "open"
+
+
+def test_a_status_pom_did_not_give_fails_the_reconciliation_so_it_is_retried(
+        demo, var_dir: Path, sim_api: SimApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """POM answering 503 for a request's status was a row on the report ("the next run tries again") and a green
+    task: a payment without its callback waited a whole day to be booked. The task now fails (a plain error, so
+    Airflow retries it; the booking is idempotent), naming the count, after the others were done and the report
+    written; its result is pushed first, so the run's Reports tab shows that report."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    as_of = datetime.combine(RUN, time(2), tzinfo=LOCAL_ZONE).isoformat()
+    _ok(_dag("pom_payment_requests").test(run_conf={"as_of": as_of}))
+    with transaction(demo, readonly=True) as session:
+        first, second = session.scalars(select(PomPaymentRequest).order_by(PomPaymentRequest.id)).all()[:2]
+    sim_api.control("POST", f"pay/{second.pom_id}", {"channel": "bancontact", "callback": False})
+    sim_api.control("POST", "faults", {"kind": "status", "status": 503, "path_contains": first.pom_id,
+                                       "method": "GET", "times": None})
+    pushed: dict = {}
+    ti = SimpleNamespace(dag_id="pom_reconciliation", run_id="scheduled__test", task_id="reconcile_requests",
+                         xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    work = _dag("pom_reconciliation").get_task("reconcile_requests").python_callable
+    monkeypatch.setitem(work.__globals__, "get_current_context", lambda: {"params": {"as_of": as_of}, "ti": ti})
+    with pytest.raises(Exception, match=r"^1 open request\(s\) not reconciled: POM did not answer") as failed:
+        work()
+    assert not isinstance(failed.value, AirflowFailException)
+    with transaction(demo, readonly=True) as session:  # what POM did answer is booked
+        assert session.get(PaymentReference, second.payment_reference_id).status == "paid"
+    assert pushed["return_value"]["counts"]["error"] == 1
+    assert pushed["return_value"]["html"] == str(var_dir / "reports" / "pom_reconciliation" / RUN.isoformat()
+                                                 / "pom_reconciliation.html")

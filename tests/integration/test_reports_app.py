@@ -407,3 +407,49 @@ def test_the_finance_sections(served: Served, monkeypatch: pytest.MonkeyPatch) -
     assert released.amount_total == sum((Decimal(row[6]) for row in released.rows), Decimal("0.00"))
     assert {row[3] for row in refunds.rows} <= {"overpaid", "closed_reference"}
     assert any(row[4] == "fp:BIB:9999" and row[5] == "1.00" for row in refunds.rows)
+
+
+def test_a_bank_file_is_shown_once_per_run_while_it_waits_and_once_answered() -> None:
+    """With finance's approval (the default) the export returns the staged file (no path in the outbox yet), and a
+    rejection returns no file at all: the Reports tab said "This run wrote no report" while a file waited and after
+    it was rejected. Without approval, the export's and the release's results (the same) showed the file twice."""
+    from include.run_reports import reports_of
+
+    staged = {"run": "fj:BIB:1", "approval_id": 4, "attempt": 1, "approval_required": True, "status": "waiting",
+              "four_eyes": True, "requested_by": "fiona", "file_name": "KBC-BIB_fj-BIB-1.xml", "sha256": "ab" * 32,
+              "transactions": 108, "total": "6027.76"}
+    other = {**staged, "run": "fj:SKA:2", "approval_id": 5, "file_name": "KBC-SKA_fj-SKA-2.xml", "sha256": "cd" * 32,
+             "transactions": 3, "total": "30.00"}
+    released = {"run": "fj:BIB:1", "status": "exported", "export_format": "SEPA",
+                "file_path": "/srv/innen/outbox/KBC-BIB_fj-BIB-1.xml", "sha256": "ab" * 32, "transactions": 108,
+                "total": "6027.76", "message": "", "approved_by": "finance2", "already": False}
+    rejected = {"run": "fj:SKA:2", "status": "ready", "rejected_by": "finance2", "reason": "wrong date",
+                "already": False}
+
+    waiting = reports_of("pain_export", {"runs_to_export": ["fj:BIB:1", "fj:SKA:2"],
+                                         "bank_file.export_run": [staged, other]})
+    assert [dict(r.facts) for r in waiting] == [
+        {"collection run": "fj:BIB:1", "status": "waiting", "format": "-", "file": "KBC-BIB_fj-BIB-1.xml",
+         "SHA-256": "ab" * 32, "transactions": "108", "total (EUR)": "6027.76", "message": "-"},
+        {"collection run": "fj:SKA:2", "status": "waiting", "format": "-", "file": "KBC-SKA_fj-SKA-2.xml",
+         "SHA-256": "cd" * 32, "transactions": "3", "total (EUR)": "30.00", "message": "-"},
+    ]
+    answered = reports_of("pain_export", {
+        "runs_to_export": ["fj:BIB:1", "fj:SKA:2"], "bank_file.export_run": [staged, other],
+        "bank_file.approve": [{"verdict": "release", "by": "finance2", "reason": None},
+                              {"verdict": "reject", "by": "finance2", "reason": "wrong date"}],
+        "bank_file.release": [released, rejected]})
+    assert [r.title for r in answered] == ["Bank file of fj:BIB:1", "Bank file of fj:SKA:2"]
+    assert dict(answered[0].facts) == {
+        "collection run": "fj:BIB:1", "status": "exported", "format": "SEPA", "file": "KBC-BIB_fj-BIB-1.xml",
+        "SHA-256": "ab" * 32, "transactions": "108", "total (EUR)": "6027.76", "message": "-",
+        "approved by": "finance2"}
+    assert dict(answered[1].facts) == {
+        "collection run": "fj:SKA:2", "status": "ready", "format": "-", "file": "KBC-SKA_fj-SKA-2.xml",
+        "SHA-256": "cd" * 32, "transactions": "3", "total (EUR)": "30.00", "message": "-",
+        "rejected by": "finance2", "reason": "wrong date"}
+
+    direct = {**released, "approval_required": False}
+    del direct["approved_by"], direct["already"]
+    (once,) = reports_of("pain_export", {"bank_file.export_run": [direct], "bank_file.release": [direct]})
+    assert dict(once.facts)["status"] == "exported"

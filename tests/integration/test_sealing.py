@@ -580,3 +580,42 @@ def test_a_type_with_direct_printing_gets_its_invoice_at_once(engine, airflow_bo
     assert ref.status == "sealed" and len(invoices) == 1
     assert invoices[0].amount == Decimal("25.00") and invoices[0].withdrawn_at is None
     assert (var_dir / "invoices" / invoices[0].file_path).is_file()
+
+
+def test_a_direct_invoice_its_data_cannot_make_fails_at_once_naming_the_reference(engine, airflow_books: Books) -> None:
+    """The reference's own data refuses the invoice: a retry a minute later meets the same data, so none is made."""
+    with transaction(engine) as session:
+        session.add(PaymentReferenceType(code="DIRECT-BIB", name="Direct", direct_print=True, invoice_counter="inv-direct",
+                                         invoice_prefix="D-"))
+        user = session.scalars(select(EndUser).where(EndUser.eloi == airflow_books.user)).one()
+        # One euro cent more than an EPC QR code (and one SEPA transfer) carries.
+        huge = add_debt(session, airflow_books.bib, user, "SCHADE", "1000000000.00").id
+    run = _dag("payment_reference_create").test(run_conf={
+        "end_user": airflow_books.user, "reference_type": "DIRECT-BIB", "debt_lines": [huge],
+    })
+    assert _states(run) == {"create": "success", "direct_invoice": "failed"}
+    assert [ti.try_number for ti in run.get_task_instances() if ti.task_id == "direct_invoice"] == [1]
+    with transaction(engine, readonly=True) as session:
+        ref = session.scalars(select(PaymentReference)).one()
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 0
+    assert ref.status == "sealed"  # the reference stands; its invoice waits until its data can make one
+
+
+def test_a_direct_invoice_whose_template_cannot_be_read_fails_at_once_naming_it(
+        engine, airflow_books: Books, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The institution's template file: a retry a minute later reads the same file."""
+    import shutil
+
+    folder = tmp_path / "templates"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "templates" / "invoices", folder)
+    for template in folder.glob("*.typ"):
+        template.write_text("$State.Cbedrag\n" + template.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("INNEN_TEMPLATE_DIR", str(folder))
+    with transaction(engine) as session:
+        session.add(PaymentReferenceType(code="DIRECT-BIB", name="Direct", direct_print=True, invoice_counter="inv-direct",
+                                         invoice_prefix="D-"))
+    run = _dag("payment_reference_create").test(run_conf={
+        "end_user": airflow_books.user, "reference_type": "DIRECT-BIB", "debt_lines": [airflow_books.lines["lid"]],
+    })
+    assert _states(run) == {"create": "success", "direct_invoice": "failed"}
+    assert [ti.try_number for ti in run.get_task_instances() if ti.task_id == "direct_invoice"] == [1]

@@ -64,3 +64,18 @@ def test_a_path_is_read_as_typed_and_one_that_does_not_exist_is_refused(folders:
     for missing in ("by-hand/lost.xml", "elsewhere"):
         with pytest.raises(InnenError, match=f"^{missing}: no such file or folder in the inbox"):
             STATEMENTS.pending(missing)
+
+
+def test_a_folder_named_with_nothing_in_it_to_take_is_refused(var_dir: Path, folders: dict[str, Path]) -> None:
+    """It was an empty list: a run asked to take a folder took nothing and succeeded as if it had."""
+    empty = folders["inbox"] / "empty"
+    empty.mkdir()
+    _file(folders["inbox"] / "wrong-kind" / "statement.pdf")
+    _file(folders["inbox"] / "wrong-kind" / ".half.xml")  # a file still being written
+    for named in ("empty", "wrong-kind"):
+        with pytest.raises(InnenError, match=f"^{named}: no file to take in it .*only .xml, .camt, .053, .054"):
+            STATEMENTS.pending(named)
+    (var_dir / "inbox" / "pom_reports").mkdir(parents=True)
+    with pytest.raises(InnenError, match=r"no file to take in it .*only .csv, .txt"):
+        REPORTS.pending(str(var_dir / "inbox" / "pom_reports"))
+    assert REPORTS.pending() == []  # no path: an empty inbox is the usual quiet run
