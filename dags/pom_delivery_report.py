@@ -147,7 +147,6 @@ def pom_delivery_report() -> None:
             result = fetch_delivery_reports(clients, names, window, actor(context), now=moment)
         log.info("batches sent since %s: %s analysed, refused %s, accounts not read %s", window,
                  len(result["analysed"]), result["refused"], result["failed"])
-        if result["refused"]:
         if result["refused"] or result["failed"]:
             # A failed task returns nothing: pushed by hand so the run's Reports tab still finds the action lists
             # of the batches that were analysed.
