@@ -19,7 +19,9 @@ run, after the other accounts are done.
 When POM does not answer for some requests (or a cancel fails), the others
 are done and the report written, then the task fails so that its retries
 (two, ten minutes apart) ask again; what POM still does not answer stays on
-the report, and the run red, for a person.
+the report, and the run red, for a person. A request POM answers in a status
+Innen does not know (or "paid" without a payment) is on the report for a
+person and fails nothing: asking again gives the same answer.
 
 **Param** `as_of` (by hand, to replay a night; empty: now): the moment the run acts as of, ISO with an
 offset (`2026-11-20T02:00:00+01:00`; UTC without one). A malformed value fails the run at once, naming it.
@@ -61,9 +63,8 @@ def pom_reconciliation() -> None:
 
         from include.errors import Unavailable
         from include.finance.db import get_engine
-        from include.finance.statuses import ReconciliationOutcome as Outcome
         from include.pom.accounts import PomClients, accounts_from_connections, accounts_in_use
-        from include.pom.reconciliation import reconcile
+        from include.pom.reconciliation import ReconciliationIncomplete, reconcile
         from include.runtime import ParamError, actor, as_of
 
         context = get_current_context()
@@ -73,14 +74,19 @@ def pom_reconciliation() -> None:
             raise AirflowFailException(str(exc)) from None
         engine = get_engine()
         accounts = accounts_from_connections(accounts_in_use(engine), Connection.get)
-        with PomClients(accounts) as clients:
-            report = reconcile(engine, clients, actor(context), moment)
+        try:
+            with PomClients(accounts) as clients:
+                report = reconcile(engine, clients, actor(context), moment)
+        except ReconciliationIncomplete as incomplete:  # an account refused or without its Connection
+            # A failed task returns nothing: pushed by hand so the run's Reports tab still finds the report.
+            context["ti"].xcom_push("return_value", incomplete.report.as_dict())
+            raise
         result = report.as_dict()
         log.info("POM reconciliation: %s", result)
-        if missed := report.counts.get(Outcome.ERROR, 0):
+        if missed := report.unanswered:
             # POM did not answer for these: the rest is booked and the report written, and the task fails so that
             # Airflow's retry asks again (booking is idempotent) instead of leaving a payment for tomorrow night.
-            # A failed task returns nothing: pushed by hand so the run's Reports tab still finds the report.
+            # The report's other errors (a status Innen does not know, 404s) are a person's: no retry cures them.
             context["ti"].xcom_push("return_value", result)
             raise Unavailable(f"{missed} open request(s) not reconciled: POM did not answer for them (report "
                               f"{report.html}); the others are done")

@@ -46,7 +46,7 @@ from include.finance.statuses import ENDED_UNPAID_POM_REQUEST, PomRequestStatus
 from include.finance.statuses import ReconciliationOutcome as Outcome
 from include.pom.accounts import PomClients
 from include.pom.booking import PaidAtPom, book_paid_requests
-from include.pom.client import PomAuthError, PomError, PomNotFound, PomRequest
+from include.pom.client import PomAuthError, PomError, PomNotFound, PomRequest, PomUnavailable
 from include.pom.payment_requests import (
     PomSyncIncomplete,
     RequestSteps,
@@ -85,10 +85,22 @@ class ReconciliationReport:
     booked_total: Any = ZERO
     csv: str | None = None
     html: str | None = None
+    # Requests whose status, or cancel, POM did not answer (5xx, 429, timeout, after the client's retries): a retry
+    # soon may cure these, unlike the other errors (a status Innen does not know, a 404 for all of an account's
+    # requests, a request refused): those are a person's, on the report.
+    unanswered: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"counts": dict(sorted(self.counts.items())), "booked_total": str(self.booked_total),
                 "csv": self.csv, "html": self.html}
+
+
+class ReconciliationIncomplete(PomSyncIncomplete):
+    """An account could not be reconciled; the others were, and ``report`` was written all the same."""
+
+    def __init__(self, message: str, report: ReconciliationReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +150,7 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
         try:
             cancelled = sync.cancel(row, "overdue: due date passed and the type cancels automatically")
         except PomError as exc:
+            report.unanswered += isinstance(exc, PomUnavailable)
             _note(report, request, Outcome.ERROR, f"cancel failed: {exc}")
             continue
         _note(report, request, Outcome.CANCELLED_OVERDUE if cancelled else Outcome.PAID_WHILE_CANCELLING, "")
@@ -147,9 +160,9 @@ def reconcile(engine: Engine, clients: PomClients, actor: str, now: datetime, *,
         report.rows.append(["", "", "", Outcome.NOTE, ACTIONS[Outcome.NOTE], "", problem])
     _write(report, folder or reports_dir() / "pom_reconciliation" / brussels_day(now).isoformat(), now)
     if failed:
-        raise PomSyncIncomplete(
+        raise ReconciliationIncomplete(
             f"POM account(s) {', '.join(sorted(failed))} not reconciled; the others are done (report {report.html}): "
-            + "; ".join(f"{name}: {problem}" for name, problem in sorted(failed.items())))
+            + "; ".join(f"{name}: {problem}" for name, problem in sorted(failed.items())), report)
     return report
 
 
@@ -168,6 +181,7 @@ def _read_and_book(engine: Engine, clients: PomClients, account: str, requests: 
             unknown.append(request)
             continue
         if isinstance(answer, PomError):
+            report.unanswered += isinstance(answer, PomUnavailable)
             _note(report, request, Outcome.ERROR, f"status not read: {answer}")
             continue
         answered = True

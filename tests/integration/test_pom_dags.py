@@ -143,3 +143,56 @@ def test_a_status_pom_did_not_give_fails_the_reconciliation_so_it_is_retried(
     assert pushed["return_value"]["counts"]["error"] == 1
     assert pushed["return_value"]["html"] == str(var_dir / "reports" / "pom_reconciliation" / RUN.isoformat()
                                                  / "pom_reconciliation.html")
+
+
+def _reconcile_task(as_of: str, monkeypatch: pytest.MonkeyPatch) -> tuple:  # type: ignore[type-arg]
+    """The reconciliation task's own code, with a task instance that keeps what it pushes."""
+    from types import SimpleNamespace
+
+    pushed: dict = {}
+    ti = SimpleNamespace(dag_id="pom_reconciliation", run_id="scheduled__test", task_id="reconcile_requests",
+                         xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    work = _dag("pom_reconciliation").get_task("reconcile_requests").python_callable
+    monkeypatch.setitem(work.__globals__, "get_current_context", lambda: {"params": {"as_of": as_of}, "ti": ti})
+    return work, pushed
+
+
+def test_errors_a_retry_cannot_cure_leave_the_reconciliation_green_with_its_report(
+        demo, var_dir: Path, sim_api: SimApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """POM answering 404 for every request of the account (the Connection names another account) is an error on
+    the report for a person: asking again ten minutes later gets the same 404s. It must not fail the task as
+    "POM did not answer", which only the requests POM did not answer (5xx, timeouts) do."""
+    as_of = datetime.combine(RUN, time(2), tzinfo=LOCAL_ZONE).isoformat()
+    _ok(_dag("pom_payment_requests").test(run_conf={"as_of": as_of}))
+    sim_api.control("POST", "faults", {"kind": "status", "status": 404, "path_contains": "/payment-requests/",
+                                       "method": "GET", "times": None})
+    work, _pushed = _reconcile_task(as_of, monkeypatch)
+    result = work()
+    assert result["counts"]["error"] == result["counts"]["open_requests"] > 20
+    report = (var_dir / "reports" / "pom_reconciliation" / RUN.isoformat() / "pom_reconciliation.csv")
+    assert "check that Connection pom_default" in report.read_text(encoding="utf-8-sig")
+    with transaction(demo, readonly=True) as session:  # nothing closed on a 404 for all
+        assert session.scalar(select(func.count()).select_from(PomPaymentRequest)
+                              .where(PomPaymentRequest.status != "open")) == 0
+
+
+def test_an_account_pom_refuses_fails_the_reconciliation_with_its_report_on_the_reports_tab(
+        demo, var_dir: Path, sim_api: SimApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused login (a password changed at POM) fails the run after the report is written; the failed task
+    returns nothing, so its result is pushed first: the run's Reports tab shows the report naming the account."""
+    import json
+    import os
+
+    from include.pom.payment_requests import PomSyncIncomplete
+
+    as_of = datetime.combine(RUN, time(2), tzinfo=LOCAL_ZONE).isoformat()
+    _ok(_dag("pom_payment_requests").test(run_conf={"as_of": as_of}))
+    connection = json.loads(os.environ["AIRFLOW_CONN_POM_DEFAULT"])
+    monkeypatch.setenv("AIRFLOW_CONN_POM_DEFAULT", json.dumps({**connection, "password": "changed-at-pom"}))
+    work, pushed = _reconcile_task(as_of, monkeypatch)
+    with pytest.raises(PomSyncIncomplete, match="default"):
+        work()
+    html = var_dir / "reports" / "pom_reconciliation" / RUN.isoformat() / "pom_reconciliation.html"
+    assert pushed["return_value"]["html"] == str(html)
+    assert pushed["return_value"]["counts"]["error"] == 1
+    assert "not reconciled" in html.read_text(encoding="utf-8")
