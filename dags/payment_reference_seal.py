@@ -11,8 +11,9 @@ and the `action`:
   a type with *direct* printing (seed 2.5.2 `direct`: a file at once when
   the reference is sealed) get their invoice made right away, for the next
   day's printing (the next night's `invoice_run` prints it); when a
-  reference's data cannot make one, it stays sealed and the run fails
-  naming why. The others get theirs from the nightly invoice run.
+  reference's data (or the invoice template) cannot make one, it stays
+  sealed and the run fails at once naming why, without a retry. The others
+  get theirs from the nightly invoice run.
 * **unseal**: sealed references become drafts; breaking a seal
   ("doorbreken") needs the type's **admin** lock (`accadmin`), and a type
   whose admin lock is empty lets nobody unseal. Refused for a paid reference
@@ -142,18 +143,26 @@ def payment_reference_seal() -> None:
                 "no reference of a type with direct printing was sealed: the nightly invoice run makes the invoices"
             )
 
-        from include.errors import InnenError
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.finance.db import get_engine
         from include.invoices.making import make_invoices, next_print_day
+        from include.invoices.templates import TemplateError
         from include.runtime import actor, as_of, brussels_day
 
         context = get_current_context()
         now = as_of(context)  # the next day's print run prints it ("bij een volgende run", seed 2.5.2)
-        run = make_invoices(get_engine(), actor(context), now, print_day=next_print_day(brussels_day(now)),
-                            reference_ids=set(result["direct_print"]))
+        sealed = ", ".join(result["changed"])
+        try:
+            run = make_invoices(get_engine(), actor(context), now, print_day=next_print_day(brussels_day(now)),
+                                reference_ids=set(result["direct_print"]))
+        except TemplateError as exc:  # the institution's template file: a retry reads the same file
+            raise AirflowFailException(f"sealed ({sealed}), but no invoice made: {exc} "
+                                       "(fix the template and rerun this task)") from None
         log.info("invoices of the references sealed with direct printing: %s", run.as_dict())
         if run.refused:  # the references stay sealed; their invoices wait until their data can make them
-            raise InnenError(f"no invoice: {'; '.join(run.refused)}")
+            # The references' own data refused them: a retry would meet the same data, so the run fails at once.
+            raise AirflowFailException(f"sealed, without an invoice: {'; '.join(run.refused)}")
         return run.as_dict()
 
     applied = apply()

@@ -23,6 +23,7 @@ from include.finance.models import (
     AuditLog,
     Collection,
     CollectionRun,
+    EndUser,
     Invoice,
     PaymentReference,
     PaymentReferenceType,
@@ -238,6 +239,39 @@ def test_sealing_a_draft_of_a_type_with_direct_printing_makes_its_invoice_at_onc
     assert _run("seal", direct.loi)["direct_invoice"] == "skipped"
     with transaction(engine, readonly=True) as session:
         assert session.scalars(select(Invoice.id)).all() == [invoices[0].id]
+
+
+@pytest.mark.parametrize("fault", ["template", "amount"])
+def test_a_direct_invoice_sealing_cannot_make_fails_at_once_the_references_staying_sealed(
+    engine, locked: Books, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fault: str
+) -> None:
+    """An invoice template Innen cannot read, or a reference's amount no EPC code carries: a retry a minute later
+    meets the same file or data, so the invoice task fails at once (as payment_reference_create's does), naming
+    why; the seal stands."""
+    with transaction(engine) as session:
+        session.add(PaymentReferenceType(code="DIRECT-BIB", name="Direct", direct_print=True,
+                                         invoice_counter="inv-direct", invoice_prefix="D-"))
+        user = session.scalars(select(EndUser).where(EndUser.eloi == locked.user)).one()
+        # One euro cent more than an EPC QR code (and one SEPA transfer) carries.
+        huge = add_debt(session, locked.bib, user, "SCHADE", "1000000000.00").id
+    if fault == "template":
+        import shutil
+
+        folder = tmp_path / "templates"
+        shutil.copytree(Path(__file__).resolve().parents[2] / "templates" / "invoices", folder)
+        for template in folder.glob("*.typ"):
+            template.write_text("$State.Cbedrag\n" + template.read_text(encoding="utf-8"), encoding="utf-8")
+        monkeypatch.setenv("INNEN_TEMPLATE_DIR", str(folder))
+    line = locked.lines["lid"] if fault == "template" else huge
+    draft = _create(engine, locked, debt_line_ids=[line], type_code="DIRECT-BIB")
+    _as(monkeypatch, "fiona", "finance")
+    run = _dag().test(run_conf={"references": [draft.loi], "action": "seal"})
+    states = {ti.task_id: str(ti.state).rsplit(".", 1)[-1] for ti in run.get_task_instances()}
+    assert states == {"apply": "success", "cancel_pom_requests": "success", "direct_invoice": "failed"}
+    assert [ti.try_number for ti in run.get_task_instances() if ti.task_id == "direct_invoice"] == [1]
+    assert _statuses(engine, draft.id) == ["sealed"]
+    with transaction(engine, readonly=True) as session:
+        assert session.scalars(select(Invoice.id)).all() == []
 
 
 def test_the_form_wants_references_and_an_action() -> None:
