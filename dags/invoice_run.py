@@ -14,14 +14,16 @@ code in POM's layout (`{invoice_qr}`).
    one under a new document id; an unsealed, deleted or expired reference's
    invoice is withdrawn). Files: `var/invoices/<day>/<document>.pdf`, the
    same bytes for the same reference and template.
-3. `overview`: the day's printing per type and sales journal (count, total,
-   channel) and `print.pdf`, every paper invoice of the day for the print
-   room, laid out for printing on both sides (an invoice of an odd number
-   of pages gets a blank back): `var/reports/invoice_run/<day>/index.html`. Updates the asset that
-   starts `invoice_mailing`.
    A template that cannot be used (a placeholder Innen does not know, Typst
-   that does not compile) fails the task at once, naming the template, line
-   and placeholder: fix the file (`INNEN_TEMPLATE_DIR`) and rerun.
+   that does not compile) fails this task at once, without a retry, naming
+   the template, line and placeholder: fix the file (`INNEN_TEMPLATE_DIR`)
+   and rerun.
+3. `overview`: the day's printing per financial system, type and sales
+   journal (count, total, channel) and `print.pdf`, every paper invoice of
+   the day for the print room, laid out for printing on both sides (an
+   invoice of an odd number of pages gets a blank back):
+   `var/reports/invoice_run/<day>/index.html`. Updates the asset that
+   starts `invoice_mailing`.
 4. `refusals`: fails the run, naming each reference and why, when a
    reference's own data cannot make an invoice (e.g. its hub's account or an
    amount an EPC code cannot carry); every other invoice is made all the same.
