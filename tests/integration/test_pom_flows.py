@@ -662,6 +662,40 @@ def test_an_invoice_below_the_accounts_minimum_is_downloaded_as_it_is(
     assert _requests(engine, payment_reference_id=ref_id) == [] and sim_api.request_count() == 1
 
 
+def test_an_invoice_made_at_once_downloaded_before_its_print_night_stays_in_that_nights_printing(
+    engine, books, clients, sim_api: SimApi,
+) -> None:
+    """A type printed at once: its invoice, made today without a POM code yet, belongs to tomorrow's printing. The
+    payer downloading it today gets it with a fresh code, made anew; the new version must take the old one's place
+    in tomorrow's printing: filed under today, whose print run is over, the paper letter was never printed."""
+    from include.finance.models import Invoice
+    from include.invoices.download import invoice_pdf
+    from include.invoices.making import make_invoices, next_print_day
+    from include.runtime import brussels_day
+    from tests.qr_reading import qr_payloads
+
+    now = _now()
+    tomorrow = next_print_day(brussels_day(now))
+    ref_id = books["refs"][0]
+    make_invoices(engine, ACTOR, now, print_day=tomorrow, reference_ids={ref_id})  # as sealing a direct type does
+    pdf = invoice_pdf(engine, clients, _reference(engine, ref_id).loi, now)
+    (request,) = _requests(engine, payment_reference_id=ref_id, status="open")
+    assert pdf is not None and request.pay_url in qr_payloads(pdf)
+    with transaction(engine, readonly=True) as session:
+        versions = session.execute(select(Invoice.version, Invoice.print_day, Invoice.withdrawn_at.is_(None))
+                                   .where(Invoice.payment_reference_id == ref_id).order_by(Invoice.version)).all()
+    assert [tuple(v) for v in versions] == [(1, tomorrow, False), (2, tomorrow, True)]
+    # A download of an invoice whose day was printed already still files the new version under today.
+    with transaction(engine) as session:
+        session.get(PomPaymentRequest, request.id).qr_expires_at = now - timedelta(minutes=1)
+    later = now + timedelta(days=2)
+    assert invoice_pdf(engine, clients, _reference(engine, ref_id).loi, later) is not None
+    with transaction(engine, readonly=True) as session:
+        current = session.scalar(select(Invoice.print_day).where(Invoice.payment_reference_id == ref_id,
+                                                                 Invoice.withdrawn_at.is_(None)))
+    assert current == brussels_day(later)
+
+
 def test_a_downloaded_invoice_gets_a_fresh_pom_code_once_the_printed_one_no_longer_works(
     engine, books, clients, callbacks, sim_api: SimApi,
 ) -> None:
