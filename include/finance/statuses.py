@@ -127,7 +127,8 @@ class ReconciliationOutcome(StrEnum):
     PAID_WHILE_CANCELLING = "paid_while_cancelling"  # overdue, but paid at POM when we cancelled: booked at once
     FOUND_CANCELLED = "found_cancelled"  # cancelled at POM (its portal, or its own auto-cancel): recorded here
     FOUND_EXPIRED = "found_expired"  # expired at POM: recorded here
-    ERROR = "error"  # POM's status not read, or the cancel failed: the next night tries again
+    ERROR = "error"  # POM did not answer (status or cancel: the task fails, to be retried), answered a status Innen
+    # does not know or 404 for all of an account's requests (a person's), or the account refused: on the report
     NOTE = "note"  # what a step above reported (a refund after a payment while cancelling): read the note
 
 
