@@ -528,25 +528,11 @@ def test_through_the_simulator(engine: Engine, var_dir: Path, pom_sim: "RunningS
 @pytest.mark.skipif(not SIMULATOR, reason="include.pom.client / sandbox.pom_simulator not available")
 def test_the_dag_fetches_from_pom(sqlite_url: str, var_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                   airflow_db: None, pom_sim: "RunningSimulator", pom_account: Any) -> None:
-    import json
 
     import httpx
 
-    from include.finance.db import get_engine
 
-    account = ACCOUNTS["prod"]
-    monkeypatch.setenv("INNEN_DB_URL", sqlite_url)
-    monkeypatch.setenv("AIRFLOW_CONN_POM_DEFAULT", json.dumps({
-        "conn_type": "http", "host": pom_sim.base_url, "login": account["username"], "password": account["password"],
-        "extra": {"env": "prod", "sender_id": account["sender_id"],
-                  "sender_contract_number": account["sender_contract_number"],
-                  "callback_secret": account["callback_secret"]},
-    }))
-    engine = get_engine(sqlite_url)
-    users = build_batch(engine)["users"]
-    with transaction(engine) as session:
-        documents = [PomDocument(f"D-{letter}", tuple(PomRecipient(letter, e) for e in intended_recipients(
-            session, user, letter == "K"))) for letter, user in users.items() if letter != "L"]
+    engine, documents = _dag_world(monkeypatch, sqlite_url, pom_sim)
     control = httpx.Client(base_url=pom_sim.base_url, timeout=5)
     control.post("/_sim/delivery-outcomes", json={"email_contains": "g@example.be",
                                                   "outcomes": [["FAILED", MSG_UNSUBSCRIBED, 0]]}).raise_for_status()
@@ -639,28 +625,14 @@ def test_a_refused_batch_fails_the_fetch_and_the_others_action_lists_stay_on_the
     """POM's report of one batch refused (cut off), another analysed: the task fails naming the refused batch, as
     before, and the analysed batch's action list is still on the run's Reports tab (a failed task returned nothing,
     so the run showed no report at all)."""
-    import json
 
     import httpx
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    from include.finance.db import get_engine
     from include.run_reports import reports_of
 
-    account = ACCOUNTS["prod"]
-    monkeypatch.setenv("INNEN_DB_URL", sqlite_url)
-    monkeypatch.setenv("AIRFLOW_CONN_POM_DEFAULT", json.dumps({
-        "conn_type": "http", "host": pom_sim.base_url, "login": account["username"], "password": account["password"],
-        "extra": {"env": "prod", "sender_id": account["sender_id"],
-                  "sender_contract_number": account["sender_contract_number"],
-                  "callback_secret": account["callback_secret"]},
-    }))
-    engine = get_engine(sqlite_url)
-    users = build_batch(engine)["users"]
-    with transaction(engine) as session:
-        documents = [PomDocument(f"D-{letter}", tuple(PomRecipient(letter, e) for e in intended_recipients(
-            session, user, letter == "K"))) for letter, user in users.items() if letter != "L"]
+    engine, documents = _dag_world(monkeypatch, sqlite_url, pom_sim)
     control = httpx.Client(base_url=pom_sim.base_url, timeout=5)
     control.post("/_sim/clock", json={"now": T0.isoformat()}).raise_for_status()
     with PomClient(pom_account) as client:
@@ -683,3 +655,26 @@ def test_a_refused_batch_fails_the_fetch_and_the_others_action_lists_stay_on_the
     assert list(values["fetch_from_pom"]["refused"]) == ["B-cut"]
     pages = [report.html_path for report in reports_of("pom_delivery_report", values)]
     assert f"pom_delivery/{BATCH}/index.html" in pages
+
+
+def _dag_world(monkeypatch: pytest.MonkeyPatch, sqlite_url: str, pom_sim: "RunningSimulator") -> tuple[Engine, list[Any]]:
+    """The DAG's database and its Connection `pom_default` (the simulator's prod account), and the batch's
+    documents as the sending side hands them to POM."""
+    import json
+
+    from include.finance.db import get_engine
+
+    account = ACCOUNTS["prod"]
+    monkeypatch.setenv("INNEN_DB_URL", sqlite_url)
+    monkeypatch.setenv("AIRFLOW_CONN_POM_DEFAULT", json.dumps({
+        "conn_type": "http", "host": pom_sim.base_url, "login": account["username"], "password": account["password"],
+        "extra": {"env": "prod", "sender_id": account["sender_id"],
+                  "sender_contract_number": account["sender_contract_number"],
+                  "callback_secret": account["callback_secret"]},
+    }))
+    engine = get_engine(sqlite_url)
+    users = build_batch(engine)["users"]
+    with transaction(engine) as session:
+        documents = [PomDocument(f"D-{letter}", tuple(PomRecipient(letter, e) for e in intended_recipients(
+            session, user, letter == "K"))) for letter, user in users.items() if letter != "L"]
+    return engine, documents
