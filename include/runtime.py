@@ -24,14 +24,18 @@ class ParamError(InnenError, ValueError):
     into an AirflowFailException (this module does not import Airflow)."""
 
 
+def _typed(value: Any) -> str | None:
+    """A param's text as typed, without the spaces around it; None when nothing was given."""
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
 def parse_date_param(name: str, value: Any) -> date | None:
     """A ``YYYY-MM-DD`` param, surrounding spaces ignored; None when empty. ParamError naming ``name`` else.
 
     (``date.fromisoformat`` alone also takes ``20260301`` and ``2026-W09-7``: not what a person means.)"""
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
+    text = _typed(value)
+    if text is None:
         return None
     if _DATE.fullmatch(text):
         try:
@@ -46,10 +50,8 @@ def parse_moment_param(name: str, value: Any) -> datetime | None:
 
     The trigger form does not check ``format: date-time`` here (jsonschema needs rfc3339-validator for it), so
     this is the only check: ParamError naming ``name`` for anything else, a bare date included."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
+    text = _typed(value)
+    if text is None:
         return None
     if _MOMENT.fullmatch(text):
         try:
@@ -57,8 +59,13 @@ def parse_moment_param(name: str, value: Any) -> datetime | None:
         except ValueError:
             pass
         else:
-            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            return utc_aware(moment)
     raise ParamError(f"param {name}: {echoed(text)} is not a date-time YYYY-MM-DDTHH:MM[:SS][+HH:MM|Z]")
+
+
+def utc_aware(moment: datetime) -> datetime:
+    """An instant with its zone: a naive time (as SQLite gives times back, or a param without an offset) is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def brussels_day(moment: datetime) -> date:
@@ -67,7 +74,7 @@ def brussels_day(moment: datetime) -> date:
     >>> brussels_day(datetime(2026, 3, 28, 23, 30, tzinfo=timezone.utc))  # 00:30 CET, the night summer time starts
     datetime.date(2026, 3, 29)
     """
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(LOCAL_ZONE).date()
+    return utc_aware(moment).astimezone(LOCAL_ZONE).date()
 
 
 def run_date(context: Mapping[str, Any], name: str = "run_date") -> date:

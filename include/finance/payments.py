@@ -360,9 +360,7 @@ class Ledger:
             for ref_id in released:
                 by_status[self.references[ref_id].status].append(ref_id)
             for status, ids in sorted(by_status.items()):
-                for start in range(0, len(ids), ID_BATCH):
-                    withdraw_current(session, ids[start : start + ID_BATCH], self.actor, self.now,
-                                     reason=f"reference {status}")
+                withdraw_current(session, ids, self.actor, self.now, reason=f"reference {status}")
         self._payments, self._allocations, self._audits = [], [], []
         self._line_before.clear()
         self._released.clear()

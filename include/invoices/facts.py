@@ -43,6 +43,7 @@ from include.finance.models import (
     PomPaymentRequest,
     SalesJournal,
 )
+from include.finance.money import ZERO
 from include.finance.reference_numbers import display_reference
 from include.finance.statuses import SETTLED_COLLECTION, PomRequestStatus
 from include.invoices.channel import Channel, address_types, decide_channel
@@ -114,8 +115,8 @@ class InvoiceFacts:
         """What was paid on the invoice's debt so far: the debt lines' amounts less what is open, so that the table
         adds up (lines, less paid, is what is asked), a line paid in part under an earlier reference included.
         Without lines: the reference's amount less what is open."""
-        whole = sum((line[2] for line in self.lines), Decimal("0.00")) if self.lines else self.amount
-        return max(whole - self.open_amount, Decimal("0.00")) if whole is not None else Decimal("0.00")
+        whole = sum((line[2] for line in self.lines), ZERO) if self.lines else self.amount
+        return max(whole - self.open_amount, ZERO) if whole is not None else ZERO
 
     @property
     def transfer_qr(self) -> bool:
@@ -295,7 +296,7 @@ def invoice_data(facts: InvoiceFacts, epc_svg: str | None, day: date | None = No
             ref=reference, by=words["by"].format(date=date_text(facts.due_date)) if facts.due_date else "")
     # A partly paid reference asks only what is open, and says so: otherwise the payer sees lines adding up to more
     # than is asked and may pay the whole again.
-    paid = facts.paid if facts.open_amount > 0 else Decimal("0.00")
+    paid = facts.paid if facts.open_amount > 0 else ZERO
     if paid > 0:
         instructions = words["partly_paid"].format(total=amount_text(facts.open_amount + paid), paid=amount_text(paid),
                                                    cur=facts.currency) + instructions

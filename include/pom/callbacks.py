@@ -63,6 +63,7 @@ from include.pom.booking import PaidAtPom, book_paid_requests
 from include.pom.client import PomAccount, instant
 from include.pom.payment_requests import qr_data_uri, return_token, safe_pay_url
 from include.pom.signing import CallbackRejected, verify
+from include.runtime import utc_aware
 
 log = logging.getLogger(__name__)
 
@@ -331,9 +332,7 @@ def _reference_facts(engine: Engine, loi: str, now: datetime) -> dict[str, Any] 
             select(PomPaymentRequest.qr_svg, PomPaymentRequest.pay_url, PomPaymentRequest.qr_expires_at).where(
                 PomPaymentRequest.payment_reference_id == ref.id, PomPaymentRequest.status == PomRequestStatus.OPEN)
         ).one_or_none()
-        expires = request.qr_expires_at if request else None
-        if expires is not None and expires.tzinfo is None:
-            expires = expires.replace(tzinfo=timezone.utc)  # SQLite keeps no zone; stored in UTC
+        expires = utc_aware(request.qr_expires_at) if request and request.qr_expires_at else None
         works = request is not None and (expires is None or expires > now)
         online = (ref.status == ReferenceStatus.SEALED and ref.open_amount > 0 and ref.mandate_id is None
                   and kind is not None and kind.allowed_online and not overdue(ref.due_date, kind.pom_auto_cancel, now))

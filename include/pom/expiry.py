@@ -89,7 +89,7 @@ def expire_references(engine: Engine, clients: PomClients, actor: str, now: date
         session.expunge_all()
     sync = RequestSteps(engine, clients, actor, now, SyncSummary())
     ready: list[int] = []
-    broken: dict[str, str] = {}  # accounts POM refused, or without a Connection: not asked again in this run
+    broken = sync.broken_accounts  # accounts POM refused, or without a Connection: not asked again in this run
     for ref_id, loi in due:
         request = live.get(ref_id)
         if request is not None:

@@ -71,7 +71,7 @@ from include.finance.models import (
     PaymentReference,
 )
 from include.finance.money import ZERO
-from include.finance.payments import ID_BATCH, reverse_transaction_costs
+from include.finance.payments import reverse_transaction_costs
 from include.finance.statuses import BOOKED_OUTCOMES, WAITING_COLLECTION, ControlListKind, ReferenceStatus, RunStatus
 from include.invoices.withdrawal import withdraw_current
 from include.sepa.camt import RETURN_REASON_MAX, CamtFile, CamtRefused, EntryLine, Statement
@@ -477,9 +477,7 @@ class _Import:
                                         after={"debt_line_ids": line_ids}, at=self.now)
                               for reference_id, line_ids in freed.items()])
         reverse_transaction_costs(session, released, self.actor, self.now)
-        for start in range(0, len(released), ID_BATCH):
-            withdraw_current(session, released[start : start + ID_BATCH], self.actor, self.now,
-                             reason=f"reference {ReferenceStatus.DELETED}")
+        withdraw_current(session, released, self.actor, self.now, reason=f"reference {ReferenceStatus.DELETED}")
 
     def _confirm_paid_runs(self) -> None:
         """An exported run that this file's credits left with no collection waiting is confirmed, as by hand."""
